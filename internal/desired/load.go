@@ -1,0 +1,677 @@
+package desired
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/mail"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/cfaccess/reconciler/internal/suggest"
+)
+
+// MaxFileSize is the largest declaration file accepted, in bytes.
+const MaxFileSize = 1 << 20
+
+// File is the content of one declaration file. Path is slash-separated and
+// relative to the repository root; it is what positions name.
+type File struct {
+	Path string
+	Data []byte
+}
+
+// Options tune loading.
+type Options struct {
+	// KnownRoles, when set, lists Cloudflare's role names; an inherited
+	// name outside it gets a warning with the closest names. The account
+	// itself is the authority, at plan time.
+	KnownRoles []string
+	// RenamedRoles maps former Cloudflare role names to current ones.
+	RenamedRoles map[string]string
+}
+
+var (
+	topKeys      = []string{"version", "providers", "roles", "groups", "grants"}
+	providerKeys = []string{"name", "description", "provider", "enabled", "config", "reconcile"}
+	configKeys   = []string{"account_id", "api_token_env"}
+	reconKeys    = []string{"prune", "protected", "max_removals"}
+	roleKeys     = []string{"name", "description", "providers", "inherits", "resources", "enabled", "authenticators", "workflows", "scopes"}
+	resKeys      = []string{"allow"}
+	groupKeys    = []string{"name", "description", "members"}
+	grantKeys    = []string{"users", "groups", "roles", "reason", "not_before", "expires"}
+
+	// thandOnlyKeys are keys of thand role files that only matter to the
+	// thand agent.
+	thandOnlyKeys = []string{"authenticators", "workflows", "scopes"}
+	// credentialKeys are refused wherever they appear under config.
+	credentialKeys = []string{"api_token", "api_key", "email", "token", "api_email", "password", "secret"}
+
+	idPattern     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+	envVarPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// KnownKeys lists, per object kind, the keys the loader accepts; the JSON
+// Schema must agree with it (a test checks).
+func KnownKeys() map[string][]string {
+	return map[string][]string{
+		"document": topKeys, "provider": providerKeys, "config": configKeys,
+		"reconcile": reconKeys, "role": roleKeys, "resources": resKeys,
+		"group": groupKeys, "grant": grantKeys,
+	}
+}
+
+// loader accumulates a repository across files.
+type loader struct {
+	opts  Options
+	repo  *Repo
+	diags Diagnostics
+	// rawRoles keeps the nodes needed for cross-reference messages.
+	roleProviders map[string][]item
+	roleInherits  map[string][]item
+	grantRefs     []grantRef
+	accountIDs    map[string]*Provider
+}
+
+type grantRef struct {
+	grant  *Grant
+	roles  []item
+	groups []item
+}
+
+// Load parses and validates the declaration files, in the order given, into
+// a repository. It returns every problem found at once; the repository is
+// nil when any diagnostic is an error.
+func Load(files []File, opts Options) (*Repo, Diagnostics) {
+	l := &loader{
+		opts: opts,
+		repo: &Repo{
+			Providers: map[string]*Provider{},
+			Roles:     map[string]*Role{},
+			Groups:    map[string]*Group{},
+		},
+		roleProviders: map[string][]item{},
+		roleInherits:  map[string][]item{},
+		accountIDs:    map[string]*Provider{},
+	}
+	for _, f := range files {
+		l.repo.Files = append(l.repo.Files, f.Path)
+		l.file(f)
+	}
+	l.crossCheck()
+	slices.SortStableFunc(l.diags, func(a, b Diagnostic) int {
+		if c := strings.Compare(a.Pos.File, b.Pos.File); c != 0 {
+			return c
+		}
+		return a.Pos.Line - b.Pos.Line
+	})
+	if len(l.diags.Errors()) > 0 {
+		return nil, l.diags
+	}
+	return l.repo, l.diags
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+func (l *loader) file(f File) {
+	p := &fileParser{file: f.Path, diags: &l.diags}
+	if len(f.Data) > MaxFileSize {
+		p.errorf(nil, "file is larger than %d bytes (1 MiB): split it into several files", MaxFileSize)
+		return
+	}
+	defer func() {
+		// The YAML parser is third-party code fed untrusted input: a panic
+		// there becomes an error on this file, not a crash.
+		if r := recover(); r != nil {
+			p.errorf(nil, "invalid YAML: the parser failed on this file")
+		}
+	}()
+	dec := yaml.NewDecoder(bytes.NewReader(f.Data))
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			msg := err.Error()
+			line := 0
+			if m := yamlLine.FindStringSubmatch(msg); m != nil {
+				line, _ = strconv.Atoi(m[1])
+				msg = m[2]
+			} else {
+				msg = strings.TrimPrefix(msg, "yaml: ")
+			}
+			l.diags = append(l.diags, Diagnostic{Pos: Pos{File: f.Path, Line: line}, Severity: Error, Message: "invalid YAML: " + msg})
+			return
+		}
+		if len(doc.Content) == 0 {
+			continue
+		}
+		l.document(p, doc.Content[0])
+		if p.aliasBomb {
+			return
+		}
+	}
+}
+
+func (l *loader) document(p *fileParser, n *yaml.Node) {
+	pairs, ok := p.mapping(n, "a document")
+	if !ok {
+		return
+	}
+	for _, pr := range pairs {
+		switch pr.key {
+		case "version":
+			l.version(p, pr.value)
+		case "providers":
+			l.objects(p, pr.value, "providers", l.provider)
+		case "roles":
+			l.objects(p, pr.value, "roles", l.role)
+		case "groups":
+			l.objects(p, pr.value, "groups", l.group)
+		case "grants":
+			l.grants(p, pr.value)
+		default:
+			p.unknownKey(pr, "a document", topKeys)
+		}
+	}
+}
+
+func (l *loader) version(p *fileParser, n *yaml.Node) {
+	v, ok := p.str(n, "version")
+	if !ok {
+		return
+	}
+	switch v {
+	case "1", "1.0":
+	default:
+		p.errorf(n, "version %q is not supported: this reconciler reads version 1", v)
+	}
+}
+
+// objects walks a map of id -> object, checking ids.
+func (l *loader) objects(p *fileParser, n *yaml.Node, what string, each func(p *fileParser, id string, idNode, body *yaml.Node)) {
+	pairs, ok := p.mapping(n, what)
+	if !ok {
+		return
+	}
+	for _, pr := range pairs {
+		if !idPattern.MatchString(pr.key) || len(pr.key) > 128 {
+			p.errorf(pr.keyN, "%s id %q: use letters, digits, '-', '_' and '.', starting with a letter or digit", strings.TrimSuffix(what, "s"), pr.key)
+			continue
+		}
+		each(p, pr.key, pr.keyN, pr.value)
+	}
+}
+
+func (l *loader) provider(p *fileParser, id string, idNode, body *yaml.Node) {
+	what := fmt.Sprintf("provider %q", id)
+	pv := &Provider{ID: id, Enabled: true, Prune: true, MaxRemovals: 5, Pos: p.pos(idNode)}
+	pairs, ok := p.mapping(body, what)
+	if !ok {
+		return
+	}
+	kindSeen, configSeen := false, false
+	for _, pr := range pairs {
+		switch pr.key {
+		case "name":
+			pv.Name, _ = p.str(pr.value, what+" name")
+		case "description":
+			pv.Description, _ = p.str(pr.value, what+" description")
+		case "provider":
+			kindSeen = true
+			if kind, ok := p.str(pr.value, what+" provider"); ok && kind != "cloudflare" {
+				p.errorf(pr.value, "%s: provider %q is not supported: the only kind is \"cloudflare\"", what, kind)
+			}
+		case "enabled":
+			pv.Enabled, _ = p.boolean(pr.value, what+" enabled")
+		case "config":
+			configSeen = true
+			l.providerConfig(p, pv, pr.value, what)
+		case "reconcile":
+			l.providerReconcile(p, pv, pr.value, what)
+		default:
+			p.unknownKey(pr, what, providerKeys)
+		}
+	}
+	if !kindSeen {
+		p.errorf(idNode, "%s: provider: required (provider: cloudflare)", what)
+	}
+	if !configSeen {
+		p.errorf(idNode, "%s: config.account_id: required", what)
+	}
+	if prev, dup := l.repo.Providers[id]; dup {
+		p.errorf(idNode, "%s already defined at %s", what, prev.Pos)
+		return
+	}
+	l.repo.Providers[id] = pv
+}
+
+func (l *loader) providerConfig(p *fileParser, pv *Provider, n *yaml.Node, what string) {
+	pairs, ok := p.mapping(n, what+" config")
+	if !ok {
+		return
+	}
+	for _, pr := range pairs {
+		switch {
+		case pr.key == "account_id":
+			id, ok := p.str(pr.value, what+" config.account_id")
+			if ok && !isHexID(id) {
+				p.errorf(pr.value, "%s: config.account_id %q is not a Cloudflare account id (32 hexadecimal characters, from the dashboard URL)", what, id)
+				continue
+			}
+			pv.AccountID = id
+		case pr.key == "api_token_env":
+			env, ok := p.str(pr.value, what+" config.api_token_env")
+			if !ok {
+				continue
+			}
+			if !envVarPattern.MatchString(env) || looksLikeSecret(env) {
+				// Never echo the value: it may be the token itself.
+				p.errorf(pr.value, "%s: config.api_token_env must name an environment variable (such as CF_TOKEN_PROD), not hold a token", what)
+				continue
+			}
+			pv.APITokenEnv = env
+		case slices.Contains(credentialKeys, pr.key):
+			// Never echo the value.
+			p.errorf(pr.keyN, "%s: config.%s: credentials are never read from the repository; remove it (and rotate it: it is in Git history) and set CLOUDFLARE_API_TOKEN, config.api_token_env or --cloudflare-token-file instead", what, pr.key)
+		default:
+			p.unknownKey(pr, what+" config", configKeys)
+		}
+	}
+	if pv.AccountID == "" {
+		p.errorf(n, "%s: config.account_id: required", what)
+	}
+}
+
+// looksLikeSecret reports whether s looks like a token rather than a name:
+// long, and mixing lower case with digits.
+func looksLikeSecret(s string) bool {
+	if len(s) < 32 {
+		return false
+	}
+	lower, digit := false, false
+	for _, c := range s {
+		lower = lower || 'a' <= c && c <= 'z'
+		digit = digit || '0' <= c && c <= '9'
+	}
+	return lower && digit
+}
+
+func (l *loader) providerReconcile(p *fileParser, pv *Provider, n *yaml.Node, what string) {
+	pairs, ok := p.mapping(n, what+" reconcile")
+	if !ok {
+		return
+	}
+	for _, pr := range pairs {
+		switch pr.key {
+		case "prune":
+			pv.Prune, _ = p.boolean(pr.value, what+" reconcile.prune")
+		case "protected":
+			items, _ := p.list(pr.value, what+" reconcile.protected")
+			pv.Protected = p.emails(items)
+		case "max_removals":
+			v, ok := p.integer(pr.value, what+" reconcile.max_removals")
+			if ok && v < 0 {
+				p.errorf(pr.value, "%s: reconcile.max_removals must be 0 or more", what)
+				continue
+			}
+			if ok {
+				pv.MaxRemovals = v
+			}
+		default:
+			p.unknownKey(pr, what+" reconcile", reconKeys)
+		}
+	}
+}
+
+func (l *loader) role(p *fileParser, id string, idNode, body *yaml.Node) {
+	what := fmt.Sprintf("role %q", id)
+	r := &Role{ID: id, Enabled: true, Pos: p.pos(idNode)}
+	pairs, ok := p.mapping(body, what)
+	if !ok {
+		return
+	}
+	var resourcesSeen bool
+	for _, pr := range pairs {
+		switch pr.key {
+		case "name":
+			r.Name, _ = p.str(pr.value, what+" name")
+		case "description":
+			r.Description, _ = p.str(pr.value, what+" description")
+		case "enabled":
+			r.Enabled, _ = p.boolean(pr.value, what+" enabled")
+		case "providers":
+			items, _ := p.list(pr.value, what+" providers")
+			l.roleProviders[id] = items
+			for _, it := range items {
+				r.Providers = append(r.Providers, it.value)
+			}
+		case "inherits":
+			items, _ := p.list(pr.value, what+" inherits")
+			l.roleInherits[id] = items
+			for _, it := range items {
+				r.Inherits = append(r.Inherits, it.value)
+			}
+		case "resources":
+			resourcesSeen = true
+			l.roleResources(p, r, pr.value, what)
+		case "authenticators", "workflows", "scopes":
+			p.warnf(pr.keyN, "%s: %s is used only by the thand agent and is ignored here", what, pr.key)
+		default:
+			p.unknownKey(pr, what, roleKeys)
+		}
+	}
+	if len(r.Providers) == 0 {
+		p.errorf(idNode, "%s: providers: name at least one provider", what)
+	}
+	if len(r.Inherits) == 0 {
+		p.errorf(idNode, "%s: inherits: name at least one Cloudflare role (such as \"Administrator Read Only\")", what)
+	}
+	if !resourcesSeen {
+		p.errorf(idNode, "%s: resources.allow: required (\"account:*\" for the whole account, \"zone:<name>\" for one zone)", what)
+	}
+	if prev, dup := l.repo.Roles[id]; dup {
+		p.errorf(idNode, "%s already defined at %s", what, prev.Pos)
+		return
+	}
+	l.repo.Roles[id] = r
+}
+
+func (l *loader) roleResources(p *fileParser, r *Role, n *yaml.Node, what string) {
+	pairs, ok := p.mapping(n, what+" resources")
+	if !ok {
+		return
+	}
+	allowSeen := false
+	for _, pr := range pairs {
+		switch pr.key {
+		case "allow":
+			allowSeen = true
+			items, _ := p.list(pr.value, what+" resources.allow")
+			if len(items) == 0 {
+				p.errorf(pr.value, "%s: resources.allow must not be empty", what)
+			}
+			for _, it := range items {
+				res, err := ParseResource(it.value)
+				if err != nil {
+					p.errorf(it.node, "%s: %v", what, err)
+					continue
+				}
+				if !slices.Contains(r.Resources, res) {
+					r.Resources = append(r.Resources, res)
+				}
+			}
+		case "deny":
+			p.errorf(pr.keyN, "%s: resources.deny is not supported: Cloudflare deny policies are not managed; narrow resources.allow instead", what)
+		default:
+			p.unknownKey(pr, what+" resources", resKeys)
+		}
+	}
+	if !allowSeen {
+		p.errorf(n, "%s: resources.allow: required", what)
+	}
+}
+
+func (l *loader) group(p *fileParser, id string, idNode, body *yaml.Node) {
+	what := fmt.Sprintf("group %q", id)
+	g := &Group{ID: id, Pos: p.pos(idNode)}
+	pairs, ok := p.mapping(body, what)
+	if !ok {
+		return
+	}
+	for _, pr := range pairs {
+		switch pr.key {
+		case "name", "description":
+			p.str(pr.value, what+" "+pr.key)
+		case "members":
+			items, _ := p.list(pr.value, what+" members")
+			g.Members = p.emails(items)
+		default:
+			p.unknownKey(pr, what, groupKeys)
+		}
+	}
+	if prev, dup := l.repo.Groups[id]; dup {
+		p.errorf(idNode, "%s already defined at %s", what, prev.Pos)
+		return
+	}
+	l.repo.Groups[id] = g
+}
+
+func (l *loader) grants(p *fileParser, n *yaml.Node) {
+	n = p.resolve(n)
+	if n == nil || isNull(n) {
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.errorf(n, "grants must be a list, not %s", kindName(n))
+		return
+	}
+	for _, e := range n.Content {
+		l.grant(p, e)
+	}
+}
+
+func (l *loader) grant(p *fileParser, n *yaml.Node) {
+	const what = "grant"
+	g := &Grant{Pos: p.pos(n)}
+	pairs, ok := p.mapping(n, what)
+	if !ok {
+		return
+	}
+	ref := grantRef{grant: g}
+	var nbNode, exNode *yaml.Node
+	for _, pr := range pairs {
+		switch pr.key {
+		case "users":
+			items, _ := p.list(pr.value, "grant users")
+			g.Users = p.emails(items)
+		case "groups":
+			ref.groups, _ = p.list(pr.value, "grant groups")
+			for _, it := range ref.groups {
+				g.Groups = append(g.Groups, it.value)
+			}
+		case "roles":
+			ref.roles, _ = p.list(pr.value, "grant roles")
+			for _, it := range ref.roles {
+				g.Roles = append(g.Roles, it.value)
+			}
+		case "reason":
+			g.Reason, _ = p.str(pr.value, "grant reason")
+		case "not_before":
+			g.NotBefore, _ = p.instant(pr.value, "not_before")
+			nbNode = pr.value
+		case "expires":
+			g.Expires, _ = p.instant(pr.value, "expires")
+			exNode = pr.value
+		default:
+			p.unknownKey(pr, what, grantKeys)
+		}
+	}
+	if len(g.Roles) == 0 {
+		p.errorf(n, "grant: roles: name at least one role")
+	}
+	if len(g.Users) == 0 && len(g.Groups) == 0 {
+		p.errorf(n, "grant: name at least one user or group")
+	}
+	if !g.NotBefore.IsZero() && !g.Expires.IsZero() && !g.Expires.After(g.NotBefore) {
+		p.errorf(exNode, "grant: expires (%s) must be after not_before (%s, line %d)",
+			g.Expires.Format(time.RFC3339), g.NotBefore.Format(time.RFC3339), nbNode.Line)
+	}
+	l.repo.Grants = append(l.repo.Grants, g)
+	l.grantRefs = append(l.grantRefs, ref)
+}
+
+// instant parses an RFC 3339 time, or a date meaning 00:00 UTC that day.
+func (p *fileParser) instant(n *yaml.Node, what string) (time.Time, bool) {
+	s, ok := p.str(n, what)
+	if !ok || s == "" {
+		if ok {
+			p.errorf(n, "grant: %s is empty: give a time such as 2026-12-24T18:00:00Z, or remove the key", what)
+		}
+		return time.Time{}, false
+	}
+	t, err := ParseInstant(s)
+	if err != nil {
+		p.errorf(n, "grant: %s %q is not an RFC 3339 time (2026-12-24T18:00:00Z) or a date (2026-12-24)", what, s)
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+// ParseInstant parses an RFC 3339 time, or a date (YYYY-MM-DD) meaning
+// 00:00 UTC of that day. The result is in UTC.
+func ParseInstant(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.UTC(), nil
+	}
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return t.UTC(), nil
+}
+
+// emails normalises a list of emails to lower case, reporting malformed
+// ones and dropping duplicates.
+func (p *fileParser) emails(items []item) []string {
+	var out []string
+	for _, it := range items {
+		e, err := NormalizeEmail(it.value)
+		if err != nil {
+			p.errorf(it.node, "%v", err)
+			continue
+		}
+		if !slices.Contains(out, e) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// NormalizeEmail checks that s is a bare email address and returns it in
+// lower case.
+func NormalizeEmail(s string) (string, error) {
+	a, err := mail.ParseAddress(s)
+	at := strings.LastIndexByte(s, '@')
+	if err != nil || a.Address != s || a.Name != "" || at < 1 || !strings.Contains(s[at+1:], ".") || len(s) > 254 {
+		return "", fmt.Errorf("%q is not a valid email address (write a bare address such as alice@example.com)", s)
+	}
+	return strings.ToLower(s), nil
+}
+
+// crossCheck resolves references between objects once every file is read.
+func (l *loader) crossCheck() {
+	providerIDs := sortedKeys(l.repo.Providers)
+	roleIDs := sortedKeys(l.repo.Roles)
+	groupIDs := sortedKeys(l.repo.Groups)
+
+	for _, id := range providerIDs {
+		pv := l.repo.Providers[id]
+		if pv.AccountID == "" {
+			continue
+		}
+		if other, dup := l.accountIDs[pv.AccountID]; dup {
+			l.errorAt(pv.Pos, "provider %q manages the same account as provider %q (%s): one account, one provider", id, other.ID, other.Pos)
+			continue
+		}
+		l.accountIDs[pv.AccountID] = pv
+	}
+	for _, id := range roleIDs {
+		for _, it := range l.roleProviders[id] {
+			if _, ok := l.repo.Providers[it.value]; !ok {
+				l.errorAt(l.itemPos(l.repo.Roles[id], it), "role %q: provider %q not defined%s", id, it.value, suggest.Hint(it.value, providerIDs))
+			}
+		}
+	}
+	for _, id := range roleIDs {
+		r := l.repo.Roles[id]
+		names, err := l.expand(id, nil)
+		if err != nil {
+			l.errorAt(r.Pos, "%v", err)
+			continue
+		}
+		r.CloudflareRoles = names
+	}
+	for _, ref := range l.grantRefs {
+		for _, it := range ref.roles {
+			if _, ok := l.repo.Roles[it.value]; !ok {
+				l.errorAt(Pos{File: ref.grant.Pos.File, Line: it.node.Line}, "grant: role %q not defined%s", it.value, suggest.Hint(it.value, roleIDs))
+			}
+		}
+		for _, it := range ref.groups {
+			if _, ok := l.repo.Groups[it.value]; !ok {
+				l.errorAt(Pos{File: ref.grant.Pos.File, Line: it.node.Line}, "grant: group %q not defined%s", it.value, suggest.Hint(it.value, groupIDs))
+			}
+		}
+	}
+}
+
+// itemPos gives the position of a list item of an object.
+func (l *loader) itemPos(r *Role, it item) Pos {
+	return Pos{File: r.Pos.File, Line: it.node.Line}
+}
+
+// expand returns the Cloudflare role names a role grants: its inherits,
+// with the ids of other repository roles replaced by their own names.
+func (l *loader) expand(id string, path []string) ([]string, error) {
+	if slices.Contains(path, id) {
+		return nil, fmt.Errorf("role %q inherits itself: %s", path[0], strings.Join(append(path, id), " -> "))
+	}
+	r := l.repo.Roles[id]
+	var out []string
+	for _, it := range l.roleInherits[id] {
+		name := it.value
+		if _, isRole := l.repo.Roles[name]; isRole {
+			sub, err := l.expand(name, append(path, id))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, sub...)
+			continue
+		}
+		if len(path) == 0 {
+			l.checkRoleName(r, it)
+		}
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return slices.Compact(out), nil
+}
+
+// checkRoleName warns about a Cloudflare role name that is not among the
+// known ones. The account has the last word, at plan time.
+func (l *loader) checkRoleName(r *Role, it item) {
+	pos := l.itemPos(r, it)
+	if now, renamed := l.opts.RenamedRoles[it.value]; renamed {
+		l.diags = append(l.diags, Diagnostic{Pos: pos, Severity: Warning,
+			Message: fmt.Sprintf("role %q: Cloudflare renamed %q to %q", r.ID, it.value, now)})
+		return
+	}
+	if l.opts.KnownRoles == nil || slices.Contains(l.opts.KnownRoles, it.value) {
+		return
+	}
+	l.diags = append(l.diags, Diagnostic{Pos: pos, Severity: Warning,
+		Message: fmt.Sprintf("role %q: %q is neither a role of this repository nor a known Cloudflare role%s", r.ID, it.value, suggest.Hint(it.value, l.opts.KnownRoles))})
+}
+
+func (l *loader) errorAt(pos Pos, format string, args ...any) {
+	l.diags = append(l.diags, Diagnostic{Pos: pos, Severity: Error, Message: fmt.Sprintf(format, args...)})
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

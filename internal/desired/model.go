@@ -1,0 +1,171 @@
+package desired
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Pos is a position in the access repository: a slash-separated path
+// relative to the repository root, and a 1-based line (0 when unknown).
+type Pos struct {
+	File string
+	Line int
+}
+
+func (p Pos) String() string {
+	if p.Line == 0 {
+		return p.File
+	}
+	return p.File + ":" + strconv.Itoa(p.Line)
+}
+
+// ParsePos reads the "file:line" form that Pos.String writes. A string
+// without a line gives Line 0.
+func ParsePos(s string) Pos {
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 {
+		return Pos{File: s}
+	}
+	n, err := strconv.Atoi(s[i+1:])
+	if err != nil || n < 0 {
+		return Pos{File: s}
+	}
+	return Pos{File: s[:i], Line: n}
+}
+
+// Severity says whether a diagnostic blocks (Error) or is only shown
+// (Warning).
+type Severity int
+
+const (
+	// Error makes the repository invalid.
+	Error Severity = iota
+	// Warning is shown and counted but does not block.
+	Warning
+)
+
+func (s Severity) String() string {
+	if s == Warning {
+		return "warning"
+	}
+	return "error"
+}
+
+// Diagnostic is one finding about the repository, at a position.
+type Diagnostic struct {
+	Pos      Pos
+	Severity Severity
+	Message  string
+}
+
+func (d Diagnostic) String() string {
+	return d.Pos.String() + ": " + d.Message
+}
+
+// Diagnostics is a list of findings in the order they were found.
+type Diagnostics []Diagnostic
+
+// Errors returns the diagnostics of severity Error.
+func (ds Diagnostics) Errors() Diagnostics { return ds.filter(Error) }
+
+// Warnings returns the diagnostics of severity Warning.
+func (ds Diagnostics) Warnings() Diagnostics { return ds.filter(Warning) }
+
+func (ds Diagnostics) filter(s Severity) Diagnostics {
+	var out Diagnostics
+	for _, d := range ds {
+		if d.Severity == s {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// Err joins the errors into one error, or returns nil when there is none.
+func (ds Diagnostics) Err() error {
+	var errs []error
+	for _, d := range ds.Errors() {
+		errs = append(errs, errors.New(d.String()))
+	}
+	return errors.Join(errs...)
+}
+
+// Repo is a loaded, validated access repository.
+type Repo struct {
+	Providers map[string]*Provider
+	Roles     map[string]*Role
+	Groups    map[string]*Group
+	Grants    []*Grant
+	// Files lists the declaration files read, in the order read.
+	Files []string
+}
+
+// Provider is one Cloudflare account under management.
+type Provider struct {
+	ID          string
+	Name        string
+	Description string
+	Enabled     bool
+	AccountID   string
+	// APITokenEnv names the environment variable holding this account's
+	// token; empty means the global credentials.
+	APITokenEnv string
+	Prune       bool
+	Protected   []string
+	MaxRemovals int
+	Pos         Pos
+}
+
+// Role is a named set of Cloudflare roles on a set of resources.
+type Role struct {
+	ID          string
+	Name        string
+	Description string
+	Providers   []string
+	// Inherits lists the role's entries as written: Cloudflare role names,
+	// or ids of other roles of the repository.
+	Inherits []string
+	// CloudflareRoles is Inherits with repository roles expanded: the
+	// Cloudflare role names this role grants, sorted and unique.
+	CloudflareRoles []string
+	Resources       []Resource
+	Enabled         bool
+	Pos             Pos
+}
+
+// Group is a named list of members.
+type Group struct {
+	ID      string
+	Members []string
+	Pos     Pos
+}
+
+// Grant gives roles to users and groups, optionally for a window of time.
+type Grant struct {
+	Users     []string
+	Groups    []string
+	Roles     []string
+	Reason    string
+	NotBefore time.Time // zero when unset
+	Expires   time.Time // zero when unset
+	Pos       Pos
+}
+
+// ActiveAt reports whether the grant is in force at now:
+// not_before <= now < expires.
+func (g *Grant) ActiveAt(now time.Time) bool {
+	if !g.NotBefore.IsZero() && now.Before(g.NotBefore) {
+		return false
+	}
+	if !g.Expires.IsZero() && !now.Before(g.Expires) {
+		return false
+	}
+	return true
+}
+
+func (g *Grant) String() string {
+	return fmt.Sprintf("grant at %s", g.Pos)
+}

@@ -1,0 +1,163 @@
+package desired
+
+import (
+	"cmp"
+	"slices"
+	"time"
+)
+
+// Access is one Cloudflare role on one resource: the unit of effective
+// access that the reconciler compares.
+type Access struct {
+	Role     string // Cloudflare role name
+	Resource Resource
+}
+
+func (a Access) String() string { return a.Role + " on " + a.Resource.String() }
+
+// Compare orders accesses by role name, then resource.
+func (a Access) Compare(b Access) int {
+	if c := cmp.Compare(a.Role, b.Role); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Resource.Kind, b.Resource.Kind); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Resource.Zone, b.Resource.Zone)
+}
+
+// Binding is one Cloudflare role on one resource for one email in one
+// account, from one grant.
+type Binding struct {
+	Provider string
+	Email    string
+	Role     string // repository role id
+	Access   Access
+	Active   bool
+	Reason   string
+	// NotBefore and Expires are the grant's window; zero when open.
+	NotBefore time.Time
+	Expires   time.Time
+	Source    Pos // the grant
+}
+
+// Bindings returns every binding the repository declares, active at now or
+// not, in a deterministic order. Disabled roles and providers give none.
+func (r *Repo) Bindings(now time.Time) []Binding {
+	var out []Binding
+	for _, g := range r.Grants {
+		emails := r.grantEmails(g)
+		active := g.ActiveAt(now)
+		for _, roleID := range g.Roles {
+			role := r.Roles[roleID]
+			if role == nil || !role.Enabled {
+				continue
+			}
+			for _, pid := range role.Providers {
+				pv := r.Providers[pid]
+				if pv == nil || !pv.Enabled {
+					continue
+				}
+				for _, email := range emails {
+					for _, name := range role.CloudflareRoles {
+						for _, res := range role.Resources {
+							out = append(out, Binding{
+								Provider: pid, Email: email, Role: roleID,
+								Access: Access{Role: name, Resource: res},
+								Active: active, Reason: g.Reason,
+								NotBefore: g.NotBefore, Expires: g.Expires,
+								Source: g.Pos,
+							})
+						}
+					}
+				}
+			}
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Binding) int {
+		return cmp.Or(cmp.Compare(a.Provider, b.Provider), cmp.Compare(a.Email, b.Email), a.Access.Compare(b.Access))
+	})
+	return out
+}
+
+// grantEmails returns the emails a grant names, directly and through
+// groups, without duplicates.
+func (r *Repo) grantEmails(g *Grant) []string {
+	emails := slices.Clone(g.Users)
+	for _, gid := range g.Groups {
+		if grp := r.Groups[gid]; grp != nil {
+			emails = append(emails, grp.Members...)
+		}
+	}
+	slices.Sort(emails)
+	return slices.Compact(emails)
+}
+
+// Member is the desired access of one email in one account.
+type Member struct {
+	Email string
+	// Access is the set of active accesses, sorted; empty for a declared
+	// member with no active grant (to be removed).
+	Access []Access
+	// Bindings are the active bindings behind Access, for sources and
+	// reasons in plans and audit records.
+	Bindings []Binding
+}
+
+// Account is the desired state of one provider's account.
+type Account struct {
+	Provider *Provider
+	// Members holds every declared email, keyed by email.
+	Members map[string]*Member
+}
+
+// State is the desired state of every enabled account at an instant.
+type State struct {
+	Now      time.Time
+	Accounts map[string]*Account // by provider id
+}
+
+// State computes the desired state at now.
+func (r *Repo) State(now time.Time) *State {
+	st := &State{Now: now, Accounts: map[string]*Account{}}
+	for id, pv := range r.Providers {
+		if pv.Enabled {
+			st.Accounts[id] = &Account{Provider: pv, Members: map[string]*Member{}}
+		}
+	}
+	for _, b := range r.Bindings(now) {
+		acct := st.Accounts[b.Provider]
+		m := acct.Members[b.Email]
+		if m == nil {
+			m = &Member{Email: b.Email}
+			acct.Members[b.Email] = m
+		}
+		if !b.Active {
+			continue
+		}
+		m.Bindings = append(m.Bindings, b)
+		if !slices.Contains(m.Access, b.Access) {
+			m.Access = append(m.Access, b.Access)
+		}
+	}
+	for _, acct := range st.Accounts {
+		for _, m := range acct.Members {
+			slices.SortFunc(m.Access, Access.Compare)
+		}
+	}
+	return st
+}
+
+// NextChange returns the first not_before or expires instant strictly
+// after now, when some grant's activity changes, or the zero time.
+func (r *Repo) NextChange(now time.Time) time.Time {
+	var next time.Time
+	for _, g := range r.Grants {
+		for _, t := range []time.Time{g.NotBefore, g.Expires} {
+			if !t.IsZero() && t.After(now) && (next.IsZero() || t.Before(next)) {
+				next = t
+			}
+		}
+	}
+	return next
+}

@@ -1,0 +1,326 @@
+package policy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+
+	"github.com/cfaccess/reconciler/internal/desired"
+)
+
+// Severity of a violation: Deny blocks, Warn is reported.
+type Severity string
+
+const (
+	Deny Severity = "deny"
+	Warn Severity = "warn"
+)
+
+// Violation is one deny or warn element.
+type Violation struct {
+	Severity Severity
+	// Policy is the Rego package that produced it, such as
+	// "cfaccess.builtin.super_admin".
+	Policy  string
+	Message string
+	// Source is where the violation is: the element's source, or the
+	// position of the rule when the element is a plain string.
+	Source desired.Pos
+}
+
+func (v Violation) String() string {
+	return fmt.Sprintf("%s: %s (%s)", v.Source, v.Message, v.Policy)
+}
+
+// BuiltinPrefix starts the file names of built-in modules in messages.
+const BuiltinPrefix = "builtin/"
+
+// forbiddenBuiltins are Rego built-ins that reach the network, the process
+// environment (where tokens live) or the wall clock.
+var forbiddenBuiltins = []string{"http.send", "net.lookup_ip_addr", "opa.runtime", "time.now_ns"}
+
+// capabilities is OPA's current set less the forbidden built-ins.
+func capabilities() *ast.Capabilities {
+	caps := ast.CapabilitiesForThisVersion()
+	caps.Builtins = slices.DeleteFunc(slices.Clone(caps.Builtins), func(b *ast.Builtin) bool {
+		return slices.Contains(forbiddenBuiltins, b.Name)
+	})
+	return caps
+}
+
+// Engine evaluates a fixed set of guardrails. It is safe for concurrent use.
+type Engine struct {
+	query    rego.PreparedEvalQuery
+	packages []pkgInfo
+}
+
+type pkgInfo struct {
+	path []string // below "cfaccess"
+	name string   // "cfaccess.x.y"
+	// rulePos is where deny/warn are first defined, for string elements.
+	rulePos map[Severity]desired.Pos
+}
+
+// Module is a Rego source file.
+type Module = desired.File
+
+// BuiltinModules returns the built-in modules of fsys (normally
+// policies.FS), test files excluded when tests is false.
+func BuiltinModules(fsys fs.FS, tests bool) ([]Module, error) {
+	names, err := fs.Glob(fsys, "*.rego")
+	if err != nil {
+		return nil, err
+	}
+	var out []Module
+	for _, n := range names {
+		if !tests && isTestFile(n) {
+			continue
+		}
+		data, err := fs.ReadFile(fsys, n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Module{Path: BuiltinPrefix + n, Data: data})
+	}
+	return out, nil
+}
+
+func isTestFile(name string) bool { return strings.HasSuffix(name, "_test.rego") }
+
+// parse parses modules, reporting errors at their file and line.
+func parse(mods []Module) (map[string]*ast.Module, desired.Diagnostics) {
+	out := map[string]*ast.Module{}
+	var diags desired.Diagnostics
+	opts := ast.ParserOptions{RegoVersion: ast.RegoV1, Capabilities: capabilities()}
+	for _, m := range mods {
+		parsed, err := ast.ParseModuleWithOpts(m.Path, string(m.Data), opts)
+		if err != nil {
+			diags = append(diags, astDiagnostics(err, m.Path)...)
+			continue
+		}
+		if parsed == nil {
+			diags = append(diags, desired.Diagnostic{Pos: desired.Pos{File: m.Path}, Severity: desired.Error, Message: "Rego file has no package"})
+			continue
+		}
+		out[m.Path] = parsed
+	}
+	return out, diags
+}
+
+// astDiagnostics turns OPA's parse and compile errors into diagnostics.
+func astDiagnostics(err error, file string) desired.Diagnostics {
+	var errs ast.Errors
+	if !errors.As(err, &errs) {
+		return desired.Diagnostics{{Pos: desired.Pos{File: file}, Severity: desired.Error, Message: "Rego: " + err.Error()}}
+	}
+	var out desired.Diagnostics
+	for _, e := range errs {
+		pos := desired.Pos{File: file}
+		if e.Location != nil {
+			pos = desired.Pos{File: e.Location.File, Line: e.Location.Row}
+		}
+		out = append(out, desired.Diagnostic{Pos: pos, Severity: desired.Error, Message: "Rego: " + e.Message})
+	}
+	return out
+}
+
+// New compiles the built-in modules and the repository's own, and prepares
+// the query. Problems in the repository's modules (syntax, a package
+// reserved for built-ins, a forbidden built-in) are diagnostics with file
+// and line; test files are not evaluated. A repository module whose package
+// is outside cfaccess. gets a warning: its rules would never run.
+func New(ctx context.Context, builtin, repo []Module) (*Engine, desired.Diagnostics, error) {
+	var mods []Module
+	for _, m := range builtin {
+		if !isTestFile(m.Path) {
+			mods = append(mods, m)
+		}
+	}
+	for _, m := range repo {
+		if !isTestFile(m.Path) {
+			mods = append(mods, m)
+		}
+	}
+	parsed, diags := parse(mods)
+	if len(diags) > 0 {
+		return nil, diags, nil
+	}
+	for _, m := range repo {
+		pm := parsed[m.Path]
+		if pm == nil {
+			continue
+		}
+		name := pm.Package.Path.String()
+		name = strings.TrimPrefix(name, "data.")
+		pos := desired.Pos{File: m.Path, Line: pm.Package.Location.Row}
+		switch {
+		case name == "cfaccess.builtin" || strings.HasPrefix(name, "cfaccess.builtin."):
+			diags = append(diags, desired.Diagnostic{Pos: pos, Severity: desired.Error,
+				Message: fmt.Sprintf("package %s: cfaccess.builtin is reserved for the built-in guardrails; choose another name under cfaccess.", name)})
+		case !strings.HasPrefix(name, "cfaccess."):
+			diags = append(diags, desired.Diagnostic{Pos: pos, Severity: desired.Warning,
+				Message: fmt.Sprintf("package %s is not under cfaccess.: its deny and warn rules are never evaluated", name)})
+		}
+	}
+	if len(diags.Errors()) > 0 {
+		return nil, diags, nil
+	}
+	compiler := ast.NewCompiler().WithCapabilities(capabilities())
+	if compiler.Compile(parsed); compiler.Failed() {
+		return nil, append(diags, astDiagnostics(compiler.Errors, "")...), nil
+	}
+	e := &Engine{}
+	for _, file := range sortedKeys(parsed) {
+		pm := compiler.Modules[file]
+		p := pm.Package.Path
+		name := strings.TrimPrefix(p.String(), "data.")
+		if !strings.HasPrefix(name, "cfaccess.") {
+			continue
+		}
+		info := e.pkg(name)
+		for _, r := range pm.Rules {
+			sev := Severity(r.Head.Name.String())
+			if len(r.Head.Reference) > 0 {
+				sev = Severity(r.Head.Reference[0].Value.String())
+			}
+			if sev != Deny && sev != Warn {
+				continue
+			}
+			if _, ok := info.rulePos[sev]; !ok {
+				info.rulePos[sev] = desired.Pos{File: file, Line: r.Location.Row}
+			}
+		}
+	}
+	q, err := rego.New(
+		rego.Query("data.cfaccess"),
+		rego.Compiler(compiler),
+		rego.StrictBuiltinErrors(true),
+	).PrepareForEval(ctx)
+	if err != nil {
+		return nil, diags, fmt.Errorf("prepare guardrails: %w", err)
+	}
+	e.query = q
+	return e, diags, nil
+}
+
+func (e *Engine) pkg(name string) *pkgInfo {
+	for i := range e.packages {
+		if e.packages[i].name == name {
+			return &e.packages[i]
+		}
+	}
+	e.packages = append(e.packages, pkgInfo{
+		name:    name,
+		path:    strings.Split(strings.TrimPrefix(name, "cfaccess."), "."),
+		rulePos: map[Severity]desired.Pos{},
+	})
+	return &e.packages[len(e.packages)-1]
+}
+
+// Eval evaluates the guardrails against input (see Input) and returns the
+// violations, denials first, each group sorted by source then message. An
+// error evaluating any rule is an error: a guardrail that cannot be
+// evaluated must not let a change through.
+func (e *Engine) Eval(ctx context.Context, input any) ([]Violation, error) {
+	rs, err := e.query.Eval(ctx, rego.EvalInput(input))
+	if err != nil {
+		return nil, fmt.Errorf("evaluate guardrails: %w", err)
+	}
+	var root map[string]any
+	if len(rs) > 0 && len(rs[0].Expressions) > 0 {
+		root, _ = rs[0].Expressions[0].Value.(map[string]any)
+	}
+	var out []Violation
+	for _, p := range e.packages {
+		var node any = root
+		for _, seg := range p.path {
+			m, _ := node.(map[string]any)
+			node = m[seg]
+		}
+		m, _ := node.(map[string]any)
+		for _, sev := range []Severity{Deny, Warn} {
+			out = append(out, elements(p, sev, m[string(sev)])...)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Severity != b.Severity {
+			return a.Severity == Deny
+		}
+		if a.Source.File != b.Source.File {
+			return a.Source.File < b.Source.File
+		}
+		if a.Source.Line != b.Source.Line {
+			return a.Source.Line < b.Source.Line
+		}
+		return a.Message < b.Message
+	})
+	return out, nil
+}
+
+// elements reads a deny or warn value: a set (as a list) of strings or
+// {msg, source} objects, or true. A malformed element still counts, with
+// its JSON as the message: a deny must never vanish for its shape.
+func elements(p pkgInfo, sev Severity, v any) []Violation {
+	rulePos := p.rulePos[sev]
+	one := func(msg string, src desired.Pos) Violation {
+		return Violation{Severity: sev, Policy: p.name, Message: msg, Source: src}
+	}
+	switch v := v.(type) {
+	case nil:
+		return nil
+	case bool:
+		if v {
+			return []Violation{one(string(sev)+" is true", rulePos)}
+		}
+		return nil
+	case []any:
+		out := make([]Violation, 0, len(v))
+		for _, el := range v {
+			switch el := el.(type) {
+			case string:
+				out = append(out, one(el, rulePos))
+			case map[string]any:
+				msg, ok := el["msg"].(string)
+				if !ok {
+					msg = jsonText(el)
+				}
+				src := rulePos
+				if s, ok := el["source"].(string); ok && s != "" {
+					src = desired.ParsePos(s)
+				}
+				out = append(out, one(msg, src))
+			default:
+				out = append(out, one(jsonText(el), rulePos))
+			}
+		}
+		return out
+	default:
+		return []Violation{one(jsonText(v), rulePos)}
+	}
+}
+
+func jsonText(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
