@@ -146,6 +146,10 @@ func (l *loader) file(f File) {
 			if m := yamlLine.FindStringSubmatch(msg); m != nil {
 				line, _ = strconv.Atoi(m[1])
 				msg = m[2]
+				// The YAML parser (unlike its scanner) counts lines from 0.
+				if strings.HasPrefix(msg, "did not find expected") {
+					line++
+				}
 			} else {
 				msg = strings.TrimPrefix(msg, "yaml: ")
 			}
@@ -223,16 +227,16 @@ func (l *loader) provider(p *fileParser, id string, idNode, body *yaml.Node) {
 	for _, pr := range pairs {
 		switch pr.key {
 		case "name":
-			pv.Name, _ = p.str(pr.value, what+" name")
+			pv.Name, _ = p.str(pr.value, what+": name")
 		case "description":
-			pv.Description, _ = p.str(pr.value, what+" description")
+			pv.Description, _ = p.str(pr.value, what+": description")
 		case "provider":
 			kindSeen = true
-			if kind, ok := p.str(pr.value, what+" provider"); ok && kind != "cloudflare" {
+			if kind, ok := p.str(pr.value, what+": provider"); ok && kind != "cloudflare" {
 				p.errorf(pr.value, "%s: provider %q is not supported: the only kind is \"cloudflare\"", what, kind)
 			}
 		case "enabled":
-			pv.Enabled, _ = p.boolean(pr.value, what+" enabled")
+			pv.Enabled, _ = p.boolean(pr.value, what+": enabled")
 		case "config":
 			configSeen = true
 			l.providerConfig(p, pv, pr.value, what)
@@ -256,21 +260,23 @@ func (l *loader) provider(p *fileParser, id string, idNode, body *yaml.Node) {
 }
 
 func (l *loader) providerConfig(p *fileParser, pv *Provider, n *yaml.Node, what string) {
-	pairs, ok := p.mapping(n, what+" config")
+	pairs, ok := p.mapping(n, what+": config")
 	if !ok {
 		return
 	}
+	accountSeen := false
 	for _, pr := range pairs {
 		switch {
 		case pr.key == "account_id":
-			id, ok := p.str(pr.value, what+" config.account_id")
+			accountSeen = true
+			id, ok := p.str(pr.value, what+": config.account_id")
 			if ok && !isHexID(id) {
 				p.errorf(pr.value, "%s: config.account_id %q is not a Cloudflare account id (32 hexadecimal characters, from the dashboard URL)", what, id)
 				continue
 			}
 			pv.AccountID = id
 		case pr.key == "api_token_env":
-			env, ok := p.str(pr.value, what+" config.api_token_env")
+			env, ok := p.str(pr.value, what+": config.api_token_env")
 			if !ok {
 				continue
 			}
@@ -287,7 +293,7 @@ func (l *loader) providerConfig(p *fileParser, pv *Provider, n *yaml.Node, what 
 			p.unknownKey(pr, what+" config", configKeys)
 		}
 	}
-	if pv.AccountID == "" {
+	if !accountSeen {
 		p.errorf(n, "%s: config.account_id: required", what)
 	}
 }
@@ -307,19 +313,19 @@ func looksLikeSecret(s string) bool {
 }
 
 func (l *loader) providerReconcile(p *fileParser, pv *Provider, n *yaml.Node, what string) {
-	pairs, ok := p.mapping(n, what+" reconcile")
+	pairs, ok := p.mapping(n, what+": reconcile")
 	if !ok {
 		return
 	}
 	for _, pr := range pairs {
 		switch pr.key {
 		case "prune":
-			pv.Prune, _ = p.boolean(pr.value, what+" reconcile.prune")
+			pv.Prune, _ = p.boolean(pr.value, what+": reconcile.prune")
 		case "protected":
-			items, _ := p.list(pr.value, what+" reconcile.protected")
+			items, _ := p.list(pr.value, what+": reconcile.protected")
 			pv.Protected = p.emails(items)
 		case "max_removals":
-			v, ok := p.integer(pr.value, what+" reconcile.max_removals")
+			v, ok := p.integer(pr.value, what+": reconcile.max_removals")
 			if ok && v < 0 {
 				p.errorf(pr.value, "%s: reconcile.max_removals must be 0 or more", what)
 				continue
@@ -344,19 +350,19 @@ func (l *loader) role(p *fileParser, id string, idNode, body *yaml.Node) {
 	for _, pr := range pairs {
 		switch pr.key {
 		case "name":
-			r.Name, _ = p.str(pr.value, what+" name")
+			r.Name, _ = p.str(pr.value, what+": name")
 		case "description":
-			r.Description, _ = p.str(pr.value, what+" description")
+			r.Description, _ = p.str(pr.value, what+": description")
 		case "enabled":
-			r.Enabled, _ = p.boolean(pr.value, what+" enabled")
+			r.Enabled, _ = p.boolean(pr.value, what+": enabled")
 		case "providers":
-			items, _ := p.list(pr.value, what+" providers")
+			items, _ := p.list(pr.value, what+": providers")
 			l.roleProviders[id] = items
 			for _, it := range items {
 				r.Providers = append(r.Providers, it.value)
 			}
 		case "inherits":
-			items, _ := p.list(pr.value, what+" inherits")
+			items, _ := p.list(pr.value, what+": inherits")
 			l.roleInherits[id] = items
 			for _, it := range items {
 				r.Inherits = append(r.Inherits, it.value)
@@ -387,7 +393,7 @@ func (l *loader) role(p *fileParser, id string, idNode, body *yaml.Node) {
 }
 
 func (l *loader) roleResources(p *fileParser, r *Role, n *yaml.Node, what string) {
-	pairs, ok := p.mapping(n, what+" resources")
+	pairs, ok := p.mapping(n, what+": resources")
 	if !ok {
 		return
 	}
@@ -396,7 +402,7 @@ func (l *loader) roleResources(p *fileParser, r *Role, n *yaml.Node, what string
 		switch pr.key {
 		case "allow":
 			allowSeen = true
-			items, _ := p.list(pr.value, what+" resources.allow")
+			items, _ := p.list(pr.value, what+": resources.allow")
 			if len(items) == 0 {
 				p.errorf(pr.value, "%s: resources.allow must not be empty", what)
 			}
@@ -431,9 +437,9 @@ func (l *loader) group(p *fileParser, id string, idNode, body *yaml.Node) {
 	for _, pr := range pairs {
 		switch pr.key {
 		case "name", "description":
-			p.str(pr.value, what+" "+pr.key)
+			p.str(pr.value, what+": "+pr.key)
 		case "members":
-			items, _ := p.list(pr.value, what+" members")
+			items, _ := p.list(pr.value, what+": members")
 			g.Members = p.emails(items)
 		default:
 			p.unknownKey(pr, what, groupKeys)
@@ -472,20 +478,20 @@ func (l *loader) grant(p *fileParser, n *yaml.Node) {
 	for _, pr := range pairs {
 		switch pr.key {
 		case "users":
-			items, _ := p.list(pr.value, "grant users")
+			items, _ := p.list(pr.value, "grant: users")
 			g.Users = p.emails(items)
 		case "groups":
-			ref.groups, _ = p.list(pr.value, "grant groups")
+			ref.groups, _ = p.list(pr.value, "grant: groups")
 			for _, it := range ref.groups {
 				g.Groups = append(g.Groups, it.value)
 			}
 		case "roles":
-			ref.roles, _ = p.list(pr.value, "grant roles")
+			ref.roles, _ = p.list(pr.value, "grant: roles")
 			for _, it := range ref.roles {
 				g.Roles = append(g.Roles, it.value)
 			}
 		case "reason":
-			g.Reason, _ = p.str(pr.value, "grant reason")
+			g.Reason, _ = p.str(pr.value, "grant: reason")
 		case "not_before":
 			g.NotBefore, _ = p.instant(pr.value, "not_before")
 			nbNode = pr.value
@@ -512,7 +518,7 @@ func (l *loader) grant(p *fileParser, n *yaml.Node) {
 
 // instant parses an RFC 3339 time, or a date meaning 00:00 UTC that day.
 func (p *fileParser) instant(n *yaml.Node, what string) (time.Time, bool) {
-	s, ok := p.str(n, what)
+	s, ok := p.str(n, "grant: "+what)
 	if !ok || s == "" {
 		if ok {
 			p.errorf(n, "grant: %s is empty: give a time such as 2026-12-24T18:00:00Z, or remove the key", what)

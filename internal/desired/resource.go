@@ -84,8 +84,7 @@ func checkZoneName(name string) error {
 		if l == "" || len(l) > 63 {
 			return fmt.Errorf("zone name %q has an empty or over-long label", name)
 		}
-		for i := 0; i < len(l); i++ {
-			c := l[i]
+		for _, c := range l {
 			ok := 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_'
 			if !ok {
 				return fmt.Errorf("zone name %q has the character %q: write internationalised names in punycode (xn--...)", name, c)

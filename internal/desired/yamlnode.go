@@ -93,8 +93,17 @@ func kindName(n *yaml.Node) string {
 	case yaml.SequenceNode:
 		return "a list"
 	case yaml.ScalarNode:
-		if n.Tag == "!!null" {
+		switch n.Tag {
+		case "!!null":
 			return "empty"
+		case "!!str":
+			return "a string"
+		case "!!int", "!!float":
+			return "a number"
+		case "!!bool":
+			return "true or false"
+		case "!!timestamp":
+			return "a time"
 		}
 		return "a " + strings.TrimPrefix(n.Tag, "!!") + " value"
 	}

@@ -1,0 +1,135 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes, the same for every command (SPEC §4).
+const (
+	ExitOK      = 0 // success, nothing to change
+	ExitError   = 1 // error, or invalid declarations
+	ExitChanges = 2 // changes pending (plan --detailed-exitcode)
+	ExitDenied  = 3 // a guardrail denied
+)
+
+// exitError carries an exit code with an error. A nil err means the output
+// already said everything.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// Env is what the program gets from its process: arguments (without the
+// program name), environment, standard streams and the clock.
+type Env struct {
+	Args   []string
+	Getenv func(string) string
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Now    func() time.Time
+}
+
+// Run runs the program and returns its exit code.
+func Run(ctx context.Context, env Env) int {
+	if env.Getenv == nil {
+		env.Getenv = func(string) string { return "" }
+	}
+	if env.Now == nil {
+		env.Now = time.Now
+	}
+	root := newRoot(&env)
+	root.SetArgs(env.Args)
+	root.SetIn(env.Stdin)
+	root.SetOut(env.Stdout)
+	root.SetErr(env.Stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintf(env.Stderr, "reconciler: %v\n", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintf(env.Stderr, "reconciler: %v\n", err)
+	return ExitError
+}
+
+func newRoot(env *Env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "reconciler",
+		Short: "Keep Cloudflare account members equal to what a Git repository declares",
+		Long: `reconciler keeps the members of Cloudflare accounts equal to what an access
+repository declares: YAML roles, groups and grants, checked by OPA guardrails.
+
+Exit codes: 0 success, 1 error or invalid declarations, 2 changes pending
+(plan --detailed-exitcode), 3 denied by a guardrail.`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.AddCommand(
+		newValidate(env),
+		newSchema(env),
+		newVersion(env),
+	)
+	return root
+}
+
+// Version returns the module version and VCS revision the binary was built
+// from, as far as the build recorded them.
+func Version() (version, revision string) {
+	version, revision = "(devel)", "unknown"
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return version, revision
+	}
+	if info.Main.Version != "" {
+		version = info.Main.Version
+	}
+	dirty := false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			revision = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if dirty && revision != "unknown" {
+		revision += "-dirty"
+	}
+	return version, revision
+}
+
+func newVersion(env *Env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version and the VCS revision of this binary",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v, rev := Version()
+			fmt.Fprintf(env.Stdout, "reconciler %s (revision %s, %s)\n", v, rev, runtime.Version())
+			return nil
+		},
+	}
+}

@@ -1,0 +1,83 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cfaccess/reconciler/internal/cfroles"
+	"github.com/cfaccess/reconciler/internal/desired"
+	"github.com/cfaccess/reconciler/internal/policy"
+	"github.com/cfaccess/reconciler/policies"
+)
+
+// checked is an access repository loaded and checked by the guardrails.
+type checked struct {
+	repo       *desired.Repo // nil when diags has errors
+	files      int
+	diags      desired.Diagnostics
+	violations []policy.Violation
+	tests      []policy.TestResult
+	engine     *policy.Engine
+	input      map[string]any
+}
+
+// valid reports whether the repository loaded without errors and its
+// policy tests passed.
+func (c *checked) valid() bool {
+	if len(c.diags.Errors()) > 0 {
+		return false
+	}
+	for _, t := range c.tests {
+		if !t.Passed {
+			return false
+		}
+	}
+	return true
+}
+
+// denied reports whether any guardrail denied.
+func (c *checked) denied() bool {
+	for _, v := range c.violations {
+		if v.Severity == policy.Deny {
+			return true
+		}
+	}
+	return false
+}
+
+// check reads the repository from src, loads it, compiles its guardrails,
+// runs its policy tests when runTests is set, and evaluates the guardrails
+// at now. The error is for a repository that cannot be read at all.
+func check(ctx context.Context, src *desired.Source, readDiags desired.Diagnostics, now time.Time, runTests bool) (*checked, error) {
+	c := &checked{files: len(src.YAML), diags: readDiags}
+	repo, diags := desired.Load(src.YAML, desired.Options{KnownRoles: cfroles.Names(), RenamedRoles: cfroles.Renamed()})
+	c.diags = append(c.diags, diags...)
+	builtin, err := policy.BuiltinModules(policies.FS, false)
+	if err != nil {
+		return nil, fmt.Errorf("load built-in guardrails: %w", err)
+	}
+	engine, pdiags, err := policy.New(ctx, builtin, src.Rego)
+	if err != nil {
+		return nil, err
+	}
+	c.diags = append(c.diags, pdiags...)
+	if runTests && engine != nil && len(src.Rego) > 0 {
+		tests, tdiags, err := policy.Test(ctx, src.Rego)
+		if err != nil {
+			return nil, err
+		}
+		c.tests = tests
+		c.diags = append(c.diags, tdiags...)
+	}
+	if repo == nil || engine == nil || len(readDiags.Errors()) > 0 {
+		return c, nil
+	}
+	c.repo, c.engine = repo, engine
+	c.input = policy.Input(repo, now)
+	c.violations, err = engine.Eval(ctx, c.input)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}

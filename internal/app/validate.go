@@ -1,0 +1,114 @@
+package app
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cfaccess/reconciler/internal/desired"
+)
+
+// repoFlags are the flags that locate and time an access repository.
+type repoFlags struct {
+	repo string
+	path string
+	now  string
+}
+
+func (f *repoFlags) register(cmd *cobra.Command, env *Env) {
+	cmd.Flags().StringVar(&f.repo, "repo", envOr(env, "CFACCESS_REPO", "."), "access repository: a local directory (env CFACCESS_REPO)")
+	cmd.Flags().StringVar(&f.path, "path", envOr(env, "CFACCESS_PATH", ""), "subdirectory of the repository holding the declarations (env CFACCESS_PATH)")
+	cmd.Flags().StringVar(&f.now, "now", "", "evaluate as of this instant (RFC 3339 or YYYY-MM-DD) instead of the current time")
+}
+
+// instant returns --now, or the current time.
+func (f *repoFlags) instant(env *Env) (time.Time, error) {
+	if f.now == "" {
+		return env.Now().UTC(), nil
+	}
+	t, err := desired.ParseInstant(f.now)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--now %q: want an RFC 3339 time (2026-12-24T18:00:00Z) or a date (2026-12-24)", f.now)
+	}
+	return t, nil
+}
+
+// read reads the repository, which must be a local directory for now.
+func (f *repoFlags) read() (*desired.Source, desired.Diagnostics, error) {
+	if strings.Contains(f.repo, "://") || strings.HasPrefix(f.repo, "git@") {
+		return nil, nil, fmt.Errorf("--repo %q: validate reads a local directory; clone the repository first", redactURL(f.repo))
+	}
+	return desired.ReadDir(f.repo, f.path)
+}
+
+func envOr(env *Env, key, def string) string {
+	if v := env.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// redactURL drops credentials from a URL for messages.
+func redactURL(s string) string {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return s
+	}
+	if at := strings.LastIndexByte(strings.SplitN(rest, "/", 2)[0], '@'); at >= 0 {
+		rest = "***@" + rest[at+1:]
+	}
+	return scheme + "://" + rest
+}
+
+func newValidate(env *Env) *cobra.Command {
+	var (
+		rf     repoFlags
+		format string
+	)
+	cmd := &cobra.Command{
+		Use:   "validate",
+		Short: "Check the declarations and the guardrails, offline",
+		Long: `Validate loads every declaration of the access repository, reports each
+problem at its file and line, runs the repository's own policy tests
+(policies/*_test.rego), and evaluates the guardrails (built-in and
+policies/*.rego). It needs no credentials and makes no network call.
+
+Exit codes: 0 valid (warnings are printed), 1 invalid, 3 denied by a guardrail.`,
+		Example: `  reconciler validate --repo ./access
+  reconciler validate --format sarif > cfaccess.sarif`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			render, ok := validateRenderers[format]
+			if !ok {
+				return &exitError{ExitError, fmt.Errorf("--format %q: choose text, json or sarif", format)}
+			}
+			now, err := rf.instant(env)
+			if err != nil {
+				return &exitError{ExitError, err}
+			}
+			src, readDiags, err := rf.read()
+			if err != nil {
+				return &exitError{ExitError, err}
+			}
+			c, err := check(cmd.Context(), src, readDiags, now, true)
+			if err != nil {
+				return &exitError{ExitError, err}
+			}
+			if err := render(env.Stdout, c); err != nil {
+				return &exitError{ExitError, err}
+			}
+			switch {
+			case !c.valid():
+				return &exitError{code: ExitError}
+			case c.denied():
+				return &exitError{code: ExitDenied}
+			}
+			return nil
+		},
+	}
+	rf.register(cmd, env)
+	cmd.Flags().StringVar(&format, "format", "text", "output format: text, json or sarif")
+	return cmd
+}
