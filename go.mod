@@ -120,3 +120,5 @@ require (
 	gopkg.in/warnings.v0 v0.1.2 // indirect
 	oras.land/oras-go/v2 v2.6.2 // indirect
 )
+
+tool github.com/open-policy-agent/opa
