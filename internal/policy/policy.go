@@ -149,10 +149,9 @@ func New(ctx context.Context, builtin, repo []Module) (*Engine, desired.Diagnost
 			mods = append(mods, m)
 		}
 	}
+	// Parse errors do not stop the checks below: every problem is
+	// reported at once.
 	parsed, diags := parse(mods)
-	if len(diags) > 0 {
-		return nil, diags, nil
-	}
 	for _, m := range repo {
 		pm := parsed[m.Path]
 		if pm == nil {
@@ -165,17 +164,21 @@ func New(ctx context.Context, builtin, repo []Module) (*Engine, desired.Diagnost
 		case name == "cfaccess.builtin" || strings.HasPrefix(name, "cfaccess.builtin."):
 			diags = append(diags, desired.Diagnostic{Pos: pos, Severity: desired.Error,
 				Message: fmt.Sprintf("package %s: cfaccess.builtin is reserved for the built-in guardrails; choose another name under cfaccess.", name)})
+			delete(parsed, m.Path) // so that compiling the rest reports their errors too
 		case !strings.HasPrefix(name, "cfaccess."):
 			diags = append(diags, desired.Diagnostic{Pos: pos, Severity: desired.Warning,
 				Message: fmt.Sprintf("package %s is not under cfaccess.: its deny and warn rules are never evaluated", name)})
 		}
 	}
-	if len(diags.Errors()) > 0 {
-		return nil, diags, nil
-	}
 	compiler := ast.NewCompiler().WithCapabilities(capabilities())
 	if compiler.Compile(parsed); compiler.Failed() {
-		return nil, append(diags, astDiagnostics(compiler.Errors, "")...), nil
+		diags = append(diags, astDiagnostics(compiler.Errors, "")...)
+	}
+	slices.SortStableFunc(diags, func(a, b desired.Diagnostic) int {
+		return strings.Compare(a.Pos.String(), b.Pos.String())
+	})
+	if len(diags.Errors()) > 0 {
+		return nil, diags, nil
 	}
 	e := &Engine{}
 	for _, file := range sortedKeys(parsed) {

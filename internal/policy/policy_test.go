@@ -1,0 +1,111 @@
+package policy
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/tools/txtar"
+
+	"github.com/cfaccess/reconciler/internal/desired"
+	"github.com/cfaccess/reconciler/policies"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files in testdata/")
+
+var testNow = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+// TestEvalGolden evaluates the built-in guardrails plus the repository's
+// own (the .rego files of each testdata/eval/*.txtar) against its YAML
+// files, and compares diagnostics and violations with the .golden file.
+func TestEvalGolden(t *testing.T) {
+	cases, err := filepath.Glob("testdata/eval/*.txtar")
+	if err != nil || len(cases) == 0 {
+		t.Fatalf("no cases: %v", err)
+	}
+	builtin, err := BuiltinModules(policies.FS, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range cases {
+		t.Run(strings.TrimSuffix(filepath.Base(path), ".txtar"), func(t *testing.T) {
+			ar, err := txtar.ParseFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var yamls, regos []desired.File
+			for _, f := range ar.Files {
+				file := desired.File{Path: f.Name, Data: f.Data}
+				if strings.HasSuffix(f.Name, ".rego") {
+					regos = append(regos, file)
+				} else {
+					yamls = append(yamls, file)
+				}
+			}
+			var b strings.Builder
+			repo, diags := desired.Load(yamls, desired.Options{})
+			if err := diags.Err(); err != nil {
+				t.Fatal(err)
+			}
+			engine, pdiags, err := New(t.Context(), builtin, regos)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range pdiags {
+				fmt.Fprintf(&b, "%s: %s: %s\n", d.Pos, d.Severity, d.Message)
+			}
+			if engine != nil {
+				vs, err := engine.Eval(t.Context(), Input(repo, testNow))
+				if err != nil {
+					fmt.Fprintf(&b, "eval error: %v\n", err)
+				}
+				for _, v := range vs {
+					fmt.Fprintf(&b, "%s: %s: %s [%s]\n", v.Source, v.Severity, v.Message, v.Policy)
+				}
+			}
+			compareGolden(t, strings.TrimSuffix(path, ".txtar")+".golden", b.String())
+		})
+	}
+}
+
+func compareGolden(t *testing.T, golden, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("%s mismatch (-want +got):\n%s", golden, diff)
+	}
+}
+
+// TestExampleRepoPolicies runs example-repo's own policy tests.
+func TestExampleRepoPolicies(t *testing.T) {
+	src, diags, err := desired.ReadDir("../../example-repo", "")
+	if err != nil || len(diags) > 0 {
+		t.Fatalf("read example-repo: %v %v", err, diags)
+	}
+	results, tdiags, err := Test(t.Context(), src.Rego)
+	if err != nil || len(tdiags) > 0 {
+		t.Fatalf("Test: %v %v", err, tdiags)
+	}
+	if len(results) == 0 {
+		t.Fatal("no tests ran")
+	}
+	for _, r := range results {
+		if !r.Passed {
+			t.Errorf("%s %s: %s", r.Pos, r.Name, r.Message)
+		}
+	}
+}
