@@ -2,7 +2,9 @@ package app
 
 import (
 	"context"
+
 	"fmt"
+	"github.com/open-policy-agent/opa/v1/ast"
 	"time"
 
 	"github.com/cfaccess/reconciler/internal/cfroles"
@@ -19,7 +21,7 @@ type checked struct {
 	violations []policy.Violation
 	tests      []policy.TestResult
 	engine     *policy.Engine
-	input      map[string]any
+	input      ast.Object
 }
 
 // valid reports whether the repository loaded without errors and its

@@ -227,4 +227,3 @@ func renderValidateSARIF(w io.Writer, c *checked) error {
 	}
 	return writeJSON(w, sarifLog{Schema: "https://json.schemastore.org/sarif-2.1.0.json", Version: "2.1.0", Runs: []sarifRun{run}})
 }
-

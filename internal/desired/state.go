@@ -42,9 +42,11 @@ type Binding struct {
 }
 
 // Bindings returns every binding the repository declares, active at now or
-// not, in a deterministic order. Disabled roles and providers give none.
+// not, in declaration order: grants as read, then each grant's roles, the
+// roles' providers, the emails (sorted), Cloudflare roles (sorted) and
+// resources. Disabled roles and providers give none.
 func (r *Repo) Bindings(now time.Time) []Binding {
-	var out []Binding
+	out := make([]Binding, 0, r.countBindings())
 	for _, g := range r.Grants {
 		emails := r.grantEmails(g)
 		active := g.ActiveAt(now)
@@ -74,10 +76,27 @@ func (r *Repo) Bindings(now time.Time) []Binding {
 			}
 		}
 	}
-	slices.SortStableFunc(out, func(a, b Binding) int {
-		return cmp.Or(cmp.Compare(a.Provider, b.Provider), cmp.Compare(a.Email, b.Email), a.Access.Compare(b.Access))
-	})
 	return out
+}
+
+// countBindings returns an upper bound of len(Bindings), so that a large
+// repository's bindings are allocated once.
+func (r *Repo) countBindings() int {
+	n := 0
+	for _, g := range r.Grants {
+		emails := len(g.Users)
+		for _, gid := range g.Groups {
+			if grp := r.Groups[gid]; grp != nil {
+				emails += len(grp.Members)
+			}
+		}
+		for _, roleID := range g.Roles {
+			if role := r.Roles[roleID]; role != nil {
+				n += emails * len(role.Providers) * len(role.CloudflareRoles) * len(role.Resources)
+			}
+		}
+	}
+	return n
 }
 
 // grantEmails returns the emails a grant names, directly and through

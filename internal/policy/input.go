@@ -3,91 +3,127 @@ package policy
 import (
 	"time"
 
+	"github.com/open-policy-agent/opa/v1/ast"
+
 	"github.com/cfaccess/reconciler/internal/desired"
 )
 
 // Input builds the input document of SPEC §3 from a repository at now,
-// without "live" and "plan" (the caller adds those after reading an
-// account). Beyond the SPEC's keys it carries, for rule authors: providers'
-// "enabled", roles' "cloudflare_roles" (inherits with repository roles
-// expanded) and "enabled", grants' "active", bindings' "not_before" and
-// "reason".
-func Input(repo *desired.Repo, now time.Time) map[string]any {
-	providers := map[string]any{}
+// without "live" and "plan" (the caller adds those with Insert after reading
+// an account). Beyond the SPEC's keys it carries, for rule authors:
+// providers' "enabled" and "source", roles' "cloudflare_roles" (inherits
+// with repository roles expanded) and "enabled", grants' "active". A
+// binding has exactly the SPEC's eight keys: eight fit OPA's smallest object,
+// which keeps 100,000 bindings near 100 MB; its grant (reason, not_before) is
+// the grant whose "source" is the same.
+//
+// The document is built as OPA values directly, with repeated strings
+// shared: a repository of 10,000 grants has over 100,000 bindings, and
+// converting Go maps to OPA values would double the work.
+func Input(repo *desired.Repo, now time.Time) ast.Object {
+	s := newInterner()
+	providers := ast.NewObject()
 	for id, pv := range repo.Providers {
-		providers[id] = map[string]any{
-			"account_id":   pv.AccountID,
-			"enabled":      pv.Enabled,
-			"prune":        pv.Prune,
-			"protected":    anyList(pv.Protected),
-			"max_removals": pv.MaxRemovals,
-			"source":       pv.Pos.String(),
-		}
+		providers.Insert(s.str(id), ast.ObjectTerm(
+			s.item("account_id", s.str(pv.AccountID)),
+			s.item("enabled", ast.BooleanTerm(pv.Enabled)),
+			s.item("prune", ast.BooleanTerm(pv.Prune)),
+			s.item("protected", s.list(pv.Protected)),
+			s.item("max_removals", ast.IntNumberTerm(pv.MaxRemovals)),
+			s.item("source", s.str(pv.Pos.String())),
+		))
 	}
-	roles := map[string]any{}
+	roles := ast.NewObject()
 	for id, r := range repo.Roles {
-		allow := make([]any, len(r.Resources))
+		allow := make([]*ast.Term, len(r.Resources))
 		for i, res := range r.Resources {
-			allow[i] = res.String()
+			allow[i] = s.str(res.String())
 		}
-		roles[id] = map[string]any{
-			"inherits":         anyList(r.Inherits),
-			"cloudflare_roles": anyList(r.CloudflareRoles),
-			"resources":        map[string]any{"allow": allow},
-			"providers":        anyList(r.Providers),
-			"enabled":          r.Enabled,
-			"source":           r.Pos.String(),
-		}
+		roles.Insert(s.str(id), ast.ObjectTerm(
+			s.item("inherits", s.list(r.Inherits)),
+			s.item("cloudflare_roles", s.list(r.CloudflareRoles)),
+			s.item("resources", ast.ObjectTerm(s.item("allow", ast.ArrayTerm(allow...)))),
+			s.item("providers", s.list(r.Providers)),
+			s.item("enabled", ast.BooleanTerm(r.Enabled)),
+			s.item("source", s.str(r.Pos.String())),
+		))
 	}
-	grants := make([]any, len(repo.Grants))
+	grants := make([]*ast.Term, len(repo.Grants))
 	for i, g := range repo.Grants {
-		grants[i] = map[string]any{
-			"users":      anyList(g.Users),
-			"groups":     anyList(g.Groups),
-			"roles":      anyList(g.Roles),
-			"reason":     g.Reason,
-			"not_before": instant(g.NotBefore),
-			"expires":    instant(g.Expires),
-			"active":     g.ActiveAt(now),
-			"source":     g.Pos.String(),
-		}
+		grants[i] = ast.ObjectTerm(
+			s.item("users", s.list(g.Users)),
+			s.item("groups", s.list(g.Groups)),
+			s.item("roles", s.list(g.Roles)),
+			s.item("reason", s.str(g.Reason)),
+			s.item("not_before", s.instant(g.NotBefore)),
+			s.item("expires", s.instant(g.Expires)),
+			s.item("active", ast.BooleanTerm(g.ActiveAt(now))),
+			s.item("source", s.str(g.Pos.String())),
+		)
 	}
 	all := repo.Bindings(now)
-	bindings := make([]any, len(all))
+	bindings := make([]*ast.Term, len(all))
 	for i, b := range all {
-		bindings[i] = map[string]any{
-			"provider":        b.Provider,
-			"email":           b.Email,
-			"role":            b.Role,
-			"cloudflare_role": b.Access.Role,
-			"resource":        b.Access.Resource.String(),
-			"active":          b.Active,
-			"not_before":      instant(b.NotBefore),
-			"expires":         instant(b.Expires),
-			"reason":          b.Reason,
-			"source":          b.Source.String(),
-		}
+		bindings[i] = ast.ObjectTerm(
+			s.item("provider", s.str(b.Provider)),
+			s.item("email", s.str(b.Email)),
+			s.item("role", s.str(b.Role)),
+			s.item("cloudflare_role", s.str(b.Access.Role)),
+			s.item("resource", s.str(b.Access.Resource.String())),
+			s.item("active", ast.InternedTerm(b.Active)),
+			s.item("expires", s.instant(b.Expires)),
+			s.item("source", s.str(b.Source.String())),
+		)
 	}
-	return map[string]any{
-		"now":       now.UTC().Format(time.RFC3339),
-		"providers": providers,
-		"roles":     roles,
-		"grants":    grants,
-		"bindings":  bindings,
-	}
+	return ast.NewObject(
+		s.item("now", ast.StringTerm(now.UTC().Format(time.RFC3339))),
+		s.item("providers", ast.NewTerm(providers)),
+		s.item("roles", ast.NewTerm(roles)),
+		s.item("grants", ast.ArrayTerm(grants...)),
+		s.item("bindings", ast.ArrayTerm(bindings...)),
+	)
 }
 
-func anyList(s []string) []any {
-	out := make([]any, len(s))
-	for i, v := range s {
-		out[i] = v
-	}
-	return out
+func (in *interner) item(key string, v *ast.Term) [2]*ast.Term {
+	return ast.Item(in.str(key), v)
 }
 
-func instant(t time.Time) string {
+// interner shares one term per distinct string. OPA does not mutate input
+// terms during evaluation.
+type interner struct {
+	terms map[string]*ast.Term
+	times map[time.Time]*ast.Term
+}
+
+func newInterner() *interner {
+	return &interner{terms: map[string]*ast.Term{}, times: map[time.Time]*ast.Term{}}
+}
+
+func (in *interner) str(s string) *ast.Term {
+	t, ok := in.terms[s]
+	if !ok {
+		t = ast.StringTerm(s)
+		in.terms[s] = t
+	}
+	return t
+}
+
+func (in *interner) list(ss []string) *ast.Term {
+	terms := make([]*ast.Term, len(ss))
+	for i, s := range ss {
+		terms[i] = in.str(s)
+	}
+	return ast.ArrayTerm(terms...)
+}
+
+func (in *interner) instant(t time.Time) *ast.Term {
 	if t.IsZero() {
-		return ""
+		return in.str("")
 	}
-	return t.UTC().Format(time.RFC3339)
+	term, ok := in.times[t]
+	if !ok {
+		term = in.str(t.UTC().Format(time.RFC3339))
+		in.times[t] = term
+	}
+	return term
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/tester"
@@ -38,7 +39,7 @@ func Test(ctx context.Context, mods []Module) ([]TestResult, desired.Diagnostics
 	}
 	var out []TestResult
 	for r := range ch {
-		tr := TestResult{Name: r.Package + "." + r.Name, Passed: r.Pass()}
+		tr := TestResult{Name: strings.TrimPrefix(r.Package, "data.") + "." + r.Name, Passed: r.Pass()}
 		if r.Location != nil {
 			tr.Pos = desired.Pos{File: r.Location.File, Line: r.Location.Row}
 		}
