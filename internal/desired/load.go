@@ -48,9 +48,6 @@ var (
 	groupKeys    = []string{"name", "description", "members"}
 	grantKeys    = []string{"users", "groups", "roles", "reason", "not_before", "expires"}
 
-	// thandOnlyKeys are keys of thand role files that only matter to the
-	// thand agent.
-	thandOnlyKeys = []string{"authenticators", "workflows", "scopes"}
 	// credentialKeys are refused wherever they appear under config.
 	credentialKeys = []string{"api_token", "api_key", "email", "token", "api_email", "password", "secret"}
 
