@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/mail"
 	"regexp"
 	"slices"
@@ -249,11 +250,7 @@ func (l *loader) provider(p *fileParser, id string, idNode, body *yaml.Node) {
 	if !configSeen {
 		p.errorf(idNode, "%s: config.account_id: required", what)
 	}
-	if prev, dup := l.repo.Providers[id]; dup {
-		p.errorf(idNode, "%s already defined at %s", what, prev.Pos)
-		return
-	}
-	l.repo.Providers[id] = pv
+	define(p, l.repo.Providers, id, idNode, what, pv)
 }
 
 func (l *loader) providerConfig(p *fileParser, pv *Provider, n *yaml.Node, what string) {
@@ -382,11 +379,7 @@ func (l *loader) role(p *fileParser, id string, idNode, body *yaml.Node) {
 	if !resourcesSeen {
 		p.errorf(idNode, "%s: resources.allow: required (\"account:*\" for the whole account, \"zone:<name>\" for one zone)", what)
 	}
-	if prev, dup := l.repo.Roles[id]; dup {
-		p.errorf(idNode, "%s already defined at %s", what, prev.Pos)
-		return
-	}
-	l.repo.Roles[id] = r
+	define(p, l.repo.Roles, id, idNode, what, r)
 }
 
 func (l *loader) roleResources(p *fileParser, r *Role, n *yaml.Node, what string) {
@@ -442,11 +435,7 @@ func (l *loader) group(p *fileParser, id string, idNode, body *yaml.Node) {
 			p.unknownKey(pr, what, groupKeys)
 		}
 	}
-	if prev, dup := l.repo.Groups[id]; dup {
-		p.errorf(idNode, "%s already defined at %s", what, prev.Pos)
-		return
-	}
-	l.repo.Groups[id] = g
+	define(p, l.repo.Groups, id, idNode, what, g)
 }
 
 func (l *loader) grants(p *fileParser, n *yaml.Node) {
@@ -513,6 +502,16 @@ func (l *loader) grant(p *fileParser, n *yaml.Node) {
 	l.grantRefs = append(l.grantRefs, ref)
 }
 
+// define records an object under its id, or reports that the id is taken,
+// naming both places.
+func define[T interface{ position() Pos }](p *fileParser, objs map[string]T, id string, idNode *yaml.Node, what string, v T) {
+	if prev, dup := objs[id]; dup {
+		p.errorf(idNode, "%s already defined at %s", what, prev.position())
+		return
+	}
+	objs[id] = v
+}
+
 // instant parses an RFC 3339 time, or a date meaning 00:00 UTC that day.
 func (p *fileParser) instant(n *yaml.Node, what string) (time.Time, bool) {
 	s, ok := p.str(n, "grant: "+what)
@@ -573,9 +572,9 @@ func NormalizeEmail(s string) (string, error) {
 
 // crossCheck resolves references between objects once every file is read.
 func (l *loader) crossCheck() {
-	providerIDs := sortedKeys(l.repo.Providers)
-	roleIDs := sortedKeys(l.repo.Roles)
-	groupIDs := sortedKeys(l.repo.Groups)
+	providerIDs := slices.Sorted(maps.Keys(l.repo.Providers))
+	roleIDs := slices.Sorted(maps.Keys(l.repo.Roles))
+	groupIDs := slices.Sorted(maps.Keys(l.repo.Groups))
 
 	for _, id := range providerIDs {
 		pv := l.repo.Providers[id]
@@ -668,13 +667,4 @@ func (l *loader) checkRoleName(r *Role, it item) {
 
 func (l *loader) errorAt(pos Pos, format string, args ...any) {
 	l.diags = append(l.diags, Diagnostic{Pos: pos, Severity: Error, Message: fmt.Sprintf(format, args...)})
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

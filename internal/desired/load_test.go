@@ -1,19 +1,16 @@
 package desired
 
 import (
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"golang.org/x/tools/txtar"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files in testdata/")
+	"github.com/cfaccess/reconciler/internal/golden"
+)
 
 // testNow is the instant golden cases are evaluated at.
 var testNow = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
@@ -45,7 +42,7 @@ func TestLoadGolden(t *testing.T) {
 				RenamedRoles: map[string]string{"Workers Admin": "Workers Platform Admin"},
 			})
 			got := describe(repo, diags)
-			compareGolden(t, strings.TrimSuffix(path, ".txtar")+".golden", got)
+			golden.Compare(t, strings.TrimSuffix(path, ".txtar")+".golden", got)
 		})
 	}
 }
@@ -69,21 +66,4 @@ func describe(repo *Repo, diags Diagnostics) string {
 		fmt.Fprintf(&b, "%s %s %s via %s (%s) from %s\n", bd.Provider, bd.Email, bd.Access, bd.Role, state, bd.Source)
 	}
 	return b.String()
-}
-
-func compareGolden(t *testing.T, golden, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s mismatch (-want +got):\n%s", golden, diff)
-	}
 }

@@ -169,3 +169,7 @@ func (g *Grant) ActiveAt(now time.Time) bool {
 func (g *Grant) String() string {
 	return fmt.Sprintf("grant at %s", g.Pos)
 }
+
+func (p *Provider) position() Pos { return p.Pos }
+func (r *Role) position() Pos     { return r.Pos }
+func (g *Group) position() Pos    { return g.Pos }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -181,7 +182,7 @@ func New(ctx context.Context, builtin, repo []Module) (*Engine, desired.Diagnost
 		return nil, diags, nil
 	}
 	e := &Engine{}
-	for _, file := range sortedKeys(parsed) {
+	for _, file := range slices.Sorted(maps.Keys(parsed)) {
 		pm := compiler.Modules[file]
 		p := pm.Package.Path
 		name := strings.TrimPrefix(p.String(), "data.")
@@ -317,13 +318,4 @@ func jsonText(v any) string {
 		return fmt.Sprint(v)
 	}
 	return string(b)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -1,22 +1,19 @@
 package policy
 
 import (
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"golang.org/x/tools/txtar"
+
+	"github.com/cfaccess/reconciler/internal/golden"
 
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/policies"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files in testdata/")
 
 var testNow = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 
@@ -68,25 +65,8 @@ func TestEvalGolden(t *testing.T) {
 					fmt.Fprintf(&b, "%s: %s: %s [%s]\n", v.Source, v.Severity, v.Message, v.Policy)
 				}
 			}
-			compareGolden(t, strings.TrimSuffix(path, ".txtar")+".golden", b.String())
+			golden.Compare(t, strings.TrimSuffix(path, ".txtar")+".golden", b.String())
 		})
-	}
-}
-
-func compareGolden(t *testing.T, golden, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s mismatch (-want +got):\n%s", golden, diff)
 	}
 }
 
