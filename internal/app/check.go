@@ -53,6 +53,12 @@ func (c *checked) denied() bool {
 // at now. The error is for a repository that cannot be read at all.
 func check(ctx context.Context, src *desired.Source, readDiags desired.Diagnostics, now time.Time, runTests bool) (*checked, error) {
 	c := &checked{files: len(src.YAML), diags: readDiags}
+	if len(src.YAML) == 0 && len(readDiags) == 0 {
+		// An empty tree is almost always a wrong --repo or --path; read as
+		// "nobody has access" it would be a dangerous default.
+		c.diags = append(c.diags, desired.Diagnostic{Pos: desired.Pos{File: src.Root}, Severity: desired.Error,
+			Message: "no declaration files (*.yaml, *.yml) found: check --repo and --path"})
+	}
 	repo, diags := desired.Load(src.YAML, desired.Options{KnownRoles: cfroles.Names(), RenamedRoles: cfroles.Renamed()})
 	c.diags = append(c.diags, diags...)
 	builtin, err := policy.BuiltinModules(policies.FS, false)

@@ -13,6 +13,9 @@ import (
 // Source is what an access repository holds: declaration files and
 // repo-local guardrails, in lexical path order.
 type Source struct {
+	// Root is the directory read, relative to the repository root ("." for
+	// the root itself).
+	Root string
 	YAML []File
 	// Rego holds the *.rego files under policies/, tests included.
 	Rego []File
@@ -49,7 +52,7 @@ func ReadFS(fsys fs.FS, sub string) (*Source, Diagnostics, error) {
 	if !info.IsDir() {
 		return nil, nil, fmt.Errorf("repository path %q is not a directory", sub)
 	}
-	src := &Source{}
+	src := &Source{Root: sub}
 	var diags Diagnostics
 	policyDir := path.Join(sub, "policies")
 	err = fs.WalkDir(fsys, sub, func(p string, d fs.DirEntry, err error) error {
