@@ -1,0 +1,77 @@
+package fake
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+)
+
+// apiError is one entry of an envelope's errors.
+type apiError struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+type resultInfo struct {
+	Page       int `json:"page"`
+	PerPage    int `json:"per_page"`
+	Count      int `json:"count"`
+	TotalCount int `json:"total_count"`
+	TotalPages int `json:"total_pages"`
+}
+
+type envelope struct {
+	Success    bool        `json:"success"`
+	Errors     []apiError  `json:"errors"`
+	Messages   []any       `json:"messages"`
+	Result     any         `json:"result"`
+	ResultInfo *resultInfo `json:"result_info,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeResult(w http.ResponseWriter, result any) {
+	writeJSON(w, http.StatusOK, envelope{Success: true, Errors: []apiError{}, Messages: []any{}, Result: result})
+}
+
+func writeError(w http.ResponseWriter, status, code int, msg string) {
+	writeJSON(w, status, envelope{Success: false, Errors: []apiError{{Code: code, Message: msg}}, Messages: []any{}, Result: nil})
+}
+
+// paginate serves one page of items the way Cloudflare does: page from 1,
+// per_page 5..50 (default 20), and an empty result past the end.
+func paginate[T any](w http.ResponseWriter, r *http.Request, items []T) {
+	page, perPage := 1, 20
+	q := r.URL.Query()
+	if v := q.Get("page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, 1001, "page must be a positive integer")
+			return
+		}
+		page = n
+	}
+	if v := q.Get("per_page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 5 || n > 50 {
+			writeError(w, http.StatusBadRequest, 1001, "per_page must be between 5 and 50")
+			return
+		}
+		perPage = n
+	}
+	start := min((page-1)*perPage, len(items))
+	end := min(start+perPage, len(items))
+	pageItems := items[start:end]
+	if pageItems == nil {
+		pageItems = []T{}
+	}
+	writeJSON(w, http.StatusOK, envelope{
+		Success: true, Errors: []apiError{}, Messages: []any{}, Result: pageItems,
+		ResultInfo: &resultInfo{Page: page, PerPage: perPage, Count: len(pageItems), TotalCount: len(items),
+			TotalPages: (len(items) + perPage - 1) / perPage},
+	})
+}
