@@ -63,3 +63,19 @@ func TestPaginate(t *testing.T) {
 		})
 	}
 }
+
+func TestEnvelopes(t *testing.T) {
+	rec := httptest.NewRecorder()
+	writeResult(rec, map[string]string{"id": "x"})
+	if want := `{"success":true,"errors":[],"messages":[],"result":{"id":"x"}}` + "\n"; rec.Body.String() != want || rec.Code != 200 {
+		t.Errorf("writeResult = %d %s, want %s", rec.Code, rec.Body, want)
+	}
+	rec = httptest.NewRecorder()
+	writeError(rec, http.StatusBadRequest, 1006, "invalid permission group")
+	if want := `{"success":false,"errors":[{"code":1006,"message":"invalid permission group"}],"messages":[],"result":null}` + "\n"; rec.Body.String() != want || rec.Code != 400 {
+		t.Errorf("writeError = %d %s, want %s", rec.Code, rec.Body, want)
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q", ct)
+	}
+}
