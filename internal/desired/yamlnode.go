@@ -272,11 +272,12 @@ func (p *fileParser) list(n *yaml.Node, what string) ([]item, bool) {
 	out := make([]item, 0, len(n.Content))
 	ok := true
 	for _, e := range n.Content {
+		alias := e.Kind == yaml.AliasNode
 		e = p.resolve(e)
 		if e == nil {
 			return nil, false
 		}
-		if e.Kind == yaml.SequenceNode {
+		if alias && e.Kind == yaml.SequenceNode {
 			// An alias of a list inside a list is flattened, so that
 			// "members: [*sre, dave@example.com]" reads naturally.
 			sub, subOK := p.list(e, what)
