@@ -2,9 +2,7 @@ package app
 
 import (
 	"context"
-
 	"fmt"
-	"github.com/open-policy-agent/opa/v1/ast"
 	"time"
 
 	"github.com/cfaccess/reconciler/internal/cfroles"
@@ -20,8 +18,6 @@ type checked struct {
 	diags      desired.Diagnostics
 	violations []policy.Violation
 	tests      []policy.TestResult
-	engine     *policy.Engine
-	input      ast.Object
 }
 
 // valid reports whether the repository loaded without errors and its
@@ -81,9 +77,8 @@ func check(ctx context.Context, src *desired.Source, readDiags desired.Diagnosti
 	if repo == nil || engine == nil || len(readDiags.Errors()) > 0 {
 		return c, nil
 	}
-	c.repo, c.engine = repo, engine
-	c.input = policy.Input(repo, now)
-	c.violations, err = engine.Eval(ctx, c.input)
+	c.repo = repo
+	c.violations, err = engine.Eval(ctx, policy.Input(repo, now))
 	if err != nil {
 		return nil, err
 	}

@@ -42,8 +42,9 @@ func (c *checked) findings() []finding {
 	return out
 }
 
-func (c *checked) counts() (errs, warns, denies int) {
-	for _, f := range c.findings() {
+// count tallies findings by how they block: errors, warnings, denials.
+func count(fs []finding) (errs, warns, denies int) {
+	for _, f := range fs {
 		switch f.Severity {
 		case "error":
 			errs++
@@ -68,14 +69,15 @@ var textLabel = map[string]string{"error": "error", "warning": "warning", "deny"
 
 func renderValidateText(w io.Writer, c *checked) error {
 	var b strings.Builder
-	for _, f := range c.findings() {
+	findings := c.findings()
+	for _, f := range findings {
 		fmt.Fprintf(&b, "%s: %s: %s", f.Source, textLabel[f.Severity], f.Message)
 		if f.Policy != "" {
 			fmt.Fprintf(&b, " [%s]", f.Policy)
 		}
 		b.WriteByte('\n')
 	}
-	errs, warns, denies := c.counts()
+	errs, warns, denies := count(findings)
 	switch {
 	case !c.valid():
 		fmt.Fprintf(&b, "invalid: %s, %s\n", plural(errs, "error"), plural(warns, "warning"))
@@ -112,8 +114,9 @@ type summary struct {
 }
 
 func renderValidateJSON(w io.Writer, c *checked) error {
-	errs, warns, denies := c.counts()
-	out := validateJSON{FormatVersion: 1, Valid: c.valid(), Denied: c.denied(), Findings: c.findings(),
+	findings := c.findings()
+	errs, warns, denies := count(findings)
+	out := validateJSON{FormatVersion: 1, Valid: c.valid(), Denied: c.denied(), Findings: findings,
 		Summary: &summary{Files: c.files, Errors: errs, Warnings: warns, Denials: denies}}
 	if out.Findings == nil {
 		out.Findings = []finding{}
