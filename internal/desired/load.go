@@ -71,11 +71,11 @@ type loader struct {
 	opts  Options
 	repo  *Repo
 	diags Diagnostics
-	// rawRoles keeps the nodes needed for cross-reference messages.
+	// The references as written, with their positions, resolved once
+	// every file is read.
 	roleProviders map[string][]item
 	roleInherits  map[string][]item
 	grantRefs     []grantRef
-	accountIDs    map[string]*Provider
 }
 
 type grantRef struct {
@@ -97,7 +97,6 @@ func Load(files []File, opts Options) (*Repo, Diagnostics) {
 		},
 		roleProviders: map[string][]item{},
 		roleInherits:  map[string][]item{},
-		accountIDs:    map[string]*Provider{},
 	}
 	for _, f := range files {
 		l.repo.Files = append(l.repo.Files, f.Path)
@@ -576,21 +575,22 @@ func (l *loader) crossCheck() {
 	roleIDs := slices.Sorted(maps.Keys(l.repo.Roles))
 	groupIDs := slices.Sorted(maps.Keys(l.repo.Groups))
 
+	accountIDs := map[string]*Provider{}
 	for _, id := range providerIDs {
 		pv := l.repo.Providers[id]
 		if pv.AccountID == "" {
 			continue
 		}
-		if other, dup := l.accountIDs[pv.AccountID]; dup {
+		if other, dup := accountIDs[pv.AccountID]; dup {
 			l.errorAt(pv.Pos, "provider %q manages the same account as provider %q (%s): one account, one provider", id, other.ID, other.Pos)
 			continue
 		}
-		l.accountIDs[pv.AccountID] = pv
+		accountIDs[pv.AccountID] = pv
 	}
 	for _, id := range roleIDs {
 		for _, it := range l.roleProviders[id] {
 			if _, ok := l.repo.Providers[it.value]; !ok {
-				l.errorAt(l.itemPos(l.repo.Roles[id], it), "role %q: provider %q not defined%s", id, it.value, suggest.Hint(it.value, providerIDs))
+				l.errorAt(it.pos, "role %q: provider %q not defined%s", id, it.value, suggest.Hint(it.value, providerIDs))
 			}
 		}
 	}
@@ -606,20 +606,15 @@ func (l *loader) crossCheck() {
 	for _, ref := range l.grantRefs {
 		for _, it := range ref.roles {
 			if _, ok := l.repo.Roles[it.value]; !ok {
-				l.errorAt(Pos{File: ref.grant.Pos.File, Line: it.node.Line}, "grant: role %q not defined%s", it.value, suggest.Hint(it.value, roleIDs))
+				l.errorAt(it.pos, "grant: role %q not defined%s", it.value, suggest.Hint(it.value, roleIDs))
 			}
 		}
 		for _, it := range ref.groups {
 			if _, ok := l.repo.Groups[it.value]; !ok {
-				l.errorAt(Pos{File: ref.grant.Pos.File, Line: it.node.Line}, "grant: group %q not defined%s", it.value, suggest.Hint(it.value, groupIDs))
+				l.errorAt(it.pos, "grant: group %q not defined%s", it.value, suggest.Hint(it.value, groupIDs))
 			}
 		}
 	}
-}
-
-// itemPos gives the position of a list item of an object.
-func (l *loader) itemPos(r *Role, it item) Pos {
-	return Pos{File: r.Pos.File, Line: it.node.Line}
 }
 
 // expand returns the Cloudflare role names a role grants: its inherits,
@@ -652,7 +647,7 @@ func (l *loader) expand(id string, path []string) ([]string, error) {
 // checkRoleName warns about a Cloudflare role name that is not among the
 // known ones. The account has the last word, at plan time.
 func (l *loader) checkRoleName(r *Role, it item) {
-	pos := l.itemPos(r, it)
+	pos := it.pos
 	if now, renamed := l.opts.RenamedRoles[it.value]; renamed {
 		l.diags = append(l.diags, Diagnostic{Pos: pos, Severity: Warning,
 			Message: fmt.Sprintf("role %q: Cloudflare renamed %q to %q", r.ID, it.value, now)})

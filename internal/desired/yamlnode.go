@@ -246,10 +246,11 @@ func (p *fileParser) integer(n *yaml.Node, what string) (int, bool) {
 	return v, true
 }
 
-// item is a string from a list, with the node it came from.
+// item is a string from a list, with the node and position it came from.
 type item struct {
 	value string
 	node  *yaml.Node
+	pos   Pos
 }
 
 // list reads a list of strings. A single string is accepted as a list of
@@ -263,7 +264,7 @@ func (p *fileParser) list(n *yaml.Node, what string) ([]item, bool) {
 		return nil, true
 	}
 	if n.Kind == yaml.ScalarNode {
-		return []item{{n.Value, n}}, true
+		return []item{{n.Value, n, p.pos(n)}}, true
 	}
 	if n.Kind != yaml.SequenceNode {
 		p.errorf(n, "%s must be a list of strings, not %s", what, kindName(n))
@@ -290,7 +291,7 @@ func (p *fileParser) list(n *yaml.Node, what string) ([]item, bool) {
 			ok = false
 			continue
 		}
-		out = append(out, item{e.Value, e})
+		out = append(out, item{e.Value, e, p.pos(e)})
 	}
 	return out, ok
 }
