@@ -103,12 +103,7 @@ func Load(files []File, opts Options) (*Repo, Diagnostics) {
 		l.file(f)
 	}
 	l.crossCheck()
-	slices.SortStableFunc(l.diags, func(a, b Diagnostic) int {
-		if c := strings.Compare(a.Pos.File, b.Pos.File); c != 0 {
-			return c
-		}
-		return a.Pos.Line - b.Pos.Line
-	})
+	l.diags.Sort()
 	if len(l.diags.Errors()) > 0 {
 		return nil, l.diags
 	}

@@ -1,8 +1,10 @@
 package desired
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -82,6 +84,14 @@ func (ds Diagnostics) filter(s Severity) Diagnostics {
 		}
 	}
 	return out
+}
+
+// Sort orders the diagnostics by file, then line, keeping the order of
+// those at one line.
+func (ds Diagnostics) Sort() {
+	slices.SortStableFunc(ds, func(a, b Diagnostic) int {
+		return cmp.Or(cmp.Compare(a.Pos.File, b.Pos.File), cmp.Compare(a.Pos.Line, b.Pos.Line))
+	})
 }
 
 // Err joins the errors into one error, or returns nil when there is none.

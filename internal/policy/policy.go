@@ -158,8 +158,7 @@ func New(ctx context.Context, builtin, repo []Module) (*Engine, desired.Diagnost
 		if pm == nil {
 			continue
 		}
-		name := pm.Package.Path.String()
-		name = strings.TrimPrefix(name, "data.")
+		name := packageName(pm)
 		pos := desired.Pos{File: m.Path, Line: pm.Package.Location.Row}
 		switch {
 		case name == "cfaccess.builtin" || strings.HasPrefix(name, "cfaccess.builtin."):
@@ -175,17 +174,14 @@ func New(ctx context.Context, builtin, repo []Module) (*Engine, desired.Diagnost
 	if compiler.Compile(parsed); compiler.Failed() {
 		diags = append(diags, astDiagnostics(compiler.Errors, "")...)
 	}
-	slices.SortStableFunc(diags, func(a, b desired.Diagnostic) int {
-		return strings.Compare(a.Pos.String(), b.Pos.String())
-	})
+	diags.Sort()
 	if len(diags.Errors()) > 0 {
 		return nil, diags, nil
 	}
 	e := &Engine{}
 	for _, file := range slices.Sorted(maps.Keys(parsed)) {
 		pm := compiler.Modules[file]
-		p := pm.Package.Path
-		name := strings.TrimPrefix(p.String(), "data.")
+		name := packageName(pm)
 		if !strings.HasPrefix(name, "cfaccess.") {
 			continue
 		}
@@ -213,6 +209,12 @@ func New(ctx context.Context, builtin, repo []Module) (*Engine, desired.Diagnost
 	}
 	e.query = q
 	return e, diags, nil
+}
+
+// packageName is a module's package without the "data." root:
+// "cfaccess.builtin.reason".
+func packageName(m *ast.Module) string {
+	return strings.TrimPrefix(m.Package.Path.String(), "data.")
 }
 
 func (e *Engine) pkg(name string) *pkgInfo {
