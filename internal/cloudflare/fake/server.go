@@ -370,8 +370,14 @@ func (s *Server) listZones(w http.ResponseWriter, r *http.Request) {
 		if name := q.Get("name"); name != "" && !strings.EqualFold(name, z.Name) {
 			continue
 		}
-		out = append(out, map[string]any{"id": z.ID, "name": z.Name, "status": "active",
-			"account": map[string]any{"id": s.opts.AccountID, "name": s.opts.AccountName}})
+		out = append(out, map[string]any{"id": z.ID, "name": z.Name, "status": "active", "paused": false, "type": "full",
+			"account":               map[string]any{"id": s.opts.AccountID, "name": s.opts.AccountName},
+			"owner":                 map[string]any{"id": hexID("owner", s.opts.AccountID), "name": s.opts.AccountName, "type": "organization"},
+			"meta":                  map[string]any{"cdn_only": false, "custom_certificate_quota": 0, "dns_only": false, "foundation_dns": false, "page_rule_quota": 3, "phishing_detected": false, "step": 2},
+			"development_mode":      0,
+			"name_servers":          []string{"ada.ns.cloudflare.com", "bob.ns.cloudflare.com"},
+			"original_name_servers": nil, "original_registrar": nil, "original_dnshost": nil,
+			"created_on": "2020-01-01T00:00:00Z", "modified_on": "2020-01-01T00:00:00Z", "activated_on": "2020-01-02T00:00:00Z"})
 	}
 	s.mu.Unlock()
 	paginate(w, r, out)
