@@ -1,0 +1,161 @@
+package cloudflare
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cloudflare/cloudflare-go/v7/accounts"
+	"github.com/cloudflare/cloudflare-go/v7/iam"
+	"github.com/cloudflare/cloudflare-go/v7/option"
+	"github.com/cloudflare/cloudflare-go/v7/zones"
+)
+
+// DefaultBaseURL is Cloudflare's API v4.
+const DefaultBaseURL = "https://api.cloudflare.com/client/v4"
+
+// Config configures a Client. Zero values take the defaults noted.
+type Config struct {
+	// BaseURL of the API (DefaultBaseURL).
+	BaseURL     string
+	Credentials Credentials
+	// HTTPClient carries the requests (a client with a 60 s timeout).
+	HTTPClient *http.Client
+	// Limit requests per Period (1,200 per 5 minutes, Cloudflare's global
+	// limit per user).
+	Limit  int
+	Period time.Duration
+	// MaxRetries of one request on 429, 5xx and network errors (4).
+	MaxRetries int
+	// Concurrency of list page fetches (10).
+	Concurrency int
+	// PerPage for lists (50, the API's maximum).
+	PerPage int
+	// Observe is told of every request attempt: method, endpoint template
+	// (ids replaced by :id), HTTP status ("error" for a network error) and
+	// duration. Used for metrics.
+	Observe func(method, endpoint, code string, d time.Duration)
+	// Now is the clock of the limiter (time.Now).
+	Now func() time.Time
+}
+
+// Client reads and writes account members. It is safe for concurrent use.
+type Client struct {
+	cfg     Config
+	creds   Credentials
+	limiter *window
+	members *accounts.MemberService
+	accts   *accounts.AccountService
+	perms   *iam.PermissionGroupService
+	groups  *iam.ResourceGroupService
+	zones   *zones.ZoneService
+	opts    []option.RequestOption
+}
+
+// New returns a client. It makes no request.
+func New(cfg Config) *Client {
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = DefaultBaseURL
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 60 * time.Second}
+	}
+	if cfg.Limit <= 0 {
+		cfg.Limit = 1200
+	}
+	if cfg.Period <= 0 {
+		cfg.Period = 5 * time.Minute
+	}
+	if cfg.MaxRetries == 0 {
+		cfg.MaxRetries = 4
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 10
+	}
+	if cfg.PerPage <= 0 {
+		cfg.PerPage = 50
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	c := &Client{cfg: cfg, creds: cfg.Credentials, limiter: newWindow(cfg.Limit, cfg.Period, cfg.Now)}
+	// Every option is explicit: the SDK's NewClient would also read
+	// CLOUDFLARE_* variables from the environment behind our back.
+	opts := []option.RequestOption{
+		option.WithBaseURL(strings.TrimSuffix(cfg.BaseURL, "/") + "/"),
+		option.WithHTTPClient(cfg.HTTPClient),
+		option.WithMaxRetries(max(cfg.MaxRetries, 0)),
+		option.WithMiddleware(c.middleware),
+	}
+	if cfg.Credentials.Token != "" {
+		opts = append(opts, option.WithAPIToken(cfg.Credentials.Token))
+	} else {
+		opts = append(opts, option.WithAPIKey(cfg.Credentials.APIKey), option.WithAPIEmail(cfg.Credentials.Email))
+	}
+	c.opts = opts
+	c.members = accounts.NewMemberService(opts...)
+	c.accts = accounts.NewAccountService(opts...)
+	c.perms = iam.NewPermissionGroupService(opts...)
+	c.groups = iam.NewResourceGroupService(opts...)
+	c.zones = zones.NewZoneService(opts...)
+	return c
+}
+
+// middleware runs around every attempt the SDK makes, retries included:
+// it waits for the limiter, then counts and times the request.
+func (c *Client) middleware(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+	if err := c.limiter.Wait(req.Context()); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	res, err := next(req)
+	if c.cfg.Observe != nil {
+		code := "error"
+		if res != nil {
+			code = strconv.Itoa(res.StatusCode)
+		}
+		c.cfg.Observe(req.Method, Endpoint(req.URL.Path), code, time.Since(start))
+	}
+	return res, err
+}
+
+// Endpoint turns a request path into a low-cardinality label: the API
+// prefix dropped and 32-character hex ids replaced by ":id".
+func Endpoint(path string) string {
+	if i := strings.Index(path, "/client/v4"); i >= 0 {
+		path = path[i+len("/client/v4"):]
+	}
+	segs := strings.Split(strings.Trim(path, "/"), "/")
+	for i, s := range segs {
+		if isHex32(s) {
+			segs[i] = ":id"
+		}
+	}
+	return "/" + strings.Join(segs, "/")
+}
+
+func isHex32(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Verify checks the credentials against the account: it reads the
+// account, which a token without access to it cannot.
+func (c *Client) Verify(ctx context.Context, accountID string) (name string, err error) {
+	var p accounts.AccountGetParams
+	p.AccountID.Value, p.AccountID.Present = accountID, true
+	acct, err := c.accts.Get(ctx, p)
+	if err != nil {
+		return "", c.wrap("read account "+accountID, err)
+	}
+	return acct.Name, nil
+}

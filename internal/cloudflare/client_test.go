@@ -1,0 +1,315 @@
+package cloudflare
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/cfaccess/reconciler/internal/cloudflare/contract"
+	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
+	"github.com/cfaccess/reconciler/internal/desired"
+)
+
+const testToken = "cf-test-token-0123456789abcdef"
+
+var (
+	account  = desired.Resource{Kind: desired.WholeAccount}
+	allZones = desired.Resource{Kind: desired.AllZones}
+)
+
+type env struct {
+	fake   *fake.Server
+	client *Client
+	url    string
+}
+
+// newEnv starts the fake account over real HTTP and a client whose every
+// request and response is checked against Cloudflare's OpenAPI schema.
+func newEnv(t *testing.T, cfg Config) *env {
+	t.Helper()
+	s := fake.New(fake.Options{Token: testToken})
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	v, err := contract.New("testdata/openapi-excerpt-2024-08-06.json", ts.URL+fake.BasePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.BaseURL = ts.URL + fake.BasePath
+	if cfg.Credentials == (Credentials{}) {
+		cfg.Credentials = Credentials{Token: testToken, Source: "environment variable CLOUDFLARE_API_TOKEN"}
+	}
+	cfg.HTTPClient = &http.Client{Transport: &contract.Transport{Validator: v, Errorf: t.Errorf}}
+	return &env{fake: s, client: New(cfg), url: ts.URL}
+}
+
+func (e *env) addMembers(t *testing.T, n int) {
+	t.Helper()
+	zone := desired.Resource{Kind: desired.ZoneName, Zone: "example.com"}
+	for i := range n {
+		spec := fake.MemberSpec{Email: fmt.Sprintf("user%03d@example.com", i), Pending: i%7 == 0, TwoFactor: i%2 == 0,
+			Access: []desired.Access{{Role: "DNS", Resource: zone}, {Role: "Analytics", Resource: account}}}
+		if _, err := e.fake.PutMember(spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func countPath(reqs []fake.Request, suffix string) int {
+	n := 0
+	for _, r := range reqs {
+		if strings.HasSuffix(r.Path, suffix) {
+			n++
+		}
+	}
+	return n
+}
+
+func TestReadAccountSizes(t *testing.T) {
+	for _, n := range []int{0, 1, 49, 50, 51, 120} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			e := newEnv(t, Config{})
+			e.addMembers(t, n)
+			acct, err := e.client.ReadAccount(t.Context(), e.fake.AccountID(), ReadOptions{Zones: []string{"example.com"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(acct.Members) != n {
+				t.Fatalf("%d members, want %d", len(acct.Members), n)
+			}
+			zoneID := acct.ZoneIDs["example.com"]
+			if n > 0 && zoneID == "" {
+				t.Fatal("example.com not resolved")
+			}
+			for i, m := range acct.Members {
+				want := Member{ID: m.ID, Email: fmt.Sprintf("user%03d@example.com", i), Status: "accepted", TwoFactor: i%2 == 0,
+					Access: []desired.Access{{Role: "Analytics", Resource: account}, {Role: "DNS", Resource: desired.Resource{Kind: desired.ZoneKey, Zone: zoneID}}}}
+				if i%7 == 0 {
+					want.Status = "pending"
+				}
+				if diff := cmp.Diff(want, m); diff != "" {
+					t.Fatalf("member %d (-want +got):\n%s", i, diff)
+				}
+			}
+			pages := max(1, (n+49)/50)
+			if got := countPath(e.fake.Requests(), "/members"); got != pages {
+				t.Errorf("%d member list requests, want %d (one per page, no empty page)", got, pages)
+			}
+			if len(acct.PermissionGroups) != 78 {
+				t.Errorf("%d permission groups, want 78", len(acct.PermissionGroups))
+			}
+		})
+	}
+}
+
+func TestReadLegacyDenyAndPendingEmail(t *testing.T) {
+	e := newEnv(t, Config{})
+	if _, err := e.fake.PutMember(fake.MemberSpec{Email: "Old@Example.com", LegacyRoles: []string{"Administrator Read Only", "Billing"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.fake.PutMember(fake.MemberSpec{Email: "new@example.com", Pending: true, Access: []desired.Access{{Role: "Firewall", Resource: allZones}}}); err != nil {
+		t.Fatal(err)
+	}
+	acct, err := e.client.ReadAccount(t.Context(), e.fake.AccountID(), ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Member{
+		{Email: "new@example.com", Status: "pending", Access: []desired.Access{{Role: "Firewall", Resource: allZones}}},
+		{Email: "old@example.com", Status: "accepted", Legacy: true, Access: []desired.Access{{Role: "Administrator Read Only", Resource: account}, {Role: "Billing", Resource: account}}},
+	}
+	if diff := cmp.Diff(want, acct.Members, cmpIgnoreID); diff != "" {
+		t.Errorf("members (-want +got):\n%s", diff)
+	}
+}
+
+var cmpIgnoreID = cmp.Transformer("noID", func(m Member) Member { m.ID = ""; return m })
+
+func TestRetry429ThenSuccess(t *testing.T) {
+	e := newEnv(t, Config{})
+	e.addMembers(t, 3)
+	e.fake.Fail(fake.Failure{Path: "/accounts/" + e.fake.AccountID() + "/members", Status: 429, RetryAfter: "1", Times: 1})
+	start := time.Now()
+	acct, err := e.client.ReadAccount(t.Context(), e.fake.AccountID(), ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(acct.Members) != 3 {
+		t.Errorf("%d members, want 3", len(acct.Members))
+	}
+	var statuses []int
+	for _, r := range e.fake.Requests() {
+		if strings.HasSuffix(r.Path, "/members") {
+			statuses = append(statuses, r.Status)
+		}
+	}
+	if diff := cmp.Diff([]int{429, 200}, statuses); diff != "" {
+		t.Errorf("member list statuses (-want +got):\n%s", diff)
+	}
+	if waited := time.Since(start); waited < time.Second {
+		t.Errorf("retried after %v; Retry-After said 1s", waited)
+	}
+}
+
+func TestServerErrorOnPage2FailsTheRead(t *testing.T) {
+	e := newEnv(t, Config{MaxRetries: -1})
+	e.addMembers(t, 120)
+	e.fake.Fail(fake.Failure{Path: "/accounts/" + e.fake.AccountID() + "/members", Page: 2, Status: 502})
+	acct, err := e.client.ReadAccount(t.Context(), e.fake.AccountID(), ReadOptions{})
+	if acct != nil || err == nil {
+		t.Fatalf("ReadAccount = %v, %v; want no account and an error", acct, err)
+	}
+	if !IsTransient(err) || !strings.Contains(err.Error(), "list members of account "+e.fake.AccountID()+": 502 Bad Gateway") {
+		t.Errorf("error = %v (transient %v)", err, IsTransient(err))
+	}
+}
+
+func TestWrongTokenNamesItsSourceOnly(t *testing.T) {
+	e := newEnv(t, Config{Credentials: Credentials{Token: "wrong-secret-value-123456", Source: "file /run/secrets/cf-token"}})
+	_, err := e.client.ReadAccount(t.Context(), e.fake.AccountID(), ReadOptions{})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "wrong-secret-value") || strings.Contains(fmt.Sprintf("%v %+v %#v", err, err, e.client.creds), "wrong-secret-value") {
+		t.Errorf("the token leaked: %s", msg)
+	}
+	if !strings.Contains(msg, "403 Forbidden: Authentication error (code 10000); check the token from file /run/secrets/cf-token") {
+		t.Errorf("error = %s", msg)
+	}
+	var ae *APIError
+	if !errors.As(err, &ae) || !ae.Auth() || ae.Transient() {
+		t.Errorf("error %v: want an auth error, not transient", err)
+	}
+}
+
+func TestWrites(t *testing.T) {
+	e := newEnv(t, Config{})
+	e.fake.AddZone("example.com")
+	ctx := t.Context()
+	id := e.fake.AccountID()
+	acct, err := e.client.ReadAccount(ctx, id, ReadOptions{Zones: []string{"example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dns, err := acct.PermissionGroup("DNS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := acct.PermissionGroup("DSN"); err == nil || !strings.Contains(err.Error(), `role "DSN" does not exist in Cloudflare account `+id+` (did you mean "DNS"?)`) {
+		t.Errorf("unknown role error = %v", err)
+	}
+	zone, err := acct.Resolve(desired.Resource{Kind: desired.ZoneName, Zone: "example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := acct.Resolve(desired.Resource{Kind: desired.ZoneName, Zone: "exmaple.com"}); err == nil || !strings.Contains(err.Error(), `(did you mean "example.com"?)`) {
+		t.Errorf("unknown zone error = %v", err)
+	}
+	if _, ok := acct.ResourceGroup(zone); ok {
+		t.Fatal("zone group exists before creation")
+	}
+	rg, err := e.client.CreateResourceGroup(ctx, id, zone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acctRG, ok := acct.ResourceGroup(account)
+	if !ok {
+		t.Fatal("no account resource group")
+	}
+	analytics, _ := acct.PermissionGroup("Analytics")
+	pols := []Policy{{PermissionGroups: []string{dns.ID}, ResourceGroups: []string{rg.ID}}}
+	mid, err := e.client.Invite(ctx, id, "alice@example.com", pols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.client.Invite(ctx, id, "alice@example.com", pols); !errors.Is(err, ErrAlreadyMember) {
+		t.Errorf("second invite: %v, want ErrAlreadyMember", err)
+	}
+	if err := e.client.ReplacePolicies(ctx, id, mid, []Policy{{PermissionGroups: []string{analytics.ID}, ResourceGroups: []string{acctRG.ID}}}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := e.client.GetMember(ctx, id, mid, acct.ResourceGroups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]desired.Access{{Role: "Analytics", Resource: account}}, m.Access); diff != "" {
+		t.Errorf("after update (-want +got):\n%s", diff)
+	}
+	billing, _ := acct.PermissionGroup("Billing")
+	err = e.client.ReplacePolicies(ctx, id, mid, []Policy{{PermissionGroups: []string{billing.ID}, ResourceGroups: []string{rg.ID}}})
+	if err == nil || !strings.Contains(err.Error(), "(code 1006)") {
+		t.Errorf("account-only role on a zone: %v, want code 1006", err)
+	}
+	if err := e.client.Remove(ctx, id, mid); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.fake.Members()) != 0 {
+		t.Errorf("members left: %v", e.fake.Members())
+	}
+	for _, r := range e.fake.Requests() {
+		if strings.Contains(string(r.Body), `"status"`) {
+			t.Errorf("%s %s sent a status: %s", r.Method, r.Path, r.Body)
+		}
+	}
+}
+
+func TestObserveCountsEveryAttempt(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	e := newEnv(t, Config{Observe: func(method, endpoint, code string, d time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[method+" "+endpoint+" "+code]++
+	}})
+	e.fake.Fail(fake.Failure{Path: "/accounts/" + e.fake.AccountID(), Status: 500, Times: 1})
+	if _, err := e.client.Verify(t.Context(), e.fake.AccountID()); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"GET /accounts/:id 500": 1, "GET /accounts/:id 200": 1}
+	if diff := cmp.Diff(want, seen); diff != "" {
+		t.Errorf("observed (-want +got):\n%s", diff)
+	}
+}
+
+func TestWindowLimiter(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	w := newWindow(3, time.Minute, clock)
+	for range 3 {
+		if err := w.Wait(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	if err := w.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("4th event within the window: %v, want to wait", err)
+	}
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	if err := w.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEndpoint(t *testing.T) {
+	for in, want := range map[string]string{
+		"/client/v4/accounts/023e105f4ecef8ad9ca31a8372d0c353/members":                                  "/accounts/:id/members",
+		"/client/v4/accounts/023e105f4ecef8ad9ca31a8372d0c353/members/9ad9fa82d0ca4f4da16d8869b062892b": "/accounts/:id/members/:id",
+		"/client/v4/zones": "/zones",
+	} {
+		if got := Endpoint(in); got != want {
+			t.Errorf("Endpoint(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
