@@ -45,6 +45,17 @@ func writeError(w http.ResponseWriter, status, code int, msg string) {
 // paginate serves one page of items the way Cloudflare does: page from 1,
 // per_page 5..50 (default 20), and an empty result past the end.
 func paginate[T any](w http.ResponseWriter, r *http.Request, items []T) {
+	paginateFunc(w, r, len(items), func(start, end int) any {
+		if start == end {
+			return []T{}
+		}
+		return items[start:end]
+	})
+}
+
+// paginateFunc serves one page of n items, rendering only that page's
+// items with page(start, end).
+func paginateFunc(w http.ResponseWriter, r *http.Request, n int, render func(start, end int) any) {
 	page, perPage := 1, 20
 	q := r.URL.Query()
 	if v := q.Get("page"); v != "" {
@@ -63,15 +74,11 @@ func paginate[T any](w http.ResponseWriter, r *http.Request, items []T) {
 		}
 		perPage = n
 	}
-	start := min((page-1)*perPage, len(items))
-	end := min(start+perPage, len(items))
-	pageItems := items[start:end]
-	if pageItems == nil {
-		pageItems = []T{}
-	}
+	start := min((page-1)*perPage, n)
+	end := min(start+perPage, n)
 	writeJSON(w, http.StatusOK, envelope{
-		Success: true, Errors: []apiError{}, Messages: []any{}, Result: pageItems,
-		ResultInfo: &resultInfo{Page: page, PerPage: perPage, Count: len(pageItems), TotalCount: len(items),
-			TotalPages: (len(items) + perPage - 1) / perPage},
+		Success: true, Errors: []apiError{}, Messages: []any{}, Result: render(start, end),
+		ResultInfo: &resultInfo{Page: page, PerPage: perPage, Count: end - start, TotalCount: n,
+			TotalPages: (n + perPage - 1) / perPage},
 	})
 }

@@ -475,14 +475,20 @@ func strictDecode(body []byte, v any) error {
 func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) {
 	status := r.URL.Query().Get("status")
 	s.mu.Lock()
-	var out []any
+	defer s.mu.Unlock()
+	var match []*Member
 	for _, m := range s.members {
 		if status == "" || status == m.Status {
-			out = append(out, s.memberJSONLocked(m))
+			match = append(match, m)
 		}
 	}
-	s.mu.Unlock()
-	paginate(w, r, out)
+	paginateFunc(w, r, len(match), func(start, end int) any {
+		out := make([]any, 0, end-start)
+		for _, m := range match[start:end] {
+			out = append(out, s.memberJSONLocked(m))
+		}
+		return out
+	})
 }
 
 func (s *Server) getMember(w http.ResponseWriter, id string) {
