@@ -89,6 +89,9 @@ Exit codes: 0 success, 1 error or invalid declarations, 2 changes pending
 	}
 	root.AddCommand(
 		newValidate(env),
+		newImport(env),
+		newRoles(env),
+		newMembers(env),
 		newSchema(env),
 		newVersion(env),
 	)

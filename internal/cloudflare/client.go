@@ -2,6 +2,7 @@ package cloudflare
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/cloudflare/cloudflare-go/v7/accounts"
 	"github.com/cloudflare/cloudflare-go/v7/iam"
 	"github.com/cloudflare/cloudflare-go/v7/option"
+	"github.com/cloudflare/cloudflare-go/v7/user"
 	"github.com/cloudflare/cloudflare-go/v7/zones"
 )
 
@@ -51,6 +53,7 @@ type Client struct {
 	perms   *iam.PermissionGroupService
 	groups  *iam.ResourceGroupService
 	zones   *zones.ZoneService
+	users   *user.UserService
 	opts    []option.RequestOption
 }
 
@@ -100,6 +103,7 @@ func New(cfg Config) *Client {
 	c.perms = iam.NewPermissionGroupService(opts...)
 	c.groups = iam.NewResourceGroupService(opts...)
 	c.zones = zones.NewZoneService(opts...)
+	c.users = user.NewUserService(opts...)
 	return c
 }
 
@@ -158,4 +162,20 @@ func (c *Client) Verify(ctx context.Context, accountID string) (name string, err
 		return "", c.wrap("read account "+accountID, err)
 	}
 	return acct.Name, nil
+}
+
+// Owner returns the email of the user the token belongs to, from GET /user.
+// A scoped token that may not read it has no owner to protect: that gives
+// "" and no error.
+func (c *Client) Owner(ctx context.Context) (string, error) {
+	u, err := c.users.Get(ctx)
+	if err != nil {
+		werr := c.wrap("read the token's user", err)
+		var ae *APIError
+		if errors.As(werr, &ae) && ae.Auth() {
+			return "", nil
+		}
+		return "", werr
+	}
+	return strings.ToLower(u.Email), nil
 }

@@ -313,3 +313,10 @@ func TestEndpoint(t *testing.T) {
 		}
 	}
 }
+
+func TestOwner(t *testing.T) {
+	e := newEnv(t, Config{})
+	if owner, err := e.client.Owner(t.Context()); owner != "" || err != nil {
+		t.Errorf("Owner() = %q, %v; want no owner and no error for a token that may not read /user", owner, err)
+	}
+}

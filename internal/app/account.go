@@ -1,0 +1,82 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cfaccess/reconciler/internal/cfroles"
+	"github.com/cfaccess/reconciler/internal/cloudflare"
+	"github.com/cfaccess/reconciler/internal/desired"
+)
+
+// accountFlags locate one live account: by --account-id, or by a provider
+// of an access repository (which also names the token's variable).
+type accountFlags struct {
+	accountID string
+	repo      string
+	path      string
+	provider  string
+	apiURL    string
+	tokenFile string
+}
+
+func (f *accountFlags) register(cmd *cobra.Command, env *Env) {
+	cmd.Flags().StringVar(&f.accountID, "account-id", "", "Cloudflare account id")
+	cmd.Flags().StringVar(&f.repo, "repo", envOr(env, "CFACCESS_REPO", ""), "access repository (a local directory) whose --provider names the account (env CFACCESS_REPO)")
+	cmd.Flags().StringVar(&f.path, "path", envOr(env, "CFACCESS_PATH", ""), "subdirectory of the repository holding the declarations (env CFACCESS_PATH)")
+	cmd.Flags().StringVar(&f.provider, "provider", "", "provider id in --repo")
+	registerCloudflareFlags(cmd, env, &f.apiURL, &f.tokenFile)
+}
+
+// registerCloudflareFlags adds the flags every command that talks to
+// Cloudflare shares.
+func registerCloudflareFlags(cmd *cobra.Command, env *Env, apiURL, tokenFile *string) {
+	cmd.Flags().StringVar(apiURL, "cloudflare-api-url", envOr(env, "CLOUDFLARE_API_URL", cloudflare.DefaultBaseURL), "Cloudflare API base URL (env CLOUDFLARE_API_URL)")
+	cmd.Flags().StringVar(tokenFile, "cloudflare-token-file", envOr(env, "CFACCESS_CLOUDFLARE_TOKEN_FILE", ""), "read the API token from this file (env CFACCESS_CLOUDFLARE_TOKEN_FILE); otherwise CLOUDFLARE_API_TOKEN, or CLOUDFLARE_API_KEY with CLOUDFLARE_EMAIL")
+}
+
+// connect resolves the account and its credentials and returns a client.
+func (f *accountFlags) connect(env *Env) (*cloudflare.Client, string, error) {
+	accountID, tokenEnv := f.accountID, ""
+	switch {
+	case f.accountID != "" && f.provider != "":
+		return nil, "", errors.New("give --account-id or --repo with --provider, not both")
+	case f.provider != "":
+		repoDir := f.repo
+		if repoDir == "" {
+			repoDir = "."
+		}
+		src, diags, err := desired.ReadDir(repoDir, f.path)
+		if err != nil {
+			return nil, "", err
+		}
+		repo, ldiags := desired.Load(src.YAML, desired.Options{KnownRoles: cfroles.Names()})
+		if err := append(diags, ldiags...).Err(); err != nil {
+			return nil, "", fmt.Errorf("the repository is invalid (run reconciler validate):\n%w", err)
+		}
+		pv, ok := repo.Providers[f.provider]
+		if !ok {
+			return nil, "", fmt.Errorf("--provider %q is not defined in %s", f.provider, repoDir)
+		}
+		accountID, tokenEnv = pv.AccountID, pv.APITokenEnv
+	case f.accountID == "":
+		return nil, "", errors.New("give --account-id, or --repo with --provider")
+	}
+	creds, err := cloudflare.FindCredentials(env.Getenv, tokenEnv, f.tokenFile)
+	if err != nil {
+		return nil, "", err
+	}
+	return cloudflare.New(cloudflare.Config{BaseURL: f.apiURL, Credentials: creds}), accountID, nil
+}
+
+// readAccount connects and reads the whole account, all zones resolved.
+func (f *accountFlags) readAccount(ctx context.Context, env *Env) (*cloudflare.Account, error) {
+	client, id, err := f.connect(env)
+	if err != nil {
+		return nil, err
+	}
+	return client.ReadAccount(ctx, id, cloudflare.ReadOptions{AllZones: true})
+}

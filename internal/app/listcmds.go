@@ -1,0 +1,137 @@
+package app
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cfaccess/reconciler/internal/cloudflare"
+)
+
+func newRoles(env *Env) *cobra.Command {
+	cmd := &cobra.Command{Use: "roles", Short: "Inspect the roles of a live account"}
+	var (
+		af     accountFlags
+		filter string
+	)
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the account's roles (permission groups), the names declarations inherit",
+		Long: `List prints the role names of the account, as "inherits" must spell them,
+and where each applies: the whole account only, or also single zones.`,
+		Example: `  reconciler roles list --account-id 023e105f4ecef8ad9ca31a8372d0c353 --filter dns
+  reconciler roles list --repo . --provider cloudflare-prod`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			client, id, err := af.connect(env)
+			if err != nil {
+				return &exitError{ExitError, err}
+			}
+			acct, err := client.ReadAccount(cmd.Context(), id, cloudflare.ReadOptions{})
+			if err != nil {
+				return &exitError{ExitError, err}
+			}
+			w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "ROLE\tAPPLIES TO")
+			for _, pg := range acct.PermissionGroups {
+				if !matches(filter, pg.Name) {
+					continue
+				}
+				where := "account or single zones"
+				if pg.Scopes == "com.cloudflare.api.account" {
+					where = "whole account only"
+				}
+				fmt.Fprintf(w, "%s\t%s\n", pg.Name, where)
+			}
+			return w.Flush()
+		},
+	}
+	af.register(list, env)
+	list.Flags().StringVar(&filter, "filter", "", "show only names containing this text (case-insensitive)")
+	cmd.AddCommand(list)
+	return cmd
+}
+
+func matches(filter string, s ...string) bool {
+	if filter == "" {
+		return true
+	}
+	for _, x := range s {
+		if strings.Contains(strings.ToLower(x), strings.ToLower(filter)) {
+			return true
+		}
+	}
+	return false
+}
+
+// memberJSON is the stable JSON form of a live member.
+type memberJSON struct {
+	ID        string   `json:"id"`
+	Email     string   `json:"email"`
+	Status    string   `json:"status"`
+	TwoFactor bool     `json:"two_factor"`
+	Access    []string `json:"access"`
+	Legacy    bool     `json:"legacy_roles,omitempty"`
+	Denies    int      `json:"deny_policies,omitempty"`
+	Unknown   []string `json:"unknown_scopes,omitempty"`
+}
+
+func newMembers(env *Env) *cobra.Command {
+	cmd := &cobra.Command{Use: "members", Short: "Inspect the members of a live account"}
+	var (
+		af             accountFlags
+		filter, format string
+	)
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the account's members with their effective access",
+		Long: `List prints every member, invited (pending) or accepted, with its effective
+access as (role, resource) pairs: what cfaccess compares with the declarations.`,
+		Example: `  reconciler members list --account-id 023e105f4ecef8ad9ca31a8372d0c353
+  reconciler members list --repo . --provider cloudflare-prod --filter @partner --format json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if format != "text" && format != "json" {
+				return &exitError{ExitError, fmt.Errorf("--format %q: choose text or json", format)}
+			}
+			acct, err := af.readAccount(cmd.Context(), env)
+			if err != nil {
+				return &exitError{ExitError, err}
+			}
+			out := []memberJSON{}
+			for _, m := range acct.Members {
+				mj := memberJSON{ID: m.ID, Email: m.Email, Status: m.Status, TwoFactor: m.TwoFactor, Legacy: m.Legacy, Denies: m.Denies, Unknown: m.Unknown, Access: []string{}}
+				for _, a := range m.Access {
+					mj.Access = append(mj.Access, a.Role+" on "+acct.Display(a.Resource).String())
+				}
+				if matches(filter, append([]string{m.Email, m.Status}, mj.Access...)...) {
+					out = append(out, mj)
+				}
+			}
+			if format == "json" {
+				return writeJSON(env.Stdout, out)
+			}
+			w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "EMAIL\tSTATUS\t2FA\tACCESS")
+			for _, m := range out {
+				twoFA := "no"
+				if m.TwoFactor {
+					twoFA = "yes"
+				}
+				access := strings.Join(m.Access, "; ")
+				if m.Denies > 0 {
+					access += fmt.Sprintf("; %d deny policies", m.Denies)
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", m.Email, m.Status, twoFA, access)
+			}
+			return w.Flush()
+		},
+	}
+	af.register(list, env)
+	list.Flags().StringVar(&filter, "filter", "", "show only members whose email, status or access contains this text")
+	list.Flags().StringVar(&format, "format", "text", "output format: text or json")
+	cmd.AddCommand(list)
+	return cmd
+}
