@@ -89,11 +89,14 @@ func (c *Client) ReadAccount(ctx context.Context, accountID string, opts ReadOpt
 		rawMembers []shared.Member
 		mu         sync.Mutex
 	)
+	// The account first, alone: refused credentials then give one clear
+	// error instead of several concurrent ones.
+	name, err := c.Verify(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	acct.Name = name
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() (err error) {
-		acct.Name, err = c.Verify(gctx, accountID)
-		return err
-	})
 	g.Go(func() (err error) {
 		rawMembers, err = c.listMembers(gctx, accountID)
 		return err
