@@ -320,3 +320,63 @@ func TestOwner(t *testing.T) {
 		t.Errorf("Owner() = %q, %v; want no owner and no error for a token that may not read /user", owner, err)
 	}
 }
+
+// TestMembersChangingWhileRead: a member added between two page reads
+// shifts the pages; the client notices the count change and reads again,
+// so no decision rests on a list that was moving.
+func TestMembersChangingWhileRead(t *testing.T) {
+	e := newEnv(t, Config{})
+	e.addMembers(t, 120)
+	var once sync.Once
+	e.fake.BeforeRequest(func(r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/members") && r.URL.Query().Get("page") == "2" {
+			once.Do(func() {
+				if _, err := e.fake.PutMember(fake.MemberSpec{Email: "aaa-new@example.com",
+					Access: []desired.Access{{Role: "DNS", Resource: account}}}); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+	})
+	acct, err := e.client.ReadAccount(t.Context(), e.fake.AccountID(), ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(acct.Members) != 121 || acct.Members[0].Email != "aaa-new@example.com" {
+		t.Errorf("%d members, first %s; want 121 with the new one", len(acct.Members), acct.Members[0].Email)
+	}
+	seen := map[string]bool{}
+	for _, m := range acct.Members {
+		if seen[m.ID] {
+			t.Errorf("member %s twice", m.Email)
+		}
+		seen[m.ID] = true
+	}
+	if got := countPath(e.fake.Requests(), "/members"); got != 6 {
+		t.Errorf("%d member page requests, want 6 (3 pages, read twice)", got)
+	}
+}
+
+// TestMembersChangingAllTheTime: a list that never holds still is an
+// error, not a guess.
+func TestMembersChangingAllTheTime(t *testing.T) {
+	e := newEnv(t, Config{})
+	e.addMembers(t, 60)
+	n := 0
+	var mu sync.Mutex
+	e.fake.BeforeRequest(func(r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/members") && r.URL.Query().Get("page") == "2" {
+			mu.Lock()
+			n++
+			email := fmt.Sprintf("churn%d@example.com", n)
+			mu.Unlock()
+			if _, err := e.fake.PutMember(fake.MemberSpec{Email: email, Access: []desired.Access{{Role: "DNS", Resource: account}}}); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	acct, err := e.client.ReadAccount(t.Context(), e.fake.AccountID(), ReadOptions{})
+	if acct != nil || err == nil || !strings.Contains(err.Error(), "the list kept changing while it was read; try again") {
+		t.Errorf("ReadAccount = %v, %v", acct != nil, err)
+	}
+}

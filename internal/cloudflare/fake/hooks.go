@@ -3,6 +3,7 @@ package fake
 import (
 	"cmp"
 	"fmt"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +27,15 @@ func (s *Server) Fail(f Failure) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failures = append(s.failures, &f)
+}
+
+// BeforeRequest sets a function called before each authorised request is
+// served (nil removes it), to change the account while a client is
+// reading it. It must not call back into a request.
+func (s *Server) BeforeRequest(f func(r *http.Request)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.before = f
 }
 
 // ClearFailures removes every pending Failure.

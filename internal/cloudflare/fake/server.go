@@ -50,6 +50,7 @@ type Server struct {
 	window    []time.Time // request times within the rate period
 	latency   time.Duration
 	failures  []*Failure
+	before    func(r *http.Request)
 	log       []Request
 }
 
@@ -171,6 +172,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec.Header().Set("Retry-After", strconv.Itoa(retry))
 		writeError(rec, http.StatusTooManyRequests, 10000, "Rate limited. Please wait and consider throttling your request speed")
 		return
+	}
+	s.mu.Lock()
+	before := s.before
+	s.mu.Unlock()
+	if before != nil {
+		before(r)
 	}
 	if f := s.failureFor(r); f != nil {
 		if f.Reset {
