@@ -385,15 +385,20 @@ func rawScope(raw string) (key string, objects []string) {
 	return one.Key, objects
 }
 
+// memberEmail is a member's email in lower case: user.email, or for
+// pending members (reported) the top-level email.
+func memberEmail(m shared.Member) string {
+	email := m.User.Email
+	if email == "" {
+		email = m.Email
+	}
+	return strings.ToLower(strings.TrimSpace(email))
+}
+
 // convertMember computes a member's effective access. Policies win over
 // legacy roles when a member has both.
 func convertMember(m shared.Member, accountID string, groups map[string]ResourceGroup) Member {
-	email := m.User.Email
-	if email == "" {
-		// Reported for pending members: the email outside user.
-		email = m.Email
-	}
-	out := Member{ID: m.ID, Email: strings.ToLower(strings.TrimSpace(email)), Status: string(m.Status), TwoFactor: m.User.TwoFactorAuthenticationEnabled}
+	out := Member{ID: m.ID, Email: memberEmail(m), Status: string(m.Status), TwoFactor: m.User.TwoFactorAuthenticationEnabled}
 	if len(m.Policies) == 0 {
 		out.Legacy = len(m.Roles) > 0
 		for _, r := range m.Roles {

@@ -205,3 +205,17 @@ func (a *Account) ResourceGroup(r desired.Resource) (ResourceGroup, bool) {
 	}
 	return ResourceGroup{}, false
 }
+
+// FindMember returns the id of the member with this email (any case).
+func (c *Client) FindMember(ctx context.Context, accountID, email string) (string, error) {
+	members, err := c.listMembers(ctx, accountID)
+	if err != nil {
+		return "", err
+	}
+	for _, m := range members {
+		if memberEmail(m) == strings.ToLower(email) {
+			return m.ID, nil
+		}
+	}
+	return "", fmt.Errorf("no member %s in account %s", email, accountID)
+}

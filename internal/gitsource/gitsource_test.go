@@ -1,0 +1,63 @@
+package gitsource
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// gitRepo makes a real repository with the git CLI: one commit on main,
+// tagged v1, then a second commit.
+func gitRepo(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	run := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		cmd.Env = append(cmd.Environ(), "GIT_AUTHOR_NAME=Ada", "GIT_AUTHOR_EMAIL=ada@example.com", "GIT_COMMITTER_NAME=Ada", "GIT_COMMITTER_EMAIL=ada@example.com", "GIT_CONFIG_GLOBAL=/dev/null")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	run("init", "-q", "-b", "main")
+	run("commit", "-q", "--allow-empty", "-m", "first\n\nbody")
+	run("tag", "v1")
+	run("commit", "-q", "--allow-empty", "-m", "second")
+	return dir
+}
+
+func TestCloneAndHead(t *testing.T) {
+	src := gitRepo(t)
+	url := "file://" + src
+	for _, tc := range []struct{ ref, subject string }{{"", "second"}, {"main", "second"}, {"v1", "first"}} {
+		t.Run(tc.ref, func(t *testing.T) {
+			dest := filepath.Join(t.TempDir(), "c")
+			rev, err := Clone(t.Context(), url, tc.ref, dest, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rev.Subject != tc.subject || rev.Author != "Ada <ada@example.com>" || len(rev.SHA) != 40 {
+				t.Errorf("revision = %+v", rev)
+			}
+			head, ok := Head(dest)
+			if !ok || head != rev {
+				t.Errorf("Head = %+v %v, want %+v", head, ok, rev)
+			}
+		})
+	}
+	if _, err := Clone(t.Context(), url, "nope", filepath.Join(t.TempDir(), "x"), nil); err == nil {
+		t.Error("cloned a missing ref")
+	}
+	if _, ok := Head(t.TempDir()); ok {
+		t.Error("Head of a plain directory")
+	}
+}
+
+func TestRedact(t *testing.T) {
+	got := Redact("https://user:hunter2@git.example.com/access.git")
+	if strings.Contains(got, "hunter2") || !strings.Contains(got, "git.example.com/access.git") {
+		t.Errorf("Redact = %q", got)
+	}
+}

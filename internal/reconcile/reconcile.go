@@ -1,0 +1,138 @@
+// Package reconcile joins the pieces for one account: it reads the live
+// account, plans against the desired state (diff), and applies a plan
+// through the Cloudflare adapter — removals, then updates, then invites,
+// one failed change not stopping the others.
+package reconcile
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cfaccess/reconciler/internal/cloudflare"
+	"github.com/cfaccess/reconciler/internal/desired"
+	"github.com/cfaccess/reconciler/internal/diff"
+)
+
+// AccountPlan is the plan for one provider's account, or why there is none.
+type AccountPlan struct {
+	Provider    string
+	AccountID   string
+	AccountName string
+	Plan        *diff.Plan // nil when Err is set (the breaker keeps it)
+	Live        *cloudflare.Account
+	Owner       string
+	// Err is why the account cannot be applied: a failed read (transient),
+	// names the account lacks, or the mass-removal breaker.
+	Err error
+}
+
+// Options for planning.
+type Options struct {
+	AllowMassRemoval bool
+}
+
+// Plan reads the account of provider pid and plans it against repo at now.
+func Plan(ctx context.Context, client *cloudflare.Client, repo *desired.Repo, pid string, now time.Time, opts Options) *AccountPlan {
+	pv := repo.Providers[pid]
+	ap := &AccountPlan{Provider: pid, AccountID: pv.AccountID}
+	live, err := client.ReadAccount(ctx, pv.AccountID, cloudflare.ReadOptions{Zones: zonesOf(repo, pid)})
+	if err != nil {
+		ap.Err = err
+		return ap
+	}
+	ap.Live, ap.AccountName = live, live.Name
+	owner, err := client.Owner(ctx)
+	if err != nil {
+		ap.Err = err
+		return ap
+	}
+	ap.Owner = owner
+	wants, err := Wants(repo, pid, now, live)
+	if err != nil {
+		ap.Err = err
+		return ap
+	}
+	ap.Plan, ap.Err = diff.Compute(wants, Lives(live), diff.Options{
+		Prune: pv.Prune, Protected: pv.Protected, Owner: owner,
+		MaxRemovals: pv.MaxRemovals, AllowMassRemoval: opts.AllowMassRemoval,
+	})
+	return ap
+}
+
+// zonesOf lists the zone names the provider's roles name.
+func zonesOf(repo *desired.Repo, pid string) []string {
+	var out []string
+	for _, r := range repo.Roles {
+		if !slices.Contains(r.Providers, pid) {
+			continue
+		}
+		for _, res := range r.Resources {
+			if res.Kind == desired.ZoneName {
+				out = append(out, res.Zone)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// Wants turns the desired state of provider pid into diff terms: zones
+// resolved to their ids in live, role names checked against the account's.
+// Every unresolvable name is reported at once, at its role's position.
+func Wants(repo *desired.Repo, pid string, now time.Time, live *cloudflare.Account) ([]diff.Want, error) {
+	acct := repo.State(now).Accounts[pid]
+	var errs []error
+	reported := map[string]bool{}
+	report := func(roleID string, err error) {
+		msg := err.Error()
+		if r := repo.Roles[roleID]; r != nil {
+			msg = fmt.Sprintf("%s: role %q: %s", r.Pos, roleID, msg)
+		}
+		if !reported[msg] {
+			reported[msg] = true
+			errs = append(errs, errors.New(msg))
+		}
+	}
+	var wants []diff.Want
+	for _, m := range acct.Members {
+		w := diff.Want{Email: m.Email}
+		for _, b := range m.Bindings {
+			if _, err := live.PermissionGroup(b.Access.Role); err != nil {
+				report(b.Role, err)
+				continue
+			}
+			res, err := live.Resolve(b.Access.Resource)
+			if err != nil {
+				report(b.Role, err)
+				continue
+			}
+			a := desired.Access{Role: b.Access.Role, Resource: res}
+			if !slices.Contains(w.Access, a) {
+				w.Access = append(w.Access, a)
+			}
+			if !slices.Contains(w.Sources, b.Source) {
+				w.Sources = append(w.Sources, b.Source)
+			}
+			if b.Reason != "" && !slices.Contains(w.Reasons, b.Reason) {
+				w.Reasons = append(w.Reasons, b.Reason)
+			}
+		}
+		wants = append(wants, w)
+	}
+	slices.SortFunc(wants, func(a, b diff.Want) int { return cmp.Compare(a.Email, b.Email) })
+	slices.SortFunc(errs, func(a, b error) int { return cmp.Compare(a.Error(), b.Error()) })
+	return wants, errors.Join(errs...)
+}
+
+// Lives turns live members into diff terms.
+func Lives(live *cloudflare.Account) []diff.Live {
+	out := make([]diff.Live, len(live.Members))
+	for i, m := range live.Members {
+		out[i] = diff.Live{ID: m.ID, Email: m.Email, Status: m.Status, Access: m.Access, Foreign: m.Denies > 0 || len(m.Unknown) > 0}
+	}
+	return out
+}
