@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/open-policy-agent/opa/v1/ast"
+
 	"github.com/cfaccess/reconciler/internal/cfroles"
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/policy"
@@ -18,6 +20,10 @@ type checked struct {
 	diags      desired.Diagnostics
 	violations []policy.Violation
 	tests      []policy.TestResult
+	// engine and input let plan and apply evaluate the guardrails again
+	// with the live accounts and plans added.
+	engine *policy.Engine
+	input  ast.Object
 }
 
 // valid reports whether the repository loaded without errors and its
@@ -77,8 +83,9 @@ func check(ctx context.Context, src *desired.Source, readDiags desired.Diagnosti
 	if repo == nil || engine == nil || len(readDiags.Errors()) > 0 {
 		return c, nil
 	}
-	c.repo = repo
-	c.violations, err = engine.Eval(ctx, policy.Input(repo, now))
+	c.repo, c.engine = repo, engine
+	c.input = policy.Input(repo, now)
+	c.violations, err = engine.Eval(ctx, c.input)
 	if err != nil {
 		return nil, err
 	}

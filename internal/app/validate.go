@@ -1,24 +1,28 @@
 package app
 
 import (
+	"context"
 	"fmt"
-	"strings"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cfaccess/reconciler/internal/desired"
+	"github.com/cfaccess/reconciler/internal/gitsource"
 )
 
 // repoFlags are the flags that locate and time an access repository.
 type repoFlags struct {
 	repo string
+	ref  string
 	path string
 	now  string
 }
 
 func (f *repoFlags) register(cmd *cobra.Command, env *Env) {
-	cmd.Flags().StringVar(&f.repo, "repo", envOr(env, "CFACCESS_REPO", "."), "access repository: a local directory (env CFACCESS_REPO)")
+	cmd.Flags().StringVar(&f.repo, "repo", envOr(env, "CFACCESS_REPO", "."), "access repository: a local directory, or a Git URL (https, ssh, file) cloned shallow (env CFACCESS_REPO)")
+	cmd.Flags().StringVar(&f.ref, "ref", envOr(env, "CFACCESS_REF", ""), "branch or tag to clone when --repo is a URL (default: the remote's default branch; env CFACCESS_REF)")
 	cmd.Flags().StringVar(&f.path, "path", envOr(env, "CFACCESS_PATH", ""), "subdirectory of the repository holding the declarations (env CFACCESS_PATH)")
 	cmd.Flags().StringVar(&f.now, "now", "", "evaluate as of this instant (RFC 3339 or YYYY-MM-DD) instead of the current time")
 }
@@ -35,12 +39,29 @@ func (f *repoFlags) instant(env *Env) (time.Time, error) {
 	return t, nil
 }
 
-// read reads the repository, which must be a local directory for now.
-func (f *repoFlags) read() (*desired.Source, desired.Diagnostics, error) {
-	if strings.Contains(f.repo, "://") || strings.HasPrefix(f.repo, "git@") {
-		return nil, nil, fmt.Errorf("--repo %q: validate reads a local directory; clone the repository first", redactURL(f.repo))
+// read reads the repository: a local directory, or a Git URL cloned
+// (shallow, --ref) into a temporary directory that cleanup removes.
+func (f *repoFlags) read(ctx context.Context) (src *desired.Source, diags desired.Diagnostics, rev gitsource.Revision, cleanup func(), err error) {
+	cleanup = func() {}
+	dir := f.repo
+	if gitsource.IsURL(f.repo) {
+		tmp, err := os.MkdirTemp("", "cfaccess-repo-")
+		if err != nil {
+			return nil, nil, rev, cleanup, err
+		}
+		cleanup = func() { os.RemoveAll(tmp) }
+		rev, err = gitsource.Clone(ctx, f.repo, f.ref, tmp, nil)
+		if err != nil {
+			return nil, nil, rev, cleanup, err
+		}
+		dir = tmp
+	} else if f.ref != "" {
+		return nil, nil, rev, cleanup, fmt.Errorf("--ref %q needs --repo to be a Git URL; check the revision out in %s instead", f.ref, f.repo)
+	} else {
+		rev, _ = gitsource.Head(dir)
 	}
-	return desired.ReadDir(f.repo, f.path)
+	src, diags, err = desired.ReadDir(dir, f.path)
+	return src, diags, rev, cleanup, err
 }
 
 func envOr(env *Env, key, def string) string {
@@ -50,17 +71,6 @@ func envOr(env *Env, key, def string) string {
 	return def
 }
 
-// redactURL drops credentials from a URL for messages.
-func redactURL(s string) string {
-	scheme, rest, ok := strings.Cut(s, "://")
-	if !ok {
-		return s
-	}
-	if at := strings.LastIndexByte(strings.SplitN(rest, "/", 2)[0], '@'); at >= 0 {
-		rest = "***@" + rest[at+1:]
-	}
-	return scheme + "://" + rest
-}
 
 func newValidate(env *Env) *cobra.Command {
 	var (
@@ -73,7 +83,8 @@ func newValidate(env *Env) *cobra.Command {
 		Long: `Validate loads every declaration of the access repository, reports each
 problem at its file and line, runs the repository's own policy tests
 (policies/*_test.rego), and evaluates the guardrails (built-in and
-policies/*.rego). It needs no credentials and makes no network call.
+policies/*.rego). It needs no credentials, and makes no network call when --repo is a
+directory (a Git URL is cloned first).
 
 Exit codes: 0 valid (warnings are printed), 1 invalid, 3 denied by a guardrail.`,
 		Example: `  reconciler validate --repo ./access
@@ -88,7 +99,8 @@ Exit codes: 0 valid (warnings are printed), 1 invalid, 3 denied by a guardrail.`
 			if err != nil {
 				return &exitError{ExitError, err}
 			}
-			src, readDiags, err := rf.read()
+			src, readDiags, _, cleanup, err := rf.read(cmd.Context())
+			defer cleanup()
 			if err != nil {
 				return &exitError{ExitError, err}
 			}

@@ -35,8 +35,9 @@ func Redact(repo string) string {
 	if err != nil || u.User == nil {
 		return repo
 	}
-	u.User = url.User("***")
-	return u.String()
+	u.User = nil
+	scheme, rest, _ := strings.Cut(u.String(), "://")
+	return scheme + "://***@" + rest
 }
 
 // Head returns the revision checked out in dir, when dir is inside a Git

@@ -127,3 +127,60 @@ func (in *interner) instant(t time.Time) *ast.Term {
 	}
 	return term
 }
+
+// LiveMember is a live member as guardrails see it.
+type LiveMember struct {
+	Email     string
+	Status    string
+	TwoFactor bool
+	Access    []desired.Access // zones by name where known
+}
+
+// PlanChange is a planned change as guardrails see it.
+type PlanChange struct {
+	Action      string // invite, update, remove
+	Email       string
+	Add, Remove []desired.Access
+}
+
+// LiveAccount is one account's live members and plan.
+type LiveAccount struct {
+	Provider string
+	Members  []LiveMember
+	Changes  []PlanChange
+}
+
+// AddLive adds the accounts' live members and plans to the input, as
+// live.<provider> and plan.<provider> (SPEC §3). Call it once, with every
+// account read.
+func AddLive(input ast.Object, accounts []LiveAccount) {
+	s := newInterner()
+	access := func(as []desired.Access) *ast.Term {
+		terms := make([]*ast.Term, len(as))
+		for i, a := range as {
+			terms[i] = ast.ObjectTerm(s.item("cloudflare_role", s.str(a.Role)), s.item("resource", s.str(a.Resource.String())))
+		}
+		return ast.ArrayTerm(terms...)
+	}
+	live, plan := ast.NewObject(), ast.NewObject()
+	for _, acct := range accounts {
+		ms := make([]*ast.Term, len(acct.Members))
+		for i, m := range acct.Members {
+			ms[i] = ast.ObjectTerm(s.item("email", s.str(m.Email)), s.item("status", s.str(m.Status)),
+				s.item("two_factor", ast.InternedTerm(m.TwoFactor)), s.item("bindings", access(m.Access)))
+		}
+		byAction := map[string][]*ast.Term{"invite": {}, "update": {}, "remove": {}}
+		for _, c := range acct.Changes {
+			byAction[c.Action] = append(byAction[c.Action], ast.ObjectTerm(s.item("email", s.str(c.Email)),
+				s.item("add", access(c.Add)), s.item("remove", access(c.Remove))))
+		}
+		live.Insert(s.str(acct.Provider), ast.ObjectTerm(s.item("members", ast.ArrayTerm(ms...))))
+		plan.Insert(s.str(acct.Provider), ast.ObjectTerm(
+			s.item("invite", ast.ArrayTerm(byAction["invite"]...)),
+			s.item("update", ast.ArrayTerm(byAction["update"]...)),
+			s.item("remove", ast.ArrayTerm(byAction["remove"]...)),
+		))
+	}
+	input.Insert(ast.StringTerm("live"), ast.NewTerm(live))
+	input.Insert(ast.StringTerm("plan"), ast.NewTerm(plan))
+}
