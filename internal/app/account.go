@@ -22,6 +22,7 @@ type accountFlags struct {
 	apiURL    string
 	tokenFile string
 	rateLimit int
+	retries   int
 }
 
 func (f *accountFlags) register(cmd *cobra.Command, env *Env) {
@@ -29,12 +30,13 @@ func (f *accountFlags) register(cmd *cobra.Command, env *Env) {
 	cmd.Flags().StringVar(&f.repo, "repo", envOr(env, "CFACCESS_REPO", ""), "access repository (a local directory) whose --provider names the account (env CFACCESS_REPO)")
 	cmd.Flags().StringVar(&f.path, "path", envOr(env, "CFACCESS_PATH", ""), "subdirectory of the repository holding the declarations (env CFACCESS_PATH)")
 	cmd.Flags().StringVar(&f.provider, "provider", "", "provider id in --repo")
-	registerCloudflareFlags(cmd, env, &f.apiURL, &f.tokenFile, &f.rateLimit)
+	registerCloudflareFlags(cmd, env, &f.apiURL, &f.tokenFile, &f.rateLimit, &f.retries)
 }
 
 // registerCloudflareFlags adds the flags every command that talks to
 // Cloudflare shares.
-func registerCloudflareFlags(cmd *cobra.Command, env *Env, apiURL, tokenFile *string, rateLimit *int) {
+func registerCloudflareFlags(cmd *cobra.Command, env *Env, apiURL, tokenFile *string, rateLimit, retries *int) {
+	cmd.Flags().IntVar(retries, "cloudflare-max-retries", 4, "retries of a request on 429, 5xx and network errors, with exponential backoff (0: fail at once)")
 	cmd.Flags().StringVar(apiURL, "cloudflare-api-url", envOr(env, "CLOUDFLARE_API_URL", cloudflare.DefaultBaseURL), "Cloudflare API base URL (env CLOUDFLARE_API_URL)")
 	cmd.Flags().IntVar(rateLimit, "cloudflare-rate-limit", 1200, "requests to Cloudflare per 5 minutes, at most (Cloudflare's limit is 1,200 per user; lower it when other tools share the token)")
 	cmd.Flags().StringVar(tokenFile, "cloudflare-token-file", envOr(env, "CFACCESS_CLOUDFLARE_TOKEN_FILE", ""), "read the API token from this file (env CFACCESS_CLOUDFLARE_TOKEN_FILE); otherwise CLOUDFLARE_API_TOKEN, or CLOUDFLARE_API_KEY with CLOUDFLARE_EMAIL")
@@ -74,7 +76,7 @@ func (f *accountFlags) connect(env *Env) (*cloudflare.Client, string, error) {
 	if f.rateLimit < 1 {
 		return nil, "", fmt.Errorf("--cloudflare-rate-limit %d: give at least 1", f.rateLimit)
 	}
-	return cloudflare.New(cloudflare.Config{BaseURL: f.apiURL, Credentials: creds, Limit: f.rateLimit}), accountID, nil
+	return cloudflare.New(cloudflare.Config{BaseURL: f.apiURL, Credentials: creds, Limit: f.rateLimit, MaxRetries: retriesConfig(f.retries)}), accountID, nil
 }
 
 // readAccount connects and reads the whole account, all zones resolved.
@@ -84,4 +86,13 @@ func (f *accountFlags) readAccount(ctx context.Context, env *Env) (*cloudflare.A
 		return nil, err
 	}
 	return client.ReadAccount(ctx, id, cloudflare.ReadOptions{AllZones: true})
+}
+
+// retriesConfig maps the flag (0 means none) to the client's setting (0
+// means the default, negative none).
+func retriesConfig(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }

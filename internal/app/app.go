@@ -89,6 +89,8 @@ Exit codes: 0 success, 1 error or invalid declarations, 2 changes pending
 	}
 	root.AddCommand(
 		newValidate(env),
+		newPlan(env),
+		newApply(env),
 		newImport(env),
 		newRoles(env),
 		newMembers(env),

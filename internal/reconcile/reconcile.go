@@ -25,6 +25,8 @@ type AccountPlan struct {
 	Plan        *diff.Plan // nil when Err is set (the breaker keeps it)
 	Live        *cloudflare.Account
 	Owner       string
+	// Client is the client the plan was read with, to apply it.
+	Client *cloudflare.Client
 	// Err is why the account cannot be applied: a failed read (transient),
 	// names the account lacks, or the mass-removal breaker.
 	Err error
@@ -38,7 +40,7 @@ type Options struct {
 // Plan reads the account of provider pid and plans it against repo at now.
 func Plan(ctx context.Context, client *cloudflare.Client, repo *desired.Repo, pid string, now time.Time, opts Options) *AccountPlan {
 	pv := repo.Providers[pid]
-	ap := &AccountPlan{Provider: pid, AccountID: pv.AccountID}
+	ap := &AccountPlan{Provider: pid, AccountID: pv.AccountID, Client: client}
 	live, err := client.ReadAccount(ctx, pv.AccountID, cloudflare.ReadOptions{Zones: zonesOf(repo, pid)})
 	if err != nil {
 		ap.Err = err

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,6 +78,9 @@ type Failure struct {
 	// Reset closes the connection after sending part of a successful
 	// body, instead of answering Status.
 	Reset bool
+	// AfterProcessing serves the request (the change happens), then
+	// answers Status instead of the result: a response lost on the way.
+	AfterProcessing bool
 	Times int
 	used  int
 }
@@ -183,6 +187,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if f.Reset {
 			resetMidBody(rec)
 			return
+		}
+		if f.AfterProcessing {
+			s.route(httptest.NewRecorder(), r, body)
 		}
 		if f.RetryAfter != "" {
 			rec.Header().Set("Retry-After", f.RetryAfter)

@@ -1,0 +1,427 @@
+package app
+
+import (
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+
+	"github.com/cfaccess/reconciler/internal/desired"
+	"github.com/cfaccess/reconciler/internal/diff"
+	"github.com/cfaccess/reconciler/internal/reconcile"
+)
+
+func renderPlan(w io.Writer, format string, o *outcome, color bool) error {
+	switch format {
+	case "json":
+		return renderPlanJSON(w, o)
+	case "markdown":
+		return renderPlanMarkdown(w, o)
+	case "sarif":
+		return renderValidateSARIF(w, o.c)
+	}
+	return renderPlanText(w, o, color)
+}
+
+// display shows a resource with zone names where the account knows them.
+func display(ap *reconcile.AccountPlan, a desired.Access) desired.Access {
+	if ap.Live == nil {
+		return a
+	}
+	return desired.Access{Role: a.Role, Resource: ap.Live.Display(a.Resource)}
+}
+
+var readOnlyRole = regexp.MustCompile(`(?i)read[ -]?only|readonly|\bread\b|viewer|reader|reporter|reporting|analyst`)
+
+// isAdmin matches administrator roles, not their read-only variants.
+func isAdmin(role string) bool {
+	return strings.Contains(strings.ToLower(role), "admin") && !readOnlyRole.MatchString(role)
+}
+
+// risks flags what a reviewer should look at twice: administrator roles,
+// write access to the whole account, and an email domain the account has
+// not had before.
+func risks(ap *reconcile.AccountPlan, c diff.Change) []string {
+	var out []string
+	for _, a := range c.Add {
+		switch {
+		case isAdmin(a.Role):
+			out = append(out, fmt.Sprintf("administrator role %q", a.Role))
+		case a.Resource.Kind == desired.WholeAccount && !readOnlyRole.MatchString(a.Role) && a.Role != "Analytics" && a.Role != "Billing":
+			out = append(out, fmt.Sprintf("account-wide write access (%s)", a.Role))
+		}
+	}
+	if c.Action == diff.Invite && ap.Live != nil {
+		_, domain, _ := strings.Cut(c.Email, "@")
+		known := false
+		for _, m := range ap.Live.Members {
+			known = known || strings.HasSuffix(m.Email, "@"+domain)
+		}
+		if !known {
+			out = append(out, "new email domain "+domain)
+		}
+	}
+	return out
+}
+
+const (
+	red    = "\x1b[31m"
+	green  = "\x1b[32m"
+	yellow = "\x1b[33m"
+	bold   = "\x1b[1m"
+	reset  = "\x1b[0m"
+)
+
+func renderPlanText(w io.Writer, o *outcome, color bool) error {
+	paint := func(code, s string) string {
+		if !color {
+			return s
+		}
+		return code + s + reset
+	}
+	var b strings.Builder
+	if err := renderFindingsText(&b, o.c, paint); err != nil {
+		return err
+	}
+	if !o.c.valid() || o.c.denied() {
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
+	if o.revision.SHA != "" {
+		fmt.Fprintf(&b, "Revision %s: %s (%s)\n", short(o.revision.SHA), o.revision.Subject, o.revision.Author)
+	}
+	totals := map[diff.Action]int{}
+	for _, ap := range o.accounts {
+		name := ap.Provider
+		if ap.AccountName != "" {
+			name += " — " + ap.AccountName
+		}
+		fmt.Fprintf(&b, "\n%s (%s)\n", paint(bold, name), ap.AccountID)
+		if ap.Err != nil {
+			fmt.Fprintf(&b, "  %s %v\n", paint(red, "error:"), indent(ap.Err.Error()))
+			if ap.Plan == nil || ap.Plan.Breaker == "" {
+				continue
+			}
+			b.WriteString("  the plan that was refused:\n")
+		}
+		if ap.Plan == nil {
+			continue
+		}
+		if ap.Plan.Empty() {
+			b.WriteString("  no changes\n")
+		}
+		results := o.results[ap.Provider]
+		for i, c := range ap.Plan.Changes {
+			totals[c.Action]++
+			sign, col := "+", green
+			switch c.Action {
+			case diff.Remove:
+				sign, col = "-", red
+			case diff.Update:
+				sign, col = "~", yellow
+			}
+			line := fmt.Sprintf("  %s %s %s", sign, c.Action, c.Email)
+			if c.Status == "pending" {
+				line += " (pending)"
+			}
+			b.WriteString(paint(col, line))
+			for _, r := range risks(ap, c) {
+				fmt.Fprintf(&b, "  %s", paint(red, "⚠ "+r))
+			}
+			b.WriteByte('\n')
+			for _, a := range c.Add {
+				fmt.Fprintf(&b, "      %s\n", paint(green, "+ "+display(ap, a).String()))
+			}
+			for _, a := range c.Remove {
+				fmt.Fprintf(&b, "      %s\n", paint(red, "- "+display(ap, a).String()))
+			}
+			switch {
+			case len(c.Sources) > 0:
+				fmt.Fprintf(&b, "      from %s", joinPos(c.Sources))
+				if len(c.Reasons) > 0 {
+					fmt.Fprintf(&b, ": %s", strings.Join(c.Reasons, "; "))
+				}
+				b.WriteByte('\n')
+			case c.Action == diff.Remove:
+				b.WriteString("      not declared\n")
+			}
+			if i < len(results) {
+				r := results[i]
+				switch {
+				case r.Err != nil:
+					fmt.Fprintf(&b, "      %s %v\n", paint(red, "✗ failed:"), r.Err)
+				case r.Note != "":
+					fmt.Fprintf(&b, "      %s (%s)\n", paint(green, "✓ applied"), r.Note)
+				default:
+					fmt.Fprintf(&b, "      %s\n", paint(green, "✓ applied"))
+				}
+			}
+		}
+		for _, u := range ap.Plan.Unmanaged {
+			fmt.Fprintf(&b, "  = unmanaged %s (not declared; prune is off)\n", u.Email)
+		}
+	}
+	verb := "Plan"
+	if o.applied {
+		verb = "Applied"
+	}
+	fmt.Fprintf(&b, "\n%s: %d to invite, %d to update, %d to remove.\n", verb, totals[diff.Invite], totals[diff.Update], totals[diff.Remove])
+	if o.failed() {
+		b.WriteString(paint(red, "Some accounts could not be planned: nothing was applied.") + "\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// renderFindingsText writes diagnostics and violations, and the verdict
+// when the repository is invalid or denied.
+func renderFindingsText(b *strings.Builder, c *checked, paint func(code, s string) string) error {
+	findings := c.findings()
+	for _, f := range findings {
+		label := textLabel[f.Severity]
+		if f.Severity == "error" || f.Severity == "deny" {
+			label = paint(red, label)
+		}
+		fmt.Fprintf(b, "%s: %s: %s", f.Source, label, f.Message)
+		if f.Policy != "" {
+			fmt.Fprintf(b, " [%s]", f.Policy)
+		}
+		b.WriteByte('\n')
+	}
+	errs, warns, denies := count(findings)
+	switch {
+	case !c.valid():
+		fmt.Fprintf(b, "invalid: %s, %s; nothing was read or changed\n", plural(errs, "error"), plural(warns, "warning"))
+	case c.denied():
+		fmt.Fprintf(b, "denied by guardrails: %s, %s; nothing was changed\n", plural(denies, "denial"), plural(warns, "warning"))
+	}
+	return nil
+}
+
+func indent(s string) string { return strings.ReplaceAll(s, "\n", "\n    ") }
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}
+
+func joinPos(ps []desired.Pos) string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, p.String())
+	}
+	return strings.Join(s, ", ")
+}
+
+// Stable JSON (format_version 1).
+type planJSON struct {
+	FormatVersion int           `json:"format_version"`
+	Revision      string        `json:"revision"`
+	Valid         bool          `json:"valid"`
+	Denied        bool          `json:"denied"`
+	Applied       bool          `json:"applied"`
+	Accounts      []accountJSON `json:"accounts"`
+	// Warnings and Violations are about the repository as a whole.
+	Warnings   []finding   `json:"warnings"`
+	Violations []finding   `json:"violations"`
+	Summary    summaryJSON `json:"summary"`
+}
+
+type summaryJSON struct {
+	Invite int `json:"invite"`
+	Update int `json:"update"`
+	Remove int `json:"remove"`
+}
+
+type accountJSON struct {
+	Account   string       `json:"account"`
+	AccountID string       `json:"account_id"`
+	Name      string       `json:"name,omitempty"`
+	Changes   []changeJSON `json:"changes"`
+	Unmanaged []string     `json:"unmanaged"`
+	Protected []string     `json:"protected"`
+	Error     string       `json:"error,omitempty"`
+	Breaker   string       `json:"breaker,omitempty"`
+	// Warnings and Violations are kept per account for the format; the
+	// guardrails' findings are repository-wide, at the top level.
+	Warnings   []finding `json:"warnings"`
+	Violations []finding `json:"violations"`
+}
+
+type accessJSON struct {
+	Role     string `json:"role"`
+	Resource string `json:"resource"`
+}
+
+type changeJSON struct {
+	Action   string       `json:"action"`
+	Email    string       `json:"email"`
+	MemberID string       `json:"member_id,omitempty"`
+	Add      []accessJSON `json:"add"`
+	Remove   []accessJSON `json:"remove"`
+	Sources  []string     `json:"sources"`
+	Reasons  []string     `json:"reasons,omitempty"`
+	Risks    []string     `json:"risks,omitempty"`
+	Result   string       `json:"result,omitempty"` // apply: applied, or failed: …
+}
+
+func renderPlanJSON(w io.Writer, o *outcome) error {
+	out := planJSON{FormatVersion: 1, Revision: o.revision.SHA, Valid: o.c.valid(), Denied: o.c.denied(), Applied: o.applied,
+		Accounts: []accountJSON{}, Warnings: []finding{}, Violations: []finding{}}
+	for _, f := range o.c.findings() {
+		if f.Policy != "" || f.Severity == "deny" {
+			out.Violations = append(out.Violations, f)
+		} else {
+			out.Warnings = append(out.Warnings, f)
+		}
+	}
+	for _, ap := range o.accounts {
+		aj := accountJSON{Account: ap.Provider, AccountID: ap.AccountID, Name: ap.AccountName, Changes: []changeJSON{},
+			Unmanaged: []string{}, Protected: []string{}, Warnings: []finding{}, Violations: []finding{}}
+		if ap.Err != nil {
+			aj.Error = ap.Err.Error()
+		}
+		if ap.Plan != nil {
+			aj.Breaker = ap.Plan.Breaker
+			aj.Protected = append(aj.Protected, ap.Plan.Protected...)
+			for _, u := range ap.Plan.Unmanaged {
+				aj.Unmanaged = append(aj.Unmanaged, u.Email)
+			}
+			results := o.results[ap.Provider]
+			for i, c := range ap.Plan.Changes {
+				cj := changeJSON{Action: string(c.Action), Email: c.Email, MemberID: c.MemberID, Add: []accessJSON{}, Remove: []accessJSON{},
+					Sources: []string{}, Reasons: c.Reasons, Risks: risks(ap, c)}
+				for _, a := range c.Add {
+					d := display(ap, a)
+					cj.Add = append(cj.Add, accessJSON{d.Role, d.Resource.String()})
+				}
+				for _, a := range c.Remove {
+					d := display(ap, a)
+					cj.Remove = append(cj.Remove, accessJSON{d.Role, d.Resource.String()})
+				}
+				for _, s := range c.Sources {
+					cj.Sources = append(cj.Sources, s.String())
+				}
+				if i < len(results) {
+					cj.Result = "applied"
+					if results[i].Err != nil {
+						cj.Result = "failed: " + results[i].Err.Error()
+					}
+					if results[i].MemberID != "" {
+						cj.MemberID = results[i].MemberID
+					}
+				}
+				switch c.Action {
+				case diff.Invite:
+					out.Summary.Invite++
+				case diff.Update:
+					out.Summary.Update++
+				case diff.Remove:
+					out.Summary.Remove++
+				}
+				aj.Changes = append(aj.Changes, cj)
+			}
+		}
+		out.Accounts = append(out.Accounts, aj)
+	}
+	return writeJSON(w, out)
+}
+
+func mdEscape(s string) string {
+	return strings.NewReplacer("|", `\|`, "<", "&lt;", ">", "&gt;", "*", `\*`, "_", `\_`).Replace(s)
+}
+
+// renderPlanMarkdown writes a pull-request comment: a summary line, one
+// table per account, risky changes flagged.
+func renderPlanMarkdown(w io.Writer, o *outcome) error {
+	var b strings.Builder
+	// The marker lets CI find and update its own comment.
+	b.WriteString("<!-- cfaccess-plan -->\n")
+	totals := map[diff.Action]int{}
+	for _, ap := range o.accounts {
+		if ap.Plan != nil {
+			for _, c := range ap.Plan.Changes {
+				totals[c.Action]++
+			}
+		}
+	}
+	findings := o.c.findings()
+	errs, warns, denies := count(findings)
+	switch {
+	case !o.c.valid():
+		fmt.Fprintf(&b, "### ❌ cfaccess: the declarations are invalid (%s)\n\n", plural(errs, "error"))
+	case o.c.denied():
+		fmt.Fprintf(&b, "### ⛔ cfaccess: denied by guardrails (%s)\n\n", plural(denies, "denial"))
+	case o.failed():
+		b.WriteString("### ❌ cfaccess: some accounts could not be planned\n\n")
+	case o.changes() == 0:
+		b.WriteString("### ✅ cfaccess plan: no changes\n\n")
+	default:
+		fmt.Fprintf(&b, "### cfaccess plan: %d to invite, %d to update, %d to remove\n\n", totals[diff.Invite], totals[diff.Update], totals[diff.Remove])
+	}
+	if o.revision.SHA != "" {
+		fmt.Fprintf(&b, "Revision `%s` — %s\n\n", short(o.revision.SHA), mdEscape(o.revision.Subject))
+	}
+	if len(findings) > 0 {
+		fmt.Fprintf(&b, "<details%s><summary>%s, %s, %s</summary>\n\n", map[bool]string{true: " open", false: ""}[errs+denies > 0],
+			plural(errs, "error"), plural(denies, "denial"), plural(warns, "warning"))
+		for _, f := range findings {
+			fmt.Fprintf(&b, "- `%s` **%s**: %s\n", f.Source, textLabel[f.Severity], mdEscape(f.Message))
+		}
+		b.WriteString("\n</details>\n\n")
+	}
+	for _, ap := range o.accounts {
+		title := ap.Provider
+		if ap.AccountName != "" {
+			title += " — " + mdEscape(ap.AccountName)
+		}
+		fmt.Fprintf(&b, "#### %s\n\n", title)
+		if ap.Err != nil {
+			fmt.Fprintf(&b, "❌ %s\n\n", mdEscape(ap.Err.Error()))
+		}
+		if ap.Plan == nil {
+			continue
+		}
+		if ap.Plan.Empty() {
+			b.WriteString("No changes.\n\n")
+		} else {
+			b.WriteString("| | Member | Access | Why |\n|---|---|---|---|\n")
+			for _, c := range ap.Plan.Changes {
+				icon := map[diff.Action]string{diff.Invite: "➕ invite", diff.Update: "✏️ update", diff.Remove: "➖ remove"}[c.Action]
+				var access []string
+				for _, a := range c.Add {
+					access = append(access, "+ "+mdEscape(display(ap, a).String()))
+				}
+				for _, a := range c.Remove {
+					access = append(access, "− "+mdEscape(display(ap, a).String()))
+				}
+				why := "not declared"
+				if len(c.Sources) > 0 {
+					why = "`" + joinPos(c.Sources) + "`"
+					if len(c.Reasons) > 0 {
+						why += " " + mdEscape(strings.Join(c.Reasons, "; "))
+					}
+				} else if c.Action != diff.Remove {
+					why = ""
+				}
+				for _, r := range risks(ap, c) {
+					why += " ⚠️ **" + mdEscape(r) + "**"
+				}
+				fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", icon, mdEscape(c.Email), strings.Join(access, "<br>"), strings.TrimSpace(why))
+			}
+			b.WriteByte('\n')
+		}
+		if len(ap.Plan.Unmanaged) > 0 {
+			var emails []string
+			for _, u := range ap.Plan.Unmanaged {
+				emails = append(emails, mdEscape(u.Email))
+			}
+			fmt.Fprintf(&b, "Unmanaged (not declared, prune off): %s\n\n", strings.Join(emails, ", "))
+		}
+	}
+	_, err := io.WriteString(w, strings.TrimRight(b.String(), "\n")+"\n")
+	return err
+}
+
