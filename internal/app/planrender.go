@@ -424,4 +424,3 @@ func renderPlanMarkdown(w io.Writer, o *outcome) error {
 	_, err := io.WriteString(w, strings.TrimRight(b.String(), "\n")+"\n")
 	return err
 }
-

@@ -71,7 +71,6 @@ func envOr(env *Env, key, def string) string {
 	return def
 }
 
-
 func newValidate(env *Env) *cobra.Command {
 	var (
 		rf     repoFlags

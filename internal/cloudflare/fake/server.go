@@ -81,8 +81,8 @@ type Failure struct {
 	// AfterProcessing serves the request (the change happens), then
 	// answers Status instead of the result: a response lost on the way.
 	AfterProcessing bool
-	Times int
-	used  int
+	Times           int
+	used            int
 }
 
 // New returns a fake account seeded with Cloudflare's 78 roles, as
