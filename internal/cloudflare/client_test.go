@@ -380,3 +380,22 @@ func TestMembersChangingAllTheTime(t *testing.T) {
 		t.Errorf("ReadAccount = %v, %v", acct != nil, err)
 	}
 }
+
+func TestZonesListedWhenMany(t *testing.T) {
+	e := newEnv(t, Config{})
+	var names []string
+	for i := range 60 {
+		names = append(names, fmt.Sprintf("z%02d.example.com", i))
+		e.fake.AddZone(names[i])
+	}
+	acct, err := e.client.ReadAccount(t.Context(), e.fake.AccountID(), ReadOptions{Zones: names[:10]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(acct.ZoneIDs) != 10 {
+		t.Errorf("%d zones resolved, want the 10 asked for", len(acct.ZoneIDs))
+	}
+	if got := countPath(e.fake.Requests(), "/zones"); got != 2 {
+		t.Errorf("%d zone requests, want 2 (60 zones, 50 a page)", got)
+	}
+}

@@ -109,18 +109,24 @@ func (c *Client) ReadAccount(ctx context.Context, accountID string, opts ReadOpt
 		acct.ResourceGroups, err = c.listResourceGroups(gctx, accountID)
 		return err
 	})
-	if opts.AllZones {
+	names := slices.Compact(slices.Sorted(slices.Values(opts.Zones)))
+	// Looking zones up one by one costs a request each; beyond a few,
+	// listing them all (50 a page) is cheaper.
+	if opts.AllZones || len(names) > 3 {
 		g.Go(func() error {
 			zs, err := c.listZones(gctx, accountID, "")
 			mu.Lock()
 			defer mu.Unlock()
 			for _, z := range zs {
-				acct.ZoneIDs[z.Name], acct.ZoneNames[z.ID] = z.ID, z.Name
+				name := strings.ToLower(z.Name)
+				if opts.AllZones || slices.Contains(names, name) {
+					acct.ZoneIDs[name], acct.ZoneNames[z.ID] = z.ID, name
+				}
 			}
 			return err
 		})
 	} else {
-		for _, name := range slices.Compact(slices.Sorted(slices.Values(opts.Zones))) {
+		for _, name := range names {
 			g.Go(func() error {
 				zs, err := c.listZones(gctx, accountID, name)
 				mu.Lock()
