@@ -331,3 +331,28 @@ func TestE2ERetriedInviteIsNotDoubled(t *testing.T) {
 		t.Errorf("plan after: exit %d, want no changes", code)
 	}
 }
+
+// TestE2EReinviteAfter: an invitation pending longer than --reinvite-after
+// is withdrawn and sent again, once; without a state file nothing is.
+func TestE2EReinviteAfter(t *testing.T) {
+	e := newE2E(t)
+	state := filepath.Join(t.TempDir(), "state.json")
+	if code, out, _ := e.run("apply", "--repo", e.repo, "--state-file", state); code != ExitOK {
+		t.Fatalf("apply: %d\n%s", code, out)
+	}
+	e.now = e.now.Add(10 * time.Hour)
+	if code, _, _ := e.run("plan", "--repo", e.repo, "--state-file", state, "--detailed-exitcode"); code != ExitOK {
+		t.Errorf("10 h later: exit %d, want no changes", code)
+	}
+	e.now = e.now.Add(70 * time.Hour)
+	code, out, _ := e.run("apply", "--repo", e.repo, "--state-file", state, "--format", "json")
+	if got := changesOf(planJSONOf(t, out)); code != ExitOK || !cmp.Equal(got, []string{"remove erin@example.com", "reinvite dave@example.com", "reinvite pat@example.com"}) {
+		t.Errorf("80 h later: exit %d, %v", code, got)
+	}
+	if code, _, _ := e.run("plan", "--repo", e.repo, "--state-file", state, "--detailed-exitcode"); code != ExitOK {
+		t.Errorf("right after re-inviting: exit %d, want no changes", code)
+	}
+	if code, _, _ := e.run("plan", "--repo", e.repo, "--detailed-exitcode"); code != ExitOK {
+		t.Errorf("without --state-file: exit %d, want no changes", code)
+	}
+}

@@ -6,12 +6,14 @@ import (
 	"io"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/desired"
+	"github.com/cfaccess/reconciler/internal/diff"
 	"github.com/cfaccess/reconciler/internal/gitsource"
 	"github.com/cfaccess/reconciler/internal/policy"
 	"github.com/cfaccess/reconciler/internal/reconcile"
@@ -27,6 +29,9 @@ type planFlags struct {
 	rateLimit        int
 	retries          int
 	allowMassRemoval bool
+	reinviteAfter    time.Duration
+	stateFile        string
+	pending          *pendingState
 }
 
 func (f *planFlags) register(cmd *cobra.Command, env *Env) {
@@ -34,6 +39,8 @@ func (f *planFlags) register(cmd *cobra.Command, env *Env) {
 	cmd.Flags().StringVar(&f.provider, "provider", envOr(env, "CFACCESS_PROVIDER", ""), "reconcile only this provider (account) id (env CFACCESS_PROVIDER)")
 	cmd.Flags().StringVar(&f.format, "format", "text", "output format: text, json, markdown or sarif")
 	registerCloudflareFlags(cmd, env, &f.apiURL, &f.tokenFile, &f.rateLimit, &f.retries)
+	cmd.Flags().StringVar(&f.stateFile, "state-file", envOr(env, "CFACCESS_STATE_FILE", ""), "file remembering since when invitations are pending, for --reinvite-after (env CFACCESS_STATE_FILE)")
+	cmd.Flags().DurationVar(&f.reinviteAfter, "reinvite-after", 72*time.Hour, "re-send an invitation pending longer than this (needs --state-file; 0 never)")
 }
 
 // outcome is a plan run: the checked repository, the revision, and each
@@ -107,6 +114,13 @@ func (f *planFlags) plan(ctx context.Context, env *Env) (*outcome, error) {
 		return nil, fmt.Errorf("--provider %q is not defined in the repository", f.provider)
 	}
 	slices.Sort(ids)
+	ropts := reconcile.Options{AllowMassRemoval: f.allowMassRemoval}
+	if f.stateFile != "" && f.reinviteAfter > 0 {
+		if f.pending, err = loadPending(f.stateFile); err != nil {
+			return nil, err
+		}
+		ropts.Reinvite = func(accountID string, l diff.Live) bool { return f.pending.due(accountID, l, now, f.reinviteAfter) }
+	}
 	var live []policy.LiveAccount
 	for _, id := range ids {
 		pv := c.repo.Providers[id]
@@ -116,7 +130,7 @@ func (f *planFlags) plan(ctx context.Context, env *Env) (*outcome, error) {
 			continue
 		}
 		client := cloudflare.New(cloudflare.Config{BaseURL: f.apiURL, Credentials: creds, Limit: f.rateLimit, MaxRetries: retriesConfig(f.retries)})
-		ap := reconcile.Plan(ctx, client, c.repo, id, now, reconcile.Options{AllowMassRemoval: f.allowMassRemoval})
+		ap := reconcile.Plan(ctx, client, c.repo, id, now, ropts)
 		o.accounts = append(o.accounts, ap)
 		if ap.Live != nil && ap.Plan != nil {
 			live = append(live, liveAccount(ap))
@@ -129,6 +143,30 @@ func (f *planFlags) plan(ctx context.Context, env *Env) (*outcome, error) {
 		return nil, err
 	}
 	return o, nil
+}
+
+// recordPending updates --state-file after an apply: members seen pending
+// keep their first-seen time; those just (re)invited start now.
+func (f *planFlags) recordPending(o *outcome, now time.Time) error {
+	if f.stateFile == "" {
+		return nil
+	}
+	st := f.pending
+	if st == nil {
+		var err error
+		if st, err = loadPending(f.stateFile); err != nil {
+			return err
+		}
+	}
+	for _, ap := range o.accounts {
+		st.observe(ap.Live, now)
+		for _, r := range o.results[ap.Provider] {
+			if r.Err == nil && (r.Change.Action == diff.Invite || r.Change.Action == diff.Reinvite) {
+				st.Pending[ap.AccountID][r.Change.Email] = now
+			}
+		}
+	}
+	return st.save(f.stateFile)
 }
 
 // liveAccount is what guardrails see of an account.
@@ -242,6 +280,9 @@ member that is not protected, is refused unless --allow-mass-removal.`,
 				o.results = map[string][]reconcile.Result{}
 				for _, ap := range o.accounts {
 					o.results[ap.Provider] = reconcile.Apply(ctx, ap.Client, ap, nil)
+				}
+				if err := f.recordPending(o, env.Now()); err != nil {
+					return &exitError{ExitError, err}
 				}
 			}
 			if err := renderPlan(env.Stdout, f.format, o, isTerminal(env.Stdout, env)); err != nil {

@@ -115,6 +115,8 @@ func renderPlanText(w io.Writer, o *outcome, color bool) error {
 			totals[c.Action]++
 			sign, col := "+", green
 			switch c.Action {
+			case diff.Reinvite:
+				sign = "↻"
 			case diff.Remove:
 				sign, col = "-", red
 			case diff.Update:
@@ -165,7 +167,11 @@ func renderPlanText(w io.Writer, o *outcome, color bool) error {
 	if o.applied {
 		verb = "Applied"
 	}
-	fmt.Fprintf(&b, "\n%s: %d to invite, %d to update, %d to remove.\n", verb, totals[diff.Invite], totals[diff.Update], totals[diff.Remove])
+	fmt.Fprintf(&b, "\n%s: %d to invite, %d to update, %d to remove", verb, totals[diff.Invite], totals[diff.Update], totals[diff.Remove])
+	if n := totals[diff.Reinvite]; n > 0 {
+		fmt.Fprintf(&b, ", %d to re-invite", n)
+	}
+	b.WriteString(".\n")
 	if o.failed() {
 		b.WriteString(paint(red, "Some accounts could not be planned: nothing was applied.") + "\n")
 	}
@@ -230,9 +236,10 @@ type planJSON struct {
 }
 
 type summaryJSON struct {
-	Invite int `json:"invite"`
-	Update int `json:"update"`
-	Remove int `json:"remove"`
+	Invite   int `json:"invite"`
+	Update   int `json:"update"`
+	Remove   int `json:"remove"`
+	Reinvite int `json:"reinvite"`
 }
 
 type accountJSON struct {
@@ -320,6 +327,8 @@ func renderPlanJSON(w io.Writer, o *outcome) error {
 					out.Summary.Update++
 				case diff.Remove:
 					out.Summary.Remove++
+				case diff.Reinvite:
+					out.Summary.Reinvite++
 				}
 				aj.Changes = append(aj.Changes, cj)
 			}
@@ -389,7 +398,7 @@ func renderPlanMarkdown(w io.Writer, o *outcome) error {
 		} else {
 			b.WriteString("| | Member | Access | Why |\n|---|---|---|---|\n")
 			for _, c := range ap.Plan.Changes {
-				icon := map[diff.Action]string{diff.Invite: "➕ invite", diff.Update: "✏️ update", diff.Remove: "➖ remove"}[c.Action]
+				icon := map[diff.Action]string{diff.Invite: "➕ invite", diff.Update: "✏️ update", diff.Remove: "➖ remove", diff.Reinvite: "🔁 re-invite"}[c.Action]
 				var access []string
 				for _, a := range c.Add {
 					access = append(access, "+ "+mdEscape(display(ap, a).String()))

@@ -27,6 +27,8 @@ const (
 	Remove Action = "remove"
 	Update Action = "update"
 	Invite Action = "invite"
+	// Reinvite withdraws an expired invitation and sends a new one.
+	Reinvite Action = "reinvite"
 )
 
 // Want is the desired access of one declared member. Empty Access means
@@ -59,6 +61,9 @@ type Options struct {
 	Owner            string
 	MaxRemovals      int
 	AllowMassRemoval bool
+	// Reinvite, when set, says whether a pending member's invitation is
+	// old enough to send again (--reinvite-after).
+	Reinvite func(Live) bool
 }
 
 // Change is one action on one member. For an invite Add is the whole
@@ -77,7 +82,7 @@ type Change struct {
 }
 
 // Plan is what to do to one account, in application order: removals,
-// updates, invites, each sorted by email.
+// updates, invites (and re-invites), each sorted by email.
 type Plan struct {
 	Changes []Change
 	// Unmanaged are live members nobody declared, left alone (prune off).
@@ -142,6 +147,10 @@ func Compute(want []Want, live []Live, opts Options) (*Plan, error) {
 			p.Changes = append(p.Changes, c)
 		case !declared:
 			p.Unmanaged = append(p.Unmanaged, *l)
+		case l.Status == "pending" && opts.Reinvite != nil && opts.Reinvite(*l):
+			add, remove := setDiff(w.Access, l.Access)
+			p.Changes = append(p.Changes, Change{Action: Reinvite, Email: email, MemberID: l.ID, Status: l.Status,
+				Add: add, Remove: remove, Access: sorted(w.Access), Sources: w.Sources, Reasons: w.Reasons})
 		default:
 			add, remove := setDiff(w.Access, l.Access)
 			if len(add) > 0 || len(remove) > 0 || l.Foreign {
@@ -157,7 +166,7 @@ func Compute(want []Want, live []Live, opts Options) (*Plan, error) {
 		p.Changes = append(p.Changes, Change{Action: Invite, Email: email, Add: sorted(w.Access), Access: sorted(w.Access),
 			Sources: w.Sources, Reasons: w.Reasons})
 	}
-	order := map[Action]int{Remove: 0, Update: 1, Invite: 2}
+	order := map[Action]int{Remove: 0, Update: 1, Invite: 2, Reinvite: 2}
 	slices.SortFunc(p.Changes, func(a, b Change) int {
 		return cmp.Or(cmp.Compare(order[a.Action], order[b.Action]), cmp.Compare(a.Email, b.Email))
 	})

@@ -222,3 +222,19 @@ func TestPropertySelfPlanIsEmpty(t *testing.T) {
 		}
 	}
 }
+
+func TestReinvite(t *testing.T) {
+	want := []Want{{Email: "old@example.com", Access: []desired.Access{dns}}, {Email: "new@example.com", Access: []desired.Access{dns}}, {Email: "acc@example.com", Access: []desired.Access{dns}}}
+	live := []Live{
+		{ID: "1", Email: "old@example.com", Status: "pending", Access: []desired.Access{dns}},
+		{ID: "2", Email: "new@example.com", Status: "pending", Access: []desired.Access{dns}},
+		{ID: "3", Email: "acc@example.com", Status: "accepted", Access: []desired.Access{dns}},
+	}
+	p, err := Compute(want, live, Options{Reinvite: func(l Live) bool { return l.ID != "2" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"reinvite old@example.com +[] -[]"}, summary(p)); diff != "" {
+		t.Errorf("plan (-want +got):\n%s", diff)
+	}
+}

@@ -67,6 +67,18 @@ func (a *applier) apply(ctx context.Context, c diff.Change) Result {
 			break
 		}
 		r.Err = a.client.ReplacePolicies(ctx, id, c.MemberID, pols)
+	case diff.Reinvite:
+		// Cloudflare cannot resend an invitation: withdraw it and invite
+		// again, with the access declared now.
+		pols, err := a.policies(ctx, c.Access)
+		if err != nil {
+			r.Err = err
+			break
+		}
+		if r.Err = a.client.Remove(ctx, id, c.MemberID); r.Err != nil {
+			break
+		}
+		r.MemberID, r.Err = a.client.Invite(ctx, id, c.Email, pols)
 	case diff.Invite:
 		pols, err := a.policies(ctx, c.Access)
 		if err != nil {

@@ -35,6 +35,9 @@ type AccountPlan struct {
 // Options for planning.
 type Options struct {
 	AllowMassRemoval bool
+	// Reinvite says whether a pending member's invitation should be sent
+	// again (nil: never).
+	Reinvite func(accountID string, m diff.Live) bool
 }
 
 // Plan reads the account of provider pid and plans it against repo at now.
@@ -61,6 +64,7 @@ func Plan(ctx context.Context, client *cloudflare.Client, repo *desired.Repo, pi
 	ap.Plan, ap.Err = diff.Compute(wants, Lives(live), diff.Options{
 		Prune: pv.Prune, Protected: pv.Protected, Owner: owner,
 		MaxRemovals: pv.MaxRemovals, AllowMassRemoval: opts.AllowMassRemoval,
+		Reinvite: reinvite(pv.AccountID, opts.Reinvite),
 	})
 	return ap
 }
@@ -137,4 +141,11 @@ func Lives(live *cloudflare.Account) []diff.Live {
 		out[i] = diff.Live{ID: m.ID, Email: m.Email, Status: m.Status, Access: m.Access, Foreign: m.Denies > 0 || len(m.Unknown) > 0}
 	}
 	return out
+}
+
+func reinvite(accountID string, f func(string, diff.Live) bool) func(diff.Live) bool {
+	if f == nil {
+		return nil
+	}
+	return func(l diff.Live) bool { return f(accountID, l) }
 }
