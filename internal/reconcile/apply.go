@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/desired"
@@ -104,8 +105,9 @@ func (a *applier) apply(ctx context.Context, c diff.Change) Result {
 	return r
 }
 
-// policies builds one allow policy per resource, with every role on it,
-// creating the resource groups the account lacks.
+// policies builds the allow policies for an access set: grouped by
+// resource set — resources with the same roles share one policy — creating
+// the resource groups the account lacks.
 func (a *applier) policies(ctx context.Context, access []desired.Access) ([]cloudflare.Policy, error) {
 	live := a.ap.Live
 	var order []desired.Resource
@@ -121,6 +123,7 @@ func (a *applier) policies(ctx context.Context, access []desired.Access) ([]clou
 		byRes[acc.Resource] = append(byRes[acc.Resource], pg.ID)
 	}
 	var out []cloudflare.Policy
+	index := map[string]int{} // role set -> policy
 	for _, res := range order {
 		rg, ok := live.ResourceGroup(res)
 		if !ok {
@@ -132,6 +135,12 @@ func (a *applier) policies(ctx context.Context, access []desired.Access) ([]clou
 			rg = created
 		}
 		ids := slices.Compact(slices.Sorted(slices.Values(byRes[res])))
+		key := strings.Join(ids, ",")
+		if i, ok := index[key]; ok {
+			out[i].ResourceGroups = append(out[i].ResourceGroups, rg.ID)
+			continue
+		}
+		index[key] = len(out)
 		out = append(out, cloudflare.Policy{PermissionGroups: ids, ResourceGroups: []string{rg.ID}})
 	}
 	return out, nil
