@@ -1,0 +1,163 @@
+package gitsource
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+)
+
+// MaxWebhookBody is the largest webhook body read (1 MiB); larger ones are
+// refused with 413.
+const MaxWebhookBody = 1 << 20
+
+// Webhook verifies Git host deliveries and triggers a fetch. Deliveries
+// carry no data the reconciler trusts: a valid one only says "fetch now".
+type Webhook struct {
+	// Secret is the shared secret (from --webhook-secret-file).
+	Secret []byte
+	// Trigger is called for each accepted push delivery.
+	Trigger func()
+	// Observe, when set, is told of each delivery: host and result
+	// (accepted, ignored, replayed, unauthorized, too_large, bad_method).
+	Observe func(host, result string)
+
+	mu   sync.Mutex
+	seen map[string]bool
+	ring []string
+}
+
+// seenBefore remembers the last 1,024 delivery ids and reports a repeat.
+func (h *Webhook) seenBefore(id string) bool {
+	if id == "" {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.seen == nil {
+		h.seen = map[string]bool{}
+	}
+	if h.seen[id] {
+		return true
+	}
+	h.seen[id] = true
+	h.ring = append(h.ring, id)
+	if len(h.ring) > 1024 {
+		delete(h.seen, h.ring[0])
+		h.ring = h.ring[1:]
+	}
+	return false
+}
+
+func (h *Webhook) observe(host, result string) {
+	if h.Observe != nil {
+		h.Observe(host, result)
+	}
+}
+
+// readBody reads at most MaxWebhookBody bytes; ok is false (and the answer
+// written) when the body is larger or unreadable.
+func (h *Webhook) readBody(w http.ResponseWriter, r *http.Request, host string) ([]byte, bool) {
+	if r.Method != http.MethodPost {
+		h.observe(host, "bad_method")
+		w.Header().Set("Allow", "POST")
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxWebhookBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			h.observe(host, "too_large")
+			http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+			return nil, false
+		}
+		http.Error(w, "cannot read body", http.StatusBadRequest)
+		return nil, false
+	}
+	return body, true
+}
+
+// GitHub serves POST /hooks/github: X-Hub-Signature-256 must be the
+// HMAC-SHA256 of the body with the secret.
+func (h *Webhook) GitHub() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, ok := h.readBody(w, r, "github")
+		if !ok {
+			return
+		}
+		if !VerifyGitHubSignature(h.Secret, body, r.Header.Get("X-Hub-Signature-256")) {
+			h.observe("github", "unauthorized")
+			http.Error(w, "signature missing or wrong", http.StatusUnauthorized)
+			return
+		}
+		h.accept(w, "github", r.Header.Get("X-GitHub-Delivery"), r.Header.Get("X-GitHub-Event") == "push")
+	})
+}
+
+// GitLab serves POST /hooks/gitlab: X-Gitlab-Token must equal the secret.
+func (h *Webhook) GitLab() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := h.readBody(w, r, "gitlab"); !ok {
+			return
+		}
+		token := r.Header.Get("X-Gitlab-Token")
+		if len(h.Secret) == 0 || subtle.ConstantTimeCompare([]byte(token), h.Secret) != 1 {
+			h.observe("gitlab", "unauthorized")
+			http.Error(w, "token missing or wrong", http.StatusUnauthorized)
+			return
+		}
+		event := r.Header.Get("X-Gitlab-Event")
+		h.accept(w, "gitlab", r.Header.Get("X-Gitlab-Event-UUID"), event == "Push Hook" || event == "Tag Push Hook")
+	})
+}
+
+func (h *Webhook) accept(w http.ResponseWriter, host, delivery string, push bool) {
+	switch {
+	case h.seenBefore(delivery):
+		h.observe(host, "replayed")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "delivery already seen: ignored\n")
+	case !push:
+		h.observe(host, "ignored")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "not a push: ignored\n")
+	default:
+		h.observe(host, "accepted")
+		if h.Trigger != nil {
+			h.Trigger()
+		}
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = io.WriteString(w, "fetch scheduled\n")
+	}
+}
+
+// VerifyGitHubSignature checks "sha256=<hex>" against the body's
+// HMAC-SHA256 with secret, in constant time. An empty secret verifies
+// nothing.
+func VerifyGitHubSignature(secret, body []byte, header string) bool {
+	hexSig, ok := strings.CutPrefix(header, "sha256=")
+	if !ok || len(secret) == 0 {
+		return false
+	}
+	got, err := hex.DecodeString(hexSig)
+	if err != nil {
+		return false
+	}
+	mac := hmac.New(sha256.New, secret)
+	mac.Write(body)
+	return hmac.Equal(got, mac.Sum(nil))
+}
+
+// SignGitHub returns the X-Hub-Signature-256 value for body, for tests and
+// for tools that forward deliveries.
+func SignGitHub(secret, body []byte) string {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write(body)
+	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+}

@@ -1,0 +1,90 @@
+// Package metrics defines cfaccess's Prometheus metrics (SPEC §5), all
+// registered on a registry the caller owns. No label holds an email or any
+// other personal data: accounts are provider ids, endpoints are templates.
+package metrics
+
+import (
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Metrics holds every metric of the daemon.
+type Metrics struct {
+	ReconcileTotal      *prometheus.CounterVec
+	ReconcileDuration   *prometheus.HistogramVec
+	LastSuccess         *prometheus.GaugeVec
+	DriftMembers        *prometheus.GaugeVec
+	ChangesApplied      *prometheus.CounterVec
+	PolicyViolations    *prometheus.GaugeVec
+	SourceRevision      *prometheus.GaugeVec
+	SourceFetch         *prometheus.CounterVec
+	CloudflareRequests  *prometheus.CounterVec
+	CloudflareDuration  *prometheus.HistogramVec
+	GrantsExpiring      *prometheus.GaugeVec
+	PendingInvites      *prometheus.GaugeVec
+	OldestPendingInvite *prometheus.GaugeVec
+	BreakerTripped      *prometheus.GaugeVec
+	BuildInfo           *prometheus.GaugeVec
+	WebhookDeliveries   *prometheus.CounterVec
+}
+
+// New registers the metrics, and the Go and process collectors, on reg.
+func New(reg prometheus.Registerer, version string) *Metrics {
+	f := promauto.With(reg)
+	m := &Metrics{
+		ReconcileTotal: f.NewCounterVec(prometheus.CounterOpts{Name: "cfaccess_reconcile_total",
+			Help: "Reconciles per account by result: success, error, denied."}, []string{"account", "result"}),
+		ReconcileDuration: f.NewHistogramVec(prometheus.HistogramOpts{Name: "cfaccess_reconcile_duration_seconds",
+			Help: "Duration of one account's reconcile.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)}, []string{"account"}),
+		LastSuccess: f.NewGaugeVec(prometheus.GaugeOpts{Name: "cfaccess_last_success_timestamp_seconds",
+			Help: "Unix time of the last successful reconcile of the account."}, []string{"account"}),
+		DriftMembers: f.NewGaugeVec(prometheus.GaugeOpts{Name: "cfaccess_drift_members",
+			Help: "Members differing from the declarations at the last plan, by kind: invite, update, remove, unmanaged."}, []string{"account", "kind"}),
+		ChangesApplied: f.NewCounterVec(prometheus.CounterOpts{Name: "cfaccess_changes_applied_total",
+			Help: "Changes applied to Cloudflare by action and result (success, error)."}, []string{"account", "action", "result"}),
+		PolicyViolations: f.NewGaugeVec(prometheus.GaugeOpts{Name: "cfaccess_policy_violations",
+			Help: "Guardrail findings at the last evaluation by severity (deny, warn); account \"repository\" for repository-wide ones."}, []string{"account", "severity"}),
+		SourceRevision: f.NewGaugeVec(prometheus.GaugeOpts{Name: "cfaccess_source_revision_info",
+			Help: "1 for the revision being enforced."}, []string{"revision"}),
+		SourceFetch: f.NewCounterVec(prometheus.CounterOpts{Name: "cfaccess_source_fetch_total",
+			Help: "Fetches of the access repository by result: success, error, invalid, denied, unverified."}, []string{"result"}),
+		CloudflareRequests: f.NewCounterVec(prometheus.CounterOpts{Name: "cfaccess_cloudflare_requests_total",
+			Help: "Requests to the Cloudflare API, retries included."}, []string{"method", "endpoint", "code"}),
+		CloudflareDuration: f.NewHistogramVec(prometheus.HistogramOpts{Name: "cfaccess_cloudflare_request_duration_seconds",
+			Help: "Duration of requests to the Cloudflare API.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 12)}, []string{"endpoint"}),
+		GrantsExpiring: f.NewGaugeVec(prometheus.GaugeOpts{Name: "cfaccess_grants_expiring",
+			Help: "Active grants of the account expiring within 1h, 24h or 7d."}, []string{"account", "within"}),
+		PendingInvites: f.NewGaugeVec(prometheus.GaugeOpts{Name: "cfaccess_pending_invites",
+			Help: "Members invited and not yet accepted."}, []string{"account"}),
+		OldestPendingInvite: f.NewGaugeVec(prometheus.GaugeOpts{Name: "cfaccess_oldest_pending_invite_age_seconds",
+			Help: "Age of the oldest pending invitation, as far as this process has seen it."}, []string{"account"}),
+		BreakerTripped: f.NewGaugeVec(prometheus.GaugeOpts{Name: "cfaccess_removal_breaker_tripped",
+			Help: "1 while the account's plan is refused by the mass-removal breaker: a person must look."}, []string{"account"}),
+		BuildInfo: f.NewGaugeVec(prometheus.GaugeOpts{Name: "cfaccess_build_info",
+			Help: "1, labelled with the build."}, []string{"version", "goversion"}),
+		WebhookDeliveries: f.NewCounterVec(prometheus.CounterOpts{Name: "cfaccess_webhook_deliveries_total",
+			Help: "Webhook deliveries by host (github, gitlab) and result (accepted, unauthorized, replayed, too_large, ignored)."}, []string{"host", "result"}),
+	}
+	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// ObserveRequest records one Cloudflare request (the adapter's Observe).
+func (m *Metrics) ObserveRequest(method, endpoint, code string, d time.Duration) {
+	m.CloudflareRequests.WithLabelValues(method, endpoint, code).Inc()
+	m.CloudflareDuration.WithLabelValues(endpoint).Observe(d.Seconds())
+}
+
+// Bool is 1 or 0.
+func Bool(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
