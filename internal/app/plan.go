@@ -32,6 +32,22 @@ type planFlags struct {
 	reinviteAfter    time.Duration
 	stateFile        string
 	pending          *pendingState
+	// limiters are shared by the clients of the same credentials, across
+	// reconciles (Cloudflare's budget is per user).
+	limiters map[string]*cloudflare.Limiter
+}
+
+// limiter returns the limiter of creds, made on first use.
+func (f *planFlags) limiter(creds cloudflare.Credentials) *cloudflare.Limiter {
+	if f.limiters == nil {
+		f.limiters = map[string]*cloudflare.Limiter{}
+	}
+	l, ok := f.limiters[creds.Key()]
+	if !ok {
+		l = cloudflare.NewLimiter(f.rateLimit, 5*time.Minute)
+		f.limiters[creds.Key()] = l
+	}
+	return l
 }
 
 func (f *planFlags) register(cmd *cobra.Command, env *Env) {
@@ -97,6 +113,13 @@ func (f *planFlags) plan(ctx context.Context, env *Env) (*outcome, error) {
 	if err != nil {
 		return nil, err
 	}
+	return f.planChecked(ctx, env, c, rev, now, nil)
+}
+
+// planChecked plans every selected account of a checked repository and
+// evaluates the guardrails again with the live accounts and plans.
+// observe, when set, receives every Cloudflare request (metrics).
+func (f *planFlags) planChecked(ctx context.Context, env *Env, c *checked, rev gitsource.Revision, now time.Time, observe func(method, endpoint, code string, d time.Duration)) (*outcome, error) {
 	o := &outcome{c: c, revision: rev}
 	if !c.valid() || c.denied() {
 		return o, nil
@@ -115,21 +138,27 @@ func (f *planFlags) plan(ctx context.Context, env *Env) (*outcome, error) {
 	}
 	slices.Sort(ids)
 	ropts := reconcile.Options{AllowMassRemoval: f.allowMassRemoval}
-	if f.stateFile != "" && f.reinviteAfter > 0 {
+	if f.pending == nil && f.stateFile != "" && f.reinviteAfter > 0 {
+		var err error
 		if f.pending, err = loadPending(f.stateFile); err != nil {
 			return nil, err
 		}
+	}
+	if f.pending != nil && f.reinviteAfter > 0 {
 		ropts.Reinvite = func(accountID string, l diff.Live) bool { return f.pending.due(accountID, l, now, f.reinviteAfter) }
 	}
 	var live []policy.LiveAccount
 	for _, id := range ids {
 		pv := c.repo.Providers[id]
+		// Credentials are looked up for every plan, so a rotated token
+		// file is picked up without a restart.
 		creds, err := cloudflare.FindCredentials(env.Getenv, pv.APITokenEnv, f.tokenFile)
 		if err != nil {
 			o.accounts = append(o.accounts, &reconcile.AccountPlan{Provider: id, AccountID: pv.AccountID, Err: err})
 			continue
 		}
-		client := cloudflare.New(cloudflare.Config{BaseURL: f.apiURL, Credentials: creds, Limit: f.rateLimit, MaxRetries: retriesConfig(f.retries)})
+		client := cloudflare.New(cloudflare.Config{BaseURL: f.apiURL, Credentials: creds, Limiter: f.limiter(creds),
+			MaxRetries: retriesConfig(f.retries), Observe: observe})
 		ap := reconcile.Plan(ctx, client, c.repo, id, now, ropts)
 		o.accounts = append(o.accounts, ap)
 		if ap.Live != nil && ap.Plan != nil {
@@ -139,6 +168,7 @@ func (f *planFlags) plan(ctx context.Context, env *Env) (*outcome, error) {
 	// The guardrails again, now seeing the live accounts and the plans:
 	// nothing is written before they pass.
 	policy.AddLive(c.input, live)
+	var err error
 	if c.violations, err = c.engine.Eval(ctx, c.input); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,8 @@ package cloudflare
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"strconv"
@@ -41,6 +43,9 @@ type Config struct {
 	Observe func(method, endpoint, code string, d time.Duration)
 	// Now is the clock of the limiter (time.Now).
 	Now func() time.Time
+	// Limiter, when set, is shared with other clients of the same
+	// credentials; Limit and Period are then ignored.
+	Limiter *Limiter
 }
 
 // Client reads and writes account members. It is safe for concurrent use.
@@ -83,7 +88,10 @@ func New(cfg Config) *Client {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	c := &Client{cfg: cfg, creds: cfg.Credentials, limiter: newWindow(cfg.Limit, cfg.Period, cfg.Now)}
+	c := &Client{cfg: cfg, creds: cfg.Credentials, limiter: cfg.Limiter}
+	if c.limiter == nil {
+		c.limiter = newWindow(cfg.Limit, cfg.Period, cfg.Now)
+	}
 	// Every option is explicit: the SDK's NewClient would also read
 	// CLOUDFLARE_* variables from the environment behind our back.
 	opts := []option.RequestOption{
@@ -178,4 +186,11 @@ func (c *Client) Owner(ctx context.Context) (string, error) {
 		return "", werr
 	}
 	return strings.ToLower(u.Email), nil
+}
+
+// Key identifies credentials without holding them: a hash, for sharing a
+// Limiter between clients of the same user.
+func (c Credentials) Key() string {
+	h := sha256.Sum256([]byte(c.Token + "\x00" + c.APIKey + "\x00" + c.Email))
+	return hex.EncodeToString(h[:8])
 }

@@ -6,6 +6,15 @@ import (
 	"time"
 )
 
+// Limiter is a sliding-window request limiter that clients using the same
+// credentials share, across reconciles: Cloudflare's budget is per user.
+type Limiter = window
+
+// NewLimiter allows limit requests in any period.
+func NewLimiter(limit int, period time.Duration) *Limiter {
+	return newWindow(limit, period, time.Now)
+}
+
 // window is a sliding-window limiter: at most limit events in any period.
 // Unlike a token bucket, it cannot burst past the budget Cloudflare
 // enforces (1,200 requests in any 5 minutes).

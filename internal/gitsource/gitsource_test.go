@@ -1,10 +1,13 @@
 package gitsource
 
 import (
+	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // gitRepo makes a real repository with the git CLI: one commit on main,
@@ -60,4 +63,49 @@ func TestRedact(t *testing.T) {
 	if strings.Contains(got, "hunter2") || !strings.Contains(got, "git.example.com/access.git") {
 		t.Errorf("Redact = %q", got)
 	}
+}
+
+func TestWatch(t *testing.T) {
+	parent := t.TempDir()
+	v1 := filepath.Join(parent, "rev1")
+	v2 := filepath.Join(parent, "rev2")
+	for _, d := range []string{v1, filepath.Join(v1, "grants"), v2} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := filepath.Join(parent, "current")
+	if err := os.Symlink(v1, link); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	fired := make(chan struct{}, 10)
+	go func() { _ = Watch(ctx, link, 20*time.Millisecond, func() { fired <- struct{}{} }) }()
+	time.Sleep(100 * time.Millisecond) // let the watches be set up
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-fired:
+		case <-time.After(3 * time.Second):
+			t.Fatalf("no trigger after %s", what)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(v1, "grants", "a.yaml"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wait("a write in a subdirectory")
+	// git-sync's swap: a new symlink renamed over the old one.
+	tmp := filepath.Join(parent, "current.tmp")
+	if err := os.Symlink(v2, tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, link); err != nil {
+		t.Fatal(err)
+	}
+	wait("the symlink swap")
+	if err := os.WriteFile(filepath.Join(v2, "b.yaml"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wait("a write in the new tree")
 }
