@@ -91,6 +91,7 @@ Exit codes: 0 success, 1 error or invalid declarations, 2 changes pending
 		newValidate(env),
 		newPlan(env),
 		newApply(env),
+		newRun(env),
 		newImport(env),
 		newRoles(env),
 		newMembers(env),

@@ -1,0 +1,676 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cfaccess/reconciler/internal/cloudflare"
+	"github.com/cfaccess/reconciler/internal/desired"
+	"github.com/cfaccess/reconciler/internal/diff"
+	"github.com/cfaccess/reconciler/internal/gitsource"
+	"github.com/cfaccess/reconciler/internal/metrics"
+	"github.com/cfaccess/reconciler/internal/reconcile"
+)
+
+// runFlags are the daemon's flags: plan's, and the loop's.
+type runFlags struct {
+	planFlags
+	interval          time.Duration
+	listen            string
+	webhookSecretFile string
+	dryRun            bool
+	logFormat         string
+	gitTokenFile      string
+	gitSSHKeyFile     string
+	gitKnownHosts     string
+	verifySignatures  bool
+	trustedKeys       string
+	debounce          time.Duration
+}
+
+func newRun(env *Env) *cobra.Command { return newRunWith(env, &runFlags{}) }
+
+// newRunWith binds the run command's flags to f (tests read them back).
+func newRunWith(env *Env, f *runFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Reconcile continuously: drift correction, on-time expiry, metrics",
+		Long: `Run keeps the accounts equal to the repository. It reconciles every --interval
+(with jitter), when a Git host webhook announces a push, when a watched
+directory changes, and at the next not_before or expires instant of any
+grant. Triggers coalesce; one reconcile runs at a time; failures back off.
+
+A revision that fails to load, fails its policy tests, is denied by a
+guardrail or (with --verify-signatures) is not signed by a trusted key is not
+applied: the last good revision stays enforced — drift correction and expiry
+go on — and the bad one is reported in logs, metrics and /status. An account
+whose plan trips the mass-removal breaker is not applied until a person acts.
+
+HTTP on --listen: /metrics, /healthz, /readyz (after the first successful
+reconcile), /status, and with --webhook-secret-file POST /hooks/github
+(X-Hub-Signature-256) and POST /hooks/gitlab (X-Gitlab-Token).`,
+		Example: `  reconciler run --repo https://github.com/example/access.git --ref main \
+    --cloudflare-token-file /var/run/secrets/cloudflare/token \
+    --webhook-secret-file /var/run/secrets/webhook/secret`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			d, err := newDaemon(f, env)
+			if err != nil {
+				return &exitError{ExitError, err}
+			}
+			if err := d.run(cmd.Context()); err != nil {
+				return &exitError{ExitError, err}
+			}
+			return nil
+		},
+	}
+	f.planFlags.register(cmd, env)
+	fl := cmd.Flags()
+	fl.DurationVar(&f.interval, "interval", envDuration(env, "CFACCESS_INTERVAL", 5*time.Minute), "time between reconciles, ±10% jitter (env CFACCESS_INTERVAL)")
+	fl.StringVar(&f.listen, "listen", envOr(env, "CFACCESS_LISTEN", ":9090"), "address of the HTTP server: metrics, health, status, webhooks (env CFACCESS_LISTEN)")
+	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", envOr(env, "CFACCESS_WEBHOOK_SECRET_FILE", ""), "file holding the webhook secret; enables /hooks/github and /hooks/gitlab (env CFACCESS_WEBHOOK_SECRET_FILE)")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "plan and report, never write to Cloudflare")
+	fl.StringVar(&f.logFormat, "log-format", envOr(env, "CFACCESS_LOG_FORMAT", "json"), "log format: json or text (env CFACCESS_LOG_FORMAT)")
+	fl.StringVar(&f.gitTokenFile, "git-token-file", envOr(env, "CFACCESS_GIT_TOKEN_FILE", ""), "file holding an HTTPS token for --repo, re-read at every fetch (env CFACCESS_GIT_TOKEN_FILE)")
+	fl.StringVar(&f.gitSSHKeyFile, "git-ssh-key-file", envOr(env, "CFACCESS_GIT_SSH_KEY_FILE", ""), "SSH private key for ssh:// and git@ URLs (env CFACCESS_GIT_SSH_KEY_FILE)")
+	fl.StringVar(&f.gitKnownHosts, "git-known-hosts", envOr(env, "CFACCESS_GIT_KNOWN_HOSTS", ""), "known_hosts file for SSH (default ~/.ssh/known_hosts)")
+	fl.BoolVar(&f.verifySignatures, "verify-signatures", false, "apply only commits signed by a key of --trusted-keys")
+	fl.StringVar(&f.trustedKeys, "trusted-keys", envOr(env, "CFACCESS_TRUSTED_KEYS", ""), "armored OpenPGP public keys whose commit signatures are trusted (env CFACCESS_TRUSTED_KEYS)")
+	fl.DurationVar(&f.debounce, "watch-debounce", 500*time.Millisecond, "wait this long after a change in a watched directory before reconciling")
+	return cmd
+}
+
+func envDuration(env *Env, key string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(env.Getenv(key)); err == nil && d > 0 {
+		return d
+	}
+	return def
+}
+
+// snapshot is a revision's declarations, kept while it is the last good.
+type snapshot struct {
+	src *desired.Source
+	rev gitsource.Revision
+}
+
+// daemon is the reconcile loop and its HTTP side.
+type daemon struct {
+	f       *runFlags
+	env     *Env
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	m       *metrics.Metrics
+	remote  *gitsource.Remote
+	webhook *gitsource.Webhook
+	trigger chan struct{}
+	ready   atomic.Bool
+	// listening is closed once the HTTP server listens; addr is its
+	// address.
+	listening chan struct{}
+	addr      string
+
+	good    *snapshot // the last good revision
+	lastRev string    // the last revision looked at, good or bad
+
+	mu     sync.Mutex
+	status statusDoc
+}
+
+func newDaemon(f *runFlags, env *Env) (*daemon, error) {
+	if f.format == "" {
+		f.format = "json"
+	}
+	if f.interval <= 0 {
+		return nil, fmt.Errorf("--interval %v: give a positive duration", f.interval)
+	}
+	if f.rateLimit < 1 {
+		return nil, fmt.Errorf("--cloudflare-rate-limit %d: give at least 1", f.rateLimit)
+	}
+	if f.verifySignatures && f.trustedKeys == "" {
+		return nil, errors.New("--verify-signatures needs --trusted-keys")
+	}
+	var handler slog.Handler
+	switch f.logFormat {
+	case "json":
+		handler = slog.NewJSONHandler(env.Stderr, nil)
+	case "text":
+		handler = slog.NewTextHandler(env.Stderr, nil)
+	default:
+		return nil, fmt.Errorf("--log-format %q: choose json or text", f.logFormat)
+	}
+	v, _ := Version()
+	reg := prometheus.NewRegistry()
+	d := &daemon{f: f, env: env, log: slog.New(handler), reg: reg, m: metrics.New(reg, v),
+		trigger: make(chan struct{}, 1), listening: make(chan struct{})}
+	if f.pending == nil {
+		// Invitation ages are remembered in memory; --state-file keeps
+		// them across restarts.
+		p := &pendingState{Version: 1, Pending: map[string]map[string]time.Time{}}
+		if f.stateFile != "" {
+			var err error
+			if p, err = loadPending(f.stateFile); err != nil {
+				return nil, err
+			}
+		}
+		f.pending = p
+	}
+	if gitsource.IsURL(f.repo) {
+		work, err := os.MkdirTemp("", "cfaccess-run-")
+		if err != nil {
+			return nil, err
+		}
+		d.remote = &gitsource.Remote{URL: f.repo, Ref: f.ref, Work: work, TokenFile: f.gitTokenFile,
+			SSHKeyFile: f.gitSSHKeyFile, KnownHosts: f.gitKnownHosts}
+		if f.verifySignatures {
+			d.remote.TrustedKeys = f.trustedKeys
+		}
+	} else if f.verifySignatures {
+		return nil, errors.New("--verify-signatures needs --repo to be a Git URL: a local directory has no commits to verify")
+	}
+	if f.webhookSecretFile != "" {
+		secret, err := os.ReadFile(f.webhookSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("read --webhook-secret-file: %w", err)
+		}
+		secret = []byte(strings.TrimSpace(string(secret)))
+		if len(secret) < 16 {
+			return nil, errors.New("--webhook-secret-file: the secret is shorter than 16 characters")
+		}
+		d.webhook = &gitsource.Webhook{Secret: secret, Trigger: d.poke,
+			Observe: func(host, result string) { d.m.WebhookDeliveries.WithLabelValues(host, result).Inc() }}
+	}
+	return d, nil
+}
+
+// poke asks for a reconcile; pokes while one is pending coalesce.
+func (d *daemon) poke() {
+	select {
+	case d.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// run serves HTTP and reconciles until ctx ends, then stops within 30 s:
+// the change in flight is finished, the rest is left for the next start.
+func (d *daemon) run(ctx context.Context) error {
+	if d.remote != nil {
+		defer os.RemoveAll(d.remote.Work)
+	}
+	ln, err := net.Listen("tcp", d.f.listen)
+	if err != nil {
+		return fmt.Errorf("--listen %s: %w", d.f.listen, err)
+	}
+	d.addr = ln.Addr().String()
+	close(d.listening)
+	srv := &http.Server{Handler: d.mux(), ReadHeaderTimeout: 10 * time.Second}
+	d.log.Info("started", "listen", d.addr, "repo", gitsource.Redact(d.f.repo), "dry_run", d.f.dryRun, "interval", d.f.interval.String())
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	if d.remote == nil {
+		g.Go(func() error { return gitsource.Watch(gctx, d.f.repo, d.f.debounce, d.poke) })
+	}
+	g.Go(func() error { return d.loop(gctx) })
+	err = g.Wait()
+	d.log.Info("stopped")
+	return err
+}
+
+// loop reconciles at start, then on triggers, on the interval, and at the
+// next grant change; after a transient failure it backs off exponentially.
+func (d *daemon) loop(ctx context.Context) error {
+	failures := 0
+	for {
+		transient := d.reconcileOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if transient {
+			failures++
+		} else {
+			failures = 0
+		}
+		wait := d.nextWait(failures)
+		d.mu.Lock()
+		d.status.NextReconcile = d.env.Now().Add(wait).UTC()
+		d.mu.Unlock()
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-d.trigger:
+			timer.Stop()
+		case <-timer.C:
+		}
+	}
+}
+
+// nextWait is the interval with ±10% jitter, shortened to the next grant
+// change and, after failures, to an exponential backoff (1 s, 2 s, …).
+func (d *daemon) nextWait(failures int) time.Duration {
+	wait := d.f.interval + time.Duration((rand.Float64()*0.2-0.1)*float64(d.f.interval))
+	if failures > 0 {
+		backoff := time.Second << min(failures-1, 16)
+		wait = min(wait, backoff)
+	}
+	d.mu.Lock()
+	next := d.status.NextGrantChange
+	d.mu.Unlock()
+	if next != nil {
+		// A few milliseconds past the instant, so that the grant has
+		// changed when the reconcile looks.
+		wait = min(wait, next.Sub(d.env.Now())+5*time.Millisecond)
+	}
+	return max(wait, 0)
+}
+
+// reconcileOnce fetches, checks and reconciles every account once. It
+// reports whether it failed in a way worth retrying soon.
+func (d *daemon) reconcileOnce(ctx context.Context) (transient bool) {
+	start := time.Now()
+	now := d.env.Now().UTC()
+	d.fetch(ctx, now)
+	if d.good == nil {
+		return true
+	}
+	c, err := check(ctx, d.good.src, nil, now, false)
+	if err != nil {
+		d.log.Error("check the last good revision", "error", err)
+		return true
+	}
+	if !c.valid() || c.denied() {
+		// Time can make a good revision denied (a rule on input.now).
+		d.finish(c, nil, now, start, "denied")
+		return false
+	}
+	o, err := d.f.planChecked(ctx, d.env, c, d.good.rev, now, d.m.ObserveRequest)
+	if err != nil {
+		d.log.Error("plan", "error", err)
+		return true
+	}
+	if c.denied() {
+		d.finish(c, o, now, start, "denied")
+		return false
+	}
+	o.results = map[string][]reconcile.Result{}
+	for _, ap := range o.accounts {
+		if ap.Err != nil {
+			if cloudflare.IsTransient(ap.Err) {
+				transient = true
+			}
+			continue
+		}
+		if d.f.dryRun || ctx.Err() != nil {
+			continue
+		}
+		o.results[ap.Provider] = reconcile.Apply(ctx, ap.Client, ap, func(r reconcile.Result) { d.audit(ap, r) })
+	}
+	o.applied = !d.f.dryRun
+	d.finish(c, o, now, start, "")
+	return transient
+}
+
+// fetch reads the repository; a revision not seen before is checked, and
+// becomes the last good one only when valid and allowed.
+func (d *daemon) fetch(ctx context.Context, now time.Time) {
+	var (
+		src   *desired.Source
+		diags desired.Diagnostics
+		rev   gitsource.Revision
+		err   error
+	)
+	if d.remote != nil {
+		rev, err = d.remote.Sync(ctx)
+		if err == nil {
+			src, diags, err = desired.ReadDir(d.remote.Dir(), d.f.path)
+		}
+	} else {
+		rev, _ = gitsource.Head(d.f.repo)
+		src, diags, err = desired.ReadDir(d.f.repo, d.f.path)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err != nil {
+		result := "error"
+		if errors.Is(err, gitsource.ErrUnverified) {
+			result = "unverified"
+			d.status.BadRevision = &badRevision{Revision: revJSONOf(rev), Findings: []finding{{Severity: "error", Message: err.Error()}}}
+		}
+		d.m.SourceFetch.WithLabelValues(result).Inc()
+		d.status.SourceError = err.Error()
+		d.log.Warn("fetch the repository", "error", err, "enforcing", d.goodSHA())
+		return
+	}
+	d.status.SourceError = ""
+	key := rev.SHA
+	if key == "" {
+		key = fmt.Sprintf("dir:%p", src) // a plain directory: every read is new
+	}
+	if key == d.lastRev && d.good != nil && rev.SHA != "" {
+		d.m.SourceFetch.WithLabelValues("success").Inc()
+		return
+	}
+	d.lastRev = key
+	d.mu.Unlock()
+	c, cerr := check(ctx, src, diags, now, true)
+	d.mu.Lock()
+	switch {
+	case cerr != nil:
+		d.m.SourceFetch.WithLabelValues("error").Inc()
+		d.status.SourceError = cerr.Error()
+	case !c.valid() || c.denied():
+		result := "invalid"
+		if c.valid() {
+			result = "denied"
+		}
+		d.m.SourceFetch.WithLabelValues(result).Inc()
+		d.status.BadRevision = &badRevision{Revision: revJSONOf(rev), Result: result, Findings: c.findings()}
+		d.log.Warn("revision not applied", "revision", rev.SHA, "author", rev.Author, "result", result,
+			"findings", len(c.findings()), "enforcing", d.goodSHA())
+	default:
+		d.m.SourceFetch.WithLabelValues("success").Inc()
+		if d.good == nil || d.good.rev.SHA != rev.SHA || rev.SHA == "" {
+			if d.good != nil && d.good.rev.SHA != "" {
+				d.m.SourceRevision.DeleteLabelValues(d.good.rev.SHA)
+			}
+			if rev.SHA != "" {
+				d.m.SourceRevision.WithLabelValues(rev.SHA).Set(1)
+			}
+			if d.good == nil || d.good.rev.SHA != rev.SHA {
+				d.log.Info("revision accepted", "revision", rev.SHA, "author", rev.Author, "subject", rev.Subject)
+			}
+		}
+		d.good = &snapshot{src: src, rev: rev}
+		d.status.BadRevision = nil
+	}
+}
+
+func (d *daemon) goodSHA() string {
+	if d.good == nil {
+		return ""
+	}
+	return d.good.rev.SHA
+}
+
+// audit writes one record per applied change.
+func (d *daemon) audit(ap *reconcile.AccountPlan, r reconcile.Result) {
+	result := "success"
+	attrs := []any{"audit", true, "account", ap.Provider, "account_id", ap.AccountID, "action", string(r.Change.Action),
+		"email", r.Change.Email, "revision", d.good.rev.SHA, "commit_author", d.good.rev.Author,
+		"grant_reason", strings.Join(r.Change.Reasons, "; ")}
+	if r.Err != nil {
+		result = "error"
+		attrs = append(attrs, "error", r.Err.Error())
+	}
+	if r.Note != "" {
+		attrs = append(attrs, "note", r.Note)
+	}
+	attrs = append(attrs, "result", result)
+	d.m.ChangesApplied.WithLabelValues(ap.Provider, string(r.Change.Action), result).Inc()
+	if r.Err != nil {
+		d.log.Error("change failed", attrs...)
+	} else {
+		d.log.Info("change applied", attrs...)
+	}
+}
+
+// finish records metrics and status for a reconcile. forced, when set, is
+// the result of every account (denied).
+func (d *daemon) finish(c *checked, o *outcome, now, start time.Time, forced string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	elapsed := time.Since(start)
+	st := &d.status
+	st.LastReconcile = now
+	st.DryRun = d.f.dryRun
+	st.Revision = revJSONOf(d.good.rev)
+	st.Violations = nil
+	deny, warn := 0, 0
+	for _, f := range c.findings() {
+		if f.Policy != "" || f.Severity == "deny" {
+			st.Violations = append(st.Violations, f)
+		}
+		switch f.Severity {
+		case "deny":
+			deny++
+		case "warn", "warning":
+			warn++
+		}
+	}
+	d.m.PolicyViolations.WithLabelValues("repository", "deny").Set(float64(deny))
+	d.m.PolicyViolations.WithLabelValues("repository", "warn").Set(float64(warn))
+	var next time.Time
+	if c.repo != nil {
+		next = c.repo.NextChange(now)
+	}
+	st.NextGrantChange = nil
+	if !next.IsZero() {
+		n := next.UTC()
+		st.NextGrantChange = &n
+	}
+	allOK := true
+	var accounts []accountStatus
+	if o == nil {
+		for id, pv := range c.repoProviders() {
+			accounts = append(accounts, accountStatus{Account: id, AccountID: pv.AccountID, LastReconcile: now, Result: forced})
+			d.m.ReconcileTotal.WithLabelValues(id, forced).Inc()
+		}
+		allOK = false
+	} else {
+		for _, ap := range o.accounts {
+			as := accountStatus{Account: ap.Provider, AccountID: ap.AccountID, Name: ap.AccountName, LastReconcile: now, Result: "success"}
+			switch {
+			case forced != "":
+				as.Result = forced
+			case ap.Err != nil:
+				as.Result, as.Error = "error", ap.Err.Error()
+			}
+			if ap.Plan != nil {
+				as.Breaker = ap.Plan.Breaker
+				as.Plan = &planSummary{Invite: ap.Plan.Count(diff.Invite), Update: ap.Plan.Count(diff.Update),
+					Remove: ap.Plan.Count(diff.Remove), Reinvite: ap.Plan.Count(diff.Reinvite), Unmanaged: len(ap.Plan.Unmanaged)}
+				d.m.DriftMembers.WithLabelValues(ap.Provider, "invite").Set(float64(as.Plan.Invite + as.Plan.Reinvite))
+				d.m.DriftMembers.WithLabelValues(ap.Provider, "update").Set(float64(as.Plan.Update))
+				d.m.DriftMembers.WithLabelValues(ap.Provider, "remove").Set(float64(as.Plan.Remove))
+				d.m.DriftMembers.WithLabelValues(ap.Provider, "unmanaged").Set(float64(as.Plan.Unmanaged))
+			}
+			d.m.BreakerTripped.WithLabelValues(ap.Provider).Set(metrics.Bool(as.Breaker != ""))
+			for _, r := range o.results[ap.Provider] {
+				if r.Err != nil {
+					as.Result, as.Error = "error", "a change failed: "+r.Err.Error()
+				}
+			}
+			if ap.Live != nil {
+				d.f.pending.observe(ap.Live, now)
+				for _, r := range o.results[ap.Provider] {
+					if r.Err == nil && (r.Change.Action == diff.Invite || r.Change.Action == diff.Reinvite) {
+						d.f.pending.Pending[ap.AccountID][r.Change.Email] = now
+					}
+				}
+				var oldest time.Duration
+				for _, since := range d.f.pending.Pending[ap.AccountID] {
+					oldest = max(oldest, now.Sub(since))
+				}
+				d.m.PendingInvites.WithLabelValues(ap.Provider).Set(float64(len(d.f.pending.Pending[ap.AccountID])))
+				d.m.OldestPendingInvite.WithLabelValues(ap.Provider).Set(oldest.Seconds())
+			}
+			if c.repo != nil {
+				d.setExpiring(c.repo, ap.Provider, now)
+			}
+			d.m.ReconcileTotal.WithLabelValues(ap.Provider, as.Result).Inc()
+			d.m.ReconcileDuration.WithLabelValues(ap.Provider).Observe(elapsed.Seconds())
+			if as.Result == "success" {
+				d.m.LastSuccess.WithLabelValues(ap.Provider).Set(float64(now.Unix()))
+			} else {
+				allOK = false
+			}
+			accounts = append(accounts, as)
+		}
+	}
+	st.Accounts = accounts
+	if d.f.stateFile != "" {
+		if err := d.f.pending.save(d.f.stateFile); err != nil {
+			d.log.Error("save --state-file", "error", err)
+		}
+	}
+	if allOK && len(accounts) > 0 {
+		d.ready.Store(true)
+	}
+	st.Ready = d.ready.Load()
+	d.log.Info("reconciled", "revision", d.good.rev.SHA, "accounts", len(accounts), "ok", allOK, "duration", elapsed.String())
+}
+
+// setExpiring sets grants_expiring for the active grants of a provider.
+func (d *daemon) setExpiring(repo *desired.Repo, pid string, now time.Time) {
+	windows := map[string]time.Duration{"1h": time.Hour, "24h": 24 * time.Hour, "7d": 7 * 24 * time.Hour}
+	counts := map[string]int{}
+	for _, g := range repo.Grants {
+		if g.Expires.IsZero() || !g.ActiveAt(now) || !grantTouches(repo, g, pid) {
+			continue
+		}
+		for name, w := range windows {
+			if g.Expires.Sub(now) <= w {
+				counts[name]++
+			}
+		}
+	}
+	for name := range windows {
+		d.m.GrantsExpiring.WithLabelValues(pid, name).Set(float64(counts[name]))
+	}
+}
+
+func grantTouches(repo *desired.Repo, g *desired.Grant, pid string) bool {
+	for _, rid := range g.Roles {
+		if r := repo.Roles[rid]; r != nil {
+			for _, p := range r.Providers {
+				if p == pid {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// repoProviders lists the enabled providers of the checked repository.
+func (c *checked) repoProviders() map[string]*desired.Provider {
+	out := map[string]*desired.Provider{}
+	if c.repo != nil {
+		for id, pv := range c.repo.Providers {
+			if pv.Enabled {
+				out[id] = pv
+			}
+		}
+	}
+	return out
+}
+
+// HTTP side.
+
+type revJSON struct {
+	SHA     string `json:"sha"`
+	Author  string `json:"author,omitempty"`
+	Subject string `json:"subject,omitempty"`
+}
+
+func revJSONOf(r gitsource.Revision) *revJSON {
+	if r.SHA == "" {
+		return nil
+	}
+	return &revJSON{SHA: r.SHA, Author: r.Author, Subject: r.Subject}
+}
+
+type badRevision struct {
+	Revision *revJSON  `json:"revision,omitempty"`
+	Result   string    `json:"result,omitempty"` // invalid, denied, unverified
+	Findings []finding `json:"findings"`
+}
+
+type planSummary struct {
+	Invite    int `json:"invite"`
+	Update    int `json:"update"`
+	Remove    int `json:"remove"`
+	Reinvite  int `json:"reinvite"`
+	Unmanaged int `json:"unmanaged"`
+}
+
+type accountStatus struct {
+	Account       string       `json:"account"`
+	AccountID     string       `json:"account_id"`
+	Name          string       `json:"name,omitempty"`
+	LastReconcile time.Time    `json:"last_reconcile"`
+	Result        string       `json:"result"` // success, error, denied
+	Error         string       `json:"error,omitempty"`
+	Breaker       string       `json:"breaker,omitempty"`
+	Plan          *planSummary `json:"plan,omitempty"`
+}
+
+type statusDoc struct {
+	Ready           bool            `json:"ready"`
+	DryRun          bool            `json:"dry_run"`
+	Revision        *revJSON        `json:"revision"`
+	BadRevision     *badRevision    `json:"bad_revision,omitempty"`
+	SourceError     string          `json:"source_error,omitempty"`
+	LastReconcile   time.Time       `json:"last_reconcile"`
+	NextReconcile   time.Time       `json:"next_reconcile"`
+	NextGrantChange *time.Time      `json:"next_grant_change,omitempty"`
+	Accounts        []accountStatus `json:"accounts"`
+	Violations      []finding       `json:"violations"`
+}
+
+func (d *daemon) mux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !d.ready.Load() {
+			http.Error(w, "no successful reconcile yet", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		d.mu.Lock()
+		doc := d.status
+		d.mu.Unlock()
+		if doc.Accounts == nil {
+			doc.Accounts = []accountStatus{}
+		}
+		if doc.Violations == nil {
+			doc.Violations = []finding{}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = writeJSON(w, doc)
+	})
+	if d.webhook != nil {
+		mux.Handle("/hooks/github", d.webhook.GitHub())
+		mux.Handle("/hooks/gitlab", d.webhook.GitLab())
+	}
+	return mux
+}
