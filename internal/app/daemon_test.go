@@ -243,21 +243,21 @@ func TestMetricsScrape(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string][]string{
-		"cfaccess_reconcile_total":                   {"account", "result"},
-		"cfaccess_reconcile_duration_seconds":        {"account"},
-		"cfaccess_last_success_timestamp_seconds":    {"account"},
-		"cfaccess_drift_members":                     {"account", "kind"},
-		"cfaccess_changes_applied_total":             {"account", "action", "result"},
-		"cfaccess_policy_violations":                 {"account", "severity"},
-		"cfaccess_source_revision_info":              {"revision"},
-		"cfaccess_source_fetch_total":                {"result"},
-		"cfaccess_cloudflare_requests_total":         {"code", "endpoint", "method"},
+		"cfaccess_reconcile_total":                     {"account", "result"},
+		"cfaccess_reconcile_duration_seconds":          {"account"},
+		"cfaccess_last_success_timestamp_seconds":      {"account"},
+		"cfaccess_drift_members":                       {"account", "kind"},
+		"cfaccess_changes_applied_total":               {"account", "action", "result"},
+		"cfaccess_policy_violations":                   {"account", "severity"},
+		"cfaccess_source_revision_info":                {"revision"},
+		"cfaccess_source_fetch_total":                  {"result"},
+		"cfaccess_cloudflare_requests_total":           {"code", "endpoint", "method"},
 		"cfaccess_cloudflare_request_duration_seconds": {"endpoint"},
-		"cfaccess_grants_expiring":                   {"account", "within"},
-		"cfaccess_pending_invites":                   {"account"},
-		"cfaccess_oldest_pending_invite_age_seconds": {"account"},
-		"cfaccess_removal_breaker_tripped":           {"account"},
-		"cfaccess_build_info":                        {"goversion", "version"},
+		"cfaccess_grants_expiring":                     {"account", "within"},
+		"cfaccess_pending_invites":                     {"account"},
+		"cfaccess_oldest_pending_invite_age_seconds":   {"account"},
+		"cfaccess_removal_breaker_tripped":             {"account"},
+		"cfaccess_build_info":                          {"goversion", "version"},
 	}
 	for name, labels := range want {
 		fam, ok := families[name]

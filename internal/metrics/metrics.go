@@ -87,4 +87,3 @@ func Bool(b bool) float64 {
 	}
 	return 0
 }
-
