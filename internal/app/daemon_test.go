@@ -289,3 +289,69 @@ func TestMetricsScrape(t *testing.T) {
 		t.Error("no changes counted")
 	}
 }
+
+// TestDaemonWatchesDirectoryAndRereadsTokenFile: a local directory is
+// watched (no webhook, a long interval), and a token file fixed while the
+// daemon runs is picked up.
+func TestDaemonWatchesDirectoryAndRereadsTokenFile(t *testing.T) {
+	e := newE2E(t)
+	dir := t.TempDir()
+	for _, name := range []string{"providers.yaml", "roles.yaml", "grants.yaml"} {
+		data, err := os.ReadFile(filepath.Join(e.repo, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("wrong-token-value-xyz\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	envVars := map[string]string{"CLOUDFLARE_API_URL": e.url}
+	env := &Env{Getenv: func(k string) string { return envVars[k] }, Stdout: io.Discard, Stderr: logs, Now: time.Now}
+	f := &runFlags{}
+	cmd := newRunWith(env, f)
+	if err := cmd.ParseFlags([]string{"--repo", dir, "--listen", "127.0.0.1:0", "--interval", "1h",
+		"--cloudflare-token-file", tokenFile, "--watch-debounce", "50ms", "--cloudflare-max-retries", "0"}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := newDaemon(f, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	<-d.listening
+	de := &daemonEnv{e2e: e, d: d, logs: logs, base: "http://" + d.addr}
+	eventually(t, 2*time.Second, "a failed first reconcile", func() bool {
+		st := de.status()
+		return len(st.Accounts) == 1 && st.Accounts[0].Result == "error"
+	})
+	if code, _ := de.get("/readyz"); code != 503 {
+		t.Errorf("/readyz before any success: %d, want 503", code)
+	}
+	if err := os.WriteFile(tokenFile, []byte(e2eToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A change in the watched directory triggers the next reconcile, which
+	// reads the fixed token.
+	if err := os.WriteFile(filepath.Join(dir, "zoe.yaml"), []byte("grants:\n  - {users: [zoe@example.com], roles: [ro], reason: OPS-9}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, "zoe invited after the directory changed", func() bool { return de.hasMember("zoe@example.com") })
+	de.waitReady()
+	if strings.Contains(logs.String(), "wrong-token-value") || strings.Contains(logs.String(), e2eToken) {
+		t.Error("a token appears in the logs")
+	}
+	if st := de.status(); strings.Contains(fmt.Sprint(st), e2eToken) {
+		t.Error("the token appears in /status")
+	}
+}
