@@ -355,3 +355,40 @@ func TestDaemonWatchesDirectoryAndRereadsTokenFile(t *testing.T) {
 		t.Error("the token appears in /status")
 	}
 }
+
+// TestDaemonStopsAtTheBreaker: a revision removing everyone is not applied
+// by the daemon, ever; it reports the breaker and waits for a person.
+func TestDaemonStopsAtTheBreaker(t *testing.T) {
+	e := newE2E(t)
+	de := startDaemon(t, e, 200*time.Millisecond)
+	de.waitReady()
+	before := len(de.members())
+	de.commit("empty", map[string]string{"grants.yaml": "grants: []\n"})
+	body := `{}`
+	de.hook(body, gitsource.SignGitHub([]byte(webhookSecret), []byte(body)))
+	eventually(t, 2*time.Second, "breaker reported", func() bool {
+		st := de.status()
+		return len(st.Accounts) == 1 && st.Accounts[0].Breaker != ""
+	})
+	time.Sleep(500 * time.Millisecond) // two more intervals
+	if got := len(de.members()); got != before {
+		t.Errorf("%d members, want %d: the daemon passed the breaker", got, before)
+	}
+	if _, m := de.get("/metrics"); !strings.Contains(m, `cfaccess_removal_breaker_tripped{account="prod"} 1`) {
+		t.Error("breaker metric not set")
+	}
+}
+
+func TestDaemonDryRunNeverWrites(t *testing.T) {
+	e := newE2E(t)
+	de := startDaemon(t, e, 100*time.Millisecond, "--dry-run")
+	de.waitReady()
+	time.Sleep(300 * time.Millisecond)
+	if w := e.writes(); len(w) != 0 {
+		t.Errorf("dry run wrote: %v", w)
+	}
+	st := de.status()
+	if !st.DryRun || len(st.Accounts) != 1 || st.Accounts[0].Plan == nil || st.Accounts[0].Plan.Invite != 2 {
+		t.Errorf("status = %+v", st)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/desired"
@@ -23,6 +24,9 @@ type Result struct {
 	Note string
 }
 
+// ChangeTimeout bounds one change, retries included.
+const ChangeTimeout = 20 * time.Second
+
 // ErrNotAttempted marks changes skipped because the context ended.
 var ErrNotAttempted = errors.New("not attempted: the run was stopped")
 
@@ -39,8 +43,11 @@ func Apply(ctx context.Context, client *cloudflare.Client, ap *AccountPlan, repo
 			r.Err = ErrNotAttempted
 		} else {
 			// The change itself runs to its end even if the context ends
-			// meanwhile: a half-made change is worse than a late stop.
-			r = a.apply(context.WithoutCancel(ctx), c)
+			// meanwhile (a half-made change is worse than a late stop), but
+			// for 20 s at most, so that a stopping daemon exits within 30 s.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ChangeTimeout)
+			r = a.apply(cctx, c)
+			cancel()
 		}
 		out = append(out, r)
 		if report != nil {
