@@ -92,6 +92,7 @@ Exit codes: 0 success, 1 error or invalid declarations, 2 changes pending
 		newPlan(env),
 		newApply(env),
 		newRun(env),
+		newDemo(env),
 		newImport(env),
 		newRoles(env),
 		newMembers(env),

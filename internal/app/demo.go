@@ -1,0 +1,242 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cfaccess/reconciler/example-repo"
+	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
+	"github.com/cfaccess/reconciler/internal/desired"
+)
+
+// The example repository's accounts.
+const (
+	demoProdID    = "023e105f4ecef8ad9ca31a8372d0c353"
+	demoStagingID = "9a7806061c88ada191ed06f989cc3dac"
+)
+
+func newDemo(env *Env) *cobra.Command {
+	var (
+		listen            string
+		jitAfter, oobWait time.Duration
+		exitAfter         time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Watch cfaccess work on a simulated account: plan, apply, drift correction, expiry",
+		Long: `Demo starts two simulated Cloudflare accounts inside this process, in a state
+that has drifted from example-repo (compiled into the binary): a member to
+update, people to invite, a pending invitation, a member nobody declared, and
+a protected owner. It prints the plan, applies it, then runs the daemon and
+shows, live, the correction of a change made "in the dashboard" and the
+on-time expiry of a short just-in-time grant, with /metrics and /status up.
+
+Nothing leaves this machine: no credentials are needed or read.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDemo(cmd.Context(), env, listen, jitAfter, oobWait, exitAfter)
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9090", "address of the daemon's HTTP server (metrics, status)")
+	cmd.Flags().DurationVar(&jitAfter, "jit-after", 20*time.Second, "when the demo's just-in-time grant expires")
+	cmd.Flags().DurationVar(&oobWait, "dashboard-change-after", 5*time.Second, "when the simulated dashboard change happens")
+	cmd.Flags().DurationVar(&exitAfter, "exit-after", 0, "stop after this long (0: run until interrupted)")
+	_ = cmd.Flags().MarkHidden("exit-after")
+	return cmd
+}
+
+// seedDemo puts the simulated accounts in a drifted state.
+func seedDemo() (prod, staging *fake.Server, err error) {
+	prod = fake.New(fake.Options{AccountID: demoProdID, AccountName: "Example Production", Token: "demo-token", Owner: "owner@example.com"})
+	staging = fake.New(fake.Options{AccountID: demoStagingID, AccountName: "Example Staging", Token: "demo-token", Owner: "owner@example.com"})
+	acct := desired.Resource{Kind: desired.WholeAccount}
+	zone := func(name string) desired.Resource { return desired.Resource{Kind: desired.ZoneName, Zone: name} }
+	for _, z := range []string{"example.com", "api.example.com", "shop.example.com"} {
+		prod.AddZone(z)
+	}
+	staging.AddZone("staging.example.com")
+	put := func(s *fake.Server, spec fake.MemberSpec) {
+		if err == nil {
+			_, err = s.PutMember(spec)
+		}
+	}
+	superAdmin := []desired.Access{{Role: "Super Administrator - All Privileges", Resource: acct}}
+	put(prod, fake.MemberSpec{Email: "owner@example.com", TwoFactor: true, Access: superAdmin})
+	put(staging, fake.MemberSpec{Email: "owner@example.com", TwoFactor: true, Access: superAdmin})
+	// In sync.
+	put(prod, fake.MemberSpec{Email: "bob@example.com", TwoFactor: true, Access: []desired.Access{
+		{Role: "Administrator Read Only", Resource: acct}, {Role: "DNS", Resource: zone("example.com")}, {Role: "Analytics", Resource: zone("example.com")},
+		{Role: "DNS", Resource: zone("api.example.com")}, {Role: "Analytics", Resource: zone("api.example.com")}}})
+	// Drift: someone gave carol Billing by hand.
+	put(prod, fake.MemberSpec{Email: "carol@example.com", Access: []desired.Access{
+		{Role: "Administrator Read Only", Resource: acct}, {Role: "Billing", Resource: acct}}})
+	// A pending invitation, as declared.
+	put(prod, fake.MemberSpec{Email: "heidi@example.com", Pending: true, Access: []desired.Access{
+		{Role: "Workers Editor", Resource: acct}, {Role: "Cloudflare R2 Read", Resource: acct}, {Role: "Cache Purge", Resource: zone("shop.example.com")}}})
+	// Nobody declared this one: a contractor whose engagement ended.
+	put(prod, fake.MemberSpec{Email: "contractor@oldagency.example", Access: []desired.Access{{Role: "DNS", Resource: acct}}})
+	put(staging, fake.MemberSpec{Email: "bob@example.com", Access: []desired.Access{{Role: "Administrator Read Only", Resource: acct}}})
+	return prod, staging, err
+}
+
+func runDemo(ctx context.Context, env *Env, listen string, jitAfter, oobWait, exitAfter time.Duration) error {
+	if exitAfter > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, exitAfter)
+		defer cancel()
+	}
+	out := env.Stdout
+	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	prod, staging, err := seedDemo()
+	if err != nil {
+		return &exitError{ExitError, err}
+	}
+	api := httptest.NewServer(fake.Multi(prod, staging))
+	defer api.Close()
+	dir, err := os.MkdirTemp("", "cfaccess-demo-")
+	if err != nil {
+		return &exitError{ExitError, err}
+	}
+	defer os.RemoveAll(dir)
+	if err := os.CopyFS(dir, examplerepo.FS); err != nil {
+		return &exitError{ExitError, err}
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return &exitError{ExitError, err}
+	}
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil {
+			mode := os.FileMode(0o644)
+			if d.IsDir() {
+				mode = 0o755
+			}
+			_ = os.Chmod(p, mode)
+		}
+		return nil
+	})
+	jitUntil := env.Now().Add(jitAfter).UTC().Truncate(time.Second).Add(time.Second)
+	jit := fmt.Sprintf("# Added by the demo: a just-in-time grant that expires in a few seconds.\ngrants:\n  - users: [oncall@example.com]\n    roles: [incident-admin]\n    reason: \"DEMO-1 on-call handover\"\n    expires: %s\n", jitUntil.Format(time.RFC3339))
+	if err := os.WriteFile(filepath.Join(dir, "grants", "demo-jit.yaml"), []byte(jit), 0o644); err != nil {
+		return &exitError{ExitError, err}
+	}
+	demoEnv := &Env{Args: nil, Stdin: env.Stdin, Stdout: out, Stderr: env.Stderr, Now: env.Now, Getenv: func(k string) string {
+		switch k {
+		case "CF_TOKEN_PROD", "CF_TOKEN_STAGING":
+			return "demo-token"
+		case "CLOUDFLARE_API_URL":
+			return api.URL + fake.BasePath
+		case "NO_COLOR":
+			return env.Getenv(k)
+		}
+		return ""
+	}}
+	reconcilerCmd := func(args ...string) int {
+		say("\n$ reconciler %s", strings.Join(args, " "))
+		e := *demoEnv
+		e.Args = args
+		return Run(ctx, e)
+	}
+
+	say("cfaccess demo: two simulated Cloudflare accounts run inside this process; nothing leaves this machine.")
+	say("The access repository is example-repo (compiled in), copied to %s, plus a just-in-time grant for", dir)
+	say("oncall@example.com that expires at %s. The accounts have drifted from it: carol was given", jitUntil.Local().Format("15:04:05"))
+	say("Billing by hand, a contractor nobody declared is still a member, several people were never invited.")
+
+	if code := reconcilerCmd("plan", "--repo", dir); code != ExitOK {
+		return &exitError{code, errors.New("the plan failed")}
+	}
+	say("\nThe plan above changes nothing yet. Applying it:")
+	if code := reconcilerCmd("apply", "--repo", dir); code != ExitOK {
+		return &exitError{code, errors.New("apply failed")}
+	}
+	if code := reconcilerCmd("plan", "--repo", dir, "--detailed-exitcode"); code != ExitOK {
+		return &exitError{ExitError, errors.New("the accounts did not converge")}
+	}
+
+	f := &runFlags{}
+	runCmd := newRunWith(demoEnv, f)
+	if err := runCmd.ParseFlags([]string{"--repo", dir, "--listen", listen, "--interval", "5s", "--watch-debounce", "200ms"}); err != nil {
+		return &exitError{ExitError, err}
+	}
+	daemonEnv := *demoEnv
+	daemonEnv.Stderr = io.Discard // the demo narrates instead
+	d, err := newDaemon(f, &daemonEnv)
+	if err != nil {
+		return &exitError{ExitError, err}
+	}
+	done := make(chan error, 1)
+	dctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() { done <- d.run(dctx) }()
+	select {
+	case <-d.listening:
+	case err := <-done:
+		return &exitError{ExitError, err}
+	}
+	base := "http://" + d.addr
+	say("\n$ reconciler run --repo %s --interval 5s   (the daemon, in the background)", dir)
+	say("  metrics  %s/metrics", base)
+	say("  status   %s/status", base)
+	say("  health   %s/healthz and %s/readyz", base, base)
+	say("It reconciles every 5 s, when a file of the repository changes, and at each grant's instant.")
+
+	hasMember := func(s *fake.Server, email string) bool {
+		for _, m := range s.Members() {
+			if m.Email == email {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor := func(cond func() bool) (time.Duration, bool) {
+		start := time.Now()
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for !cond() {
+			select {
+			case <-ctx.Done():
+				return 0, false
+			case <-t.C:
+			}
+		}
+		return time.Since(start), true
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-time.After(oobWait):
+	}
+	say("\nSomeone adds mallory@evil.example as Administrator in the Cloudflare dashboard...")
+	if _, err := prod.PutMember(fake.MemberSpec{Email: "mallory@evil.example", Access: []desired.Access{{Role: "Administrator", Resource: desired.Resource{Kind: desired.WholeAccount}}}}); err != nil {
+		return &exitError{ExitError, err}
+	}
+	took, ok := waitFor(func() bool { return !hasMember(prod, "mallory@evil.example") })
+	if !ok {
+		return nil
+	}
+	say("  -> removed by the daemon %.1f s later: drift corrected (see cfaccess_changes_applied_total).", took.Seconds())
+
+	say("\noncall@example.com holds Administrator until %s (a just-in-time grant)...", jitUntil.Local().Format("15:04:05"))
+	if _, ok := waitFor(func() bool { return !hasMember(prod, "oncall@example.com") }); !ok {
+		return nil
+	}
+	say("  -> revoked at %s, %.1f s after its instant, with no commit.", env.Now().Local().Format("15:04:05"), env.Now().Sub(jitUntil).Seconds())
+	say("\nConverged: both accounts equal the repository. The daemon keeps running; look at %s/status.", base)
+	say("Press Ctrl-C to stop.")
+	<-ctx.Done()
+	stop()
+	if err := <-done; err != nil {
+		return &exitError{ExitError, err}
+	}
+	return nil
+}
