@@ -102,10 +102,23 @@ Exit codes: 0 success, 1 error or invalid declarations, 2 changes pending
 	return root
 }
 
-// Version returns the module version and VCS revision the binary was built
-// from, as far as the build recorded them.
+// Set at build time with -ldflags "-X ...app.buildVersion=v1.2.3 -X
+// ...app.buildRevision=<sha>" (deploy/Dockerfile does); otherwise the Go
+// build information is used.
+var buildVersion, buildRevision string
+
+// Version returns the version and VCS revision the binary was built from,
+// as far as the build recorded them.
 func Version() (version, revision string) {
 	version, revision = "(devel)", "unknown"
+	defer func() {
+		if buildVersion != "" {
+			version = buildVersion
+		}
+		if buildRevision != "" {
+			revision = buildRevision
+		}
+	}()
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		return version, revision

@@ -1,0 +1,162 @@
+// Package deploy holds the container build and the Kubernetes manifests;
+// this test renders the kustomization and checks it.
+package deploy
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// render runs kubectl's built-in kustomize on this directory.
+func render(t *testing.T) [][]byte {
+	t.Helper()
+	out, err := exec.Command("kubectl", "kustomize", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl kustomize: %v\n%s", err, out)
+	}
+	var docs [][]byte
+	for _, d := range bytes.Split(out, []byte("\n---\n")) {
+		if len(bytes.TrimSpace(d)) > 0 {
+			docs = append(docs, d)
+		}
+	}
+	return docs
+}
+
+// TestManifests decodes every rendered object strictly into its Kubernetes
+// API type (an unknown or misplaced field fails), then checks what a
+// security review asks of the Deployment.
+func TestManifests(t *testing.T) {
+	var kinds []string
+	var dep appsv1.Deployment
+	var rule monitoringv1.PrometheusRule
+	for _, doc := range render(t) {
+		var meta struct{ Kind string }
+		if err := yaml.Unmarshal(doc, &meta); err != nil {
+			t.Fatal(err)
+		}
+		kinds = append(kinds, meta.Kind)
+		var obj any
+		switch meta.Kind {
+		case "Namespace":
+			obj = &corev1.Namespace{}
+		case "ServiceAccount":
+			obj = &corev1.ServiceAccount{}
+		case "Service":
+			obj = &corev1.Service{}
+		case "Deployment":
+			obj = &dep
+		case "NetworkPolicy":
+			obj = &networkingv1.NetworkPolicy{}
+		case "ServiceMonitor":
+			obj = &monitoringv1.ServiceMonitor{}
+		case "PrometheusRule":
+			obj = &rule
+		default:
+			t.Errorf("unexpected kind %q", meta.Kind)
+			continue
+		}
+		if err := yaml.UnmarshalStrict(doc, obj); err != nil {
+			t.Errorf("%s: %v", meta.Kind, err)
+		}
+	}
+	slices.Sort(kinds)
+	if want := []string{"Deployment", "Namespace", "NetworkPolicy", "PrometheusRule", "Service", "ServiceAccount", "ServiceMonitor"}; !slices.Equal(kinds, want) {
+		t.Errorf("kinds %v, want %v", kinds, want)
+	}
+
+	spec := dep.Spec.Template.Spec
+	c := spec.Containers[0]
+	checks := map[string]bool{
+		"one replica":                 dep.Spec.Replicas != nil && *dep.Spec.Replicas == 1,
+		"Recreate strategy":           dep.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType,
+		"non-root pod":                spec.SecurityContext.RunAsNonRoot != nil && *spec.SecurityContext.RunAsNonRoot,
+		"read-only root filesystem":   c.SecurityContext.ReadOnlyRootFilesystem != nil && *c.SecurityContext.ReadOnlyRootFilesystem,
+		"no privilege escalation":     c.SecurityContext.AllowPrivilegeEscalation != nil && !*c.SecurityContext.AllowPrivilegeEscalation,
+		"all capabilities dropped":    c.SecurityContext.Capabilities != nil && slices.Contains(c.SecurityContext.Capabilities.Drop, "ALL"),
+		"liveness on /healthz":        c.LivenessProbe != nil && c.LivenessProbe.HTTPGet.Path == "/healthz",
+		"readiness on /readyz":        c.ReadinessProbe != nil && c.ReadinessProbe.HTTPGet.Path == "/readyz",
+		"memory limit":                !c.Resources.Limits.Memory().IsZero(),
+		"resource requests":           !c.Resources.Requests.Cpu().IsZero(),
+		"no service account token":    spec.AutomountServiceAccountToken != nil && !*spec.AutomountServiceAccountToken,
+		"token from a Secret file":    slices.Contains(c.Args, "--cloudflare-token-file=/var/run/secrets/cloudflare/token") && hasSecretVolume(spec, "cfaccess-cloudflare-token"),
+		"image from kustomize images": strings.HasPrefix(c.Image, "ghcr.io/cfaccess/reconciler:"),
+		"grace period over 30 s":      spec.TerminationGracePeriodSeconds != nil && *spec.TerminationGracePeriodSeconds > 30,
+	}
+	for what, ok := range checks {
+		if !ok {
+			t.Errorf("Deployment: %s", what)
+		}
+	}
+	var alerts []string
+	for _, g := range rule.Spec.Groups {
+		for _, r := range g.Rules {
+			alerts = append(alerts, r.Alert)
+		}
+	}
+	for _, want := range []string{"CfaccessReconcileFailing", "CfaccessNoRecentSuccess", "CfaccessDriftPersisting", "CfaccessGuardrailDenied", "CfaccessPendingInviteOld"} {
+		if !slices.Contains(alerts, want) {
+			t.Errorf("PrometheusRule lacks %s", want)
+		}
+	}
+}
+
+func hasSecretVolume(spec corev1.PodSpec, name string) bool {
+	for _, v := range spec.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == name {
+			return true
+		}
+	}
+	return false
+}
+
+// TestNetworkPolicyEgress: HTTPS and DNS only.
+func TestNetworkPolicyEgress(t *testing.T) {
+	for _, doc := range render(t) {
+		if !bytes.Contains(doc, []byte("kind: NetworkPolicy")) {
+			continue
+		}
+		var np networkingv1.NetworkPolicy
+		if err := yaml.UnmarshalStrict(doc, &np); err != nil {
+			t.Fatal(err)
+		}
+		var ports []string
+		for _, e := range np.Spec.Egress {
+			for _, p := range e.Ports {
+				ports = append(ports, string(*p.Protocol)+"/"+p.Port.String())
+			}
+		}
+		slices.Sort(ports)
+		if want := []string{"TCP/443", "TCP/53", "UDP/53"}; !slices.Equal(ports, want) {
+			t.Errorf("egress ports %v, want %v", ports, want)
+		}
+		if len(np.Spec.PodSelector.MatchLabels) == 0 {
+			t.Error("the policy selects every pod of the namespace")
+		}
+	}
+}
+
+// TestDockerfile: multi-stage, static, distroless (CA certificates, no
+// shell), non-root. No Docker engine runs here to build it.
+func TestDockerfile(t *testing.T) {
+	data, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := string(data)
+	for _, want := range []string{"FROM golang:1.26 AS build", "CGO_ENABLED=0", "FROM gcr.io/distroless/static-debian12:nonroot", "USER 65532:65532", `ENTRYPOINT ["/reconciler"]`} {
+		if !strings.Contains(df, want) {
+			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+}
