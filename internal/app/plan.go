@@ -35,6 +35,8 @@ type planFlags struct {
 	// limiters are shared by the clients of the same credentials, across
 	// reconciles (Cloudflare's budget is per user).
 	limiters map[string]*cloudflare.Limiter
+	// owners remembers each token's user, read once.
+	owners map[string]string
 }
 
 // limiter returns the limiter of creds, made on first use.
@@ -159,7 +161,15 @@ func (f *planFlags) planChecked(ctx context.Context, env *Env, c *checked, rev g
 		}
 		client := cloudflare.New(cloudflare.Config{BaseURL: f.apiURL, Credentials: creds, Limiter: f.limiter(creds),
 			MaxRetries: retriesConfig(f.retries), Observe: observe})
-		ap := reconcile.Plan(ctx, client, c.repo, id, now, ropts)
+		aopts := ropts
+		aopts.Owner, aopts.OwnerKnown = f.owners[creds.Key()]
+		ap := reconcile.Plan(ctx, client, c.repo, id, now, aopts)
+		if ap.Plan != nil { // the owner was read
+			if f.owners == nil {
+				f.owners = map[string]string{}
+			}
+			f.owners[creds.Key()] = ap.Owner
+		}
 		o.accounts = append(o.accounts, ap)
 		if ap.Live != nil && ap.Plan != nil {
 			live = append(live, liveAccount(ap))

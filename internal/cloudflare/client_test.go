@@ -213,6 +213,9 @@ func TestWrites(t *testing.T) {
 	if _, err := acct.Resolve(desired.Resource{Kind: desired.ZoneName, Zone: "exmaple.com"}); err == nil || !strings.Contains(err.Error(), `(did you mean "example.com"?)`) {
 		t.Errorf("unknown zone error = %v", err)
 	}
+	if err := e.client.LoadResourceGroups(ctx, acct); err != nil {
+		t.Fatal(err)
+	}
 	if _, ok := acct.ResourceGroup(zone); ok {
 		t.Fatal("zone group exists before creation")
 	}

@@ -65,11 +65,15 @@ type Account struct {
 	Name             string
 	Members          []Member // sorted by email
 	PermissionGroups []PermissionGroup
-	ResourceGroups   []ResourceGroup
+	// ResourceGroups are read only when needed: call LoadResourceGroups
+	// before looking one up.
+	ResourceGroups []ResourceGroup
 	// ZoneIDs maps zone names to ids, for the zones asked for.
 	ZoneIDs map[string]string
 	// ZoneNames maps zone ids back to names.
 	ZoneNames map[string]string
+
+	groupsLoaded bool
 }
 
 // ReadOptions say which zones to resolve.
@@ -103,10 +107,6 @@ func (c *Client) ReadAccount(ctx context.Context, accountID string, opts ReadOpt
 	})
 	g.Go(func() (err error) {
 		acct.PermissionGroups, err = c.listPermissionGroups(gctx, accountID)
-		return err
-	})
-	g.Go(func() (err error) {
-		acct.ResourceGroups, err = c.listResourceGroups(gctx, accountID)
 		return err
 	})
 	names := slices.Compact(slices.Sorted(slices.Values(opts.Zones)))
@@ -143,6 +143,14 @@ func (c *Client) ReadAccount(ctx context.Context, accountID string, opts ReadOpt
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	// Member responses carry each resource group's scope, so the group
+	// list is needed only when one came without it — or, later, to write
+	// (LoadResourceGroups). A steady-state read skips it.
+	if scopesMissing(rawMembers) {
+		if err := c.LoadResourceGroups(ctx, acct); err != nil {
+			return nil, err
+		}
+	}
 	byID := map[string]ResourceGroup{}
 	for _, rg := range acct.ResourceGroups {
 		byID[rg.ID] = rg
@@ -152,6 +160,34 @@ func (c *Client) ReadAccount(ctx context.Context, accountID string, opts ReadOpt
 	}
 	slices.SortFunc(acct.Members, func(a, b Member) int { return cmp.Compare(a.Email, b.Email) })
 	return acct, nil
+}
+
+// scopesMissing reports whether any member's resource group came without
+// a readable scope.
+func scopesMissing(members []shared.Member) bool {
+	for _, m := range members {
+		for _, p := range m.Policies {
+			for _, rg := range p.ResourceGroups {
+				if key, objects := rawScope(rg.JSON.Scope.Raw()); key == "" || len(objects) == 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// LoadResourceGroups reads the account's resource groups, once.
+func (c *Client) LoadResourceGroups(ctx context.Context, acct *Account) error {
+	if acct.groupsLoaded {
+		return nil
+	}
+	groups, err := c.listResourceGroups(ctx, acct.ID)
+	if err != nil {
+		return err
+	}
+	acct.ResourceGroups, acct.groupsLoaded = append(groups, acct.ResourceGroups...), true
+	return nil
 }
 
 // pageInfo is the part of result_info that the SDK's types drop.

@@ -196,7 +196,8 @@ func (a *Account) Display(r desired.Resource) desired.Resource {
 	return r
 }
 
-// ResourceGroup returns the existing resource group for a resolved resource.
+// ResourceGroup returns the existing resource group for a resolved
+// resource; the groups must have been loaded (LoadResourceGroups).
 func (a *Account) ResourceGroup(r desired.Resource) (ResourceGroup, bool) {
 	for _, g := range a.ResourceGroups {
 		if g.Resource == r {

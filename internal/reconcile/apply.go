@@ -117,6 +117,9 @@ func (a *applier) apply(ctx context.Context, c diff.Change) Result {
 // the resource groups the account lacks.
 func (a *applier) policies(ctx context.Context, access []desired.Access) ([]cloudflare.Policy, error) {
 	live := a.ap.Live
+	if err := a.client.LoadResourceGroups(ctx, live); err != nil {
+		return nil, err
+	}
 	var order []desired.Resource
 	byRes := map[desired.Resource][]string{}
 	for _, acc := range access {

@@ -38,6 +38,10 @@ type Options struct {
 	// Reinvite says whether a pending member's invitation should be sent
 	// again (nil: never).
 	Reinvite func(accountID string, m diff.Live) bool
+	// Owner, when OwnerKnown, is the token's user from an earlier read
+	// (a token's owner never changes): GET /user is skipped.
+	Owner      string
+	OwnerKnown bool
 }
 
 // Plan reads the account of provider pid and plans it against repo at now.
@@ -50,10 +54,12 @@ func Plan(ctx context.Context, client *cloudflare.Client, repo *desired.Repo, pi
 		return ap
 	}
 	ap.Live, ap.AccountName = live, live.Name
-	owner, err := client.Owner(ctx)
-	if err != nil {
-		ap.Err = err
-		return ap
+	owner := opts.Owner
+	if !opts.OwnerKnown {
+		if owner, err = client.Owner(ctx); err != nil {
+			ap.Err = err
+			return ap
+		}
 	}
 	ap.Owner = owner
 	wants, err := Wants(repo, pid, now, live)
