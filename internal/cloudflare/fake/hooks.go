@@ -101,7 +101,7 @@ func (s *Server) PutMember(spec MemberSpec) (string, error) {
 	if m == nil {
 		s.seq++
 		m = &Member{ID: hexID("member", strconv.Itoa(s.seq), email), UserID: hexID("user", email), Email: email}
-		s.members = append(s.members, m)
+		s.addMemberLocked(m)
 	}
 	m.Status = "accepted"
 	if spec.Pending {
@@ -143,7 +143,7 @@ func (s *Server) RemoveMember(email string) bool {
 	defer s.mu.Unlock()
 	for i, m := range s.members {
 		if strings.EqualFold(m.Email, email) {
-			s.members = slices.Delete(s.members, i, i+1)
+			s.deleteMemberLocked(i)
 			return true
 		}
 	}

@@ -47,6 +47,7 @@ type Server struct {
 	rgroups   []ResourceGroup
 	zones     []Zone
 	members   []*Member
+	byEmail   map[string]*Member
 	seq       int
 	window    []time.Time // request times within the rate period
 	latency   time.Duration
@@ -661,7 +662,7 @@ func (s *Server) createMember(w http.ResponseWriter, body []byte) {
 	s.seq++
 	m.ID = hexID("member", strconv.Itoa(s.seq), email)
 	m.UserID = hexID("user", email)
-	s.members = append(s.members, m)
+	s.addMemberLocked(m)
 	// Like the real API, the create response omits roles.
 	out := s.memberJSONLocked(m)
 	delete(out, "roles")
@@ -669,12 +670,22 @@ func (s *Server) createMember(w http.ResponseWriter, body []byte) {
 }
 
 func (s *Server) memberByEmailLocked(email string) *Member {
-	for _, m := range s.members {
-		if strings.EqualFold(m.Email, email) {
-			return m
-		}
+	return s.byEmail[strings.ToLower(email)]
+}
+
+// addMemberLocked adds a member, keeping the email index.
+func (s *Server) addMemberLocked(m *Member) {
+	if s.byEmail == nil {
+		s.byEmail = map[string]*Member{}
 	}
-	return nil
+	s.members = append(s.members, m)
+	s.byEmail[strings.ToLower(m.Email)] = m
+}
+
+// deleteMemberLocked removes the member at index i.
+func (s *Server) deleteMemberLocked(i int) {
+	delete(s.byEmail, strings.ToLower(s.members[i].Email))
+	s.members = slices.Delete(s.members, i, i+1)
 }
 
 func (s *Server) updateMember(w http.ResponseWriter, id string, body []byte) {
@@ -732,7 +743,7 @@ func (s *Server) deleteMember(w http.ResponseWriter, id string) {
 	defer s.mu.Unlock()
 	for i, m := range s.members {
 		if m.ID == id {
-			s.members = slices.Delete(s.members, i, i+1)
+			s.deleteMemberLocked(i)
 			writeResult(w, map[string]string{"id": id})
 			return
 		}

@@ -1,0 +1,158 @@
+// Command benchdriver measures whole reconciles, end to end: it builds the
+// reconciler, serves a simulated account of each size with the in-repo fake
+// (in this process, so the reconciler's own memory is measured alone),
+// and runs the reconciler as a child process twice — once on an account
+// that has drifted (apply), once in the steady state (apply with nothing to
+// do: the daemon's common case). It prints a Markdown table.
+//
+//	go run ./internal/benchdriver                      # 1,000, 10,000 and 50,000 members
+//	go run ./internal/benchdriver -sizes 10000 -latency 20ms
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
+	"github.com/cfaccess/reconciler/internal/desired"
+)
+
+var cfRoles = []string{"DNS", "Analytics", "Firewall", "Cache Purge", "Page Shield", "Load Balancer", "HTTP Applications", "Log Share Reader"}
+
+func main() {
+	sizes := flag.String("sizes", "1000,10000,50000", "account sizes, in members")
+	zones := flag.Int("zones", 200, "zones in the account")
+	roles := flag.Int("roles", 500, "role definitions in the repository")
+	drift := flag.Float64("drift", 0.02, "fraction of members that differ: half updated, a quarter missing, a quarter undeclared")
+	latency := flag.Duration("latency", 20*time.Millisecond, "latency of every API request")
+	flag.Parse()
+
+	work, err := os.MkdirTemp("", "cfaccess-bench-")
+	check(err)
+	defer os.RemoveAll(work)
+	bin := filepath.Join(work, "reconciler")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/reconciler")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	check(build.Run())
+
+	fmt.Printf("Machine: %d CPUs, %s/%s, %s; fake latency %v per request; %d zones, %d roles, %.0f%% drift.\n\n",
+		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), *latency, *zones, *roles, *drift*100)
+	fmt.Println("| members | run | changes | wall | requests | ceil(N/50)+10 | peak RSS | per-member refresh model |")
+	fmt.Println("|---:|---|---:|---:|---:|---:|---:|---:|")
+	for _, f := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		check(err)
+		s, dir := account(work, n, *zones, *roles, *drift)
+		ts := httptest.NewServer(s)
+		s.SetLatency(*latency)
+		for _, run := range []string{"drifted", "steady"} {
+			s.ResetRequests()
+			start := time.Now()
+			out, rss := reconcile(bin, dir, ts.URL+fake.BasePath)
+			wall := time.Since(start)
+			var res struct {
+				Summary struct{ Invite, Update, Remove int } `json:"summary"`
+			}
+			if err := json.Unmarshal(out, &res); err != nil {
+				fmt.Fprintf(os.Stderr, "%s\n", out)
+				check(err)
+			}
+			changes := res.Summary.Invite + res.Summary.Update + res.Summary.Remove
+			reqs := len(s.Requests())
+			model := fmt.Sprintf("%d requests, %.1f min of budget", n, float64(n)/1200*5)
+			fmt.Printf("| %d | %s | %d | %.2f s | %d | %d | %.0f MB | %s |\n", n, run, changes, wall.Seconds(), reqs,
+				int(math.Ceil(float64(n)/50))+10, float64(rss)/1024, model)
+		}
+		ts.Close()
+	}
+}
+
+// reconcile runs `reconciler apply` as a child process and returns its
+// JSON output and peak resident set size in KiB.
+func reconcile(bin, dir, api string) ([]byte, int64) {
+	cmd := exec.Command(bin, "apply", "--repo", dir, "--format", "json", "--cloudflare-rate-limit", "100000", "--allow-mass-removal")
+	cmd.Env = append(os.Environ(), "CLOUDFLARE_API_URL="+api, "CLOUDFLARE_API_TOKEN=bench-token")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, os.Stderr
+	check(cmd.Run())
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return out.Bytes(), ru.Maxrss
+}
+
+// account builds a fake account of n members and a repository declaring
+// it, apart from the drift.
+func account(work string, n, zones, roles int, drift float64) (*fake.Server, string) {
+	s := fake.New(fake.Options{Token: "bench-token", Owner: "owner@example.com"})
+	zoneName := func(z int) string { return fmt.Sprintf("zone%03d.example.com", z) }
+	for z := range zones {
+		s.AddZone(zoneName(z))
+	}
+	dir := filepath.Join(work, fmt.Sprintf("repo-%d", n))
+	check(os.MkdirAll(filepath.Join(dir, "grants"), 0o755))
+	var b strings.Builder
+	fmt.Fprintf(&b, "providers:\n  prod:\n    provider: cloudflare\n    config: {account_id: %s}\n    reconcile: {protected: [owner@example.com], max_removals: %d}\n", s.AccountID(), n)
+	check(os.WriteFile(filepath.Join(dir, "providers.yaml"), []byte(b.String()), 0o644))
+	b.Reset()
+	b.WriteString("roles:\n")
+	roleAccess := make([][]desired.Access, roles)
+	for r := range roles {
+		name := cfRoles[r%len(cfRoles)]
+		res := "zone:" + zoneName(r%zones)
+		access := desired.Access{Role: name, Resource: desired.Resource{Kind: desired.ZoneName, Zone: zoneName(r % zones)}}
+		if r%50 == 0 {
+			res, access.Resource = "account:*", desired.Resource{Kind: desired.WholeAccount}
+		}
+		fmt.Fprintf(&b, "  role-%d: {providers: [prod], inherits: [%q], resources: {allow: [%q]}}\n", r, name, res)
+		roleAccess[r] = []desired.Access{access}
+	}
+	check(os.WriteFile(filepath.Join(dir, "roles.yaml"), []byte(b.String()), 0o644))
+	every := int(math.Max(1, 1/drift))
+	b.Reset()
+	for i := range n {
+		if i%500 == 0 {
+			if b.Len() > 0 {
+				check(os.WriteFile(filepath.Join(dir, "grants", fmt.Sprintf("%05d.yaml", i/500)), []byte(b.String()), 0o644))
+				b.Reset()
+			}
+			b.WriteString("grants:\n")
+		}
+		email := fmt.Sprintf("user%06d@example.com", i)
+		r := i % roles
+		phase := i % every
+		if phase != 1 || every < 4 { // a quarter of the drift: not declared
+			fmt.Fprintf(&b, "  - {users: [%s], roles: [role-%d], reason: T-%d}\n", email, r, i)
+		}
+		if phase == 2 && every >= 4 { // a quarter: missing live
+			continue
+		}
+		access := roleAccess[r]
+		if phase == 3 || phase == 4 { // half: changed access
+			access = roleAccess[(r+1)%roles]
+		}
+		_, err := s.PutMember(fake.MemberSpec{Email: email, Access: access})
+		check(err)
+	}
+	check(os.WriteFile(filepath.Join(dir, "grants", "last.yaml"), []byte(b.String()), 0o644))
+	_, err := s.PutMember(fake.MemberSpec{Email: "owner@example.com", Access: []desired.Access{{Role: "Super Administrator - All Privileges", Resource: desired.Resource{Kind: desired.WholeAccount}}}})
+	check(err)
+	return s, dir
+}
+
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchdriver:", err)
+		os.Exit(1)
+	}
+}
