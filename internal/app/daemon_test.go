@@ -60,7 +60,7 @@ func startDaemon(t *testing.T, e *e2e, interval time.Duration, extra ...string) 
 	}
 	logs := &syncBuffer{}
 	envVars := map[string]string{"CLOUDFLARE_API_URL": e.url, "CLOUDFLARE_API_TOKEN": e2eToken}
-	env := &Env{Getenv: func(k string) string { return envVars[k] }, Stdout: io.Discard, Stderr: logs, Now: time.Now}
+	env := &Env{Getenv: func(k string) string { return envVars[k] }, Stdout: io.Discard, Stderr: logs, Now: e.clock}
 	f := &runFlags{}
 	cmd := newRunWith(env, f)
 	args := append([]string{"--repo", "file://" + e.repo, "--listen", "127.0.0.1:0", "--interval", interval.String(),
@@ -183,7 +183,7 @@ func TestDaemonWebhookAppliesCommit(t *testing.T) {
 
 func TestDaemonCorrectsDriftAndExpires(t *testing.T) {
 	e := newE2E(t)
-	expiry := time.Now().Add(2 * time.Second).UTC().Truncate(time.Second).Add(time.Second)
+	expiry := e.clock().Add(2 * time.Second).UTC().Truncate(time.Second).Add(time.Second)
 	e.commit("jit", map[string]string{"jit.yaml": "grants:\n  - {users: [jit@example.com], roles: [ro], reason: INC-7, expires: " + expiry.Format(time.RFC3339) + "}\n"})
 	de := startDaemon(t, e, 400*time.Millisecond)
 	de.waitReady()
@@ -196,8 +196,8 @@ func TestDaemonCorrectsDriftAndExpires(t *testing.T) {
 	}
 	eventually(t, 2*time.Second, "sneaky removed", func() bool { return !de.hasMember("sneaky@example.com") })
 	// The JIT grant expires: revoked within 3 s of its instant, no commit.
-	eventually(t, time.Until(expiry)+3*time.Second, "jit revoked", func() bool { return !de.hasMember("jit@example.com") })
-	if late := time.Since(expiry); late > 3*time.Second || late < 0 {
+	eventually(t, expiry.Sub(e.clock())+3*time.Second, "jit revoked", func() bool { return !de.hasMember("jit@example.com") })
+	if late := e.clock().Sub(expiry); late > 3*time.Second || late < 0 {
 		t.Errorf("revoked %v after expiry", late)
 	}
 }
@@ -311,7 +311,7 @@ func TestDaemonWatchesDirectoryAndRereadsTokenFile(t *testing.T) {
 	}
 	logs := &syncBuffer{}
 	envVars := map[string]string{"CLOUDFLARE_API_URL": e.url}
-	env := &Env{Getenv: func(k string) string { return envVars[k] }, Stdout: io.Discard, Stderr: logs, Now: time.Now}
+	env := &Env{Getenv: func(k string) string { return envVars[k] }, Stdout: io.Discard, Stderr: logs, Now: e.clock}
 	f := &runFlags{}
 	cmd := newRunWith(env, f)
 	if err := cmd.ParseFlags([]string{"--repo", dir, "--listen", "127.0.0.1:0", "--interval", "1h",

@@ -26,6 +26,9 @@ type e2e struct {
 	url  string
 	repo string
 	now  time.Time
+	// clock is the daemon tests' clock: it starts at now and runs at wall
+	// speed, so the story's dates do not depend on the day the tests run.
+	clock func() time.Time
 }
 
 const e2eToken = "e2e-token-0123456789abcdef"
@@ -41,6 +44,8 @@ func newE2E(t *testing.T) *e2e {
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)
 	e := &e2e{t: t, fake: s, url: ts.URL + fake.BasePath, repo: t.TempDir(), now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	start, base := time.Now(), e.now
+	e.clock = func() time.Time { return base.Add(time.Since(start)) }
 	e.git("init", "-q", "-b", "main")
 	e.commit("initial", map[string]string{
 		"providers.yaml": `providers:

@@ -139,6 +139,12 @@ func (f *planFlags) planChecked(ctx context.Context, env *Env, c *checked, rev g
 		return nil, fmt.Errorf("--provider %q is not defined in the repository", f.provider)
 	}
 	slices.Sort(ids)
+	if !c.engine.UsesLive() {
+		// The guardrails will not run again: free their input before the
+		// accounts are read (the two together are most of a large plan's
+		// memory).
+		c.input = nil
+	}
 	ropts := reconcile.Options{AllowMassRemoval: f.allowMassRemoval}
 	if f.pending == nil && f.stateFile != "" && f.reinviteAfter > 0 {
 		var err error
@@ -176,11 +182,14 @@ func (f *planFlags) planChecked(ctx context.Context, env *Env, c *checked, rev g
 		}
 	}
 	// The guardrails again, now seeing the live accounts and the plans:
-	// nothing is written before they pass.
-	policy.AddLive(c.input, live)
-	var err error
-	if c.violations, err = c.engine.Eval(ctx, c.input); err != nil {
-		return nil, err
+	// nothing is written before they pass. (Skipped when no rule reads
+	// input.live or input.plan: the result could not differ.)
+	if c.engine.UsesLive() {
+		policy.AddLive(c.input, live)
+		var err error
+		if c.violations, err = c.engine.Eval(ctx, c.input); err != nil {
+			return nil, err
+		}
 	}
 	return o, nil
 }

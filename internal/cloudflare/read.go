@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unique"
 
 	"github.com/cloudflare/cloudflare-go/v7/accounts"
 	"github.com/cloudflare/cloudflare-go/v7/iam"
@@ -38,6 +39,12 @@ type Member struct {
 	Unknown []string
 	// Legacy is set when the member is described by legacy roles only.
 	Legacy bool
+}
+
+// unresolvedGroup is a policy's resource group that came without a scope.
+type unresolvedGroup struct {
+	groupID string
+	roles   []string
 }
 
 // PermissionGroup is a permission group of the account; its name is the
@@ -89,10 +96,7 @@ type ReadOptions struct {
 // known. Any failure fails the whole read.
 func (c *Client) ReadAccount(ctx context.Context, accountID string, opts ReadOptions) (*Account, error) {
 	acct := &Account{ID: accountID, ZoneIDs: map[string]string{}, ZoneNames: map[string]string{}}
-	var (
-		rawMembers []shared.Member
-		mu         sync.Mutex
-	)
+	var mu sync.Mutex
 	// The account first, alone: refused credentials then give one clear
 	// error instead of several concurrent ones.
 	name, err := c.Verify(ctx, accountID)
@@ -101,8 +105,9 @@ func (c *Client) ReadAccount(ctx context.Context, accountID string, opts ReadOpt
 	}
 	acct.Name = name
 	g, gctx := errgroup.WithContext(ctx)
+	var members []converted
 	g.Go(func() (err error) {
-		rawMembers, err = c.listMembers(gctx, accountID)
+		members, err = c.listMembers(gctx, accountID)
 		return err
 	})
 	g.Go(func() (err error) {
@@ -146,35 +151,58 @@ func (c *Client) ReadAccount(ctx context.Context, accountID string, opts ReadOpt
 	// Member responses carry each resource group's scope, so the group
 	// list is needed only when one came without it — or, later, to write
 	// (LoadResourceGroups). A steady-state read skips it.
-	if scopesMissing(rawMembers) {
-		if err := c.LoadResourceGroups(ctx, acct); err != nil {
-			return nil, err
-		}
-	}
-	byID := map[string]ResourceGroup{}
-	for _, rg := range acct.ResourceGroups {
-		byID[rg.ID] = rg
-	}
-	for _, m := range rawMembers {
-		acct.Members = append(acct.Members, convertMember(m, accountID, byID))
+	if err := c.resolveMissingScopes(ctx, acct, members); err != nil {
+		return nil, err
 	}
 	slices.SortFunc(acct.Members, func(a, b Member) int { return cmp.Compare(a.Email, b.Email) })
 	return acct, nil
 }
 
-// scopesMissing reports whether any member's resource group came without
-// a readable scope.
-func scopesMissing(members []shared.Member) bool {
+// resolveMissingScopes completes the access of members whose resource
+// groups came without a scope, from the resource-group list.
+func (c *Client) resolveMissingScopes(ctx context.Context, acct *Account, members []converted) error {
+	missing := false
 	for _, m := range members {
-		for _, p := range m.Policies {
-			for _, rg := range p.ResourceGroups {
-				if key, objects := rawScope(rg.JSON.Scope.Raw()); key == "" || len(objects) == 0 {
-					return true
-				}
-			}
+		missing = missing || len(m.unresolved) > 0
+	}
+	if missing {
+		if err := c.LoadResourceGroups(ctx, acct); err != nil {
+			return err
 		}
 	}
-	return false
+	acct.Members = make([]Member, len(members))
+	for i, m := range members {
+		acct.Members[i] = m.resolve(acct.ResourceGroups)
+	}
+	return nil
+}
+
+// converted is a member read from a page, with the resource groups whose
+// scope it came without.
+type converted struct {
+	Member
+	unresolved []unresolvedGroup
+}
+
+// resolve completes the member's access from the account's resource groups.
+func (m converted) resolve(groups []ResourceGroup) Member {
+	out := m.Member
+	if len(m.unresolved) == 0 {
+		return out
+	}
+	for _, u := range m.unresolved {
+		i := slices.IndexFunc(groups, func(g ResourceGroup) bool { return g.ID == u.groupID })
+		if i < 0 {
+			out.Unknown = append(out.Unknown, "resource group "+u.groupID)
+			continue
+		}
+		for _, role := range u.roles {
+			out.Access = append(out.Access, desired.Access{Role: role, Resource: groups[i].Resource})
+		}
+	}
+	slices.SortFunc(out.Access, desired.Access.Compare)
+	out.Access = slices.Compact(out.Access)
+	return out
 }
 
 // LoadResourceGroups reads the account's resource groups, once.
@@ -295,8 +323,11 @@ func fetchOnce[T any](ctx context.Context, c *Client, get func(ctx context.Conte
 	return all, stable, nil
 }
 
-func (c *Client) listMembers(ctx context.Context, accountID string) ([]shared.Member, error) {
-	return fetchAll(ctx, c, "list members of account "+accountID, func(ctx context.Context, page int) ([]shared.Member, pageInfo, error) {
+// listMembers reads every member, converting each page as it arrives: the
+// SDK's structures (with their raw JSON) are garbage a page later, so a
+// large account never sits in memory in that form.
+func (c *Client) listMembers(ctx context.Context, accountID string) ([]converted, error) {
+	return fetchAll(ctx, c, "list members of account "+accountID, func(ctx context.Context, page int) ([]converted, pageInfo, error) {
 		var p accounts.MemberListParams
 		p.AccountID.Value, p.AccountID.Present = accountID, true
 		p.Page.Value, p.Page.Present = float64(page), true
@@ -305,7 +336,11 @@ func (c *Client) listMembers(ctx context.Context, accountID string) ([]shared.Me
 		if err != nil {
 			return nil, pageInfo{}, err
 		}
-		return res.Result, parsePageInfo(res.JSON.RawJSON()), nil
+		out := make([]converted, len(res.Result))
+		for i, m := range res.Result {
+			out[i] = convertMember(m, accountID)
+		}
+		return out, parsePageInfo(res.JSON.RawJSON()), nil
 	})
 }
 
@@ -434,17 +469,24 @@ func memberEmail(m shared.Member) string {
 	if email == "" {
 		email = m.Email
 	}
-	return strings.ToLower(strings.TrimSpace(email))
+	// A copy: the SDK's strings point into the page's whole body.
+	return strings.Clone(strings.ToLower(strings.TrimSpace(email)))
 }
 
+// canon returns the canonical copy of a string that repeats across
+// members (role names, zone ids, statuses), detached from the page body
+// the SDK decoded it from.
+func canon(s string) string { return unique.Make(s).Value() }
+
 // convertMember computes a member's effective access. Policies win over
-// legacy roles when a member has both.
-func convertMember(m shared.Member, accountID string, groups map[string]ResourceGroup) Member {
-	out := Member{ID: m.ID, Email: memberEmail(m), Status: string(m.Status), TwoFactor: m.User.TwoFactorAuthenticationEnabled}
+// legacy roles when a member has both. A resource group that came without
+// its scope is kept aside for resolveMissingScopes.
+func convertMember(m shared.Member, accountID string) converted {
+	out := converted{Member: Member{ID: strings.Clone(m.ID), Email: memberEmail(m), Status: canon(string(m.Status)), TwoFactor: m.User.TwoFactorAuthenticationEnabled}}
 	if len(m.Policies) == 0 {
 		out.Legacy = len(m.Roles) > 0
 		for _, r := range m.Roles {
-			out.Access = append(out.Access, desired.Access{Role: r.Name, Resource: desired.Resource{Kind: desired.WholeAccount}})
+			out.Access = append(out.Access, desired.Access{Role: canon(r.Name), Resource: desired.Resource{Kind: desired.WholeAccount}})
 		}
 	}
 	for _, p := range m.Policies {
@@ -452,24 +494,24 @@ func convertMember(m shared.Member, accountID string, groups map[string]Resource
 			out.Denies++
 			continue
 		}
-		var resources []desired.Resource
+		var roles []string
+		for _, pg := range p.PermissionGroups {
+			roles = append(roles, canon(pg.Name))
+		}
 		for _, rg := range p.ResourceGroups {
 			key, objects := rawScope(rg.JSON.Scope.Raw())
-			r, ok := scopeResource(accountID, key, objects)
-			if !ok && len(objects) == 0 {
-				// The scope did not come with the member: use the list's.
-				known, found := groups[rg.ID]
-				r, ok = known.Resource, found && known.ID != ""
+			if key == "" || len(objects) == 0 {
+				out.unresolved = append(out.unresolved, unresolvedGroup{groupID: canon(rg.ID), roles: roles})
+				continue
 			}
+			r, ok := scopeResource(accountID, key, objects)
 			if !ok {
 				out.Unknown = append(out.Unknown, key+" "+strings.Join(objects, ","))
 				continue
 			}
-			resources = append(resources, r)
-		}
-		for _, pg := range p.PermissionGroups {
-			for _, r := range resources {
-				out.Access = append(out.Access, desired.Access{Role: pg.Name, Resource: r})
+			r.Zone = canon(r.Zone)
+			for _, role := range roles {
+				out.Access = append(out.Access, desired.Access{Role: role, Resource: r})
 			}
 		}
 	}

@@ -107,11 +107,7 @@ func (c *Client) GetMember(ctx context.Context, accountID, memberID string, grou
 	if err != nil {
 		return Member{}, c.wrap("read member "+memberID+" of account "+accountID, err)
 	}
-	byID := map[string]ResourceGroup{}
-	for _, g := range groups {
-		byID[g.ID] = g
-	}
-	return convertMember(*m, accountID, byID), nil
+	return convertMember(*m, accountID).resolve(groups), nil
 }
 
 // CreateResourceGroup creates the resource group for one resource (zones
@@ -214,7 +210,7 @@ func (c *Client) FindMember(ctx context.Context, accountID, email string) (strin
 		return "", err
 	}
 	for _, m := range members {
-		if memberEmail(m) == strings.ToLower(email) {
+		if m.Email == strings.ToLower(email) {
 			return m.ID, nil
 		}
 	}

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strings"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -93,10 +94,24 @@ func (in *interner) item(key string, v *ast.Term) [2]*ast.Term {
 type interner struct {
 	terms map[string]*ast.Term
 	times map[time.Time]*ast.Term
+	lists map[string]*ast.Term
+	pairs map[desired.Access]*ast.Term
 }
 
 func newInterner() *interner {
-	return &interner{terms: map[string]*ast.Term{}, times: map[time.Time]*ast.Term{}}
+	return &interner{terms: map[string]*ast.Term{}, times: map[time.Time]*ast.Term{},
+		lists: map[string]*ast.Term{}, pairs: map[desired.Access]*ast.Term{}}
+}
+
+// access is one {cloudflare_role, resource} object, shared between every
+// member that has it: a large account has few distinct ones.
+func (in *interner) access(a desired.Access) *ast.Term {
+	t, ok := in.pairs[a]
+	if !ok {
+		t = ast.ObjectTerm(in.item("cloudflare_role", in.str(a.Role)), in.item("resource", in.str(a.Resource.String())))
+		in.pairs[a] = t
+	}
+	return t
 }
 
 func (in *interner) str(s string) *ast.Term {
@@ -108,12 +123,20 @@ func (in *interner) str(s string) *ast.Term {
 	return t
 }
 
+// list returns an array term of strings, shared between equal lists (the
+// roles of grants repeat).
 func (in *interner) list(ss []string) *ast.Term {
+	key := strings.Join(ss, "\x00")
+	if t, ok := in.lists[key]; ok && len(ss) > 0 {
+		return t
+	}
 	terms := make([]*ast.Term, len(ss))
 	for i, s := range ss {
 		terms[i] = in.str(s)
 	}
-	return ast.ArrayTerm(terms...)
+	t := ast.ArrayTerm(terms...)
+	in.lists[key] = t
+	return t
 }
 
 func (in *interner) instant(t time.Time) *ast.Term {
@@ -158,7 +181,7 @@ func AddLive(input ast.Object, accounts []LiveAccount) {
 	access := func(as []desired.Access) *ast.Term {
 		terms := make([]*ast.Term, len(as))
 		for i, a := range as {
-			terms[i] = ast.ObjectTerm(s.item("cloudflare_role", s.str(a.Role)), s.item("resource", s.str(a.Resource.String())))
+			terms[i] = s.access(a)
 		}
 		return ast.ArrayTerm(terms...)
 	}

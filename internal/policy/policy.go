@@ -61,6 +61,32 @@ func capabilities() *ast.Capabilities {
 type Engine struct {
 	query    rego.PreparedEvalQuery
 	packages []pkgInfo
+	usesLive bool
+}
+
+// UsesLive reports whether any guardrail reads input.live or input.plan
+// (or the whole input): only then is the live state worth adding to the
+// input — for a 50,000-member account it is tens of megabytes.
+func (e *Engine) UsesLive() bool { return e.usesLive }
+
+// readsLive reports whether a module refers to input.live, input.plan, or
+// to input as a whole (which could reach them).
+func readsLive(m *ast.Module) bool {
+	found := false
+	ast.WalkRefs(m, func(r ast.Ref) bool {
+		if !r[0].Equal(ast.InputRootDocument) {
+			return false
+		}
+		if len(r) == 1 {
+			found = true
+			return true
+		}
+		if key, ok := r[1].Value.(ast.String); !ok || key == "live" || key == "plan" {
+			found = true
+		}
+		return found
+	})
+	return found
 }
 
 type pkgInfo struct {
@@ -182,6 +208,9 @@ func New(ctx context.Context, builtin, repo []Module) (*Engine, desired.Diagnost
 	for _, file := range slices.Sorted(maps.Keys(parsed)) {
 		pm := compiler.Modules[file]
 		name := packageName(pm)
+		// Any package counts: a helper library outside cfaccess. may be
+		// what reads input.live for a deny rule.
+		e.usesLive = e.usesLive || readsLive(pm)
 		if !strings.HasPrefix(name, "cfaccess.") {
 			continue
 		}

@@ -89,3 +89,33 @@ func TestExampleRepoPolicies(t *testing.T) {
 		}
 	}
 }
+
+func TestUsesLive(t *testing.T) {
+	for _, tc := range []struct {
+		src  string
+		want bool
+	}{
+		{"package cfaccess.x\ndeny contains 1 if count(input.bindings) > 1", false},
+		{"package cfaccess.x\ndeny contains 1 if count(input.plan.prod.invite) > 1", true},
+		{"package cfaccess.x\ndeny contains 1 if { some m in input.live.prod.members; m.status == \"pending\" }", true},
+		{"package cfaccess.x\ndeny contains 1 if { x := input; x.live }", true},
+		{"package cfaccess.x\ndeny contains 1 if { k := \"live\"; input[k] }", true},
+		{"package cfaccess.x\ndeny contains 1 if count(data.lib.pending(\"prod\")) > 0", true},
+	} {
+		mods := []Module{{Path: "policies/x.rego", Data: []byte(tc.src)}}
+		if strings.Contains(tc.src, "data.lib") { // a helper outside cfaccess. reads input.live
+			mods = append(mods, Module{Path: "policies/lib.rego", Data: []byte("package lib\npending(a) := [m | some m in input.live[a].members; m.status == \"pending\"]\n")})
+		}
+		e, diags, err := New(t.Context(), nil, mods)
+		if err != nil || len(diags.Errors()) > 0 {
+			t.Fatalf("%s: %v %v", tc.src, err, diags)
+		}
+		if e.UsesLive() != tc.want {
+			t.Errorf("%s: UsesLive = %v, want %v", tc.src, e.UsesLive(), tc.want)
+		}
+	}
+	builtin, _ := BuiltinModules(policies.FS, false)
+	if e, _, _ := New(t.Context(), builtin, nil); e.UsesLive() {
+		t.Error("the built-in rules read input.live")
+	}
+}
