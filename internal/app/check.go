@@ -3,6 +3,9 @@ package app
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -84,10 +87,62 @@ func check(ctx context.Context, src *desired.Source, readDiags desired.Diagnosti
 		return c, nil
 	}
 	c.repo, c.engine = repo, engine
+	// The input document and OPA's evaluation over it are this program's
+	// largest heap (100,000 bindings and grants at 50,000 members): collect
+	// more often while they are alive, so peak memory stays near what is
+	// live rather than twice it.
+	defer debug.SetGCPercent(debug.SetGCPercent(40))
 	c.input = policy.Input(repo, now)
 	c.violations, err = engine.Eval(ctx, c.input)
 	if err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// The guardrails' input document is this program's largest heap: at 50,000
+// members, 100,000 OPA objects (grants and bindings) near 80 MB. With Go's
+// default GOGC=100 the heap may grow to twice what is live before a
+// collection, so peak memory would be about twice the input.
+const checkGCPercent = 20
+
+var gcTight struct {
+	sync.Mutex
+	users, prev int
+}
+
+// tightGC lowers GOGC to checkGCPercent (never raises it) while the
+// guardrails' input is built and evaluated, so the heap stays near what is
+// live; the returned function restores it when the last user is done.
+func tightGC() (restore func()) {
+	gcTight.Lock()
+	defer gcTight.Unlock()
+	if gcTight.users == 0 {
+		gcTight.prev = debug.SetGCPercent(checkGCPercent)
+		if gcTight.prev >= 0 && gcTight.prev < checkGCPercent {
+			debug.SetGCPercent(gcTight.prev)
+		}
+	}
+	gcTight.users++
+	return func() {
+		gcTight.Lock()
+		defer gcTight.Unlock()
+		if gcTight.users--; gcTight.users == 0 {
+			debug.SetGCPercent(gcTight.prev)
+		}
+	}
+}
+
+// releaseInput frees the guardrails' input once they will not run again.
+// OPA's pooled evaluation state (sync.Pool) keeps the last input reachable
+// until two collections have passed; collecting twice here frees it before
+// the accounts are read instead of while they are (measured at 50,000
+// members: 85 MB live before, 13 MB after, about 30 ms per collection).
+func (c *checked) releaseInput() {
+	if c.input == nil {
+		return
+	}
+	c.input = nil
+	runtime.GC()
+	runtime.GC()
 }

@@ -143,7 +143,7 @@ func (f *planFlags) planChecked(ctx context.Context, env *Env, c *checked, rev g
 		// The guardrails will not run again: free their input before the
 		// accounts are read (the two together are most of a large plan's
 		// memory).
-		c.input = nil
+		c.releaseInput()
 	}
 	ropts := reconcile.Options{AllowMassRemoval: f.allowMassRemoval}
 	if f.pending == nil && f.stateFile != "" && f.reinviteAfter > 0 {
@@ -190,6 +190,7 @@ func (f *planFlags) planChecked(ctx context.Context, env *Env, c *checked, rev g
 		if c.violations, err = c.engine.Eval(ctx, c.input); err != nil {
 			return nil, err
 		}
+		c.releaseInput()
 	}
 	return o, nil
 }

@@ -38,6 +38,7 @@ func main() {
 	drift := flag.Float64("drift", 0.02, "fraction of members that differ: half updated, a quarter missing, a quarter undeclared")
 	latency := flag.Duration("latency", 20*time.Millisecond, "latency of every API request")
 	memLimit := flag.String("gomemlimit", "", "GOMEMLIMIT for the reconciler (as a Deployment sets from its memory limit)")
+	gctrace := flag.Bool("gctrace", false, "print the reconciler's garbage collections (GODEBUG=gctrace=1) to standard error")
 	flag.Parse()
 
 	work, err := os.MkdirTemp("", "cfaccess-bench-")
@@ -61,7 +62,7 @@ func main() {
 		for _, run := range []string{"drifted", "steady"} {
 			s.ResetRequests()
 			start := time.Now()
-			out, rss := reconcile(bin, dir, ts.URL+fake.BasePath, *memLimit)
+			out, rss := reconcile(bin, dir, ts.URL+fake.BasePath, *memLimit, *gctrace)
 			wall := time.Since(start)
 			var res struct {
 				Summary struct{ Invite, Update, Remove int } `json:"summary"`
@@ -82,9 +83,12 @@ func main() {
 
 // reconcile runs `reconciler apply` as a child process and returns its
 // JSON output and peak resident set size in KiB.
-func reconcile(bin, dir, api, memLimit string) ([]byte, int64) {
+func reconcile(bin, dir, api, memLimit string, gctrace bool) ([]byte, int64) {
 	cmd := exec.Command(bin, "apply", "--repo", dir, "--format", "json", "--cloudflare-rate-limit", "100000", "--allow-mass-removal")
 	cmd.Env = append(os.Environ(), "CLOUDFLARE_API_URL="+api, "CLOUDFLARE_API_TOKEN=bench-token")
+	if gctrace {
+		cmd.Env = append(cmd.Env, "GODEBUG=gctrace=1")
+	}
 	if memLimit != "" {
 		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+memLimit)
 	}
