@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -19,10 +21,7 @@ type accountFlags struct {
 	repo      string
 	path      string
 	provider  string
-	apiURL    string
-	tokenFile string
-	rateLimit int
-	retries   int
+	cloudflareFlags
 }
 
 func (f *accountFlags) register(cmd *cobra.Command, env *Env) {
@@ -30,16 +29,25 @@ func (f *accountFlags) register(cmd *cobra.Command, env *Env) {
 	cmd.Flags().StringVar(&f.repo, "repo", envOr(env, "CFACCESS_REPO", ""), "access repository (a local directory) whose --provider names the account (env CFACCESS_REPO)")
 	cmd.Flags().StringVar(&f.path, "path", envOr(env, "CFACCESS_PATH", ""), "subdirectory of the repository holding the declarations (env CFACCESS_PATH)")
 	cmd.Flags().StringVar(&f.provider, "provider", "", "provider id in --repo")
-	registerCloudflareFlags(cmd, env, &f.apiURL, &f.tokenFile, &f.rateLimit, &f.retries)
+	f.cloudflareFlags.register(cmd, env)
 }
 
-// registerCloudflareFlags adds the flags every command that talks to
-// Cloudflare shares.
-func registerCloudflareFlags(cmd *cobra.Command, env *Env, apiURL, tokenFile *string, rateLimit, retries *int) {
-	cmd.Flags().IntVar(retries, "cloudflare-max-retries", 4, "retries of a request on 429, 5xx and network errors, with exponential backoff (0: fail at once)")
-	cmd.Flags().StringVar(apiURL, "cloudflare-api-url", envOr(env, "CLOUDFLARE_API_URL", cloudflare.DefaultBaseURL), "Cloudflare API base URL (env CLOUDFLARE_API_URL)")
-	cmd.Flags().IntVar(rateLimit, "cloudflare-rate-limit", 1200, "requests to Cloudflare per 5 minutes, at most (Cloudflare's limit is 1,200 per user; lower it when other tools share the token)")
-	cmd.Flags().StringVar(tokenFile, "cloudflare-token-file", envOr(env, "CFACCESS_CLOUDFLARE_TOKEN_FILE", ""), "read the API token from this file (env CFACCESS_CLOUDFLARE_TOKEN_FILE); otherwise CLOUDFLARE_API_TOKEN, or CLOUDFLARE_API_KEY with CLOUDFLARE_EMAIL")
+// cloudflareFlags are the flags every command that talks to Cloudflare
+// shares.
+type cloudflareFlags struct {
+	apiURL    string
+	tokenFile string
+	rateLimit int
+	retries   int
+	timeout   time.Duration
+}
+
+func (f *cloudflareFlags) register(cmd *cobra.Command, env *Env) {
+	cmd.Flags().IntVar(&f.retries, "cloudflare-max-retries", 4, "retries of a request on 429, 5xx and network errors, with exponential backoff (0: fail at once)")
+	cmd.Flags().DurationVar(&f.timeout, "cloudflare-timeout", 30*time.Second, "give up on one request (then retried) after this long")
+	cmd.Flags().StringVar(&f.apiURL, "cloudflare-api-url", envOr(env, "CLOUDFLARE_API_URL", cloudflare.DefaultBaseURL), "Cloudflare API base URL (env CLOUDFLARE_API_URL)")
+	cmd.Flags().IntVar(&f.rateLimit, "cloudflare-rate-limit", 1200, "requests to Cloudflare per 5 minutes, at most (Cloudflare's limit is 1,200 per user; lower it when other tools share the token)")
+	cmd.Flags().StringVar(&f.tokenFile, "cloudflare-token-file", envOr(env, "CFACCESS_CLOUDFLARE_TOKEN_FILE", ""), "read the API token from this file (env CFACCESS_CLOUDFLARE_TOKEN_FILE); otherwise CLOUDFLARE_API_TOKEN, or CLOUDFLARE_API_KEY with CLOUDFLARE_EMAIL")
 }
 
 // connect resolves the account and its credentials and returns a client.
@@ -73,10 +81,10 @@ func (f *accountFlags) connect(env *Env) (*cloudflare.Client, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	if f.rateLimit < 1 {
-		return nil, "", fmt.Errorf("--cloudflare-rate-limit %d: give at least 1", f.rateLimit)
+	if err := f.cloudflareFlags.check(); err != nil {
+		return nil, "", err
 	}
-	return cloudflare.New(cloudflare.Config{BaseURL: f.apiURL, Credentials: creds, Limit: f.rateLimit, MaxRetries: retriesConfig(f.retries)}), accountID, nil
+	return cloudflare.New(cloudflare.Config{BaseURL: f.apiURL, Credentials: creds, Limit: f.rateLimit, MaxRetries: retriesConfig(f.retries), HTTPClient: f.httpClient()}), accountID, nil
 }
 
 // readAccount connects and reads the whole account, all zones resolved.
@@ -86,6 +94,23 @@ func (f *accountFlags) readAccount(ctx context.Context, env *Env) (*cloudflare.A
 		return nil, err
 	}
 	return client.ReadAccount(ctx, id, cloudflare.ReadOptions{AllZones: true})
+}
+
+// check refuses settings that cannot work.
+func (f *cloudflareFlags) check() error {
+	if f.rateLimit < 1 {
+		return fmt.Errorf("--cloudflare-rate-limit %d: give at least 1", f.rateLimit)
+	}
+	if f.timeout <= 0 {
+		return fmt.Errorf("--cloudflare-timeout %v: give a positive duration", f.timeout)
+	}
+	return nil
+}
+
+// httpClient returns the HTTP client of Cloudflare requests, with
+// --cloudflare-timeout per attempt.
+func (f *cloudflareFlags) httpClient() *http.Client {
+	return &http.Client{Timeout: f.timeout}
 }
 
 // retriesConfig maps the flag (0 means none) to the client's setting (0

@@ -137,7 +137,7 @@ func BenchmarkPlan10k(b *testing.B) {
 	s.SetLatency(20 * time.Millisecond)
 	env := &Env{Getenv: func(k string) string { return map[string]string{"CLOUDFLARE_API_TOKEN": "bench-token"}[k] },
 		Now: func() time.Time { return time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC) }}
-	f := planFlags{repoFlags: repoFlags{repo: dir}, format: "json", apiURL: ts.URL + fake.BasePath, rateLimit: 1200, retries: 4}
+	f := planFlags{repoFlags: repoFlags{repo: dir}, format: "json", cloudflareFlags: cloudflareFlags{apiURL: ts.URL + fake.BasePath, rateLimit: 1200, retries: 4, timeout: 30 * time.Second}}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {

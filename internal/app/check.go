@@ -87,11 +87,7 @@ func check(ctx context.Context, src *desired.Source, readDiags desired.Diagnosti
 		return c, nil
 	}
 	c.repo, c.engine = repo, engine
-	// The input document and OPA's evaluation over it are this program's
-	// largest heap (100,000 bindings and grants at 50,000 members): collect
-	// more often while they are alive, so peak memory stays near what is
-	// live rather than twice it.
-	defer debug.SetGCPercent(debug.SetGCPercent(40))
+	defer tightGC()()
 	c.input = policy.Input(repo, now)
 	c.violations, err = engine.Eval(ctx, c.input)
 	if err != nil {
@@ -104,7 +100,7 @@ func check(ctx context.Context, src *desired.Source, readDiags desired.Diagnosti
 // members, 100,000 OPA objects (grants and bindings) near 80 MB. With Go's
 // default GOGC=100 the heap may grow to twice what is live before a
 // collection, so peak memory would be about twice the input.
-const checkGCPercent = 20
+const checkGCPercent = 10
 
 var gcTight struct {
 	sync.Mutex

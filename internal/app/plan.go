@@ -22,12 +22,9 @@ import (
 // planFlags are the flags plan and apply share.
 type planFlags struct {
 	repoFlags
-	provider         string
-	format           string
-	apiURL           string
-	tokenFile        string
-	rateLimit        int
-	retries          int
+	provider string
+	format   string
+	cloudflareFlags
 	allowMassRemoval bool
 	reinviteAfter    time.Duration
 	stateFile        string
@@ -56,7 +53,7 @@ func (f *planFlags) register(cmd *cobra.Command, env *Env) {
 	f.repoFlags.register(cmd, env)
 	cmd.Flags().StringVar(&f.provider, "provider", envOr(env, "CFACCESS_PROVIDER", ""), "reconcile only this provider (account) id (env CFACCESS_PROVIDER)")
 	cmd.Flags().StringVar(&f.format, "format", "text", "output format: text, json, markdown or sarif")
-	registerCloudflareFlags(cmd, env, &f.apiURL, &f.tokenFile, &f.rateLimit, &f.retries)
+	f.cloudflareFlags.register(cmd, env)
 	cmd.Flags().StringVar(&f.stateFile, "state-file", envOr(env, "CFACCESS_STATE_FILE", ""), "file remembering since when invitations are pending, for --reinvite-after (env CFACCESS_STATE_FILE)")
 	cmd.Flags().DurationVar(&f.reinviteAfter, "reinvite-after", 72*time.Hour, "re-send an invitation pending longer than this (needs --state-file; 0 never)")
 }
@@ -103,8 +100,8 @@ func (f *planFlags) plan(ctx context.Context, env *Env) (*outcome, error) {
 	if !slices.Contains([]string{"text", "json", "markdown", "sarif"}, f.format) {
 		return nil, fmt.Errorf("--format %q: choose text, json, markdown or sarif", f.format)
 	}
-	if f.rateLimit < 1 {
-		return nil, fmt.Errorf("--cloudflare-rate-limit %d: give at least 1", f.rateLimit)
+	if err := f.cloudflareFlags.check(); err != nil {
+		return nil, err
 	}
 	src, readDiags, rev, cleanup, err := f.read(ctx)
 	defer cleanup()
@@ -165,7 +162,7 @@ func (f *planFlags) planChecked(ctx context.Context, env *Env, c *checked, rev g
 			o.accounts = append(o.accounts, &reconcile.AccountPlan{Provider: id, AccountID: pv.AccountID, Err: err})
 			continue
 		}
-		client := cloudflare.New(cloudflare.Config{BaseURL: f.apiURL, Credentials: creds, Limiter: f.limiter(creds),
+		client := cloudflare.New(cloudflare.Config{BaseURL: f.apiURL, Credentials: creds, Limiter: f.limiter(creds), HTTPClient: f.httpClient(),
 			MaxRetries: retriesConfig(f.retries), Observe: observe})
 		aopts := ropts
 		aopts.Owner, aopts.OwnerKnown = f.owners[creds.Key()]

@@ -272,6 +272,7 @@ type changeJSON struct {
 	Reasons  []string     `json:"reasons,omitempty"`
 	Risks    []string     `json:"risks,omitempty"`
 	Result   string       `json:"result,omitempty"` // apply: applied, or failed: …
+	Note     string       `json:"note,omitempty"`   // apply: how it was applied, when not as planned
 }
 
 func renderPlanJSON(w io.Writer, o *outcome) error {
@@ -319,6 +320,7 @@ func renderPlanJSON(w io.Writer, o *outcome) error {
 					if results[i].MemberID != "" {
 						cj.MemberID = results[i].MemberID
 					}
+					cj.Note = results[i].Note
 				}
 				switch c.Action {
 				case diff.Invite:

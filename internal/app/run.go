@@ -138,8 +138,8 @@ func newDaemon(f *runFlags, env *Env) (*daemon, error) {
 	if f.interval <= 0 {
 		return nil, fmt.Errorf("--interval %v: give a positive duration", f.interval)
 	}
-	if f.rateLimit < 1 {
-		return nil, fmt.Errorf("--cloudflare-rate-limit %d: give at least 1", f.rateLimit)
+	if err := f.cloudflareFlags.check(); err != nil {
+		return nil, err
 	}
 	if f.verifySignatures && f.trustedKeys == "" {
 		return nil, errors.New("--verify-signatures needs --trusted-keys")

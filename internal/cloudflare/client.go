@@ -1,10 +1,13 @@
 package cloudflare
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -116,13 +119,25 @@ func New(cfg Config) *Client {
 }
 
 // middleware runs around every attempt the SDK makes, retries included:
-// it waits for the limiter, then counts and times the request.
+// it waits for the limiter, then counts and times the request. It reads
+// the whole response body: a connection cut mid-body is then an error of
+// the attempt, which the SDK retries, rather than a truncated body it
+// would fail to decode (the SDK retries only what fails before the body).
 func (c *Client) middleware(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
 	if err := c.limiter.Wait(req.Context()); err != nil {
 		return nil, err
 	}
 	start := time.Now()
 	res, err := next(req)
+	if err == nil {
+		body, rerr := io.ReadAll(res.Body)
+		_ = res.Body.Close()
+		if rerr != nil {
+			res, err = nil, fmt.Errorf("reading the response body: %w", rerr)
+		} else {
+			res.Body = io.NopCloser(bytes.NewReader(body))
+		}
+	}
 	if c.cfg.Observe != nil {
 		code := "error"
 		if res != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 
 	"github.com/cloudflare/cloudflare-go/v7/accounts"
@@ -92,11 +93,20 @@ func (c *Client) ReplacePolicies(ctx context.Context, accountID, memberID string
 }
 
 // Remove removes a member (or withdraws a pending invitation).
+//
+// A member already gone (404) is removed: that is what a retried DELETE
+// whose first answer was lost sees, or a removal someone made meanwhile in
+// the dashboard. (The account itself was read just before, so the 404 is
+// the member's.)
 func (c *Client) Remove(ctx context.Context, accountID, memberID string) error {
 	var p accounts.MemberDeleteParams
 	p.AccountID.Value, p.AccountID.Present = accountID, true
 	_, err := c.members.Delete(ctx, memberID, p)
-	return c.wrap("remove member "+memberID+" of account "+accountID, err)
+	var ae *APIError
+	if err = c.wrap("remove member "+memberID+" of account "+accountID, err); errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+		return nil
+	}
+	return err
 }
 
 // GetMember reads one member back.

@@ -38,6 +38,16 @@ func (s *Server) BeforeRequest(f func(r *http.Request)) {
 	s.before = f
 }
 
+// Chaos sets a function deciding, for each authorised request, whether it
+// fails and how (nil: served normally); nil removes it. It runs after
+// BeforeRequest and before the failures set with Fail, and must not call
+// back into a request. Fault-injection tests use it for random faults.
+func (s *Server) Chaos(f func(r *http.Request) *Failure) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.chaos = f
+}
+
 // ClearFailures removes every pending Failure.
 func (s *Server) ClearFailures() {
 	s.mu.Lock()

@@ -53,6 +53,7 @@ type Server struct {
 	latency   time.Duration
 	failures  []*Failure
 	before    func(r *http.Request)
+	chaos     func(r *http.Request) *Failure
 	log       []Request
 }
 
@@ -179,26 +180,33 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	before := s.before
+	before, chaos := s.before, s.chaos
 	s.mu.Unlock()
 	if before != nil {
 		before(r)
 	}
-	if f := s.failureFor(r); f != nil {
-		if f.Reset {
-			resetMidBody(rec)
-			return
-		}
-		if f.AfterProcessing {
-			s.route(httptest.NewRecorder(), r, body)
-		}
-		if f.RetryAfter != "" {
-			rec.Header().Set("Retry-After", f.RetryAfter)
-		}
-		writeError(rec, f.Status, 10000+f.Status, http.StatusText(f.Status))
+	var f *Failure
+	if chaos != nil {
+		f = chaos(r)
+	}
+	if f == nil {
+		f = s.failureFor(r)
+	}
+	if f == nil {
+		s.route(rec, r, body)
 		return
 	}
-	s.route(rec, r, body)
+	if f.Reset {
+		resetMidBody(rec)
+		return
+	}
+	if f.AfterProcessing {
+		s.route(httptest.NewRecorder(), r, body)
+	}
+	if f.RetryAfter != "" {
+		rec.Header().Set("Retry-After", f.RetryAfter)
+	}
+	writeError(rec, f.Status, 10000+f.Status, http.StatusText(f.Status))
 }
 
 type statusRecorder struct {
