@@ -63,7 +63,7 @@ func startDaemon(t *testing.T, e *e2e, interval time.Duration, extra ...string) 
 	env := &Env{Getenv: func(k string) string { return envVars[k] }, Stdout: io.Discard, Stderr: logs, Now: e.clock}
 	f := &runFlags{}
 	cmd := newRunWith(env, f)
-	args := append([]string{"--repo", "file://" + e.repo, "--listen", "127.0.0.1:0", "--interval", interval.String(),
+	args := append([]string{"--repo", "file://" + e.repo, "--listen", "127.0.0.1:0", "--interval", interval.String(), "--min-trigger-interval", "200ms",
 		"--webhook-secret-file", secretFile, "--cloudflare-max-retries", "1"}, extra...)
 	if err := cmd.ParseFlags(args); err != nil {
 		t.Fatal(err)

@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/diff"
@@ -84,17 +87,17 @@ func renderPlanText(w io.Writer, o *outcome, color bool) error {
 		return err
 	}
 	if !o.c.valid() || o.c.denied() {
-		_, err := io.WriteString(w, b.String())
+		_, err := io.WriteString(w, terminalSafe(b.String()))
 		return err
 	}
 	if o.revision.SHA != "" {
-		fmt.Fprintf(&b, "Revision %s: %s (%s)\n", short(o.revision.SHA), o.revision.Subject, o.revision.Author)
+		fmt.Fprintf(&b, "Revision %s: %s (%s)\n", short(o.revision.SHA), oneLine(o.revision.Subject), oneLine(o.revision.Author))
 	}
 	totals := map[diff.Action]int{}
 	for _, ap := range o.accounts {
 		name := ap.Provider
 		if ap.AccountName != "" {
-			name += " — " + ap.AccountName
+			name += " — " + oneLine(ap.AccountName)
 		}
 		fmt.Fprintf(&b, "\n%s (%s)\n", paint(bold, name), ap.AccountID)
 		if ap.Err != nil {
@@ -122,7 +125,7 @@ func renderPlanText(w io.Writer, o *outcome, color bool) error {
 			case diff.Update:
 				sign, col = "~", yellow
 			}
-			line := fmt.Sprintf("  %s %s %s", sign, c.Action, c.Email)
+			line := fmt.Sprintf("  %s %s %s", sign, c.Action, oneLine(c.Email))
 			if c.Status == "pending" {
 				line += " (pending)"
 			}
@@ -132,16 +135,16 @@ func renderPlanText(w io.Writer, o *outcome, color bool) error {
 			}
 			b.WriteByte('\n')
 			for _, a := range c.Add {
-				fmt.Fprintf(&b, "      %s\n", paint(green, "+ "+display(ap, a).String()))
+				fmt.Fprintf(&b, "      %s\n", paint(green, "+ "+oneLine(display(ap, a).String())))
 			}
 			for _, a := range c.Remove {
-				fmt.Fprintf(&b, "      %s\n", paint(red, "- "+display(ap, a).String()))
+				fmt.Fprintf(&b, "      %s\n", paint(red, "- "+oneLine(display(ap, a).String())))
 			}
 			switch {
 			case len(c.Sources) > 0:
-				fmt.Fprintf(&b, "      from %s", joinPos(c.Sources))
+				fmt.Fprintf(&b, "      from %s", oneLine(joinPos(c.Sources)))
 				if len(c.Reasons) > 0 {
-					fmt.Fprintf(&b, ": %s", strings.Join(c.Reasons, "; "))
+					fmt.Fprintf(&b, ": %s", oneLine(strings.Join(c.Reasons, "; ")))
 				}
 				b.WriteByte('\n')
 			case c.Action == diff.Remove:
@@ -160,7 +163,7 @@ func renderPlanText(w io.Writer, o *outcome, color bool) error {
 			}
 		}
 		for _, u := range ap.Plan.Unmanaged {
-			fmt.Fprintf(&b, "  = unmanaged %s (not declared; prune is off)\n", u.Email)
+			fmt.Fprintf(&b, "  = unmanaged %s (not declared; prune is off)\n", oneLine(u.Email))
 		}
 	}
 	verb := "Plan"
@@ -175,7 +178,7 @@ func renderPlanText(w io.Writer, o *outcome, color bool) error {
 	if o.failed() {
 		b.WriteString(paint(red, "Some accounts could not be planned: nothing was applied.") + "\n")
 	}
-	_, err := io.WriteString(w, b.String())
+	_, err := io.WriteString(w, terminalSafe(b.String()))
 	return err
 }
 
@@ -188,7 +191,7 @@ func renderFindingsText(b *strings.Builder, c *checked, paint func(code, s strin
 		if f.Severity == "error" || f.Severity == "deny" {
 			label = paint(red, label)
 		}
-		fmt.Fprintf(b, "%s: %s: %s", f.Source, label, f.Message)
+		fmt.Fprintf(b, "%s: %s: %s", oneLine(f.Source), label, oneLine(f.Message))
 		if f.Policy != "" {
 			fmt.Fprintf(b, " [%s]", f.Policy)
 		}
@@ -340,8 +343,61 @@ func renderPlanJSON(w io.Writer, o *outcome) error {
 	return writeJSON(w, out)
 }
 
+// Everything a repository or an account supplies (reasons, emails, file
+// names, commit subjects, policy messages) goes through it: a value must
+// not end a table cell or row, open a link, an HTML comment (CI finds its
+// comment by a marker) or a code span.
 func mdEscape(s string) string {
-	return strings.NewReplacer("|", `\|`, "<", "&lt;", ">", "&gt;", "*", `\*`, "_", `\_`).Replace(s)
+	return mdEscaper.Replace(s)
+}
+
+var mdEscaper = strings.NewReplacer("\\", `\\`, "|", `\|`, "<", "&lt;", ">", "&gt;", "&", "&amp;", "*", `\*`, "_", `\_`,
+	"`", "\\`", "[", `\[`, "]", `\]`, "\r\n", " ", "\n", " ", "\r", " ")
+
+// mdCode writes s as a code span inside a table: no backtick can end it,
+// no newline or pipe can end the cell.
+func mdCode(s string) string {
+	return "`" + strings.NewReplacer("`", "'", "\r\n", " ", "\n", " ", "\r", " ", "|", `\|`).Replace(s) + "`"
+}
+
+// oneLine flattens a value a repository supplies onto one line of text
+// output, so that it cannot fake lines of a plan.
+func oneLine(s string) string {
+	return strings.NewReplacer("\r\n", " ⏎ ", "\n", " ⏎ ", "\r", " ⏎ ").Replace(s)
+}
+
+// sgr matches the colour sequences text output paints with.
+var sgr = regexp.MustCompile(`^\x1b\[[0-9;]*m`)
+
+// terminalSafe makes control characters other than newline and tab
+// visible (\x1b, \u0085...), keeping only colour sequences: a reason or a
+// file name cannot move the cursor, clear the screen or retitle the
+// terminal of the person reviewing a plan.
+func terminalSafe(s string) string {
+	if !strings.ContainsFunc(s, isControl) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		if m := sgr.FindString(s[i:]); m != "" {
+			b.WriteString(m)
+			i += len(m)
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if isControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		} else {
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool {
+	return r != '\n' && r != '\t' && (unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Bidi_Control, r))
 }
 
 // renderPlanMarkdown writes a pull-request comment: a summary line, one
@@ -379,7 +435,7 @@ func renderPlanMarkdown(w io.Writer, o *outcome) error {
 		fmt.Fprintf(&b, "<details%s><summary>%s, %s, %s</summary>\n\n", map[bool]string{true: " open", false: ""}[errs+denies > 0],
 			plural(errs, "error"), plural(denies, "denial"), plural(warns, "warning"))
 		for _, f := range findings {
-			fmt.Fprintf(&b, "- `%s` **%s**: %s\n", f.Source, textLabel[f.Severity], mdEscape(f.Message))
+			fmt.Fprintf(&b, "- %s **%s**: %s\n", mdCode(f.Source), textLabel[f.Severity], mdEscape(f.Message))
 		}
 		b.WriteString("\n</details>\n\n")
 	}
@@ -410,7 +466,7 @@ func renderPlanMarkdown(w io.Writer, o *outcome) error {
 				}
 				why := "not declared"
 				if len(c.Sources) > 0 {
-					why = "`" + joinPos(c.Sources) + "`"
+					why = mdCode(joinPos(c.Sources))
 					if len(c.Reasons) > 0 {
 						why += " " + mdEscape(strings.Join(c.Reasons, "; "))
 					}

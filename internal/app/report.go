@@ -71,7 +71,7 @@ func renderValidateText(w io.Writer, c *checked) error {
 	var b strings.Builder
 	findings := c.findings()
 	for _, f := range findings {
-		fmt.Fprintf(&b, "%s: %s: %s", f.Source, textLabel[f.Severity], f.Message)
+		fmt.Fprintf(&b, "%s: %s: %s", f.Source, textLabel[f.Severity], oneLine(f.Message))
 		if f.Policy != "" {
 			fmt.Fprintf(&b, " [%s]", f.Policy)
 		}
@@ -89,7 +89,7 @@ func renderValidateText(w io.Writer, c *checked) error {
 			plural(len(c.repo.Groups), "group"), plural(len(c.repo.Grants), "grant"),
 			plural(c.files, "file"), plural(warns, "warning"))
 	}
-	_, err := io.WriteString(w, b.String())
+	_, err := io.WriteString(w, terminalSafe(b.String()))
 	return err
 }
 

@@ -41,6 +41,7 @@ type runFlags struct {
 	verifySignatures  bool
 	trustedKeys       string
 	debounce          time.Duration
+	triggerGap        time.Duration
 }
 
 func newRun(env *Env) *cobra.Command { return newRunWith(env, &runFlags{}) }
@@ -92,6 +93,7 @@ reconcile), /status, and with --webhook-secret-file POST /hooks/github
 	fl.BoolVar(&f.verifySignatures, "verify-signatures", false, "apply only commits signed by a key of --trusted-keys")
 	fl.StringVar(&f.trustedKeys, "trusted-keys", envOr(env, "CFACCESS_TRUSTED_KEYS", ""), "armored OpenPGP public keys whose commit signatures are trusted (env CFACCESS_TRUSTED_KEYS)")
 	fl.DurationVar(&f.debounce, "watch-debounce", 500*time.Millisecond, "wait this long after a change in a watched directory before reconciling")
+	fl.DurationVar(&f.triggerGap, "min-trigger-interval", 2*time.Second, "a webhook or directory change starts a reconcile at most this soon after the previous one started (deliveries meanwhile coalesce): a flood of deliveries cannot spend the Cloudflare API budget")
 	return cmd
 }
 
@@ -246,6 +248,7 @@ func (d *daemon) run(ctx context.Context) error {
 func (d *daemon) loop(ctx context.Context) error {
 	failures := 0
 	for {
+		started := time.Now()
 		transient := d.reconcileOnce(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -266,6 +269,20 @@ func (d *daemon) loop(ctx context.Context) error {
 			return nil
 		case <-d.trigger:
 			timer.Stop()
+			// Triggers come from outside: at most one reconcile per
+			// --min-trigger-interval for them (the interval and grant
+			// changes are not delayed: they are already spaced).
+			if gap := d.f.triggerGap - time.Since(started); gap > 0 {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(gap):
+				}
+				select { // the triggers meanwhile are this reconcile
+				case <-d.trigger:
+				default:
+				}
+			}
 		case <-timer.C:
 		}
 	}

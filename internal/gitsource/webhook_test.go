@@ -89,3 +89,55 @@ func FuzzGitHubSignature(f *testing.F) {
 		}
 	})
 }
+
+// FuzzWebhook sends arbitrary deliveries (body, signature or token, event,
+// delivery id) to both handlers: the answer is one of the documented
+// statuses, and a fetch is triggered exactly when the delivery is a push
+// authenticated for this very body.
+func FuzzWebhook(f *testing.F) {
+	secret := []byte("fuzz-secret")
+	f.Add([]byte(`{"ref":"refs/heads/main"}`), "", "push", "d1", true)
+	f.Add([]byte(`{}`), "sha256=", "push", "d2", false)
+	f.Add([]byte(""), "fuzz-secret", "Push Hook", "", false)
+	f.Add([]byte(strings.Repeat("{", 100)), "SHA256=ABC", "Tag Push Hook", "d3", true)
+	f.Fuzz(func(t *testing.T, body []byte, auth, event, delivery string, sign bool) {
+		var triggers atomic.Int32
+		h := &Webhook{Secret: secret, Trigger: func() { triggers.Add(1) }}
+		github := auth
+		if sign {
+			github = SignGitHub(secret, body)
+		}
+		for _, host := range []string{"github", "gitlab"} {
+			triggers.Store(0)
+			req := httptest.NewRequest(http.MethodPost, "/hooks/"+host, strings.NewReader(string(body)))
+			var handler http.Handler
+			var authentic, push bool
+			if host == "github" {
+				req.Header.Set("X-Hub-Signature-256", github)
+				req.Header.Set("X-GitHub-Event", event)
+				req.Header.Set("X-GitHub-Delivery", delivery)
+				handler, push = h.GitHub(), event == "push"
+				authentic = strings.EqualFold(github, SignGitHub(secret, body))
+			} else {
+				req.Header.Set("X-Gitlab-Token", auth)
+				req.Header.Set("X-Gitlab-Event", event)
+				req.Header.Set("X-Gitlab-Event-UUID", delivery)
+				handler, push = h.GitLab(), event == "Push Hook" || event == "Tag Push Hook"
+				authentic = auth == string(secret) && req.Header.Get("X-Gitlab-Token") == auth
+			}
+			rec := httptest.NewRecorder()
+			handler.ServeHTTP(rec, req)
+			switch rec.Code {
+			case http.StatusAccepted, http.StatusOK, http.StatusUnauthorized:
+			default:
+				t.Fatalf("%s: status %d", host, rec.Code)
+			}
+			if rec.Code == http.StatusUnauthorized == authentic {
+				t.Fatalf("%s: status %d for an authentic=%v delivery", host, rec.Code, authentic)
+			}
+			if triggered := triggers.Load() == 1; triggered != (rec.Code == http.StatusAccepted) || triggered && !(authentic && push) {
+				t.Fatalf("%s: triggered=%v with status %d (authentic %v, push %v)", host, triggered, rec.Code, authentic, push)
+			}
+		}
+	})
+}

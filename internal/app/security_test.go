@@ -1,0 +1,112 @@
+package app
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
+	"github.com/cfaccess/reconciler/internal/desired"
+	"github.com/cfaccess/reconciler/internal/gitsource"
+)
+
+// TestSecretsNeverShown runs every command that holds a credential — with
+// the right token, a wrong one, an API key — and the daemon, and looks for
+// the secrets (and their first 12 characters) in everything the program
+// prints or serves: outputs of every format, errors, logs, /metrics,
+// /status. /metrics carries no email either.
+func TestSecretsNeverShown(t *testing.T) {
+	e := newE2E(t)
+	const wrong = "wrong-token-Zq8sV1xY2wK3"
+	secrets := []string{e2eToken, wrong, webhookSecret}
+	var seen strings.Builder
+	record := func(what string, code int, out, errOut string) {
+		seen.WriteString(out + errOut)
+		if code == ExitOK && strings.Contains(what, "wrong") {
+			t.Errorf("%s: exit 0 with a wrong token", what)
+		}
+	}
+	for _, format := range []string{"text", "json", "markdown", "sarif"} {
+		code, out, errOut := e.run("plan", "--repo", e.repo, "--format", format)
+		record("plan "+format, code, out, errOut)
+	}
+	code, out, errOut := e.run("apply", "--repo", e.repo, "--format", "json")
+	record("apply", code, out, errOut)
+	code, out, errOut = e.run("members", "list", "--account-id", e.fake.AccountID(), "--format", "json")
+	record("members list", code, out, errOut)
+	code, out, errOut = e.run("roles", "list", "--account-id", e.fake.AccountID())
+	record("roles list", code, out, errOut)
+
+	// A wrong token from each source: environment, file, API key.
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(wrong+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, env := range map[string]map[string]string{
+		"wrong env token":  {"CLOUDFLARE_API_TOKEN": wrong},
+		"wrong token file": {"CFACCESS_CLOUDFLARE_TOKEN_FILE": tokenFile},
+		"wrong api key":    {"CLOUDFLARE_API_KEY": wrong, "CLOUDFLARE_EMAIL": "ops@example.com"},
+	} {
+		env["CLOUDFLARE_API_URL"] = e.url
+		for _, args := range [][]string{
+			{"plan", "--repo", e.repo, "--format", "json"},
+			{"apply", "--repo", e.repo},
+			{"members", "list", "--account-id", e.fake.AccountID()},
+		} {
+			var stdout, stderr strings.Builder
+			code := Run(t.Context(), Env{Args: args, Getenv: func(k string) string { return env[k] }, Stdout: &stdout, Stderr: &stderr, Now: func() time.Time { return e.now }})
+			record(name+" "+args[0], code, stdout.String(), stderr.String())
+		}
+	}
+
+	// The daemon: /metrics and /status after applying
+	// a change announced by a webhook.
+	de := startDaemon(t, e, time.Hour)
+	de.waitReady()
+	de.commit("zoe", map[string]string{"zoe.yaml": "grants:\n  - {users: [zoe@example.com], roles: [ro], reason: OPS-9}\n"})
+	body := `{"ref":"refs/heads/main"}`
+	if code := de.hook(body, gitsource.SignGitHub([]byte(webhookSecret), []byte(body))); code != http.StatusAccepted {
+		t.Fatalf("webhook: %d", code)
+	}
+	eventually(t, 3*time.Second, "zoe invited", func() bool { return de.hasMember("zoe@example.com") })
+	if _, err := de.fake.PutMember(fake.MemberSpec{Email: "drift@example.com", Access: []desired.Access{{Role: "Billing", Resource: wholeAcct}}}); err != nil {
+		t.Fatal(err)
+	}
+	_, metricsText := de.get("/metrics")
+	_, status := de.get("/status")
+	seen.WriteString(de.logs.String() + metricsText + status)
+	for _, path := range []string{"/healthz", "/readyz", "/nothing"} {
+		res, err := http.Get(de.base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		seen.WriteString(string(b))
+	}
+
+	all := seen.String()
+	if len(all) < 5000 {
+		t.Fatalf("only %d bytes of output: the commands did not run", len(all))
+	}
+	for _, secret := range secrets {
+		if strings.Contains(all, secret[:12]) {
+			i := strings.Index(all, secret[:12])
+			t.Errorf("a secret appears: …%s…", all[max(0, i-80):min(len(all), i+40)])
+		}
+	}
+	if !strings.Contains(de.logs.String(), "zoe@example.com") {
+		t.Error("the audit log lacks the change (is the log captured?)")
+	}
+	if strings.Contains(metricsText, "@") {
+		for line := range strings.SplitSeq(metricsText, "\n") {
+			if strings.Contains(line, "@") {
+				t.Errorf("an email on /metrics: %s", line)
+			}
+		}
+	}
+}
