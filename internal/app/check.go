@@ -100,7 +100,7 @@ func check(ctx context.Context, src *desired.Source, readDiags desired.Diagnosti
 // members, 100,000 OPA objects (grants and bindings) near 80 MB. With Go's
 // default GOGC=100 the heap may grow to twice what is live before a
 // collection, so peak memory would be about twice the input.
-const checkGCPercent = 10
+const checkGCPercent = 25
 
 var gcTight struct {
 	sync.Mutex
