@@ -270,8 +270,10 @@ func (d *daemon) loop(ctx context.Context) error {
 		case <-d.trigger:
 			timer.Stop()
 			// Triggers come from outside: at most one reconcile per
-			// --min-trigger-interval for them (the interval and grant
-			// changes are not delayed: they are already spaced).
+			// --min-trigger-interval for them. (Interval and grant-change
+			// wake-ups skip this wait; a grant change that falls due
+			// during it is applied by the reconcile that ends it, at
+			// most one gap late.)
 			if gap := d.f.triggerGap - time.Since(started); gap > 0 {
 				select {
 				case <-ctx.Done():
