@@ -65,7 +65,7 @@ func (f *accountFlags) connect(env *Env) (*cloudflare.Client, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		repo, ldiags := desired.Load(src.YAML, desired.Options{KnownRoles: cfroles.Names()})
+		repo, ldiags := desired.Load(src.YAML, desired.Options{Roles: cfroles.Catalogue{}})
 		if err := append(diags, ldiags...).Err(); err != nil {
 			return nil, "", fmt.Errorf("the repository is invalid (run reconciler validate):\n%w", err)
 		}

@@ -17,7 +17,8 @@ import (
 // generateRepo writes an access repository of the given size across files
 // of at most 500 grants, the way a large organisation would split it.
 func generateRepo(grants, roles, users int) *desired.Source {
-	cfRoles := []string{"DNS", "Analytics", "Firewall", "Cache Purge", "Workers Editor", "Page Shield", "Load Balancer", "Cloudflare R2 Read", "Billing", "Audit Logs Viewer"}
+	accountRoles := []string{"DNS", "Analytics", "Firewall", "Cache Purge", "Workers Editor", "Page Shield", "Load Balancer", "Cloudflare R2 Read", "Billing", "Audit Logs Viewer"}
+	domainRoles := []string{"Domain DNS", "Cache Domain Purge", "Domain Page Shield", "Domain Administrator Read Only", "Domain Waiting Room Read"}
 	var b strings.Builder
 	src := &desired.Source{}
 	add := func(path string) {
@@ -27,9 +28,17 @@ func generateRepo(grants, roles, users int) *desired.Source {
 	b.WriteString("providers:\n  prod:\n    provider: cloudflare\n    config: {account_id: 023e105f4ecef8ad9ca31a8372d0c353}\n    reconcile: {protected: [owner@example.com]}\n")
 	add("providers.yaml")
 	b.WriteString("roles:\n")
+	// Half the roles are domain-scoped roles on two zones (a domain
+	// group), half account-scoped roles on the account; each gives 4
+	// bindings per member.
 	for i := range roles {
-		fmt.Fprintf(&b, "  role-%d:\n    providers: [prod]\n    inherits: [%q, %q]\n    resources:\n      allow: [zone:zone%d.example.com, zone:zone%d.example.com]\n",
-			i, cfRoles[i%len(cfRoles)], cfRoles[(i+3)%len(cfRoles)], i%200, (i+7)%200)
+		if i%2 == 0 {
+			fmt.Fprintf(&b, "  role-%d:\n    providers: [prod]\n    inherits: [%q, %q]\n    resources:\n      allow: [zone:zone%d.example.com, zone:zone%d.example.com]\n",
+				i, domainRoles[i%len(domainRoles)], domainRoles[(i+3)%len(domainRoles)], i%200, (i+7)%200)
+			continue
+		}
+		fmt.Fprintf(&b, "  role-%d:\n    providers: [prod]\n    inherits: [%q, %q, %q, %q]\n    resources:\n      allow: [\"account:*\"]\n",
+			i, accountRoles[i%len(accountRoles)], accountRoles[(i+3)%len(accountRoles)], accountRoles[(i+5)%len(accountRoles)], accountRoles[(i+7)%len(accountRoles)])
 	}
 	add("roles.yaml")
 	b.WriteString("groups:\n")
@@ -103,7 +112,7 @@ func BenchmarkPlan10k(b *testing.B) {
 	roles.WriteString("roles:\n  analytics: {providers: [prod], inherits: [Analytics], resources: {allow: [\"account:*\"]}}\n")
 	for z := range 200 {
 		s.AddZone(fmt.Sprintf("zone%03d.example.com", z))
-		fmt.Fprintf(&roles, "  dns-%d: {providers: [prod], inherits: [DNS], resources: {allow: [zone:zone%03d.example.com]}}\n", z, z)
+		fmt.Fprintf(&roles, "  dns-%d: {providers: [prod], inherits: [Domain DNS], resources: {allow: [zone:zone%03d.example.com]}}\n", z, z)
 	}
 	grants.WriteString("grants:\n")
 	for i := range n {
@@ -115,7 +124,7 @@ func BenchmarkPlan10k(b *testing.B) {
 		if i%200 == 2 { // 0.5% missing: invited
 			continue
 		}
-		access := []desired.Access{{Role: "DNS", Resource: zone}, {Role: "Analytics", Resource: desired.Resource{Kind: desired.WholeAccount}}}
+		access := []desired.Access{{Role: "Domain DNS", Resource: zone}, {Role: "Analytics", Resource: desired.Resource{Kind: desired.WholeAccount}}}
 		if i%100 == 3 { // 1% drifted: updated
 			access = access[:1]
 		}

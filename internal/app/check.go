@@ -64,7 +64,7 @@ func check(ctx context.Context, src *desired.Source, readDiags desired.Diagnosti
 		c.diags = append(c.diags, desired.Diagnostic{Pos: desired.Pos{File: src.Root}, Severity: desired.Error,
 			Message: "no declaration files (*.yaml, *.yml) found: check --repo and --path"})
 	}
-	repo, diags := desired.Load(src.YAML, desired.Options{KnownRoles: cfroles.Names(), RenamedRoles: cfroles.Renamed()})
+	repo, diags := desired.Load(src.YAML, desired.Options{Roles: cfroles.Catalogue{}})
 	c.diags = append(c.diags, diags...)
 	builtin, err := policy.BuiltinModules(policies.FS, false)
 	if err != nil {

@@ -73,16 +73,20 @@ func seedDemo() (prod, staging *fake.Server, err error) {
 	superAdmin := []desired.Access{{Role: "Super Administrator - All Privileges", Resource: acct}}
 	put(prod, fake.MemberSpec{Email: "owner@example.com", TwoFactor: true, Access: superAdmin})
 	put(staging, fake.MemberSpec{Email: "owner@example.com", TwoFactor: true, Access: superAdmin})
-	// In sync.
-	put(prod, fake.MemberSpec{Email: "bob@example.com", TwoFactor: true, Access: []desired.Access{
-		{Role: "Administrator Read Only", Resource: acct}, {Role: "DNS", Resource: zone("example.com")}, {Role: "Analytics", Resource: zone("example.com")},
-		{Role: "DNS", Resource: zone("api.example.com")}, {Role: "Analytics", Resource: zone("api.example.com")}}})
+	// In sync, through a domain group someone made by hand in the
+	// dashboard: cfaccess reuses it rather than making its own.
+	web := prod.AddResourceGroup("Production web zones", "example.com", "api.example.com")
+	put(prod, fake.MemberSpec{Email: "bob@example.com", TwoFactor: true,
+		Access:   []desired.Access{{Role: "Administrator Read Only", Resource: acct}},
+		Policies: []fake.PolicySpec{{Roles: []string{"Domain DNS"}, ResourceGroups: []string{web}}}})
 	// Drift: someone gave carol Billing by hand.
 	put(prod, fake.MemberSpec{Email: "carol@example.com", Access: []desired.Access{
 		{Role: "Administrator Read Only", Resource: acct}, {Role: "Billing", Resource: acct}}})
 	// A pending invitation, as declared.
-	put(prod, fake.MemberSpec{Email: "heidi@example.com", Pending: true, Access: []desired.Access{
-		{Role: "Workers Editor", Resource: acct}, {Role: "Cloudflare R2 Read", Resource: acct}, {Role: "Cache Purge", Resource: zone("shop.example.com")}}})
+	put(prod, fake.MemberSpec{Email: "heidi@example.com", Pending: true,
+		Access: []desired.Access{{Role: "Workers Editor", Resource: acct}, {Role: "Cloudflare R2 Read", Resource: acct},
+			{Role: "Cache Domain Purge", Resource: zone("shop.example.com")}},
+		Policies: []fake.PolicySpec{{Roles: []string{"Domain Administrator Read Only"}, ResourceGroups: []string{web}}}})
 	// Nobody declared this one: a contractor whose engagement ended.
 	put(prod, fake.MemberSpec{Email: "contractor@oldagency.example", Access: []desired.Access{{Role: "DNS", Resource: acct}}})
 	put(staging, fake.MemberSpec{Email: "bob@example.com", Access: []desired.Access{{Role: "Administrator Read Only", Resource: acct}}})

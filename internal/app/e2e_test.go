@@ -55,7 +55,7 @@ func newE2E(t *testing.T) *e2e {
     reconcile: {protected: [owner@example.com], max_removals: 3}
 `,
 		"roles.yaml": `roles:
-  dns: {providers: [prod], inherits: [DNS], resources: {allow: [zone:example.com]}}
+  dns: {providers: [prod], inherits: [Domain DNS], resources: {allow: [zone:example.com]}}
   ro: {providers: [prod], inherits: [Administrator Read Only], resources: {allow: ["account:*"]}}
 `,
 		"grants.yaml": `grants:
@@ -70,7 +70,7 @@ func newE2E(t *testing.T) *e2e {
 			t.Fatal(err)
 		}
 	}
-	dns := desired.Access{Role: "DNS", Resource: exampleZone}
+	dns := desired.Access{Role: "Domain DNS", Resource: exampleZone}
 	put("owner@example.com", false, desired.Access{Role: "Super Administrator - All Privileges", Resource: wholeAcct})
 	put("alice@example.com", false, dns)
 	put("Bob@Example.com", false, dns) // differs only in case: left alone
@@ -180,10 +180,10 @@ func TestE2EPlanApplyConverge(t *testing.T) {
 	}
 	wantMembers := map[string]string{
 		"owner@example.com": "accepted: Super Administrator - All Privileges on account:*",
-		"alice@example.com": "accepted: DNS on zone:example.com",
-		"bob@example.com":   "accepted: DNS on zone:example.com",
-		"carol@example.com": "accepted: DNS on zone:example.com",
-		"pat@example.com":   "pending: DNS on zone:example.com",
+		"alice@example.com": "accepted: Domain DNS on zone:example.com",
+		"bob@example.com":   "accepted: Domain DNS on zone:example.com",
+		"carol@example.com": "accepted: Domain DNS on zone:example.com",
+		"pat@example.com":   "pending: Domain DNS on zone:example.com",
 		"dave@example.com":  "pending: Administrator Read Only on account:*",
 		"erin@example.com":  "pending: Administrator Read Only on account:*",
 	}

@@ -42,7 +42,7 @@ func newFaultStory(t *testing.T) *faultStory {
 	e := newE2E(t)
 	var grants strings.Builder
 	grants.WriteString("grants:\n")
-	dns := desired.Access{Role: "DNS", Resource: exampleZone}
+	dns := desired.Access{Role: "Domain DNS", Resource: exampleZone}
 	for i := range 135 {
 		email := fmt.Sprintf("m%03d@example.com", i)
 		fmt.Fprintf(&grants, "  - {users: [%s], roles: [dns], reason: OPS-%d}\n", email, i)

@@ -14,16 +14,21 @@ import (
 // repository is a plain directory (no revision) so the output is stable.
 func TestOutputGolden(t *testing.T) {
 	e := newE2E(t)
+	e.fake.AddZone("api.example.com")
 	dir := t.TempDir()
 	for _, name := range []string{"providers.yaml", "roles.yaml", "grants.yaml"} {
 		data, err := os.ReadFile(filepath.Join(e.repo, name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if name == "grants.yaml" {
+		switch name {
+		case "roles.yaml":
+			// A domain-scoped role on two zones: one domain group.
+			data = append(data, []byte("  web: {providers: [prod], inherits: [Domain Administrator Read Only], resources: {allow: [zone:example.com, zone:api.example.com]}}\n")...)
+		case "grants.yaml":
 			// A grant without reason, for a warning in every format, and
 			// an invite from a new domain, for a risk flag.
-			data = append(data, []byte("  - {users: [gil@partner.example.net], roles: [ro]}\n")...)
+			data = append(data, []byte("  - {users: [gil@partner.example.net], roles: [ro, web]}\n")...)
 		}
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 			t.Fatal(err)

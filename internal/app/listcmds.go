@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cfaccess/reconciler/internal/cloudflare"
+	"github.com/cfaccess/reconciler/internal/desired"
 )
 
 func newRoles(env *Env) *cobra.Command {
@@ -20,7 +21,9 @@ func newRoles(env *Env) *cobra.Command {
 		Use:   "list",
 		Short: "List the account's roles (permission groups), the names declarations inherit",
 		Long: `List prints the role names of the account, as "inherits" must spell them,
-and where each applies: the whole account only, or also single zones.`,
+and their scope: account-scoped roles apply to the whole account only
+("account:*"), domain-scoped roles to zones only ("zone:<name>"; several
+zones of one role become one domain group).`,
 		Example: `  reconciler roles list --account-id 023e105f4ecef8ad9ca31a8372d0c353 --filter dns
   reconciler roles list --repo . --provider cloudflare-prod`,
 		Args: cobra.NoArgs,
@@ -34,16 +37,20 @@ and where each applies: the whole account only, or also single zones.`,
 				return &exitError{ExitError, err}
 			}
 			w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "ROLE\tAPPLIES TO")
+			fmt.Fprintln(w, "ROLE\tSCOPE\tGRANT ON")
 			for _, pg := range acct.PermissionGroups {
 				if !matches(filter, pg.Name) {
 					continue
 				}
-				where := "account or single zones"
-				if pg.Scopes == "com.cloudflare.api.account" {
-					where = "whole account only"
+				where := "unknown: Cloudflare did not say"
+				switch pg.Scope {
+				case desired.ScopeAccount:
+					where = "account:* (all domains)"
+				case desired.ScopeDomain:
+					where = "zones (zone:<name>)"
 				}
-				fmt.Fprintf(w, "%s\t%s\n", pg.Name, where)
+				scope, _, _ := strings.Cut(pg.Scope.String(), "-")
+				fmt.Fprintf(w, "%s\t%s\t%s\n", pg.Name, scope, where)
 			}
 			return w.Flush()
 		},

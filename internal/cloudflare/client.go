@@ -49,6 +49,11 @@ type Config struct {
 	// Limiter, when set, is shared with other clients of the same
 	// credentials; Limit and Period are then ignored.
 	Limiter *Limiter
+	// MaxRetryWait caps how long a request waits on Cloudflare's
+	// Retry-After or used-up budget (60 s), and never past the HTTP
+	// client's timeout or the context's deadline: a longer wait fails the
+	// call as transient, saying when to try again.
+	MaxRetryWait time.Duration
 }
 
 // Client reads and writes account members. It is safe for concurrent use.
@@ -91,6 +96,9 @@ func New(cfg Config) *Client {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.MaxRetryWait <= 0 {
+		cfg.MaxRetryWait = time.Minute
+	}
 	c := &Client{cfg: cfg, creds: cfg.Credentials, limiter: cfg.Limiter}
 	if c.limiter == nil {
 		c.limiter = newWindow(cfg.Limit, cfg.Period, cfg.Now)
@@ -123,8 +131,20 @@ func New(cfg Config) *Client {
 // the whole response body: a connection cut mid-body is then an error of
 // the attempt, which the SDK retries, rather than a truncated body it
 // would fail to decode (the SDK retries only what fails before the body).
+//
+// It also keeps the SDK from waiting on Cloudflare's word alone: the SDK
+// obeys any Retry-After, a day included, so a longer wait than this
+// request may take (maxWait) stops the retries and fails the call as
+// transient, saying when to try again; a shorter one pauses every request
+// of these credentials until then. The Ratelimit header of every answer
+// feeds the limiter.
 func (c *Client) middleware(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
-	if err := c.limiter.Wait(req.Context()); err != nil {
+	maxWait := c.maxWait(req.Context())
+	if err := c.limiter.Wait(req.Context(), maxWait); err != nil {
+		var eb *errBudget
+		if errors.As(err, &eb) {
+			return budgetResponse(req, eb.until, c.cfg.Now()), nil
+		}
 		return nil, err
 	}
 	start := time.Now()
@@ -145,7 +165,91 @@ func (c *Client) middleware(req *http.Request, next option.MiddlewareNext) (*htt
 		}
 		c.cfg.Observe(req.Method, Endpoint(req.URL.Path), code, time.Since(start))
 	}
+	if res != nil {
+		c.followRateHeaders(res, maxWait)
+	}
 	return res, err
+}
+
+// followRateHeaders applies an answer's Ratelimit and Retry-After headers.
+func (c *Client) followRateHeaders(res *http.Response, maxWait time.Duration) {
+	now := c.cfg.Now()
+	if r, t, ok := parseRatelimit(res.Header.Get("Ratelimit")); ok {
+		c.limiter.observe(r, now.Add(t))
+	}
+	wait, ok := retryAfter(res.Header, now)
+	if !ok {
+		return
+	}
+	until := now.Add(wait)
+	if wait > maxWait {
+		// The SDK would sleep that long: tell it not to retry, and say
+		// when to (wrap reads it back).
+		res.Header.Set("X-Should-Retry", "false")
+		res.Header.Set(retryAtHeader, until.UTC().Format(time.RFC3339))
+		return
+	}
+	if res.StatusCode == http.StatusTooManyRequests {
+		c.limiter.pause(until)
+	}
+	// The same wait, in the one form the SDK reads without a clock of its
+	// own.
+	res.Header.Del("Retry-After-Ms")
+	res.Header.Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+}
+
+// retryAtHeader carries, from the middleware to wrap, when a call refused
+// for too long a wait may be tried again.
+const retryAtHeader = "X-Cfaccess-Retry-At"
+
+// maxWait is how long a request may wait for Cloudflare's budget:
+// MaxRetryWait, and never past the per-attempt timeout or the context's
+// deadline.
+func (c *Client) maxWait(ctx context.Context) time.Duration {
+	w := c.cfg.MaxRetryWait
+	if t := c.cfg.HTTPClient.Timeout; t > 0 && t < w {
+		w = t
+	}
+	if d, ok := ctx.Deadline(); ok {
+		w = min(w, time.Until(d))
+	}
+	return max(w, 0)
+}
+
+// retryAfter reads Retry-After-Ms or Retry-After (seconds or an HTTP date),
+// as the SDK does.
+func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
+	if v := h.Get("Retry-After-Ms"); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms >= 0 {
+			return time.Duration(ms * float64(time.Millisecond)), true
+		}
+	}
+	v := h.Get("Retry-After")
+	if v == "" {
+		return 0, false
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil {
+		return time.Duration(max(s, 0) * float64(time.Second)), true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}
+
+// budgetResponse is the answer the middleware gives in Cloudflare's place
+// when the budget is used up for longer than a request may wait: a 429
+// that the SDK does not retry.
+func budgetResponse(req *http.Request, until, now time.Time) *http.Response {
+	body := fmt.Sprintf(`{"success":false,"errors":[{"code":10000,"message":"not sent: Cloudflare's rate limit for these credentials is used up for %d s more"}],"messages":[],"result":null}`,
+		int(until.Sub(now).Round(time.Second)/time.Second))
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Should-Retry", "false")
+	h.Set(retryAtHeader, until.UTC().Format(time.RFC3339))
+	return &http.Response{StatusCode: http.StatusTooManyRequests, Status: "429 Too Many Requests", Header: h,
+		Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: req,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}
 }
 
 // Endpoint turns a request path into a low-cardinality label: the API

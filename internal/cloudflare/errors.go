@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/cloudflare/cloudflare-go/v7/accounts"
 )
@@ -18,6 +19,9 @@ type APIError struct {
 	Code    int    // Cloudflare's first error code, when given
 	Message string // Cloudflare's first error message, or the network error
 	Source  string // where the credentials came from, for 401/403
+	// RetryAt, when set, is when Cloudflare said the call may be tried
+	// again, further away than the client waits.
+	RetryAt time.Time
 }
 
 func (e *APIError) Error() string {
@@ -34,6 +38,9 @@ func (e *APIError) Error() string {
 		if e.Code != 0 {
 			fmt.Fprintf(&b, " (code %d)", e.Code)
 		}
+	}
+	if !e.RetryAt.IsZero() {
+		fmt.Fprintf(&b, "; Cloudflare asks to wait until %s before trying again (longer than one request may wait): nothing was changed, try again then", e.RetryAt.UTC().Format(time.RFC3339))
 	}
 	if e.Auth() {
 		fmt.Fprintf(&b, "; check the token from %s: is it valid, and does it have Account Settings read and Account Members permissions on this account?", e.Source)
@@ -73,6 +80,11 @@ func (c *Client) wrap(op string, err error) error {
 		ae.Status = se.StatusCode
 		if len(se.Errors) > 0 {
 			ae.Code, ae.Message = int(se.Errors[0].Code), se.Errors[0].Message
+		}
+		if se.Response != nil {
+			if at, perr := time.Parse(time.RFC3339, se.Response.Header.Get(retryAtHeader)); perr == nil {
+				ae.RetryAt = at
+			}
 		}
 		return ae
 	}

@@ -2,6 +2,9 @@ package cloudflare
 
 import (
 	"context"
+	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -17,7 +20,9 @@ func NewLimiter(limit int, period time.Duration) *Limiter {
 
 // window is a sliding-window limiter: at most limit events in any period.
 // Unlike a token bucket, it cannot burst past the budget Cloudflare
-// enforces (1,200 requests in any 5 minutes).
+// enforces (1,200 requests in any 5 minutes). It also follows what the API
+// says of the budget (the Ratelimit header, a 429's Retry-After), which
+// counts requests of other tools of the same user too.
 type window struct {
 	limit  int
 	period time.Duration
@@ -27,39 +32,119 @@ type window struct {
 	times []time.Time // ring of the last limit event times
 	next  int
 	count int
+	// remaining requests the API allows until reset (from the Ratelimit
+	// header); when 0, nothing is sent before reset.
+	remaining int
+	reset     time.Time
 }
 
 func newWindow(limit int, period time.Duration, now func() time.Time) *window {
 	return &window{limit: limit, period: period, now: now, times: make([]time.Time, limit)}
 }
 
-// Wait blocks until an event may happen, and records it.
-func (w *window) Wait(ctx context.Context) error {
+// errBudget is returned by Wait when the API's budget is used up for
+// longer than the caller may wait.
+type errBudget struct{ until time.Time }
+
+func (e *errBudget) Error() string {
+	return fmt.Sprintf("Cloudflare's rate limit for these credentials is used up until %s", e.until.UTC().Format(time.RFC3339))
+}
+
+// Wait blocks until an event may happen, and records it. When the API has
+// said its budget is used up until a time more than maxWait away (maxWait
+// > 0), it returns an *errBudget at once instead of waiting.
+func (w *window) Wait(ctx context.Context, maxWait time.Duration) error {
 	for {
 		w.mu.Lock()
 		now := w.now()
-		if w.count < w.limit {
-			w.times[w.next] = now
-			w.next = (w.next + 1) % w.limit
+		var wait time.Duration
+		switch {
+		case now.Before(w.reset) && w.remaining <= 0:
+			wait = w.reset.Sub(now)
+			if maxWait > 0 && wait > maxWait {
+				until := w.reset
+				w.mu.Unlock()
+				return &errBudget{until: until}
+			}
+		case w.count < w.limit:
+			w.record(now)
 			w.count++
 			w.mu.Unlock()
 			return nil
-		}
-		oldest := w.times[w.next]
-		if wait := oldest.Add(w.period).Sub(now); wait <= 0 {
-			w.times[w.next] = now
-			w.next = (w.next + 1) % w.limit
-			w.mu.Unlock()
-			return nil
-		} else {
-			w.mu.Unlock()
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			case <-t.C:
+		default:
+			oldest := w.times[w.next]
+			if wait = oldest.Add(w.period).Sub(now); wait <= 0 {
+				w.record(now)
+				w.mu.Unlock()
+				return nil
 			}
 		}
+		w.mu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
 	}
+}
+
+func (w *window) record(now time.Time) {
+	w.times[w.next] = now
+	w.next = (w.next + 1) % w.limit
+	if now.Before(w.reset) {
+		w.remaining--
+	}
+}
+
+// observe takes what an answer says of the budget: remaining requests
+// until reset.
+func (w *window) observe(remaining int, reset time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.remaining, w.reset = remaining, reset
+}
+
+// pause stops every request until t (a 429's Retry-After).
+func (w *window) pause(t time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.remaining > 0 || t.After(w.reset) {
+		w.remaining, w.reset = 0, t
+	}
+}
+
+// parseRatelimit reads the Ratelimit header Cloudflare sends on every answer
+// since 2025-09: a list of items `"default";r=50;t=30`, r the requests
+// remaining and t the seconds until the window resets
+// [developers.cloudflare.com fundamentals/api/reference/limits; changelog
+// 2025-09-03]. It returns the most constraining item.
+func parseRatelimit(h string) (remaining int, reset time.Duration, ok bool) {
+	for item := range strings.SplitSeq(h, ",") {
+		r, t := -1, -1
+		for param := range strings.SplitSeq(item, ";") {
+			k, v, found := strings.Cut(strings.TrimSpace(param), "=")
+			if !found {
+				continue
+			}
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || n < 0 {
+				continue
+			}
+			switch k {
+			case "r":
+				r = n
+			case "t":
+				t = n
+			}
+		}
+		if r < 0 || t < 0 {
+			continue
+		}
+		if !ok || r < remaining {
+			remaining, reset, ok = r, time.Duration(t)*time.Second, true
+		}
+	}
+	return remaining, reset, ok
 }

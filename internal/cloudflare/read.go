@@ -3,17 +3,14 @@ package cloudflare
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"unique"
 
 	"github.com/cloudflare/cloudflare-go/v7/accounts"
 	"github.com/cloudflare/cloudflare-go/v7/iam"
-	"github.com/cloudflare/cloudflare-go/v7/option"
 	"github.com/cloudflare/cloudflare-go/v7/shared"
 	"github.com/cloudflare/cloudflare-go/v7/zones"
 	"golang.org/x/sync/errgroup"
@@ -52,17 +49,35 @@ type unresolvedGroup struct {
 type PermissionGroup struct {
 	ID   string
 	Name string
-	// Scopes is meta.scopes: "com.cloudflare.api.account" for roles that
-	// apply to the whole account only.
-	Scopes string
+	// Scope is where the role may be granted, from meta.scopes:
+	// "com.cloudflare.api.account" is account-scoped,
+	// "com.cloudflare.api.account.zone" domain-scoped.
+	Scope desired.Scope
+}
+
+// ScopeOfMeta reads a permission group's meta.scopes.
+func ScopeOfMeta(scopes string) desired.Scope {
+	switch scopes {
+	case "com.cloudflare.api.account":
+		return desired.ScopeAccount
+	case "com.cloudflare.api.account.zone":
+		return desired.ScopeDomain
+	}
+	return desired.ScopeUnknown
 }
 
 // ResourceGroup is a resource group whose scope the reconciler understands:
-// one resource of the account.
+// the whole account, or one or more zones of it (a domain group, or the
+// dashboard's ad-hoc group for one zone).
 type ResourceGroup struct {
-	ID       string
-	Name     string
-	Resource desired.Resource // zones by id
+	ID   string
+	Name string
+	// Resources are the account ([WholeAccount]) or the zones (by id,
+	// sorted) the group covers.
+	Resources []desired.Resource
+	// AdHoc is set for a group keyed by its zone, as the dashboard makes
+	// them.
+	AdHoc bool
 }
 
 // Account is the live state of one account. A read returns all of it or
@@ -197,7 +212,9 @@ func (m converted) resolve(groups []ResourceGroup) Member {
 			continue
 		}
 		for _, role := range u.roles {
-			out.Access = append(out.Access, desired.Access{Role: role, Resource: groups[i].Resource})
+			for _, r := range groups[i].Resources {
+				out.Access = append(out.Access, desired.Access{Role: role, Resource: r})
+			}
 		}
 	}
 	slices.SortFunc(out.Access, desired.Access.Compare)
@@ -218,177 +235,85 @@ func (c *Client) LoadResourceGroups(ctx context.Context, acct *Account) error {
 	return nil
 }
 
-// pageInfo is the part of result_info that the SDK's types drop.
-type pageInfo struct {
-	ResultInfo struct {
-		Page       int `json:"page"`
-		PerPage    int `json:"per_page"`
-		Count      int `json:"count"`
-		TotalCount int `json:"total_count"`
-		TotalPages int `json:"total_pages"`
-	} `json:"result_info"`
-}
-
-func parsePageInfo(raw string) pageInfo {
-	var pi pageInfo
-	_ = json.Unmarshal([]byte(raw), &pi)
-	return pi
-}
-
-// pages returns the page count of a list from its first page.
-func (pi pageInfo) pages(perPage, got int) int {
-	switch {
-	case pi.ResultInfo.TotalPages > 0:
-		return pi.ResultInfo.TotalPages
-	case pi.ResultInfo.TotalCount > 0:
-		return (pi.ResultInfo.TotalCount + perPage - 1) / perPage
-	case got < perPage:
-		return 1
-	}
-	return -1 // unknown: read until an empty page
-}
-
-// fetchAll reads every page of a list: the first, then the rest
-// concurrently. When the total count changes between pages (members
-// added or removed while reading), the whole list is read again, up to
-// three times, so that no decision rests on a list that was shifting.
-func fetchAll[T any](ctx context.Context, c *Client, op string, get func(ctx context.Context, page int) ([]T, pageInfo, error)) ([]T, error) {
-	for attempt := 1; ; attempt++ {
-		items, stable, err := fetchOnce(ctx, c, get)
-		if err != nil {
-			return nil, c.wrap(op, err)
-		}
-		if stable {
-			return items, nil
-		}
-		if attempt == 3 {
-			return nil, &APIError{Op: op, Message: "the list kept changing while it was read; try again"}
-		}
-	}
-}
-
-func fetchOnce[T any](ctx context.Context, c *Client, get func(ctx context.Context, page int) ([]T, pageInfo, error)) ([]T, bool, error) {
-	first, info, err := get(ctx, 1)
-	if err != nil {
-		return nil, false, err
-	}
-	total := info.pages(c.cfg.PerPage, len(first))
-	if total < 0 {
-		// No count: read sequentially until an empty page.
-		all := first
-		for page := 2; ; page++ {
-			items, _, err := get(ctx, page)
-			if err != nil {
-				return nil, false, err
-			}
-			if len(items) == 0 {
-				return all, true, nil
-			}
-			all = append(all, items...)
-		}
-	}
-	pages := make([][]T, total)
-	if total > 0 {
-		pages[0] = first
-	}
-	stable := true
-	var mu sync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(c.cfg.Concurrency)
-	for p := 2; p <= total; p++ {
-		g.Go(func() error {
-			items, pi, err := get(gctx, p)
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			pages[p-1] = items
-			if pi.ResultInfo.TotalCount != info.ResultInfo.TotalCount {
-				stable = false
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, false, err
-	}
-	var all []T
-	for _, p := range pages {
-		all = append(all, p...)
-	}
-	if info.ResultInfo.TotalCount > 0 && len(all) != info.ResultInfo.TotalCount {
-		stable = false
-	}
-	return all, stable, nil
-}
-
 // listMembers reads every member, converting each page as it arrives: the
 // SDK's structures (with their raw JSON) are garbage a page later, so a
-// large account never sits in memory in that form.
+// large account never sits in memory in that form. A member the reconciler
+// cannot trust (no email, an id that is not an id) fails the read: a
+// member read as "" would look undeclared and be removed.
 func (c *Client) listMembers(ctx context.Context, accountID string) ([]converted, error) {
-	return fetchAll(ctx, c, "list members of account "+accountID, func(ctx context.Context, page int) ([]converted, pageInfo, error) {
-		var p accounts.MemberListParams
-		p.AccountID.Value, p.AccountID.Present = accountID, true
-		p.Page.Value, p.Page.Present = float64(page), true
-		p.PerPage.Value, p.PerPage.Present = float64(c.cfg.PerPage), true
-		res, err := c.members.List(ctx, p)
-		if err != nil {
-			return nil, pageInfo{}, err
-		}
-		out := make([]converted, len(res.Result))
-		for i, m := range res.Result {
-			out[i] = convertMember(m, accountID)
-		}
-		return out, parsePageInfo(res.JSON.RawJSON()), nil
-	})
+	return fetchAll(ctx, c, "list members of account "+accountID, func(m converted) string { return m.ID },
+		func(ctx context.Context, page int) ([]converted, pageInfo, error) {
+			var p accounts.MemberListParams
+			p.AccountID.Value, p.AccountID.Present = accountID, true
+			p.Page.Value, p.Page.Present = float64(page), true
+			p.PerPage.Value, p.PerPage.Present = float64(c.cfg.PerPage), true
+			res, err := c.members.List(ctx, p)
+			if err != nil {
+				return nil, pageInfo{}, err
+			}
+			out := make([]converted, len(res.Result))
+			for i, m := range res.Result {
+				if out[i], err = convertMember(m, accountID); err != nil {
+					return nil, pageInfo{}, err
+				}
+			}
+			return out, parsePageInfo(res.JSON.RawJSON()), nil
+		})
 }
 
 func (c *Client) listPermissionGroups(ctx context.Context, accountID string) ([]PermissionGroup, error) {
-	return fetchAll(ctx, c, "list permission groups of account "+accountID, func(ctx context.Context, page int) ([]PermissionGroup, pageInfo, error) {
-		var p iam.PermissionGroupListParams
-		p.AccountID.Value, p.AccountID.Present = accountID, true
-		p.Page.Value, p.Page.Present = float64(page), true
-		p.PerPage.Value, p.PerPage.Present = float64(c.cfg.PerPage), true
-		res, err := c.perms.List(ctx, p)
-		if err != nil {
-			return nil, pageInfo{}, err
-		}
-		out := make([]PermissionGroup, len(res.Result))
-		for i, pg := range res.Result {
-			// The SDK models meta as {key, value}; the API sends
-			// {label, scopes}, which land in ExtraFields.
-			var scopes string
-			if f, ok := pg.Meta.JSON.ExtraFields["scopes"]; ok {
-				_ = json.Unmarshal([]byte(f.Raw()), &scopes)
+	return fetchAll(ctx, c, "list permission groups of account "+accountID, func(pg PermissionGroup) string { return pg.ID },
+		func(ctx context.Context, page int) ([]PermissionGroup, pageInfo, error) {
+			var p iam.PermissionGroupListParams
+			p.AccountID.Value, p.AccountID.Present = accountID, true
+			p.Page.Value, p.Page.Present = float64(page), true
+			p.PerPage.Value, p.PerPage.Present = float64(c.cfg.PerPage), true
+			res, err := c.perms.List(ctx, p)
+			if err != nil {
+				return nil, pageInfo{}, err
 			}
-			out[i] = PermissionGroup{ID: pg.ID, Name: pg.Name, Scopes: scopes}
-		}
-		return out, parsePageInfo(res.JSON.RawJSON()), nil
-	})
+			out := make([]PermissionGroup, len(res.Result))
+			for i, pg := range res.Result {
+				// The SDK models meta as {key, value}; the API sends
+				// {label, scopes, …} (recorded-list-members.json), which
+				// land in ExtraFields.
+				var scopes string
+				if f, ok := pg.Meta.JSON.ExtraFields["scopes"]; ok {
+					scopes = unquote(f.Raw())
+				}
+				out[i] = PermissionGroup{ID: pg.ID, Name: pg.Name, Scope: ScopeOfMeta(scopes)}
+			}
+			return out, parsePageInfo(res.JSON.RawJSON()), nil
+		})
 }
 
+// listResourceGroups reads the resource groups in one request: the list
+// is not paged (2026 operation: no page or per_page parameter, no
+// result_info; cloudflare-go v7 types it as a single page; paging it loops
+// forever, cloudflare-typescript issue 2661).
 func (c *Client) listResourceGroups(ctx context.Context, accountID string) ([]ResourceGroup, error) {
-	all, err := fetchAll(ctx, c, "list resource groups of account "+accountID, func(ctx context.Context, page int) ([]iam.ResourceGroupListResponse, pageInfo, error) {
-		var p iam.ResourceGroupListParams
-		p.AccountID.Value, p.AccountID.Present = accountID, true
-		// The SDK types this list as a single page; the API pages it.
-		res, err := c.groups.List(ctx, p,
-			option.WithQuery("page", strconv.Itoa(page)), option.WithQuery("per_page", strconv.Itoa(c.cfg.PerPage)))
-		if err != nil {
-			return nil, pageInfo{}, err
-		}
-		return res.Result, parsePageInfo(res.JSON.RawJSON()), nil
-	})
+	op := "list resource groups of account " + accountID
+	var p iam.ResourceGroupListParams
+	p.AccountID.Value, p.AccountID.Present = accountID, true
+	res, err := c.groups.List(ctx, p)
 	if err != nil {
-		return nil, err
+		return nil, c.wrap(op, err)
+	}
+	if !parsePageInfo(res.JSON.RawJSON()).list {
+		return nil, untrusted(op, "the answer holds no list of resource groups")
 	}
 	// Groups of shapes the reconciler does not write are left out.
 	var out []ResourceGroup
-	for _, rg := range all {
-		key, objects := rawScope(rg.JSON.Scope.Raw())
-		if r, ok := scopeResource(accountID, key, objects); ok {
-			out = append(out, ResourceGroup{ID: rg.ID, Name: rg.Name, Resource: r})
+	for _, rg := range res.Result {
+		key, objects := rg.Scope.Key, make([]string, 0, len(rg.Scope.Objects))
+		for _, o := range rg.Scope.Objects {
+			objects = append(objects, o.Key)
+		}
+		if key == "" {
+			key, objects = rawScope(rg.JSON.Scope.Raw())
+		}
+		if rs, adHoc, ok := scopeResources(accountID, key, objects); ok {
+			out = append(out, ResourceGroup{ID: rg.ID, Name: rg.Name, Resources: rs, AdHoc: adHoc})
 		}
 	}
 	return out, nil
@@ -401,7 +326,7 @@ func (c *Client) listZones(ctx context.Context, accountID, name string) ([]zone,
 	if name != "" {
 		op = fmt.Sprintf("look up zone %s in account %s", name, accountID)
 	}
-	return fetchAll(ctx, c, op, func(ctx context.Context, page int) ([]zone, pageInfo, error) {
+	return fetchAll(ctx, c, op, func(z zone) string { return z.ID }, func(ctx context.Context, page int) ([]zone, pageInfo, error) {
 		var p zones.ZoneListParams
 		p.Account.Value.ID.Value, p.Account.Value.ID.Present, p.Account.Present = accountID, true, true
 		if name != "" {
@@ -421,49 +346,40 @@ func (c *Client) listZones(ctx context.Context, accountID, name string) ([]zone,
 	})
 }
 
-// scopeResource reads a resource group scope as one resource of the
-// account: the whole account ("*"), all zones, or one zone (by id).
-func scopeResource(accountID, key string, objects []string) (desired.Resource, bool) {
-	if key != "com.cloudflare.api.account."+accountID || len(objects) != 1 {
-		return desired.Resource{}, false
-	}
-	switch o := objects[0]; {
-	case o == "*":
-		return desired.Resource{Kind: desired.WholeAccount}, true
-	case o == desired.ZoneKeyPrefix+"*":
-		return desired.Resource{Kind: desired.AllZones}, true
-	case strings.HasPrefix(o, desired.ZoneKeyPrefix) && isHex32(strings.TrimPrefix(o, desired.ZoneKeyPrefix)):
-		return desired.Resource{Kind: desired.ZoneKey, Zone: strings.TrimPrefix(o, desired.ZoneKeyPrefix)}, true
-	}
-	return desired.Resource{}, false
-}
-
-// rawScope reads a resource group's scope from its JSON, which is an
-// object in member responses and a list of one in the resource-group list
-// (the SDK decodes only one of the two).
-func rawScope(raw string) (key string, objects []string) {
-	type scope struct {
-		Key     string `json:"key"`
-		Objects []struct {
-			Key string `json:"key"`
-		} `json:"objects"`
-	}
-	var one scope
-	if err := json.Unmarshal([]byte(raw), &one); err != nil {
-		var list []scope
-		if json.Unmarshal([]byte(raw), &list) != nil || len(list) != 1 {
-			return "", nil
+// scopeResources reads a resource group scope as what it covers: the
+// whole account (key com.cloudflare.api.account.<account>, objects [*]);
+// a domain group (the same key, objects that are all zone keys); or the
+// dashboard's ad-hoc group for one zone (key
+// com.cloudflare.api.account.zone.<zone>, objects [*]). Zones are by id,
+// sorted. Any other shape is not understood (no evidence exists for an
+// object "com.cloudflare.api.account.zone.*").
+func scopeResources(accountID, key string, objects []string) (rs []desired.Resource, adHoc, ok bool) {
+	if id, isZone := strings.CutPrefix(key, desired.ZoneKeyPrefix); isZone {
+		if isHex32(id) && len(objects) == 1 && objects[0] == "*" {
+			return []desired.Resource{{Kind: desired.ZoneKey, Zone: canon(id)}}, true, true
 		}
-		one = list[0]
+		return nil, false, false
 	}
-	for _, o := range one.Objects {
-		objects = append(objects, o.Key)
+	if key != "com.cloudflare.api.account."+accountID || len(objects) == 0 {
+		return nil, false, false
 	}
-	return one.Key, objects
+	if len(objects) == 1 && objects[0] == "*" {
+		return []desired.Resource{{Kind: desired.WholeAccount}}, false, true
+	}
+	for _, o := range objects {
+		id, isZone := strings.CutPrefix(o, desired.ZoneKeyPrefix)
+		if !isZone || !isHex32(id) {
+			return nil, false, false
+		}
+		rs = append(rs, desired.Resource{Kind: desired.ZoneKey, Zone: canon(id)})
+	}
+	slices.SortFunc(rs, func(a, b desired.Resource) int { return cmp.Compare(a.Zone, b.Zone) })
+	return slices.Compact(rs), false, true
 }
 
-// memberEmail is a member's email in lower case: user.email, or for
-// pending members (reported) the top-level email.
+// memberEmail is a member's email in lower case: user.email, which pending
+// members have too (baton-cloudflare invitation.go), or the top-level
+// email that the schema also defines.
 func memberEmail(m shared.Member) string {
 	email := m.User.Email
 	if email == "" {
@@ -479,10 +395,23 @@ func memberEmail(m shared.Member) string {
 func canon(s string) string { return unique.Make(s).Value() }
 
 // convertMember computes a member's effective access. Policies win over
-// legacy roles when a member has both. A resource group that came without
-// its scope is kept aside for resolveMissingScopes.
-func convertMember(m shared.Member, accountID string) converted {
+// legacy roles when a member has both (Cloudflare lists matching roles
+// beside the policies of members made with policies). A resource group
+// that came without its scope is kept aside for resolveMissingScopes.
+func convertMember(m shared.Member, accountID string) (converted, error) {
+	op := "list members of account " + accountID
+	if !isHex32(m.ID) {
+		return converted{}, untrusted(op, fmt.Sprintf("a member's id %q is not a Cloudflare id", truncate(m.ID, 40)))
+	}
 	out := converted{Member: Member{ID: strings.Clone(m.ID), Email: memberEmail(m), Status: canon(string(m.Status)), TwoFactor: m.User.TwoFactorAuthenticationEnabled}}
+	if out.Email == "" {
+		return converted{}, untrusted(op, "member "+m.ID+" has no email")
+	}
+	if out.Status == "" {
+		// The status is needed to update the member (it must be sent
+		// back) and tells an invitation from a membership.
+		return converted{}, untrusted(op, "member "+m.ID+" has no status")
+	}
 	if len(m.Policies) == 0 {
 		out.Legacy = len(m.Roles) > 0
 		for _, r := range m.Roles {
@@ -504,18 +433,26 @@ func convertMember(m shared.Member, accountID string) converted {
 				out.unresolved = append(out.unresolved, unresolvedGroup{groupID: canon(rg.ID), roles: roles})
 				continue
 			}
-			r, ok := scopeResource(accountID, key, objects)
+			rs, _, ok := scopeResources(accountID, key, objects)
 			if !ok {
 				out.Unknown = append(out.Unknown, key+" "+strings.Join(objects, ","))
 				continue
 			}
-			r.Zone = canon(r.Zone)
 			for _, role := range roles {
-				out.Access = append(out.Access, desired.Access{Role: role, Resource: r})
+				for _, r := range rs {
+					out.Access = append(out.Access, desired.Access{Role: role, Resource: r})
+				}
 			}
 		}
 	}
 	slices.SortFunc(out.Access, desired.Access.Compare)
 	out.Access = slices.Compact(out.Access)
-	return out
+	return out, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }

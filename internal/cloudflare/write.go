@@ -1,11 +1,13 @@
 package cloudflare
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/cloudflare/cloudflare-go/v7/accounts"
@@ -24,8 +26,8 @@ type Policy struct {
 }
 
 // The request bodies are written by hand so that exactly these fields are
-// sent: never "status" (refused on create, silently dropping the change on
-// update).
+// sent: never "status" on create (refused, code 1001), always the member's
+// current status on update (without it the change is silently dropped).
 type idJSON struct {
 	ID string `json:"id"`
 }
@@ -54,9 +56,15 @@ func policiesJSON(ps []Policy) []policyJSON {
 // (pending or accepted): the caller reads the member back and updates it.
 var ErrAlreadyMember = errors.New("already a member")
 
+// codeAlreadyMember is Cloudflare's answer to an invite of an email that is
+// already a member: 400, code 1008, "Account member already exists for
+// email address" (baton-cloudflare user.go).
+const codeAlreadyMember = 1008
+
 // Invite invites email with policies; Cloudflare sends the invitation and
 // the member is pending until accepted. It returns the new member's id.
 func (c *Client) Invite(ctx context.Context, accountID, email string, policies []Policy) (string, error) {
+	op := "invite " + email + " to account " + accountID
 	body, err := json.Marshal(struct {
 		Email    string       `json:"email"`
 		Policies []policyJSON `json:"policies"`
@@ -68,28 +76,41 @@ func (c *Client) Invite(ctx context.Context, accountID, email string, policies [
 	p.AccountID.Value, p.AccountID.Present = accountID, true
 	m, err := c.members.New(ctx, p, option.WithRequestBody("application/json", body))
 	if err != nil {
-		werr := c.wrap("invite "+email+" to account "+accountID, err)
+		werr := c.wrap(op, err)
 		var ae *APIError
-		if errors.As(werr, &ae) && ae.Status == 400 && strings.Contains(strings.ToLower(ae.Message), "already") {
+		if errors.As(werr, &ae) && ae.Status == http.StatusBadRequest &&
+			(ae.Code == codeAlreadyMember || strings.Contains(strings.ToLower(ae.Message), "already exists")) {
 			return "", fmt.Errorf("%w: %w", ErrAlreadyMember, werr)
 		}
 		return "", werr
 	}
+	if !isHex32(m.ID) {
+		return "", untrusted(op, "the answer holds no member id")
+	}
 	return m.ID, nil
 }
 
-// ReplacePolicies sets a member's policies to exactly these.
-func (c *Client) ReplacePolicies(ctx context.Context, accountID, memberID string, policies []Policy) error {
+// ReplacePolicies sets a member's policies to exactly these. status must be
+// the member's current status: Cloudflare needs it on every member PUT and
+// silently drops the change, answering 200, without it or with another
+// (Terraform provider PR 6581, Cloudflare ticket ACCT-10961). Read the
+// member back to confirm the change took.
+func (c *Client) ReplacePolicies(ctx context.Context, accountID, memberID, status string, policies []Policy) error {
+	op := "update member " + memberID + " of account " + accountID
+	if status != "accepted" && status != "pending" {
+		return fmt.Errorf("%s: the member's current status is %q; only accepted or pending members are updated", op, status)
+	}
 	body, err := json.Marshal(struct {
+		Status   string       `json:"status"`
 		Policies []policyJSON `json:"policies"`
-	}{policiesJSON(policies)})
+	}{status, policiesJSON(policies)})
 	if err != nil {
 		return err
 	}
 	var p accounts.MemberUpdateParams
 	p.AccountID.Value, p.AccountID.Present = accountID, true
 	_, err = c.members.Update(ctx, memberID, p, option.WithRequestBody("application/json", body))
-	return c.wrap("update member "+memberID+" of account "+accountID, err)
+	return c.wrap(op, err)
 }
 
 // Remove removes a member (or withdraws a pending invitation).
@@ -117,20 +138,26 @@ func (c *Client) GetMember(ctx context.Context, accountID, memberID string, grou
 	if err != nil {
 		return Member{}, c.wrap("read member "+memberID+" of account "+accountID, err)
 	}
-	return convertMember(*m, accountID).resolve(groups), nil
+	conv, err := convertMember(*m, accountID)
+	if err != nil {
+		return Member{}, err
+	}
+	return conv.resolve(groups), nil
 }
 
-// CreateResourceGroup creates the resource group for one resource (zones
-// by id) and returns it.
-func (c *Client) CreateResourceGroup(ctx context.Context, accountID string, r desired.Resource) (ResourceGroup, error) {
-	object := ScopeObject(r)
-	if object == "" {
-		return ResourceGroup{}, fmt.Errorf("create resource group for %s: resolve the zone name to an id first", r)
+// CreateResourceGroup creates a resource group named name for the whole
+// account or for zones (by id) and returns it. Cloudflare requires the
+// name (cloudflare-go v7.9.0 ResourceGroupNewParams.Name is required;
+// 2026 iam_request_create_resource_group requires name and scope).
+func (c *Client) CreateResourceGroup(ctx context.Context, accountID, name string, rs []desired.Resource) (ResourceGroup, error) {
+	op := fmt.Sprintf("create resource group %q in account %s", name, accountID)
+	objects, err := scopeObjects(rs)
+	if err != nil {
+		return ResourceGroup{}, fmt.Errorf("%s: %w", op, err)
 	}
-	// No "name": the schema marks it read-only (the SDK's params would
-	// send one).
 	body, err := json.Marshal(map[string]any{
-		"scope": map[string]any{"key": "com.cloudflare.api.account." + accountID, "objects": []idKey{{object}}},
+		"name":  name,
+		"scope": map[string]any{"key": "com.cloudflare.api.account." + accountID, "objects": objects},
 	})
 	if err != nil {
 		return ResourceGroup{}, err
@@ -139,27 +166,51 @@ func (c *Client) CreateResourceGroup(ctx context.Context, accountID string, r de
 	p.AccountID.Value, p.AccountID.Present = accountID, true
 	g, err := c.groups.New(ctx, p, option.WithRequestBody("application/json", body))
 	if err != nil {
-		return ResourceGroup{}, c.wrap(fmt.Sprintf("create resource group for %s in account %s", r, accountID), err)
+		return ResourceGroup{}, c.wrap(op, err)
 	}
-	return ResourceGroup{ID: g.ID, Name: g.Name, Resource: r}, nil
+	if !isHex32(g.ID) {
+		return ResourceGroup{}, untrusted(op, "the answer holds no resource group id")
+	}
+	key, keys := rawScope(g.JSON.Scope.Raw())
+	got, _, ok := scopeResources(accountID, key, keys)
+	if want := normalize(rs); !ok || !slices.Equal(got, want) {
+		return ResourceGroup{}, untrusted(op, "the group Cloudflare made has another scope than asked for")
+	}
+	return ResourceGroup{ID: g.ID, Name: g.Name, Resources: got}, nil
 }
 
 type idKey struct {
 	Key string `json:"key"`
 }
 
-// ScopeObject is the scope object key of a resource: "*" for the account,
-// the zone key for one zone (by id) or all zones; "" for a zone by name.
-func ScopeObject(r desired.Resource) string {
-	switch r.Kind {
-	case desired.WholeAccount:
-		return "*"
-	case desired.AllZones:
-		return desired.ZoneKeyPrefix + "*"
-	case desired.ZoneKey:
-		return desired.ZoneKeyPrefix + r.Zone
+// scopeObjects are the scope objects of a resource group for rs: "*" for
+// the whole account, the zone keys of zones (by id).
+func scopeObjects(rs []desired.Resource) ([]idKey, error) {
+	rs = normalize(rs)
+	if len(rs) == 1 && rs[0].Kind == desired.WholeAccount {
+		return []idKey{{"*"}}, nil
 	}
-	return ""
+	out := make([]idKey, 0, len(rs))
+	for _, r := range rs {
+		if r.Kind != desired.ZoneKey {
+			return nil, fmt.Errorf("%s: only the whole account or zones by id make a resource group", r)
+		}
+		out = append(out, idKey{desired.ZoneKeyPrefix + r.Zone})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no resources")
+	}
+	return out, nil
+}
+
+// normalize sorts resources and drops duplicates, as scopeResources
+// returns them.
+func normalize(rs []desired.Resource) []desired.Resource {
+	out := slices.Clone(rs)
+	slices.SortFunc(out, func(a, b desired.Resource) int {
+		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Zone, b.Zone))
+	})
+	return slices.Compact(out)
 }
 
 // PermissionGroup returns the permission group of a role name, or an error
@@ -202,27 +253,36 @@ func (a *Account) Display(r desired.Resource) desired.Resource {
 	return r
 }
 
-// ResourceGroup returns the existing resource group for a resolved
-// resource; the groups must have been loaded (LoadResourceGroups).
-func (a *Account) ResourceGroup(r desired.Resource) (ResourceGroup, bool) {
+// ResourceGroup returns an existing resource group covering exactly rs
+// (the whole account, or these zones by id) — made by cfaccess, by hand or
+// ad hoc by the dashboard — preferring one that is not ad hoc. The groups
+// must have been loaded (LoadResourceGroups).
+func (a *Account) ResourceGroup(rs []desired.Resource) (ResourceGroup, bool) {
+	want := normalize(rs)
+	found, ok := ResourceGroup{}, false
 	for _, g := range a.ResourceGroups {
-		if g.Resource == r {
-			return g, true
+		if slices.Equal(g.Resources, want) && (!ok || found.AdHoc && !g.AdHoc) {
+			found, ok = g, true
 		}
 	}
-	return ResourceGroup{}, false
+	return found, ok
 }
 
-// FindMember returns the id of the member with this email (any case).
-func (c *Client) FindMember(ctx context.Context, accountID, email string) (string, error) {
+// GroupNamed reports whether a resource group of this name exists.
+func (a *Account) GroupNamed(name string) bool {
+	return slices.ContainsFunc(a.ResourceGroups, func(g ResourceGroup) bool { return g.Name == name })
+}
+
+// FindMember returns the member with this email (any case).
+func (c *Client) FindMember(ctx context.Context, accountID, email string) (Member, error) {
 	members, err := c.listMembers(ctx, accountID)
 	if err != nil {
-		return "", err
+		return Member{}, err
 	}
 	for _, m := range members {
 		if m.Email == strings.ToLower(email) {
-			return m.ID, nil
+			return m.Member, nil
 		}
 	}
-	return "", fmt.Errorf("no member %s in account %s", email, accountID)
+	return Member{}, fmt.Errorf("no member %s in account %s", email, accountID)
 }

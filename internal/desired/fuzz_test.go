@@ -34,7 +34,7 @@ func FuzzLoad(f *testing.F) {
 	}
 	now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		repo, diags := Load([]File{{Path: "f.yaml", Data: data}}, Options{KnownRoles: []string{"DNS"}})
+		repo, diags := Load([]File{{Path: "f.yaml", Data: data}}, Options{Roles: testRoles})
 		for _, d := range diags {
 			if d.Pos.File != "f.yaml" {
 				t.Fatalf("diagnostic at %q, want f.yaml: %s", d.Pos.File, d)

@@ -31,12 +31,12 @@ type File struct {
 
 // Options tune loading.
 type Options struct {
-	// KnownRoles, when set, lists Cloudflare's role names; an inherited
-	// name outside it gets a warning with the closest names. The account
-	// itself is the authority, at plan time.
-	KnownRoles []string
-	// RenamedRoles maps former Cloudflare role names to current ones.
-	RenamedRoles map[string]string
+	// Roles, when set, is Cloudflare's role catalogue: an inherited name
+	// outside it gets a warning with the closest names, a former name a
+	// warning with the current one, and a role granted on a kind of
+	// resource its scope does not fit an error (Repo.CheckScopes). The
+	// account itself is the authority, at plan time.
+	Roles Catalogue
 }
 
 var (
@@ -103,6 +103,9 @@ func Load(files []File, opts Options) (*Repo, Diagnostics) {
 		l.file(f)
 	}
 	l.crossCheck()
+	if l.opts.Roles != nil {
+		l.diags = append(l.diags, l.repo.CheckScopes(l.opts.Roles, "")...)
+	}
 	l.diags.Sort()
 	if len(l.diags.Errors()) > 0 {
 		return nil, l.diags
@@ -354,6 +357,7 @@ func (l *loader) role(p *fileParser, id string, idNode, body *yaml.Node) {
 			l.roleInherits[id] = items
 			for _, it := range items {
 				r.Inherits = append(r.Inherits, it.value)
+				r.InheritsAt = append(r.InheritsAt, it.pos)
 			}
 		case "resources":
 			resourcesSeen = true
@@ -398,6 +402,7 @@ func (l *loader) roleResources(p *fileParser, r *Role, n *yaml.Node, what string
 				}
 				if !slices.Contains(r.Resources, res) {
 					r.Resources = append(r.Resources, res)
+					r.ResourcesAt = append(r.ResourcesAt, it.pos)
 				}
 			}
 		case "deny":
@@ -643,16 +648,20 @@ func (l *loader) expand(id string, path []string) ([]string, error) {
 // known ones. The account has the last word, at plan time.
 func (l *loader) checkRoleName(r *Role, it item) {
 	pos := it.pos
-	if now, renamed := l.opts.RenamedRoles[it.value]; renamed {
+	cat := l.opts.Roles
+	if cat == nil {
+		return
+	}
+	if now := cat.Renamed(it.value); now != "" {
 		l.diags = append(l.diags, Diagnostic{Pos: pos, Severity: Warning,
 			Message: fmt.Sprintf("role %q: Cloudflare renamed %q to %q", r.ID, it.value, now)})
 		return
 	}
-	if l.opts.KnownRoles == nil || slices.Contains(l.opts.KnownRoles, it.value) {
+	if cat.Scope(it.value) != ScopeUnknown {
 		return
 	}
 	l.diags = append(l.diags, Diagnostic{Pos: pos, Severity: Warning,
-		Message: fmt.Sprintf("role %q: %q is neither a role of this repository nor a known Cloudflare role%s", r.ID, it.value, suggest.Hint(it.value, l.opts.KnownRoles))})
+		Message: fmt.Sprintf("role %q: %q is neither a role of this repository nor a known Cloudflare role%s", r.ID, it.value, suggest.Hint(it.value, cat.Names()))})
 }
 
 func (l *loader) errorAt(pos Pos, format string, args ...any) {

@@ -2,7 +2,9 @@ package desired
 
 import (
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -37,10 +39,7 @@ func TestLoadGolden(t *testing.T) {
 			for _, f := range ar.Files {
 				files = append(files, File{Path: f.Name, Data: f.Data})
 			}
-			repo, diags := Load(files, Options{
-				KnownRoles:   []string{"Administrator", "Administrator Read Only", "DNS", "Analytics", "Firewall", "Super Administrator - All Privileges", "Workers Platform Admin"},
-				RenamedRoles: map[string]string{"Workers Admin": "Workers Platform Admin"},
-			})
+			repo, diags := Load(files, Options{Roles: testRoles})
 			got := describe(repo, diags)
 			golden.Compare(t, strings.TrimSuffix(path, ".txtar")+".golden", got)
 		})
@@ -66,4 +65,36 @@ func describe(repo *Repo, diags Diagnostics) string {
 		fmt.Fprintf(&b, "%s %s %s via %s (%s) from %s\n", bd.Provider, bd.Email, bd.Access, bd.Role, state, bd.Source)
 	}
 	return b.String()
+}
+
+// testCatalogue is a catalogue of a few roles, for tests. (Cloudflare's
+// own, internal/cfroles, builds on this package.)
+type testCatalogue struct {
+	scopes       map[string]Scope
+	renamed      map[string]string
+	counterparts map[string]string
+}
+
+func (c testCatalogue) Names() []string            { return slices.Sorted(maps.Keys(c.scopes)) }
+func (c testCatalogue) Renamed(name string) string { return c.renamed[name] }
+func (c testCatalogue) Scope(name string) Scope {
+	if now := c.renamed[name]; now != "" {
+		name = now
+	}
+	return c.scopes[name]
+}
+func (c testCatalogue) Counterpart(name string) string { return c.counterparts[name] }
+
+var testRoles = testCatalogue{
+	scopes: map[string]Scope{
+		"Administrator": ScopeAccount, "Administrator Read Only": ScopeAccount, "DNS": ScopeAccount,
+		"Analytics": ScopeAccount, "Firewall": ScopeAccount, "Super Administrator - All Privileges": ScopeAccount,
+		"Workers Platform Admin": ScopeAccount,
+		"Domain DNS":             ScopeDomain, "Domain Administrator Read Only": ScopeDomain, "Cache Domain Purge": ScopeDomain,
+	},
+	renamed: map[string]string{"Workers Admin": "Workers Platform Admin", "Super Administrator": "Super Administrator - All Privileges"},
+	counterparts: map[string]string{
+		"DNS": "Domain DNS", "Domain DNS": "DNS",
+		"Administrator Read Only": "Domain Administrator Read Only", "Domain Administrator Read Only": "Administrator Read Only",
+	},
 }

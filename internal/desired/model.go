@@ -141,9 +141,15 @@ type Role struct {
 	// CloudflareRoles is Inherits with repository roles expanded: the
 	// Cloudflare role names this role grants, sorted and unique.
 	CloudflareRoles []string
-	Resources       []Resource
-	Enabled         bool
-	Pos             Pos
+	// Resources are the resources.allow entries, without duplicates. The
+	// zones of a role are one domain group in Cloudflare.
+	Resources []Resource
+	// InheritsAt and ResourcesAt are the positions of the Inherits and
+	// Resources entries, for diagnostics that point at one entry.
+	InheritsAt  []Pos
+	ResourcesAt []Pos
+	Enabled     bool
+	Pos         Pos
 }
 
 // Group is a named list of members.

@@ -9,10 +9,9 @@ import (
 type ResourceKind int
 
 const (
-	// WholeAccount is the whole account: "*" or "account:*".
+	// WholeAccount is the whole account ("All domains" in the dashboard):
+	// "*" or "account:*". Only account-scoped roles go there.
 	WholeAccount ResourceKind = iota
-	// AllZones is every zone of the account: "zone:*".
-	AllZones
 	// ZoneName is one zone named by its domain: "zone:example.com".
 	ZoneName
 	// ZoneKey is one zone named by its Cloudflare resource key:
@@ -30,12 +29,10 @@ type Resource struct {
 	Zone string
 }
 
-// String returns the canonical spelling: "account:*", "zone:*",
-// "zone:<name>" or the raw zone key.
+// String returns the canonical spelling: "account:*", "zone:<name>" or
+// the raw zone key.
 func (r Resource) String() string {
 	switch r.Kind {
-	case AllZones:
-		return "zone:*"
 	case ZoneName:
 		return "zone:" + r.Zone
 	case ZoneKey:
@@ -52,7 +49,11 @@ func ParseResource(s string) (Resource, error) {
 	case s == "*" || s == "account:*":
 		return Resource{Kind: WholeAccount}, nil
 	case s == "zone:*":
-		return Resource{Kind: AllZones}, nil
+		// Cloudflare has no "every zone" resource for domain-scoped roles:
+		// no resource group key for it is documented or seen (a domain
+		// group lists its zones), and account-scoped roles already cover
+		// every zone, present and future.
+		return Resource{}, fmt.Errorf("resource \"zone:*\": Cloudflare has no \"all zones\" resource; grant the account-scoped role on \"account:*\" (it covers every zone, including future ones), or list the zones (zone:<name>)")
 	case strings.HasPrefix(s, "zone:"):
 		name := strings.TrimSuffix(strings.ToLower(strings.TrimPrefix(s, "zone:")), ".")
 		if err := checkZoneName(name); err != nil {
@@ -66,7 +67,7 @@ func ParseResource(s string) (Resource, error) {
 		}
 		return Resource{Kind: ZoneKey, Zone: id}, nil
 	}
-	return Resource{}, fmt.Errorf("resource %q not understood: use \"account:*\" (or \"*\") for the whole account, \"zone:*\" for all zones, \"zone:<name>\" for one zone, or %q followed by a zone id", s, ZoneKeyPrefix)
+	return Resource{}, fmt.Errorf("resource %q not understood: use \"account:*\" (or \"*\") for the whole account, \"zone:<name>\" for one zone, or %q followed by a zone id", s, ZoneKeyPrefix)
 }
 
 func checkZoneName(name string) error {

@@ -2,6 +2,7 @@ package desired
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"time"
 )
@@ -179,4 +180,50 @@ func (r *Repo) NextChange(now time.Time) time.Time {
 		}
 	}
 	return next
+}
+
+// Policy is what one Cloudflare policy of a member says: roles on one set
+// of resources — the whole account, or zones, which Cloudflare groups in
+// one domain group.
+type Policy struct {
+	// Roles are Cloudflare role names, sorted.
+	Roles []string
+	// Resources are the account, or the zones (sorted).
+	Resources []Resource
+	// Name is the repository role the resources come from (the first, when
+	// several roles share them): domain groups are named after it.
+	Name string
+}
+
+// PoliciesOf lays out an access set as policies when no repository role
+// says how: resources with the same roles share one policy.
+func PoliciesOf(access []Access) []Policy {
+	byRes := map[Resource][]string{}
+	var order []Resource
+	for _, a := range access {
+		if _, seen := byRes[a.Resource]; !seen {
+			order = append(order, a.Resource)
+		}
+		byRes[a.Resource] = append(byRes[a.Resource], a.Role)
+	}
+	var out []Policy
+	index := map[string]int{}
+	for _, r := range order {
+		roles := slices.Compact(slices.Sorted(slices.Values(byRes[r])))
+		key := fmt.Sprint(roles, r.Kind == WholeAccount)
+		if i, ok := index[key]; ok {
+			out[i].Resources = append(out[i].Resources, r)
+			continue
+		}
+		index[key] = len(out)
+		out = append(out, Policy{Roles: roles, Resources: []Resource{r}})
+	}
+	for i := range out {
+		slices.SortFunc(out[i].Resources, compareResources)
+	}
+	return out
+}
+
+func compareResources(a, b Resource) int {
+	return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Zone, b.Zone))
 }

@@ -100,7 +100,7 @@ func TestNextChange(t *testing.T) {
 }
 
 func TestParseResourceRoundTrip(t *testing.T) {
-	for _, s := range []string{"account:*", "zone:*", "zone:example.com", ZoneKeyPrefix + "0123456789abcdef0123456789abcdef"} {
+	for _, s := range []string{"account:*", "zone:example.com", ZoneKeyPrefix + "0123456789abcdef0123456789abcdef"} {
 		r, err := ParseResource(s)
 		if err != nil {
 			t.Fatalf("ParseResource(%q): %v", s, err)

@@ -36,6 +36,10 @@ const (
 type Want struct {
 	Email  string
 	Access []desired.Access
+	// Policies lay Access out as Cloudflare policies (each a set of roles
+	// on the account or on one group of zones), when written; empty means
+	// desired.PoliciesOf(Access). The diff compares Access only.
+	Policies []desired.Policy
 	// Sources are the grants behind Access, for plans and audit records.
 	Sources []desired.Pos
 	Reasons []string
@@ -75,10 +79,12 @@ type Change struct {
 	Status   string // the live status, for update and remove
 	Add      []desired.Access
 	Remove   []desired.Access
-	// Access is the complete desired access (invite, update).
-	Access  []desired.Access
-	Sources []desired.Pos
-	Reasons []string
+	// Access is the complete desired access (invite, update), and
+	// Policies its layout (Want.Policies).
+	Access   []desired.Access
+	Policies []desired.Policy
+	Sources  []desired.Pos
+	Reasons  []string
 }
 
 // Plan is what to do to one account, in application order: removals,
@@ -150,12 +156,12 @@ func Compute(want []Want, live []Live, opts Options) (*Plan, error) {
 		case l.Status == "pending" && opts.Reinvite != nil && opts.Reinvite(*l):
 			add, remove := setDiff(w.Access, l.Access)
 			p.Changes = append(p.Changes, Change{Action: Reinvite, Email: email, MemberID: l.ID, Status: l.Status,
-				Add: add, Remove: remove, Access: sorted(w.Access), Sources: w.Sources, Reasons: w.Reasons})
+				Add: add, Remove: remove, Access: sorted(w.Access), Policies: w.Policies, Sources: w.Sources, Reasons: w.Reasons})
 		default:
 			add, remove := setDiff(w.Access, l.Access)
 			if len(add) > 0 || len(remove) > 0 || l.Foreign {
 				p.Changes = append(p.Changes, Change{Action: Update, Email: email, MemberID: l.ID, Status: l.Status,
-					Add: add, Remove: remove, Access: sorted(w.Access), Sources: w.Sources, Reasons: w.Reasons})
+					Add: add, Remove: remove, Access: sorted(w.Access), Policies: w.Policies, Sources: w.Sources, Reasons: w.Reasons})
 			}
 		}
 	}
@@ -164,7 +170,7 @@ func Compute(want []Want, live []Live, opts Options) (*Plan, error) {
 			continue
 		}
 		p.Changes = append(p.Changes, Change{Action: Invite, Email: email, Add: sorted(w.Access), Access: sorted(w.Access),
-			Sources: w.Sources, Reasons: w.Reasons})
+			Policies: w.Policies, Sources: w.Sources, Reasons: w.Reasons})
 	}
 	order := map[Action]int{Remove: 0, Update: 1, Invite: 2, Reinvite: 2}
 	slices.SortFunc(p.Changes, func(a, b Change) int {

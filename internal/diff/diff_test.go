@@ -118,7 +118,7 @@ func TestMassRemovalBreaker(t *testing.T) {
 // randomState draws members with random access over a small universe, so
 // that random desired and live states overlap.
 func randomState(rng *rand.Rand) ([]Want, []Live) {
-	universe := []desired.Access{dns, ro, bill, {Role: "Firewall", Resource: desired.Resource{Kind: desired.AllZones}}}
+	universe := []desired.Access{dns, ro, bill, {Role: "Domain DNS", Resource: desired.Resource{Kind: desired.ZoneKey, Zone: "0123456789abcdef0123456789abcdef"}}}
 	pick := func() []desired.Access {
 		var out []desired.Access
 		for _, a := range universe {

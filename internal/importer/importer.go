@@ -60,8 +60,12 @@ func (r role) key() string {
 
 // Build derives the repository. Roles come from the distinct access
 // patterns: a member's access is split by resource, and resources with the
-// same Cloudflare roles are merged; grants give each set of roles to its
-// members, through a group when GroupMin or more share it.
+// same Cloudflare roles are merged — so the zones of a domain group, or of
+// several ad-hoc groups, become one role's zones, which cfaccess writes as
+// one domain group; grants give each set of roles to its members, through
+// a group when GroupMin or more share it. Roles stay in their scope:
+// account-scoped roles on account:*, domain-scoped roles on zones, as the
+// account has them.
 func Build(acct *cloudflare.Account, opts Options) Result {
 	if opts.ProviderID == "" {
 		opts.ProviderID = "cloudflare"
@@ -260,8 +264,6 @@ func roleID(r *role) string {
 		parts = append(parts, "several")
 	case r.resources[0].Kind == desired.WholeAccount:
 		parts = append(parts, "account")
-	case r.resources[0].Kind == desired.AllZones:
-		parts = append(parts, "all-zones")
 	case r.resources[0].Kind == desired.ZoneName:
 		parts = append(parts, slug(r.resources[0].Zone))
 	default:
@@ -280,8 +282,6 @@ func roleName(r *role) string {
 		switch x.Kind {
 		case desired.WholeAccount:
 			res = append(res, "the whole account")
-		case desired.AllZones:
-			res = append(res, "all zones")
 		default:
 			res = append(res, x.Zone)
 		}

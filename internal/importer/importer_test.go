@@ -20,14 +20,19 @@ import (
 var now = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 
 // randomAccount fills a fake account with members of random access:
-// roles on the account, all zones, or a few zones; some pending, some
-// described by legacy roles, one Super Administrator.
+// account-scoped roles on the account, domain-scoped roles on zones (ad hoc,
+// as the dashboard grants them, or through hand-made domain groups); some
+// pending, some described by legacy roles, one Super Administrator.
 func randomAccount(t *testing.T, s *fake.Server, rng *rand.Rand) {
 	t.Helper()
-	names := cfroles.Names()
+	accountRoles, domainRoles := cfroles.AccountNames(), cfroles.DomainNames()
 	zones := []string{"example.com", "api.example.com", "shop.example.com", "example.net", "example.org"}
 	for _, z := range zones {
 		s.AddZone(z)
+	}
+	groups := []string{
+		s.AddResourceGroup("web", zones[0], zones[1]),
+		s.AddResourceGroup("all of them", zones...),
 	}
 	n := rng.IntN(40)
 	for i := range n {
@@ -36,20 +41,22 @@ func randomAccount(t *testing.T, s *fake.Server, rng *rand.Rand) {
 		case i == 0:
 			spec.Access = []desired.Access{{Role: "Super Administrator - All Privileges", Resource: desired.Resource{Kind: desired.WholeAccount}}}
 		case rng.IntN(8) == 0:
-			spec.LegacyRoles = []string{names[rng.IntN(len(names))]}
+			spec.LegacyRoles = []string{accountRoles[rng.IntN(len(accountRoles))]}
 		default:
 			// Draw from a few patterns so that members share roles.
 			pattern := rng.IntN(6)
 			r := rand.New(rand.NewPCG(uint64(pattern), 7))
 			for range 1 + r.IntN(3) {
-				res := desired.Resource{Kind: desired.WholeAccount}
 				switch r.IntN(3) {
+				case 0:
+					spec.Access = append(spec.Access, desired.Access{Role: accountRoles[4+r.IntN(20)], Resource: desired.Resource{Kind: desired.WholeAccount}})
 				case 1:
-					res = desired.Resource{Kind: desired.AllZones}
+					spec.Access = append(spec.Access, desired.Access{Role: domainRoles[r.IntN(len(domainRoles))],
+						Resource: desired.Resource{Kind: desired.ZoneName, Zone: zones[r.IntN(len(zones))]}})
 				case 2:
-					res = desired.Resource{Kind: desired.ZoneName, Zone: zones[r.IntN(len(zones))]}
+					spec.Policies = append(spec.Policies, fake.PolicySpec{Roles: []string{domainRoles[r.IntN(len(domainRoles))]},
+						ResourceGroups: []string{groups[r.IntN(len(groups))]}})
 				}
-				spec.Access = append(spec.Access, desired.Access{Role: names[4+r.IntN(20)], Resource: res})
 			}
 		}
 		if _, err := s.PutMember(spec); err != nil {
@@ -76,7 +83,7 @@ func TestImportThenPlanIsEmpty(t *testing.T) {
 				t.Fatal(err)
 			}
 			res := Build(acct, Options{ProviderID: "prod", Now: now})
-			repo, diags := desired.Load(res.Files, desired.Options{KnownRoles: cfroles.Names()})
+			repo, diags := desired.Load(res.Files, desired.Options{Roles: cfroles.Catalogue{}})
 			if err := diags.Err(); err != nil {
 				for _, f := range res.Files {
 					t.Logf("%s:\n%s", f.Path, f.Data)

@@ -69,16 +69,18 @@ func (a *applier) apply(ctx context.Context, c diff.Change) Result {
 	case diff.Remove:
 		r.Err = a.client.Remove(ctx, id, c.MemberID)
 	case diff.Update:
-		pols, err := a.policies(ctx, c.Access)
+		pols, err := a.policies(ctx, c)
 		if err != nil {
 			r.Err = err
 			break
 		}
-		r.Err = a.client.ReplacePolicies(ctx, id, c.MemberID, pols)
+		if r.Err = a.client.ReplacePolicies(ctx, id, c.MemberID, c.Status, pols); r.Err == nil {
+			r.Err = a.verify(ctx, c.MemberID, c)
+		}
 	case diff.Reinvite:
 		// Cloudflare cannot resend an invitation: withdraw it and invite
 		// again, with the access declared now.
-		pols, err := a.policies(ctx, c.Access)
+		pols, err := a.policies(ctx, c)
 		if err != nil {
 			r.Err = err
 			break
@@ -86,9 +88,11 @@ func (a *applier) apply(ctx context.Context, c diff.Change) Result {
 		if r.Err = a.client.Remove(ctx, id, c.MemberID); r.Err != nil {
 			break
 		}
-		r.MemberID, r.Err = a.client.Invite(ctx, id, c.Email, pols)
+		if r.MemberID, r.Err = a.client.Invite(ctx, id, c.Email, pols); r.Err == nil {
+			r.Err = a.verify(ctx, r.MemberID, c)
+		}
 	case diff.Invite:
-		pols, err := a.policies(ctx, c.Access)
+		pols, err := a.policies(ctx, c)
 		if err != nil {
 			r.Err = err
 			break
@@ -103,8 +107,11 @@ func (a *applier) apply(ctx context.Context, c diff.Change) Result {
 				r.Err = fmt.Errorf("%s is already a member, but reading it back failed: %w", c.Email, err)
 				break
 			}
-			r.MemberID, r.Note = m, "already a member: updated instead"
-			r.Err = a.client.ReplacePolicies(ctx, id, m, pols)
+			r.MemberID, r.Note = m.ID, "already a member: updated instead"
+			r.Err = a.client.ReplacePolicies(ctx, id, m.ID, m.Status, pols)
+		}
+		if r.Err == nil {
+			r.Err = a.verify(ctx, r.MemberID, c)
 		}
 	default:
 		r.Err = fmt.Errorf("unknown action %q", c.Action)
@@ -112,46 +119,117 @@ func (a *applier) apply(ctx context.Context, c diff.Change) Result {
 	return r
 }
 
-// policies builds the allow policies for an access set: grouped by
-// resource set — resources with the same roles share one policy — creating
-// the resource groups the account lacks.
-func (a *applier) policies(ctx context.Context, access []desired.Access) ([]cloudflare.Policy, error) {
+// ErrNotApplied marks a write that Cloudflare answered with success but
+// that reading the member back shows did not take (as a member PUT without
+// the right status does, Terraform provider PR 6581).
+var ErrNotApplied = errors.New("the change did not take")
+
+// verify reads the member back after a write and compares its effective
+// access with what was written.
+func (a *applier) verify(ctx context.Context, memberID string, c diff.Change) error {
+	m, err := a.client.GetMember(ctx, a.ap.AccountID, memberID, a.ap.Live.ResourceGroups)
+	if err != nil {
+		return fmt.Errorf("reading %s back after the change: %w", c.Email, err)
+	}
+	want := slices.Clone(c.Access)
+	slices.SortFunc(want, desired.Access.Compare)
+	if m.Denies == 0 && len(m.Unknown) == 0 && slices.Equal(m.Access, slices.Compact(want)) {
+		return nil
+	}
+	add, remove := accessDiff(want, m.Access)
+	return fmt.Errorf("%w: Cloudflare answered success, but %s (member %s) reads back %s: the next run tries again", ErrNotApplied, c.Email, memberID, describeGap(a.ap.Live, add, remove))
+}
+
+// accessDiff returns what want has that got lacks, and the reverse.
+func accessDiff(want, got []desired.Access) (missing, extra []desired.Access) {
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			missing = append(missing, w)
+		}
+	}
+	for _, g := range got {
+		if !slices.Contains(want, g) {
+			extra = append(extra, g)
+		}
+	}
+	return missing, extra
+}
+
+func describeGap(live *cloudflare.Account, missing, extra []desired.Access) string {
+	name := func(as []desired.Access) string {
+		var parts []string
+		for _, a := range as {
+			parts = append(parts, desired.Access{Role: a.Role, Resource: live.Display(a.Resource)}.String())
+		}
+		return strings.Join(parts, ", ")
+	}
+	switch {
+	case len(missing) > 0 && len(extra) > 0:
+		return "without " + name(missing) + " and with " + name(extra)
+	case len(missing) > 0:
+		return "without " + name(missing)
+	case len(extra) > 0:
+		return "with " + name(extra)
+	}
+	return "with policies cfaccess does not write (deny, or unknown resource groups)"
+}
+
+// policies builds a change's allow policies: each laid-out policy is the
+// roles on one resource group — the account's, or a domain group of the
+// zones. An existing group covering exactly those resources is reused
+// (made by cfaccess, by hand, or ad hoc by the dashboard); a missing one
+// is created, named after the repository role.
+func (a *applier) policies(ctx context.Context, c diff.Change) ([]cloudflare.Policy, error) {
 	live := a.ap.Live
 	if err := a.client.LoadResourceGroups(ctx, live); err != nil {
 		return nil, err
 	}
-	var order []desired.Resource
-	byRes := map[desired.Resource][]string{}
-	for _, acc := range access {
-		pg, err := live.PermissionGroup(acc.Role)
-		if err != nil {
-			return nil, err
-		}
-		if _, seen := byRes[acc.Resource]; !seen {
-			order = append(order, acc.Resource)
-		}
-		byRes[acc.Resource] = append(byRes[acc.Resource], pg.ID)
+	layout := c.Policies
+	if len(layout) == 0 {
+		layout = desired.PoliciesOf(c.Access)
 	}
 	var out []cloudflare.Policy
-	index := map[string]int{} // role set -> policy
-	for _, res := range order {
-		rg, ok := live.ResourceGroup(res)
+	for _, p := range layout {
+		var ids []string
+		for _, role := range p.Roles {
+			pg, err := live.PermissionGroup(role)
+			if err != nil {
+				return nil, err
+			}
+			ids = append(ids, pg.ID)
+		}
+		rg, ok := live.ResourceGroup(p.Resources)
 		if !ok {
-			created, err := a.client.CreateResourceGroup(ctx, a.ap.AccountID, res)
+			created, err := a.client.CreateResourceGroup(ctx, a.ap.AccountID, groupName(live, p), p.Resources)
 			if err != nil {
 				return nil, err
 			}
 			live.ResourceGroups = append(live.ResourceGroups, created)
 			rg = created
 		}
-		ids := slices.Compact(slices.Sorted(slices.Values(byRes[res])))
-		key := strings.Join(ids, ",")
-		if i, ok := index[key]; ok {
-			out[i].ResourceGroups = append(out[i].ResourceGroups, rg.ID)
-			continue
-		}
-		index[key] = len(out)
-		out = append(out, cloudflare.Policy{PermissionGroups: ids, ResourceGroups: []string{rg.ID}})
+		out = append(out, cloudflare.Policy{PermissionGroups: slices.Compact(slices.Sorted(slices.Values(ids))), ResourceGroups: []string{rg.ID}})
 	}
 	return out, nil
+}
+
+// groupName names a new resource group after the repository role its
+// resources come from ("cfaccess: dns-prod"), or after its zones; a name
+// taken by another group gets a number.
+func groupName(live *cloudflare.Account, p desired.Policy) string {
+	base := "cfaccess: " + p.Name
+	if p.Name == "" {
+		var zones []string
+		for _, r := range p.Resources {
+			zones = append(zones, live.Display(r).String())
+		}
+		base = "cfaccess: " + strings.Join(zones, ", ")
+		if len(base) > 100 {
+			base = base[:100] + "…"
+		}
+	}
+	name := base
+	for n := 2; live.GroupNamed(name); n++ {
+		name = fmt.Sprintf("%s (%d)", base, n)
+	}
+	return name
 }

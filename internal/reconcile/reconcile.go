@@ -12,6 +12,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cfaccess/reconciler/internal/cfroles"
 	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/diff"
@@ -93,38 +94,64 @@ func zonesOf(repo *desired.Repo, pid string) []string {
 }
 
 // Wants turns the desired state of provider pid into diff terms: zones
-// resolved to their ids in live, role names checked against the account's.
-// Every unresolvable name is reported at once, at its role's position.
+// resolved to their ids in live, role names and scopes checked against
+// the account's permission groups, and each member's access laid out as
+// policies — one per repository role's set of resources, so that a role's
+// zones are one domain group. Every problem is reported at once, at its
+// role's position.
 func Wants(repo *desired.Repo, pid string, now time.Time, live *cloudflare.Account) ([]diff.Want, error) {
 	acct := repo.State(now).Accounts[pid]
 	var errs []error
 	reported := map[string]bool{}
-	report := func(roleID string, err error) {
-		msg := err.Error()
-		if r := repo.Roles[roleID]; r != nil {
-			msg = fmt.Sprintf("%s: role %q: %s", r.Pos, roleID, msg)
-		}
+	report := func(msg string) {
 		if !reported[msg] {
 			reported[msg] = true
 			errs = append(errs, errors.New(msg))
 		}
 	}
+	reportRole := func(roleID string, err error) {
+		msg := err.Error()
+		if r := repo.Roles[roleID]; r != nil {
+			msg = fmt.Sprintf("%s: role %q: %s", r.Pos, roleID, msg)
+		}
+		report(msg)
+	}
+	// The account's permission groups are the authority on scopes: a
+	// role the built-in catalogue does not know, or one Cloudflare moved,
+	// is caught here before any write.
+	for _, d := range repo.CheckScopes(liveCatalogue{live}, pid) {
+		report(d.String())
+	}
 	var wants []diff.Want
 	for _, m := range acct.Members {
 		w := diff.Want{Email: m.Email}
+		layout := map[string]*desired.Policy{} // by repository role
+		var roleOrder []string
 		for _, b := range m.Bindings {
 			if _, err := live.PermissionGroup(b.Access.Role); err != nil {
-				report(b.Role, err)
+				reportRole(b.Role, err)
 				continue
 			}
 			res, err := live.Resolve(b.Access.Resource)
 			if err != nil {
-				report(b.Role, err)
+				reportRole(b.Role, err)
 				continue
 			}
 			a := desired.Access{Role: b.Access.Role, Resource: res}
 			if !slices.Contains(w.Access, a) {
 				w.Access = append(w.Access, a)
+			}
+			p := layout[b.Role]
+			if p == nil {
+				p = &desired.Policy{Name: b.Role}
+				layout[b.Role] = p
+				roleOrder = append(roleOrder, b.Role)
+			}
+			if !slices.Contains(p.Roles, a.Role) {
+				p.Roles = append(p.Roles, a.Role)
+			}
+			if !slices.Contains(p.Resources, res) {
+				p.Resources = append(p.Resources, res)
 			}
 			if !slices.Contains(w.Sources, b.Source) {
 				w.Sources = append(w.Sources, b.Source)
@@ -133,12 +160,63 @@ func Wants(repo *desired.Repo, pid string, now time.Time, live *cloudflare.Accou
 				w.Reasons = append(w.Reasons, b.Reason)
 			}
 		}
+		w.Policies = mergePolicies(layout, roleOrder)
 		wants = append(wants, w)
 	}
 	slices.SortFunc(wants, func(a, b diff.Want) int { return cmp.Compare(a.Email, b.Email) })
 	slices.SortFunc(errs, func(a, b error) int { return cmp.Compare(a.Error(), b.Error()) })
 	return wants, errors.Join(errs...)
 }
+
+// mergePolicies joins the policies of repository roles that cover the same
+// resources (one policy, one resource group), named after the first role
+// by id; the result is sorted, so plans are stable.
+func mergePolicies(layout map[string]*desired.Policy, roles []string) []desired.Policy {
+	slices.Sort(roles)
+	var out []desired.Policy
+	index := map[string]int{}
+	for _, id := range roles {
+		p := layout[id]
+		slices.SortFunc(p.Resources, func(a, b desired.Resource) int {
+			return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Zone, b.Zone))
+		})
+		key := fmt.Sprint(p.Resources)
+		if i, ok := index[key]; ok {
+			out[i].Roles = append(out[i].Roles, p.Roles...)
+			continue
+		}
+		index[key] = len(out)
+		out = append(out, *p)
+	}
+	for i := range out {
+		out[i].Roles = slices.Compact(slices.Sorted(slices.Values(out[i].Roles)))
+	}
+	return out
+}
+
+// liveCatalogue is the account's own role catalogue: its permission groups
+// and their meta.scopes, with the built-in counterparts and former names.
+type liveCatalogue struct{ acct *cloudflare.Account }
+
+func (l liveCatalogue) Names() []string {
+	out := make([]string, len(l.acct.PermissionGroups))
+	for i, pg := range l.acct.PermissionGroups {
+		out[i] = pg.Name
+	}
+	return out
+}
+
+func (l liveCatalogue) Renamed(name string) string { return cfroles.Renamed()[name] }
+
+func (l liveCatalogue) Scope(name string) desired.Scope {
+	pg, err := l.acct.PermissionGroup(name)
+	if err != nil {
+		return desired.ScopeUnknown // reported as a missing role instead
+	}
+	return pg.Scope
+}
+
+func (l liveCatalogue) Counterpart(name string) string { return cfroles.Counterpart(name) }
 
 // Lives turns live members into diff terms.
 func Lives(live *cloudflare.Account) []diff.Live {

@@ -1,6 +1,42 @@
 // Package contract checks HTTP traffic against Cloudflare's published
-// OpenAPI schema (an excerpt of the endpoints cfaccess uses), for tests:
-// the requests our client sends and the responses the fake serves.
+// OpenAPI schema (the endpoints cfaccess uses), for tests: the requests our
+// client sends and the responses the fake serves.
+//
+// # Which version each part comes from
+//
+// The schema is built by New from three files in one directory
+// (internal/cloudflare/testdata), in this order:
+//
+//  1. The base: Cloudflare's official OpenAPI 3.0.3 schema of 2024-08-06
+//     (github.com/cloudflare/api-schemas commit cca3064f), trimmed to our
+//     operations and the components they use
+//     (openapi-excerpt-2024-08-06.json). Whatever 2 and 3 do not replace
+//     is 2024: the envelopes (iam_api-response-*, iam_response_*, zones_*),
+//     iam_role and iam_schemas-role, permission groups, member policies'
+//     list form, scope keys and objects, iam_create-scope,
+//     iam_update-member-with-roles, iam_create-member-with-roles.
+//  2. The nine component schemas of 2026-07-27 (api-schemas commit
+//     c92b9b0f; Components2026File) replace the 2024 ones of the same name,
+//     or are added: iam_resource_group and iam_scope (scope an object),
+//     iam_request_create_resource_group (name and scope required),
+//     iam_member_with_policies (roles are iam_role),
+//     iam_create-member-with-policies, iam_member-invitation-status,
+//     iam_create_member_policy, iam_policy_identifier and
+//     iam_update-member-with-policies.
+//  3. The operations of 2026-07-27 (Operations2026File): for every method
+//     and path, the 2026 parameters, request body and responses (200 and
+//     4XX) replace the 2024 ones. GET /accounts/{account_id}/tokens/verify,
+//     absent from the 2024 excerpt, is added from 2026.
+//  4. SchemaFixes: substitutes for the three components the 2026 data
+//     refers to but neither version defines, and the defects of the schema
+//     itself that are still there; each is listed with its reason.
+//
+// kin-openapi refuses what the schema refuses, with two limits worth
+// knowing: query parameters an operation does not declare pass unchecked
+// (page and per_page on GET /iam/resource_groups, which has neither in
+// 2026), and so do body properties a schema does not declare, whatever
+// their value (no schema here sets additionalProperties): status on PUT
+// /members/{member_id}, which iam_update-member-with-policies lacks.
 //
 // Where the real API and the schema disagree, the real API wins; each such
 // difference is listed in Differences with its reason, and the body is
@@ -34,33 +70,23 @@ type Difference struct {
 }
 
 // Differences are the known real-versus-schema differences, each exempt
-// and nothing else.
+// and nothing else. (Member responses need none: the 2026 member schema
+// gives resource group scopes as objects, and member roles as iam_role,
+// whose permissions are an object of per-area grants, as the real API
+// answers.)
 var Differences = []Difference{
 	{
-		Name: "member resource group scope is an object",
-		Reason: "real member responses (recorded-list-members.json) give policies[].resource_groups[].scope as " +
-			"{key, objects}; the schema says an array of such objects",
+		Name: "role permissions are a map",
+		Reason: "GET /roles answers roles[].permissions as a map of {read, edit} objects, like the roles of real " +
+			"member responses (recorded-list-members.json) and the 2026 member schema's iam_role; its schema " +
+			"(iam_collection_role_response, of which we have only the 2024 version) says iam_schemas-role, " +
+			"whose permissions are an array of strings",
 		Rewrite: func(op string, body any) bool {
-			return forEachMember(body, func(m map[string]any) bool {
-				changed := false
-				for _, p := range list(m["policies"]) {
-					for _, rg := range list(mapOf(p)["resource_groups"]) {
-						if sc, ok := mapOf(rg)["scope"].(map[string]any); ok {
-							mapOf(rg)["scope"] = []any{sc}
-							changed = true
-						}
-					}
-				}
-				return changed
-			})
-		},
-	},
-	{
-		Name:   "role permissions are a map",
-		Reason: "real responses give roles[].permissions as a map of {read, edit} objects; the schema says an array of strings",
-		Rewrite: func(op string, body any) bool {
+			if op != "GET /accounts/{account_id}/roles" {
+				return false
+			}
 			changed := false
-			rewrite := func(r any) {
+			for _, r := range list(mapOf(body)["result"]) {
 				if perms, ok := mapOf(r)["permissions"].(map[string]any); ok {
 					keys := make([]any, 0, len(perms))
 					for k := range perms {
@@ -70,27 +96,15 @@ var Differences = []Difference{
 					changed = true
 				}
 			}
-			forEachMember(body, func(m map[string]any) bool {
-				for _, r := range list(m["roles"]) {
-					rewrite(r)
-				}
-				return false
-			})
-			if op == "GET /accounts/{account_id}/roles" {
-				for _, r := range list(mapOf(body)["result"]) {
-					rewrite(r)
-				}
-			}
 			return changed
 		},
 	},
 }
 
-// Unlisted are operations cfaccess uses that the excerpt does not define;
+// Unlisted are operations cfaccess uses that the schema does not define;
 // they pass unchecked. GET /user reads the token's owner (SPEC §4).
 var Unlisted = []struct{ Method, PathSuffix, Reason string }{
-	{http.MethodGet, "/user", "the token owner, protected from changes (SPEC §4); not in the excerpt"},
-	{http.MethodGet, "/tokens/verify", "account-scoped token verification; not in the excerpt"},
+	{http.MethodGet, "/user", "the token owner, protected from changes (SPEC §4); not in the schema"},
 }
 
 // unlisted reports whether req is one of Unlisted.
@@ -101,72 +115,6 @@ func (v *Validator) unlisted(req *http.Request) bool {
 		}
 	}
 	return false
-}
-
-// SchemaFixes are defects of the excerpt itself (contradictions, trimmed
-// definitions), corrected before validating; each is listed with its
-// reason, and nothing else is changed.
-var SchemaFixes = []struct{ Name, Reason string }{
-	{"account_id of GET /accounts/{account_id} is a string",
-		"the excerpt's parameter schema (iam_schemas-identifier) is empty, which kin-openapi cannot decode"},
-	{"PUT /members/{member_id} takes the with-policies body",
-		"the oneOf of with-roles (all optional) and with-policies matches a policies body twice; cfaccess only sends policies"},
-	{"DELETE /members/{member_id} has no required body",
-		"the schema requires an empty JSON body; the real API and the SDK send none"},
-	{"4XX answers are failure envelopes",
-		"the schema's 4XX is allOf(a success-true envelope, a success-false envelope), which nothing can match"},
-}
-
-// patchSchema applies SchemaFixes.
-func patchSchema(doc *openapi3.T) error {
-	get := func(path, method string) (*openapi3.Operation, error) {
-		item := doc.Paths.Value(path)
-		if item == nil || item.GetOperation(method) == nil {
-			return nil, fmt.Errorf("schema has no %s %s", method, path)
-		}
-		return item.GetOperation(method), nil
-	}
-	acct, err := get("/accounts/{account_id}", http.MethodGet)
-	if err != nil {
-		return err
-	}
-	for _, p := range acct.Parameters {
-		if p.Value.Name == "account_id" {
-			p.Value.Schema = openapi3.NewStringSchema().NewRef()
-		}
-	}
-	put, err := get("/accounts/{account_id}/members/{member_id}", http.MethodPut)
-	if err != nil {
-		return err
-	}
-	put.RequestBody.Value.Content["application/json"].Schema = doc.Components.Schemas["iam_update-member-with-policies"]
-	del, err := get("/accounts/{account_id}/members/{member_id}", http.MethodDelete)
-	if err != nil {
-		return err
-	}
-	del.RequestBody.Value.Required = false
-	failure := doc.Components.Schemas["iam_api-response-common-failure"]
-	if failure == nil {
-		return fmt.Errorf("schema has no iam_api-response-common-failure")
-	}
-	envelope := openapi3.NewObjectSchema()
-	envelope.Required = []string{"success", "errors", "messages", "result"}
-	envelope.Properties = openapi3.Schemas{
-		"success":  failure.Value.Properties["success"],
-		"errors":   failure.Value.Properties["errors"],
-		"messages": failure.Value.Properties["messages"],
-		"result":   &openapi3.SchemaRef{Value: &openapi3.Schema{Nullable: true}},
-	}
-	for _, item := range doc.Paths.Map() {
-		for _, op := range item.Operations() {
-			if r := op.Responses.Value("4XX"); r != nil && r.Value != nil {
-				for _, mt := range r.Value.Content {
-					mt.Schema = envelope.NewRef()
-				}
-			}
-		}
-	}
-	return nil
 }
 
 func mapOf(v any) map[string]any {
@@ -182,45 +130,33 @@ func list(v any) []any {
 	return l
 }
 
-// forEachMember calls f on each member of a member response (one or a
-// list); it reports whether any call did.
-func forEachMember(body any, f func(map[string]any) bool) bool {
-	res := mapOf(body)["result"]
-	changed := false
-	switch r := res.(type) {
-	case map[string]any:
-		if _, isMember := r["policies"]; isMember {
-			changed = f(r)
-		}
-	case []any:
-		for _, m := range r {
-			if mm := mapOf(m); mm["policies"] != nil || mm["roles"] != nil {
-				changed = f(mm) || changed
-			}
-		}
-	}
-	return changed
-}
-
 // Validator checks requests and responses against the schema.
 type Validator struct {
 	router routers.Router
 	base   string // path prefix of the server, "/client/v4"
 }
 
-// New loads the schema from path; base is the server URL traffic goes to
-// (such as an httptest server's URL + "/client/v4").
+// New builds the schema from the 2024 excerpt at path and the 2026 files
+// (Operations2026File, Components2026File) in the same directory, as the
+// package comment describes; base is the server URL traffic goes to (such
+// as an httptest server's URL + "/client/v4").
 func New(path, base string) (*Validator, error) {
+	return newValidator(path, base, "")
+}
+
+// newValidator is New, leaving out the SchemaFix named skip (for tests).
+func newValidator(path, base, skip string) (*Validator, error) {
+	data, err := document(path, skip)
+	if err != nil {
+		return nil, err
+	}
 	loader := openapi3.NewLoader()
-	doc, err := loader.LoadFromFile(path)
+	doc, err := loader.LoadFromData(data)
 	if err != nil {
 		return nil, fmt.Errorf("load schema: %w", err)
 	}
 	if err := doc.Validate(context.Background()); err != nil {
 		return nil, fmt.Errorf("schema invalid: %w", err)
-	}
-	if err := patchSchema(doc); err != nil {
-		return nil, err
 	}
 	doc.Servers = openapi3.Servers{{URL: base}}
 	router, err := gorillamux.NewRouter(doc)

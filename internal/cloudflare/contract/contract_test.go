@@ -3,15 +3,18 @@ package contract
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
 	"github.com/cfaccess/reconciler/internal/desired"
@@ -19,32 +22,307 @@ import (
 
 const schemaPath = "../testdata/openapi-excerpt-2024-08-06.json"
 
-// TestRecordedResponse checks the real recorded response: it validates
-// with exactly the two known differences applied, and fails without them.
-func TestRecordedResponse(t *testing.T) {
-	v, err := New(schemaPath, "https://api.cloudflare.com/client/v4")
+const (
+	apiBase = "https://api.cloudflare.com/client/v4"
+	acctURL = apiBase + "/accounts/023e105f4ecef8ad9ca31a8372d0c353"
+)
+
+var jsonHeader = http.Header{"Content-Type": {"application/json"}}
+
+func newTestValidator(t *testing.T) *Validator {
+	t.Helper()
+	v, err := New(schemaPath, apiBase)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return v
+}
+
+func checkRequest(v *Validator, method, url, body string) error {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, url, rd)
+	var b []byte
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+		b = []byte(body)
+	}
+	return v.CheckRequest(req, b)
+}
+
+func checkResponse(v *Validator, method, url string, status int, body string) ([]string, error) {
+	return v.CheckResponse(httptest.NewRequest(method, url, nil), nil, status, jsonHeader, []byte(body))
+}
+
+// evidence is a real response body and the differences it needs.
+type evidence struct {
+	name, method, url string
+	body              []byte
+	want              []string // Differences applied, sorted
+}
+
+// recordedEvidence returns the real recorded member list, and a GET /roles
+// answer made of the real roles in it.
+func recordedEvidence(t *testing.T) []evidence {
+	t.Helper()
 	body, err := os.ReadFile("../testdata/recorded-list-members.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := httptest.NewRequest("GET", "https://api.cloudflare.com/client/v4/accounts/023e105f4ecef8ad9ca31a8372d0c353/members?page=1", nil)
-	header := http.Header{"Content-Type": {"application/json"}}
-	applied, err := v.CheckResponse(req, nil, 200, header, body)
+	var rec map[string]any
+	if err := json.Unmarshal(body, &rec); err != nil {
+		t.Fatal(err)
+	}
+	var roles []any
+	for _, m := range list(rec["result"]) {
+		roles = append(roles, list(mapOf(m)["roles"])...)
+	}
+	if len(roles) == 0 {
+		t.Fatal("recorded response has no roles")
+	}
+	rolesBody, _ := json.Marshal(map[string]any{"success": true, "errors": []any{}, "messages": []any{}, "result": roles,
+		"result_info": map[string]any{"page": 1, "per_page": 20, "count": len(roles), "total_count": len(roles)}})
+	return []evidence{
+		{"recorded member list", "GET", acctURL + "/members?page=1", body, nil},
+		{"roles of the recorded member list", "GET", acctURL + "/roles", rolesBody, []string{"role permissions are a map"}},
+	}
+}
+
+// TestRecordedResponse keeps Differences honest against real data: each
+// piece of evidence validates with exactly the differences it lists, every
+// listed difference is needed by some evidence (it fails without it), and
+// the recorded member list needs none under the 2026 member schema.
+func TestRecordedResponse(t *testing.T) {
+	v := newTestValidator(t)
+	needed := map[string]bool{}
+	for _, e := range recordedEvidence(t) {
+		applied, err := checkResponse(v, e.method, e.url, 200, string(e.body))
+		if err != nil {
+			t.Fatalf("%s: invalid even with the known differences: %v", e.name, err)
+		}
+		sort.Strings(applied)
+		if diff := cmp.Diff(e.want, applied, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%s: differences applied (-want +got):\n%s", e.name, diff)
+		}
+		for _, name := range applied {
+			saved := Differences
+			Differences = slices.DeleteFunc(slices.Clone(saved), func(d Difference) bool { return d.Name == name })
+			if _, err := checkResponse(v, e.method, e.url, 200, string(e.body)); err == nil {
+				t.Errorf("%s validates without %q: that difference is stale", e.name, name)
+			} else {
+				needed[name] = true
+			}
+			Differences = saved
+		}
+	}
+	for _, d := range Differences {
+		if !needed[d.Name] {
+			t.Errorf("difference %q is needed by no recorded evidence", d.Name)
+		}
+	}
+}
+
+// TestMemberResponses2026 checks the 2026 member schema is in effect: the
+// 2024 shapes of the recorded member list are refused.
+func TestMemberResponses2026(t *testing.T) {
+	v := newTestValidator(t)
+	body, err := os.ReadFile("../testdata/recorded-list-members.json")
 	if err != nil {
-		t.Fatalf("recorded response invalid even with the known differences: %v", err)
+		t.Fatal(err)
 	}
-	sort.Strings(applied)
-	if diff := cmp.Diff([]string{"member resource group scope is an object", "role permissions are a map"}, applied); diff != "" {
-		t.Errorf("differences applied (-want +got):\n%s", diff)
+	for name, mutate := range map[string]func(m map[string]any){
+		"resource group scope as an array (2024 iam_resource_group)": func(m map[string]any) {
+			rg := mapOf(list(mapOf(list(m["policies"])[0])["resource_groups"])[0])
+			rg["scope"] = []any{rg["scope"]}
+		},
+		"role permissions as an array of strings (2024 iam_schemas-role)": func(m map[string]any) {
+			mapOf(list(m["roles"])[0])["permissions"] = []any{"#zones:read"}
+		},
+		"status other than accepted or pending": func(m map[string]any) { m["status"] = "rejected" },
+	} {
+		var rec map[string]any
+		if err := json.Unmarshal(body, &rec); err != nil {
+			t.Fatal(err)
+		}
+		mutate(mapOf(list(rec["result"])[0]))
+		b, _ := json.Marshal(rec)
+		if _, err := checkResponse(v, "GET", acctURL+"/members", 200, string(b)); err == nil {
+			t.Errorf("member list with %s: accepted", name)
+		}
 	}
-	saved := Differences
-	Differences = nil
-	defer func() { Differences = saved }()
-	if _, err := v.CheckResponse(req, nil, 200, header, body); err == nil {
-		t.Error("recorded response validates without the exemptions: the listed differences are stale")
+}
+
+// TestResourceGroups2026 checks the 2026 resource group operations: one
+// unpaged list of groups whose scope is an object, and a create body that
+// needs a name.
+func TestResourceGroups2026(t *testing.T) {
+	v := newTestValidator(t)
+	group := func(scope string) string {
+		return `{"id": "6d7f2f5f5b1d4a0e9081fdc98d432fd1", "name": "com.cloudflare.api.account.023e105f4ecef8ad9ca31a8372d0c353",
+			"meta": {"editable": "false"}, "scope": ` + scope + `}`
+	}
+	const object = `{"key": "com.cloudflare.api.account.023e105f4ecef8ad9ca31a8372d0c353", "objects": [{"key": "*"}]}`
+	const ok = `"success": true, "errors": [], "messages": []`
+	for _, tc := range []struct {
+		name, method, body string
+		valid              bool
+	}{
+		{"list without result_info", "GET", `{` + ok + `, "result": [` + group(object) + `]}`, true},
+		{"empty list", "GET", `{` + ok + `, "result": []}`, true},
+		{"list with scope as an array (2024 shape)", "GET", `{` + ok + `, "result": [` + group(`[`+object+`]`) + `]}`, false},
+		{"list with a group without scope", "GET", `{` + ok + `, "result": [{"id": "6d7f2f5f5b1d4a0e9081fdc98d432fd1"}]}`, false},
+		{"created group", "POST", `{` + ok + `, "result": ` + group(object) + `}`, true},
+		{"created group with scope as an array", "POST", `{` + ok + `, "result": ` + group(`[`+object+`]`) + `}`, false},
+		{"created group without id", "POST", `{` + ok + `, "result": {"scope": ` + object + `}}`, false},
+	} {
+		_, err := checkResponse(v, tc.method, acctURL+"/iam/resource_groups", 200, tc.body)
+		if tc.valid && err != nil {
+			t.Errorf("%s: refused: %v", tc.name, err)
+		} else if !tc.valid && err == nil {
+			t.Errorf("%s: accepted", tc.name)
+		}
+	}
+	for _, tc := range []struct {
+		name, body string
+		valid      bool
+	}{
+		{"create with name", `{"name": "example.com", "scope": ` + object + `}`, true},
+		{"create without name", `{"scope": ` + object + `}`, false},
+		{"create without scope", `{"name": "example.com"}`, false},
+		{"create with scope as an array", `{"name": "example.com", "scope": [` + object + `]}`, false},
+	} {
+		err := checkRequest(v, "POST", acctURL+"/iam/resource_groups", tc.body)
+		if tc.valid && err != nil {
+			t.Errorf("%s: refused: %v", tc.name, err)
+		} else if !tc.valid && err == nil {
+			t.Errorf("%s: accepted", tc.name)
+		}
+	}
+	if err := checkRequest(v, "GET", acctURL+"/iam/resource_groups?id=6d7f2f5f5b1d4a0e9081fdc98d432fd1", ""); err != nil {
+		t.Errorf("list by id: %v", err)
+	}
+	if err := checkRequest(v, "GET", acctURL+"/iam/resource_groups?id=6d7f", ""); err == nil {
+		t.Error("list by a 4-character id: accepted")
+	}
+}
+
+// TestPutMemberWithStatus checks the body cfaccess sends on PUT: the
+// member's current status with the policies.
+func TestPutMemberWithStatus(t *testing.T) {
+	v := newTestValidator(t)
+	const policies = `[{"access": "allow", "permission_groups": [{"id": "c8fed203ed3043cba015a93ad1616f1f"}],
+		"resource_groups": [{"id": "6d7f2f5f5b1d4a0e9081fdc98d432fd1"}]}]`
+	for _, status := range []string{"accepted", "pending"} {
+		body := `{"status": "` + status + `", "policies": ` + policies + `}`
+		if err := checkRequest(v, "PUT", acctURL+"/members/4536bcfad5faccb111b47003c79917fa", body); err != nil {
+			t.Errorf("PUT with status %s: refused: %v", status, err)
+		}
+	}
+}
+
+// TestFailureAnswers checks 4XX answers against the 2026 failure envelope
+// (iam_api-response-common-failure, referred to directly).
+func TestFailureAnswers(t *testing.T) {
+	v := newTestValidator(t)
+	const errs = `"errors": [{"code": 1008, "message": "Account member already exists for email address"}], "messages": []`
+	for _, tc := range []struct {
+		name, body string
+		valid      bool
+	}{
+		{"failure", `{"success": false, ` + errs + `, "result": null}`, true},
+		{"success true", `{"success": true, ` + errs + `, "result": null}`, false},
+		{"without result", `{"success": false, ` + errs + `}`, false},
+		{"with a result", `{"success": false, ` + errs + `, "result": {"id": "x"}}`, false},
+		{"error code below 1000", `{"success": false, "errors": [{"code": 7, "message": "x"}], "messages": [], "result": null}`, false},
+	} {
+		for _, op := range []struct{ method, url string }{
+			{"POST", acctURL + "/members"},
+			{"GET", acctURL + "/members/4536bcfad5faccb111b47003c79917fa"},
+			{"GET", acctURL + "/iam/resource_groups"},
+			{"GET", apiBase + "/user/tokens/verify"},
+		} {
+			_, err := checkResponse(v, op.method, op.url, 400, tc.body)
+			if tc.valid && err != nil {
+				t.Errorf("%s %s: %s: refused: %v", op.method, op.url, tc.name, err)
+			} else if !tc.valid && err == nil {
+				t.Errorf("%s %s: %s: accepted", op.method, op.url, tc.name)
+			}
+		}
+	}
+}
+
+// TestSchemaFixesAreNeeded shows each SchemaFix is needed: without it, New
+// fails, or a request or response cfaccess relies on is judged wrongly.
+func TestSchemaFixesAreNeeded(t *testing.T) {
+	const policies = `[{"access": "allow", "permission_groups": [{"id": "c8fed203ed3043cba015a93ad1616f1f"}],
+		"resource_groups": [{"id": "6d7f2f5f5b1d4a0e9081fdc98d432fd1"}]}]`
+	const member = acctURL + "/members/4536bcfad5faccb111b47003c79917fa"
+	// Each check must hold with every fix; without the fix, New must fail
+	// or some check must not hold.
+	type check func(v *Validator) error
+	accepts := func(method, url, body string) check {
+		return func(v *Validator) error { return checkRequest(v, method, url, body) }
+	}
+	refuses := func(method, url, body string) check {
+		return func(v *Validator) error {
+			if checkRequest(v, method, url, body) == nil {
+				return fmt.Errorf("%s %s %s: accepted", method, url, body)
+			}
+			return nil
+		}
+	}
+	answers := func(method, url, body string) check {
+		return func(v *Validator) error { _, err := checkResponse(v, method, url, 200, body); return err }
+	}
+	const verified = `{"success": true, "errors": [], "messages": [], "result": {"id": "ed17574386854bf78a67040be0a770b0", "status": "active"}}`
+	proofs := map[string][]check{
+		"iam_resource_group_identifier is a 32-character string": {
+			accepts("GET", acctURL+"/iam/resource_groups?id=6d7f2f5f5b1d4a0e9081fdc98d432fd1", ""),
+			refuses("GET", acctURL+"/iam/resource_groups?id=6d7f", ""),
+		},
+		"iam_response_single_account is the 2024 iam_response_single": {
+			answers("GET", acctURL, `{"success": true, "errors": [], "messages": [], "result": {"id": "023e105f4ecef8ad9ca31a8372d0c353", "name": "Example"}}`),
+		},
+		"iam_token_verify_response_single_segment is the 2024 iam_response_single_segment": {
+			answers("GET", apiBase+"/user/tokens/verify", verified),
+			answers("GET", acctURL+"/tokens/verify", verified),
+		},
+		"PUT /members/{member_id} takes the with-policies body": {
+			accepts("PUT", member, `{"policies": `+policies+`}`),
+			refuses("PUT", member, `{}`),
+			refuses("PUT", member, `{"roles": ["3536bcfad5faccb999b47003c79917fb"]}`),
+		},
+		"DELETE /members/{member_id} has no required body": {
+			accepts("DELETE", member, ""),
+		},
+	}
+	with := newTestValidator(t)
+	for _, f := range SchemaFixes {
+		checks := proofs[f.Name]
+		if len(checks) == 0 {
+			t.Errorf("schema fix %q: no proof it is needed", f.Name)
+			continue
+		}
+		without, err := newValidator(schemaPath, apiBase, f.Name)
+		allHold := err == nil
+		for _, c := range checks {
+			if err := c(with); err != nil {
+				t.Errorf("schema fix %q: %v", f.Name, err)
+			}
+			if without != nil && c(without) != nil {
+				allHold = false
+			}
+		}
+		if allHold {
+			t.Errorf("schema fix %q: everything holds without it: the fix is stale", f.Name)
+		}
+	}
+	for name := range proofs {
+		if !slices.ContainsFunc(SchemaFixes, func(f SchemaFix) bool { return f.Name == name }) {
+			t.Errorf("proof for %q, which is not a schema fix", name)
+		}
 	}
 }
 
@@ -95,13 +373,13 @@ func TestFakeServesTheContract(t *testing.T) {
 		return l[0].(map[string]any)
 	}
 	do("GET", "/user/tokens/verify", nil)
-	// GET /accounts/{id}/tokens/verify is not in the excerpt: not checked.
+	do("GET", acct+"/tokens/verify", nil)
 	do("GET", acct, nil)
 	do("GET", acct+"/roles", nil)
-	dns := first(do("GET", acct+"/iam/permission_groups?name=DNS", nil))["id"]
+	dns := first(do("GET", acct+"/iam/permission_groups?name=Domain+DNS", nil))["id"] // domain-scoped: fits the zone group
 	do("GET", acct+"/iam/permission_groups?page=2&per_page=50", nil)
 	do("GET", "/zones?account.id="+s.AccountID()+"&name=example.com", nil)
-	rg := do("POST", acct+"/iam/resource_groups", map[string]any{"scope": map[string]any{
+	rg := do("POST", acct+"/iam/resource_groups", map[string]any{"name": "example.com", "scope": map[string]any{
 		"key": "com.cloudflare.api.account." + s.AccountID(), "objects": []any{map[string]string{"key": desired.ZoneKeyPrefix + zone}}}})
 	rgID := rg["result"].(map[string]any)["id"]
 	do("GET", acct+"/iam/resource_groups", nil)
@@ -111,7 +389,7 @@ func TestFakeServesTheContract(t *testing.T) {
 	do("POST", acct+"/members", map[string]any{"email": "new@example.com", "policies": pol}) // 400: exists
 	do("GET", acct+"/members?page=1&per_page=50", nil)
 	do("GET", acct+"/members/"+id, nil)
-	do("PUT", acct+"/members/"+id, map[string]any{"policies": pol})
+	do("PUT", acct+"/members/"+id, map[string]any{"status": m["result"].(map[string]any)["status"], "policies": pol})
 	do("DELETE", acct+"/members/"+id, nil)
 	do("GET", acct+"/members/"+id, nil) // 404
 
@@ -129,6 +407,7 @@ func TestFakeServesTheContract(t *testing.T) {
 		"GET /accounts/{account_id}/members",
 		"GET /accounts/{account_id}/members/{member_id}",
 		"GET /accounts/{account_id}/roles",
+		"GET /accounts/{account_id}/tokens/verify",
 		"GET /user/tokens/verify",
 		"GET /zones",
 		"POST /accounts/{account_id}/iam/resource_groups",
@@ -150,6 +429,11 @@ func TestCatchesBadRequests(t *testing.T) {
 		{"POST", "/accounts/023e105f4ecef8ad9ca31a8372d0c353/members", `{"policies": []}`},
 		{"POST", "/accounts/023e105f4ecef8ad9ca31a8372d0c353/members", `{"email": "a@example.com", "status": "invited", "policies": []}`},
 		{"PUT", "/accounts/023e105f4ecef8ad9ca31a8372d0c353/members/x", `{"roles": [{"id": "r"}]}`},
+		{"PUT", "/accounts/023e105f4ecef8ad9ca31a8372d0c353/members/x", `{}`},
+		{"PUT", "/accounts/023e105f4ecef8ad9ca31a8372d0c353/members/x", `{"status": "accepted", "policies": [{"id": "f267e341f3dd4697bd3b9f71dd96247f", "access": "allow", "permission_groups": [{"id": "p"}], "resource_groups": [{"id": "r"}]}]}`},
+		{"PUT", "/accounts/023e105f4ecef8ad9ca31a8372d0c353/members/x", `{"status": "accepted", "policies": [{"access": "maybe", "permission_groups": [{"id": "p"}], "resource_groups": [{"id": "r"}]}]}`},
+		{"POST", "/accounts/023e105f4ecef8ad9ca31a8372d0c353/iam/resource_groups", `{"scope": {"key": "k", "objects": [{"key": "*"}]}}`},
+		{"GET", "/accounts/023e105f4ecef8ad9ca31a8372d0c353/roles?per_page=500", ``},
 		{"GET", "/accounts/023e105f4ecef8ad9ca31a8372d0c353/members?per_page=500", ``},
 		{"GET", "/accounts/023e105f4ecef8ad9ca31a8372d0c353/audit_logs", ``},
 	} {

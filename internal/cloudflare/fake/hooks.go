@@ -88,17 +88,44 @@ func (s *Server) zoneIDLocked(name string) string {
 	return z.ID
 }
 
+// AddResourceGroup makes a domain group listing zones (created when
+// missing), as an administrator would in the dashboard or with another
+// tool, and returns its id.
+func (s *Server) AddResourceGroup(name string, zones ...string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sc := Scope{Key: scopeAccount + "." + s.opts.AccountID}
+	for _, z := range zones {
+		sc.Objects = append(sc.Objects, ScopeObject{Key: zoneKeyPrefix + s.zoneIDLocked(z)})
+	}
+	return s.newGroupLocked(name, sc).ID
+}
+
 // MemberSpec describes a member added or changed out of band.
 type MemberSpec struct {
 	Email     string
 	Pending   bool
 	TwoFactor bool
-	// Access is granted as one allow policy per resource. Zones named are
-	// created.
+	// Access is granted as the dashboard does it: account-scoped roles on
+	// the account group, domain-scoped roles on each zone's ad-hoc group
+	// (one policy per resource). Zones named are created. A role on a
+	// resource its scope does not fit is an error, as in the dashboard.
 	Access []desired.Access
+	// Policies are granted as written: roles on resource groups by id
+	// (from AddResourceGroup), unchecked.
+	Policies []PolicySpec
+	// Deny, when set, adds a deny policy of these roles on the account.
+	Deny []string
 	// LegacyRoles, when set, describes the member by legacy roles (on the
 	// whole account) instead of policies.
 	LegacyRoles []string
+}
+
+// PolicySpec is an allow policy of roles (by name) on resource groups (by
+// id).
+type PolicySpec struct {
+	Roles          []string
+	ResourceGroups []string
 }
 
 // PutMember adds a member, or replaces one with the same email, as someone
@@ -107,6 +134,74 @@ func (s *Server) PutMember(spec MemberSpec) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	email := strings.ToLower(spec.Email)
+	var roleIDs []string
+	for _, name := range spec.LegacyRoles {
+		r := s.roleByNameLocked(name)
+		if r == nil {
+			return "", fmt.Errorf("no legacy role %q", name)
+		}
+		roleIDs = append(roleIDs, r.ID)
+	}
+	byGroup := map[string][]string{}
+	var order []string
+	for _, a := range spec.Access {
+		g := s.permGroupByNameLocked(a.Role)
+		if g == nil {
+			return "", fmt.Errorf("no permission group %q", a.Role)
+		}
+		var rg ResourceGroup
+		switch {
+		case a.Resource.Kind == desired.WholeAccount && g.Meta["scopes"] == scopeAccount:
+			rg = s.accountGroupLocked()
+		case a.Resource.Kind == desired.ZoneName && g.Meta["scopes"] == scopeDomain:
+			rg = s.adHocGroupLocked(s.zoneIDLocked(a.Resource.Zone))
+		case a.Resource.Kind == desired.ZoneKey && g.Meta["scopes"] == scopeDomain:
+			rg = s.adHocGroupLocked(a.Resource.Zone)
+		default:
+			return "", fmt.Errorf("%s is %s: not on %s (code 1006)", a.Role, g.Meta["scopes"], a.Resource)
+		}
+		if _, seen := byGroup[rg.ID]; !seen {
+			order = append(order, rg.ID)
+		}
+		byGroup[rg.ID] = append(byGroup[rg.ID], g.ID)
+	}
+	var policies []Policy
+	for _, rg := range order {
+		s.seq++
+		policies = append(policies, Policy{ID: hexID("policy", strconv.Itoa(s.seq)), Access: "allow",
+			PermissionGroups: byGroup[rg], ResourceGroups: []string{rg}})
+	}
+	for _, p := range spec.Policies {
+		pol := Policy{Access: "allow", ResourceGroups: p.ResourceGroups}
+		for _, name := range p.Roles {
+			g := s.permGroupByNameLocked(name)
+			if g == nil {
+				return "", fmt.Errorf("no permission group %q", name)
+			}
+			pol.PermissionGroups = append(pol.PermissionGroups, g.ID)
+		}
+		for _, id := range p.ResourceGroups {
+			if s.rgroupLocked(id) == nil {
+				return "", fmt.Errorf("no resource group %q", id)
+			}
+		}
+		s.seq++
+		pol.ID = hexID("policy", strconv.Itoa(s.seq))
+		policies = append(policies, pol)
+	}
+	if len(spec.Deny) > 0 {
+		pol := Policy{Access: "deny", ResourceGroups: []string{s.accountGroupLocked().ID}}
+		for _, name := range spec.Deny {
+			g := s.permGroupByNameLocked(name)
+			if g == nil {
+				return "", fmt.Errorf("no permission group %q", name)
+			}
+			pol.PermissionGroups = append(pol.PermissionGroups, g.ID)
+		}
+		s.seq++
+		pol.ID = hexID("policy", strconv.Itoa(s.seq))
+		policies = append(policies, pol)
+	}
 	m := s.memberByEmailLocked(email)
 	if m == nil {
 		s.seq++
@@ -118,32 +213,7 @@ func (s *Server) PutMember(spec MemberSpec) (string, error) {
 		m.Status = "pending"
 	}
 	m.TwoFactor = spec.TwoFactor
-	m.Policies, m.Roles = nil, nil
-	for _, name := range spec.LegacyRoles {
-		r := s.roleByNameLocked(name)
-		if r == nil {
-			return "", fmt.Errorf("no role %q", name)
-		}
-		m.Roles = append(m.Roles, r.ID)
-	}
-	byResource := map[desired.Resource][]string{}
-	var order []desired.Resource
-	for _, a := range spec.Access {
-		g := s.permGroupByNameLocked(a.Role)
-		if g == nil {
-			return "", fmt.Errorf("no permission group %q", a.Role)
-		}
-		if _, seen := byResource[a.Resource]; !seen {
-			order = append(order, a.Resource)
-		}
-		byResource[a.Resource] = append(byResource[a.Resource], g.ID)
-	}
-	for _, res := range order {
-		s.seq++
-		rg := s.addGroupLocked(s.scopeLocked(res))
-		m.Policies = append(m.Policies, Policy{ID: hexID("policy", strconv.Itoa(s.seq)), Access: "allow",
-			PermissionGroups: byResource[res], ResourceGroups: []string{rg.ID}})
-	}
+	m.Policies, m.Roles = policies, roleIDs
 	return m.ID, nil
 }
 
@@ -171,39 +241,6 @@ func (s *Server) Accept(email string) bool {
 	return false
 }
 
-func (s *Server) scopeLocked(res desired.Resource) Scope {
-	sc := Scope{Key: "com.cloudflare.api.account." + s.opts.AccountID}
-	switch res.Kind {
-	case desired.AllZones:
-		sc.Objects = []ScopeObject{{Key: desired.ZoneKeyPrefix + "*"}}
-	case desired.ZoneName:
-		sc.Objects = []ScopeObject{{Key: desired.ZoneKeyPrefix + s.zoneIDLocked(res.Zone)}}
-	case desired.ZoneKey:
-		sc.Objects = []ScopeObject{{Key: desired.ZoneKeyPrefix + res.Zone}}
-	default:
-		sc.Objects = []ScopeObject{{Key: "*"}}
-	}
-	return sc
-}
-
-func (s *Server) permGroupByNameLocked(name string) *PermissionGroup {
-	for i := range s.permGroup {
-		if s.permGroup[i].Name == name {
-			return &s.permGroup[i]
-		}
-	}
-	return nil
-}
-
-func (s *Server) roleByNameLocked(name string) *Role {
-	for i := range s.roles {
-		if s.roles[i].Name == name {
-			return &s.roles[i]
-		}
-	}
-	return nil
-}
-
 // MemberState is a member as a test sees it: effective access in the
 // repository's terms (zones by name), allow policies only.
 type MemberState struct {
@@ -224,7 +261,9 @@ func (s *Server) Members() []MemberState {
 		ms := MemberState{ID: m.ID, Email: m.Email, Status: m.Status, TwoFactor: m.TwoFactor}
 		for _, id := range m.Roles {
 			if r := s.roleLocked(id); r != nil {
-				ms.Access = append(ms.Access, desired.Access{Role: r.Name, Resource: desired.Resource{Kind: desired.WholeAccount}})
+				if a := (desired.Access{Role: r.Name, Resource: desired.Resource{Kind: desired.WholeAccount}}); !slices.Contains(ms.Access, a) {
+					ms.Access = append(ms.Access, a)
+				}
 			}
 		}
 		for _, p := range m.Policies {
@@ -256,23 +295,45 @@ func (s *Server) Members() []MemberState {
 
 // resourcesLocked reads a scope back as resources, zones by name.
 func (s *Server) resourcesLocked(sc Scope) []desired.Resource {
-	var out []desired.Resource
-	for _, o := range sc.Objects {
-		switch {
-		case o.Key == "*":
-			out = append(out, desired.Resource{Kind: desired.WholeAccount})
-		case o.Key == desired.ZoneKeyPrefix+"*":
-			out = append(out, desired.Resource{Kind: desired.AllZones})
-		case strings.HasPrefix(o.Key, desired.ZoneKeyPrefix):
-			id := strings.TrimPrefix(o.Key, desired.ZoneKeyPrefix)
-			res := desired.Resource{Kind: desired.ZoneKey, Zone: id}
-			for _, z := range s.zones {
-				if z.ID == id {
-					res = desired.Resource{Kind: desired.ZoneName, Zone: z.Name}
-				}
-			}
-			out = append(out, res)
+	kind, zones := s.kindLocked(sc)
+	switch kind {
+	case groupAccount:
+		return []desired.Resource{{Kind: desired.WholeAccount}}
+	case groupDomains:
+		var out []desired.Resource
+		for _, id := range zones {
+			out = append(out, desired.Resource{Kind: desired.ZoneName, Zone: s.zoneByIDLocked(id).Name})
 		}
+		return out
+	}
+	return nil
+}
+
+// ResourceGroupState is a resource group as a test sees it.
+type ResourceGroupState struct {
+	ID, Name string
+	// Account is set for the account's group; Zones lists the zone names
+	// of a domain group (or an ad-hoc group, AdHoc set).
+	Account bool
+	AdHoc   bool
+	Zones   []string
+}
+
+// ResourceGroups returns every resource group, in the order made.
+func (s *Server) ResourceGroups() []ResourceGroupState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []ResourceGroupState
+	for _, g := range s.rgroups {
+		st := ResourceGroupState{ID: g.ID, Name: g.Name, AdHoc: strings.HasPrefix(g.Scope.Key, zoneKeyPrefix)}
+		for _, r := range s.resourcesLocked(g.Scope) {
+			if r.Kind == desired.WholeAccount {
+				st.Account = true
+			} else {
+				st.Zones = append(st.Zones, r.Zone)
+			}
+		}
+		out = append(out, st)
 	}
 	return out
 }

@@ -3,13 +3,23 @@ package fake
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strings"
 )
 
 // Meta is the free-form "meta" object of permission and resource groups.
 type Meta map[string]string
 
+// Scope strings of permission groups' meta.scopes: a role applies to the
+// whole account, or to domains ([developers.cloudflare.com
+// fundamentals/manage-members/scope]; the recorded member response shows
+// "com.cloudflare.api.account" on Super Administrator).
+const (
+	scopeAccount = "com.cloudflare.api.account"
+	scopeDomain  = "com.cloudflare.api.account.zone"
+)
+
 // PermissionGroup is a named set of permissions; member policies use them.
-// Their names are the role names ("DNS", "Administrator", ...).
+// Their names are the role names ("DNS", "Domain DNS", ...).
 type PermissionGroup struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
@@ -27,34 +37,20 @@ type Scope struct {
 	Objects []ScopeObject `json:"objects"`
 }
 
-// ResourceGroup is a named scope. GET /iam/resource_groups returns its
-// scope as a list of one; member responses embed it as an object.
+// ResourceGroup is a named scope. Its scope is an object both in member
+// responses (recorded-list-members.json) and in GET /iam/resource_groups
+// (2026 schema iam_resource_group).
+//
+// Three shapes exist in accounts (cloudflare-api/README.md): the account
+// group (key com.cloudflare.api.account.<account>, objects [*]); a domain
+// group (the same key, objects are zone keys, one or more); and the
+// dashboard's ad-hoc group for one domain (key
+// com.cloudflare.api.account.zone.<zone>, objects [*]).
 type ResourceGroup struct {
-	ID    string
-	Name  string
-	Meta  Meta
-	Scope Scope
-}
-
-// listJSON is the /iam/resource_groups form: scope as an array.
-func (g ResourceGroup) listJSON() any {
-	return struct {
-		ID    string  `json:"id"`
-		Name  string  `json:"name"`
-		Meta  Meta    `json:"meta"`
-		Scope []Scope `json:"scope"`
-	}{g.ID, g.Name, g.Meta, []Scope{g.Scope}}
-}
-
-// memberJSON is the form inside a member's policy: scope as an object, as
-// the real API answers (the published schema says array).
-func (g ResourceGroup) memberJSON() any {
-	return struct {
-		ID    string `json:"id"`
-		Name  string `json:"name"`
-		Meta  Meta   `json:"meta"`
-		Scope Scope  `json:"scope"`
-	}{g.ID, g.Name, g.Meta, g.Scope}
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Meta  Meta   `json:"meta"`
+	Scope Scope  `json:"scope"`
 }
 
 // Role is a legacy account role (GET /accounts/{id}/roles); its id differs
@@ -86,7 +82,8 @@ type Member struct {
 	TwoFactor bool
 	Status    string // accepted or pending
 	Policies  []Policy
-	// Roles holds legacy role ids, for members described by roles only.
+	// Roles holds legacy role ids, for members created or updated with
+	// roles instead of policies.
 	Roles []string
 }
 
@@ -94,6 +91,51 @@ type Member struct {
 type Zone struct {
 	ID   string
 	Name string
+}
+
+// zoneKeyPrefix starts a zone's resource key.
+const zoneKeyPrefix = "com.cloudflare.api.account.zone."
+
+// groupKind is what a resource group's scope covers.
+type groupKind int
+
+const (
+	groupOther   groupKind = iota // a shape cfaccess does not model
+	groupAccount                  // the whole account
+	groupDomains                  // one or more zones
+)
+
+// kindLocked classifies a scope and returns the zone ids it covers.
+func (s *Server) kindLocked(sc Scope) (groupKind, []string) {
+	acctKey := scopeAccount + "." + s.opts.AccountID
+	if sc.Key == acctKey && len(sc.Objects) == 1 && sc.Objects[0].Key == "*" {
+		return groupAccount, nil
+	}
+	if id, ok := strings.CutPrefix(sc.Key, zoneKeyPrefix); ok && s.zoneByIDLocked(id) != nil &&
+		len(sc.Objects) == 1 && sc.Objects[0].Key == "*" {
+		return groupDomains, []string{id}
+	}
+	if sc.Key != acctKey || len(sc.Objects) == 0 {
+		return groupOther, nil
+	}
+	var zones []string
+	for _, o := range sc.Objects {
+		id, ok := strings.CutPrefix(o.Key, zoneKeyPrefix)
+		if !ok || s.zoneByIDLocked(id) == nil {
+			return groupOther, nil
+		}
+		zones = append(zones, id)
+	}
+	return groupDomains, zones
+}
+
+func (s *Server) zoneByIDLocked(id string) *Zone {
+	for i := range s.zones {
+		if s.zones[i].ID == id {
+			return &s.zones[i]
+		}
+	}
+	return nil
 }
 
 // hexID derives a stable 32-character hexadecimal id from parts, so that a

@@ -2,6 +2,7 @@ package fake
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -12,7 +13,6 @@ import (
 	"time"
 
 	"github.com/cfaccess/reconciler/internal/cfroles"
-	"github.com/cfaccess/reconciler/internal/desired"
 )
 
 // BasePath is where the API lives, as on api.cloudflare.com.
@@ -50,6 +50,7 @@ type Server struct {
 	byEmail   map[string]*Member
 	seq       int
 	window    []time.Time // request times within the rate period
+	blocked   time.Time   // over the limit: every call refused until then
 	latency   time.Duration
 	failures  []*Failure
 	before    func(r *http.Request)
@@ -83,13 +84,18 @@ type Failure struct {
 	// AfterProcessing serves the request (the change happens), then
 	// answers Status instead of the result: a response lost on the way.
 	AfterProcessing bool
-	Times           int
-	used            int
+	// Ignored answers a write 200 with the resource as it was, changing
+	// nothing: what Cloudflare does with a member PUT it silently drops
+	// (Terraform provider PR 6581).
+	Ignored bool
+	Times   int
+	used    int
 }
 
-// New returns a fake account seeded with Cloudflare's 78 roles, as
-// permission groups and as legacy roles with distinct ids, and the
-// account's own resource group.
+// New returns a fake account seeded with Cloudflare's roles — the 78
+// account-scoped and 13 domain-scoped ones as permission groups with
+// meta.scopes, the account-scoped ones also as legacy roles with distinct
+// ids — and the account's own resource group.
 func New(opts Options) *Server {
 	if opts.AccountID == "" {
 		opts.AccountID = "023e105f4ecef8ad9ca31a8372d0c353"
@@ -108,31 +114,24 @@ func New(opts Options) *Server {
 	}
 	s := &Server{opts: opts}
 	for _, name := range cfroles.Names() {
-		scope := "com.cloudflare.api.account"
-		if zoneCapable[name] {
-			scope = "com.cloudflare.api.account.zone"
+		scope := scopeAccount
+		if slices.Contains(cfroles.DomainNames(), name) {
+			scope = scopeDomain
 		}
 		s.permGroup = append(s.permGroup, PermissionGroup{
 			ID: hexID("permission-group", name), Name: name,
-			Meta: Meta{"label": label(name), "scopes": scope},
+			Meta: Meta{"label": label(name), "scopes": scope, "editable": "false"},
 		})
-		s.roles = append(s.roles, Role{
-			ID: hexID("role", name), Name: name, Description: name + " role",
-			Permissions: map[string]map[string]bool{"analytics": {"read": true, "edit": false}},
-		})
+		if scope == scopeAccount {
+			// Legacy roles apply to the whole account only.
+			s.roles = append(s.roles, Role{
+				ID: hexID("role", name), Name: name, Description: name + " role",
+				Permissions: map[string]map[string]bool{"analytics": {"read": true, "edit": false}},
+			})
+		}
 	}
 	s.accountGroupLocked()
 	return s
-}
-
-// zoneCapable lists the roles that may be granted on single zones; the
-// others are account-wide only (Cloudflare answers 400 code 1006).
-var zoneCapable = map[string]bool{
-	"Administrator": true, "Administrator Read Only": true, "Analytics": true, "Cache Purge": true,
-	"DNS": true, "Firewall": true, "HTTP Applications": true, "HTTP Applications Read": true,
-	"Load Balancer": true, "Page Shield": true, "Page Shield Read": true, "Log Share": true, "Log Share Reader": true,
-	"SSL/TLS, Caching, Performance, Page Rules, and Customization": true,
-	"Waiting Room Admin": true, "Waiting Room Read": true, "Zaraz Admin": true, "Zaraz Edit": true, "Zaraz Readonly": true,
 }
 
 func label(name string) string {
@@ -174,7 +173,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(rec, http.StatusForbidden, 10000, "Authentication error")
 		return
 	}
-	if retry, limited := s.rateLimited(); limited {
+	if retry, limited := s.rateLimited(rec.Header()); limited {
 		rec.Header().Set("Retry-After", strconv.Itoa(retry))
 		writeError(rec, http.StatusTooManyRequests, 10000, "Rate limited. Please wait and consider throttling your request speed")
 		return
@@ -192,15 +191,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f == nil {
 		f = s.failureFor(r)
 	}
-	if f == nil {
+	switch {
+	case f == nil:
 		s.route(rec, r, body)
 		return
-	}
-	if f.Reset {
+	case f.Reset:
 		resetMidBody(rec)
 		return
-	}
-	if f.AfterProcessing {
+	case f.Ignored:
+		// Answer as a read of the same resource: 200, nothing changed.
+		get := r.Clone(r.Context())
+		get.Method = http.MethodGet
+		s.route(rec, get, nil)
+		return
+	case f.AfterProcessing:
 		s.route(httptest.NewRecorder(), r, body)
 	}
 	if f.RetryAfter != "" {
@@ -261,23 +265,45 @@ func (s *Server) authorized(r *http.Request) bool {
 }
 
 // rateLimited counts the request against the window and reports whether it
-// is over the limit, with the seconds to wait.
-func (s *Server) rateLimited() (int, bool) {
+// is refused, with the seconds to wait. Cloudflare allows 1,200 requests
+// in 5 minutes per user; past that, "all API calls for the next five
+// minutes will be blocked" [developers.cloudflare.com
+// fundamentals/api/reference/limits]. Every answer carries the Ratelimit
+// and Ratelimit-Policy headers that page documents ("default";r=50;t=30
+// and "burst";q=100;w=60): the remaining quota and the seconds until the
+// window resets.
+func (s *Server) rateLimited(h http.Header) (int, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.opts.Now()
+	period := s.opts.RatePeriod
+	h.Set("Ratelimit-Policy", fmt.Sprintf(`"default";q=%d;w=%d`, s.opts.RateLimit, int(math.Ceil(period.Seconds()))))
+	if now.Before(s.blocked) {
+		wait := ceilSeconds(s.blocked.Sub(now))
+		h.Set("Ratelimit", fmt.Sprintf(`"default";r=0;t=%d`, wait))
+		return wait, true
+	}
 	cut := 0
-	for cut < len(s.window) && now.Sub(s.window[cut]) >= s.opts.RatePeriod {
+	for cut < len(s.window) && now.Sub(s.window[cut]) >= period {
 		cut++
 	}
 	s.window = s.window[cut:]
 	if len(s.window) >= s.opts.RateLimit {
-		wait := s.opts.RatePeriod - now.Sub(s.window[0])
-		return max(1, int(math.Ceil(wait.Seconds()))), true
+		s.blocked = now.Add(period)
+		wait := ceilSeconds(period)
+		h.Set("Ratelimit", fmt.Sprintf(`"default";r=0;t=%d`, wait))
+		return wait, true
 	}
 	s.window = append(s.window, now)
+	reset := period
+	if len(s.window) > 0 {
+		reset = s.window[0].Add(period).Sub(now)
+	}
+	h.Set("Ratelimit", fmt.Sprintf(`"default";r=%d;t=%d`, s.opts.RateLimit-len(s.window), ceilSeconds(reset)))
 	return 0, false
 }
+
+func ceilSeconds(d time.Duration) int { return max(1, int(math.Ceil(d.Seconds()))) }
 
 func (s *Server) currentLatency() time.Duration {
 	s.mu.Lock()
@@ -406,389 +432,9 @@ func (s *Server) listZones(w http.ResponseWriter, r *http.Request) {
 	paginate(w, r, out)
 }
 
-func (s *Server) listPermissionGroups(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	s.mu.Lock()
-	var out []PermissionGroup
-	for _, g := range s.permGroup {
-		if (q.Get("id") == "" || q.Get("id") == g.ID) && (q.Get("name") == "" || q.Get("name") == g.Name) && (q.Get("label") == "" || q.Get("label") == g.Meta["label"]) {
-			out = append(out, g)
-		}
-	}
-	s.mu.Unlock()
-	paginate(w, r, out)
-}
-
-func (s *Server) listResourceGroups(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	s.mu.Lock()
-	var out []any
-	for _, g := range s.rgroups {
-		if (q.Get("id") == "" || q.Get("id") == g.ID) && (q.Get("name") == "" || q.Get("name") == g.Name) {
-			out = append(out, g.listJSON())
-		}
-	}
-	s.mu.Unlock()
-	paginate(w, r, out)
-}
-
-type scopeBody struct {
-	Key     *string `json:"key"`
-	Objects []struct {
-		Key *string `json:"key"`
-	} `json:"objects"`
-}
-
-func (s *Server) createResourceGroup(w http.ResponseWriter, body []byte) {
-	var req struct {
-		Scope *scopeBody      `json:"scope"`
-		Meta  json.RawMessage `json:"meta"`
-		Name  string          `json:"name"`
-	}
-	if err := strictDecode(body, &req); err != nil || req.Scope == nil || req.Scope.Key == nil || len(req.Scope.Objects) == 0 {
-		writeError(w, http.StatusBadRequest, 1001, "invalid resource group: scope with a key and at least one object is required")
-		return
-	}
-	scope := Scope{Key: *req.Scope.Key}
-	for _, o := range req.Scope.Objects {
-		if o.Key == nil {
-			writeError(w, http.StatusBadRequest, 1001, "invalid resource group: every scope object needs a key")
-			return
-		}
-		scope.Objects = append(scope.Objects, ScopeObject{Key: *o.Key})
-	}
-	if scope.Key != "com.cloudflare.api.account."+s.opts.AccountID {
-		writeError(w, http.StatusBadRequest, 1006, "invalid resource group: scope key must be this account")
-		return
-	}
-	s.mu.Lock()
-	g := s.addGroupLocked(scope)
-	s.mu.Unlock()
-	writeResult(w, map[string]any{"id": g.ID, "name": g.Name, "meta": g.Meta, "scope": g.Scope})
-}
-
-// addGroupLocked returns the resource group with this scope, creating it.
-func (s *Server) addGroupLocked(scope Scope) ResourceGroup {
-	for _, g := range s.rgroups {
-		if g.Scope.Key == scope.Key && slices.Equal(g.Scope.Objects, scope.Objects) {
-			return g
-		}
-	}
-	s.seq++
-	name := scope.Key
-	if len(scope.Objects) == 1 && scope.Objects[0].Key != "*" {
-		name = scope.Objects[0].Key
-	}
-	g := ResourceGroup{ID: hexID("resource-group", strconv.Itoa(s.seq), name), Name: name, Meta: Meta{"editable": "false"}, Scope: scope}
-	s.rgroups = append(s.rgroups, g)
-	return g
-}
-
-func (s *Server) accountGroupLocked() ResourceGroup {
-	return s.addGroupLocked(Scope{Key: "com.cloudflare.api.account." + s.opts.AccountID, Objects: []ScopeObject{{Key: "*"}}})
-}
-
 // strictDecode decodes JSON, refusing unknown fields.
 func strictDecode(body []byte, v any) error {
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
 	return dec.Decode(v)
-}
-
-func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) {
-	status := r.URL.Query().Get("status")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var match []*Member
-	for _, m := range s.members {
-		if status == "" || status == m.Status {
-			match = append(match, m)
-		}
-	}
-	paginateFunc(w, r, len(match), func(start, end int) any {
-		out := make([]any, 0, end-start)
-		for _, m := range match[start:end] {
-			out = append(out, s.memberJSONLocked(m))
-		}
-		return out
-	})
-}
-
-func (s *Server) getMember(w http.ResponseWriter, id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m := s.memberLocked(id)
-	if m == nil {
-		writeError(w, http.StatusNotFound, 1003, "Member not found")
-		return
-	}
-	writeResult(w, s.memberJSONLocked(m))
-}
-
-func (s *Server) memberLocked(id string) *Member {
-	for _, m := range s.members {
-		if m.ID == id {
-			return m
-		}
-	}
-	return nil
-}
-
-// policyBody is a policy as sent on create and update.
-type policyBody struct {
-	ID               string   `json:"id"`
-	Access           string   `json:"access"`
-	PermissionGroups []idBody `json:"permission_groups"`
-	ResourceGroups   []idBody `json:"resource_groups"`
-}
-
-type idBody struct {
-	ID string `json:"id"`
-}
-
-// checkPoliciesLocked validates policies as Cloudflare does: known
-// permission and resource groups, and no account-only role on a zone.
-func (s *Server) checkPoliciesLocked(ps []policyBody) ([]Policy, *apiError) {
-	if len(ps) == 0 {
-		return nil, &apiError{1001, "policies must not be empty"}
-	}
-	var out []Policy
-	for _, p := range ps {
-		if p.Access != "allow" && p.Access != "deny" {
-			return nil, &apiError{1001, "policy access must be allow or deny"}
-		}
-		if len(p.PermissionGroups) == 0 || len(p.ResourceGroups) == 0 {
-			return nil, &apiError{1001, "a policy needs permission groups and resource groups"}
-		}
-		pol := Policy{ID: p.ID, Access: p.Access}
-		accountOnly := false
-		for _, pg := range p.PermissionGroups {
-			g := s.permGroupLocked(pg.ID)
-			if g == nil {
-				return nil, &apiError{1006, "Invalid permission group " + pg.ID}
-			}
-			accountOnly = accountOnly || g.Meta["scopes"] == "com.cloudflare.api.account"
-			pol.PermissionGroups = append(pol.PermissionGroups, g.ID)
-		}
-		for _, rg := range p.ResourceGroups {
-			g := s.rgroupLocked(rg.ID)
-			if g == nil {
-				return nil, &apiError{1006, "Invalid resource group " + rg.ID}
-			}
-			if accountOnly && !isAccountScope(g.Scope) {
-				return nil, &apiError{1006, "Invalid combination of permission group and resource group: account-level permissions cannot apply to zones"}
-			}
-			pol.ResourceGroups = append(pol.ResourceGroups, g.ID)
-		}
-		if pol.ID == "" {
-			s.seq++
-			pol.ID = hexID("policy", strconv.Itoa(s.seq))
-		}
-		out = append(out, pol)
-	}
-	return out, nil
-}
-
-func isAccountScope(sc Scope) bool {
-	return len(sc.Objects) == 1 && sc.Objects[0].Key == "*"
-}
-
-func (s *Server) permGroupLocked(id string) *PermissionGroup {
-	for i := range s.permGroup {
-		if s.permGroup[i].ID == id {
-			return &s.permGroup[i]
-		}
-	}
-	return nil
-}
-
-func (s *Server) rgroupLocked(id string) *ResourceGroup {
-	for i := range s.rgroups {
-		if s.rgroups[i].ID == id {
-			return &s.rgroups[i]
-		}
-	}
-	return nil
-}
-
-func (s *Server) roleLocked(id string) *Role {
-	for i := range s.roles {
-		if s.roles[i].ID == id {
-			return &s.roles[i]
-		}
-	}
-	return nil
-}
-
-func (s *Server) createMember(w http.ResponseWriter, body []byte) {
-	var req struct {
-		Email    string       `json:"email"`
-		Policies []policyBody `json:"policies"`
-		Roles    []string     `json:"roles"`
-		Status   string       `json:"status"`
-	}
-	if err := strictDecode(body, &req); err != nil {
-		writeError(w, http.StatusBadRequest, 1001, "invalid request body: "+err.Error())
-		return
-	}
-	if req.Status == "accepted" {
-		writeError(w, http.StatusBadRequest, 1001, "automatic verification of new members is not allowed")
-		return
-	}
-	email, err := desired.NormalizeEmail(req.Email)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, 1001, "invalid email address")
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.memberByEmailLocked(email) != nil {
-		writeError(w, http.StatusBadRequest, 1001, "A member with this email address already exists in this account")
-		return
-	}
-	m := &Member{Email: email, Status: "pending"}
-	switch {
-	case req.Policies != nil:
-		pols, apiErr := s.checkPoliciesLocked(req.Policies)
-		if apiErr != nil {
-			writeError(w, http.StatusBadRequest, apiErr.Code, apiErr.Message)
-			return
-		}
-		m.Policies = pols
-	case req.Roles != nil:
-		for _, id := range req.Roles {
-			if s.roleLocked(id) == nil {
-				writeError(w, http.StatusBadRequest, 1006, "Invalid role "+id)
-				return
-			}
-		}
-		m.Roles = req.Roles
-	default:
-		writeError(w, http.StatusBadRequest, 1001, "policies or roles are required")
-		return
-	}
-	s.seq++
-	m.ID = hexID("member", strconv.Itoa(s.seq), email)
-	m.UserID = hexID("user", email)
-	s.addMemberLocked(m)
-	// Like the real API, the create response omits roles.
-	out := s.memberJSONLocked(m)
-	delete(out, "roles")
-	writeResult(w, out)
-}
-
-func (s *Server) memberByEmailLocked(email string) *Member {
-	return s.byEmail[strings.ToLower(email)]
-}
-
-// addMemberLocked adds a member, keeping the email index.
-func (s *Server) addMemberLocked(m *Member) {
-	if s.byEmail == nil {
-		s.byEmail = map[string]*Member{}
-	}
-	s.members = append(s.members, m)
-	s.byEmail[strings.ToLower(m.Email)] = m
-}
-
-// deleteMemberLocked removes the member at index i.
-func (s *Server) deleteMemberLocked(i int) {
-	delete(s.byEmail, strings.ToLower(s.members[i].Email))
-	s.members = slices.Delete(s.members, i, i+1)
-}
-
-func (s *Server) updateMember(w http.ResponseWriter, id string, body []byte) {
-	var req struct {
-		Policies []policyBody `json:"policies"`
-		Roles    []idBody     `json:"roles"`
-		Status   string       `json:"status"`
-		User     any          `json:"user"`
-	}
-	if err := strictDecode(body, &req); err != nil {
-		writeError(w, http.StatusBadRequest, 1001, "invalid request body: "+err.Error())
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m := s.memberLocked(id)
-	if m == nil {
-		writeError(w, http.StatusNotFound, 1003, "Member not found")
-		return
-	}
-	// A status that differs from the member's makes Cloudflare silently
-	// drop the permission change (as Terraform's provider found).
-	silentlyDropped := req.Status != "" && req.Status != m.Status
-	switch {
-	case req.Policies != nil:
-		pols, apiErr := s.checkPoliciesLocked(req.Policies)
-		if apiErr != nil {
-			writeError(w, http.StatusBadRequest, apiErr.Code, apiErr.Message)
-			return
-		}
-		if !silentlyDropped {
-			m.Policies, m.Roles = pols, nil
-		}
-	case req.Roles != nil:
-		var ids []string
-		for _, r := range req.Roles {
-			if s.roleLocked(r.ID) == nil {
-				writeError(w, http.StatusBadRequest, 1006, "Invalid role "+r.ID)
-				return
-			}
-			ids = append(ids, r.ID)
-		}
-		if !silentlyDropped {
-			m.Roles, m.Policies = ids, nil
-		}
-	default:
-		writeError(w, http.StatusBadRequest, 1001, "policies or roles are required")
-		return
-	}
-	writeResult(w, s.memberJSONLocked(m))
-}
-
-func (s *Server) deleteMember(w http.ResponseWriter, id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, m := range s.members {
-		if m.ID == id {
-			s.deleteMemberLocked(i)
-			writeResult(w, map[string]string{"id": id})
-			return
-		}
-	}
-	writeError(w, http.StatusNotFound, 1003, "Member not found")
-}
-
-// memberJSONLocked renders a member in the real API's shape. A pending
-// member's email is given at the top level only (reported, unconfirmed,
-// for the real API): clients must look in both places.
-func (s *Server) memberJSONLocked(m *Member) map[string]any {
-	user := map[string]any{"id": m.UserID, "email": m.Email, "first_name": m.FirstName, "last_name": m.LastName,
-		"two_factor_authentication_enabled": m.TwoFactor}
-	if m.Status == "pending" {
-		user["email"] = ""
-	}
-	policies := []any{}
-	for _, p := range m.Policies {
-		var pgs, rgs []any
-		for _, id := range p.PermissionGroups {
-			if g := s.permGroupLocked(id); g != nil {
-				pgs = append(pgs, g)
-			}
-		}
-		for _, id := range p.ResourceGroups {
-			if g := s.rgroupLocked(id); g != nil {
-				rgs = append(rgs, g.memberJSON())
-			}
-		}
-		policies = append(policies, map[string]any{"id": p.ID, "access": p.Access, "permission_groups": pgs, "resource_groups": rgs})
-	}
-	roles := []any{}
-	for _, id := range m.Roles {
-		if r := s.roleLocked(id); r != nil {
-			roles = append(roles, r)
-		}
-	}
-	return map[string]any{"id": m.ID, "email": m.Email, "status": m.Status, "user": user,
-		"policies": policies, "roles": roles, "api_access_enabled": nil}
 }

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -103,13 +105,14 @@ func policy(pg, rg string) map[string]any {
 
 func TestMembersLifecycle(t *testing.T) {
 	s, ts := newTestServer(t, Options{})
-	s.AddZone("example.com")
-	var dnsID, billingID, acctRG string
+	zid := s.AddZone("example.com")
+	var dnsID, domainDNSID, billingID, acctRG, adHocRG string
 	s.mu.Lock()
-	dnsID, billingID = s.permGroupByNameLocked("DNS").ID, s.permGroupByNameLocked("Billing").ID
-	acctRG = s.rgroups[0].ID
-	zoneRG := s.addGroupLocked(s.scopeLocked(desired.Resource{Kind: desired.ZoneName, Zone: "example.com"})).ID
+	dnsID, domainDNSID, billingID = s.permGroupByNameLocked("DNS").ID, s.permGroupByNameLocked("Domain DNS").ID, s.permGroupByNameLocked("Billing").ID
+	acctRG = s.accountGroupLocked().ID
+	adHocRG = s.adHocGroupLocked(zid).ID
 	s.mu.Unlock()
+	domainRG := s.AddResourceGroup("web", "example.com", "api.example.com")
 
 	errCases := []struct {
 		name     string
@@ -119,7 +122,9 @@ func TestMembersLifecycle(t *testing.T) {
 		{"accepted status refused", map[string]any{"email": "a@example.com", "status": "accepted", "policies": []any{policy(dnsID, acctRG)}}, 1001},
 		{"unknown permission group", map[string]any{"email": "a@example.com", "policies": []any{policy("nope", acctRG)}}, 1006},
 		{"unknown resource group", map[string]any{"email": "a@example.com", "policies": []any{policy(dnsID, "nope")}}, 1006},
-		{"account-only role on a zone", map[string]any{"email": "a@example.com", "policies": []any{policy(billingID, zoneRG)}}, 1006},
+		{"account-scoped role on a zone", map[string]any{"email": "a@example.com", "policies": []any{policy(billingID, adHocRG)}}, 1006},
+		{"account-scoped role on a domain group", map[string]any{"email": "a@example.com", "policies": []any{policy(dnsID, domainRG)}}, 1006},
+		{"domain-scoped role on the account", map[string]any{"email": "a@example.com", "policies": []any{policy(domainDNSID, acctRG)}}, 1006},
 		{"unknown field", map[string]any{"email": "a@example.com", "policies": []any{policy(dnsID, acctRG)}, "bogus": 1}, 1001},
 	}
 	for _, tc := range errCases {
@@ -131,36 +136,49 @@ func TestMembersLifecycle(t *testing.T) {
 		})
 	}
 
-	r := call(t, ts, "POST", acctPath(s, "/members"), map[string]any{"email": "A@Example.com", "policies": []any{policy(dnsID, zoneRG)}})
+	r := call(t, ts, "POST", acctPath(s, "/members"), map[string]any{"email": "A@Example.com", "policies": []any{policy(domainDNSID, domainRG)}})
 	if r.Status != 200 || !r.Success {
 		t.Fatalf("create: %d %+v", r.Status, r.Errors)
 	}
 	var created map[string]any
 	_ = json.Unmarshal(r.Result, &created)
 	if _, has := created["roles"]; has {
-		t.Error("create response has roles; the real one omits them")
+		t.Error("create response has roles; the real one may omit them")
 	}
 	id := created["id"].(string)
-	if r := call(t, ts, "POST", acctPath(s, "/members"), map[string]any{"email": "a@example.com", "policies": []any{policy(dnsID, zoneRG)}}); r.Status != 400 {
-		t.Errorf("duplicate email: %d, want 400", r.Status)
+	if r := call(t, ts, "POST", acctPath(s, "/members"), map[string]any{"email": "a@example.com", "policies": []any{policy(domainDNSID, adHocRG)}}); r.Status != 400 || r.Errors[0].Code != 1008 {
+		t.Errorf("duplicate email: %d %+v, want 400 code 1008", r.Status, r.Errors)
 	}
+	zone := func(name string) desired.Resource { return desired.Resource{Kind: desired.ZoneName, Zone: name} }
 	want := []MemberState{{ID: id, Email: "a@example.com", Status: "pending",
-		Access: []desired.Access{{Role: "DNS", Resource: desired.Resource{Kind: desired.ZoneName, Zone: "example.com"}}}}}
+		Access: []desired.Access{{Role: "Domain DNS", Resource: zone("api.example.com")}, {Role: "Domain DNS", Resource: zone("example.com")}}}}
 	if diff := cmp.Diff(want, s.Members()); diff != "" {
 		t.Errorf("after create (-want +got):\n%s", diff)
 	}
 
-	// A PUT carrying a different status is silently dropped, as in real life.
-	r = call(t, ts, "PUT", acctPath(s, "/members/"+id), map[string]any{"status": "accepted", "policies": []any{policy(billingID, acctRG)}})
-	if r.Status != 200 || s.Members()[0].Access[0].Role != "DNS" {
-		t.Errorf("PUT with status: %d, access %v; want 200 and unchanged", r.Status, s.Members()[0].Access)
+	// A PUT without the member's current status, or with another, answers
+	// 200 and changes nothing.
+	for _, body := range []map[string]any{
+		{"policies": []any{policy(billingID, acctRG)}},
+		{"status": "accepted", "policies": []any{policy(billingID, acctRG)}},
+	} {
+		r = call(t, ts, "PUT", acctPath(s, "/members/"+id), body)
+		if r.Status != 200 || s.Members()[0].Access[0].Role != "Domain DNS" {
+			t.Errorf("PUT %v: %d, access %v; want 200 and unchanged", body, r.Status, s.Members()[0].Access)
+		}
 	}
-	r = call(t, ts, "PUT", acctPath(s, "/members/"+id), map[string]any{"policies": []any{policy(billingID, acctRG)}})
+	r = call(t, ts, "PUT", acctPath(s, "/members/"+id), map[string]any{"status": "pending", "policies": []any{policy(billingID, acctRG)}})
 	if r.Status != 200 || s.Members()[0].Access[0].Role != "Billing" {
-		t.Errorf("PUT: %d, access %v", r.Status, s.Members()[0].Access)
+		t.Errorf("PUT with the current status: %d, access %v", r.Status, s.Members()[0].Access)
 	}
-	if r := call(t, ts, "GET", acctPath(s, "/members/"+id), nil); r.Status != 200 || !strings.Contains(string(r.Result), `"scope":{"key":`) {
+	r = call(t, ts, "GET", acctPath(s, "/members/"+id), nil)
+	var got map[string]any
+	_ = json.Unmarshal(r.Result, &got)
+	if r.Status != 200 || !strings.Contains(string(r.Result), `"scope":{"key":`) {
 		t.Errorf("GET member: %d %s; want the scope as an object", r.Status, r.Result)
+	}
+	if roles, _ := got["roles"].([]any); len(roles) != 1 || roles[0].(map[string]any)["name"] != "Billing" {
+		t.Errorf("roles beside policies = %v, want [Billing]", got["roles"])
 	}
 	if r := call(t, ts, "DELETE", acctPath(s, "/members/"+id), nil); r.Status != 200 || len(s.Members()) != 0 {
 		t.Errorf("DELETE: %d, %d members left", r.Status, len(s.Members()))
@@ -170,7 +188,9 @@ func TestMembersLifecycle(t *testing.T) {
 	}
 }
 
-func TestListMembersPagesAndPendingEmail(t *testing.T) {
+// A pending member has its email in user.email and an empty user.id
+// (baton-cloudflare invitation.go).
+func TestListMembersPagesAndPendingShape(t *testing.T) {
 	s, ts := newTestServer(t, Options{})
 	for i := range 51 {
 		if _, err := s.PutMember(MemberSpec{Email: "u" + string(rune('a'+i%26)) + strings.Repeat("x", i/26) + "@example.com", Pending: i == 0,
@@ -185,28 +205,57 @@ func TestListMembersPagesAndPendingEmail(t *testing.T) {
 	r = call(t, ts, "GET", acctPath(s, "/members?per_page=50&page=1"), nil)
 	var members []map[string]any
 	_ = json.Unmarshal(r.Result, &members)
-	first := members[0]
-	if first["status"] != "pending" || first["email"] != "ua@example.com" || first["user"].(map[string]any)["email"] != "" {
-		t.Errorf("pending member = %v; want its email at the top level only", first)
+	first, user := members[0], members[0]["user"].(map[string]any)
+	if first["status"] != "pending" || user["email"] != "ua@example.com" || user["id"] != "" {
+		t.Errorf("pending member = %v; want user.email set and user.id empty", first)
 	}
 }
 
+// Members made with roles also show the matching policies on the account.
+func TestLegacyRolesShowPolicies(t *testing.T) {
+	s, ts := newTestServer(t, Options{})
+	id, err := s.PutMember(MemberSpec{Email: "old@example.com", LegacyRoles: []string{"Billing"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := call(t, ts, "GET", acctPath(s, "/members/"+id), nil)
+	if !strings.Contains(string(r.Result), `"name":"Billing"`) || !strings.Contains(string(r.Result), `"objects":[{"key":"*"}]`) {
+		t.Errorf("legacy member = %s; want a Billing policy on the account", r.Result)
+	}
+	if _, err := s.PutMember(MemberSpec{Email: "x@example.com", LegacyRoles: []string{"Domain DNS"}}); err == nil {
+		t.Error("a domain-scoped legacy role was accepted; legacy roles are account-wide")
+	}
+}
+
+// Over the limit, every call is blocked for the whole period, and every
+// answer says what is left.
 func TestRateLimit(t *testing.T) {
 	now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 	s, ts := newTestServer(t, Options{RateLimit: 3, RatePeriod: time.Minute, Now: func() time.Time { return now }})
-	for range 3 {
-		if r := call(t, ts, "GET", acctPath(s, ""), nil); r.Status != 200 {
+	for i := range 3 {
+		r := call(t, ts, "GET", acctPath(s, ""), nil)
+		if r.Status != 200 {
 			t.Fatalf("status %d", r.Status)
+		}
+		if got, want := r.Header.Get("Ratelimit"), `"default";r=`+strconv.Itoa(2-i)+`;t=60`; got != want {
+			t.Errorf("Ratelimit = %q, want %q", got, want)
+		}
+		if got := r.Header.Get("Ratelimit-Policy"); got != `"default";q=3;w=60` {
+			t.Errorf("Ratelimit-Policy = %q", got)
 		}
 	}
 	now = now.Add(20 * time.Second)
 	r := call(t, ts, "GET", acctPath(s, ""), nil)
-	if r.Status != 429 || r.Header.Get("Retry-After") != "40" {
-		t.Errorf("4th request: %d Retry-After %q, want 429 and 40", r.Status, r.Header.Get("Retry-After"))
+	if r.Status != 429 || r.Header.Get("Retry-After") != "60" {
+		t.Errorf("4th request: %d Retry-After %q, want 429 and 60 (blocked for the period)", r.Status, r.Header.Get("Retry-After"))
 	}
 	now = now.Add(40 * time.Second)
+	if r := call(t, ts, "GET", acctPath(s, ""), nil); r.Status != 429 || r.Header.Get("Retry-After") != "20" {
+		t.Errorf("still blocked: %d %q, want 429 and 20", r.Status, r.Header.Get("Retry-After"))
+	}
+	now = now.Add(20 * time.Second)
 	if r := call(t, ts, "GET", acctPath(s, ""), nil); r.Status != 200 {
-		t.Errorf("after the window: %d, want 200", r.Status)
+		t.Errorf("after the block: %d, want 200", r.Status)
 	}
 }
 
@@ -241,6 +290,17 @@ func TestFailures(t *testing.T) {
 	if len(log) != 5 || log[1].Status != 502 || log[1].Query != "page=2" {
 		t.Errorf("request log = %+v", log)
 	}
+
+	// Ignored: a PUT answered 200 that changes nothing.
+	id, _ := s.PutMember(MemberSpec{Email: "a@example.com", Access: []desired.Access{{Role: "Billing", Resource: desired.Resource{Kind: desired.WholeAccount}}}})
+	s.Fail(Failure{Method: "PUT", Path: acctPath(s, "/members/*"), Ignored: true, Times: 1})
+	s.mu.Lock()
+	dnsID, acctRG := s.permGroupByNameLocked("DNS").ID, s.accountGroupLocked().ID
+	s.mu.Unlock()
+	r := call(t, ts, "PUT", acctPath(s, "/members/"+id), map[string]any{"status": "accepted", "policies": []any{policy(dnsID, acctRG)}})
+	if r.Status != 200 || !strings.Contains(string(r.Result), `"Billing"`) || s.Members()[0].Access[0].Role != "Billing" {
+		t.Errorf("ignored PUT: %d %s, access %v; want 200 and unchanged", r.Status, r.Result, s.Members()[0].Access)
+	}
 }
 
 func TestZonesAndResourceGroups(t *testing.T) {
@@ -254,22 +314,61 @@ func TestZonesAndResourceGroups(t *testing.T) {
 		t.Errorf("zones = %v", zones)
 	}
 	scope := map[string]any{"key": "com.cloudflare.api.account." + s.AccountID(), "objects": []any{map[string]string{"key": desired.ZoneKeyPrefix + zid}}}
-	r = call(t, ts, "POST", acctPath(s, "/iam/resource_groups"), map[string]any{"scope": scope})
-	if r.Status != 200 {
-		t.Fatalf("create resource group: %d %+v", r.Status, r.Errors)
+	if r := call(t, ts, "POST", acctPath(s, "/iam/resource_groups"), map[string]any{"scope": scope}); r.Status != 400 {
+		t.Errorf("create without a name: %d, want 400", r.Status)
 	}
-	r = call(t, ts, "GET", acctPath(s, "/iam/resource_groups"), nil)
-	if r.ResultInfo.TotalCount != 2 || !strings.Contains(string(r.Result), `"scope":[{"key"`) {
-		t.Errorf("resource groups: %+v %s; want 2 with scope as a list", r.ResultInfo, r.Result)
+	badScope := map[string]any{"key": desired.ZoneKeyPrefix + zid, "objects": []any{map[string]string{"key": "*"}}}
+	if r := call(t, ts, "POST", acctPath(s, "/iam/resource_groups"), map[string]any{"name": "x", "scope": badScope}); r.Status != 400 {
+		t.Errorf("create a zone-keyed group: %d, want 400", r.Status)
+	}
+	for range 2 {
+		if r := call(t, ts, "POST", acctPath(s, "/iam/resource_groups"), map[string]any{"name": "cfaccess: web", "scope": scope}); r.Status != 200 {
+			t.Fatalf("create resource group: %d %+v", r.Status, r.Errors)
+		}
+	}
+	// One unpaged list, page parameters ignored.
+	for _, q := range []string{"", "?page=1&per_page=5", "?page=2"} {
+		r = call(t, ts, "GET", acctPath(s, "/iam/resource_groups"+q), nil)
+		var groups []map[string]any
+		_ = json.Unmarshal(r.Result, &groups)
+		if r.ResultInfo != nil || len(groups) != 3 || !strings.Contains(string(r.Result), `"scope":{"key"`) {
+			t.Errorf("resource groups%s: %+v %s; want all 3, no result_info, scope as an object", q, r.ResultInfo, r.Result)
+		}
 	}
 	r = call(t, ts, "GET", acctPath(s, "/iam/permission_groups?per_page=50&page=2"), nil)
-	if r.ResultInfo.TotalCount != 78 || r.ResultInfo.Count != 28 {
+	if r.ResultInfo.TotalCount != 91 || r.ResultInfo.Count != 41 {
 		t.Errorf("permission groups: %+v", r.ResultInfo)
+	}
+	r = call(t, ts, "GET", acctPath(s, "/iam/permission_groups?name=Domain+DNS"), nil)
+	if !strings.Contains(string(r.Result), `"scopes":"com.cloudflare.api.account.zone"`) {
+		t.Errorf("Domain DNS = %s; want domain-scoped", r.Result)
 	}
 	if r := call(t, ts, "GET", "/user", nil); r.Status != 403 {
 		t.Errorf("GET /user without owner: %d, want 403", r.Status)
 	}
 	if r := call(t, ts, "GET", "/accounts/0000000000000000000000000000000a/members", nil); r.Status != 403 {
 		t.Errorf("other account: %d, want 403", r.Status)
+	}
+}
+
+// The dashboard hook grants domain roles on one zone through the zone's
+// ad-hoc group, and refuses what the dashboard refuses.
+func TestDashboardHook(t *testing.T) {
+	s, _ := newTestServer(t, Options{})
+	zone := desired.Resource{Kind: desired.ZoneName, Zone: "example.com"}
+	if _, err := s.PutMember(MemberSpec{Email: "a@example.com", Access: []desired.Access{{Role: "Domain DNS", Resource: zone}, {Role: "Cache Domain Purge", Resource: zone}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutMember(MemberSpec{Email: "b@example.com", Access: []desired.Access{{Role: "DNS", Resource: zone}}}); err == nil {
+		t.Error("DNS on a zone accepted")
+	}
+	var adHoc []ResourceGroupState
+	for _, g := range s.ResourceGroups() {
+		if g.AdHoc {
+			adHoc = append(adHoc, g)
+		}
+	}
+	if len(adHoc) != 1 || !slices.Equal(adHoc[0].Zones, []string{"example.com"}) {
+		t.Errorf("ad-hoc groups = %+v, want one for example.com", adHoc)
 	}
 }
