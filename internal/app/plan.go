@@ -80,6 +80,19 @@ func (o *outcome) changes() int {
 	return n
 }
 
+// failedChanges counts the applied changes that failed.
+func (o *outcome) failedChanges() int {
+	n := 0
+	for _, rs := range o.results {
+		for _, r := range rs {
+			if r.Err != nil {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // failed reports whether an account could not be planned.
 func (o *outcome) failed() bool {
 	for _, ap := range o.accounts {
@@ -242,15 +255,8 @@ func (o *outcome) exit(detailed bool) error {
 		return &exitError{code: ExitError}
 	case o.c.denied():
 		return &exitError{code: ExitDenied}
-	case o.failed():
+	case o.failed(), o.failedChanges() > 0:
 		return &exitError{code: ExitError}
-	}
-	for _, rs := range o.results {
-		for _, r := range rs {
-			if r.Err != nil {
-				return &exitError{code: ExitError}
-			}
-		}
 	}
 	if detailed && !o.applied && o.changes() > 0 {
 		return &exitError{code: ExitChanges}

@@ -175,6 +175,9 @@ func renderPlanText(w io.Writer, o *outcome, color bool) error {
 		fmt.Fprintf(&b, ", %d to re-invite", n)
 	}
 	b.WriteString(".\n")
+	if n := o.failedChanges(); n > 0 {
+		b.WriteString(paint(red, fmt.Sprintf("%d of these changes failed (✗ above): the next run tries them again.", n)) + "\n")
+	}
 	if o.failed() {
 		b.WriteString(paint(red, "Some accounts could not be planned: nothing was applied.") + "\n")
 	}
