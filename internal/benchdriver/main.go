@@ -29,7 +29,11 @@ import (
 	"github.com/cfaccess/reconciler/internal/desired"
 )
 
-var cfRoles = []string{"DNS", "Analytics", "Firewall", "Cache Purge", "Page Shield", "Load Balancer", "HTTP Applications", "Log Share Reader"}
+// Domain-scoped roles go on zones, account-scoped ones on the account.
+var (
+	domainRoles  = []string{"Domain DNS", "Cache Domain Purge", "Domain Page Shield", "Domain Administrator Read Only", "Domain Waiting Room Read", "Bot Management", "Zone Versioning Read", "Domain API Gateway Read"}
+	accountRoles = []string{"Analytics", "Firewall", "Load Balancer", "Log Share Reader"}
+)
 
 func main() {
 	sizes := flag.String("sizes", "1000,10000,50000", "account sizes, in members")
@@ -117,15 +121,24 @@ func account(work string, n, zones, roles int, drift float64) (*fake.Server, str
 	b.Reset()
 	b.WriteString("roles:\n")
 	roleAccess := make([][]desired.Access, roles)
+	// Most roles are a domain-scoped role on one zone; every fifth on two
+	// zones (a domain group); every fiftieth an account-scoped role.
 	for r := range roles {
-		name := cfRoles[r%len(cfRoles)]
-		res := "zone:" + zoneName(r%zones)
-		access := desired.Access{Role: name, Resource: desired.Resource{Kind: desired.ZoneName, Zone: zoneName(r % zones)}}
-		if r%50 == 0 {
-			res, access.Resource = "account:*", desired.Resource{Kind: desired.WholeAccount}
+		name := domainRoles[r%len(domainRoles)]
+		zs := []string{zoneName(r % zones)}
+		if r%5 == 0 {
+			zs = append(zs, zoneName((r+1)%zones))
 		}
-		fmt.Fprintf(&b, "  role-%d: {providers: [prod], inherits: [%q], resources: {allow: [%q]}}\n", r, name, res)
-		roleAccess[r] = []desired.Access{access}
+		var res []string
+		for _, z := range zs {
+			res = append(res, strconv.Quote("zone:"+z))
+			roleAccess[r] = append(roleAccess[r], desired.Access{Role: name, Resource: desired.Resource{Kind: desired.ZoneName, Zone: z}})
+		}
+		if r%50 == 0 {
+			name = accountRoles[(r/50)%len(accountRoles)]
+			res, roleAccess[r] = []string{`"account:*"`}, []desired.Access{{Role: name, Resource: desired.Resource{Kind: desired.WholeAccount}}}
+		}
+		fmt.Fprintf(&b, "  role-%d: {providers: [prod], inherits: [%q], resources: {allow: [%s]}}\n", r, name, strings.Join(res, ", "))
 	}
 	check(os.WriteFile(filepath.Join(dir, "roles.yaml"), []byte(b.String()), 0o644))
 	// Four members of every `every` differ: one undeclared, one missing,

@@ -373,7 +373,7 @@ func scopeResources(accountID, key string, objects []string) (rs []desired.Resou
 		}
 		rs = append(rs, desired.Resource{Kind: desired.ZoneKey, Zone: canon(id)})
 	}
-	slices.SortFunc(rs, func(a, b desired.Resource) int { return cmp.Compare(a.Zone, b.Zone) })
+	slices.SortFunc(rs, desired.Resource.Compare)
 	return slices.Compact(rs), false, true
 }
 

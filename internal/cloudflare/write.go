@@ -1,7 +1,6 @@
 package cloudflare
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -207,9 +206,7 @@ func scopeObjects(rs []desired.Resource) ([]idKey, error) {
 // returns them.
 func normalize(rs []desired.Resource) []desired.Resource {
 	out := slices.Clone(rs)
-	slices.SortFunc(out, func(a, b desired.Resource) int {
-		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Zone, b.Zone))
-	})
+	slices.SortFunc(out, desired.Resource.Compare)
 	return slices.Compact(out)
 }
 

@@ -1,6 +1,7 @@
 package desired
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 )
@@ -40,6 +41,11 @@ func (r Resource) String() string {
 	default:
 		return "account:*"
 	}
+}
+
+// Compare orders resources: the account first, then zones by name or id.
+func (r Resource) Compare(o Resource) int {
+	return cmp.Or(cmp.Compare(r.Kind, o.Kind), cmp.Compare(r.Zone, o.Zone))
 }
 
 // ParseResource parses one resource spec. The error says which forms are

@@ -117,6 +117,7 @@ func TestSchemaRejects(t *testing.T) {
 		"grants: [{users: [a@example.com], roles: [r], expires: tomorrow}]",
 		"grants: [{roles: [r]}]",
 		"roles: {r: {providers: [p], inherits: [DNS], resources: {allow: [example.com]}}}",
+		"roles: {r: {providers: [p], inherits: [Domain DNS], resources: {allow: ['zone:*']}}}",
 		"version: 2",
 	} {
 		var n yaml.Node

@@ -18,13 +18,7 @@ func (a Access) String() string { return a.Role + " on " + a.Resource.String() }
 
 // Compare orders accesses by role name, then resource.
 func (a Access) Compare(b Access) int {
-	if c := cmp.Compare(a.Role, b.Role); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.Resource.Kind, b.Resource.Kind); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.Resource.Zone, b.Resource.Zone)
+	return cmp.Or(cmp.Compare(a.Role, b.Role), a.Resource.Compare(b.Resource))
 }
 
 // Binding is one Cloudflare role on one resource for one email in one
@@ -219,11 +213,7 @@ func PoliciesOf(access []Access) []Policy {
 		out = append(out, Policy{Roles: roles, Resources: []Resource{r}})
 	}
 	for i := range out {
-		slices.SortFunc(out[i].Resources, compareResources)
+		slices.SortFunc(out[i].Resources, Resource.Compare)
 	}
 	return out
-}
-
-func compareResources(a, b Resource) int {
-	return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Zone, b.Zone))
 }

@@ -119,7 +119,7 @@ func Build(acct *cloudflare.Account, opts Options) Result {
 		}
 		var keys []string
 		for _, r := range byRoles {
-			slices.SortFunc(r.resources, compareResource)
+			slices.SortFunc(r.resources, desired.Resource.Compare)
 			k := r.key()
 			if roles[k] == nil {
 				roles[k] = r
@@ -240,10 +240,6 @@ func Build(acct *cloudflare.Account, opts Options) Result {
 		res.Files = append(res.Files, desired.File{Path: "grants.yaml", Data: []byte(grantFile.String())})
 	}
 	return res
-}
-
-func compareResource(a, b desired.Resource) int {
-	return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Zone, b.Zone))
 }
 
 // q quotes a string for YAML (a JSON string is a valid YAML scalar).

@@ -177,9 +177,7 @@ func mergePolicies(layout map[string]*desired.Policy, roles []string) []desired.
 	index := map[string]int{}
 	for _, id := range roles {
 		p := layout[id]
-		slices.SortFunc(p.Resources, func(a, b desired.Resource) int {
-			return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Zone, b.Zone))
-		})
+		slices.SortFunc(p.Resources, desired.Resource.Compare)
 		key := fmt.Sprint(p.Resources)
 		if i, ok := index[key]; ok {
 			out[i].Roles = append(out[i].Roles, p.Roles...)

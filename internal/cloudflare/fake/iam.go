@@ -187,47 +187,32 @@ func (s *Server) checkPoliciesLocked(ps []policyBody) ([]Policy, *apiError) {
 	return out, nil
 }
 
-func (s *Server) permGroupLocked(id string) *PermissionGroup {
-	for i := range s.permGroup {
-		if s.permGroup[i].ID == id {
-			return &s.permGroup[i]
+// find returns a pointer to the first element of xs that matches, or nil.
+func find[T any](xs []T, match func(*T) bool) *T {
+	for i := range xs {
+		if match(&xs[i]) {
+			return &xs[i]
 		}
 	}
 	return nil
+}
+
+func (s *Server) permGroupLocked(id string) *PermissionGroup {
+	return find(s.permGroup, func(g *PermissionGroup) bool { return g.ID == id })
 }
 
 func (s *Server) permGroupByNameLocked(name string) *PermissionGroup {
-	for i := range s.permGroup {
-		if s.permGroup[i].Name == name {
-			return &s.permGroup[i]
-		}
-	}
-	return nil
+	return find(s.permGroup, func(g *PermissionGroup) bool { return g.Name == name })
 }
 
 func (s *Server) rgroupLocked(id string) *ResourceGroup {
-	for i := range s.rgroups {
-		if s.rgroups[i].ID == id {
-			return &s.rgroups[i]
-		}
-	}
-	return nil
+	return find(s.rgroups, func(g *ResourceGroup) bool { return g.ID == id })
 }
 
 func (s *Server) roleLocked(id string) *Role {
-	for i := range s.roles {
-		if s.roles[i].ID == id {
-			return &s.roles[i]
-		}
-	}
-	return nil
+	return find(s.roles, func(r *Role) bool { return r.ID == id })
 }
 
 func (s *Server) roleByNameLocked(name string) *Role {
-	for i := range s.roles {
-		if s.roles[i].Name == name {
-			return &s.roles[i]
-		}
-	}
-	return nil
+	return find(s.roles, func(r *Role) bool { return r.Name == name })
 }

@@ -130,12 +130,7 @@ func (s *Server) kindLocked(sc Scope) (groupKind, []string) {
 }
 
 func (s *Server) zoneByIDLocked(id string) *Zone {
-	for i := range s.zones {
-		if s.zones[i].ID == id {
-			return &s.zones[i]
-		}
-	}
-	return nil
+	return find(s.zones, func(z *Zone) bool { return z.ID == id })
 }
 
 // hexID derives a stable 32-character hexadecimal id from parts, so that a
