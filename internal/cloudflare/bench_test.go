@@ -20,7 +20,7 @@ func BenchmarkReadAccount10k(b *testing.B) {
 	for i := range n {
 		access := []desired.Access{{Role: "Analytics", Resource: desired.Resource{Kind: desired.WholeAccount}}}
 		if i%3 == 0 {
-			access = append(access, desired.Access{Role: "DNS", Resource: zone})
+			access = append(access, desired.Access{Role: "Domain DNS", Resource: zone})
 		}
 		if _, err := s.PutMember(fake.MemberSpec{Email: fmt.Sprintf("user%05d@example.com", i), Access: access}); err != nil {
 			b.Fatal(err)

@@ -17,7 +17,7 @@ func drifted(n int) ([]Want, []Live) {
 	live := make([]Live, 0, n)
 	for i := range n {
 		email := fmt.Sprintf("user%05d@example.com", i)
-		access := []desired.Access{{Role: "DNS", Resource: zone(i)}, {Role: "Analytics", Resource: acct}}
+		access := []desired.Access{{Role: "Domain DNS", Resource: zone(i)}, {Role: "Analytics", Resource: acct}}
 		if i%200 != 1 { // 0.5% not declared
 			want = append(want, Want{Email: email, Access: access})
 		}

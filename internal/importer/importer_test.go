@@ -126,10 +126,10 @@ func TestImportOutput(t *testing.T) {
 	zone := desired.Resource{Kind: desired.ZoneKey, Zone: "0123456789abcdef0123456789abcdef"}
 	acctRes := desired.Resource{Kind: desired.WholeAccount}
 	for _, e := range []string{"a", "b", "c"} {
-		acct.Members = append(acct.Members, cloudflare.Member{Email: e + "@example.com", Access: []desired.Access{{Role: "DNS", Resource: zone}, {Role: "Analytics", Resource: acctRes}}})
+		acct.Members = append(acct.Members, cloudflare.Member{Email: e + "@example.com", Access: []desired.Access{{Role: "Domain DNS", Resource: zone}, {Role: "Analytics", Resource: acctRes}}})
 	}
 	acct.Members = append(acct.Members,
-		cloudflare.Member{Email: "d@example.com", Access: []desired.Access{{Role: "DNS", Resource: zone}}},
+		cloudflare.Member{Email: "d@example.com", Access: []desired.Access{{Role: "Domain DNS", Resource: zone}}},
 		cloudflare.Member{Email: "deny@example.com", Denies: 1},
 		cloudflare.Member{Email: "owner@example.com", Access: []desired.Access{{Role: "Super Administrator - All Privileges", Resource: acctRes}}},
 	)
@@ -165,11 +165,11 @@ roles:
     resources:
       allow:
         - "account:*"
-  dns-example-com:
-    name: "DNS on example.com"
+  domain-dns-example-com:
+    name: "Domain DNS on example.com"
     providers: [prod]
     inherits:
-      - "DNS"
+      - "Domain DNS"
     resources:
       allow:
         - "zone:example.com"
@@ -185,10 +185,10 @@ groups:
 -- grants.yaml --
 version: 1
 grants:
-  - roles: [analytics-account, dns-example-com]
+  - roles: [analytics-account, domain-dns-example-com]
     groups: [analytics-account-members]
     reason: "imported from account Example on 2026-11-23"
-  - roles: [dns-example-com]
+  - roles: [domain-dns-example-com]
     users:
       - "d@example.com"
     reason: "imported from account Example on 2026-11-23"
