@@ -35,10 +35,7 @@ grants:
 	if code, out, errOut := e.run("apply", "--repo", e.repo); code != ExitOK {
 		t.Fatalf("apply exit %d\n%s\n%s", code, out, errOut)
 	}
-	var made []fake.ResourceGroupState
-	for _, g := range e.fake.ResourceGroups()[groupsBefore:] {
-		made = append(made, g)
-	}
+	made := e.fake.ResourceGroups()[groupsBefore:]
 	want := []fake.ResourceGroupState{{Name: "cfaccess: web-dns", Zones: []string{"api.example.com", "example.com"}}}
 	opts := cmp.Transformer("sortedZones", func(g fake.ResourceGroupState) fake.ResourceGroupState {
 		g.ID = ""
