@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -236,5 +237,87 @@ func TestE2EOldModelRefused(t *testing.T) {
 	}
 	if n := len(e.fake.Requests()); n != 0 {
 		t.Errorf("%d requests to Cloudflare; an invalid repository reads nothing", n)
+	}
+}
+
+// Resource groups cannot be listed (Cloudflare: they "may be unavailable on
+// some plans"): changes that use only groups the members already use still
+// apply; one that needs a new group fails, saying why, and nothing else.
+func TestE2EResourceGroupsUnlisted(t *testing.T) {
+	e := newE2E(t)
+	e.fake.AddZone("api.example.com")
+	e.fake.Fail(fake.Failure{Method: "GET", Path: "/accounts/" + e.fake.AccountID() + "/iam/resource_groups", Status: 403})
+	code, out, errOut := e.run("apply", "--repo", e.repo)
+	if code != ExitOK {
+		t.Fatalf("apply exit %d\n%s\n%s", code, out, errOut)
+	}
+	e.commit("a new domain group", map[string]string{
+		"web.yaml": `roles:
+  web: {providers: [prod], inherits: [Domain DNS], resources: {allow: [zone:example.com, zone:api.example.com]}}
+grants:
+  - {users: [web@example.com], roles: [web], reason: WEB-1}
+`,
+	})
+	code, out, errOut = e.run("apply", "--repo", e.repo)
+	if code != ExitError || !strings.Contains(out, "no resource group known covers zone:example.com, zone:api.example.com") && !strings.Contains(out, "no resource group known covers zone:api.example.com, zone:example.com") {
+		t.Errorf("apply exit %d, want 1 naming the missing group\n%s\n%s", code, out, errOut)
+	}
+}
+
+// An invitation accepted between the read and the update: the update sent
+// with the old status is dropped by Cloudflare, seen on read-back, and sent
+// again with the status read back.
+func TestE2EAcceptedDuringApply(t *testing.T) {
+	e := newE2E(t)
+	if _, err := e.fake.PutMember(fake.MemberSpec{Email: "pat@example.com", Pending: true,
+		Access: []desired.Access{{Role: "Billing", Resource: wholeAcct}}}); err != nil {
+		t.Fatal(err)
+	}
+	accepted := false
+	e.fake.BeforeRequest(func(r *http.Request) {
+		if r.Method == "PUT" && !accepted {
+			accepted = e.fake.Accept("pat@example.com")
+		}
+	})
+	code, out, errOut := e.run("apply", "--repo", e.repo)
+	if code != ExitOK {
+		t.Fatalf("apply exit %d\n%s\n%s", code, out, errOut)
+	}
+	if got := e.members()["pat@example.com"]; got != "accepted: Domain DNS on zone:example.com" {
+		t.Errorf("pat: %s", got)
+	}
+	var bodies []string
+	for _, r := range e.fake.Requests() {
+		if r.Method == "PUT" {
+			bodies = append(bodies, string(r.Body))
+		}
+	}
+	// carol's update, then pat's twice: with "pending", then "accepted".
+	if len(bodies) != 3 || !strings.Contains(bodies[1], `"status":"pending"`) || !strings.Contains(bodies[2], `"status":"accepted"`) {
+		t.Errorf("PUT bodies:\n%s", strings.Join(bodies, "\n"))
+	}
+}
+
+// The answer to a resource-group creation is lost (502 after Cloudflare
+// made it): the groups are listed again and the one made is used; no
+// second group.
+func TestE2EGroupCreationAnswerLost(t *testing.T) {
+	e := newE2E(t)
+	e.fake.AddZone("api.example.com")
+	e.commit("a new domain group", map[string]string{
+		"web.yaml": `roles:
+  web: {providers: [prod], inherits: [Domain DNS], resources: {allow: [zone:example.com, zone:api.example.com]}}
+grants:
+  - {users: [web@example.com, web2@example.com], roles: [web], reason: WEB-1}
+`,
+	})
+	e.fake.Fail(fake.Failure{Method: "POST", Path: "/accounts/" + e.fake.AccountID() + "/iam/resource_groups", Status: 502, AfterProcessing: true, Times: 1})
+	before := len(e.fake.ResourceGroups())
+	code, out, errOut := e.run("apply", "--repo", e.repo)
+	if code != ExitOK {
+		t.Fatalf("apply exit %d\n%s\n%s", code, out, errOut)
+	}
+	if n := len(e.fake.ResourceGroups()) - before; n != 1 {
+		t.Errorf("%d resource groups made, want 1", n)
 	}
 }

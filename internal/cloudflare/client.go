@@ -52,7 +52,9 @@ type Config struct {
 	// MaxRetryWait caps how long a request waits on Cloudflare's
 	// Retry-After or used-up budget (60 s), and never past the HTTP
 	// client's timeout or the context's deadline: a longer wait fails the
-	// call as transient, saying when to try again.
+	// call as transient, saying when to try again. (The client's own
+	// limiter, pacing it within Limit, waits as long as the context
+	// allows.)
 	MaxRetryWait time.Duration
 }
 
@@ -182,6 +184,11 @@ func (c *Client) followRateHeaders(res *http.Response, maxWait time.Duration) {
 		return
 	}
 	until := now.Add(wait)
+	if res.StatusCode == http.StatusTooManyRequests {
+		// Cloudflare blocks the user, not the request: hold every request
+		// of these credentials back until then.
+		c.limiter.pause(until)
+	}
 	if wait > maxWait {
 		// The SDK would sleep that long: tell it not to retry, and say
 		// when to (wrap reads it back).
@@ -189,13 +196,8 @@ func (c *Client) followRateHeaders(res *http.Response, maxWait time.Duration) {
 		res.Header.Set(retryAtHeader, until.UTC().Format(time.RFC3339))
 		return
 	}
-	if res.StatusCode == http.StatusTooManyRequests {
-		c.limiter.pause(until)
-	}
-	// The same wait, in the one form the SDK reads without a clock of its
-	// own.
-	res.Header.Del("Retry-After-Ms")
-	res.Header.Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+	// The same wait, exactly, in the form the SDK reads first.
+	res.Header.Set("Retry-After-Ms", strconv.FormatInt(wait.Milliseconds(), 10))
 }
 
 // retryAtHeader carries, from the middleware to wrap, when a call refused
@@ -211,7 +213,8 @@ func (c *Client) maxWait(ctx context.Context) time.Duration {
 		w = t
 	}
 	if d, ok := ctx.Deadline(); ok {
-		w = min(w, time.Until(d))
+		// Leave the retry itself a second.
+		w = min(w, time.Until(d)-time.Second)
 	}
 	return max(w, 0)
 }

@@ -36,6 +36,10 @@ type window struct {
 	// header); when 0, nothing is sent before reset.
 	remaining int
 	reset     time.Time
+	// paused: nothing is sent before then (a 429's Retry-After). Kept
+	// apart from the Ratelimit header's view, so that a later answer of a
+	// request sent earlier cannot lift it.
+	paused time.Time
 }
 
 func newWindow(limit int, period time.Duration, now func() time.Time) *window {
@@ -51,20 +55,27 @@ func (e *errBudget) Error() string {
 }
 
 // Wait blocks until an event may happen, and records it. When the API has
-// said its budget is used up until a time more than maxWait away (maxWait
-// > 0), it returns an *errBudget at once instead of waiting.
+// said its budget is used up (a 429's Retry-After, or the Ratelimit header)
+// until a time more than maxWait away (maxWait > 0), it returns an
+// *errBudget at once instead of waiting. The limiter's own window, which
+// paces this process within its share of the budget, is waited for as long
+// as it takes (bounded by ctx): a large account needs more than 1,200
+// requests.
 func (w *window) Wait(ctx context.Context, maxWait time.Duration) error {
 	for {
 		w.mu.Lock()
 		now := w.now()
+		blocked := w.paused
+		if now.Before(w.reset) && w.remaining <= 0 && w.reset.After(blocked) {
+			blocked = w.reset
+		}
 		var wait time.Duration
 		switch {
-		case now.Before(w.reset) && w.remaining <= 0:
-			wait = w.reset.Sub(now)
+		case now.Before(blocked):
+			wait = blocked.Sub(now)
 			if maxWait > 0 && wait > maxWait {
-				until := w.reset
 				w.mu.Unlock()
-				return &errBudget{until: until}
+				return &errBudget{until: blocked}
 			}
 		case w.count < w.limit:
 			w.record(now)
@@ -106,12 +117,13 @@ func (w *window) observe(remaining int, reset time.Time) {
 	w.remaining, w.reset = remaining, reset
 }
 
-// pause stops every request until t (a 429's Retry-After).
+// pause stops every request until t (a 429's Retry-After); a shorter pause
+// never shortens a longer one.
 func (w *window) pause(t time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.remaining > 0 || t.After(w.reset) {
-		w.remaining, w.reset = 0, t
+	if t.After(w.paused) {
+		w.paused = t
 	}
 }
 

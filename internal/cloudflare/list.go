@@ -55,6 +55,20 @@ func untrusted(op, why string) error {
 	return &APIError{Op: op, Message: why + "; nothing was decided on this read: try again"}
 }
 
+// listMode says how far a list's answers are trusted.
+type listMode struct {
+	// countIsBound reads total_count as an upper bound: the schema
+	// documents it as "total results available without any search
+	// parameters", so a filtered list (zones by account or name) may hold
+	// fewer. Pages are then read in turn up to the first short one, never
+	// more than the count (or MaxListPages) allows.
+	countIsBound bool
+	// dropRepeats drops an item listed twice (same id) instead of failing
+	// the read: for catalogues (permission groups, zones), where Cloudflare
+	// has been seen to repeat entries, and a repeat loses nothing.
+	dropRepeats bool
+}
+
 // fetchAll reads every page of a list. Lists lie — pages repeat, totals
 // change while pages are read, a page past the end may never come — so
 // the read is bounded by what the first page says: exactly
@@ -62,11 +76,12 @@ func untrusted(op, why string) error {
 // concurrently. A page that is empty, repeats an id or reports another
 // total fails the read (the list changed while it was read, or the API
 // answered inconsistently), and so does a list longer than one page
-// without a total_count. A read never sends more requests than its first
-// page announced (SDK retries of one request aside), whatever the API
-// answers. A list that changed is not re-read at once: the error is
-// transient, and the next reconcile reads it again.
-func fetchAll[T any](ctx context.Context, c *Client, op string, id func(T) string, get func(ctx context.Context, page int) ([]T, pageInfo, error)) ([]T, error) {
+// without a total_count, or pages smaller than the API's minimum of 5. A
+// read never sends more requests than its first page announced (SDK
+// retries of one request aside), whatever the API answers. A list that
+// changed is not re-read at once: the error is transient, and the next
+// reconcile reads it again.
+func fetchAll[T any](ctx context.Context, c *Client, op string, mode listMode, id func(T) string, get func(ctx context.Context, page int) ([]T, pageInfo, error)) ([]T, error) {
 	first, info, err := get(ctx, 1)
 	if err != nil {
 		return nil, c.wrap(op, err)
@@ -75,24 +90,34 @@ func fetchAll[T any](ctx context.Context, c *Client, op string, id func(T) strin
 		return nil, untrusted(op, "the answer holds no list")
 	}
 	seen := map[string]bool{}
-	// fresh records a page's ids and returns how many were new and how
-	// many seen before.
-	fresh := func(items []T) (added, repeated int) {
+	repeats := 0
+	// fresh records a page's ids and returns its new items, or false when
+	// it repeats one and repeats are not dropped.
+	fresh := func(items []T) ([]T, bool) {
+		out := items[:0:0]
 		for _, it := range items {
-			if k := id(it); seen[k] {
-				repeated++
-			} else {
-				seen[k] = true
-				added++
+			k := id(it)
+			if seen[k] {
+				if !mode.dropRepeats {
+					return nil, false
+				}
+				repeats++
+				continue
 			}
+			seen[k] = true
+			out = append(out, it)
 		}
-		return added, repeated
+		return out, true
 	}
-	if _, repeated := fresh(first); repeated > 0 {
+	all, ok := fresh(first)
+	if !ok {
 		return nil, untrusted(op, "page 1 lists an item twice")
 	}
 	per := c.cfg.PerPage
 	if info.perPage > 0 && info.perPage < per {
+		if info.perPage < 5 {
+			return nil, untrusted(op, fmt.Sprintf("the answer has pages of %d items, fewer than the API's minimum of 5", info.perPage))
+		}
 		per = info.perPage // the API answered with smaller pages than asked
 	}
 	if !info.hasCount {
@@ -101,17 +126,43 @@ func fetchAll[T any](ctx context.Context, c *Client, op string, id func(T) strin
 		// list; a full one may be followed by anything, and no number of
 		// pages read would prove the end.
 		if len(first) < per {
-			return first, nil
+			return all, nil
 		}
 		return nil, untrusted(op, "the answer states no total_count for a list longer than one page, so its end cannot be known")
 	}
 	total := info.totalCount
 	pages := (total + per - 1) / per
 	switch {
+	case mode.countIsBound:
+		pages = min(pages, MaxListPages)
 	case pages > MaxListPages:
 		return nil, untrusted(op, fmt.Sprintf("the list claims %d items, more than %d pages", total, MaxListPages))
-	case total == 0 && len(first) > 0, total > 0 && len(first) == 0, len(first) > total:
+	case !mode.countIsBound && total > 0 && len(first) == 0:
 		return nil, untrusted(op, fmt.Sprintf("page 1 has %d items but the list claims %d", len(first), total))
+	}
+	if len(first) > total {
+		return nil, untrusted(op, fmt.Sprintf("page 1 has %d items but the list claims %d", len(first), total))
+	}
+	if mode.countIsBound {
+		last := first
+		for p := 2; p <= pages && len(last) == per; p++ {
+			items, pi, err := get(ctx, p)
+			if err != nil {
+				return nil, c.wrap(op, err)
+			}
+			if !pi.list {
+				return nil, untrusted(op, fmt.Sprintf("page %d holds no list", p))
+			}
+			added, ok := fresh(items)
+			if !ok {
+				return nil, untrusted(op, fmt.Sprintf("page %d repeats an item of another page", p))
+			}
+			if len(added) == 0 {
+				break
+			}
+			all, last = append(all, added...), items
+		}
+		return all, nil
 	}
 	rest := make([][]T, pages)
 	var mu sync.Mutex
@@ -133,22 +184,22 @@ func fetchAll[T any](ctx context.Context, c *Client, op string, id func(T) strin
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			if _, repeated := fresh(items); repeated > 0 {
+			added, ok := fresh(items)
+			if !ok {
 				return untrusted(op, fmt.Sprintf("page %d repeats an item of another page (the list changed while it was read)", p))
 			}
-			rest[p-1] = items
+			rest[p-1] = added
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	all := first
 	for p := 1; p < pages; p++ {
 		all = append(all, rest[p]...)
 	}
-	if len(all) != total {
-		return nil, untrusted(op, fmt.Sprintf("read %d items but the list claims %d (it changed while it was read)", len(all), total))
+	if len(all)+repeats != total {
+		return nil, untrusted(op, fmt.Sprintf("read %d items but the list claims %d (it changed while it was read)", len(all)+repeats, total))
 	}
 	return all, nil
 }

@@ -66,7 +66,8 @@ func TestFetchAllBoundedByTheCount(t *testing.T) {
 	c := New(Config{PerPage: 50, Concurrency: 1})
 	for seed := range uint64(3000) {
 		rng := rand.New(rand.NewPCG(seed, 7))
-		l := &liar{rng: rng, items: rng.IntN(400), per: 50, counted: rng.IntN(4) != 0}
+		l := &liar{rng: rng, items: rng.IntN(400), per: []int{50, 50, 50, 20, 5, 1}[rng.IntN(6)], counted: rng.IntN(4) != 0}
+		mode := listMode{countIsBound: rng.IntN(2) == 0, dropRepeats: rng.IntN(2) == 0}
 		switch rng.IntN(6) {
 		case 0:
 			l.growBy = 1 + rng.IntN(60)
@@ -79,7 +80,7 @@ func TestFetchAllBoundedByTheCount(t *testing.T) {
 		case 4:
 			l.ignores = true
 		}
-		got, err := fetchAll(t.Context(), c, "list things", func(s string) string { return s }, l.get)
+		got, err := fetchAll(t.Context(), c, "list things", mode, func(s string) string { return s }, l.get)
 		total := max(l.maxTotal, l.items)
 		if bound := (total+l.per-1)/l.per + 3; l.calls > bound {
 			t.Fatalf("seed %d (%+v): %d requests, more than %d", seed, *l, l.calls, bound)
@@ -98,7 +99,7 @@ func TestFetchAllBoundedByTheCount(t *testing.T) {
 			}
 			seen[s] = true
 		}
-		honest := l.growBy == 0 && l.repeatP == 0 && l.emptyP == 0 && l.notListP == 0 && !l.ignores
+		honest := l.growBy == 0 && l.repeatP == 0 && l.emptyP == 0 && l.notListP == 0 && !l.ignores && l.per >= 5
 		if honest && l.counted && len(got) != l.items {
 			t.Fatalf("seed %d: an honest list of %d read as %d", seed, l.items, len(got))
 		}
@@ -122,20 +123,31 @@ func TestFetchAllLies(t *testing.T) {
 		get      func(context.Context, int) ([]string, pageInfo, error)
 		want     int // items, or -1 for an error
 		maxCalls int
+		mode     listMode
 	}{
+		{"a catalogue repeating an entry", list("a", "a", "b"), 2, 1, listMode{dropRepeats: true}},
+		{"a filtered list with the unfiltered count", func(context.Context, int) ([]string, pageInfo, error) {
+			return []string{"a"}, pageInfo{list: true, hasCount: true, totalCount: 9000, perPage: 50}, nil
+		}, 1, 1, listMode{countIsBound: true}},
+		{"a filtered list with no match", func(context.Context, int) ([]string, pageInfo, error) {
+			return nil, pageInfo{list: true, hasCount: true, totalCount: 9000, perPage: 50}, nil
+		}, 0, 1, listMode{countIsBound: true}},
+		{"pages of one item", func(context.Context, int) ([]string, pageInfo, error) {
+			return []string{"a"}, pageInfo{list: true, hasCount: true, totalCount: 2000, perPage: 1}, nil
+		}, -1, 1, listMode{}},
 		{"empty result with a count", func(context.Context, int) ([]string, pageInfo, error) {
 			return nil, pageInfo{list: true, hasCount: true, totalCount: 120}, nil
-		}, -1, 1},
+		}, -1, 1, listMode{}},
 		{"result is null", func(context.Context, int) ([]string, pageInfo, error) {
 			return nil, pageInfo{}, nil
-		}, -1, 1},
-		{"no count, a full page (more may follow)", list(many...), -1, 1},
-		{"no count, short page", list("a", "b"), 2, 1},
-		{"page 1 lists an item twice", list("a", "a"), -1, 1},
+		}, -1, 1, listMode{}},
+		{"no count, a full page (more may follow)", list(many...), -1, 1, listMode{}},
+		{"no count, short page", list("a", "b"), 2, 1, listMode{}},
+		{"page 1 lists an item twice", list("a", "a"), -1, 1, listMode{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			calls := 0
-			got, err := fetchAll(t.Context(), c, "list things", func(s string) string { return s }, func(ctx context.Context, p int) ([]string, pageInfo, error) {
+			got, err := fetchAll(t.Context(), c, "list things", tc.mode, func(s string) string { return s }, func(ctx context.Context, p int) ([]string, pageInfo, error) {
 				calls++
 				return tc.get(ctx, p)
 			})
@@ -171,14 +183,15 @@ func FuzzFetchAll(f *testing.F) {
 			total := int(b)
 			maxTotal = max(maxTotal, total)
 			mu.Unlock()
-			info := pageInfo{list: b != 1, hasCount: b%3 != 0, totalCount: total, perPage: 5}
+			info := pageInfo{list: b != 1, hasCount: b%3 != 0, totalCount: total, perPage: 1 + int(b%9)}
 			var out []string
 			for i := range int(b % 7) {
 				out = append(out, fmt.Sprintf("%d-%d", page*int(b%2), i))
 			}
 			return out, info, nil
 		}
-		_, _ = fetchAll(t.Context(), c, "fuzz", func(s string) string { return s }, get)
+		mode := listMode{countIsBound: len(script) > 0 && script[0]%2 == 0, dropRepeats: len(script) > 0 && script[0]%3 == 0}
+		_, _ = fetchAll(t.Context(), c, "fuzz", mode, func(s string) string { return s }, get)
 		if calls > (maxTotal+4)/5+3 {
 			t.Fatalf("%d requests for a claimed total of at most %d", calls, maxTotal)
 		}

@@ -111,3 +111,22 @@ func TestRetryAfterForms(t *testing.T) {
 		}
 	}
 }
+
+// A 429 blocks the user, not one request: after a Retry-After longer than a
+// request may wait, the next call fails at once, unsent — even though the
+// 429 itself (and other answers) said requests remained.
+func TestLongRetryAfterHoldsEveryRequest(t *testing.T) {
+	e := newEnv(t, Config{MaxRetryWait: time.Second})
+	e.fake.Fail(fake.Failure{Path: "/accounts/" + e.fake.AccountID(), Status: 429, RetryAfter: "300", Times: 1})
+	if _, err := e.client.Verify(t.Context(), e.fake.AccountID()); err == nil || !IsTransient(err) {
+		t.Fatalf("first call: %v, want a transient 429", err)
+	}
+	sent := len(e.fake.Requests())
+	_, err := e.client.Verify(t.Context(), e.fake.AccountID())
+	if err == nil || !strings.Contains(err.Error(), "rate limit for these credentials is used up") {
+		t.Errorf("second call: %v, want it held back", err)
+	}
+	if n := len(e.fake.Requests()); n != sent {
+		t.Errorf("%d more requests reached Cloudflare during the block", n-sent)
+	}
+}

@@ -87,8 +87,9 @@ type Account struct {
 	Name             string
 	Members          []Member // sorted by email
 	PermissionGroups []PermissionGroup
-	// ResourceGroups are read only when needed: call LoadResourceGroups
-	// before looking one up.
+	// ResourceGroups are, after a read, the groups the members' policies
+	// use (member responses carry their scopes); LoadResourceGroups adds
+	// every other group of the account, read only when a change needs it.
 	ResourceGroups []ResourceGroup
 	// ZoneIDs maps zone names to ids, for the zones asked for.
 	ZoneIDs map[string]string
@@ -96,6 +97,7 @@ type Account struct {
 	ZoneNames map[string]string
 
 	groupsLoaded bool
+	groupsErr    error // a failed list, not retried within one apply
 }
 
 // ReadOptions say which zones to resolve.
@@ -121,8 +123,9 @@ func (c *Client) ReadAccount(ctx context.Context, accountID string, opts ReadOpt
 	acct.Name = name
 	g, gctx := errgroup.WithContext(ctx)
 	var members []converted
+	seen := &groupSet{byID: map[string]ResourceGroup{}}
 	g.Go(func() (err error) {
-		members, err = c.listMembers(gctx, accountID)
+		members, err = c.listMembers(gctx, accountID, seen)
 		return err
 	})
 	g.Go(func() (err error) {
@@ -163,9 +166,13 @@ func (c *Client) ReadAccount(ctx context.Context, accountID string, opts ReadOpt
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	acct.ResourceGroups = seen.sorted()
 	// Member responses carry each resource group's scope, so the group
 	// list is needed only when one came without it — or, later, to write
-	// (LoadResourceGroups). A steady-state read skips it.
+	// a group no member uses yet (LoadResourceGroups). A steady-state
+	// read skips it, and a plan where resource groups cannot be listed
+	// (Cloudflare: they "may be unavailable on some plans") still writes
+	// with the groups its members use.
 	if err := c.resolveMissingScopes(ctx, acct, members); err != nil {
 		return nil, err
 	}
@@ -222,17 +229,59 @@ func (m converted) resolve(groups []ResourceGroup) Member {
 	return out
 }
 
-// LoadResourceGroups reads the account's resource groups, once.
+// LoadResourceGroups reads the account's resource groups, once: a failed
+// read is not tried again on the same account value.
 func (c *Client) LoadResourceGroups(ctx context.Context, acct *Account) error {
-	if acct.groupsLoaded {
-		return nil
+	if acct.groupsLoaded || acct.groupsErr != nil {
+		return acct.groupsErr
 	}
 	groups, err := c.listResourceGroups(ctx, acct.ID)
 	if err != nil {
+		acct.groupsErr = err
 		return err
 	}
-	acct.ResourceGroups, acct.groupsLoaded = append(groups, acct.ResourceGroups...), true
+	for _, g := range acct.ResourceGroups {
+		if !slices.ContainsFunc(groups, func(l ResourceGroup) bool { return l.ID == g.ID }) {
+			groups = append(groups, g)
+		}
+	}
+	acct.ResourceGroups, acct.groupsLoaded = groups, true
 	return nil
+}
+
+// ReloadResourceGroups reads the account's resource groups again (after a
+// creation whose answer was lost, say).
+func (c *Client) ReloadResourceGroups(ctx context.Context, acct *Account) error {
+	acct.groupsLoaded, acct.groupsErr = false, nil
+	return c.LoadResourceGroups(ctx, acct)
+}
+
+// groupSet collects the resource groups that member responses show, for
+// concurrent page reads.
+type groupSet struct {
+	mu   sync.Mutex
+	byID map[string]ResourceGroup
+}
+
+func (s *groupSet) add(g ResourceGroup) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.byID[g.ID]; !ok {
+		g.ID, g.Name = strings.Clone(g.ID), strings.Clone(g.Name)
+		s.byID[g.ID] = g
+	}
+}
+
+func (s *groupSet) sorted() []ResourceGroup {
+	out := make([]ResourceGroup, 0, len(s.byID))
+	for _, g := range s.byID {
+		out = append(out, g)
+	}
+	slices.SortFunc(out, func(a, b ResourceGroup) int { return cmp.Compare(a.ID, b.ID) })
+	return out
 }
 
 // listMembers reads every member, converting each page as it arrives: the
@@ -240,8 +289,8 @@ func (c *Client) LoadResourceGroups(ctx context.Context, acct *Account) error {
 // large account never sits in memory in that form. A member the reconciler
 // cannot trust (no email, an id that is not an id) fails the read: a
 // member read as "" would look undeclared and be removed.
-func (c *Client) listMembers(ctx context.Context, accountID string) ([]converted, error) {
-	return fetchAll(ctx, c, "list members of account "+accountID, func(m converted) string { return m.ID },
+func (c *Client) listMembers(ctx context.Context, accountID string, seen *groupSet) ([]converted, error) {
+	return fetchAll(ctx, c, "list members of account "+accountID, listMode{}, func(m converted) string { return m.ID },
 		func(ctx context.Context, page int) ([]converted, pageInfo, error) {
 			var p accounts.MemberListParams
 			p.AccountID.Value, p.AccountID.Present = accountID, true
@@ -253,7 +302,7 @@ func (c *Client) listMembers(ctx context.Context, accountID string) ([]converted
 			}
 			out := make([]converted, len(res.Result))
 			for i, m := range res.Result {
-				if out[i], err = convertMember(m, accountID); err != nil {
+				if out[i], err = convertMember(m, accountID, seen); err != nil {
 					return nil, pageInfo{}, err
 				}
 			}
@@ -262,7 +311,10 @@ func (c *Client) listMembers(ctx context.Context, accountID string) ([]converted
 }
 
 func (c *Client) listPermissionGroups(ctx context.Context, accountID string) ([]PermissionGroup, error) {
-	return fetchAll(ctx, c, "list permission groups of account "+accountID, func(pg PermissionGroup) string { return pg.ID },
+	// Two roles have once been listed under one id: both are kept, and
+	// only an exact repeat is dropped.
+	return fetchAll(ctx, c, "list permission groups of account "+accountID, listMode{dropRepeats: true},
+		func(pg PermissionGroup) string { return pg.ID + "\x00" + pg.Name },
 		func(ctx context.Context, page int) ([]PermissionGroup, pageInfo, error) {
 			var p iam.PermissionGroupListParams
 			p.AccountID.Value, p.AccountID.Present = accountID, true
@@ -302,7 +354,8 @@ func (c *Client) listResourceGroups(ctx context.Context, accountID string) ([]Re
 	if !parsePageInfo(res.JSON.RawJSON()).list {
 		return nil, untrusted(op, "the answer holds no list of resource groups")
 	}
-	// Groups of shapes the reconciler does not write are left out.
+	// Groups of shapes the reconciler does not write are kept, without
+	// resources: their names are taken.
 	var out []ResourceGroup
 	for _, rg := range res.Result {
 		key, objects := rg.Scope.Key, make([]string, 0, len(rg.Scope.Objects))
@@ -312,9 +365,8 @@ func (c *Client) listResourceGroups(ctx context.Context, accountID string) ([]Re
 		if key == "" {
 			key, objects = rawScope(rg.JSON.Scope.Raw())
 		}
-		if rs, adHoc, ok := scopeResources(accountID, key, objects); ok {
-			out = append(out, ResourceGroup{ID: rg.ID, Name: rg.Name, Resources: rs, AdHoc: adHoc})
-		}
+		rs, adHoc, _ := scopeResources(accountID, key, objects)
+		out = append(out, ResourceGroup{ID: rg.ID, Name: rg.Name, Resources: rs, AdHoc: adHoc})
 	}
 	return out, nil
 }
@@ -326,7 +378,7 @@ func (c *Client) listZones(ctx context.Context, accountID, name string) ([]zone,
 	if name != "" {
 		op = fmt.Sprintf("look up zone %s in account %s", name, accountID)
 	}
-	return fetchAll(ctx, c, op, func(z zone) string { return z.ID }, func(ctx context.Context, page int) ([]zone, pageInfo, error) {
+	return fetchAll(ctx, c, op, listMode{countIsBound: true, dropRepeats: true}, func(z zone) string { return z.ID }, func(ctx context.Context, page int) ([]zone, pageInfo, error) {
 		var p zones.ZoneListParams
 		p.Account.Value.ID.Value, p.Account.Value.ID.Present, p.Account.Present = accountID, true, true
 		if name != "" {
@@ -397,8 +449,9 @@ func canon(s string) string { return unique.Make(s).Value() }
 // convertMember computes a member's effective access. Policies win over
 // legacy roles when a member has both (Cloudflare lists matching roles
 // beside the policies of members made with policies). A resource group
-// that came without its scope is kept aside for resolveMissingScopes.
-func convertMember(m shared.Member, accountID string) (converted, error) {
+// that came without its scope is kept aside for resolveMissingScopes; the
+// others are noted in seen (when not nil).
+func convertMember(m shared.Member, accountID string, seen *groupSet) (converted, error) {
 	op := "list members of account " + accountID
 	if !isHex32(m.ID) {
 		return converted{}, untrusted(op, fmt.Sprintf("a member's id %q is not a Cloudflare id", truncate(m.ID, 40)))
@@ -433,11 +486,12 @@ func convertMember(m shared.Member, accountID string) (converted, error) {
 				out.unresolved = append(out.unresolved, unresolvedGroup{groupID: canon(rg.ID), roles: roles})
 				continue
 			}
-			rs, _, ok := scopeResources(accountID, key, objects)
+			rs, adHoc, ok := scopeResources(accountID, key, objects)
 			if !ok {
 				out.Unknown = append(out.Unknown, key+" "+strings.Join(objects, ","))
 				continue
 			}
+			seen.add(ResourceGroup{ID: rg.ID, Name: rg.Name, Resources: rs, AdHoc: adHoc})
 			for _, role := range roles {
 				for _, r := range rs {
 					out.Access = append(out.Access, desired.Access{Role: role, Resource: r})

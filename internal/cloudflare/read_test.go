@@ -73,7 +73,7 @@ func TestConvertMember(t *testing.T) {
 			if err := json.Unmarshal([]byte(tc.json), &m); err != nil {
 				t.Fatal(err)
 			}
-			got, err := convertMember(m, testAcct)
+			got, err := convertMember(m, testAcct, nil)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !IsTransient(err) {
 					t.Errorf("error %v, want a transient one containing %q", err, tc.wantErr)
@@ -128,5 +128,40 @@ func TestResourceGroupsInOneRequest(t *testing.T) {
 	}
 	if adHoc != 1 || domain != 120 || whole != 1 {
 		t.Errorf("read %d ad-hoc, %d domain, %d account groups; want 1, 120, 1", adHoc, domain, whole)
+	}
+}
+
+// Zone lookups read total_count as an upper bound (the schema: "total
+// results available without any search parameters"), which the fake
+// answers: a lookup by name in an account of many zones, a name that is
+// not there, and a list of every zone all come out right.
+func TestZoneCountIsAnUpperBound(t *testing.T) {
+	e := newEnv(t, Config{})
+	for i := range 120 {
+		e.fake.AddZone(fmt.Sprintf("z%03d.example.com", i))
+	}
+	acct, err := e.client.ReadAccount(t.Context(), e.fake.AccountID(), ReadOptions{Zones: []string{"z007.example.com", "missing.example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(acct.ZoneIDs) != 1 || acct.ZoneIDs["z007.example.com"] == "" {
+		t.Errorf("zones resolved: %v", acct.ZoneIDs)
+	}
+	e.fake.ResetRequests()
+	acct, err = e.client.ReadAccount(t.Context(), e.fake.AccountID(), ReadOptions{AllZones: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(acct.ZoneIDs) != 120 {
+		t.Errorf("%d zones, want 120", len(acct.ZoneIDs))
+	}
+	zoneReqs := 0
+	for _, r := range e.fake.Requests() {
+		if r.Path == "/zones" {
+			zoneReqs++
+		}
+	}
+	if zoneReqs != 3 {
+		t.Errorf("%d zone requests, want 3", zoneReqs)
 	}
 }

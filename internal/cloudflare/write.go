@@ -137,7 +137,7 @@ func (c *Client) GetMember(ctx context.Context, accountID, memberID string, grou
 	if err != nil {
 		return Member{}, c.wrap("read member "+memberID+" of account "+accountID, err)
 	}
-	conv, err := convertMember(*m, accountID)
+	conv, err := convertMember(*m, accountID, nil)
 	if err != nil {
 		return Member{}, err
 	}
@@ -163,7 +163,9 @@ func (c *Client) CreateResourceGroup(ctx context.Context, accountID, name string
 	}
 	var p iam.ResourceGroupNewParams
 	p.AccountID.Value, p.AccountID.Present = accountID, true
-	g, err := c.groups.New(ctx, p, option.WithRequestBody("application/json", body))
+	// Not retried: a retry after a lost answer would make a second group.
+	// The caller lists the groups again to find out (ReloadResourceGroups).
+	g, err := c.groups.New(ctx, p, option.WithRequestBody("application/json", body), option.WithMaxRetries(0))
 	if err != nil {
 		return ResourceGroup{}, c.wrap(op, err)
 	}
@@ -272,7 +274,7 @@ func (a *Account) GroupNamed(name string) bool {
 
 // FindMember returns the member with this email (any case).
 func (c *Client) FindMember(ctx context.Context, accountID, email string) (Member, error) {
-	members, err := c.listMembers(ctx, accountID)
+	members, err := c.listMembers(ctx, accountID, nil)
 	if err != nil {
 		return Member{}, err
 	}

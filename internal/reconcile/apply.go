@@ -74,9 +74,7 @@ func (a *applier) apply(ctx context.Context, c diff.Change) Result {
 			r.Err = err
 			break
 		}
-		if r.Err = a.client.ReplacePolicies(ctx, id, c.MemberID, c.Status, pols); r.Err == nil {
-			r.Err = a.verify(ctx, c.MemberID, c)
-		}
+		r.Err = a.replace(ctx, c.MemberID, c.Status, pols, c)
 	case diff.Reinvite:
 		// Cloudflare cannot resend an invitation: withdraw it and invite
 		// again, with the access declared now.
@@ -89,7 +87,7 @@ func (a *applier) apply(ctx context.Context, c diff.Change) Result {
 			break
 		}
 		if r.MemberID, r.Err = a.client.Invite(ctx, id, c.Email, pols); r.Err == nil {
-			r.Err = a.verify(ctx, r.MemberID, c)
+			_, r.Err = a.verify(ctx, r.MemberID, c)
 		}
 	case diff.Invite:
 		pols, err := a.policies(ctx, c)
@@ -108,10 +106,11 @@ func (a *applier) apply(ctx context.Context, c diff.Change) Result {
 				break
 			}
 			r.MemberID, r.Note = m.ID, "already a member: updated instead"
-			r.Err = a.client.ReplacePolicies(ctx, id, m.ID, m.Status, pols)
+			r.Err = a.replace(ctx, m.ID, m.Status, pols, c)
+			break
 		}
 		if r.Err == nil {
-			r.Err = a.verify(ctx, r.MemberID, c)
+			_, r.Err = a.verify(ctx, r.MemberID, c)
 		}
 	default:
 		r.Err = fmt.Errorf("unknown action %q", c.Action)
@@ -124,20 +123,38 @@ func (a *applier) apply(ctx context.Context, c diff.Change) Result {
 // the right status does, Terraform provider PR 6581).
 var ErrNotApplied = errors.New("the change did not take")
 
+// replace sets a member's policies, sending its status, and reads it back.
+// When the member's status changed since it was read (an invitation
+// accepted meanwhile), Cloudflare drops the change: it is sent once more
+// with the status read back.
+func (a *applier) replace(ctx context.Context, memberID, status string, pols []cloudflare.Policy, c diff.Change) error {
+	if err := a.client.ReplacePolicies(ctx, a.ap.AccountID, memberID, status, pols); err != nil {
+		return err
+	}
+	m, err := a.verify(ctx, memberID, c)
+	if errors.Is(err, ErrNotApplied) && m.Status != status {
+		if err := a.client.ReplacePolicies(ctx, a.ap.AccountID, memberID, m.Status, pols); err != nil {
+			return err
+		}
+		_, err = a.verify(ctx, memberID, c)
+	}
+	return err
+}
+
 // verify reads the member back after a write and compares its effective
 // access with what was written.
-func (a *applier) verify(ctx context.Context, memberID string, c diff.Change) error {
+func (a *applier) verify(ctx context.Context, memberID string, c diff.Change) (cloudflare.Member, error) {
 	m, err := a.client.GetMember(ctx, a.ap.AccountID, memberID, a.ap.Live.ResourceGroups)
 	if err != nil {
-		return fmt.Errorf("reading %s back after the change: %w", c.Email, err)
+		return m, fmt.Errorf("reading %s back after the change: %w", c.Email, err)
 	}
 	want := slices.Clone(c.Access)
 	slices.SortFunc(want, desired.Access.Compare)
 	if m.Denies == 0 && len(m.Unknown) == 0 && slices.Equal(m.Access, slices.Compact(want)) {
-		return nil
+		return m, nil
 	}
 	add, remove := accessDiff(want, m.Access)
-	return fmt.Errorf("%w: Cloudflare answered success, but %s (member %s) reads back %s: the next run tries again", ErrNotApplied, c.Email, memberID, describeGap(a.ap.Live, add, remove))
+	return m, fmt.Errorf("%w: Cloudflare answered success, but %s (member %s) reads back %s: the next run tries again", ErrNotApplied, c.Email, memberID, describeGap(a.ap.Live, add, remove))
 }
 
 // accessDiff returns what want has that got lacks, and the reverse.
@@ -181,9 +198,10 @@ func describeGap(live *cloudflare.Account, missing, extra []desired.Access) stri
 // is created, named after the repository role.
 func (a *applier) policies(ctx context.Context, c diff.Change) ([]cloudflare.Policy, error) {
 	live := a.ap.Live
-	if err := a.client.LoadResourceGroups(ctx, live); err != nil {
-		return nil, err
-	}
+	// The groups members use are known from the read; the others are
+	// listed once. A failed list is an error only for a change that needs
+	// a group no member uses yet.
+	listErr := a.client.LoadResourceGroups(ctx, live)
 	layout := c.Policies
 	if len(layout) == 0 {
 		layout = desired.PoliciesOf(c.Access)
@@ -200,16 +218,50 @@ func (a *applier) policies(ctx context.Context, c diff.Change) ([]cloudflare.Pol
 		}
 		rg, ok := live.ResourceGroup(p.Resources)
 		if !ok {
-			created, err := a.client.CreateResourceGroup(ctx, a.ap.AccountID, groupName(live, p), p.Resources)
+			if listErr != nil {
+				return nil, fmt.Errorf("no resource group known covers %s, and the account's resource groups could not be listed to look further: %w", describeResources(live, p.Resources), listErr)
+			}
+			created, err := a.create(ctx, p)
 			if err != nil {
 				return nil, err
 			}
-			live.ResourceGroups = append(live.ResourceGroups, created)
 			rg = created
 		}
 		out = append(out, cloudflare.Policy{PermissionGroups: slices.Compact(slices.Sorted(slices.Values(ids))), ResourceGroups: []string{rg.ID}})
 	}
 	return out, nil
+}
+
+// create makes the resource group for a policy's resources. Creation is not
+// retried (a retry after a lost answer would make a second group): after a
+// failure the groups are listed again, and a group that did get made is
+// used.
+func (a *applier) create(ctx context.Context, p desired.Policy) (cloudflare.ResourceGroup, error) {
+	live := a.ap.Live
+	name := groupName(live, p)
+	created, err := a.client.CreateResourceGroup(ctx, a.ap.AccountID, name, p.Resources)
+	if err == nil {
+		live.ResourceGroups = append(live.ResourceGroups, created)
+		return created, nil
+	}
+	if !cloudflare.IsTransient(err) {
+		return created, err
+	}
+	if lerr := a.client.ReloadResourceGroups(ctx, live); lerr != nil {
+		return created, err
+	}
+	if rg, ok := live.ResourceGroup(p.Resources); ok {
+		return rg, nil
+	}
+	return created, err
+}
+
+func describeResources(live *cloudflare.Account, rs []desired.Resource) string {
+	var parts []string
+	for _, r := range rs {
+		parts = append(parts, live.Display(r).String())
+	}
+	return strings.Join(parts, ", ")
 }
 
 // groupName names a new resource group after the repository role its
@@ -218,11 +270,7 @@ func (a *applier) policies(ctx context.Context, c diff.Change) ([]cloudflare.Pol
 func groupName(live *cloudflare.Account, p desired.Policy) string {
 	base := "cfaccess: " + p.Name
 	if p.Name == "" {
-		var zones []string
-		for _, r := range p.Resources {
-			zones = append(zones, live.Display(r).String())
-		}
-		base = "cfaccess: " + strings.Join(zones, ", ")
+		base = "cfaccess: " + describeResources(live, p.Resources)
 		if len(base) > 100 {
 			base = base[:100] + "…"
 		}

@@ -56,6 +56,12 @@ func paginate[T any](w http.ResponseWriter, r *http.Request, items []T) {
 // paginateFunc serves one page of n items, rendering only that page's
 // items with page(start, end).
 func paginateFunc(w http.ResponseWriter, r *http.Request, n int, render func(start, end int) any) {
+	paginateCounted(w, r, n, n, render)
+}
+
+// paginateCounted is paginateFunc with the total_count to report, which
+// may count more than the n items served (see listZones).
+func paginateCounted(w http.ResponseWriter, r *http.Request, n, total int, render func(start, end int) any) {
 	page, perPage := 1, 20
 	q := r.URL.Query()
 	if v := q.Get("page"); v != "" {
@@ -78,7 +84,7 @@ func paginateFunc(w http.ResponseWriter, r *http.Request, n int, render func(sta
 	end := min(start+perPage, n)
 	writeJSON(w, http.StatusOK, envelope{
 		Success: true, Errors: []apiError{}, Messages: []any{}, Result: render(start, end),
-		ResultInfo: &resultInfo{Page: page, PerPage: perPage, Count: end - start, TotalCount: n,
-			TotalPages: (n + perPage - 1) / perPage},
+		ResultInfo: &resultInfo{Page: page, PerPage: perPage, Count: end - start, TotalCount: total,
+			TotalPages: (total + perPage - 1) / perPage},
 	})
 }

@@ -428,8 +428,17 @@ func (s *Server) listZones(w http.ResponseWriter, r *http.Request) {
 			"original_name_servers": nil, "original_registrar": nil, "original_dnshost": nil,
 			"created_on": "2020-01-01T00:00:00Z", "modified_on": "2020-01-01T00:00:00Z", "activated_on": "2020-01-02T00:00:00Z"})
 	}
+	all := len(s.zones)
 	s.mu.Unlock()
-	paginate(w, r, out)
+	// The schema documents total_count as "total results available
+	// without any search parameters": a lookup by name may report every
+	// zone of the account. Clients must read it as an upper bound.
+	paginateCounted(w, r, len(out), all, func(start, end int) any {
+		if start == end {
+			return []any{}
+		}
+		return out[start:end]
+	})
 }
 
 // strictDecode decodes JSON, refusing unknown fields.
