@@ -34,6 +34,10 @@ type planFlags struct {
 	limiters map[string]*cloudflare.Limiter
 	// owners remembers each token's user, read once.
 	owners map[string]string
+	// protectedIDs remembers, per account, the ids of members seen
+	// protected: an email that changes or disappears cannot unprotect
+	// them.
+	protectedIDs map[string]map[string]bool
 }
 
 // limiter returns the limiter of creds, made on first use.
@@ -179,7 +183,19 @@ func (f *planFlags) planChecked(ctx context.Context, env *Env, c *checked, rev g
 			MaxRetries: retriesConfig(f.retries), Observe: observe})
 		aopts := ropts
 		aopts.Owner, aopts.OwnerKnown = f.owners[creds.Key()]
+		aopts.ProtectedIDs = f.protectedIDs[pv.AccountID]
 		ap := reconcile.Plan(ctx, client, c.repo, id, now, aopts)
+		if len(ap.ProtectedIDs) > 0 {
+			if f.protectedIDs == nil {
+				f.protectedIDs = map[string]map[string]bool{}
+			}
+			if f.protectedIDs[pv.AccountID] == nil {
+				f.protectedIDs[pv.AccountID] = map[string]bool{}
+			}
+			for _, mid := range ap.ProtectedIDs {
+				f.protectedIDs[pv.AccountID][mid] = true
+			}
+		}
 		if ap.Plan != nil { // the owner was read
 			if f.owners == nil {
 				f.owners = map[string]string{}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -145,18 +146,24 @@ func (c *Client) middleware(req *http.Request, next option.MiddlewareNext) (*htt
 	if err := c.limiter.Wait(req.Context(), maxWait); err != nil {
 		var eb *errBudget
 		if errors.As(err, &eb) {
-			return budgetResponse(req, eb.until, c.cfg.Now()), nil
+			msg := fmt.Sprintf("not sent: Cloudflare's rate limit for these credentials is used up for %d s more",
+				int(eb.until.Sub(c.cfg.Now()).Round(time.Second)/time.Second))
+			return localAnswer(req, http.StatusTooManyRequests, msg, eb.until), nil
 		}
 		return nil, err
 	}
 	start := time.Now()
 	res, err := next(req)
 	if err == nil {
-		body, rerr := io.ReadAll(res.Body)
+		body, rerr := io.ReadAll(io.LimitReader(res.Body, MaxResponseBody+1))
 		_ = res.Body.Close()
-		if rerr != nil {
+		switch {
+		case rerr != nil:
 			res, err = nil, fmt.Errorf("reading the response body: %w", rerr)
-		} else {
+		case len(body) > MaxResponseBody:
+			// Not retried: the same request would bring the same answer.
+			res = localAnswer(req, http.StatusBadGateway, fmt.Sprintf("the answer is larger than %d MiB: refused, nothing decided on it", MaxResponseBody>>20), time.Time{})
+		default:
 			res.Body = io.NopCloser(bytes.NewReader(body))
 		}
 	}
@@ -240,18 +247,26 @@ func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 	return 0, false
 }
 
-// budgetResponse is the answer the middleware gives in Cloudflare's place
-// when the budget is used up for longer than a request may wait: a 429
-// that the SDK does not retry.
-func budgetResponse(req *http.Request, until, now time.Time) *http.Response {
-	body := fmt.Sprintf(`{"success":false,"errors":[{"code":10000,"message":"not sent: Cloudflare's rate limit for these credentials is used up for %d s more"}],"messages":[],"result":null}`,
-		int(until.Sub(now).Round(time.Second)/time.Second))
+// MaxResponseBody is the largest answer read (32 MiB): a page of 50
+// members is a few hundred KiB, and a larger answer is refused rather than
+// read whole.
+const MaxResponseBody = 32 << 20
+
+// localAnswer is an answer the middleware gives in Cloudflare's place — a
+// call not sent because the budget is used up (429), an answer refused
+// (502) — that the SDK does not retry. retryAt, when set, is when to try
+// again.
+func localAnswer(req *http.Request, status int, msg string, retryAt time.Time) *http.Response {
+	body, _ := json.Marshal(map[string]any{"success": false, "messages": []any{}, "result": nil,
+		"errors": []any{map[string]any{"code": 10000, "message": msg}}})
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Should-Retry", "false")
-	h.Set(retryAtHeader, until.UTC().Format(time.RFC3339))
-	return &http.Response{StatusCode: http.StatusTooManyRequests, Status: "429 Too Many Requests", Header: h,
-		Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: req,
+	if !retryAt.IsZero() {
+		h.Set(retryAtHeader, retryAt.UTC().Format(time.RFC3339))
+	}
+	return &http.Response{StatusCode: status, Status: fmt.Sprintf("%d %s", status, http.StatusText(status)), Header: h,
+		Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)), Request: req,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}
 }
 
@@ -285,6 +300,9 @@ func isHex32(s string) bool {
 // Verify checks the credentials against the account: it reads the
 // account, which a token without access to it cannot.
 func (c *Client) Verify(ctx context.Context, accountID string) (name string, err error) {
+	if err := checkIDs("read account "+accountID, accountID); err != nil {
+		return "", err
+	}
 	var p accounts.AccountGetParams
 	p.AccountID.Value, p.AccountID.Present = accountID, true
 	acct, err := c.accts.Get(ctx, p)

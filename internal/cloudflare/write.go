@@ -51,6 +51,18 @@ func policiesJSON(ps []Policy) []policyJSON {
 	return out
 }
 
+// checkIDs refuses ids that are not Cloudflare ids before they go into a
+// request path: a member id such as "../../../zones/x" would otherwise
+// address another resource.
+func checkIDs(op string, ids ...string) error {
+	for _, id := range ids {
+		if !isHex32(id) {
+			return fmt.Errorf("%s: %q is not a Cloudflare id (32 hexadecimal characters): refused", op, truncate(id, 40))
+		}
+	}
+	return nil
+}
+
 // ErrAlreadyMember is returned by Invite when the email is already a member
 // (pending or accepted): the caller reads the member back and updates it.
 var ErrAlreadyMember = errors.New("already a member")
@@ -96,6 +108,9 @@ func (c *Client) Invite(ctx context.Context, accountID, email string, policies [
 // member back to confirm the change took.
 func (c *Client) ReplacePolicies(ctx context.Context, accountID, memberID, status string, policies []Policy) error {
 	op := "update member " + memberID + " of account " + accountID
+	if err := checkIDs(op, accountID, memberID); err != nil {
+		return err
+	}
 	if status != "accepted" && status != "pending" {
 		return fmt.Errorf("%s: the member's current status is %q; only accepted or pending members are updated", op, status)
 	}
@@ -119,6 +134,9 @@ func (c *Client) ReplacePolicies(ctx context.Context, accountID, memberID, statu
 // the dashboard. (The account itself was read just before, so the 404 is
 // the member's.)
 func (c *Client) Remove(ctx context.Context, accountID, memberID string) error {
+	if err := checkIDs("remove member "+memberID+" of account "+accountID, accountID, memberID); err != nil {
+		return err
+	}
 	var p accounts.MemberDeleteParams
 	p.AccountID.Value, p.AccountID.Present = accountID, true
 	_, err := c.members.Delete(ctx, memberID, p)
@@ -131,6 +149,9 @@ func (c *Client) Remove(ctx context.Context, accountID, memberID string) error {
 
 // GetMember reads one member back.
 func (c *Client) GetMember(ctx context.Context, accountID, memberID string, groups []ResourceGroup) (Member, error) {
+	if err := checkIDs("read member "+memberID+" of account "+accountID, accountID, memberID); err != nil {
+		return Member{}, err
+	}
 	var p accounts.MemberGetParams
 	p.AccountID.Value, p.AccountID.Present = accountID, true
 	m, err := c.members.Get(ctx, memberID, p)

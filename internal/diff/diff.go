@@ -62,7 +62,11 @@ type Options struct {
 	Prune     bool
 	Protected []string
 	// Owner is the token's user, never changed; "" when unknown.
-	Owner            string
+	Owner string
+	// ProtectedIDs are member ids never changed, whatever their email
+	// reads now: protected members as an earlier read knew them, so that
+	// an email that changes or disappears cannot unprotect them.
+	ProtectedIDs     map[string]bool
 	MaxRemovals      int
 	AllowMassRemoval bool
 	// Reinvite, when set, says whether a pending member's invitation is
@@ -137,7 +141,7 @@ func Compute(want []Want, live []Live, opts Options) (*Plan, error) {
 	for i := range live {
 		l := &live[i]
 		email := strings.ToLower(l.Email)
-		if skip[email] {
+		if skip[email] || opts.ProtectedIDs[l.ID] {
 			p.Protected = append(p.Protected, email)
 			continue
 		}

@@ -9,7 +9,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cfaccess/reconciler/internal/cfroles"
@@ -28,6 +30,9 @@ type AccountPlan struct {
 	Owner       string
 	// Client is the client the plan was read with, to apply it.
 	Client *cloudflare.Client
+	// ProtectedIDs are the ids of the protected members of this read
+	// (protected emails and the owner), to remember for later reads.
+	ProtectedIDs []string
 	// Err is why the account cannot be applied: a failed read (transient),
 	// names the account lacks, or the mass-removal breaker.
 	Err error
@@ -43,6 +48,9 @@ type Options struct {
 	// (a token's owner never changes): GET /user is skipped.
 	Owner      string
 	OwnerKnown bool
+	// ProtectedIDs are ids of members protected in earlier reads: still
+	// protected, whatever their email reads now.
+	ProtectedIDs map[string]bool
 }
 
 // Plan reads the account of provider pid and plans it against repo at now.
@@ -68,8 +76,22 @@ func Plan(ctx context.Context, client *cloudflare.Client, repo *desired.Repo, pi
 		ap.Err = err
 		return ap
 	}
+	protected := map[string]bool{}
+	for _, e := range append(slices.Clone(pv.Protected), owner) {
+		protected[strings.ToLower(e)] = e != ""
+	}
+	ids := maps.Clone(opts.ProtectedIDs)
+	if ids == nil {
+		ids = map[string]bool{}
+	}
+	for _, m := range live.Members {
+		if protected[m.Email] {
+			ap.ProtectedIDs = append(ap.ProtectedIDs, m.ID)
+			ids[m.ID] = true
+		}
+	}
 	ap.Plan, ap.Err = diff.Compute(wants, Lives(live), diff.Options{
-		Prune: pv.Prune, Protected: pv.Protected, Owner: owner,
+		Prune: pv.Prune, Protected: pv.Protected, Owner: owner, ProtectedIDs: ids,
 		MaxRemovals: pv.MaxRemovals, AllowMassRemoval: opts.AllowMassRemoval,
 		Reinvite: reinvite(pv.AccountID, opts.Reinvite),
 	})

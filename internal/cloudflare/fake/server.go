@@ -3,6 +3,7 @@ package fake
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -88,8 +89,15 @@ type Failure struct {
 	// nothing: what Cloudflare does with a member PUT it silently drops
 	// (Terraform provider PR 6581).
 	Ignored bool
-	Times   int
-	used    int
+	// Mutate serves the request, then answers what Mutate makes of the
+	// body (the status kept): answers that look fine but are wrong, for
+	// adversarial tests.
+	Mutate func(body []byte) []byte
+	// Pad answers 200 with a valid envelope padded to about Pad bytes,
+	// streamed: an answer too large to read whole.
+	Pad   int64
+	Times int
+	used  int
 }
 
 // New returns a fake account seeded with Cloudflare's roles — the 78
@@ -204,6 +212,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		get.Method = http.MethodGet
 		s.route(rec, get, nil)
 		return
+	case f.Mutate != nil:
+		inner := httptest.NewRecorder()
+		s.route(inner, r, body)
+		out := f.Mutate(inner.Body.Bytes())
+		for k, v := range inner.Header() {
+			rec.Header()[k] = v
+		}
+		rec.Header().Set("Content-Length", strconv.Itoa(len(out)))
+		rec.WriteHeader(inner.Code)
+		_, _ = rec.Write(out)
+		return
+	case f.Pad > 0:
+		writePadded(rec, f.Pad)
+		return
 	case f.AfterProcessing:
 		s.route(httptest.NewRecorder(), r, body)
 	}
@@ -216,6 +238,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+}
+
+// writePadded streams a valid envelope of about n bytes, without holding it.
+func writePadded(w http.ResponseWriter, n int64) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, `{"success":true,"errors":[],"messages":[],"result":[],"padding":"`)
+	chunk := []byte(strings.Repeat("x", 64<<10))
+	for written := int64(0); written < n; written += int64(len(chunk)) {
+		if _, err := w.Write(chunk); err != nil {
+			return // the client stopped reading
+		}
+	}
+	_, _ = io.WriteString(w, `"}`)
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
