@@ -54,6 +54,8 @@ func TestManifests(t *testing.T) {
 			obj = &corev1.ServiceAccount{}
 		case "Service":
 			obj = &corev1.Service{}
+		case "PersistentVolumeClaim":
+			obj = &corev1.PersistentVolumeClaim{}
 		case "Deployment":
 			obj = &dep
 		case "NetworkPolicy":
@@ -71,7 +73,7 @@ func TestManifests(t *testing.T) {
 		}
 	}
 	slices.Sort(kinds)
-	if want := []string{"Deployment", "Namespace", "NetworkPolicy", "PrometheusRule", "Service", "ServiceAccount", "ServiceMonitor"}; !slices.Equal(kinds, want) {
+	if want := []string{"Deployment", "Namespace", "NetworkPolicy", "PersistentVolumeClaim", "PrometheusRule", "Service", "ServiceAccount", "ServiceMonitor"}; !slices.Equal(kinds, want) {
 		t.Errorf("kinds %v, want %v", kinds, want)
 	}
 
@@ -92,6 +94,8 @@ func TestManifests(t *testing.T) {
 		"token from a Secret file":    slices.Contains(c.Args, "--cloudflare-token-file=/var/run/secrets/cloudflare/token") && hasSecretVolume(spec, "cfaccess-cloudflare-token"),
 		"image from kustomize images": strings.HasPrefix(c.Image, "ghcr.io/cfaccess/reconciler:"),
 		"grace period over 30 s":      spec.TerminationGracePeriodSeconds != nil && *spec.TerminationGracePeriodSeconds > 30,
+		"webhooks on their own port":  slices.Contains(c.Args, "--webhook-listen=:8080"),
+		"state file on a volume":      slices.Contains(c.Args, "--state-file=/var/lib/cfaccess/state.json") && hasPVC(spec, "cfaccess-state"),
 	}
 	for what, ok := range checks {
 		if !ok {
@@ -109,6 +113,15 @@ func TestManifests(t *testing.T) {
 			t.Errorf("PrometheusRule lacks %s", want)
 		}
 	}
+}
+
+func hasPVC(spec corev1.PodSpec, claim string) bool {
+	for _, v := range spec.Volumes {
+		if v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == claim {
+			return true
+		}
+	}
+	return false
 }
 
 func hasSecretVolume(spec corev1.PodSpec, name string) bool {
@@ -142,6 +155,21 @@ func TestNetworkPolicyEgress(t *testing.T) {
 		}
 		if len(np.Spec.PodSelector.MatchLabels) == 0 {
 			t.Error("the policy selects every pod of the namespace")
+		}
+		// The metrics port (with /status) is open to the monitoring
+		// namespace only; the webhook port to anyone.
+		for _, in := range np.Spec.Ingress {
+			for _, p := range in.Ports {
+				switch p.Port.IntValue() {
+				case 9090:
+					if len(in.From) == 0 {
+						t.Error("port 9090 (metrics, /status) is open to everyone")
+					}
+				case 8080:
+				default:
+					t.Errorf("unexpected ingress port %s", p.Port.String())
+				}
+			}
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,8 @@ type runFlags struct {
 	planFlags
 	interval          time.Duration
 	listen            string
+	webhookListen     string
+	statusDetails     bool
 	webhookSecretFile string
 	dryRun            bool
 	logFormat         string
@@ -63,8 +66,10 @@ go on — and the bad one is reported in logs, metrics and /status. An account
 whose plan trips the mass-removal breaker is not applied until a person acts.
 
 HTTP on --listen: /metrics, /healthz, /readyz (after the first successful
-reconcile), /status, and with --webhook-secret-file POST /hooks/github
-(X-Hub-Signature-256) and POST /hooks/gitlab (X-Gitlab-Token).`,
+reconcile), /status (emails masked unless --status-details), and with
+--webhook-secret-file POST /hooks/github (X-Hub-Signature-256) and
+POST /hooks/gitlab (X-Gitlab-Token) — on --webhook-listen instead when
+given, so that only the webhooks face the Git host.`,
 		Example: `  reconciler run --repo https://github.com/example/access.git --ref main \
     --cloudflare-token-file /var/run/secrets/cloudflare/token \
     --webhook-secret-file /var/run/secrets/webhook/secret`,
@@ -83,7 +88,9 @@ reconcile), /status, and with --webhook-secret-file POST /hooks/github
 	f.planFlags.register(cmd, env)
 	fl := cmd.Flags()
 	fl.DurationVar(&f.interval, "interval", envDuration(env, "CFACCESS_INTERVAL", 5*time.Minute), "time between reconciles, ±10% jitter (env CFACCESS_INTERVAL)")
-	fl.StringVar(&f.listen, "listen", envOr(env, "CFACCESS_LISTEN", ":9090"), "address of the HTTP server: metrics, health, status, webhooks (env CFACCESS_LISTEN)")
+	fl.StringVar(&f.listen, "listen", envOr(env, "CFACCESS_LISTEN", ":9090"), "address of the HTTP server: metrics, health, status, and webhooks unless --webhook-listen (env CFACCESS_LISTEN)")
+	fl.StringVar(&f.webhookListen, "webhook-listen", envOr(env, "CFACCESS_WEBHOOK_LISTEN", ""), "address of a separate server for /hooks/* only, the one port to expose to the Git host; metrics, health and status then stay on --listen (env CFACCESS_WEBHOOK_LISTEN)")
+	fl.BoolVar(&f.statusDetails, "status-details", false, "show emails, commit authors and subjects in /status (default: masked, as anyone who can reach --listen can read it)")
 	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", envOr(env, "CFACCESS_WEBHOOK_SECRET_FILE", ""), "file holding the webhook secret; enables /hooks/github and /hooks/gitlab (env CFACCESS_WEBHOOK_SECRET_FILE)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "plan and report, never write to Cloudflare")
 	fl.StringVar(&f.logFormat, "log-format", envOr(env, "CFACCESS_LOG_FORMAT", "json"), "log format: json or text (env CFACCESS_LOG_FORMAT)")
@@ -121,10 +128,11 @@ type daemon struct {
 	webhook *gitsource.Webhook
 	trigger chan struct{}
 	ready   atomic.Bool
-	// listening is closed once the HTTP server listens; addr is its
-	// address.
+	// listening is closed once the HTTP servers listen; addr and hookAddr
+	// are their addresses (hookAddr "" without --webhook-listen).
 	listening chan struct{}
 	addr      string
+	hookAddr  string
 
 	good    *snapshot // the last good revision
 	lastRev string    // the last revision looked at, good or bad
@@ -218,22 +226,39 @@ func (d *daemon) run(ctx context.Context) error {
 		return fmt.Errorf("--listen %s: %w", d.f.listen, err)
 	}
 	d.addr = ln.Addr().String()
-	close(d.listening)
-	srv := &http.Server{Handler: d.mux(), ReadHeaderTimeout: 10 * time.Second}
-	d.log.Info("started", "listen", d.addr, "repo", gitsource.Redact(d.f.repo), "dry_run", d.f.dryRun, "interval", d.f.interval.String())
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return err
+	servers := []struct {
+		ln  net.Listener
+		srv *http.Server
+	}{{ln, newServer(d.mux(d.f.webhookListen == ""))}}
+	if d.f.webhookListen != "" {
+		hln, err := net.Listen("tcp", d.f.webhookListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("--webhook-listen %s: %w", d.f.webhookListen, err)
 		}
-		return nil
-	})
-	g.Go(func() error {
-		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		return srv.Shutdown(sctx)
-	})
+		d.hookAddr = hln.Addr().String()
+		servers = append(servers, struct {
+			ln  net.Listener
+			srv *http.Server
+		}{hln, newServer(d.hookMux())})
+	}
+	close(d.listening)
+	d.log.Info("started", "listen", d.addr, "webhook_listen", d.hookAddr, "repo", gitsource.Redact(d.f.repo), "dry_run", d.f.dryRun, "interval", d.f.interval.String())
+	g, gctx := errgroup.WithContext(ctx)
+	for _, s := range servers {
+		g.Go(func() error {
+			if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			return s.srv.Shutdown(sctx)
+		})
+	}
 	if d.remote == nil {
 		g.Go(func() error { return gitsource.Watch(gctx, d.f.repo, d.f.debounce, d.poke) })
 	}
@@ -663,7 +688,30 @@ type statusDoc struct {
 	Violations      []finding       `json:"violations"`
 }
 
-func (d *daemon) mux() *http.ServeMux {
+// newServer is an HTTP server with limits for every phase of a request:
+// anyone who can reach the port gets no more than these (slow or idle
+// connections are closed).
+func newServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       gitsource.BodyTimeout + 5*time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// hookMux serves the webhooks alone (--webhook-listen).
+func (d *daemon) hookMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	if d.webhook != nil {
+		mux.Handle("/hooks/github", d.webhook.GitHub())
+		mux.Handle("/hooks/gitlab", d.webhook.GitLab())
+	}
+	return mux
+}
+
+func (d *daemon) mux(hooks bool) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
@@ -684,12 +732,54 @@ func (d *daemon) mux() *http.ServeMux {
 		if doc.Violations == nil {
 			doc.Violations = []finding{}
 		}
+		if !d.f.statusDetails {
+			doc = doc.masked()
+		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = writeJSON(w, doc)
 	})
-	if d.webhook != nil {
+	if hooks && d.webhook != nil {
 		mux.Handle("/hooks/github", d.webhook.GitHub())
 		mux.Handle("/hooks/gitlab", d.webhook.GitLab())
 	}
 	return mux
+}
+
+// emailPattern finds email addresses in text, to mask them.
+var emailPattern = regexp.MustCompile(`[^\s"'<>(),;:@]+@[^\s"'<>(),;:@]+\.[^\s"'<>(),;:@]+`)
+
+func maskEmails(s string) string { return emailPattern.ReplaceAllString(s, "[email]") }
+
+// masked is the status for anyone who can reach the port: emails, commit
+// authors and subjects removed (--status-details shows them).
+func (doc statusDoc) masked() statusDoc {
+	maskRev := func(r *revJSON) *revJSON {
+		if r == nil {
+			return nil
+		}
+		return &revJSON{SHA: r.SHA}
+	}
+	maskFindings := func(fs []finding) []finding {
+		out := make([]finding, len(fs))
+		for i, f := range fs {
+			f.Message = maskEmails(f.Message)
+			out[i] = f
+		}
+		return out
+	}
+	doc.Revision = maskRev(doc.Revision)
+	if doc.BadRevision != nil {
+		b := *doc.BadRevision
+		b.Revision, b.Findings = maskRev(b.Revision), maskFindings(b.Findings)
+		doc.BadRevision = &b
+	}
+	doc.SourceError = maskEmails(doc.SourceError)
+	doc.Violations = maskFindings(doc.Violations)
+	accounts := make([]accountStatus, len(doc.Accounts))
+	for i, a := range doc.Accounts {
+		a.Error = maskEmails(a.Error)
+		accounts[i] = a
+	}
+	doc.Accounts = accounts
+	return doc
 }

@@ -10,11 +10,21 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 )
 
 // MaxWebhookBody is the largest webhook body read (1 MiB); larger ones are
 // refused with 413.
 const MaxWebhookBody = 1 << 20
+
+// Limits of the webhook handlers: a body must arrive within BodyTimeout,
+// and at most MaxInFlight deliveries are read at once (more are answered
+// 503 at once). Together with MaxWebhookBody they bound the memory that
+// anyone who can reach the port can make the daemon hold.
+const (
+	BodyTimeout = 10 * time.Second
+	MaxInFlight = 32
+)
 
 // Webhook verifies Git host deliveries and triggers a fetch. Deliveries
 // carry no data the reconciler trusts: a valid one only says "fetch now".
@@ -24,12 +34,29 @@ type Webhook struct {
 	// Trigger is called for each accepted push delivery.
 	Trigger func()
 	// Observe, when set, is told of each delivery: host and result
-	// (accepted, ignored, replayed, unauthorized, too_large, bad_method).
+	// (accepted, ignored, replayed, unauthorized, too_large, bad_method,
+	// busy).
 	Observe func(host, result string)
 
-	mu   sync.Mutex
-	seen map[string]bool
-	ring []string
+	mu       sync.Mutex
+	seen     map[string]bool
+	ring     []string
+	inFlight chan struct{}
+	once     sync.Once
+}
+
+// enter takes a place among the deliveries being read, or answers 503.
+func (h *Webhook) enter(w http.ResponseWriter, host string) (leave func(), ok bool) {
+	h.once.Do(func() { h.inFlight = make(chan struct{}, MaxInFlight) })
+	select {
+	case h.inFlight <- struct{}{}:
+		return func() { <-h.inFlight }, true
+	default:
+		h.observe(host, "busy")
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "too many deliveries at once", http.StatusServiceUnavailable)
+		return nil, false
+	}
 }
 
 // seenBefore remembers the last 1,024 delivery ids and reports a repeat.
@@ -60,15 +87,27 @@ func (h *Webhook) observe(host, result string) {
 	}
 }
 
-// readBody reads at most MaxWebhookBody bytes; ok is false (and the answer
-// written) when the body is larger or unreadable.
-func (h *Webhook) readBody(w http.ResponseWriter, r *http.Request, host string) ([]byte, bool) {
+// checkMethod answers anything but POST with 405.
+func (h *Webhook) checkMethod(w http.ResponseWriter, r *http.Request, host string) bool {
 	if r.Method != http.MethodPost {
 		h.observe(host, "bad_method")
 		w.Header().Set("Allow", "POST")
 		http.Error(w, "POST only", http.StatusMethodNotAllowed)
-		return nil, false
+		return false
 	}
+	if r.ContentLength > MaxWebhookBody {
+		h.observe(host, "too_large")
+		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+		return false
+	}
+	return true
+}
+
+// readBody reads at most MaxWebhookBody bytes within BodyTimeout; ok is
+// false (and the answer written) when the body is larger, late or
+// unreadable.
+func (h *Webhook) readBody(w http.ResponseWriter, r *http.Request, host string) ([]byte, bool) {
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(BodyTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxWebhookBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -84,9 +123,23 @@ func (h *Webhook) readBody(w http.ResponseWriter, r *http.Request, host string) 
 }
 
 // GitHub serves POST /hooks/github: X-Hub-Signature-256 must be the
-// HMAC-SHA256 of the body with the secret.
+// HMAC-SHA256 of the body with the secret. A delivery without a
+// well-formed signature is refused before its body is read.
 func (h *Webhook) GitHub() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !h.checkMethod(w, r, "github") {
+			return
+		}
+		if sig, ok := strings.CutPrefix(r.Header.Get("X-Hub-Signature-256"), "sha256="); !ok || len(sig) != 64 {
+			h.observe("github", "unauthorized")
+			http.Error(w, "signature missing or wrong", http.StatusUnauthorized)
+			return
+		}
+		leave, ok := h.enter(w, "github")
+		if !ok {
+			return
+		}
+		defer leave()
 		body, ok := h.readBody(w, r, "github")
 		if !ok {
 			return
@@ -100,16 +153,25 @@ func (h *Webhook) GitHub() http.Handler {
 	})
 }
 
-// GitLab serves POST /hooks/gitlab: X-Gitlab-Token must equal the secret.
+// GitLab serves POST /hooks/gitlab: X-Gitlab-Token must equal the secret,
+// checked before the body is read.
 func (h *Webhook) GitLab() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := h.readBody(w, r, "gitlab"); !ok {
+		if !h.checkMethod(w, r, "gitlab") {
 			return
 		}
 		token := r.Header.Get("X-Gitlab-Token")
 		if len(h.Secret) == 0 || subtle.ConstantTimeCompare([]byte(token), h.Secret) != 1 {
 			h.observe("gitlab", "unauthorized")
 			http.Error(w, "token missing or wrong", http.StatusUnauthorized)
+			return
+		}
+		leave, ok := h.enter(w, "gitlab")
+		if !ok {
+			return
+		}
+		defer leave()
+		if _, ok := h.readBody(w, r, "gitlab"); !ok {
 			return
 		}
 		event := r.Header.Get("X-Gitlab-Event")
