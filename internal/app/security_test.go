@@ -3,6 +3,7 @@ package app
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,5 +109,59 @@ func TestSecretsNeverShown(t *testing.T) {
 				t.Errorf("an email on /metrics: %s", line)
 			}
 		}
+	}
+}
+
+// TestRepoURLCredentialsNeverShown: a token written into the repository
+// URL (GitHub's https://TOKEN@github.com/… form), and a malformed URL
+// holding one, appear in no log, /status, metric or error — for the daemon
+// on a host that refuses connections, and for validate.
+func TestRepoURLCredentialsNeverShown(t *testing.T) {
+	const token = "ghp_Secret0123456789abcdefTOKEN"
+	for _, repo := range []string{
+		"https://" + token + "@127.0.0.1:1/org/access.git",
+		"https://x-access-token:" + token + "@127.0.0.1:1/org/access.git",
+		"https://user:" + token + "%zz@127.0.0.1:99999/org/access.git",
+	} {
+		t.Run(gitsource.Redact(repo), func(t *testing.T) {
+			var seen strings.Builder
+			var stdout, stderr strings.Builder
+			Run(t.Context(), Env{Args: []string{"validate", "--repo", repo}, Getenv: func(string) string { return "" }, Stdout: &stdout, Stderr: &stderr, Now: time.Now})
+			seen.WriteString(stdout.String() + stderr.String())
+
+			logs := &syncBuffer{}
+			env := &Env{Getenv: func(string) string { return "" }, Stdout: io.Discard, Stderr: logs, Now: time.Now}
+			f := &runFlags{}
+			cmd := newRunWith(env, f)
+			if err := cmd.ParseFlags([]string{"--repo", repo, "--listen", "127.0.0.1:0", "--interval", "1h"}); err != nil {
+				t.Fatal(err)
+			}
+			d, err := newDaemon(f, env)
+			if err != nil {
+				seen.WriteString(err.Error())
+			} else {
+				d.reconcileOnce(t.Context())
+				d.mu.Lock()
+				doc := d.status
+				d.mu.Unlock()
+				for _, details := range []bool{false, true} {
+					d.f.statusDetails = details
+					rec := httptest.NewRecorder()
+					d.mux(true).ServeHTTP(rec, httptest.NewRequest("GET", "/status", nil))
+					seen.WriteString(rec.Body.String())
+					rec = httptest.NewRecorder()
+					d.mux(true).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+					seen.WriteString(rec.Body.String())
+				}
+				if doc.SourceError == "" {
+					t.Error("no source error recorded: did the fetch run?")
+				}
+			}
+			seen.WriteString(logs.String())
+			if all := seen.String(); strings.Contains(all, token[:12]) || len(all) < 100 {
+				i := max(0, strings.Index(all, token[:12]))
+				t.Errorf("the token appears (or nothing ran): …%s…", all[max(0, i-100):min(len(all), i+60)])
+			}
+		})
 	}
 }

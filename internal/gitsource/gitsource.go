@@ -14,6 +14,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 )
 
 // Revision names a commit for plans and audit records.
@@ -29,15 +30,80 @@ func IsURL(repo string) bool {
 	return strings.Contains(repo, "://") || strings.HasPrefix(repo, "git@")
 }
 
-// Redact drops credentials from a repository URL, for messages.
+// Redact drops credentials from a repository URL, for messages. A URL that
+// does not parse is cut at its scheme: whatever it holds is not shown.
 func Redact(repo string) string {
 	u, err := url.Parse(repo)
-	if err != nil || u.User == nil {
+	if err != nil {
+		scheme, rest, found := strings.Cut(repo, "://")
+		if !found {
+			return "(a malformed repository URL)"
+		}
+		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+			rest = "***@" + rest[at+1:]
+		}
+		// Percent escapes and ports are what fails to parse: keep the
+		// host's name only.
+		host, _, _ := strings.Cut(rest, "/")
+		return scheme + "://" + host + "/… (malformed URL)"
+	}
+	if u.User == nil {
 		return repo
 	}
 	u.User = nil
 	scheme, rest, _ := strings.Cut(u.String(), "://")
 	return scheme + "://***@" + rest
+}
+
+// splitCredentials takes credentials written into an http(s) URL
+// (GitHub's https://TOKEN@github.com/…, or user:password@) out of it, as
+// basic auth: go-git then never sees them in the URL, and none of its
+// errors can show them. secrets lists what to scrub from messages anyway.
+func splitCredentials(repo string) (clean string, auth transport.AuthMethod, secrets []string) {
+	u, err := url.Parse(repo)
+	if err != nil || u.User == nil || (u.Scheme != "https" && u.Scheme != "http") {
+		return repo, nil, nil
+	}
+	user := u.User.Username()
+	pass, _ := u.User.Password()
+	if raw := u.User.String(); raw != "" {
+		secrets = append(secrets, raw)
+	}
+	for _, s := range []string{user, pass} {
+		if len(s) >= 4 {
+			secrets = append(secrets, s)
+		}
+	}
+	u.User = nil
+	return u.String(), &githttp.BasicAuth{Username: user, Password: pass}, secrets
+}
+
+// scrubbed is an error whose message had secrets removed; it still
+// unwraps to the original for errors.Is.
+type scrubbed struct {
+	msg string
+	err error
+}
+
+func (e *scrubbed) Error() string { return e.msg }
+func (e *scrubbed) Unwrap() error { return e.err }
+
+// scrub wraps err for op, with the repository URL redacted and every
+// secret removed from the message.
+func scrub(op, repo string, err error, secrets ...string) error {
+	msg := err.Error()
+	if repo != "" {
+		msg = strings.ReplaceAll(msg, repo, Redact(repo))
+	}
+	for _, s := range secrets {
+		if s != "" {
+			msg = strings.ReplaceAll(msg, s, "***")
+			if esc := url.PathEscape(s); esc != s {
+				msg = strings.ReplaceAll(msg, esc, "***")
+			}
+		}
+	}
+	return &scrubbed{msg: op + " " + Redact(repo) + ": " + msg, err: err}
 }
 
 // Head returns the revision checked out in dir, when dir is inside a Git
@@ -66,6 +132,21 @@ func revision(c *object.Commit) Revision {
 // Clone clones ref (a branch or tag; "" for the default branch) of repo
 // into dest, shallow and single-branch, and returns the commit checked out.
 func Clone(ctx context.Context, repo, ref, dest string, auth transport.AuthMethod) (Revision, error) {
+	clean, urlAuth, secrets := splitCredentials(repo)
+	if auth == nil {
+		auth = urlAuth
+	}
+	if _, err := url.Parse(repo); err != nil && IsURL(repo) {
+		return Revision{}, fmt.Errorf("repository URL %s does not parse: check its port and %% escapes", Redact(repo))
+	}
+	rev, err := clone(ctx, clean, ref, dest, auth)
+	if err != nil {
+		return Revision{}, scrub("clone", repo, err, secrets...)
+	}
+	return rev, nil
+}
+
+func clone(ctx context.Context, repo, ref, dest string, auth transport.AuthMethod) (Revision, error) {
 	opts := &git.CloneOptions{URL: repo, Auth: auth, Depth: 1, SingleBranch: true, Tags: git.NoTags}
 	if ref != "" {
 		opts.ReferenceName = plumbing.NewBranchReferenceName(ref)
@@ -77,15 +158,15 @@ func Clone(ctx context.Context, repo, ref, dest string, auth transport.AuthMetho
 		r, err = git.PlainCloneContext(ctx, dest, false, opts)
 	}
 	if err != nil {
-		return Revision{}, fmt.Errorf("clone %s: %w", Redact(repo), err)
+		return Revision{}, err
 	}
 	head, err := r.Head()
 	if err != nil {
-		return Revision{}, fmt.Errorf("clone %s: %w", Redact(repo), err)
+		return Revision{}, err
 	}
 	c, err := r.CommitObject(head.Hash())
 	if err != nil {
-		return Revision{}, fmt.Errorf("clone %s: %w", Redact(repo), err)
+		return Revision{}, err
 	}
 	return revision(c), nil
 }
