@@ -77,7 +77,7 @@ func BenchmarkValidate(b *testing.B) {
 	now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 	b.ReportAllocs()
 	for b.Loop() {
-		c, err := check(context.Background(), src, nil, now, true)
+		c, err := check(context.Background(), src, nil, checkOptions{now: now, runTests: true})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -90,7 +90,7 @@ func BenchmarkValidate(b *testing.B) {
 
 func TestGeneratedRepoValid(t *testing.T) {
 	src := generateRepo(600, 20, 200)
-	c, err := check(t.Context(), src, nil, time.Now(), true)
+	c, err := check(t.Context(), src, nil, checkOptions{now: time.Now(), runTests: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,10 +53,38 @@ func (c *checked) denied() bool {
 	return false
 }
 
+// checkOptions tune check.
+type checkOptions struct {
+	now time.Time
+	// runTests runs the repository's policy tests.
+	runTests bool
+	// policyTimeout bounds the policy tests and the guardrails' evaluation
+	// (DefaultPolicyTimeout when 0).
+	policyTimeout time.Duration
+	// allowUnknownRoles makes an unknown Cloudflare role name a warning.
+	allowUnknownRoles bool
+}
+
+// DefaultPolicyTimeout bounds guardrail evaluation: a rule that loops (or
+// starts looping after a date) refuses its revision instead of freezing
+// the daemon.
+const DefaultPolicyTimeout = 10 * time.Second
+
+// MaxBindings bounds the bindings a repository may make (members ×
+// Cloudflare roles × resources): a million is twenty times the largest
+// account measured, and about 500 MB of guardrail input.
+const MaxBindings = 1_000_000
+
 // check reads the repository from src, loads it, compiles its guardrails,
-// runs its policy tests when runTests is set, and evaluates the guardrails
-// at now. The error is for a repository that cannot be read at all.
-func check(ctx context.Context, src *desired.Source, readDiags desired.Diagnostics, now time.Time, runTests bool) (*checked, error) {
+// runs its policy tests when asked, and evaluates the guardrails at
+// opts.now, within opts.policyTimeout: guardrails that fail or run out of
+// time make the repository invalid (a finding), not an error. The error is
+// for a repository that cannot be read at all.
+func check(ctx context.Context, src *desired.Source, readDiags desired.Diagnostics, opts checkOptions) (*checked, error) {
+	if opts.policyTimeout <= 0 {
+		opts.policyTimeout = DefaultPolicyTimeout
+	}
+	now := opts.now
 	c := &checked{files: len(src.YAML), diags: readDiags}
 	if len(src.YAML) == 0 && len(readDiags) == 0 {
 		// An empty tree is almost always a wrong --repo or --path; read as
@@ -64,7 +92,7 @@ func check(ctx context.Context, src *desired.Source, readDiags desired.Diagnosti
 		c.diags = append(c.diags, desired.Diagnostic{Pos: desired.Pos{File: src.Root}, Severity: desired.Error,
 			Message: "no declaration files (*.yaml, *.yml) found: check --repo and --path"})
 	}
-	repo, diags := desired.Load(src.YAML, desired.Options{Roles: cfroles.Catalogue{}})
+	repo, diags := desired.Load(src.YAML, desired.Options{Roles: cfroles.Catalogue{}, StrictRoles: !opts.allowUnknownRoles, MaxBindings: MaxBindings})
 	c.diags = append(c.diags, diags...)
 	builtin, err := policy.BuiltinModules(policies.FS, false)
 	if err != nil {
@@ -75,10 +103,13 @@ func check(ctx context.Context, src *desired.Source, readDiags desired.Diagnosti
 		return nil, err
 	}
 	c.diags = append(c.diags, pdiags...)
-	if runTests && engine != nil && len(src.Rego) > 0 {
-		tests, tdiags, err := policy.Test(ctx, src.Rego)
+	pctx, cancel := context.WithTimeout(ctx, opts.policyTimeout)
+	defer cancel()
+	if opts.runTests && engine != nil && len(src.Rego) > 0 {
+		tests, tdiags, err := policy.Test(pctx, src.Rego)
 		if err != nil {
-			return nil, err
+			c.diags = append(c.diags, policyFailure(pctx, opts.policyTimeout, "the repository's policy tests", err))
+			return c, nil
 		}
 		c.tests = tests
 		c.diags = append(c.diags, tdiags...)
@@ -89,11 +120,23 @@ func check(ctx context.Context, src *desired.Source, readDiags desired.Diagnosti
 	c.repo, c.engine = repo, engine
 	defer tightGC()()
 	c.input = policy.Input(repo, now)
-	c.violations, err = engine.Eval(ctx, c.input)
+	c.violations, err = engine.Eval(pctx, c.input)
 	if err != nil {
-		return nil, err
+		c.diags = append(c.diags, policyFailure(pctx, opts.policyTimeout, "the guardrails", err))
+		c.releaseInput()
 	}
 	return c, nil
+}
+
+// policyFailure is the finding for guardrails that failed or ran out of
+// time: the repository is refused (and the daemon keeps the last good
+// revision).
+func policyFailure(ctx context.Context, timeout time.Duration, what string, err error) desired.Diagnostic {
+	msg := fmt.Sprintf("%s could not be evaluated: %v", what, err)
+	if ctx.Err() != nil {
+		msg = fmt.Sprintf("%s did not finish within --policy-timeout %v: a rule that loops, or grows without end (perhaps only after a date)? This revision is refused", what, timeout)
+	}
+	return desired.Diagnostic{Pos: desired.Pos{File: "policies"}, Severity: desired.Error, Message: msg}
 }
 
 // The guardrails' input document is this program's largest heap: at 50,000

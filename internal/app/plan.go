@@ -125,7 +125,7 @@ func (f *planFlags) plan(ctx context.Context, env *Env) (*outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := check(ctx, src, readDiags, now, false)
+	c, err := check(ctx, src, readDiags, f.checkOptions(now, false))
 	if err != nil {
 		return nil, err
 	}

@@ -45,6 +45,8 @@ type runFlags struct {
 	trustedKeys       string
 	debounce          time.Duration
 	triggerGap        time.Duration
+	reconcileTimeout  time.Duration
+	logLevel          string
 }
 
 func newRun(env *Env) *cobra.Command { return newRunWith(env, &runFlags{}) }
@@ -100,6 +102,8 @@ given, so that only the webhooks face the Git host.`,
 	fl.BoolVar(&f.verifySignatures, "verify-signatures", false, "apply only commits signed by a key of --trusted-keys")
 	fl.StringVar(&f.trustedKeys, "trusted-keys", envOr(env, "CFACCESS_TRUSTED_KEYS", ""), "armored OpenPGP public keys whose commit signatures are trusted (env CFACCESS_TRUSTED_KEYS)")
 	fl.DurationVar(&f.debounce, "watch-debounce", 500*time.Millisecond, "wait this long after a change in a watched directory before reconciling")
+	fl.DurationVar(&f.reconcileTimeout, "reconcile-timeout", 15*time.Minute, "cancel a reconcile that runs longer (logged at ERROR, cfaccess_reconcile_stalls_total, /readyz 503 until one succeeds)")
+	fl.StringVar(&f.logLevel, "log-level", envOr(env, "CFACCESS_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env CFACCESS_LOG_LEVEL)")
 	fl.DurationVar(&f.triggerGap, "min-trigger-interval", 2*time.Second, "a webhook or directory change starts a reconcile at most this soon after the previous one started (deliveries meanwhile coalesce): a flood of deliveries cannot spend the Cloudflare API budget")
 	return cmd
 }
@@ -134,8 +138,9 @@ type daemon struct {
 	addr      string
 	hookAddr  string
 
-	good    *snapshot // the last good revision
-	lastRev string    // the last revision looked at, good or bad
+	good      *snapshot // the last good revision: checked and planned
+	candidate *snapshot // a newer revision that passed its checks, to plan
+	lastRev   string    // the last revision looked at, good or bad
 
 	mu     sync.Mutex
 	status statusDoc
@@ -154,12 +159,20 @@ func newDaemon(f *runFlags, env *Env) (*daemon, error) {
 	if f.verifySignatures && f.trustedKeys == "" {
 		return nil, errors.New("--verify-signatures needs --trusted-keys")
 	}
+	if f.reconcileTimeout <= 0 {
+		return nil, fmt.Errorf("--reconcile-timeout %v: give a positive duration", f.reconcileTimeout)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: choose debug, info, warn or error", f.logLevel)
+	}
+	hopts := &slog.HandlerOptions{Level: level}
 	var handler slog.Handler
 	switch f.logFormat {
 	case "json":
-		handler = slog.NewJSONHandler(env.Stderr, nil)
+		handler = slog.NewJSONHandler(env.Stderr, hopts)
 	case "text":
-		handler = slog.NewTextHandler(env.Stderr, nil)
+		handler = slog.NewTextHandler(env.Stderr, hopts)
 	default:
 		return nil, fmt.Errorf("--log-format %q: choose json or text", f.logFormat)
 	}
@@ -274,9 +287,21 @@ func (d *daemon) loop(ctx context.Context) error {
 	failures := 0
 	for {
 		started := time.Now()
-		transient := d.reconcileOnce(ctx)
+		rctx, cancel := context.WithTimeout(ctx, d.f.reconcileTimeout)
+		transient := d.reconcileOnce(rctx)
+		stalled := rctx.Err() != nil && ctx.Err() == nil
+		cancel()
 		if ctx.Err() != nil {
 			return nil
+		}
+		if stalled {
+			d.m.ReconcileStalls.Inc()
+			d.ready.Store(false)
+			d.mu.Lock()
+			d.status.Ready = false
+			d.mu.Unlock()
+			d.log.Error("reconcile cancelled: it ran longer than --reconcile-timeout", "timeout", d.f.reconcileTimeout.String(), "enforcing", d.goodSHA())
+			transient = true
 		}
 		if transient {
 			failures++
@@ -336,52 +361,138 @@ func (d *daemon) nextWait(failures int) time.Duration {
 
 // reconcileOnce fetches, checks and reconciles every account once. It
 // reports whether it failed in a way worth retrying soon.
+//
+// A new revision that passed its checks is a candidate until it has been
+// planned: a plan that fails because of the repository (a role the
+// account lacks, a zone not in it, a role outside its scope) refuses it
+// like an invalid one, and the last good revision is enforced instead, in
+// the same reconcile.
 func (d *daemon) reconcileOnce(ctx context.Context) (transient bool) {
 	start := time.Now()
 	now := d.env.Now().UTC()
 	d.fetch(ctx, now)
-	if d.good == nil {
-		return true
+	snap, trying := d.good, false
+	if d.candidate != nil {
+		snap, trying = d.candidate, true
 	}
-	c, err := check(ctx, d.good.src, nil, now, false)
-	if err != nil {
-		d.log.Error("check the last good revision", "error", err)
-		return true
-	}
-	if !c.valid() || c.denied() {
-		// Time can make a good revision denied (a rule on input.now).
-		d.finish(c, nil, now, start, "denied")
-		return false
-	}
-	o, err := d.f.planChecked(ctx, d.env, c, d.good.rev, now, d.m.ObserveRequest)
-	if err != nil {
-		d.log.Error("plan", "error", err)
-		return true
-	}
-	if c.denied() {
-		d.finish(c, o, now, start, "denied")
-		return false
-	}
-	o.results = map[string][]reconcile.Result{}
-	for _, ap := range o.accounts {
-		if ap.Err != nil {
-			if cloudflare.IsTransient(ap.Err) {
-				transient = true
+	for snap != nil {
+		c, err := check(ctx, snap.src, nil, d.f.checkOptions(now, false))
+		if err != nil {
+			d.log.Error("check the revision", "revision", snap.rev.SHA, "error", err)
+			return true
+		}
+		var o *outcome
+		if c.valid() && !c.denied() {
+			if o, err = d.f.planChecked(ctx, d.env, c, snap.rev, now, d.m.ObserveRequest); err != nil {
+				d.log.Error("plan", "revision", snap.rev.SHA, "error", err)
+				return true
 			}
+		}
+		refusal := c.findings()
+		switch {
+		case !c.valid() || c.denied():
+		case o != nil && len(declarationErrors(o)) > 0 && trying:
+			refusal = declarationErrors(o)
+		default:
+			refusal = nil
+		}
+		if trying && (len(refusal) > 0 || !c.valid() || c.denied()) {
+			result := "invalid"
+			if c.valid() && c.denied() {
+				result = "denied"
+			}
+			d.refuse(snap.rev, result, refusal)
+			snap, trying = d.good, false
 			continue
 		}
-		if d.f.dryRun || ctx.Err() != nil {
-			continue
+		if trying {
+			d.accept(snap)
 		}
-		o.results[ap.Provider] = reconcile.Apply(ctx, ap.Client, ap, func(r reconcile.Result) { d.audit(ap, r) })
+		if !c.valid() || c.denied() {
+			// Time can make a good revision denied (a rule on input.now),
+			// or its guardrails fail (a rule that loops after a date).
+			result := "denied"
+			if !c.valid() {
+				result = "error"
+			}
+			d.finish(c, nil, now, start, result)
+			return false
+		}
+		o.results = map[string][]reconcile.Result{}
+		for _, ap := range o.accounts {
+			if ap.Err != nil {
+				if cloudflare.IsTransient(ap.Err) {
+					transient = true
+				}
+				continue
+			}
+			if d.f.dryRun || ctx.Err() != nil {
+				continue
+			}
+			applyStart := time.Now()
+			o.results[ap.Provider] = reconcile.Apply(ctx, ap.Client, ap, func(r reconcile.Result) { d.audit(ap, r) })
+			ap.Took += time.Since(applyStart)
+		}
+		o.applied = !d.f.dryRun
+		d.finish(c, o, now, start, "")
+		return transient
 	}
-	o.applied = !d.f.dryRun
-	d.finish(c, o, now, start, "")
-	return transient
+	return true
+}
+
+// declarationErrors are the findings of the accounts whose plan failed
+// because of the repository.
+func declarationErrors(o *outcome) []finding {
+	var out []finding
+	for _, ap := range o.accounts {
+		var de *reconcile.DeclarationError
+		if errors.As(ap.Err, &de) {
+			for _, d := range de.Diags {
+				out = append(out, finding{Severity: "error", Source: d.Pos.String(), Message: ap.Provider + ": " + d.Message})
+			}
+		}
+	}
+	return out
+}
+
+// refuse reports a revision that is not applied; the last good one stays
+// enforced.
+func (d *daemon) refuse(rev gitsource.Revision, result string, findings []finding) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.candidate = nil
+	d.status.BadRevision = &badRevision{Revision: revJSONOf(rev), Result: result, Findings: findings}
+	d.m.RevisionsRefused.WithLabelValues(result).Inc()
+	attrs := []any{"revision", rev.SHA, "author", rev.Author, "result", result, "findings", len(findings), "enforcing", d.goodSHA()}
+	for i, f := range findings {
+		if i == 5 {
+			attrs = append(attrs, "more", len(findings)-5)
+			break
+		}
+		attrs = append(attrs, fmt.Sprintf("finding_%d", i+1), f.Source+": "+f.Message)
+	}
+	d.log.Warn("revision not applied", attrs...)
+}
+
+// accept makes a planned candidate the last good revision.
+func (d *daemon) accept(snap *snapshot) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.good != nil && d.good.rev.SHA != "" && d.good.rev.SHA != snap.rev.SHA {
+		d.m.SourceRevision.DeleteLabelValues(d.good.rev.SHA)
+	}
+	if snap.rev.SHA != "" {
+		d.m.SourceRevision.WithLabelValues(snap.rev.SHA).Set(1)
+	}
+	if d.good == nil || d.good.rev.SHA != snap.rev.SHA {
+		d.log.Info("revision accepted", "revision", snap.rev.SHA, "author", snap.rev.Author, "subject", snap.rev.Subject)
+	}
+	d.good, d.candidate = snap, nil
+	d.status.BadRevision = nil
 }
 
 // fetch reads the repository; a revision not seen before is checked, and
-// becomes the last good one only when valid and allowed.
+// becomes the candidate when valid and allowed.
 func (d *daemon) fetch(ctx context.Context, now time.Time) {
 	var (
 		src   *desired.Source
@@ -398,60 +509,50 @@ func (d *daemon) fetch(ctx context.Context, now time.Time) {
 		rev, _ = gitsource.Head(d.f.repo)
 		src, diags, err = desired.ReadDir(d.f.repo, d.f.path)
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	if err != nil {
+		d.mu.Lock()
+		defer d.mu.Unlock()
 		result := "error"
 		if errors.Is(err, gitsource.ErrUnverified) {
 			result = "unverified"
-			d.status.BadRevision = &badRevision{Revision: revJSONOf(rev), Findings: []finding{{Severity: "error", Message: err.Error()}}}
+			d.status.BadRevision = &badRevision{Revision: revJSONOf(rev), Result: result, Findings: []finding{{Severity: "error", Message: err.Error()}}}
+			d.m.RevisionsRefused.WithLabelValues(result).Inc()
 		}
 		d.m.SourceFetch.WithLabelValues(result).Inc()
 		d.status.SourceError = err.Error()
 		d.log.Warn("fetch the repository", "error", err, "enforcing", d.goodSHA())
 		return
 	}
+	d.mu.Lock()
 	d.status.SourceError = ""
+	d.mu.Unlock()
 	key := rev.SHA
 	if key == "" {
 		key = fmt.Sprintf("dir:%p", src) // a plain directory: every read is new
 	}
-	if key == d.lastRev && d.good != nil && rev.SHA != "" {
+	if key == d.lastRev && rev.SHA != "" {
 		d.m.SourceFetch.WithLabelValues("success").Inc()
 		return
 	}
 	d.lastRev = key
-	d.mu.Unlock()
-	c, cerr := check(ctx, src, diags, now, true)
-	d.mu.Lock()
+	c, cerr := check(ctx, src, diags, d.f.checkOptions(now, true))
 	switch {
 	case cerr != nil:
 		d.m.SourceFetch.WithLabelValues("error").Inc()
+		d.mu.Lock()
 		d.status.SourceError = cerr.Error()
+		d.mu.Unlock()
+		d.log.Error("check the revision", "revision", rev.SHA, "error", cerr, "enforcing", d.goodSHA())
 	case !c.valid() || c.denied():
 		result := "invalid"
 		if c.valid() {
 			result = "denied"
 		}
 		d.m.SourceFetch.WithLabelValues(result).Inc()
-		d.status.BadRevision = &badRevision{Revision: revJSONOf(rev), Result: result, Findings: c.findings()}
-		d.log.Warn("revision not applied", "revision", rev.SHA, "author", rev.Author, "result", result,
-			"findings", len(c.findings()), "enforcing", d.goodSHA())
+		d.refuse(rev, result, c.findings())
 	default:
 		d.m.SourceFetch.WithLabelValues("success").Inc()
-		if d.good == nil || d.good.rev.SHA != rev.SHA || rev.SHA == "" {
-			if d.good != nil && d.good.rev.SHA != "" {
-				d.m.SourceRevision.DeleteLabelValues(d.good.rev.SHA)
-			}
-			if rev.SHA != "" {
-				d.m.SourceRevision.WithLabelValues(rev.SHA).Set(1)
-			}
-			if d.good == nil || d.good.rev.SHA != rev.SHA {
-				d.log.Info("revision accepted", "revision", rev.SHA, "author", rev.Author, "subject", rev.Subject)
-			}
-		}
-		d.good = &snapshot{src: src, rev: rev}
-		d.status.BadRevision = nil
+		d.candidate = &snapshot{src: src, rev: rev}
 	}
 }
 
@@ -526,6 +627,14 @@ func (d *daemon) finish(c *checked, o *outcome, now, start time.Time, forced str
 			d.m.ReconcileTotal.WithLabelValues(id, forced).Inc()
 		}
 		allOK = false
+		attrs := []any{"result", forced, "revision", d.goodSHA(), "findings", len(c.findings())}
+		for i, f := range c.findings() {
+			if i == 5 {
+				break
+			}
+			attrs = append(attrs, fmt.Sprintf("finding_%d", i+1), f.Source+": "+f.Message)
+		}
+		d.log.Error("the enforced revision is denied or its guardrails fail now: nothing applied", attrs...)
 	} else {
 		for _, ap := range o.accounts {
 			as := accountStatus{Account: ap.Provider, AccountID: ap.AccountID, Name: ap.AccountName, LastReconcile: now, Result: "success"}
@@ -568,11 +677,22 @@ func (d *daemon) finish(c *checked, o *outcome, now, start time.Time, forced str
 				d.setExpiring(c.repo, ap.Provider, now)
 			}
 			d.m.ReconcileTotal.WithLabelValues(ap.Provider, as.Result).Inc()
-			d.m.ReconcileDuration.WithLabelValues(ap.Provider).Observe(elapsed.Seconds())
-			if as.Result == "success" {
+			d.m.ReconcileDuration.WithLabelValues(ap.Provider).Observe(ap.Took.Seconds())
+			switch {
+			case as.Result == "success":
 				d.m.LastSuccess.WithLabelValues(ap.Provider).Set(float64(now.Unix()))
-			} else {
+			case as.Breaker != "":
 				allOK = false
+				d.log.Error("account not applied: the mass-removal breaker tripped; a person must look (apply --allow-mass-removal if intended)",
+					"account", ap.Provider, "account_id", ap.AccountID, "breaker", as.Breaker, "revision", d.goodSHA())
+			default:
+				allOK = false
+				level := slog.LevelError
+				if cloudflare.IsTransient(ap.Err) {
+					level = slog.LevelWarn
+				}
+				d.log.Log(context.Background(), level, "account reconcile failed", "account", ap.Provider, "account_id", ap.AccountID,
+					"result", as.Result, "error", as.Error, "revision", d.goodSHA())
 			}
 			accounts = append(accounts, as)
 		}
@@ -587,7 +707,11 @@ func (d *daemon) finish(c *checked, o *outcome, now, start time.Time, forced str
 		d.ready.Store(true)
 	}
 	st.Ready = d.ready.Load()
-	d.log.Info("reconciled", "revision", d.good.rev.SHA, "accounts", len(accounts), "ok", allOK, "duration", elapsed.String())
+	level := slog.LevelInfo
+	if !allOK {
+		level = slog.LevelWarn
+	}
+	d.log.Log(context.Background(), level, "reconciled", "revision", d.goodSHA(), "accounts", len(accounts), "ok", allOK, "duration", elapsed.String())
 }
 
 // setExpiring sets grants_expiring for the active grants of a provider.

@@ -14,10 +14,12 @@ import (
 
 // repoFlags are the flags that locate and time an access repository.
 type repoFlags struct {
-	repo string
-	ref  string
-	path string
-	now  string
+	repo              string
+	ref               string
+	path              string
+	now               string
+	policyTimeout     time.Duration
+	allowUnknownRoles bool
 }
 
 func (f *repoFlags) register(cmd *cobra.Command, env *Env) {
@@ -25,6 +27,18 @@ func (f *repoFlags) register(cmd *cobra.Command, env *Env) {
 	cmd.Flags().StringVar(&f.ref, "ref", envOr(env, "CFACCESS_REF", ""), "branch or tag to clone when --repo is a URL (default: the remote's default branch; env CFACCESS_REF)")
 	cmd.Flags().StringVar(&f.path, "path", envOr(env, "CFACCESS_PATH", ""), "subdirectory of the repository holding the declarations (env CFACCESS_PATH)")
 	cmd.Flags().StringVar(&f.now, "now", "", "evaluate as of this instant (RFC 3339 or YYYY-MM-DD) instead of the current time")
+	f.registerChecks(cmd)
+}
+
+// registerChecks registers the flags of how a repository is checked.
+func (f *repoFlags) registerChecks(cmd *cobra.Command) {
+	cmd.Flags().DurationVar(&f.policyTimeout, "policy-timeout", DefaultPolicyTimeout, "the longest the repository's policy tests and the guardrails may take; longer refuses the revision")
+	cmd.Flags().BoolVar(&f.allowUnknownRoles, "allow-unknown-roles", false, "accept Cloudflare role names this release does not know (roles Cloudflare added since), with a warning; the account still decides at plan time")
+}
+
+// checkOptions are the options of check these flags give.
+func (f *repoFlags) checkOptions(now time.Time, runTests bool) checkOptions {
+	return checkOptions{now: now, runTests: runTests, policyTimeout: f.policyTimeout, allowUnknownRoles: f.allowUnknownRoles}
 }
 
 // instant returns --now, or the current time.
@@ -103,7 +117,7 @@ Exit codes: 0 valid (warnings are printed), 1 invalid, 3 denied by a guardrail.`
 			if err != nil {
 				return &exitError{ExitError, err}
 			}
-			c, err := check(cmd.Context(), src, readDiags, now, true)
+			c, err := check(cmd.Context(), src, readDiags, rf.checkOptions(now, true))
 			if err != nil {
 				return &exitError{ExitError, err}
 			}

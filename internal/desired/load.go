@@ -37,6 +37,15 @@ type Options struct {
 	// resource its scope does not fit an error (Repo.CheckScopes). The
 	// account itself is the authority, at plan time.
 	Roles Catalogue
+	// StrictRoles makes a Cloudflare role name the catalogue does not know
+	// an error instead of a warning (a typo would otherwise fail the
+	// account at every reconcile).
+	StrictRoles bool
+	// MaxBindings, when positive, bounds the bindings the repository may
+	// make (members × Cloudflare roles × resources, over every grant):
+	// past it the repository is refused at the grant that multiplies most,
+	// rather than exhausting memory.
+	MaxBindings int
 }
 
 var (
@@ -105,6 +114,9 @@ func Load(files []File, opts Options) (*Repo, Diagnostics) {
 	l.crossCheck()
 	if l.opts.Roles != nil {
 		l.diags = append(l.diags, l.repo.CheckScopes(l.opts.Roles, "")...)
+	}
+	if l.opts.MaxBindings > 0 && len(l.diags.Errors()) == 0 {
+		l.checkBindings()
 	}
 	l.diags.Sort()
 	if len(l.diags.Errors()) > 0 {
@@ -660,8 +672,30 @@ func (l *loader) checkRoleName(r *Role, it item) {
 	if cat.Scope(it.value) != ScopeUnknown {
 		return
 	}
-	l.diags = append(l.diags, Diagnostic{Pos: pos, Severity: Warning,
-		Message: fmt.Sprintf("role %q: %q is neither a role of this repository nor a known Cloudflare role%s", r.ID, it.value, suggest.Hint(it.value, cat.Names()))})
+	d := Diagnostic{Pos: pos, Severity: Warning,
+		Message: fmt.Sprintf("role %q: %q is neither a role of this repository nor a known Cloudflare role%s", r.ID, it.value, suggest.Hint(it.value, cat.Names()))}
+	if l.opts.StrictRoles {
+		d.Severity = Error
+		d.Message += "; a role Cloudflare added after this release is accepted with --allow-unknown-roles"
+	}
+	l.diags = append(l.diags, d)
+}
+
+// checkBindings refuses a repository that makes more than MaxBindings
+// bindings, at the grant that makes the most.
+func (l *loader) checkBindings() {
+	total, worst, worstN := 0, (*Grant)(nil), 0
+	for _, g := range l.repo.Grants {
+		n := l.repo.grantBindings(g)
+		total += n
+		if n > worstN {
+			worst, worstN = g, n
+		}
+	}
+	if total <= l.opts.MaxBindings {
+		return
+	}
+	l.errorAt(worst.Pos, "the repository makes %d bindings (members × Cloudflare roles × resources), more than %d; this grant makes %d of them: split it, or narrow its roles' resources", total, l.opts.MaxBindings, worstN)
 }
 
 func (l *loader) errorAt(pos Pos, format string, args ...any) {

@@ -98,3 +98,23 @@ var testRoles = testCatalogue{
 		"Administrator Read Only": "Domain Administrator Read Only", "Domain Administrator Read Only": "Administrator Read Only",
 	},
 }
+
+// A repository that multiplies beyond MaxBindings is refused at the grant
+// that makes the most, before any binding is made.
+func TestMaxBindings(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("providers:\n  prod: {provider: cloudflare, config: {account_id: 023e105f4ecef8ad9ca31a8372d0c353}}\n")
+	b.WriteString("roles:\n  wide: {providers: [prod], inherits: [Domain DNS, Cache Domain Purge], resources: {allow: [zone:a.example.com, zone:b.example.com, zone:c.example.com]}}\n")
+	b.WriteString("groups:\n  everyone:\n    members:\n")
+	for i := range 200 {
+		fmt.Fprintf(&b, "      - u%d@example.com\n", i)
+	}
+	b.WriteString("grants:\n  - {users: [a@example.com], roles: [wide], reason: r}\n  - {groups: [everyone], roles: [wide], reason: r}\n")
+	repo, diags := Load([]File{{Path: "r.yaml", Data: []byte(b.String())}}, Options{Roles: testRoles, MaxBindings: 1000})
+	if repo != nil || len(diags.Errors()) != 1 {
+		t.Fatalf("got %v, want one error", diags)
+	}
+	if got, want := diags.Errors()[0].String(), "r.yaml:210: the repository makes 1206 bindings (members × Cloudflare roles × resources), more than 1000; this grant makes 1200 of them: split it, or narrow its roles' resources"; got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}

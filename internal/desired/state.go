@@ -79,16 +79,24 @@ func (r *Repo) Bindings(now time.Time) []Binding {
 func (r *Repo) countBindings() int {
 	n := 0
 	for _, g := range r.Grants {
-		emails := len(g.Users)
-		for _, gid := range g.Groups {
-			if grp := r.Groups[gid]; grp != nil {
-				emails += len(grp.Members)
-			}
+		n += r.grantBindings(g)
+	}
+	return n
+}
+
+// grantBindings is an upper bound of the bindings one grant makes, counted
+// without making them.
+func (r *Repo) grantBindings(g *Grant) int {
+	emails := len(g.Users)
+	for _, gid := range g.Groups {
+		if grp := r.Groups[gid]; grp != nil {
+			emails += len(grp.Members)
 		}
-		for _, roleID := range g.Roles {
-			if role := r.Roles[roleID]; role != nil {
-				n += emails * len(role.Providers) * len(role.CloudflareRoles) * len(role.Resources)
-			}
+	}
+	n := 0
+	for _, roleID := range g.Roles {
+		if role := r.Roles[roleID]; role != nil {
+			n += emails * len(role.Providers) * len(role.CloudflareRoles) * len(role.Resources)
 		}
 	}
 	return n

@@ -30,6 +30,8 @@ type Metrics struct {
 	BreakerTripped      *prometheus.GaugeVec
 	BuildInfo           *prometheus.GaugeVec
 	WebhookDeliveries   *prometheus.CounterVec
+	RevisionsRefused    *prometheus.CounterVec
+	ReconcileStalls     prometheus.Counter
 }
 
 // New registers the metrics, and the Go and process collectors, on reg.
@@ -67,7 +69,18 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		BuildInfo: f.NewGaugeVec(prometheus.GaugeOpts{Name: "cfaccess_build_info",
 			Help: "1, labelled with the build."}, []string{"version", "goversion"}),
 		WebhookDeliveries: f.NewCounterVec(prometheus.CounterOpts{Name: "cfaccess_webhook_deliveries_total",
-			Help: "Webhook deliveries by host (github, gitlab) and result (accepted, unauthorized, replayed, too_large, ignored)."}, []string{"host", "result"}),
+			Help: "Webhook deliveries by host (github, gitlab) and result (accepted, unauthorized, replayed, too_large, ignored, busy)."}, []string{"host", "result"}),
+		RevisionsRefused: f.NewCounterVec(prometheus.CounterOpts{Name: "cfaccess_revisions_refused_total",
+			Help: "Revisions not applied, by result: invalid (including guardrails that failed or ran out of time, and plans refused for the repository's sake), denied, unverified, non_fast_forward."}, []string{"result"}),
+		ReconcileStalls: f.NewCounter(prometheus.CounterOpts{Name: "cfaccess_reconcile_stalls_total",
+			Help: "Reconciles cancelled for running longer than --reconcile-timeout."}),
+	}
+	// Counters born at zero: increase() sees the first event.
+	for _, r := range []string{"invalid", "denied", "unverified", "non_fast_forward"} {
+		m.RevisionsRefused.WithLabelValues(r)
+	}
+	for _, r := range []string{"success", "error", "invalid", "denied", "unverified"} {
+		m.SourceFetch.WithLabelValues(r)
 	}
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

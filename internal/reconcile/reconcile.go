@@ -7,7 +7,6 @@ package reconcile
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -33,6 +32,9 @@ type AccountPlan struct {
 	// ProtectedIDs are the ids of the protected members of this read
 	// (protected emails and the owner), to remember for later reads.
 	ProtectedIDs []string
+	// Took is how long reading and planning the account took (and, once
+	// the caller adds it, applying its plan).
+	Took time.Duration
 	// Err is why the account cannot be applied: a failed read (transient),
 	// names the account lacks, or the mass-removal breaker.
 	Err error
@@ -55,8 +57,10 @@ type Options struct {
 
 // Plan reads the account of provider pid and plans it against repo at now.
 func Plan(ctx context.Context, client *cloudflare.Client, repo *desired.Repo, pid string, now time.Time, opts Options) *AccountPlan {
+	start := time.Now()
 	pv := repo.Providers[pid]
 	ap := &AccountPlan{Provider: pid, AccountID: pv.AccountID, Client: client}
+	defer func() { ap.Took = time.Since(start) }()
 	live, err := client.ReadAccount(ctx, pv.AccountID, cloudflare.ReadOptions{Zones: zonesOf(repo, pid)})
 	if err != nil {
 		ap.Err = err
@@ -123,26 +127,26 @@ func zonesOf(repo *desired.Repo, pid string) []string {
 // role's position.
 func Wants(repo *desired.Repo, pid string, now time.Time, live *cloudflare.Account) ([]diff.Want, error) {
 	acct := repo.State(now).Accounts[pid]
-	var errs []error
+	var diags desired.Diagnostics
 	reported := map[string]bool{}
-	report := func(msg string) {
-		if !reported[msg] {
-			reported[msg] = true
-			errs = append(errs, errors.New(msg))
+	report := func(d desired.Diagnostic) {
+		if k := d.String(); !reported[k] {
+			reported[k] = true
+			diags = append(diags, d)
 		}
 	}
 	reportRole := func(roleID string, err error) {
-		msg := err.Error()
+		d := desired.Diagnostic{Severity: desired.Error, Message: err.Error()}
 		if r := repo.Roles[roleID]; r != nil {
-			msg = fmt.Sprintf("%s: role %q: %s", r.Pos, roleID, msg)
+			d.Pos, d.Message = r.Pos, fmt.Sprintf("role %q: %s", roleID, d.Message)
 		}
-		report(msg)
+		report(d)
 	}
 	// The account's permission groups are the authority on scopes: a
 	// role the built-in catalogue does not know, or one Cloudflare moved,
 	// is caught here before any write.
 	for _, d := range repo.CheckScopes(liveCatalogue{live}, pid) {
-		report(d.String())
+		report(d)
 	}
 	var wants []diff.Want
 	for _, m := range acct.Members {
@@ -186,8 +190,27 @@ func Wants(repo *desired.Repo, pid string, now time.Time, live *cloudflare.Accou
 		wants = append(wants, w)
 	}
 	slices.SortFunc(wants, func(a, b diff.Want) int { return cmp.Compare(a.Email, b.Email) })
-	slices.SortFunc(errs, func(a, b error) int { return cmp.Compare(a.Error(), b.Error()) })
-	return wants, errors.Join(errs...)
+	if len(diags) > 0 {
+		slices.SortStableFunc(diags, func(a, b desired.Diagnostic) int { return cmp.Compare(a.String(), b.String()) })
+		return wants, &DeclarationError{Diags: diags}
+	}
+	return wants, nil
+}
+
+// DeclarationError is a plan that failed because of the repository: a role
+// the account does not have, a zone not in it, a role outside its scope by
+// the account's own permission groups. A person must change the
+// repository; the daemon refuses the revision and keeps the last good one.
+type DeclarationError struct {
+	Diags desired.Diagnostics
+}
+
+func (e *DeclarationError) Error() string {
+	lines := make([]string, len(e.Diags))
+	for i, d := range e.Diags {
+		lines[i] = d.String()
+	}
+	return strings.Join(lines, "\n")
 }
 
 // mergePolicies joins the policies of repository roles that cover the same
