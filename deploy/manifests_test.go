@@ -108,7 +108,7 @@ func TestManifests(t *testing.T) {
 			alerts = append(alerts, r.Alert)
 		}
 	}
-	for _, want := range []string{"CfaccessReconcileFailing", "CfaccessNoRecentSuccess", "CfaccessDriftPersisting", "CfaccessGuardrailDenied", "CfaccessPendingInviteOld"} {
+	for _, want := range []string{"CfaccessReconcileFailing", "CfaccessNoRecentSuccess", "CfaccessDriftPersisting", "CfaccessRevisionRefused", "CfaccessPendingInviteOld", "CfaccessNeverSucceeded", "CfaccessReconcileStalled", "CfaccessDown"} {
 		if !slices.Contains(alerts, want) {
 			t.Errorf("PrometheusRule lacks %s", want)
 		}
@@ -185,6 +185,62 @@ func TestDockerfile(t *testing.T) {
 	for _, want := range []string{"FROM golang:1.26 AS build", "CGO_ENABLED=0", "FROM gcr.io/distroless/static-debian12:nonroot", "USER 65532:65532", `ENTRYPOINT ["/reconciler"]`} {
 		if !strings.Contains(df, want) {
 			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+}
+
+// TestAlertRules runs promtool test rules on the PrometheusRule's groups
+// (deploy/alerts_test.yaml): every alert fires when docs/operating.md says,
+// and not before. promtool comes from Debian's prometheus package; .ci/run
+// installs it and sets CFACCESS_REQUIRE_PROMTOOL so that it is never
+// skipped there.
+func TestAlertRules(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CFACCESS_REQUIRE_PROMTOOL") != "" {
+			t.Fatal("promtool not found (apt-get install prometheus)")
+		}
+		t.Skip("promtool not found; .ci/run installs it")
+	}
+	data, err := os.ReadFile("prometheusrule.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rule monitoringv1.PrometheusRule
+	if err := yaml.UnmarshalStrict(data, &rule); err != nil {
+		t.Fatal(err)
+	}
+	rules, err := yaml.Marshal(map[string]any{"groups": rule.Spec.Groups})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	tests, err := os.ReadFile("alerts_test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string][]byte{"rules.yaml": rules, "alerts_test.yaml": tests} {
+		if err := os.WriteFile(dir+"/"+name, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(promtool, "check", "rules", "rules.yaml")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool check rules: %v\n%s", err, out)
+	}
+	cmd = exec.Command(promtool, "test", "rules", "alerts_test.yaml")
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool test rules: %v\n%s", err, out)
+	}
+	// Every alert has a test.
+	for _, g := range rule.Spec.Groups {
+		for _, r := range g.Rules {
+			if !bytes.Contains(tests, []byte("alertname: "+r.Alert+"\n")) {
+				t.Errorf("alert %s has no promtool test", r.Alert)
+			}
 		}
 	}
 }

@@ -144,6 +144,8 @@ type daemon struct {
 
 	mu     sync.Mutex
 	status statusDoc
+	// failingSince is when each failing account's failures began.
+	failingSince map[string]time.Time
 }
 
 func newDaemon(f *runFlags, env *Env) (*daemon, error) {
@@ -463,6 +465,7 @@ func (d *daemon) refuse(rev gitsource.Revision, result string, findings []findin
 	d.candidate = nil
 	d.status.BadRevision = &badRevision{Revision: revJSONOf(rev), Result: result, Findings: findings}
 	d.m.RevisionsRefused.WithLabelValues(result).Inc()
+	d.m.RevisionRefused.Set(1)
 	attrs := []any{"revision", rev.SHA, "author", rev.Author, "result", result, "findings", len(findings), "enforcing", d.goodSHA()}
 	for i, f := range findings {
 		if i == 5 {
@@ -489,6 +492,7 @@ func (d *daemon) accept(snap *snapshot) {
 	}
 	d.good, d.candidate = snap, nil
 	d.status.BadRevision = nil
+	d.m.RevisionRefused.Set(0)
 }
 
 // fetch reads the repository; a revision not seen before is checked, and
@@ -517,6 +521,7 @@ func (d *daemon) fetch(ctx context.Context, now time.Time) {
 			result = "unverified"
 			d.status.BadRevision = &badRevision{Revision: revJSONOf(rev), Result: result, Findings: []finding{{Severity: "error", Message: err.Error()}}}
 			d.m.RevisionsRefused.WithLabelValues(result).Inc()
+			d.m.RevisionRefused.Set(1)
 		}
 		d.m.SourceFetch.WithLabelValues(result).Inc()
 		d.status.SourceError = err.Error()
@@ -625,6 +630,7 @@ func (d *daemon) finish(c *checked, o *outcome, now, start time.Time, forced str
 		for id, pv := range c.repoProviders() {
 			accounts = append(accounts, accountStatus{Account: id, AccountID: pv.AccountID, LastReconcile: now, Result: forced})
 			d.m.ReconcileTotal.WithLabelValues(id, forced).Inc()
+			d.failing(id, false, now)
 		}
 		allOK = false
 		attrs := []any{"result", forced, "revision", d.goodSHA(), "findings", len(c.findings())}
@@ -678,6 +684,7 @@ func (d *daemon) finish(c *checked, o *outcome, now, start time.Time, forced str
 			}
 			d.m.ReconcileTotal.WithLabelValues(ap.Provider, as.Result).Inc()
 			d.m.ReconcileDuration.WithLabelValues(ap.Provider).Observe(ap.Took.Seconds())
+			d.failing(ap.Provider, as.Result == "success", now)
 			switch {
 			case as.Result == "success":
 				d.m.LastSuccess.WithLabelValues(ap.Provider).Set(float64(now.Unix()))
@@ -712,6 +719,26 @@ func (d *daemon) finish(c *checked, o *outcome, now, start time.Time, forced str
 		level = slog.LevelWarn
 	}
 	d.log.Log(context.Background(), level, "reconciled", "revision", d.goodSHA(), "accounts", len(accounts), "ok", allOK, "duration", elapsed.String())
+}
+
+// failing keeps cfaccess_account_failing_since_timestamp_seconds: the time
+// of the first failure in a row, 0 after a success (the alert
+// CfaccessReconcileFailing fires when it is 15 minutes old). Called with
+// d.mu held.
+func (d *daemon) failing(account string, ok bool, now time.Time) {
+	if d.failingSince == nil {
+		d.failingSince = map[string]time.Time{}
+	}
+	switch since, known := d.failingSince[account]; {
+	case ok:
+		delete(d.failingSince, account)
+		d.m.FailingSince.WithLabelValues(account).Set(0)
+	case !known:
+		d.failingSince[account] = now
+		d.m.FailingSince.WithLabelValues(account).Set(float64(now.Unix()))
+	default:
+		d.m.FailingSince.WithLabelValues(account).Set(float64(since.Unix()))
+	}
 }
 
 // setExpiring sets grants_expiring for the active grants of a provider.

@@ -32,6 +32,8 @@ type Metrics struct {
 	WebhookDeliveries   *prometheus.CounterVec
 	RevisionsRefused    *prometheus.CounterVec
 	ReconcileStalls     prometheus.Counter
+	RevisionRefused     prometheus.Gauge
+	FailingSince        *prometheus.GaugeVec
 }
 
 // New registers the metrics, and the Go and process collectors, on reg.
@@ -74,6 +76,10 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Help: "Revisions not applied, by result: invalid (including guardrails that failed or ran out of time, and plans refused for the repository's sake), denied, unverified, non_fast_forward."}, []string{"result"}),
 		ReconcileStalls: f.NewCounter(prometheus.CounterOpts{Name: "cfaccess_reconcile_stalls_total",
 			Help: "Reconciles cancelled for running longer than --reconcile-timeout."}),
+		RevisionRefused: f.NewGauge(prometheus.GaugeOpts{Name: "cfaccess_revision_refused",
+			Help: "1 while the newest revision of the repository is refused (the last good one is enforced)."}),
+		FailingSince: f.NewGaugeVec(prometheus.GaugeOpts{Name: "cfaccess_account_failing_since_timestamp_seconds",
+			Help: "Unix time of the first of the account's reconciles failing in a row; 0 while they succeed."}, []string{"account"}),
 	}
 	// Counters born at zero: increase() sees the first event.
 	for _, r := range []string{"invalid", "denied", "unverified", "non_fast_forward"} {
