@@ -145,3 +145,21 @@ func newTestDaemon(t *testing.T, e *e2e, extra ...string) *daemon {
 	})
 	return d
 }
+
+// Strings the repository supplies (a reason with a terminal escape that
+// would hide the lines after it) are escaped in every output format.
+func TestRepositoryStringsEscaped(t *testing.T) {
+	e := newE2E(t)
+	e.commit("an escape in a reason", map[string]string{
+		"sneaky.yaml": "grants:\n  - {users: [sneaky@example.com], roles: [ro], reason: \"OPS-1\\e[8m hidden \\u202e evil\"}\n",
+	})
+	for _, format := range []string{"text", "markdown", "json", "sarif"} {
+		_, out, errOut := e.run("plan", "--repo", e.repo, "--format", format)
+		if format != "sarif" && !strings.Contains(out, "sneaky@example.com") {
+			t.Fatalf("%s: the change is missing:\n%s%s", format, out, errOut)
+		}
+		if strings.ContainsAny(out, "\x1b\u202e") {
+			t.Errorf("%s output holds a raw escape or direction override:\n%q", format, out)
+		}
+	}
+}

@@ -63,6 +63,8 @@ type checkOptions struct {
 	policyTimeout time.Duration
 	// allowUnknownRoles makes an unknown Cloudflare role name a warning.
 	allowUnknownRoles bool
+	// allowUnicodeEmails accepts emails outside ASCII.
+	allowUnicodeEmails bool
 }
 
 // DefaultPolicyTimeout bounds guardrail evaluation: a rule that loops (or
@@ -92,7 +94,8 @@ func check(ctx context.Context, src *desired.Source, readDiags desired.Diagnosti
 		c.diags = append(c.diags, desired.Diagnostic{Pos: desired.Pos{File: src.Root}, Severity: desired.Error,
 			Message: "no declaration files (*.yaml, *.yml) found: check --repo and --path"})
 	}
-	repo, diags := desired.Load(src.YAML, desired.Options{Roles: cfroles.Catalogue{}, StrictRoles: !opts.allowUnknownRoles, MaxBindings: MaxBindings})
+	repo, diags := desired.Load(src.YAML, desired.Options{Roles: cfroles.Catalogue{}, StrictRoles: !opts.allowUnknownRoles,
+		UnicodeEmails: opts.allowUnicodeEmails, MaxBindings: MaxBindings})
 	c.diags = append(c.diags, diags...)
 	builtin, err := policy.BuiltinModules(policies.FS, false)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -44,6 +45,11 @@ on-time expiry of a short just-in-time grant, with /metrics and /status up.
 Nothing leaves this machine: no credentials are needed or read.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("listen") && !portFree(listen) {
+				// 9090 is Prometheus's own port: often taken on a laptop.
+				fmt.Fprintf(env.Stdout, "%s is taken: the demo's daemon listens on a free port instead (shown below).\n", listen)
+				listen = "127.0.0.1:0"
+			}
 			return runDemo(cmd.Context(), env, listen, jitAfter, oobWait, exitAfter)
 		},
 	}
@@ -53,6 +59,16 @@ Nothing leaves this machine: no credentials are needed or read.`,
 	cmd.Flags().DurationVar(&exitAfter, "exit-after", 0, "stop after this long (0: run until interrupted)")
 	_ = cmd.Flags().MarkHidden("exit-after")
 	return cmd
+}
+
+// portFree reports whether addr can be listened on now.
+func portFree(addr string) bool {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
 }
 
 // seedDemo puts the simulated accounts in a drifted state.

@@ -198,6 +198,10 @@ func TestE2EPlanApplyConverge(t *testing.T) {
 
 	// The incident grant expires: the next run revokes it, with no commit.
 	e.now = time.Date(2026, 11, 24, 0, 0, 1, 0, time.UTC)
+	// The plan says why erin goes: her grant expired, where and when.
+	if _, out, _ := e.run("plan", "--repo", e.repo); !strings.Contains(out, "from grants.yaml:4: grant expired 2026-11-24T00:00:00Z (INC-3 incident)") {
+		t.Errorf("the plan does not say the grant expired:\n%s", out)
+	}
 	code, out, _ = e.run("apply", "--repo", e.repo, "--format", "json")
 	if code != ExitOK || !cmp.Equal(changesOf(planJSONOf(t, out)), []string{"remove erin@example.com"}) {
 		t.Errorf("apply after expiry: exit %d, %v", code, changesOf(planJSONOf(t, out)))

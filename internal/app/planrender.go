@@ -42,8 +42,8 @@ func isAdmin(role string) bool {
 }
 
 // risks flags what a reviewer should look at twice: administrator roles,
-// write access to the whole account, and an email domain the account has
-// not had before.
+// write access to the whole account, an email domain the account has not
+// had before, and an email that could pass for another.
 func risks(ap *reconcile.AccountPlan, c diff.Change) []string {
 	var out []string
 	for _, a := range c.Add {
@@ -53,6 +53,9 @@ func risks(ap *reconcile.AccountPlan, c diff.Change) []string {
 		case a.Resource.Kind == desired.WholeAccount && !readOnlyRole.MatchString(a.Role) && a.Role != "Analytics" && a.Role != "Billing":
 			out = append(out, fmt.Sprintf("account-wide write access (%s)", a.Role))
 		}
+	}
+	if why := desired.Lookalike(c.Email); why != "" {
+		out = append(out, why+": check it is who you think")
 	}
 	if c.Action == diff.Invite && ap.Live != nil {
 		_, domain, _ := strings.Cut(c.Email, "@")
@@ -351,7 +354,7 @@ func renderPlanJSON(w io.Writer, o *outcome) error {
 // not end a table cell or row, open a link, an HTML comment (CI finds its
 // comment by a marker) or a code span.
 func mdEscape(s string) string {
-	return mdEscaper.Replace(s)
+	return visible(mdEscaper.Replace(s))
 }
 
 var mdEscaper = strings.NewReplacer("\\", `\\`, "|", `\|`, "<", "&lt;", ">", "&gt;", "&", "&amp;", "*", `\*`, "_", `\_`,
@@ -360,13 +363,40 @@ var mdEscaper = strings.NewReplacer("\\", `\\`, "|", `\|`, "<", "&lt;", ">", "&g
 // mdCode writes s as a code span inside a table: no backtick can end it,
 // no newline or pipe can end the cell.
 func mdCode(s string) string {
-	return "`" + strings.NewReplacer("`", "'", "\r\n", " ", "\n", " ", "\r", " ", "|", `\|`).Replace(s) + "`"
+	return "`" + visible(strings.NewReplacer("`", "'", "\r\n", " ", "\n", " ", "\r", " ", "|", `\|`).Replace(s)) + "`"
 }
 
 // oneLine flattens a value a repository supplies onto one line of text
-// output, so that it cannot fake lines of a plan.
+// output, so that it cannot fake lines of a plan, and makes its control,
+// invisible and direction-changing characters visible (\x1b[8m would
+// otherwise pass as a colour and hide what follows).
 func oneLine(s string) string {
-	return strings.NewReplacer("\r\n", " ⏎ ", "\n", " ⏎ ", "\r", " ⏎ ").Replace(s)
+	return visible(strings.NewReplacer("\r\n", " ⏎ ", "\n", " ⏎ ", "\r", " ⏎ ").Replace(s))
+}
+
+// visible writes control, invisible and direction-changing characters as
+// escapes (\x1b, \u202e).
+func visible(s string) string {
+	if !strings.ContainsFunc(s, hidden) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if hidden(r) {
+			q := strconv.QuoteRuneToASCII(r)
+			b.WriteString(q[1 : len(q)-1])
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// hidden reports characters that are not what they seem on a screen:
+// controls (tab and newline aside), line separators, and format
+// characters — zero-width, joiners, direction overrides.
+func hidden(r rune) bool {
+	return isControl(r) || unicode.Is(unicode.Cf, r)
 }
 
 // sgr matches the colour sequences text output paints with.

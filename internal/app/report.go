@@ -1,10 +1,12 @@
 package app
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf16"
 
 	"github.com/cfaccess/reconciler/internal/desired"
 )
@@ -128,11 +130,35 @@ func renderValidateJSON(w io.Writer, c *checked) error {
 	return writeJSON(w, out)
 }
 
+// writeJSON writes v as indented JSON, with invisible and
+// direction-changing characters escaped (\u202e): they can only appear
+// inside strings, where the escape means the same.
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	out := buf.String()
+	if strings.ContainsFunc(out, hidden) {
+		var b strings.Builder
+		for _, r := range out {
+			switch {
+			case !hidden(r):
+				b.WriteRune(r)
+			case r > 0xFFFF:
+				r1, r2 := utf16.EncodeRune(r)
+				fmt.Fprintf(&b, `\u%04x\u%04x`, r1, r2)
+			default:
+				fmt.Fprintf(&b, `\u%04x`, r)
+			}
+		}
+		out = b.String()
+	}
+	_, err := io.WriteString(w, out)
+	return err
 }
 
 // SARIF 2.1.0, the subset code scanning reads.

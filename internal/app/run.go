@@ -77,6 +77,16 @@ given, so that only the webhooks face the Git host.`,
     --webhook-secret-file /var/run/secrets/webhook/secret`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Flags shared with plan that the daemon has no use for: an
+			// accepted and ignored flag would mislead.
+			for name, why := range map[string]string{
+				"now":    "the daemon always evaluates at the current time",
+				"format": "the daemon reports in its logs, /status and /metrics",
+			} {
+				if cmd.Flags().Changed(name) {
+					return &exitError{ExitError, fmt.Errorf("--%s is not used by run: %s", name, why)}
+				}
+			}
 			d, err := newDaemon(f, env)
 			if err != nil {
 				return &exitError{ExitError, err}
@@ -89,6 +99,8 @@ given, so that only the webhooks face the Git host.`,
 	}
 	f.planFlags.register(cmd, env)
 	fl := cmd.Flags()
+	_ = fl.MarkHidden("now")
+	_ = fl.MarkHidden("format")
 	fl.DurationVar(&f.interval, "interval", envDuration(env, "CFACCESS_INTERVAL", 5*time.Minute), "time between reconciles, ±10% jitter (env CFACCESS_INTERVAL)")
 	fl.StringVar(&f.listen, "listen", envOr(env, "CFACCESS_LISTEN", ":9090"), "address of the HTTP server: metrics, health, status, and webhooks unless --webhook-listen (env CFACCESS_LISTEN)")
 	fl.StringVar(&f.webhookListen, "webhook-listen", envOr(env, "CFACCESS_WEBHOOK_LISTEN", ""), "address of a separate server for /hooks/* only, the one port to expose to the Git host; metrics, health and status then stay on --listen (env CFACCESS_WEBHOOK_LISTEN)")

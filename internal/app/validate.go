@@ -18,8 +18,9 @@ type repoFlags struct {
 	ref               string
 	path              string
 	now               string
-	policyTimeout     time.Duration
-	allowUnknownRoles bool
+	policyTimeout      time.Duration
+	allowUnknownRoles  bool
+	allowUnicodeEmails bool
 }
 
 func (f *repoFlags) register(cmd *cobra.Command, env *Env) {
@@ -33,12 +34,13 @@ func (f *repoFlags) register(cmd *cobra.Command, env *Env) {
 // registerChecks registers the flags of how a repository is checked.
 func (f *repoFlags) registerChecks(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&f.policyTimeout, "policy-timeout", DefaultPolicyTimeout, "the longest the repository's policy tests and the guardrails may take; longer refuses the revision")
+	cmd.Flags().BoolVar(&f.allowUnicodeEmails, "allow-unicode-emails", false, "accept emails with characters outside ASCII (never invisible or direction-changing ones); plans flag those that could pass for another address")
 	cmd.Flags().BoolVar(&f.allowUnknownRoles, "allow-unknown-roles", false, "accept Cloudflare role names this release does not know (roles Cloudflare added since), with a warning; the account still decides at plan time")
 }
 
 // checkOptions are the options of check these flags give.
 func (f *repoFlags) checkOptions(now time.Time, runTests bool) checkOptions {
-	return checkOptions{now: now, runTests: runTests, policyTimeout: f.policyTimeout, allowUnknownRoles: f.allowUnknownRoles}
+	return checkOptions{now: now, runTests: runTests, policyTimeout: f.policyTimeout, allowUnknownRoles: f.allowUnknownRoles, allowUnicodeEmails: f.allowUnicodeEmails}
 }
 
 // instant returns --now, or the current time.

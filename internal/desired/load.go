@@ -41,6 +41,9 @@ type Options struct {
 	// an error instead of a warning (a typo would otherwise fail the
 	// account at every reconcile).
 	StrictRoles bool
+	// UnicodeEmails accepts emails with characters outside ASCII (never
+	// invisible or direction-changing ones); plans then flag lookalikes.
+	UnicodeEmails bool
 	// MaxBindings, when positive, bounds the bindings the repository may
 	// make (members × Cloudflare roles × resources, over every grant):
 	// past it the repository is refused at the grant that multiplies most,
@@ -128,7 +131,7 @@ func Load(files []File, opts Options) (*Repo, Diagnostics) {
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 func (l *loader) file(f File) {
-	p := &fileParser{file: f.Path, diags: &l.diags}
+	p := &fileParser{file: f.Path, diags: &l.diags, unicodeEmails: l.opts.UnicodeEmails}
 	if len(f.Data) > MaxFileSize {
 		p.errorf(nil, "file is larger than %d bytes (1 MiB): split it into several files", MaxFileSize)
 		return
@@ -554,16 +557,23 @@ func ParseInstant(s string) (time.Time, error) {
 }
 
 // emails normalises a list of emails to lower case, reporting malformed
-// ones and dropping duplicates.
+// ones and those that could pass for another address, and dropping
+// duplicates (in linear time: a group may list thousands).
 func (p *fileParser) emails(items []item) []string {
 	var out []string
+	seen := make(map[string]bool, len(items))
 	for _, it := range items {
+		if problem := emailProblem(it.value, p.unicodeEmails); problem != "" {
+			p.errorf(it.node, "%+q %s", it.value, problem)
+			continue
+		}
 		e, err := NormalizeEmail(it.value)
 		if err != nil {
 			p.errorf(it.node, "%v", err)
 			continue
 		}
-		if !slices.Contains(out, e) {
+		if !seen[e] {
+			seen[e] = true
 			out = append(out, e)
 		}
 	}

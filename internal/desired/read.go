@@ -53,7 +53,7 @@ func ReadFS(fsys fs.FS, sub string) (*Source, Diagnostics, error) {
 		return nil, nil, fmt.Errorf("repository path %q is not a directory", sub)
 	}
 	src := &Source{Root: sub}
-	var diags Diagnostics
+	diags := submodules(fsys, sub)
 	policyDir := path.Join(sub, "policies")
 	err = fs.WalkDir(fsys, sub, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -155,4 +155,27 @@ func errText(err error) string {
 		return pe.Err.Error()
 	}
 	return err.Error()
+}
+
+// submodules reports the Git submodules (.gitmodules at the repository
+// root) inside the tree read: their files are not in the repository's
+// checkout, so declarations there would be silently missing.
+func submodules(fsys fs.FS, sub string) Diagnostics {
+	data, err := fs.ReadFile(fsys, ".gitmodules")
+	if err != nil {
+		return nil
+	}
+	var out Diagnostics
+	for i, line := range strings.Split(string(data), "\n") {
+		key, value, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if !ok || strings.TrimSpace(key) != "path" {
+			continue
+		}
+		p := path.Clean(strings.TrimSpace(value))
+		if sub == "." || p == sub || strings.HasPrefix(p, sub+"/") || strings.HasPrefix(sub, p+"/") {
+			out = append(out, Diagnostic{Pos: Pos{File: ".gitmodules", Line: i + 1}, Severity: Error,
+				Message: fmt.Sprintf("submodule %q is inside the declarations, and submodules are not read: copy its files into the repository, or move it out of --path", p)})
+		}
+	}
+	return out
 }

@@ -3,8 +3,10 @@ package desired
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -141,5 +143,34 @@ func TestLoadLimits(t *testing.T) {
 				t.Errorf("last diagnostic = %q, want %q", last, tc.want)
 			}
 		})
+	}
+}
+
+// A submodule inside the declarations is an error naming it: its files
+// are not in the checkout, and would be silently missing.
+func TestSubmoduleIsAnError(t *testing.T) {
+	fsys := fstest.MapFS{
+		".gitmodules":      {Data: []byte("[submodule \"shared\"]\n\tpath = shared\n\turl = https://example.com/shared.git\n[submodule \"tools\"]\n\tpath = tools/lint\n")},
+		"access/a.yaml":    {Data: []byte("version: 1\n")},
+		"shared/.keep":     {Data: nil},
+		"tools/lint/.keep": {Data: nil},
+	}
+	_, diags, err := ReadFS(fsys, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`.gitmodules:2: submodule "shared" is inside the declarations, and submodules are not read: copy its files into the repository, or move it out of --path`,
+		`.gitmodules:5: submodule "tools/lint" is inside the declarations, and submodules are not read: copy its files into the repository, or move it out of --path`,
+	}
+	var got []string
+	for _, d := range diags.Errors() {
+		got = append(got, d.String())
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q", got)
+	}
+	if _, diags, _ := ReadFS(fsys, "access"); len(diags) != 0 {
+		t.Errorf("--path access (no submodule inside): %v", diags)
 	}
 }

@@ -225,3 +225,39 @@ func PoliciesOf(access []Access) []Policy {
 	}
 	return out
 }
+
+// Inactive explains why a declared member of provider has no access at
+// now: the grants naming email for that provider, each with its window
+// ("expired 2026-11-24T00:00:00Z", "starts 2026-12-01T00:00:00Z") and
+// reason, for plans that remove the member.
+func (r *Repo) Inactive(provider, email string, now time.Time) (sources []Pos, reasons []string) {
+	for _, g := range r.Grants {
+		if g.ActiveAt(now) || !slices.Contains(r.grantEmails(g), email) || !r.grantReaches(g, provider) {
+			continue
+		}
+		why := ""
+		switch {
+		case !g.Expires.IsZero() && !now.Before(g.Expires):
+			why = "grant expired " + g.Expires.UTC().Format(time.RFC3339)
+		case !g.NotBefore.IsZero() && now.Before(g.NotBefore):
+			why = "grant starts " + g.NotBefore.UTC().Format(time.RFC3339)
+		}
+		if g.Reason != "" {
+			why += " (" + g.Reason + ")"
+		}
+		sources = append(sources, g.Pos)
+		reasons = append(reasons, why)
+	}
+	return sources, reasons
+}
+
+// grantReaches reports whether a grant gives access in provider's account
+// (through an enabled role naming it).
+func (r *Repo) grantReaches(g *Grant, provider string) bool {
+	for _, id := range g.Roles {
+		if role := r.Roles[id]; role != nil && role.Enabled && slices.Contains(role.Providers, provider) {
+			return true
+		}
+	}
+	return false
+}

@@ -23,6 +23,8 @@ type fileParser struct {
 	diags      *Diagnostics
 	aliasNodes int
 	aliasBomb  bool
+	// unicodeEmails: Options.UnicodeEmails.
+	unicodeEmails bool
 }
 
 func (p *fileParser) pos(n *yaml.Node) Pos {

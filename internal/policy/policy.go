@@ -159,6 +159,18 @@ func astDiagnostics(err error, file string) desired.Diagnostics {
 	return out
 }
 
+// reachesBuiltin reports whether a module's rules define documents under
+// data.cfaccess.builtin (through a dotted rule head).
+func reachesBuiltin(m *ast.Module) bool {
+	builtin := ast.MustParseRef("data.cfaccess.builtin")
+	for _, r := range m.Rules {
+		if r.Ref().HasPrefix(builtin) {
+			return true
+		}
+	}
+	return false
+}
+
 // New compiles the built-in modules and the repository's own, and prepares
 // the query. Problems in the repository's modules (syntax, a package
 // reserved for built-ins, a forbidden built-in) are diagnostics with file
@@ -187,10 +199,20 @@ func New(ctx context.Context, builtin, repo []Module) (*Engine, desired.Diagnost
 		name := packageName(pm)
 		pos := desired.Pos{File: m.Path, Line: pm.Package.Location.Row}
 		switch {
+		case name == "cfaccess":
+			diags = append(diags, desired.Diagnostic{Pos: pos, Severity: desired.Error,
+				Message: "package cfaccess: the root is reserved (its rules could reach into any package, cfaccess.builtin included); choose a name under it, such as cfaccess.local"})
+			delete(parsed, m.Path)
 		case name == "cfaccess.builtin" || strings.HasPrefix(name, "cfaccess.builtin."):
 			diags = append(diags, desired.Diagnostic{Pos: pos, Severity: desired.Error,
 				Message: fmt.Sprintf("package %s: cfaccess.builtin is reserved for the built-in guardrails; choose another name under cfaccess.", name)})
 			delete(parsed, m.Path) // so that compiling the rest reports their errors too
+		case reachesBuiltin(pm):
+			// A rule head such as builtin.admin_expiry.read_only in a
+			// package above cfaccess.builtin would extend a built-in.
+			diags = append(diags, desired.Diagnostic{Pos: pos, Severity: desired.Error,
+				Message: fmt.Sprintf("package %s: a rule defines a document under cfaccess.builtin, which is reserved for the built-in guardrails", name)})
+			delete(parsed, m.Path)
 		case !strings.HasPrefix(name, "cfaccess."):
 			diags = append(diags, desired.Diagnostic{Pos: pos, Severity: desired.Warning,
 				Message: fmt.Sprintf("package %s is not under cfaccess.: its deny and warn rules are never evaluated", name)})

@@ -187,6 +187,10 @@ func Wants(repo *desired.Repo, pid string, now time.Time, live *cloudflare.Accou
 			}
 		}
 		w.Policies = mergePolicies(layout, roleOrder)
+		if len(m.Bindings) == 0 {
+			// Declared, nothing active: say which grants, and why.
+			w.Sources, w.Reasons = repo.Inactive(pid, m.Email, now)
+		}
 		wants = append(wants, w)
 	}
 	slices.SortFunc(wants, func(a, b diff.Want) int { return cmp.Compare(a.Email, b.Email) })
