@@ -14,10 +14,10 @@ import (
 
 // repoFlags are the flags that locate and time an access repository.
 type repoFlags struct {
-	repo              string
-	ref               string
-	path              string
-	now               string
+	repo               string
+	ref                string
+	path               string
+	now                string
 	policyTimeout      time.Duration
 	allowUnknownRoles  bool
 	allowUnicodeEmails bool
