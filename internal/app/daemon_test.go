@@ -77,16 +77,19 @@ func startDaemon(t *testing.T, e *e2e, interval time.Duration, extra ...string) 
 	go func() { done <- d.run(ctx) }()
 	<-d.listening
 	de := &daemonEnv{e2e: e, d: d, logs: logs, base: "http://" + d.addr}
+	var once sync.Once
 	de.stop = func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("daemon: %v", err)
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("daemon: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("daemon did not stop within 30 s")
 			}
-		case <-time.After(30 * time.Second):
-			t.Error("daemon did not stop within 30 s")
-		}
+		})
 	}
 	t.Cleanup(de.stop)
 	return de

@@ -19,6 +19,10 @@ import (
 type pendingState struct {
 	Version int                             `json:"version"`
 	Pending map[string]map[string]time.Time `json:"pending"` // account id -> email -> since
+	// Applied is the revision last applied per followed repository
+	// (URL without credentials, #ref): a head that does not descend
+	// from it is refused, across restarts too.
+	Applied map[string]string `json:"applied,omitempty"`
 }
 
 func loadPending(path string) (*pendingState, error) {

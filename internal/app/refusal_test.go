@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
+	"github.com/cfaccess/reconciler/internal/desired"
 )
 
 // loopingPolicy passes CI today and, after a date (here already past),
@@ -128,4 +131,80 @@ func grepLines(text, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// A daemon restarted while the branch head is refused enforces the
+// previous good revision within one reconcile (walking history back), and
+// reports both.
+func TestDaemonRestartWithRefusedHead(t *testing.T) {
+	e := newE2E(t)
+	first := startDaemon(t, e, time.Hour)
+	first.waitReady()
+	good := first.status().Revision.SHA
+	first.stop()
+	e.commit("a typo", map[string]string{"typo.yaml": "grants:\n  - {users: [zed@example.com], roles: [no-such-role], reason: T-1}\n"})
+	// Drift while the daemon is down: corrected by the restarted daemon,
+	// with the last good revision.
+	if _, err := e.fake.PutMember(fake.MemberSpec{Email: "sneaky@example.com", Access: []desired.Access{{Role: "Administrator", Resource: wholeAcct}}}); err != nil {
+		t.Fatal(err)
+	}
+	second := startDaemon(t, e, time.Hour)
+	second.waitReady()
+	st := second.status()
+	if st.Revision == nil || st.Revision.SHA != good {
+		t.Errorf("enforcing %v, want the last good revision %s", st.Revision, good)
+	}
+	if st.BadRevision == nil || st.BadRevision.Result != "invalid" || !strings.Contains(st.BadRevision.Findings[0].Message, "no-such-role") {
+		t.Errorf("bad revision %+v, want the head refused", st.BadRevision)
+	}
+	if second.hasMember("sneaky@example.com") || second.hasMember("zed@example.com") {
+		t.Errorf("members after the restart: %v", second.members())
+	}
+	if !strings.Contains(second.logs.String(), "enforcing the newest good revision before it") {
+		t.Error("the walk back is not logged")
+	}
+}
+
+// A force-push that puts an older commit back as the head is refused: the
+// member the newer commit revoked is not re-invited — in the running
+// daemon, and after a restart with --state-file.
+func TestDaemonRefusesAForcePush(t *testing.T) {
+	e := newE2E(t)
+	state := t.TempDir() + "/state.json"
+	de := startDaemon(t, e, time.Hour, "--state-file", state)
+	de.waitReady()
+	if !de.hasMember("dave@example.com") {
+		t.Fatal("dave not invited")
+	}
+	old := de.status().Revision.SHA
+	e.commit("revoke dave", map[string]string{"grants.yaml": strings.Replace(readFile(t, e.repo+"/grants.yaml"), "  - {users: [dave@example.com], roles: [ro], reason: SEC-2 audit}\n", "", 1)})
+	de.d.poke()
+	eventually(t, 5*time.Second, "dave removed", func() bool { return !de.hasMember("dave@example.com") })
+	e.git("reset", "-q", "--hard", old) // the force-push
+	de.d.poke()
+	eventually(t, 5*time.Second, "the force-push refused", func() bool {
+		st := de.status()
+		return st.BadRevision != nil && st.BadRevision.Result == "non_fast_forward"
+	})
+	if de.hasMember("dave@example.com") {
+		t.Error("dave re-invited by the force-push")
+	}
+	de.stop()
+	again := startDaemon(t, e, time.Hour, "--state-file", state)
+	eventually(t, 5*time.Second, "the force-push refused after a restart", func() bool {
+		st := again.status()
+		return st.BadRevision != nil && st.BadRevision.Result == "non_fast_forward"
+	})
+	if again.hasMember("dave@example.com") {
+		t.Error("dave re-invited after the restart")
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -41,8 +41,9 @@ type runFlags struct {
 	gitTokenFile      string
 	gitSSHKeyFile     string
 	gitKnownHosts     string
-	verifySignatures  bool
-	trustedKeys       string
+	verifySignatures    bool
+	trustedKeys         string
+	allowNonFastForward bool
 	debounce          time.Duration
 	triggerGap        time.Duration
 	reconcileTimeout  time.Duration
@@ -112,6 +113,7 @@ given, so that only the webhooks face the Git host.`,
 	fl.StringVar(&f.gitSSHKeyFile, "git-ssh-key-file", envOr(env, "CFACCESS_GIT_SSH_KEY_FILE", ""), "SSH private key for ssh:// and git@ URLs (env CFACCESS_GIT_SSH_KEY_FILE)")
 	fl.StringVar(&f.gitKnownHosts, "git-known-hosts", envOr(env, "CFACCESS_GIT_KNOWN_HOSTS", ""), "known_hosts file for SSH (default ~/.ssh/known_hosts)")
 	fl.BoolVar(&f.verifySignatures, "verify-signatures", false, "apply only commits signed by a key of --trusted-keys")
+	fl.BoolVar(&f.allowNonFastForward, "allow-non-fast-forward", false, "accept a head that does not descend from the revision last applied (history rewritten by a force-push); refused by default, as it could bring back revoked access")
 	fl.StringVar(&f.trustedKeys, "trusted-keys", envOr(env, "CFACCESS_TRUSTED_KEYS", ""), "armored OpenPGP public keys whose commit signatures are trusted (env CFACCESS_TRUSTED_KEYS)")
 	fl.DurationVar(&f.debounce, "watch-debounce", 500*time.Millisecond, "wait this long after a change in a watched directory before reconciling")
 	fl.DurationVar(&f.reconcileTimeout, "reconcile-timeout", 15*time.Minute, "cancel a reconcile that runs longer (logged at ERROR, cfaccess_reconcile_stalls_total, /readyz 503 until one succeeds)")
@@ -153,6 +155,9 @@ type daemon struct {
 	good      *snapshot // the last good revision: checked and planned
 	candidate *snapshot // a newer revision that passed its checks, to plan
 	lastRev   string    // the last revision looked at, good or bad
+	// refused are revisions refused (offline or when planned): they are
+	// not tried again, by the head check or a walk back.
+	refused map[string]bool
 
 	mu     sync.Mutex
 	status statusDoc
@@ -475,6 +480,7 @@ func (d *daemon) refuse(rev gitsource.Revision, result string, findings []findin
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.candidate = nil
+	d.markRefused(rev.SHA)
 	d.status.BadRevision = &badRevision{Revision: revJSONOf(rev), Result: result, Findings: findings}
 	d.m.RevisionsRefused.WithLabelValues(result).Inc()
 	d.m.RevisionRefused.Set(1)
@@ -503,74 +509,183 @@ func (d *daemon) accept(snap *snapshot) {
 		d.log.Info("revision accepted", "revision", snap.rev.SHA, "author", snap.rev.Author, "subject", snap.rev.Subject)
 	}
 	d.good, d.candidate = snap, nil
-	d.status.BadRevision = nil
-	d.m.RevisionRefused.Set(0)
+	if snap.rev.SHA == "" || snap.rev.SHA == d.lastRev {
+		// The head itself is enforced: nothing refused any more. (A
+		// revision found by walking back leaves the head's refusal.)
+		d.status.BadRevision = nil
+		d.m.RevisionRefused.Set(0)
+	}
+	if d.remote != nil && snap.rev.SHA != "" {
+		// Remembered (with --state-file) so that after a restart a
+		// force-push cannot bring an older revision back.
+		if d.f.pending.Applied == nil {
+			d.f.pending.Applied = map[string]string{}
+		}
+		d.f.pending.Applied[d.sourceKey()] = snap.rev.SHA
+	}
 }
 
 // fetch reads the repository; a revision not seen before is checked, and
 // becomes the candidate when valid and allowed.
 func (d *daemon) fetch(ctx context.Context, now time.Time) {
-	var (
-		src   *desired.Source
-		diags desired.Diagnostics
-		rev   gitsource.Revision
-		err   error
-	)
 	if d.remote != nil {
-		rev, err = d.remote.Sync(ctx)
-		if err == nil {
-			src, diags, err = desired.ReadDir(d.remote.Dir(), d.f.path)
-		}
-	} else {
-		rev, _ = gitsource.Head(d.f.repo)
-		src, diags, err = desired.ReadDir(d.f.repo, d.f.path)
+		d.fetchRemote(ctx, now)
+		return
 	}
+	rev, _ := gitsource.Head(d.f.repo)
+	src, diags, err := desired.ReadDir(d.f.repo, d.f.path)
 	if err != nil {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		result := "error"
-		if errors.Is(err, gitsource.ErrUnverified) {
-			result = "unverified"
-			d.status.BadRevision = &badRevision{Revision: revJSONOf(rev), Result: result, Findings: []finding{{Severity: "error", Message: err.Error()}}}
-			d.m.RevisionsRefused.WithLabelValues(result).Inc()
-			d.m.RevisionRefused.Set(1)
-		}
-		d.m.SourceFetch.WithLabelValues(result).Inc()
-		d.status.SourceError = err.Error()
-		d.log.Warn("fetch the repository", "error", err, "enforcing", d.goodSHA())
+		d.sourceError(err)
 		return
 	}
 	d.mu.Lock()
 	d.status.SourceError = ""
 	d.mu.Unlock()
-	key := rev.SHA
-	if key == "" {
-		key = fmt.Sprintf("dir:%p", src) // a plain directory: every read is new
-	}
-	if key == d.lastRev && rev.SHA != "" {
-		d.m.SourceFetch.WithLabelValues("success").Inc()
-		return
-	}
-	d.lastRev = key
+	d.m.SourceFetch.WithLabelValues("success").Inc()
 	c, cerr := check(ctx, src, diags, d.f.checkOptions(now, true))
 	switch {
 	case cerr != nil:
-		d.m.SourceFetch.WithLabelValues("error").Inc()
-		d.mu.Lock()
-		d.status.SourceError = cerr.Error()
-		d.mu.Unlock()
-		d.log.Error("check the revision", "revision", rev.SHA, "error", cerr, "enforcing", d.goodSHA())
+		d.sourceError(cerr)
 	case !c.valid() || c.denied():
 		result := "invalid"
 		if c.valid() {
 			result = "denied"
 		}
-		d.m.SourceFetch.WithLabelValues(result).Inc()
 		d.refuse(rev, result, c.findings())
 	default:
-		d.m.SourceFetch.WithLabelValues("success").Inc()
 		d.candidate = &snapshot{src: src, rev: rev}
 	}
+}
+
+// walkLimit bounds how far back the daemon looks for a good revision when
+// the head is refused and nothing is enforced yet (a restart).
+const walkLimit = 50
+
+// fetchRemote follows a Git URL: the head is checked, and refused unless it
+// descends from the revision last applied (a force-push, unless
+// --allow-non-fast-forward). When nothing is enforced yet (a restart) and
+// the head is refused, history is walked back along first parents — never
+// below the revision last applied — to the newest revision that passes,
+// which is enforced meanwhile.
+func (d *daemon) fetchRemote(ctx context.Context, now time.Time) {
+	head, err := d.remote.Fetch(ctx)
+	if err != nil {
+		d.sourceError(err)
+		return
+	}
+	d.mu.Lock()
+	d.status.SourceError = ""
+	d.mu.Unlock()
+	d.m.SourceFetch.WithLabelValues("success").Inc()
+	if head.SHA == d.lastRev && d.good != nil {
+		return
+	}
+	d.lastRev = head.SHA
+	last := d.lastApplied()
+	if last != "" && !d.f.allowNonFastForward {
+		if ok, err := d.remote.Descends(head.SHA, last); err != nil || !ok {
+			why := fmt.Sprintf("%s does not descend from %s, the revision last applied: history was rewritten (a force-push?), so it could bring back access already revoked. It is refused; --allow-non-fast-forward accepts it", short(head.SHA), short(last))
+			if err != nil {
+				why = fmt.Sprintf("cannot tell whether %s descends from %s, the revision last applied: %v", short(head.SHA), short(last), err)
+			}
+			d.refuse(head, "non_fast_forward", []finding{{Severity: "error", Message: why}})
+			return
+		}
+	}
+	revs := []gitsource.Revision{head}
+	if d.good == nil {
+		if revs, err = d.remote.FirstParents(head.SHA, walkLimit); err != nil || len(revs) == 0 {
+			revs = []gitsource.Revision{head}
+		}
+	}
+	for i, rev := range revs {
+		if d.refused[rev.SHA] {
+			continue
+		}
+		if i > 0 {
+			if last != "" {
+				if ok, err := d.remote.Descends(rev.SHA, last); err != nil || !ok {
+					break // never below the revision last applied
+				}
+			}
+		}
+		result, findings, snap := d.try(ctx, rev, now)
+		if snap != nil {
+			d.candidate = snap
+			if i > 0 {
+				d.log.Warn("the head is refused: enforcing the newest good revision before it", "head", head.SHA,
+					"revision", rev.SHA, "commits_back", i)
+			}
+			return
+		}
+		if i == 0 {
+			d.refuse(rev, result, findings)
+		} else {
+			d.markRefused(rev.SHA)
+		}
+	}
+}
+
+// markRefused remembers a refused revision, not to try it again.
+func (d *daemon) markRefused(sha string) {
+	if sha == "" {
+		return
+	}
+	if d.refused == nil {
+		d.refused = map[string]bool{}
+	}
+	d.refused[sha] = true
+}
+
+// try checks one fetched revision: signature, files, load, policy tests
+// and guardrails. It returns the snapshot when the revision passes, or why
+// not.
+func (d *daemon) try(ctx context.Context, rev gitsource.Revision, now time.Time) (result string, findings []finding, snap *snapshot) {
+	if err := d.remote.Verify(rev.SHA); err != nil {
+		return "unverified", []finding{{Severity: "error", Message: err.Error()}}, nil
+	}
+	dir, err := d.remote.Checkout(rev.SHA)
+	if err != nil {
+		return "invalid", []finding{{Severity: "error", Message: err.Error()}}, nil
+	}
+	src, diags, err := desired.ReadDir(dir, d.f.path)
+	if err != nil {
+		return "invalid", []finding{{Severity: "error", Message: err.Error()}}, nil
+	}
+	c, err := check(ctx, src, diags, d.f.checkOptions(now, true))
+	switch {
+	case err != nil:
+		return "invalid", []finding{{Severity: "error", Message: err.Error()}}, nil
+	case !c.valid():
+		return "invalid", c.findings(), nil
+	case c.denied():
+		return "denied", c.findings(), nil
+	}
+	return "", nil, &snapshot{src: src, rev: rev}
+}
+
+// lastApplied is the revision last applied: the one enforced, or after a
+// restart the one --state-file remembers for this repository.
+func (d *daemon) lastApplied() string {
+	if d.good != nil {
+		return d.good.rev.SHA
+	}
+	return d.f.pending.Applied[d.sourceKey()]
+}
+
+// sourceKey names the followed repository in --state-file (credentials
+// removed).
+func (d *daemon) sourceKey() string {
+	return gitsource.Redact(d.f.repo) + "#" + d.f.ref
+}
+
+// sourceError reports a repository that cannot be fetched.
+func (d *daemon) sourceError(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.m.SourceFetch.WithLabelValues("error").Inc()
+	d.status.SourceError = err.Error()
+	d.log.Warn("fetch the repository", "error", err, "enforcing", d.goodSHA())
 }
 
 func (d *daemon) goodSHA() string {

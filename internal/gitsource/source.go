@@ -4,68 +4,323 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
 
-// Remote is a Git repository the daemon follows. Each Sync makes a fresh
-// shallow clone of Ref in a new directory under Work and removes the
-// previous one: a small repository clones in milliseconds, and no
-// half-updated worktree can ever be read.
+// DefaultMaxSize bounds the local copy of a followed repository: an access
+// repository of YAML is a few MiB; a larger one is refused rather than
+// allowed to fill the disk (and, checked out, the memory of readers).
+const DefaultMaxSize = 256 << 20
+
+// Remote is a Git repository the daemon follows. It keeps one local store
+// under Work and fetches into it incrementally; each revision is checked
+// out into a new directory that replaces the previous one only once
+// complete, so no half-updated tree is ever read. It can read any fetched
+// revision: the daemon walks back history when the head is refused, and
+// checks that a new head descends from the revision last applied.
 type Remote struct {
 	URL  string
 	Ref  string
-	Work string // parent directory for checkouts
-	// TokenFile holds an HTTPS token, re-read at every Sync.
+	Work string // parent directory for the store and checkouts
+	// TokenFile holds an HTTPS token, re-read at every Fetch.
 	TokenFile string
 	// SSHKeyFile and KnownHosts authenticate ssh:// and git@ URLs.
 	SSHKeyFile string
 	KnownHosts string
-	// TrustedKeys, when set, is an armored OpenPGP key ring: the commit
-	// checked out must be signed by one of its keys.
+	// TrustedKeys, when set, is an armored OpenPGP key ring: Verify
+	// accepts only commits signed by one of its keys.
 	TrustedKeys string
+	// MaxSize bounds the local store, in bytes (DefaultMaxSize).
+	MaxSize int64
 
-	dir string // current checkout
+	store *git.Repository
+	dir   string // current checkout
 }
 
 // ErrUnverified marks a commit that is unsigned or signed by an untrusted
 // key.
 var ErrUnverified = errors.New("commit signature not trusted")
 
-// Dir is the current checkout ("" before the first Sync).
+// Dir is the current checkout ("" before the first Checkout).
 func (r *Remote) Dir() string { return r.dir }
 
-// Sync fetches the newest commit of Ref. On error the previous checkout
-// stays in place.
+// Sync fetches, verifies and checks out the newest commit of Ref. On
+// error the previous checkout stays in place.
 func (r *Remote) Sync(ctx context.Context) (Revision, error) {
+	rev, err := r.Fetch(ctx)
+	if err != nil {
+		return rev, err
+	}
+	if err := r.Verify(rev.SHA); err != nil {
+		return rev, err
+	}
+	if _, err := r.Checkout(rev.SHA); err != nil {
+		return rev, err
+	}
+	return rev, nil
+}
+
+// Fetch brings the newest commits of Ref into the local store and returns
+// the head revision; nothing is checked out.
+func (r *Remote) Fetch(ctx context.Context) (Revision, error) {
+	clean, urlAuth, secrets := splitCredentials(r.URL)
 	auth, err := r.auth()
 	if err != nil {
 		return Revision{}, err
 	}
-	dir, err := os.MkdirTemp(r.Work, "checkout-")
+	if auth == nil {
+		auth = urlAuth
+	}
+	if err := r.open(clean); err != nil {
+		return Revision{}, err
+	}
+	remote, err := r.store.Remote("origin")
 	if err != nil {
 		return Revision{}, err
 	}
-	rev, err := Clone(ctx, r.URL, r.Ref, dir, auth)
-	if err == nil && r.TrustedKeys != "" {
-		err = verify(dir, rev, r.TrustedKeys)
+	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: auth})
+	if err != nil {
+		return Revision{}, scrub("list the references of", r.URL, err, secrets...)
+	}
+	src, err := r.pick(refs)
+	if err != nil {
+		return Revision{}, fmt.Errorf("%s: %w", Redact(r.URL), err)
+	}
+	spec := config.RefSpec("+" + src.String() + ":refs/remotes/origin/followed")
+	err = r.store.FetchContext(ctx, &git.FetchOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{spec},
+		Auth: auth, Tags: git.NoTags, Force: true})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return Revision{}, scrub("fetch", r.URL, err, secrets...)
+	}
+	if size := dirSize(filepath.Join(r.Work, "store")); size > r.maxSize() {
+		return Revision{}, fmt.Errorf("%s: the repository takes %s, more than %s: an access repository holds declarations, not large files", Redact(r.URL), bytesOf(size), bytesOf(r.maxSize()))
+	}
+	ref, err := r.store.Reference("refs/remotes/origin/followed", true)
+	if err != nil {
+		return Revision{}, err
+	}
+	c, err := r.store.CommitObject(ref.Hash())
+	if err != nil {
+		return Revision{}, err
+	}
+	return revision(c), nil
+}
+
+func (r *Remote) maxSize() int64 {
+	if r.MaxSize > 0 {
+		return r.MaxSize
+	}
+	return DefaultMaxSize
+}
+
+// open makes the local store on first use.
+func (r *Remote) open(url string) error {
+	if r.store != nil {
+		return nil
+	}
+	path := filepath.Join(r.Work, "store")
+	repo, err := git.PlainInit(path, true)
+	if errors.Is(err, git.ErrRepositoryAlreadyExists) {
+		repo, err = git.PlainOpen(path)
 	}
 	if err != nil {
+		return fmt.Errorf("local store: %w", err)
+	}
+	if _, err := repo.Remote("origin"); errors.Is(err, git.ErrRemoteNotFound) {
+		if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{url}}); err != nil {
+			return err
+		}
+	}
+	r.store = repo
+	return nil
+}
+
+// pick finds the reference to follow: the branch or tag Ref, or the
+// remote's default branch.
+func (r *Remote) pick(refs []*plumbing.Reference) (plumbing.ReferenceName, error) {
+	byName := map[plumbing.ReferenceName]*plumbing.Reference{}
+	for _, ref := range refs {
+		byName[ref.Name()] = ref
+	}
+	if r.Ref == "" {
+		head := byName[plumbing.HEAD]
+		if head == nil || head.Type() != plumbing.SymbolicReference {
+			return "", errors.New("the remote names no default branch: give --ref")
+		}
+		return head.Target(), nil
+	}
+	for _, name := range []plumbing.ReferenceName{plumbing.NewBranchReferenceName(r.Ref), plumbing.NewTagReferenceName(r.Ref)} {
+		if byName[name] != nil {
+			return name, nil
+		}
+	}
+	return "", fmt.Errorf("no branch or tag %q", r.Ref)
+}
+
+// Verify checks a commit's OpenPGP signature against TrustedKeys; without
+// TrustedKeys every commit passes.
+func (r *Remote) Verify(sha string) error {
+	if r.TrustedKeys == "" {
+		return nil
+	}
+	ring, err := os.ReadFile(r.TrustedKeys)
+	if err != nil {
+		return fmt.Errorf("read --trusted-keys: %w", err)
+	}
+	c, err := r.commit(sha)
+	if err != nil {
+		return err
+	}
+	if c.PGPSignature == "" {
+		return fmt.Errorf("%w: %s is not signed", ErrUnverified, short(sha))
+	}
+	if _, err := c.Verify(string(ring)); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrUnverified, short(sha), err)
+	}
+	return nil
+}
+
+// Checkout writes a fetched revision's files into a new directory under
+// Work and makes it the current one, removing the previous; on error the
+// previous stays. Blobs are streamed to disk; the store is not changed.
+func (r *Remote) Checkout(sha string) (string, error) {
+	c, err := r.commit(sha)
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp(r.Work, "checkout-")
+	if err != nil {
+		return "", err
+	}
+	if err := writeTree(c, dir); err != nil {
 		os.RemoveAll(dir)
-		return rev, err
+		return "", fmt.Errorf("check out %s: %w", short(sha), err)
 	}
 	if r.dir != "" {
 		os.RemoveAll(r.dir)
 	}
 	r.dir = dir
-	return rev, nil
+	return dir, nil
+}
+
+// writeTree writes a commit's files under dir: regular files, and symlinks
+// as symlinks (the reader refuses those leaving the tree).
+func writeTree(c *object.Commit, dir string) error {
+	tree, err := c.Tree()
+	if err != nil {
+		return err
+	}
+	return tree.Files().ForEach(func(f *object.File) error {
+		if !filepath.IsLocal(f.Name) {
+			return fmt.Errorf("path %q leaves the repository", f.Name)
+		}
+		dst := filepath.Join(dir, filepath.FromSlash(f.Name))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		if f.Mode == filemode.Symlink {
+			target, err := f.Contents()
+			if err != nil {
+				return err
+			}
+			return os.Symlink(target, dst)
+		}
+		rd, err := f.Reader()
+		if err != nil {
+			return err
+		}
+		defer rd.Close()
+		out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(out, rd); err != nil {
+			out.Close()
+			return err
+		}
+		return out.Close()
+	})
+}
+
+// Descends reports whether sha is ancestor, or descends from it.
+func (r *Remote) Descends(sha, ancestor string) (bool, error) {
+	if sha == ancestor {
+		return true, nil
+	}
+	c, err := r.commit(sha)
+	if err != nil {
+		return false, err
+	}
+	a, err := r.commit(ancestor)
+	if errors.Is(err, plumbing.ErrObjectNotFound) {
+		return false, nil // not in the followed history at all
+	}
+	if err != nil {
+		return false, err
+	}
+	return a.IsAncestor(c)
+}
+
+// FirstParents returns up to n revisions from sha back along first
+// parents, sha first.
+func (r *Remote) FirstParents(sha string, n int) ([]Revision, error) {
+	c, err := r.commit(sha)
+	if err != nil {
+		return nil, err
+	}
+	var out []Revision
+	for len(out) < n {
+		out = append(out, revision(c))
+		if c.NumParents() == 0 {
+			break
+		}
+		if c, err = c.Parent(0); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+func (r *Remote) commit(sha string) (*object.Commit, error) {
+	if r.store == nil {
+		return nil, errors.New("nothing fetched yet")
+	}
+	return r.store.CommitObject(plumbing.NewHash(sha))
+}
+
+func bytesOf(n int64) string {
+	if n >= 1<<20 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d KiB", n>>10)
+}
+
+// dirSize is the bytes of the files under dir.
+func dirSize(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }
 
 func (r *Remote) auth() (transport.AuthMethod, error) {
@@ -94,36 +349,6 @@ func (r *Remote) auth() (transport.AuthMethod, error) {
 		return keys, nil
 	}
 	return nil, nil
-}
-
-// verify checks the checked-out commit's OpenPGP signature against the
-// trusted key ring.
-func verify(dir string, rev Revision, keyRingFile string) error {
-	ring, err := os.ReadFile(keyRingFile)
-	if err != nil {
-		return fmt.Errorf("read --trusted-keys: %w", err)
-	}
-	repo, err := git.PlainOpen(dir)
-	if err != nil {
-		return err
-	}
-	head, err := repo.Head()
-	if err != nil {
-		return err
-	}
-	c, err := repo.CommitObject(head.Hash())
-	if err != nil {
-		return err
-	}
-	if c.PGPSignature == "" {
-		return fmt.Errorf("%w: %s is not signed", ErrUnverified, short(rev.SHA))
-	}
-	entity, err := c.Verify(string(ring))
-	if err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrUnverified, short(rev.SHA), err)
-	}
-	_ = entity
-	return nil
 }
 
 func short(sha string) string {
