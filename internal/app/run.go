@@ -31,23 +31,23 @@ import (
 // runFlags are the daemon's flags: plan's, and the loop's.
 type runFlags struct {
 	planFlags
-	interval          time.Duration
-	listen            string
-	webhookListen     string
-	statusDetails     bool
-	webhookSecretFile string
-	dryRun            bool
-	logFormat         string
-	gitTokenFile      string
-	gitSSHKeyFile     string
-	gitKnownHosts     string
+	interval            time.Duration
+	listen              string
+	webhookListen       string
+	statusDetails       bool
+	webhookSecretFile   string
+	dryRun              bool
+	logFormat           string
+	gitTokenFile        string
+	gitSSHKeyFile       string
+	gitKnownHosts       string
 	verifySignatures    bool
 	trustedKeys         string
 	allowNonFastForward bool
-	debounce          time.Duration
-	triggerGap        time.Duration
-	reconcileTimeout  time.Duration
-	logLevel          string
+	debounce            time.Duration
+	triggerGap          time.Duration
+	reconcileTimeout    time.Duration
+	logLevel            string
 }
 
 func newRun(env *Env) *cobra.Command { return newRunWith(env, &runFlags{}) }
