@@ -74,6 +74,7 @@ func TestSecretsNeverShown(t *testing.T) {
 		t.Fatalf("webhook: %d", code)
 	}
 	eventually(t, 3*time.Second, "zoe invited", func() bool { return de.hasMember("zoe@example.com") })
+	eventually(t, 3*time.Second, "the audit record for zoe", func() bool { return strings.Contains(de.logs.String(), `"email":"zoe@example.com"`) })
 	if _, err := de.fake.PutMember(fake.MemberSpec{Email: "drift@example.com", Access: []desired.Access{{Role: "Billing", Resource: wholeAcct}}}); err != nil {
 		t.Fatal(err)
 	}
