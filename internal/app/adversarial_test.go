@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
 	"github.com/cfaccess/reconciler/internal/desired"
@@ -161,5 +162,12 @@ func TestRepositoryStringsEscaped(t *testing.T) {
 		if strings.ContainsAny(out, "\x1b\u202e") {
 			t.Errorf("%s output holds a raw escape or direction override:\n%q", format, out)
 		}
+	}
+	// The daemon's audit records carry the reason too.
+	de := startDaemon(t, e, time.Hour)
+	de.waitReady()
+	eventually(t, 3*time.Second, "sneaky's audit record", func() bool { return strings.Contains(de.logs.String(), "sneaky@example.com") })
+	if logs := de.logs.String(); strings.ContainsAny(logs, "\x1b\u202e") || !strings.Contains(logs, `\\x1b[8m hidden \\u202e evil`) {
+		t.Errorf("logs hold a raw escape, or not the escaped reason:\n%s", logs)
 	}
 }

@@ -185,7 +185,15 @@ func newDaemon(f *runFlags, env *Env) (*daemon, error) {
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: choose debug, info, warn or error", f.logLevel)
 	}
-	hopts := &slog.HandlerOptions{Level: level}
+	// Strings in logs can come from the repository (a reason, an author):
+	// control, invisible and direction-changing characters are written as
+	// escapes in either format.
+	hopts := &slog.HandlerOptions{Level: level, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Value.Kind() == slog.KindString {
+			a.Value = slog.StringValue(visible(a.Value.String()))
+		}
+		return a
+	}}
 	var handler slog.Handler
 	switch f.logFormat {
 	case "json":
