@@ -546,23 +546,35 @@ func (d *daemon) fetch(ctx context.Context, now time.Time) {
 		d.sourceError(err)
 		return
 	}
+	d.sourceOK()
+	if result, findings := d.checkSource(ctx, src, diags, now); result != "" {
+		d.refuse(rev, result, findings)
+		return
+	}
+	d.candidate = &snapshot{src: src, rev: rev}
+}
+
+// checkSource checks a revision's declarations and guardrails (with its
+// policy tests): "" when it passes, or the result and findings refusing it.
+func (d *daemon) checkSource(ctx context.Context, src *desired.Source, diags desired.Diagnostics, now time.Time) (result string, findings []finding) {
+	c, err := check(ctx, src, diags, d.f.checkOptions(now, true))
+	switch {
+	case err != nil:
+		return "invalid", []finding{{Severity: "error", Message: err.Error()}}
+	case !c.valid():
+		return "invalid", c.findings()
+	case c.denied():
+		return "denied", c.findings()
+	}
+	return "", nil
+}
+
+// sourceOK records a successful fetch.
+func (d *daemon) sourceOK() {
 	d.mu.Lock()
 	d.status.SourceError = ""
 	d.mu.Unlock()
 	d.m.SourceFetch.WithLabelValues("success").Inc()
-	c, cerr := check(ctx, src, diags, d.f.checkOptions(now, true))
-	switch {
-	case cerr != nil:
-		d.sourceError(cerr)
-	case !c.valid() || c.denied():
-		result := "invalid"
-		if c.valid() {
-			result = "denied"
-		}
-		d.refuse(rev, result, c.findings())
-	default:
-		d.candidate = &snapshot{src: src, rev: rev}
-	}
 }
 
 // walkLimit bounds how far back the daemon looks for a good revision when
@@ -581,10 +593,7 @@ func (d *daemon) fetchRemote(ctx context.Context, now time.Time) {
 		d.sourceError(err)
 		return
 	}
-	d.mu.Lock()
-	d.status.SourceError = ""
-	d.mu.Unlock()
-	d.m.SourceFetch.WithLabelValues("success").Inc()
+	d.sourceOK()
 	if head.SHA == d.lastRev && d.good != nil {
 		return
 	}
@@ -660,14 +669,8 @@ func (d *daemon) try(ctx context.Context, rev gitsource.Revision, now time.Time)
 	if err != nil {
 		return "invalid", []finding{{Severity: "error", Message: err.Error()}}, nil
 	}
-	c, err := check(ctx, src, diags, d.f.checkOptions(now, true))
-	switch {
-	case err != nil:
-		return "invalid", []finding{{Severity: "error", Message: err.Error()}}, nil
-	case !c.valid():
-		return "invalid", c.findings(), nil
-	case c.denied():
-		return "denied", c.findings(), nil
+	if result, findings := d.checkSource(ctx, src, diags, now); result != "" {
+		return result, findings, nil
 	}
 	return "", nil, &snapshot{src: src, rev: rev}
 }
