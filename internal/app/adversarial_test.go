@@ -3,8 +3,6 @@ package app
 import (
 	"bytes"
 	"fmt"
-	"io"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
 	"github.com/cfaccess/reconciler/internal/desired"
+	"github.com/cfaccess/reconciler/internal/testkit"
 )
 
 // Answers that look fine but are wrong: each must stop apply with no write
@@ -48,7 +47,7 @@ func TestAdversarialReads(t *testing.T) {
 			want: "but the list claims"},
 		{name: "a member id that is a path",
 			mutate: func(e *e2e, b []byte) []byte {
-				for _, m := range e.fake.Members() {
+				for _, m := range e.Fake.Members() {
 					if m.Email == "stranger@example.com" {
 						return bytes.ReplaceAll(b, []byte(`"id":"`+m.ID+`"`), []byte(`"id":"../../../zones/0123456789abcdef0123456789abcdef"`))
 					}
@@ -59,9 +58,9 @@ func TestAdversarialReads(t *testing.T) {
 		{name: "one page claimed, no count, more members than a page",
 			setup: func(e *e2e) {
 				for i := range 60 {
-					if _, err := e.fake.PutMember(fake.MemberSpec{Email: fmt.Sprintf("extra%02d@example.com", i),
-						Access: []desired.Access{{Role: "Analytics", Resource: wholeAcct}}}); err != nil {
-						e.t.Fatal(err)
+					if _, err := e.Fake.PutMember(fake.MemberSpec{Email: fmt.Sprintf("extra%02d@example.com", i),
+						Access: []desired.Access{{Role: "Analytics", Resource: testkit.WholeAccount}}}); err != nil {
+						e.T.Fatal(err)
 					}
 				}
 			},
@@ -77,85 +76,35 @@ func TestAdversarialReads(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(e)
 			}
-			f := fake.Failure{Method: "GET", Path: "/accounts/" + e.fake.AccountID() + "/members", Pad: tc.pad}
+			f := fake.Failure{Method: "GET", Path: "/accounts/" + e.Fake.AccountID() + "/members", Pad: tc.pad}
 			if tc.mutate != nil {
 				f.Mutate = func(b []byte) []byte { return tc.mutate(e, b) }
 			}
-			e.fake.Fail(f)
-			e.fake.ResetRequests()
-			code, out, errOut := e.run("apply", "--repo", e.repo)
+			e.Fake.Fail(f)
+			e.Fake.ResetRequests()
+			code, out, errOut := e.run("apply", "--repo", e.Repo)
 			if code != ExitError {
 				t.Errorf("apply exit %d, want 1\n%s\n%s", code, out, errOut)
 			}
 			if !strings.Contains(out+errOut, tc.want) || !strings.Contains(out, "nothing was applied") {
 				t.Errorf("output lacks %q and \"nothing was applied\":\n%s\n%s", tc.want, out, errOut)
 			}
-			if w := e.writes(); len(w) != 0 {
+			if w := e.Writes(); len(w) != 0 {
 				t.Errorf("wrote %v", w)
 			}
 		})
 	}
 }
 
-// A protected member stays protected by its id once seen, even when a
-// later read shows another email for it.
-func TestProtectedByID(t *testing.T) {
-	e := newE2E(t)
-	// The first reconcile sees owner@example.com (protected) and remembers
-	// its id; in the second, the owner's email reads differently.
-	var ownerID string
-	for _, m := range e.fake.Members() {
-		if m.Email == "owner@example.com" {
-			ownerID = m.ID
-		}
-	}
-	d := newTestDaemon(t, e)
-	d.reconcileOnce(t.Context())
-	e.fake.Fail(fake.Failure{Method: "GET", Path: "/accounts/" + e.fake.AccountID() + "/members",
-		Mutate: func(b []byte) []byte {
-			return bytes.ReplaceAll(b, []byte(`"email":"owner@example.com"`), []byte(`"email":"renamed-owner@example.com"`))
-		}})
-	e.fake.ResetRequests()
-	d.reconcileOnce(t.Context())
-	for _, r := range e.fake.Requests() {
-		if r.Method != "GET" && strings.Contains(r.Path, ownerID) {
-			t.Errorf("the protected owner was written to: %s %s", r.Method, r.Path)
-		}
-	}
-}
-
-// newTestDaemon builds the daemon of the e2e story without starting its
-// loop: tests call reconcileOnce themselves.
-func newTestDaemon(t *testing.T, e *e2e, extra ...string) *daemon {
-	t.Helper()
-	envVars := map[string]string{"CLOUDFLARE_API_URL": e.url, "CLOUDFLARE_API_TOKEN": e2eToken}
-	env := &Env{Getenv: func(k string) string { return envVars[k] }, Stdout: io.Discard, Stderr: io.Discard, Now: e.clock}
-	f := &runFlags{}
-	cmd := newRunWith(env, f)
-	if err := cmd.ParseFlags(append([]string{"--repo", "file://" + e.repo, "--cloudflare-max-retries", "0"}, extra...)); err != nil {
-		t.Fatal(err)
-	}
-	d, err := newDaemon(f, env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if d.remote != nil {
-			_ = os.RemoveAll(d.remote.Work)
-		}
-	})
-	return d
-}
-
 // Strings the repository supplies (a reason with a terminal escape that
 // would hide the lines after it) are escaped in every output format.
 func TestRepositoryStringsEscaped(t *testing.T) {
 	e := newE2E(t)
-	e.commit("an escape in a reason", map[string]string{
+	e.Commit("an escape in a reason", map[string]string{
 		"sneaky.yaml": "grants:\n  - {users: [sneaky@example.com], roles: [ro], reason: \"OPS-1\\e[8m hidden \\u202e evil\"}\n",
 	})
 	for _, format := range []string{"text", "markdown", "json", "sarif"} {
-		_, out, errOut := e.run("plan", "--repo", e.repo, "--format", format)
+		_, out, errOut := e.run("plan", "--repo", e.Repo, "--format", format)
 		if format != "sarif" && !strings.Contains(out, "sneaky@example.com") {
 			t.Fatalf("%s: the change is missing:\n%s%s", format, out, errOut)
 		}
@@ -164,9 +113,9 @@ func TestRepositoryStringsEscaped(t *testing.T) {
 		}
 	}
 	// The daemon's audit records carry the reason too.
-	de := startDaemon(t, e, time.Hour)
+	de := startDaemon(t, e)
 	de.waitReady()
-	eventually(t, 3*time.Second, "sneaky's audit record", func() bool { return strings.Contains(de.logs.String(), "sneaky@example.com") })
+	eventually(t, 5*time.Second, "sneaky's audit record", func() bool { return strings.Contains(de.logs.String(), "sneaky@example.com") })
 	if logs := de.logs.String(); strings.ContainsAny(logs, "\x1b\u202e") || !strings.Contains(logs, `\\x1b[8m hidden \\u202e evil`) {
 		t.Errorf("logs hold a raw escape, or not the escaped reason:\n%s", logs)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"runtime"
 	"runtime/debug"
 	"time"
@@ -20,21 +21,12 @@ const (
 	ExitDenied  = 3 // a guardrail denied
 )
 
-// exitError carries an exit code with an error. A nil err means the output
-// already said everything.
-type exitError struct {
-	code int
-	err  error
-}
+// exitCode ends a command with an exit code other than 0 and 1, or with
+// 1 when the output already said everything (any other error exits 1 with
+// its message).
+type exitCode int
 
-func (e *exitError) Error() string {
-	if e.err == nil {
-		return fmt.Sprintf("exit %d", e.code)
-	}
-	return e.err.Error()
-}
-
-func (e *exitError) Unwrap() error { return e.err }
+func (e exitCode) Error() string { return fmt.Sprintf("exit %d", int(e)) }
 
 // Env is what the program gets from its process: arguments (without the
 // program name), environment, standard streams and the clock.
@@ -45,6 +37,9 @@ type Env struct {
 	Stdout io.Writer
 	Stderr io.Writer
 	Now    func() time.Time
+	// Transport carries the requests to Cloudflare (nil: the network);
+	// tests reach the fake in-process through it.
+	Transport http.RoundTripper
 }
 
 // Run runs the program and returns its exit code.
@@ -64,12 +59,9 @@ func Run(ctx context.Context, env Env) int {
 	if err == nil {
 		return ExitOK
 	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		if ee.err != nil {
-			fmt.Fprintf(env.Stderr, "reconciler: %v\n", ee.err)
-		}
-		return ee.code
+	var code exitCode
+	if errors.As(err, &code) {
+		return int(code)
 	}
 	fmt.Fprintf(env.Stderr, "reconciler: %v\n", err)
 	return ExitError

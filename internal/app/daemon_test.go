@@ -1,7 +1,14 @@
 package app
 
+// The daemon's wiring, end to end: `reconciler run` started as a user
+// starts it — flags, logs, HTTP servers on real TCP ports, the Git fetch,
+// fsnotify — against the fake (in-process). The loop's behaviour (expiry,
+// intervals, backoff, refusals, stalls) is tested in internal/reconcile
+// under testing/synctest; these few tests poll the wall clock
+// (eventually), because the real sockets and file watches they exercise
+// cannot run in a synctest bubble.
+
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,233 +17,164 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
-	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/gitsource"
+	"github.com/cfaccess/reconciler/internal/testkit"
 )
-
-// syncBuffer collects logs written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 const webhookSecret = "webhook-secret-0123456789"
 
-// daemonEnv runs the daemon in-process against the e2e story's Git
-// repository (as a file:// URL) and fake account.
-type daemonEnv struct {
+// running is `reconciler run`, started in-process.
+type running struct {
 	*e2e
-	d    *daemon
-	logs *syncBuffer
-	base string
-	stop func()
+	t    *testing.T
+	logs *testkit.Buffer
+	// base and hooks are the URLs of --listen and --webhook-listen.
+	base, hooks string
+	stop        func()
 }
 
-func startDaemon(t *testing.T, e *e2e, interval time.Duration, extra ...string) *daemonEnv {
+// startDaemon runs the daemon over the story's repository (a file:// URL
+// unless extra gives --repo), with a webhook secret, until the test ends.
+func startDaemon(t *testing.T, e *e2e, extra ...string) *running {
 	t.Helper()
 	secretFile := filepath.Join(t.TempDir(), "secret")
 	if err := os.WriteFile(secretFile, []byte(webhookSecret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
-	envVars := map[string]string{"CLOUDFLARE_API_URL": e.url, "CLOUDFLARE_API_TOKEN": e2eToken}
-	env := &Env{Getenv: func(k string) string { return envVars[k] }, Stdout: io.Discard, Stderr: logs, Now: e.clock}
-	f := &runFlags{}
-	cmd := newRunWith(env, f)
-	args := append([]string{"--repo", "file://" + e.repo, "--listen", "127.0.0.1:0", "--interval", interval.String(), "--min-trigger-interval", "200ms",
-		"--webhook-secret-file", secretFile, "--cloudflare-max-retries", "1"}, extra...)
-	if err := cmd.ParseFlags(args); err != nil {
-		t.Fatal(err)
-	}
-	d, err := newDaemon(f, env)
-	if err != nil {
-		t.Fatal(err)
-	}
+	args := append([]string{"run", "--repo", "file://" + e.Repo, "--listen", "127.0.0.1:0", "--interval", "1h",
+		"--min-trigger-interval", "200ms", "--webhook-secret-file", secretFile, "--cloudflare-max-retries", "1"}, extra...)
+	env := e.env(args...)
+	logs := &testkit.Buffer{}
+	env.Stderr = logs
+	start, base := time.Now(), e.now
+	env.Now = func() time.Time { return base.Add(time.Since(start)) }
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.run(ctx) }()
-	<-d.listening
-	de := &daemonEnv{e2e: e, d: d, logs: logs, base: "http://" + d.addr}
-	var once sync.Once
-	de.stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("daemon: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Error("daemon did not stop within 30 s")
+	done := make(chan int, 1)
+	go func() { done <- Run(ctx, env) }()
+	r := &running{e2e: e, t: t, logs: logs}
+	stopped := false
+	r.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case code := <-done:
+			if code != ExitOK {
+				t.Errorf("the daemon exited %d\n%s", code, logs.String())
 			}
-		})
+		case <-time.After(30 * time.Second):
+			t.Error("the daemon did not stop within 30 s")
+		}
 	}
-	t.Cleanup(de.stop)
-	return de
+	t.Cleanup(r.stop)
+	// The addresses come from the "started" record, as a user reads them.
+	eventually(t, 10*time.Second, "the started record", func() bool {
+		for line := range strings.Lines(logs.String()) {
+			var rec struct {
+				Msg, Listen   string
+				WebhookListen string `json:"webhook_listen"`
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "started" {
+				r.base, r.hooks = "http://"+rec.Listen, "http://"+rec.WebhookListen
+				return true
+			}
+		}
+		return false
+	})
+	return r
 }
 
-// eventually polls cond every 20 ms until it holds or within passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) time.Duration {
+// eventually polls cond every 20 ms until it holds, or fails the test
+// after within. Only for the real-TCP tests above.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	start := time.Now()
-	for time.Since(start) < within {
+	for start := time.Now(); time.Since(start) < within; time.Sleep(20 * time.Millisecond) {
 		if cond() {
-			return time.Since(start)
+			return
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("%s: not within %v", what, within)
-	return 0
 }
 
-func (de *daemonEnv) get(path string) (int, string) {
-	res, err := http.Get(de.base + path)
+func (r *running) get(path string) (int, string) {
+	r.t.Helper()
+	res, err := http.Get(r.base + path)
 	if err != nil {
-		de.t.Fatal(err)
+		r.t.Fatal(err)
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return res.StatusCode, string(b)
 }
 
-func (de *daemonEnv) hook(body, signature string) int {
-	req, _ := http.NewRequest("POST", de.base+"/hooks/github", strings.NewReader(body))
+// hook posts a push delivery to base, signed with secret ("" unsigned).
+func (r *running) hook(base, secret string) int {
+	r.t.Helper()
+	body := `{"ref":"refs/heads/main"}`
+	req, _ := http.NewRequest("POST", base+"/hooks/github", strings.NewReader(body))
 	req.Header.Set("X-GitHub-Event", "push")
 	req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("d-%d", time.Now().UnixNano()))
-	if signature != "" {
-		req.Header.Set("X-Hub-Signature-256", signature)
+	if secret != "" {
+		req.Header.Set("X-Hub-Signature-256", gitsource.SignGitHub([]byte(secret), []byte(body)))
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		de.t.Fatal(err)
+		r.t.Fatal(err)
 	}
 	res.Body.Close()
 	return res.StatusCode
 }
 
-func (de *daemonEnv) hasMember(email string) bool {
-	_, ok := de.members()[email]
-	return ok
+func (r *running) waitReady() {
+	r.t.Helper()
+	eventually(r.t, 10*time.Second, "ready", func() bool { code, _ := r.get("/readyz"); return code == 200 })
 }
 
-func (de *daemonEnv) waitReady() {
-	de.t.Helper()
-	eventually(de.t, 5*time.Second, "ready", func() bool { code, _ := de.get("/readyz"); return code == 200 })
-}
-
-func (de *daemonEnv) status() statusDoc {
-	_, body := de.get("/status")
-	var st statusDoc
-	if err := json.Unmarshal([]byte(body), &st); err != nil {
-		de.t.Fatalf("%v\n%s", err, body)
+// TestDaemonEndToEnd: the daemon converges the account, applies a commit a
+// signed webhook announces on --webhook-listen (and nothing the unsigned
+// or misdirected ones do), writes an audit record, and serves /metrics
+// (scraped and parsed with the Prometheus parser: the names and labels of
+// the reference, no email) and a masked /status.
+func TestDaemonEndToEnd(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t)
+	d := startDaemon(t, e, "--webhook-listen", "127.0.0.1:0")
+	d.waitReady()
+	if !e.HasMember("dave@example.com") || e.HasMember("stranger@example.com") {
+		t.Fatalf("first reconcile did not converge: %v", e.Members())
 	}
-	return st
-}
-
-func TestDaemonWebhookAppliesCommit(t *testing.T) {
-	de := startDaemon(t, newE2E(t), time.Hour)
-	de.waitReady()
-	if !de.hasMember("dave@example.com") || de.hasMember("stranger@example.com") {
-		t.Fatalf("first reconcile did not converge: %v", de.members())
-	}
-	de.commit("add zoe", map[string]string{"zoe.yaml": "grants:\n  - {users: [zoe@example.com], roles: [ro], reason: OPS-9}\n"})
-	body := `{"ref":"refs/heads/main"}`
-	if code := de.hook(body, ""); code != 401 {
+	e.Commit("add zoe", map[string]string{"zoe.yaml": "grants:\n  - {users: [zoe@example.com], roles: [ro], reason: OPS-9}\n"})
+	if code := d.hook(d.hooks, ""); code != http.StatusUnauthorized {
 		t.Errorf("unsigned delivery: %d, want 401", code)
 	}
-	if code := de.hook(body, gitsource.SignGitHub([]byte("wrong-secret"), []byte(body))); code != 401 {
+	if code := d.hook(d.hooks, "wrong-secret-0123456789"); code != http.StatusUnauthorized {
 		t.Errorf("wrongly signed delivery: %d, want 401", code)
 	}
-	time.Sleep(100 * time.Millisecond)
-	if de.hasMember("zoe@example.com") {
+	if code := d.hook(d.base, webhookSecret); code != http.StatusNotFound {
+		t.Errorf("delivery to --listen: %d, want 404 (webhooks have their own port)", code)
+	}
+	if e.HasMember("zoe@example.com") {
 		t.Fatal("applied without a valid delivery")
 	}
-	if code := de.hook(body, gitsource.SignGitHub([]byte(webhookSecret), []byte(body))); code != 202 {
+	if code := d.hook(d.hooks, webhookSecret); code != http.StatusAccepted {
 		t.Fatalf("signed delivery: %d, want 202", code)
 	}
-	took := eventually(t, 2*time.Second, "zoe invited", func() bool { return de.hasMember("zoe@example.com") })
-	t.Logf("applied %v after the webhook", took)
-	if strings.Contains(de.logs.String(), e2eToken) {
-		t.Error("the token appears in the logs")
-	}
-	// The audit record follows the change's read-back.
-	eventually(t, 2*time.Second, "an audit record for zoe", func() bool {
-		return strings.Contains(de.logs.String(), `"audit":true`) && strings.Contains(de.logs.String(), `"email":"zoe@example.com"`)
+	eventually(t, 5*time.Second, "zoe invited, and audited", func() bool {
+		return e.HasMember("zoe@example.com") && strings.Contains(d.logs.String(), `"email":"zoe@example.com"`)
 	})
-}
+	if !strings.Contains(d.logs.String(), `"audit":true`) {
+		t.Error("no audit record")
+	}
 
-func TestDaemonCorrectsDriftAndExpires(t *testing.T) {
-	e := newE2E(t)
-	expiry := e.clock().Add(2 * time.Second).UTC().Truncate(time.Second).Add(time.Second)
-	e.commit("jit", map[string]string{"jit.yaml": "grants:\n  - {users: [jit@example.com], roles: [ro], reason: INC-7, expires: " + expiry.Format(time.RFC3339) + "}\n"})
-	de := startDaemon(t, e, 400*time.Millisecond)
-	de.waitReady()
-	if !de.hasMember("jit@example.com") {
-		t.Fatal("jit not invited")
-	}
-	// Someone adds a member in the dashboard: removed on the next interval.
-	if _, err := de.fake.PutMember(fake.MemberSpec{Email: "sneaky@example.com", Access: []desired.Access{{Role: "Administrator", Resource: wholeAcct}}}); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 2*time.Second, "sneaky removed", func() bool { return !de.hasMember("sneaky@example.com") })
-	// The JIT grant expires: revoked within 3 s of its instant, no commit.
-	eventually(t, expiry.Sub(e.clock())+3*time.Second, "jit revoked", func() bool { return !de.hasMember("jit@example.com") })
-	if late := e.clock().Sub(expiry); late > 3*time.Second || late < 0 {
-		t.Errorf("revoked %v after expiry", late)
-	}
-}
-
-func TestDaemonKeepsLastGoodRevision(t *testing.T) {
-	e := newE2E(t)
-	de := startDaemon(t, e, 300*time.Millisecond)
-	de.waitReady()
-	good := de.status().Revision.SHA
-	de.commit("broken", map[string]string{"grants.yaml": "grants:\n  - {users: [nobody@], roles: [dns]\n"})
-	body := `{}`
-	de.hook(body, gitsource.SignGitHub([]byte(webhookSecret), []byte(body)))
-	eventually(t, 2*time.Second, "bad revision reported", func() bool { return de.status().BadRevision != nil })
-	st := de.status()
-	if st.Revision == nil || st.Revision.SHA != good || st.BadRevision.Result != "invalid" || len(st.BadRevision.Findings) == 0 {
-		t.Errorf("status = %+v", st)
-	}
-	// Drift correction goes on under the last good revision.
-	if _, err := de.fake.PutMember(fake.MemberSpec{Email: "sneaky@example.com"}); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 2*time.Second, "sneaky removed under the last good revision", func() bool { return !de.hasMember("sneaky@example.com") })
-	_, metrics := de.get("/metrics")
-	if !strings.Contains(metrics, `cfaccess_source_fetch_total{result="invalid"}`) || !strings.Contains(metrics, `cfaccess_source_revision_info{revision="`+good+`"} 1`) {
-		t.Errorf("metrics lack the bad fetch or the good revision")
-	}
-}
-
-// TestMetricsScrape scrapes /metrics over HTTP, parses it with the
-// Prometheus text parser, and checks the names and labels of SPEC §5 and
-// that no label value holds an email.
-func TestMetricsScrape(t *testing.T) {
-	de := startDaemon(t, newE2E(t), time.Hour)
-	de.waitReady()
-	res, err := http.Get(de.base + "/metrics")
+	res, err := http.Get(d.base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,6 +200,7 @@ func TestMetricsScrape(t *testing.T) {
 		"cfaccess_oldest_pending_invite_age_seconds":   {"account"},
 		"cfaccess_removal_breaker_tripped":             {"account"},
 		"cfaccess_build_info":                          {"goversion", "version"},
+		"cfaccess_webhook_deliveries_total":            {"host", "result"},
 	}
 	for name, labels := range want {
 		fam, ok := families[name]
@@ -289,110 +228,29 @@ func TestMetricsScrape(t *testing.T) {
 	if _, ok := families["go_goroutines"]; !ok {
 		t.Error("no Go collector")
 	}
-	if v := families["cfaccess_changes_applied_total"]; v == nil {
-		t.Error("no changes counted")
+	if _, status := d.get("/status"); strings.Contains(status, "@example.com") || strings.Contains(status, "Ada") || !strings.Contains(status, e.Head()) {
+		t.Errorf("/status is not masked, or lacks the revision:\n%s", status)
+	}
+	if strings.Contains(d.logs.String(), testkit.Token) {
+		t.Error("the token appears in the logs")
 	}
 }
 
-// TestDaemonWatchesDirectoryAndRereadsTokenFile: a local directory is
-// watched (no webhook, a long interval), and a token file fixed while the
-// daemon runs is picked up.
-func TestDaemonWatchesDirectoryAndRereadsTokenFile(t *testing.T) {
+// TestDaemonWatchesDirectory: a local directory is watched (fsnotify): a
+// new file is applied without a webhook, long before the interval.
+func TestDaemonWatchesDirectory(t *testing.T) {
+	t.Parallel()
 	e := newE2E(t)
 	dir := t.TempDir()
 	for _, name := range []string{"providers.yaml", "roles.yaml", "grants.yaml"} {
-		data, err := os.ReadFile(filepath.Join(e.repo, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(e.ReadFile(name)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	tokenFile := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(tokenFile, []byte("wrong-token-value-xyz\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	envVars := map[string]string{"CLOUDFLARE_API_URL": e.url}
-	env := &Env{Getenv: func(k string) string { return envVars[k] }, Stdout: io.Discard, Stderr: logs, Now: e.clock}
-	f := &runFlags{}
-	cmd := newRunWith(env, f)
-	if err := cmd.ParseFlags([]string{"--repo", dir, "--listen", "127.0.0.1:0", "--interval", "1h",
-		"--cloudflare-token-file", tokenFile, "--watch-debounce", "50ms", "--cloudflare-max-retries", "0"}); err != nil {
-		t.Fatal(err)
-	}
-	d, err := newDaemon(f, env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	<-d.listening
-	de := &daemonEnv{e2e: e, d: d, logs: logs, base: "http://" + d.addr}
-	eventually(t, 2*time.Second, "a failed first reconcile", func() bool {
-		st := de.status()
-		return len(st.Accounts) == 1 && st.Accounts[0].Result == "error"
-	})
-	if code, _ := de.get("/readyz"); code != 503 {
-		t.Errorf("/readyz before any success: %d, want 503", code)
-	}
-	if err := os.WriteFile(tokenFile, []byte(e2eToken+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// A change in the watched directory triggers the next reconcile, which
-	// reads the fixed token.
+	d := startDaemon(t, e, "--repo", dir, "--watch-debounce", "50ms")
+	d.waitReady()
 	if err := os.WriteFile(filepath.Join(dir, "zoe.yaml"), []byte("grants:\n  - {users: [zoe@example.com], roles: [ro], reason: OPS-9}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 3*time.Second, "zoe invited after the directory changed", func() bool { return de.hasMember("zoe@example.com") })
-	de.waitReady()
-	if strings.Contains(logs.String(), "wrong-token-value") || strings.Contains(logs.String(), e2eToken) {
-		t.Error("a token appears in the logs")
-	}
-	if st := de.status(); strings.Contains(fmt.Sprint(st), e2eToken) {
-		t.Error("the token appears in /status")
-	}
-}
-
-// TestDaemonStopsAtTheBreaker: a revision removing everyone is not applied
-// by the daemon, ever; it reports the breaker and waits for a person.
-func TestDaemonStopsAtTheBreaker(t *testing.T) {
-	e := newE2E(t)
-	de := startDaemon(t, e, 200*time.Millisecond)
-	de.waitReady()
-	before := len(de.members())
-	de.commit("empty", map[string]string{"grants.yaml": "grants: []\n"})
-	body := `{}`
-	de.hook(body, gitsource.SignGitHub([]byte(webhookSecret), []byte(body)))
-	eventually(t, 2*time.Second, "breaker reported", func() bool {
-		st := de.status()
-		return len(st.Accounts) == 1 && st.Accounts[0].Breaker != ""
-	})
-	time.Sleep(500 * time.Millisecond) // two more intervals
-	if got := len(de.members()); got != before {
-		t.Errorf("%d members, want %d: the daemon passed the breaker", got, before)
-	}
-	if _, m := de.get("/metrics"); !strings.Contains(m, `cfaccess_removal_breaker_tripped{account="prod"} 1`) {
-		t.Error("breaker metric not set")
-	}
-}
-
-func TestDaemonDryRunNeverWrites(t *testing.T) {
-	e := newE2E(t)
-	de := startDaemon(t, e, 100*time.Millisecond, "--dry-run")
-	de.waitReady()
-	time.Sleep(300 * time.Millisecond)
-	if w := e.writes(); len(w) != 0 {
-		t.Errorf("dry run wrote: %v", w)
-	}
-	st := de.status()
-	if !st.DryRun || len(st.Accounts) != 1 || st.Accounts[0].Plan == nil || st.Accounts[0].Plan.Invite != 2 {
-		t.Errorf("status = %+v", st)
-	}
+	eventually(t, 5*time.Second, "zoe invited after the directory changed", func() bool { return e.HasMember("zoe@example.com") })
 }

@@ -1,16 +1,18 @@
 package app
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -119,20 +121,20 @@ func runDemo(ctx context.Context, env *Env, listen string, jitAfter, oobWait, ex
 	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
 	prod, staging, err := seedDemo()
 	if err != nil {
-		return &exitError{ExitError, err}
+		return err
 	}
 	api := httptest.NewServer(fake.Multi(prod, staging))
 	defer api.Close()
 	dir, err := os.MkdirTemp("", "cfaccess-demo-")
 	if err != nil {
-		return &exitError{ExitError, err}
+		return err
 	}
 	defer os.RemoveAll(dir)
 	if err := os.CopyFS(dir, examplerepo.FS); err != nil {
-		return &exitError{ExitError, err}
+		return err
 	}
 	if err := os.Chmod(dir, 0o755); err != nil {
-		return &exitError{ExitError, err}
+		return err
 	}
 	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil {
@@ -147,7 +149,7 @@ func runDemo(ctx context.Context, env *Env, listen string, jitAfter, oobWait, ex
 	jitUntil := env.Now().Add(jitAfter).UTC().Truncate(time.Second).Add(time.Second)
 	jit := fmt.Sprintf("# Added by the demo: a just-in-time grant that expires in a few seconds.\ngrants:\n  - users: [oncall@example.com]\n    roles: [incident-admin]\n    reason: \"DEMO-1 on-call handover\"\n    expires: %s\n", jitUntil.Format(time.RFC3339))
 	if err := os.WriteFile(filepath.Join(dir, "grants", "demo-jit.yaml"), []byte(jit), 0o644); err != nil {
-		return &exitError{ExitError, err}
+		return err
 	}
 	demoEnv := &Env{Args: nil, Stdin: env.Stdin, Stdout: out, Stderr: env.Stderr, Now: env.Now, Getenv: func(k string) string {
 		switch k {
@@ -173,37 +175,33 @@ func runDemo(ctx context.Context, env *Env, listen string, jitAfter, oobWait, ex
 	say("Billing by hand, a contractor nobody declared is still a member, several people were never invited.")
 
 	if code := reconcilerCmd("plan", "--repo", dir); code != ExitOK {
-		return &exitError{code, errors.New("the plan failed")}
+		return fmt.Errorf("the plan failed (exit %d)", code)
 	}
 	say("\nThe plan above changes nothing yet. Applying it:")
 	if code := reconcilerCmd("apply", "--repo", dir); code != ExitOK {
-		return &exitError{code, errors.New("apply failed")}
+		return fmt.Errorf("apply failed (exit %d)", code)
 	}
 	if code := reconcilerCmd("plan", "--repo", dir, "--detailed-exitcode"); code != ExitOK {
-		return &exitError{ExitError, errors.New("the accounts did not converge")}
+		return errors.New("the accounts did not converge")
 	}
 
-	f := &runFlags{}
-	runCmd := newRunWith(demoEnv, f)
-	if err := runCmd.ParseFlags([]string{"--repo", dir, "--listen", listen, "--interval", "5s", "--watch-debounce", "200ms"}); err != nil {
-		return &exitError{ExitError, err}
-	}
+	// The daemon runs as a user would start it; its logs are read only
+	// for the address it listens on (the demo narrates instead).
+	started := &startedLog{addr: make(chan string, 1)}
 	daemonEnv := *demoEnv
-	daemonEnv.Stderr = io.Discard // the demo narrates instead
-	d, err := newDaemon(f, &daemonEnv)
-	if err != nil {
-		return &exitError{ExitError, err}
-	}
-	done := make(chan error, 1)
+	daemonEnv.Args = []string{"run", "--repo", dir, "--listen", listen, "--interval", "5s", "--watch-debounce", "200ms"}
+	daemonEnv.Stderr = started
+	done := make(chan int, 1)
 	dctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go func() { done <- d.run(dctx) }()
+	go func() { done <- Run(dctx, daemonEnv) }()
+	var addr string
 	select {
-	case <-d.listening:
-	case err := <-done:
-		return &exitError{ExitError, err}
+	case addr = <-started.addr:
+	case code := <-done:
+		return fmt.Errorf("the daemon stopped (exit %d)", code)
 	}
-	base := "http://" + d.addr
+	base := "http://" + addr
 	say("\n$ reconciler run --repo %s --interval 5s   (the daemon, in the background)", dir)
 	say("  metrics  %s/metrics", base)
 	say("  status   %s/status", base)
@@ -238,7 +236,7 @@ func runDemo(ctx context.Context, env *Env, listen string, jitAfter, oobWait, ex
 	}
 	say("\nSomeone adds mallory@evil.example as Administrator in the Cloudflare dashboard...")
 	if _, err := prod.PutMember(fake.MemberSpec{Email: "mallory@evil.example", Access: []desired.Access{{Role: "Administrator", Resource: desired.Resource{Kind: desired.WholeAccount}}}}); err != nil {
-		return &exitError{ExitError, err}
+		return err
 	}
 	took, ok := waitFor(func() bool { return !hasMember(prod, "mallory@evil.example") })
 	if !ok {
@@ -255,8 +253,25 @@ func runDemo(ctx context.Context, env *Env, listen string, jitAfter, oobWait, ex
 	say("Press Ctrl-C to stop.")
 	<-ctx.Done()
 	stop()
-	if err := <-done; err != nil {
-		return &exitError{ExitError, err}
+	if code := <-done; code != ExitOK {
+		return fmt.Errorf("the daemon failed (exit %d)", code)
 	}
 	return nil
+}
+
+// startedLog reads the daemon's JSON logs for the address of its "started"
+// record, and drops them.
+type startedLog struct {
+	addr chan string
+	once sync.Once
+}
+
+func (s *startedLog) Write(p []byte) (int, error) {
+	for line := range bytes.Lines(p) {
+		var rec struct{ Msg, Listen string }
+		if json.Unmarshal(line, &rec) == nil && rec.Msg == "started" {
+			s.once.Do(func() { s.addr <- rec.Listen })
+		}
+	}
+	return len(p), nil
 }

@@ -14,10 +14,10 @@ import (
 // repository is a plain directory (no revision) so the output is stable.
 func TestOutputGolden(t *testing.T) {
 	e := newE2E(t)
-	e.fake.AddZone("api.example.com")
+	e.Fake.AddZone("api.example.com")
 	dir := t.TempDir()
 	for _, name := range []string{"providers.yaml", "roles.yaml", "grants.yaml"} {
-		data, err := os.ReadFile(filepath.Join(e.repo, name))
+		data, err := os.ReadFile(filepath.Join(e.Repo, name))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -35,43 +35,43 @@ Import never writes to Cloudflare, and never overwrites a file.`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if af.accountID == "" {
-				return &exitError{ExitError, errors.New("--account-id is required")}
+				return errors.New("--account-id is required")
 			}
 			client, id, err := af.connect(env)
 			if err != nil {
-				return &exitError{ExitError, err}
+				return err
 			}
 			acct, err := client.ReadAccount(cmd.Context(), id, cloudflare.ReadOptions{AllZones: true})
 			if err != nil {
-				return &exitError{ExitError, err}
+				return err
 			}
 			owner, err := client.Owner(cmd.Context())
 			if err != nil {
-				return &exitError{ExitError, err}
+				return err
 			}
 			res := importer.Build(acct, importer.Options{ProviderID: providerID, Now: env.Now(), Owner: owner})
 			if err := os.MkdirAll(out, 0o755); err != nil {
-				return &exitError{ExitError, err}
+				return err
 			}
 			for _, f := range res.Files {
 				if _, err := os.Stat(filepath.Join(out, f.Path)); err == nil {
-					return &exitError{ExitError, fmt.Errorf("%s exists: import never overwrites; choose an empty --out", filepath.Join(out, f.Path))}
+					return fmt.Errorf("%s exists: import never overwrites; choose an empty --out", filepath.Join(out, f.Path))
 				} else if !errors.Is(err, fs.ErrNotExist) {
-					return &exitError{ExitError, err}
+					return err
 				}
 			}
 			for _, f := range res.Files {
 				// O_EXCL: a file that appeared meanwhile is not overwritten.
 				fh, err := os.OpenFile(filepath.Join(out, f.Path), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 				if err != nil {
-					return &exitError{ExitError, err}
+					return err
 				}
 				_, werr := fh.Write(f.Data)
 				if cerr := fh.Close(); werr == nil {
 					werr = cerr
 				}
 				if werr != nil {
-					return &exitError{ExitError, werr}
+					return werr
 				}
 				fmt.Fprintf(env.Stdout, "wrote %s\n", filepath.Join(out, f.Path))
 			}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/desired"
+	"github.com/cfaccess/reconciler/internal/report"
 )
 
 func newRoles(env *Env) *cobra.Command {
@@ -30,11 +31,11 @@ zones of one role become one domain group).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			client, id, err := af.connect(env)
 			if err != nil {
-				return &exitError{ExitError, err}
+				return err
 			}
 			acct, err := client.ReadAccount(cmd.Context(), id, cloudflare.ReadOptions{})
 			if err != nil {
-				return &exitError{ExitError, err}
+				return err
 			}
 			w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "ROLE\tSCOPE\tGRANT ON")
@@ -101,11 +102,11 @@ access as (role, resource) pairs: what cfaccess compares with the declarations.`
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if format != "text" && format != "json" {
-				return &exitError{ExitError, fmt.Errorf("--format %q: choose text or json", format)}
+				return fmt.Errorf("--format %q: choose text or json", format)
 			}
 			acct, err := af.readAccount(cmd.Context(), env)
 			if err != nil {
-				return &exitError{ExitError, err}
+				return err
 			}
 			out := []memberJSON{}
 			for _, m := range acct.Members {
@@ -118,7 +119,7 @@ access as (role, resource) pairs: what cfaccess compares with the declarations.`
 				}
 			}
 			if format == "json" {
-				return writeJSON(env.Stdout, out)
+				return report.WriteJSON(env.Stdout, out)
 			}
 			w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "EMAIL\tSTATUS\t2FA\tACCESS")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
 	"github.com/cfaccess/reconciler/internal/desired"
+	"github.com/cfaccess/reconciler/internal/testkit"
 )
 
 // Tests of Cloudflare's real access model end to end: role scopes, domain
@@ -21,8 +22,8 @@ import (
 // the same zones reuses it; the next plan is empty.
 func TestE2EDomainGroupCreatedOnceAndReused(t *testing.T) {
 	e := newE2E(t)
-	e.fake.AddZone("api.example.com")
-	e.commit("web zones", map[string]string{
+	e.Fake.AddZone("api.example.com")
+	e.Commit("web zones", map[string]string{
 		"web.yaml": `roles:
   web-dns: {providers: [prod], inherits: [Domain DNS], resources: {allow: [zone:example.com, zone:api.example.com]}}
   web-read: {providers: [prod], inherits: [Domain Administrator Read Only], resources: {allow: [zone:api.example.com, zone:example.com]}}
@@ -32,11 +33,11 @@ grants:
   - {users: [web3@example.com], roles: [web-dns, web-read], reason: WEB-3}
 `,
 	})
-	groupsBefore := len(e.fake.ResourceGroups())
-	if code, out, errOut := e.run("apply", "--repo", e.repo); code != ExitOK {
+	groupsBefore := len(e.Fake.ResourceGroups())
+	if code, out, errOut := e.run("apply", "--repo", e.Repo); code != ExitOK {
 		t.Fatalf("apply exit %d\n%s\n%s", code, out, errOut)
 	}
-	made := e.fake.ResourceGroups()[groupsBefore:]
+	made := e.Fake.ResourceGroups()[groupsBefore:]
 	want := []fake.ResourceGroupState{{Name: "cfaccess: web-dns", Zones: []string{"api.example.com", "example.com"}}}
 	opts := cmp.Transformer("sortedZones", func(g fake.ResourceGroupState) fake.ResourceGroupState {
 		g.ID = ""
@@ -53,7 +54,7 @@ grants:
 	if diff := cmp.Diff(want, made, opts); diff != "" {
 		t.Errorf("resource groups made (-want +got):\n%s", diff)
 	}
-	members := e.members()
+	members := e.Members()
 	for email, want := range map[string]string{
 		"web1@example.com": "pending: Domain DNS on zone:api.example.com, Domain DNS on zone:example.com",
 		"web2@example.com": "pending: Domain Administrator Read Only on zone:api.example.com, Domain Administrator Read Only on zone:example.com",
@@ -63,12 +64,12 @@ grants:
 			t.Errorf("%s: %s, want %s", email, members[email], want)
 		}
 	}
-	e.fake.ResetRequests()
-	if code, out, _ := e.run("plan", "--repo", e.repo, "--detailed-exitcode"); code != ExitOK || !strings.Contains(out, "Plan: 0 to invite, 0 to update, 0 to remove.") {
+	e.Fake.ResetRequests()
+	if code, out, _ := e.run("plan", "--repo", e.Repo, "--detailed-exitcode"); code != ExitOK || !strings.Contains(out, "Plan: 0 to invite, 0 to update, 0 to remove.") {
 		t.Errorf("second plan: exit %d\n%s", code, out)
 	}
 	// A steady-state plan does not even read the resource groups.
-	for _, r := range e.fake.Requests() {
+	for _, r := range e.Fake.Requests() {
 		if strings.HasSuffix(r.Path, "/iam/resource_groups") {
 			t.Errorf("steady-state plan read the resource groups: %s %s", r.Method, r.Path)
 		}
@@ -81,21 +82,21 @@ grants:
 // request and reuses the hand-made group.
 func TestE2EImportHandMadeAndAdHocGroups(t *testing.T) {
 	e := newE2E(t)
-	for _, id := range e.fake.Members() {
-		e.fake.RemoveMember(id.Email)
+	for _, id := range e.Fake.Members() {
+		e.Fake.RemoveMember(id.Email)
 	}
 	var groups []string
 	for i := range 120 {
 		a, b := fmt.Sprintf("site%03d.example.com", i), fmt.Sprintf("site%03d.example.net", i)
-		groups = append(groups, e.fake.AddResourceGroup(fmt.Sprintf("Team %d sites", i), a, b))
+		groups = append(groups, e.Fake.AddResourceGroup(fmt.Sprintf("Team %d sites", i), a, b))
 	}
 	zone := func(name string) desired.Resource { return desired.Resource{Kind: desired.ZoneName, Zone: name} }
 	put := func(spec fake.MemberSpec) {
-		if _, err := e.fake.PutMember(spec); err != nil {
+		if _, err := e.Fake.PutMember(spec); err != nil {
 			t.Fatal(err)
 		}
 	}
-	put(fake.MemberSpec{Email: "owner@example.com", Access: []desired.Access{{Role: "Super Administrator - All Privileges", Resource: wholeAcct}}})
+	put(fake.MemberSpec{Email: "owner@example.com", Access: []desired.Access{{Role: "Super Administrator - All Privileges", Resource: testkit.WholeAccount}}})
 	for i := range 60 {
 		spec := fake.MemberSpec{Email: fmt.Sprintf("dev%02d@example.com", i), Pending: i%5 == 0}
 		switch i % 3 {
@@ -105,13 +106,13 @@ func TestE2EImportHandMadeAndAdHocGroups(t *testing.T) {
 			spec.Access = []desired.Access{{Role: "Domain DNS", Resource: zone(fmt.Sprintf("site%03d.example.com", i))},
 				{Role: "Cache Domain Purge", Resource: zone(fmt.Sprintf("site%03d.example.com", i))}}
 		default: // both, and an account role
-			spec.Access = []desired.Access{{Role: "Analytics", Resource: wholeAcct}, {Role: "Domain DNS", Resource: zone("site000.example.com")}}
+			spec.Access = []desired.Access{{Role: "Analytics", Resource: testkit.WholeAccount}, {Role: "Domain DNS", Resource: zone("site000.example.com")}}
 			spec.Policies = []fake.PolicySpec{{Roles: []string{"Domain Administrator Read Only"}, ResourceGroups: []string{groups[i]}}}
 		}
 		put(spec)
 	}
 	dir := filepath.Join(t.TempDir(), "access")
-	code, out, errOut := e.run("import", "--account-id", e.fake.AccountID(), "--provider-id", "prod", "--out", dir)
+	code, out, errOut := e.run("import", "--account-id", e.Fake.AccountID(), "--provider-id", "prod", "--out", dir)
 	if code != ExitOK {
 		t.Fatalf("import exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -121,7 +122,7 @@ func TestE2EImportHandMadeAndAdHocGroups(t *testing.T) {
 	if code, out, _ := e.run("validate", "--repo", dir); code != ExitOK {
 		t.Fatalf("validate exit %d\n%s", code, out)
 	}
-	e.fake.ResetRequests()
+	e.Fake.ResetRequests()
 	if code, out, errOut := e.run("plan", "--repo", dir, "--detailed-exitcode"); code != ExitOK || !strings.Contains(out, "Plan: 0 to invite, 0 to update, 0 to remove.") {
 		t.Fatalf("plan after import: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -145,13 +146,13 @@ func TestE2EImportHandMadeAndAdHocGroups(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "new.yaml"), []byte("grants:\n  - {users: [newcomer@example.com], roles: ["+roleID+"], reason: NEW-1}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	groupsBefore := len(e.fake.ResourceGroups())
-	e.fake.ResetRequests()
+	groupsBefore := len(e.Fake.ResourceGroups())
+	e.Fake.ResetRequests()
 	if code, out, errOut := e.run("apply", "--repo", dir); code != ExitOK {
 		t.Fatalf("apply exit %d\n%s\n%s", code, out, errOut)
 	}
 	groupReads := 0
-	for _, r := range e.fake.Requests() {
+	for _, r := range e.Fake.Requests() {
 		if r.Method == "GET" && strings.HasSuffix(r.Path, "/iam/resource_groups") {
 			groupReads++
 		}
@@ -159,7 +160,7 @@ func TestE2EImportHandMadeAndAdHocGroups(t *testing.T) {
 	if groupReads != 1 {
 		t.Errorf("resource groups read in %d requests, want 1", groupReads)
 	}
-	if n := len(e.fake.ResourceGroups()); n != groupsBefore {
+	if n := len(e.Fake.ResourceGroups()); n != groupsBefore {
 		t.Errorf("%d resource groups made; the hand-made one should be reused", n-groupsBefore)
 	}
 }
@@ -169,8 +170,8 @@ func TestE2EImportHandMadeAndAdHocGroups(t *testing.T) {
 // change as failed, names the member and exits 1; the next apply converges.
 func TestE2EWriteThatDoesNotTake(t *testing.T) {
 	e := newE2E(t)
-	e.fake.Fail(fake.Failure{Method: "PUT", Path: "/accounts/" + e.fake.AccountID() + "/members/*", Ignored: true, Times: 1})
-	code, out, errOut := e.run("apply", "--repo", e.repo)
+	e.Fake.Fail(fake.Failure{Method: "PUT", Path: "/accounts/" + e.Fake.AccountID() + "/members/*", Ignored: true, Times: 1})
+	code, out, errOut := e.run("apply", "--repo", e.Repo)
 	if code != ExitError {
 		t.Fatalf("apply exit %d, want 1\n%s\n%s", code, out, errOut)
 	}
@@ -180,16 +181,16 @@ func TestE2EWriteThatDoesNotTake(t *testing.T) {
 	if strings.Count(out, "✓ applied") != 3 {
 		t.Errorf("want the 3 other changes applied:\n%s", out)
 	}
-	if got := e.members()["carol@example.com"]; !strings.Contains(got, "Billing") {
+	if got := e.Members()["carol@example.com"]; !strings.Contains(got, "Billing") {
 		t.Fatalf("carol changed after all: %s", got)
 	}
-	if code, out, errOut := e.run("apply", "--repo", e.repo); code != ExitOK {
+	if code, out, errOut := e.run("apply", "--repo", e.Repo); code != ExitOK {
 		t.Fatalf("second apply exit %d\n%s\n%s", code, out, errOut)
 	}
-	if got := e.members()["carol@example.com"]; got != "accepted: Domain DNS on zone:example.com" {
+	if got := e.Members()["carol@example.com"]; got != "accepted: Domain DNS on zone:example.com" {
 		t.Errorf("carol after the second apply: %s", got)
 	}
-	if code, out, _ := e.run("plan", "--repo", e.repo, "--detailed-exitcode"); code != ExitOK {
+	if code, out, _ := e.run("plan", "--repo", e.Repo, "--detailed-exitcode"); code != ExitOK {
 		t.Errorf("plan after convergence: exit %d\n%s", code, out)
 	}
 }
@@ -198,15 +199,15 @@ func TestE2EWriteThatDoesNotTake(t *testing.T) {
 // timeout, says when to retry, and writes nothing.
 func TestE2ERetryAfterADay(t *testing.T) {
 	e := newE2E(t)
-	e.fake.Fail(fake.Failure{Path: "/accounts/" + e.fake.AccountID() + "/members", Status: 429, RetryAfter: "86400"})
-	code, out, errOut := e.run("apply", "--repo", e.repo, "--cloudflare-timeout", "3s")
+	e.Fake.Fail(fake.Failure{Path: "/accounts/" + e.Fake.AccountID() + "/members", Status: 429, RetryAfter: "86400"})
+	code, out, errOut := e.run("apply", "--repo", e.Repo, "--cloudflare-timeout", "3s")
 	if code != ExitError {
 		t.Fatalf("apply exit %d, want 1\n%s\n%s", code, out, errOut)
 	}
 	if !strings.Contains(out+errOut, "Cloudflare asks to wait until ") {
 		t.Errorf("output does not say when to retry:\n%s\n%s", out, errOut)
 	}
-	if w := e.writes(); len(w) != 0 {
+	if w := e.Writes(); len(w) != 0 {
 		t.Errorf("wrote %v", w)
 	}
 }
@@ -216,13 +217,13 @@ func TestE2ERetryAfterADay(t *testing.T) {
 // what to write.
 func TestE2EOldModelRefused(t *testing.T) {
 	e := newE2E(t)
-	e.commit("old model", map[string]string{
+	e.Commit("old model", map[string]string{
 		"roles.yaml": `roles:
   dns: {providers: [prod], inherits: [DNS, Analytics], resources: {allow: [zone:example.com]}}
   ro: {providers: [prod], inherits: [Administrator Read Only], resources: {allow: ["zone:*"]}}
 `,
 	})
-	code, out, errOut := e.run("plan", "--repo", e.repo)
+	code, out, errOut := e.run("plan", "--repo", e.Repo)
 	if code != ExitError {
 		t.Fatalf("plan exit %d, want 1\n%s\n%s", code, out, errOut)
 	}
@@ -235,7 +236,7 @@ func TestE2EOldModelRefused(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	if n := len(e.fake.Requests()); n != 0 {
+	if n := len(e.Fake.Requests()); n != 0 {
 		t.Errorf("%d requests to Cloudflare; an invalid repository reads nothing", n)
 	}
 }
@@ -245,20 +246,20 @@ func TestE2EOldModelRefused(t *testing.T) {
 // apply; one that needs a new group fails, saying why, and nothing else.
 func TestE2EResourceGroupsUnlisted(t *testing.T) {
 	e := newE2E(t)
-	e.fake.AddZone("api.example.com")
-	e.fake.Fail(fake.Failure{Method: "GET", Path: "/accounts/" + e.fake.AccountID() + "/iam/resource_groups", Status: 403})
-	code, out, errOut := e.run("apply", "--repo", e.repo)
+	e.Fake.AddZone("api.example.com")
+	e.Fake.Fail(fake.Failure{Method: "GET", Path: "/accounts/" + e.Fake.AccountID() + "/iam/resource_groups", Status: 403})
+	code, out, errOut := e.run("apply", "--repo", e.Repo)
 	if code != ExitOK {
 		t.Fatalf("apply exit %d\n%s\n%s", code, out, errOut)
 	}
-	e.commit("a new domain group", map[string]string{
+	e.Commit("a new domain group", map[string]string{
 		"web.yaml": `roles:
   web: {providers: [prod], inherits: [Domain DNS], resources: {allow: [zone:example.com, zone:api.example.com]}}
 grants:
   - {users: [web@example.com], roles: [web], reason: WEB-1}
 `,
 	})
-	code, out, errOut = e.run("apply", "--repo", e.repo)
+	code, out, errOut = e.run("apply", "--repo", e.Repo)
 	if code != ExitError || !strings.Contains(out, "no resource group known covers zone:example.com, zone:api.example.com") && !strings.Contains(out, "no resource group known covers zone:api.example.com, zone:example.com") {
 		t.Errorf("apply exit %d, want 1 naming the missing group\n%s\n%s", code, out, errOut)
 	}
@@ -269,25 +270,25 @@ grants:
 // again with the status read back.
 func TestE2EAcceptedDuringApply(t *testing.T) {
 	e := newE2E(t)
-	if _, err := e.fake.PutMember(fake.MemberSpec{Email: "pat@example.com", Pending: true,
-		Access: []desired.Access{{Role: "Billing", Resource: wholeAcct}}}); err != nil {
+	if _, err := e.Fake.PutMember(fake.MemberSpec{Email: "pat@example.com", Pending: true,
+		Access: []desired.Access{{Role: "Billing", Resource: testkit.WholeAccount}}}); err != nil {
 		t.Fatal(err)
 	}
 	accepted := false
-	e.fake.BeforeRequest(func(r *http.Request) {
+	e.Fake.BeforeRequest(func(r *http.Request) {
 		if r.Method == "PUT" && !accepted {
-			accepted = e.fake.Accept("pat@example.com")
+			accepted = e.Fake.Accept("pat@example.com")
 		}
 	})
-	code, out, errOut := e.run("apply", "--repo", e.repo)
+	code, out, errOut := e.run("apply", "--repo", e.Repo)
 	if code != ExitOK {
 		t.Fatalf("apply exit %d\n%s\n%s", code, out, errOut)
 	}
-	if got := e.members()["pat@example.com"]; got != "accepted: Domain DNS on zone:example.com" {
+	if got := e.Members()["pat@example.com"]; got != "accepted: Domain DNS on zone:example.com" {
 		t.Errorf("pat: %s", got)
 	}
 	var bodies []string
-	for _, r := range e.fake.Requests() {
+	for _, r := range e.Fake.Requests() {
 		if r.Method == "PUT" {
 			bodies = append(bodies, string(r.Body))
 		}
@@ -303,21 +304,21 @@ func TestE2EAcceptedDuringApply(t *testing.T) {
 // second group.
 func TestE2EGroupCreationAnswerLost(t *testing.T) {
 	e := newE2E(t)
-	e.fake.AddZone("api.example.com")
-	e.commit("a new domain group", map[string]string{
+	e.Fake.AddZone("api.example.com")
+	e.Commit("a new domain group", map[string]string{
 		"web.yaml": `roles:
   web: {providers: [prod], inherits: [Domain DNS], resources: {allow: [zone:example.com, zone:api.example.com]}}
 grants:
   - {users: [web@example.com, web2@example.com], roles: [web], reason: WEB-1}
 `,
 	})
-	e.fake.Fail(fake.Failure{Method: "POST", Path: "/accounts/" + e.fake.AccountID() + "/iam/resource_groups", Status: 502, AfterProcessing: true, Times: 1})
-	before := len(e.fake.ResourceGroups())
-	code, out, errOut := e.run("apply", "--repo", e.repo)
+	e.Fake.Fail(fake.Failure{Method: "POST", Path: "/accounts/" + e.Fake.AccountID() + "/iam/resource_groups", Status: 502, AfterProcessing: true, Times: 1})
+	before := len(e.Fake.ResourceGroups())
+	code, out, errOut := e.run("apply", "--repo", e.Repo)
 	if code != ExitOK {
 		t.Fatalf("apply exit %d\n%s\n%s", code, out, errOut)
 	}
-	if n := len(e.fake.ResourceGroups()) - before; n != 1 {
+	if n := len(e.Fake.ResourceGroups()) - before; n != 1 {
 		t.Errorf("%d resource groups made, want 1", n)
 	}
 }

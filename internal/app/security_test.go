@@ -3,7 +3,6 @@ package app
 import (
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/gitsource"
+	"github.com/cfaccess/reconciler/internal/testkit"
 )
 
 // TestSecretsNeverShown runs every command that holds a credential — with
@@ -21,9 +21,10 @@ import (
 // prints or serves: outputs of every format, errors, logs, /metrics,
 // /status. /metrics carries no email either.
 func TestSecretsNeverShown(t *testing.T) {
+	t.Parallel()
 	e := newE2E(t)
 	const wrong = "wrong-token-Zq8sV1xY2wK3"
-	secrets := []string{e2eToken, wrong, webhookSecret}
+	secrets := []string{testkit.Token, wrong, webhookSecret}
 	var seen strings.Builder
 	record := func(what string, code int, out, errOut string) {
 		seen.WriteString(out + errOut)
@@ -32,14 +33,14 @@ func TestSecretsNeverShown(t *testing.T) {
 		}
 	}
 	for _, format := range []string{"text", "json", "markdown", "sarif"} {
-		code, out, errOut := e.run("plan", "--repo", e.repo, "--format", format)
+		code, out, errOut := e.run("plan", "--repo", e.Repo, "--format", format)
 		record("plan "+format, code, out, errOut)
 	}
-	code, out, errOut := e.run("apply", "--repo", e.repo, "--format", "json")
+	code, out, errOut := e.run("apply", "--repo", e.Repo, "--format", "json")
 	record("apply", code, out, errOut)
-	code, out, errOut = e.run("members", "list", "--account-id", e.fake.AccountID(), "--format", "json")
+	code, out, errOut = e.run("members", "list", "--account-id", e.Fake.AccountID(), "--format", "json")
 	record("members list", code, out, errOut)
-	code, out, errOut = e.run("roles", "list", "--account-id", e.fake.AccountID())
+	code, out, errOut = e.run("roles", "list", "--account-id", e.Fake.AccountID())
 	record("roles list", code, out, errOut)
 
 	// A wrong token from each source: environment, file, API key.
@@ -52,30 +53,32 @@ func TestSecretsNeverShown(t *testing.T) {
 		"wrong token file": {"CFACCESS_CLOUDFLARE_TOKEN_FILE": tokenFile},
 		"wrong api key":    {"CLOUDFLARE_API_KEY": wrong, "CLOUDFLARE_EMAIL": "ops@example.com"},
 	} {
-		env["CLOUDFLARE_API_URL"] = e.url
+		env["CLOUDFLARE_API_URL"] = testkit.APIURL
 		for _, args := range [][]string{
-			{"plan", "--repo", e.repo, "--format", "json"},
-			{"apply", "--repo", e.repo},
-			{"members", "list", "--account-id", e.fake.AccountID()},
+			{"plan", "--repo", e.Repo, "--format", "json"},
+			{"apply", "--repo", e.Repo},
+			{"members", "list", "--account-id", e.Fake.AccountID()},
 		} {
 			var stdout, stderr strings.Builder
-			code := Run(t.Context(), Env{Args: args, Getenv: func(k string) string { return env[k] }, Stdout: &stdout, Stderr: &stderr, Now: func() time.Time { return e.now }})
+			run := e.env(args...)
+			run.Getenv, run.Stdout, run.Stderr = func(k string) string { return env[k] }, &stdout, &stderr
+			code := Run(t.Context(), run)
 			record(name+" "+args[0], code, stdout.String(), stderr.String())
 		}
 	}
 
 	// The daemon: /metrics and /status after applying
 	// a change announced by a webhook.
-	de := startDaemon(t, e, time.Hour)
+	de := startDaemon(t, e)
 	de.waitReady()
-	de.commit("zoe", map[string]string{"zoe.yaml": "grants:\n  - {users: [zoe@example.com], roles: [ro], reason: OPS-9}\n"})
-	body := `{"ref":"refs/heads/main"}`
-	if code := de.hook(body, gitsource.SignGitHub([]byte(webhookSecret), []byte(body))); code != http.StatusAccepted {
+	de.Commit("zoe", map[string]string{"zoe.yaml": "grants:\n  - {users: [zoe@example.com], roles: [ro], reason: OPS-9}\n"})
+	if code := de.hook(de.base, webhookSecret); code != http.StatusAccepted {
 		t.Fatalf("webhook: %d", code)
 	}
-	eventually(t, 3*time.Second, "zoe invited", func() bool { return de.hasMember("zoe@example.com") })
-	eventually(t, 3*time.Second, "the audit record for zoe", func() bool { return strings.Contains(de.logs.String(), `"email":"zoe@example.com"`) })
-	if _, err := de.fake.PutMember(fake.MemberSpec{Email: "drift@example.com", Access: []desired.Access{{Role: "Billing", Resource: wholeAcct}}}); err != nil {
+	eventually(t, 5*time.Second, "the audit record for zoe", func() bool {
+		return de.HasMember("zoe@example.com") && strings.Contains(de.logs.String(), `"email":"zoe@example.com"`)
+	})
+	if _, err := de.Fake.PutMember(fake.MemberSpec{Email: "drift@example.com", Access: []desired.Access{{Role: "Billing", Resource: testkit.WholeAccount}}}); err != nil {
 		t.Fatal(err)
 	}
 	_, metricsText := de.get("/metrics")
@@ -130,35 +133,24 @@ func TestRepoURLCredentialsNeverShown(t *testing.T) {
 			Run(t.Context(), Env{Args: []string{"validate", "--repo", repo}, Getenv: func(string) string { return "" }, Stdout: &stdout, Stderr: &stderr, Now: time.Now})
 			seen.WriteString(stdout.String() + stderr.String())
 
-			logs := &syncBuffer{}
-			env := &Env{Getenv: func(string) string { return "" }, Stdout: io.Discard, Stderr: logs, Now: time.Now}
-			f := &runFlags{}
-			cmd := newRunWith(env, f)
-			if err := cmd.ParseFlags([]string{"--repo", repo, "--listen", "127.0.0.1:0", "--interval", "1h"}); err != nil {
-				t.Fatal(err)
-			}
-			d, err := newDaemon(f, env)
-			if err != nil {
-				seen.WriteString(err.Error())
-			} else {
-				d.reconcileOnce(t.Context())
-				d.mu.Lock()
-				doc := d.status
-				d.mu.Unlock()
-				for _, details := range []bool{false, true} {
-					d.f.statusDetails = details
-					rec := httptest.NewRecorder()
-					d.mux(true).ServeHTTP(rec, httptest.NewRequest("GET", "/status", nil))
-					seen.WriteString(rec.Body.String())
-					rec = httptest.NewRecorder()
-					d.mux(true).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-					seen.WriteString(rec.Body.String())
+			// The daemon, on a host that refuses connections: its logs,
+			// /status (masked and detailed) and /metrics after a fetch.
+			for _, details := range []bool{false, true} {
+				e := newE2E(t)
+				args := []string{"--repo", repo}
+				if details {
+					args = append(args, "--status-details")
 				}
-				if doc.SourceError == "" {
-					t.Error("no source error recorded: did the fetch run?")
-				}
+				d := startDaemon(t, e, args...)
+				eventually(t, 10*time.Second, "the source error", func() bool {
+					_, status := d.get("/status")
+					return strings.Contains(status, "source_error")
+				})
+				_, status := d.get("/status")
+				_, metrics := d.get("/metrics")
+				d.stop()
+				seen.WriteString(status + metrics + d.logs.String())
 			}
-			seen.WriteString(logs.String())
 			if all := seen.String(); strings.Contains(all, token[:12]) || len(all) < 100 {
 				i := max(0, strings.Index(all, token[:12]))
 				t.Errorf("the token appears (or nothing ran): …%s…", all[max(0, i-100):min(len(all), i+60)])

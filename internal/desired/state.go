@@ -232,7 +232,7 @@ func PoliciesOf(access []Access) []Policy {
 // reason, for plans that remove the member.
 func (r *Repo) Inactive(provider, email string, now time.Time) (sources []Pos, reasons []string) {
 	for _, g := range r.Grants {
-		if g.ActiveAt(now) || !slices.Contains(r.grantEmails(g), email) || !r.grantReaches(g, provider) {
+		if g.ActiveAt(now) || !slices.Contains(r.grantEmails(g), email) || !r.GrantReaches(g, provider) {
 			continue
 		}
 		why := ""
@@ -251,9 +251,9 @@ func (r *Repo) Inactive(provider, email string, now time.Time) (sources []Pos, r
 	return sources, reasons
 }
 
-// grantReaches reports whether a grant gives access in provider's account
+// GrantReaches reports whether a grant gives access in provider's account
 // (through an enabled role naming it).
-func (r *Repo) grantReaches(g *Grant, provider string) bool {
+func (r *Repo) GrantReaches(g *Grant, provider string) bool {
 	for _, id := range g.Roles {
 		if role := r.Roles[id]; role != nil && role.Enabled && slices.Contains(role.Providers, provider) {
 			return true

@@ -89,6 +89,9 @@ type Change struct {
 	Policies []desired.Policy
 	Sources  []desired.Pos
 	Reasons  []string
+	// Risks are what a reviewer should look at twice, filled by the
+	// caller that knows the live account (reconcile).
+	Risks []string
 }
 
 // Plan is what to do to one account, in application order: removals,

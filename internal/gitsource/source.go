@@ -19,6 +19,8 @@ import (
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/cfaccess/reconciler/internal/desired"
 )
 
 // DefaultMaxSize bounds the local copy of a followed repository: an access
@@ -36,6 +38,9 @@ type Remote struct {
 	URL  string
 	Ref  string
 	Work string // parent directory for the store and checkouts
+	// Path is the sub-directory holding the declarations ("" for the
+	// root), for Read.
+	Path string
 	// TokenFile holds an HTTPS token, re-read at every Fetch.
 	TokenFile string
 	// SSHKeyFile and KnownHosts authenticate ssh:// and git@ URLs.
@@ -54,6 +59,19 @@ type Remote struct {
 // ErrUnverified marks a commit that is unsigned or signed by an untrusted
 // key.
 var ErrUnverified = errors.New("commit signature not trusted")
+
+// Read checks a fetched revision out and reads its declarations.
+func (r *Remote) Read(_ context.Context, rev Revision) (*desired.Source, desired.Diagnostics, error) {
+	dir, err := r.Checkout(rev.SHA)
+	if err != nil {
+		return nil, nil, err
+	}
+	return desired.ReadDir(dir, r.Path)
+}
+
+// Key names the followed repository and ref, without credentials: where
+// the state file remembers the revision last applied.
+func (r *Remote) Key() string { return Redact(r.URL) + "#" + r.Ref }
 
 // Dir is the current checkout ("" before the first Checkout).
 func (r *Remote) Dir() string { return r.dir }

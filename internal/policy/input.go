@@ -9,9 +9,15 @@ import (
 	"github.com/cfaccess/reconciler/internal/desired"
 )
 
-// Input builds the input document of SPEC §3 from a repository at now,
-// without "live" and "plan" (the caller adds those with Insert after reading
-// an account). Beyond the SPEC's keys it carries, for rule authors:
+// Document is the guardrails' input document, opaque outside this package
+// (it is built as OPA values).
+type Document struct {
+	obj ast.Object
+}
+
+// Input builds the guardrails' input document (docs/reference.md) from a
+// repository at now, without "live" and "plan" (AddLive adds those after
+// the accounts are read). Beyond the SPEC's keys it carries, for rule authors:
 // providers' "enabled" and "source", roles' "cloudflare_roles" (inherits
 // with repository roles expanded) and "enabled", grants' "active". A
 // binding has exactly the SPEC's eight keys: eight fit OPA's smallest object,
@@ -21,7 +27,7 @@ import (
 // The document is built as OPA values directly, with repeated strings
 // shared: a repository of 10,000 grants has over 100,000 bindings, and
 // converting Go maps to OPA values would double the work.
-func Input(repo *desired.Repo, now time.Time) ast.Object {
+func Input(repo *desired.Repo, now time.Time) *Document {
 	s := newInterner()
 	providers := ast.NewObject()
 	for id, pv := range repo.Providers {
@@ -76,13 +82,13 @@ func Input(repo *desired.Repo, now time.Time) ast.Object {
 			s.item("source", s.str(b.Source.String())),
 		)
 	}
-	return ast.NewObject(
+	return &Document{obj: ast.NewObject(
 		s.item("now", ast.StringTerm(now.UTC().Format(time.RFC3339))),
 		s.item("providers", ast.NewTerm(providers)),
 		s.item("roles", ast.NewTerm(roles)),
 		s.item("grants", ast.ArrayTerm(grants...)),
 		s.item("bindings", ast.ArrayTerm(bindings...)),
-	)
+	)}
 }
 
 func (in *interner) item(key string, v *ast.Term) [2]*ast.Term {
@@ -174,9 +180,10 @@ type LiveAccount struct {
 }
 
 // AddLive adds the accounts' live members and plans to the input, as
-// live.<provider> and plan.<provider> (SPEC §3). Call it once, with every
-// account read.
-func AddLive(input ast.Object, accounts []LiveAccount) {
+// live.<provider> and plan.<provider>. Call it once, with every account
+// read.
+func AddLive(doc *Document, accounts []LiveAccount) {
+	input := doc.obj
 	s := newInterner()
 	access := func(as []desired.Access) *ast.Term {
 		terms := make([]*ast.Term, len(as))

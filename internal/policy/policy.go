@@ -286,8 +286,8 @@ func (e *Engine) pkg(name string) *pkgInfo {
 // violations, denials first, each group sorted by source then message. An
 // error evaluating any rule is an error: a guardrail that cannot be
 // evaluated must not let a change through.
-func (e *Engine) Eval(ctx context.Context, input ast.Value) ([]Violation, error) {
-	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(input))
+func (e *Engine) Eval(ctx context.Context, input *Document) ([]Violation, error) {
+	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(input.obj))
 	if err != nil {
 		return nil, fmt.Errorf("evaluate guardrails: %w", err)
 	}

@@ -34,7 +34,7 @@ var ErrNotAttempted = errors.New("not attempted: the run was stopped")
 // change does not stop the others; the context ending stops between
 // changes, never within one. report, when set, is called after each change
 // (audit records, metrics).
-func Apply(ctx context.Context, client *cloudflare.Client, ap *AccountPlan, report func(Result)) []Result {
+func Apply(ctx context.Context, client Account, ap *AccountPlan, report func(Result)) []Result {
 	a := &applier{client: client, ap: ap}
 	var out []Result
 	for _, c := range ap.Plan.Changes {
@@ -58,7 +58,7 @@ func Apply(ctx context.Context, client *cloudflare.Client, ap *AccountPlan, repo
 }
 
 type applier struct {
-	client *cloudflare.Client
+	client Account
 	ap     *AccountPlan
 }
 

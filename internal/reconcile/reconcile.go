@@ -27,8 +27,8 @@ type AccountPlan struct {
 	Plan        *diff.Plan // nil when Err is set (the breaker keeps it)
 	Live        *cloudflare.Account
 	Owner       string
-	// Client is the client the plan was read with, to apply it.
-	Client *cloudflare.Client
+	// Client is the account's API the plan was read with, to apply it.
+	Client Account
 	// ProtectedIDs are the ids of the protected members of this read
 	// (protected emails and the owner), to remember for later reads.
 	ProtectedIDs []string
@@ -55,8 +55,25 @@ type Options struct {
 	ProtectedIDs map[string]bool
 }
 
+// Account is what reconciling needs of a Cloudflare account's API: the
+// subset of *cloudflare.Client it calls (declared here, where it is used).
+type Account interface {
+	ReadAccount(ctx context.Context, accountID string, opts cloudflare.ReadOptions) (*cloudflare.Account, error)
+	Owner(ctx context.Context) (string, error)
+	LoadResourceGroups(ctx context.Context, acct *cloudflare.Account) error
+	ReloadResourceGroups(ctx context.Context, acct *cloudflare.Account) error
+	CreateResourceGroup(ctx context.Context, accountID, name string, rs []desired.Resource) (cloudflare.ResourceGroup, error)
+	Invite(ctx context.Context, accountID, email string, policies []cloudflare.Policy) (string, error)
+	ReplacePolicies(ctx context.Context, accountID, memberID, status string, policies []cloudflare.Policy) error
+	Remove(ctx context.Context, accountID, memberID string) error
+	GetMember(ctx context.Context, accountID, memberID string, groups []cloudflare.ResourceGroup) (cloudflare.Member, error)
+	FindMember(ctx context.Context, accountID, email string) (cloudflare.Member, error)
+}
+
+var _ Account = (*cloudflare.Client)(nil)
+
 // Plan reads the account of provider pid and plans it against repo at now.
-func Plan(ctx context.Context, client *cloudflare.Client, repo *desired.Repo, pid string, now time.Time, opts Options) *AccountPlan {
+func Plan(ctx context.Context, client Account, repo *desired.Repo, pid string, now time.Time, opts Options) *AccountPlan {
 	start := time.Now()
 	pv := repo.Providers[pid]
 	ap := &AccountPlan{Provider: pid, AccountID: pv.AccountID, Client: client}
@@ -99,6 +116,7 @@ func Plan(ctx context.Context, client *cloudflare.Client, repo *desired.Repo, pi
 		MaxRemovals: pv.MaxRemovals, AllowMassRemoval: opts.AllowMassRemoval,
 		Reinvite: reinvite(pv.AccountID, opts.Reinvite),
 	})
+	annotateRisks(ap)
 	return ap
 }
 

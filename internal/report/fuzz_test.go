@@ -1,4 +1,4 @@
-package app
+package report
 
 import (
 	"bytes"
@@ -28,7 +28,7 @@ func FuzzRenderPlan(f *testing.F) {
 		o := fuzzOutcome(email, role, zone, reason, file, subject, message)
 		for _, format := range []string{"json", "sarif"} {
 			var b bytes.Buffer
-			if err := renderPlan(&b, format, o, false); err != nil {
+			if err := Plan(&b, format, o, Options{}); err != nil {
 				t.Fatal(err)
 			}
 			if !json.Valid(b.Bytes()) {
@@ -36,7 +36,7 @@ func FuzzRenderPlan(f *testing.F) {
 			}
 		}
 		var md bytes.Buffer
-		if err := renderPlan(&md, "markdown", o, false); err != nil {
+		if err := Plan(&md, "markdown", o, Options{}); err != nil {
 			t.Fatal(err)
 		}
 		if n := strings.Count(md.String(), "<!--"); n != 1 {
@@ -58,7 +58,7 @@ func FuzzRenderPlan(f *testing.F) {
 		lines := -1
 		for _, color := range []bool{false, true} {
 			var txt bytes.Buffer
-			if err := renderPlan(&txt, "text", o, color); err != nil {
+			if err := Plan(&txt, "text", o, Options{Color: color}); err != nil {
 				t.Fatal(err)
 			}
 			out := sgrAll.ReplaceAllString(txt.String(), "")
@@ -75,7 +75,7 @@ func FuzzRenderPlan(f *testing.F) {
 		// The same plan with plain values has as many lines.
 		email, role, zone, reason, file, subject, message = "a@example.com", "r", "z", "why", "f.yaml", "s", "m"
 		var plain bytes.Buffer
-		if err := renderPlan(&plain, "text", fuzzOutcome(email, role, zone, reason, file, subject, message), false); err != nil {
+		if err := Plan(&plain, "text", fuzzOutcome(email, role, zone, reason, file, subject, message), Options{}); err != nil {
 			t.Fatal(err)
 		}
 		if n := strings.Count(plain.String(), "\n"); n != lines {
@@ -86,10 +86,10 @@ func FuzzRenderPlan(f *testing.F) {
 
 // fuzzOutcome is a plan of three changes, a warning and a guardrail
 // warning, made of the given values.
-func fuzzOutcome(email, role, zone, reason, file, subject, message string) *outcome {
-	c := &checked{
-		diags:      desired.Diagnostics{{Pos: desired.Pos{File: file, Line: 2}, Severity: desired.Warning, Message: message}},
-		violations: []policy.Violation{{Severity: policy.Warn, Message: message, Policy: "cfaccess.x", Source: desired.Pos{File: file, Line: 3}}},
+func fuzzOutcome(email, role, zone, reason, file, subject, message string) *reconcile.Outcome {
+	c := &reconcile.Checked{
+		Diags:      desired.Diagnostics{{Pos: desired.Pos{File: file, Line: 2}, Severity: desired.Warning, Message: message}},
+		Violations: []policy.Violation{{Severity: policy.Warn, Message: message, Policy: "cfaccess.x", Source: desired.Pos{File: file, Line: 3}}},
 	}
 	access := []desired.Access{{Role: role, Resource: desired.Resource{Kind: desired.ZoneName, Zone: zone}}}
 	plan := &diff.Plan{Changes: []diff.Change{
@@ -97,8 +97,8 @@ func fuzzOutcome(email, role, zone, reason, file, subject, message string) *outc
 		{Action: diff.Update, Email: email, MemberID: "m2", Add: access, Remove: access, Access: access, Sources: []desired.Pos{{File: file, Line: 5}}, Reasons: []string{reason}},
 		{Action: diff.Invite, Email: email, Add: access, Access: access, Sources: []desired.Pos{{File: file, Line: 7}}, Reasons: []string{reason, reason}},
 	}, Unmanaged: []diff.Live{{Email: email}}}
-	return &outcome{c: c, revision: gitsource.Revision{SHA: "0123456789abcdef", Subject: subject, Author: email},
-		accounts: []*reconcile.AccountPlan{{Provider: "prod", AccountID: "acc", AccountName: subject, Plan: plan}}}
+	return &reconcile.Outcome{Checked: c, Revision: gitsource.Revision{SHA: "0123456789abcdef", Subject: subject, Author: email},
+		Accounts: []*reconcile.AccountPlan{{Provider: "prod", AccountID: "acc", AccountName: subject, Plan: plan}}}
 }
 
 var (

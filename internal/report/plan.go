@@ -1,4 +1,4 @@
-package app
+package report
 
 import (
 	"fmt"
@@ -14,16 +14,31 @@ import (
 	"github.com/cfaccess/reconciler/internal/reconcile"
 )
 
-func renderPlan(w io.Writer, format string, o *outcome, color bool) error {
+// Options tune the renderers.
+type Options struct {
+	// Color paints text output (a terminal, NO_COLOR unset).
+	Color bool
+	// Version names the tool's version in SARIF.
+	Version string
+}
+
+// PlanFormats are the formats of Plan.
+var PlanFormats = []string{"text", "json", "markdown", "sarif"}
+
+// Plan writes a plan (or an apply's outcome) in format: text, json,
+// markdown or sarif.
+func Plan(w io.Writer, format string, o *reconcile.Outcome, opts Options) error {
 	switch format {
 	case "json":
-		return renderPlanJSON(w, o)
+		return planJSON(w, o)
 	case "markdown":
-		return renderPlanMarkdown(w, o)
+		return planMarkdown(w, o)
 	case "sarif":
-		return renderValidateSARIF(w, o.c)
+		return validateSARIF(w, o.Checked, opts)
+	case "text":
+		return planText(w, o, opts.Color)
 	}
-	return renderPlanText(w, o, color)
+	return CheckFormat(format, PlanFormats)
 }
 
 // display shows a resource with zone names where the account knows them.
@@ -34,42 +49,6 @@ func display(ap *reconcile.AccountPlan, a desired.Access) desired.Access {
 	return desired.Access{Role: a.Role, Resource: ap.Live.Display(a.Resource)}
 }
 
-var readOnlyRole = regexp.MustCompile(`(?i)read[ -]?only|readonly|\bread\b|viewer|reader|reporter|reporting|analyst`)
-
-// isAdmin matches administrator roles, not their read-only variants.
-func isAdmin(role string) bool {
-	return strings.Contains(strings.ToLower(role), "admin") && !readOnlyRole.MatchString(role)
-}
-
-// risks flags what a reviewer should look at twice: administrator roles,
-// write access to the whole account, an email domain the account has not
-// had before, and an email that could pass for another.
-func risks(ap *reconcile.AccountPlan, c diff.Change) []string {
-	var out []string
-	for _, a := range c.Add {
-		switch {
-		case isAdmin(a.Role):
-			out = append(out, fmt.Sprintf("administrator role %q", a.Role))
-		case a.Resource.Kind == desired.WholeAccount && !readOnlyRole.MatchString(a.Role) && a.Role != "Analytics" && a.Role != "Billing":
-			out = append(out, fmt.Sprintf("account-wide write access (%s)", a.Role))
-		}
-	}
-	if why := desired.Lookalike(c.Email); why != "" {
-		out = append(out, why+": check it is who you think")
-	}
-	if c.Action == diff.Invite && ap.Live != nil {
-		_, domain, _ := strings.Cut(c.Email, "@")
-		known := false
-		for _, m := range ap.Live.Members {
-			known = known || strings.HasSuffix(m.Email, "@"+domain)
-		}
-		if !known {
-			out = append(out, "new email domain "+domain)
-		}
-	}
-	return out
-}
-
 const (
 	red    = "\x1b[31m"
 	green  = "\x1b[32m"
@@ -78,26 +57,31 @@ const (
 	reset  = "\x1b[0m"
 )
 
-func renderPlanText(w io.Writer, o *outcome, color bool) error {
-	paint := func(code, s string) string {
+// painter colours text for a terminal, or leaves it.
+func painter(color bool) func(code, s string) string {
+	return func(code, s string) string {
 		if !color {
 			return s
 		}
 		return code + s + reset
 	}
+}
+
+func planText(w io.Writer, o *reconcile.Outcome, color bool) error {
+	paint := painter(color)
 	var b strings.Builder
-	if err := renderFindingsText(&b, o.c, paint); err != nil {
+	if err := findingsText(&b, o.Checked, paint, true); err != nil {
 		return err
 	}
-	if !o.c.valid() || o.c.denied() {
+	if !o.Checked.Valid() || o.Checked.Denied() {
 		_, err := io.WriteString(w, terminalSafe(b.String()))
 		return err
 	}
-	if o.revision.SHA != "" {
-		fmt.Fprintf(&b, "Revision %s: %s (%s)\n", short(o.revision.SHA), oneLine(o.revision.Subject), oneLine(o.revision.Author))
+	if o.Revision.SHA != "" {
+		fmt.Fprintf(&b, "Revision %s: %s (%s)\n", short(o.Revision.SHA), oneLine(o.Revision.Subject), oneLine(o.Revision.Author))
 	}
 	totals := map[diff.Action]int{}
-	for _, ap := range o.accounts {
+	for _, ap := range o.Accounts {
 		name := ap.Provider
 		if ap.AccountName != "" {
 			name += " — " + oneLine(ap.AccountName)
@@ -116,7 +100,7 @@ func renderPlanText(w io.Writer, o *outcome, color bool) error {
 		if ap.Plan.Empty() {
 			b.WriteString("  no changes\n")
 		}
-		results := o.results[ap.Provider]
+		results := o.Results[ap.Provider]
 		for i, c := range ap.Plan.Changes {
 			totals[c.Action]++
 			sign, col := "+", green
@@ -133,7 +117,7 @@ func renderPlanText(w io.Writer, o *outcome, color bool) error {
 				line += " (pending)"
 			}
 			b.WriteString(paint(col, line))
-			for _, r := range risks(ap, c) {
+			for _, r := range c.Risks {
 				fmt.Fprintf(&b, "  %s", paint(red, "⚠ "+r))
 			}
 			b.WriteByte('\n')
@@ -170,7 +154,7 @@ func renderPlanText(w io.Writer, o *outcome, color bool) error {
 		}
 	}
 	verb := "Plan"
-	if o.applied {
+	if o.Applied {
 		verb = "Applied"
 	}
 	fmt.Fprintf(&b, "\n%s: %d to invite, %d to update, %d to remove", verb, totals[diff.Invite], totals[diff.Update], totals[diff.Remove])
@@ -178,20 +162,22 @@ func renderPlanText(w io.Writer, o *outcome, color bool) error {
 		fmt.Fprintf(&b, ", %d to re-invite", n)
 	}
 	b.WriteString(".\n")
-	if n := o.failedChanges(); n > 0 {
+	if n := o.FailedChanges(); n > 0 {
 		b.WriteString(paint(red, fmt.Sprintf("%d of these changes failed (✗ above): the next run tries them again.", n)) + "\n")
 	}
-	if o.failed() {
+	if o.Failed() {
 		b.WriteString(paint(red, "Some accounts could not be planned: nothing was applied.") + "\n")
 	}
 	_, err := io.WriteString(w, terminalSafe(b.String()))
 	return err
 }
 
-// renderFindingsText writes diagnostics and violations, and the verdict
-// when the repository is invalid or denied.
-func renderFindingsText(b *strings.Builder, c *checked, paint func(code, s string) string) error {
-	findings := c.findings()
+// findingsText writes diagnostics and violations, one line each with
+// every value flattened and escaped, and the verdict when the repository
+// is invalid or denied (for a plan, saying nothing was changed). validate
+// and plan share it.
+func findingsText(b *strings.Builder, c *reconcile.Checked, paint func(code, s string) string, inPlan bool) error {
+	findings := c.Findings()
 	for _, f := range findings {
 		label := textLabel[f.Severity]
 		if f.Severity == "error" || f.Severity == "deny" {
@@ -203,12 +189,20 @@ func renderFindingsText(b *strings.Builder, c *checked, paint func(code, s strin
 		}
 		b.WriteByte('\n')
 	}
-	errs, warns, denies := count(findings)
+	errs, warns, denies := reconcile.Count(findings)
 	switch {
-	case !c.valid():
-		fmt.Fprintf(b, "invalid: %s, %s; nothing was read or changed\n", plural(errs, "error"), plural(warns, "warning"))
-	case c.denied():
-		fmt.Fprintf(b, "denied by guardrails: %s, %s; nothing was changed\n", plural(denies, "denial"), plural(warns, "warning"))
+	case !c.Valid():
+		fmt.Fprintf(b, "invalid: %s, %s", plural(errs, "error"), plural(warns, "warning"))
+		if inPlan {
+			b.WriteString("; nothing was read or changed")
+		}
+		b.WriteByte('\n')
+	case c.Denied():
+		fmt.Fprintf(b, "denied by guardrails: %s, %s", plural(denies, "denial"), plural(warns, "warning"))
+		if inPlan {
+			b.WriteString("; nothing was changed")
+		}
+		b.WriteByte('\n')
 	}
 	return nil
 }
@@ -230,73 +224,74 @@ func joinPos(ps []desired.Pos) string {
 	return strings.Join(s, ", ")
 }
 
-// Stable JSON (format_version 1).
-type planJSON struct {
-	FormatVersion int           `json:"format_version"`
-	Revision      string        `json:"revision"`
-	Valid         bool          `json:"valid"`
-	Denied        bool          `json:"denied"`
-	Applied       bool          `json:"applied"`
-	Accounts      []accountJSON `json:"accounts"`
+// PlanDoc is the stable JSON form of a plan (format_version 1); the other
+// *Doc types are its parts.
+type PlanDoc struct {
+	FormatVersion int          `json:"format_version"`
+	Revision      string       `json:"revision"`
+	Valid         bool         `json:"valid"`
+	Denied        bool         `json:"denied"`
+	Applied       bool         `json:"applied"`
+	Accounts      []AccountDoc `json:"accounts"`
 	// Warnings and Violations are about the repository as a whole.
-	Warnings   []finding   `json:"warnings"`
-	Violations []finding   `json:"violations"`
-	Summary    summaryJSON `json:"summary"`
+	Warnings   []reconcile.Finding `json:"warnings"`
+	Violations []reconcile.Finding `json:"violations"`
+	Summary    SummaryDoc          `json:"summary"`
 }
 
-type summaryJSON struct {
+type SummaryDoc struct {
 	Invite   int `json:"invite"`
 	Update   int `json:"update"`
 	Remove   int `json:"remove"`
 	Reinvite int `json:"reinvite"`
 }
 
-type accountJSON struct {
-	Account   string       `json:"account"`
-	AccountID string       `json:"account_id"`
-	Name      string       `json:"name,omitempty"`
-	Changes   []changeJSON `json:"changes"`
-	Unmanaged []string     `json:"unmanaged"`
-	Protected []string     `json:"protected"`
-	Error     string       `json:"error,omitempty"`
-	Breaker   string       `json:"breaker,omitempty"`
+type AccountDoc struct {
+	Account   string      `json:"account"`
+	AccountID string      `json:"account_id"`
+	Name      string      `json:"name,omitempty"`
+	Changes   []ChangeDoc `json:"changes"`
+	Unmanaged []string    `json:"unmanaged"`
+	Protected []string    `json:"protected"`
+	Error     string      `json:"error,omitempty"`
+	Breaker   string      `json:"breaker,omitempty"`
 	// Warnings and Violations are kept per account for the format; the
 	// guardrails' findings are repository-wide, at the top level.
-	Warnings   []finding `json:"warnings"`
-	Violations []finding `json:"violations"`
+	Warnings   []reconcile.Finding `json:"warnings"`
+	Violations []reconcile.Finding `json:"violations"`
 }
 
-type accessJSON struct {
+type AccessDoc struct {
 	Role     string `json:"role"`
 	Resource string `json:"resource"`
 }
 
-type changeJSON struct {
-	Action   string       `json:"action"`
-	Email    string       `json:"email"`
-	MemberID string       `json:"member_id,omitempty"`
-	Add      []accessJSON `json:"add"`
-	Remove   []accessJSON `json:"remove"`
-	Sources  []string     `json:"sources"`
-	Reasons  []string     `json:"reasons,omitempty"`
-	Risks    []string     `json:"risks,omitempty"`
-	Result   string       `json:"result,omitempty"` // apply: applied, or failed: …
-	Note     string       `json:"note,omitempty"`   // apply: how it was applied, when not as planned
+type ChangeDoc struct {
+	Action   string      `json:"action"`
+	Email    string      `json:"email"`
+	MemberID string      `json:"member_id,omitempty"`
+	Add      []AccessDoc `json:"add"`
+	Remove   []AccessDoc `json:"remove"`
+	Sources  []string    `json:"sources"`
+	Reasons  []string    `json:"reasons,omitempty"`
+	Risks    []string    `json:"risks,omitempty"`
+	Result   string      `json:"result,omitempty"` // apply: applied, or failed: …
+	Note     string      `json:"note,omitempty"`   // apply: how it was applied, when not as planned
 }
 
-func renderPlanJSON(w io.Writer, o *outcome) error {
-	out := planJSON{FormatVersion: 1, Revision: o.revision.SHA, Valid: o.c.valid(), Denied: o.c.denied(), Applied: o.applied,
-		Accounts: []accountJSON{}, Warnings: []finding{}, Violations: []finding{}}
-	for _, f := range o.c.findings() {
+func planJSON(w io.Writer, o *reconcile.Outcome) error {
+	out := PlanDoc{FormatVersion: 1, Revision: o.Revision.SHA, Valid: o.Checked.Valid(), Denied: o.Checked.Denied(), Applied: o.Applied,
+		Accounts: []AccountDoc{}, Warnings: []reconcile.Finding{}, Violations: []reconcile.Finding{}}
+	for _, f := range o.Checked.Findings() {
 		if f.Policy != "" || f.Severity == "deny" {
 			out.Violations = append(out.Violations, f)
 		} else {
 			out.Warnings = append(out.Warnings, f)
 		}
 	}
-	for _, ap := range o.accounts {
-		aj := accountJSON{Account: ap.Provider, AccountID: ap.AccountID, Name: ap.AccountName, Changes: []changeJSON{},
-			Unmanaged: []string{}, Protected: []string{}, Warnings: []finding{}, Violations: []finding{}}
+	for _, ap := range o.Accounts {
+		aj := AccountDoc{Account: ap.Provider, AccountID: ap.AccountID, Name: ap.AccountName, Changes: []ChangeDoc{},
+			Unmanaged: []string{}, Protected: []string{}, Warnings: []reconcile.Finding{}, Violations: []reconcile.Finding{}}
 		if ap.Err != nil {
 			aj.Error = ap.Err.Error()
 		}
@@ -306,17 +301,17 @@ func renderPlanJSON(w io.Writer, o *outcome) error {
 			for _, u := range ap.Plan.Unmanaged {
 				aj.Unmanaged = append(aj.Unmanaged, u.Email)
 			}
-			results := o.results[ap.Provider]
+			results := o.Results[ap.Provider]
 			for i, c := range ap.Plan.Changes {
-				cj := changeJSON{Action: string(c.Action), Email: c.Email, MemberID: c.MemberID, Add: []accessJSON{}, Remove: []accessJSON{},
-					Sources: []string{}, Reasons: c.Reasons, Risks: risks(ap, c)}
+				cj := ChangeDoc{Action: string(c.Action), Email: c.Email, MemberID: c.MemberID, Add: []AccessDoc{}, Remove: []AccessDoc{},
+					Sources: []string{}, Reasons: c.Reasons, Risks: c.Risks}
 				for _, a := range c.Add {
 					d := display(ap, a)
-					cj.Add = append(cj.Add, accessJSON{d.Role, d.Resource.String()})
+					cj.Add = append(cj.Add, AccessDoc{d.Role, d.Resource.String()})
 				}
 				for _, a := range c.Remove {
 					d := display(ap, a)
-					cj.Remove = append(cj.Remove, accessJSON{d.Role, d.Resource.String()})
+					cj.Remove = append(cj.Remove, AccessDoc{d.Role, d.Resource.String()})
 				}
 				for _, s := range c.Sources {
 					cj.Sources = append(cj.Sources, s.String())
@@ -346,7 +341,7 @@ func renderPlanJSON(w io.Writer, o *outcome) error {
 		}
 		out.Accounts = append(out.Accounts, aj)
 	}
-	return writeJSON(w, out)
+	return WriteJSON(w, out)
 }
 
 // Everything a repository or an account supplies (reasons, emails, file
@@ -354,7 +349,7 @@ func renderPlanJSON(w io.Writer, o *outcome) error {
 // not end a table cell or row, open a link, an HTML comment (CI finds its
 // comment by a marker) or a code span.
 func mdEscape(s string) string {
-	return visible(mdEscaper.Replace(s))
+	return Visible(mdEscaper.Replace(s))
 }
 
 var mdEscaper = strings.NewReplacer("\\", `\\`, "|", `\|`, "<", "&lt;", ">", "&gt;", "&", "&amp;", "*", `\*`, "_", `\_`,
@@ -363,7 +358,7 @@ var mdEscaper = strings.NewReplacer("\\", `\\`, "|", `\|`, "<", "&lt;", ">", "&g
 // mdCode writes s as a code span inside a table: no backtick can end it,
 // no newline or pipe can end the cell.
 func mdCode(s string) string {
-	return "`" + visible(strings.NewReplacer("`", "'", "\r\n", " ", "\n", " ", "\r", " ", "|", `\|`).Replace(s)) + "`"
+	return "`" + Visible(strings.NewReplacer("`", "'", "\r\n", " ", "\n", " ", "\r", " ", "|", `\|`).Replace(s)) + "`"
 }
 
 // oneLine flattens a value a repository supplies onto one line of text
@@ -371,12 +366,12 @@ func mdCode(s string) string {
 // invisible and direction-changing characters visible (\x1b[8m would
 // otherwise pass as a colour and hide what follows).
 func oneLine(s string) string {
-	return visible(strings.NewReplacer("\r\n", " ⏎ ", "\n", " ⏎ ", "\r", " ⏎ ").Replace(s))
+	return Visible(strings.NewReplacer("\r\n", " ⏎ ", "\n", " ⏎ ", "\r", " ⏎ ").Replace(s))
 }
 
-// visible writes control, invisible and direction-changing characters as
+// Visible writes control, invisible and direction-changing characters as
 // escapes (\x1b, \u202e).
-func visible(s string) string {
+func Visible(s string) string {
 	if !strings.ContainsFunc(s, hidden) {
 		return s
 	}
@@ -435,34 +430,34 @@ func isControl(r rune) bool {
 
 // renderPlanMarkdown writes a pull-request comment: a summary line, one
 // table per account, risky changes flagged.
-func renderPlanMarkdown(w io.Writer, o *outcome) error {
+func planMarkdown(w io.Writer, o *reconcile.Outcome) error {
 	var b strings.Builder
 	// The marker lets CI find and update its own comment.
 	b.WriteString("<!-- cfaccess-plan -->\n")
 	totals := map[diff.Action]int{}
-	for _, ap := range o.accounts {
+	for _, ap := range o.Accounts {
 		if ap.Plan != nil {
 			for _, c := range ap.Plan.Changes {
 				totals[c.Action]++
 			}
 		}
 	}
-	findings := o.c.findings()
-	errs, warns, denies := count(findings)
+	findings := o.Checked.Findings()
+	errs, warns, denies := reconcile.Count(findings)
 	switch {
-	case !o.c.valid():
+	case !o.Checked.Valid():
 		fmt.Fprintf(&b, "### ❌ cfaccess: the declarations are invalid (%s)\n\n", plural(errs, "error"))
-	case o.c.denied():
+	case o.Checked.Denied():
 		fmt.Fprintf(&b, "### ⛔ cfaccess: denied by guardrails (%s)\n\n", plural(denies, "denial"))
-	case o.failed():
+	case o.Failed():
 		b.WriteString("### ❌ cfaccess: some accounts could not be planned\n\n")
-	case o.changes() == 0:
+	case o.Changes() == 0:
 		b.WriteString("### ✅ cfaccess plan: no changes\n\n")
 	default:
 		fmt.Fprintf(&b, "### cfaccess plan: %d to invite, %d to update, %d to remove\n\n", totals[diff.Invite], totals[diff.Update], totals[diff.Remove])
 	}
-	if o.revision.SHA != "" {
-		fmt.Fprintf(&b, "Revision `%s` — %s\n\n", short(o.revision.SHA), mdEscape(o.revision.Subject))
+	if o.Revision.SHA != "" {
+		fmt.Fprintf(&b, "Revision `%s` — %s\n\n", short(o.Revision.SHA), mdEscape(o.Revision.Subject))
 	}
 	if len(findings) > 0 {
 		fmt.Fprintf(&b, "<details%s><summary>%s, %s, %s</summary>\n\n", map[bool]string{true: " open", false: ""}[errs+denies > 0],
@@ -472,7 +467,7 @@ func renderPlanMarkdown(w io.Writer, o *outcome) error {
 		}
 		b.WriteString("\n</details>\n\n")
 	}
-	for _, ap := range o.accounts {
+	for _, ap := range o.Accounts {
 		title := ap.Provider
 		if ap.AccountName != "" {
 			title += " — " + mdEscape(ap.AccountName)
@@ -506,7 +501,7 @@ func renderPlanMarkdown(w io.Writer, o *outcome) error {
 				} else if c.Action != diff.Remove {
 					why = ""
 				}
-				for _, r := range risks(ap, c) {
+				for _, r := range c.Risks {
 					why += " ⚠️ **" + mdEscape(r) + "**"
 				}
 				fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", icon, mdEscape(c.Email), strings.Join(access, "<br>"), strings.TrimSpace(why))

@@ -1,62 +1,42 @@
-package app
+package report
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"unicode/utf16"
 
 	"github.com/cfaccess/reconciler/internal/desired"
+	"github.com/cfaccess/reconciler/internal/reconcile"
 )
 
-var validateRenderers = map[string]func(io.Writer, *checked) error{
-	"text":  renderValidateText,
-	"json":  renderValidateJSON,
-	"sarif": renderValidateSARIF,
+// ValidateFormats are the formats of Validate.
+var ValidateFormats = []string{"text", "json", "sarif"}
+
+// Validate writes a validation's findings and verdict in format: text,
+// json or sarif.
+func Validate(w io.Writer, format string, c *reconcile.Checked, opts Options) error {
+	switch format {
+	case "text":
+		return validateText(w, c, opts.Color)
+	case "json":
+		return validateJSON(w, c)
+	case "sarif":
+		return validateSARIF(w, c, opts)
+	}
+	return CheckFormat(format, ValidateFormats)
 }
 
-// finding is a diagnostic, failed policy test or violation, flattened for
-// output.
-type finding struct {
-	Source   string `json:"source"`
-	Severity string `json:"severity"` // error, warning, deny, warn
-	Message  string `json:"message"`
-	Policy   string `json:"policy,omitempty"`
-}
-
-// findings lists everything to report, in reading order: diagnostics and
-// failed policy tests, then violations (denials first).
-func (c *checked) findings() []finding {
-	var out []finding
-	for _, d := range c.diags {
-		out = append(out, finding{Source: d.Pos.String(), Severity: d.Severity.String(), Message: d.Message})
+// CheckFormat refuses a format not among formats, naming them.
+func CheckFormat(format string, formats []string) error {
+	if slices.Contains(formats, format) {
+		return nil
 	}
-	for _, t := range c.tests {
-		if !t.Passed {
-			out = append(out, finding{Source: t.Pos.String(), Severity: "error", Message: fmt.Sprintf("policy test %s %s", t.Name, t.Message)})
-		}
-	}
-	for _, v := range c.violations {
-		out = append(out, finding{Source: v.Source.String(), Severity: string(v.Severity), Message: v.Message, Policy: v.Policy})
-	}
-	return out
-}
-
-// count tallies findings by how they block: errors, warnings, denials.
-func count(fs []finding) (errs, warns, denies int) {
-	for _, f := range fs {
-		switch f.Severity {
-		case "error":
-			errs++
-		case "deny":
-			denies++
-		default:
-			warns++
-		}
-	}
-	return errs, warns, denies
+	last := len(formats) - 1
+	return fmt.Errorf("--format %q: choose %s or %s", format, strings.Join(formats[:last], ", "), formats[last])
 }
 
 func plural(n int, word string) string {
@@ -69,39 +49,31 @@ func plural(n int, word string) string {
 // textLabel is how a severity reads in compiler-style output.
 var textLabel = map[string]string{"error": "error", "warning": "warning", "deny": "denied", "warn": "warning"}
 
-func renderValidateText(w io.Writer, c *checked) error {
+// validateText reads like a compiler: a line per finding, then the
+// verdict. The findings are written as plan's are (findingsText).
+func validateText(w io.Writer, c *reconcile.Checked, color bool) error {
 	var b strings.Builder
-	findings := c.findings()
-	for _, f := range findings {
-		fmt.Fprintf(&b, "%s: %s: %s", f.Source, textLabel[f.Severity], oneLine(f.Message))
-		if f.Policy != "" {
-			fmt.Fprintf(&b, " [%s]", f.Policy)
-		}
-		b.WriteByte('\n')
+	if err := findingsText(&b, c, painter(color), false); err != nil {
+		return err
 	}
-	errs, warns, denies := count(findings)
-	switch {
-	case !c.valid():
-		fmt.Fprintf(&b, "invalid: %s, %s\n", plural(errs, "error"), plural(warns, "warning"))
-	case c.denied():
-		fmt.Fprintf(&b, "denied by guardrails: %s, %s\n", plural(denies, "denial"), plural(warns, "warning"))
-	default:
+	if c.Valid() && !c.Denied() {
+		_, warns, _ := reconcile.Count(c.Findings())
 		fmt.Fprintf(&b, "valid: %s, %s, %s, %s in %s; %s\n",
-			plural(len(c.repo.Providers), "provider"), plural(len(c.repo.Roles), "role"),
-			plural(len(c.repo.Groups), "group"), plural(len(c.repo.Grants), "grant"),
-			plural(c.files, "file"), plural(warns, "warning"))
+			plural(len(c.Repo.Providers), "provider"), plural(len(c.Repo.Roles), "role"),
+			plural(len(c.Repo.Groups), "group"), plural(len(c.Repo.Grants), "grant"),
+			plural(c.Files, "file"), plural(warns, "warning"))
 	}
 	_, err := io.WriteString(w, terminalSafe(b.String()))
 	return err
 }
 
-// validateJSON is the stable JSON form of a validation.
-type validateJSON struct {
-	FormatVersion int       `json:"format_version"`
-	Valid         bool      `json:"valid"`
-	Denied        bool      `json:"denied"`
-	Findings      []finding `json:"findings"`
-	Summary       *summary  `json:"summary,omitempty"`
+// validateDoc is the stable JSON form of a validation.
+type validateDoc struct {
+	FormatVersion int                 `json:"format_version"`
+	Valid         bool                `json:"valid"`
+	Denied        bool                `json:"denied"`
+	Findings      []reconcile.Finding `json:"findings"`
+	Summary       *summary            `json:"summary,omitempty"`
 }
 
 type summary struct {
@@ -115,25 +87,25 @@ type summary struct {
 	Denials   int `json:"denials"`
 }
 
-func renderValidateJSON(w io.Writer, c *checked) error {
-	findings := c.findings()
-	errs, warns, denies := count(findings)
-	out := validateJSON{FormatVersion: 1, Valid: c.valid(), Denied: c.denied(), Findings: findings,
-		Summary: &summary{Files: c.files, Errors: errs, Warnings: warns, Denials: denies}}
+func validateJSON(w io.Writer, c *reconcile.Checked) error {
+	findings := c.Findings()
+	errs, warns, denies := reconcile.Count(findings)
+	out := validateDoc{FormatVersion: 1, Valid: c.Valid(), Denied: c.Denied(), Findings: findings,
+		Summary: &summary{Files: c.Files, Errors: errs, Warnings: warns, Denials: denies}}
 	if out.Findings == nil {
-		out.Findings = []finding{}
+		out.Findings = []reconcile.Finding{}
 	}
-	if c.repo != nil {
-		out.Summary.Providers, out.Summary.Roles = len(c.repo.Providers), len(c.repo.Roles)
-		out.Summary.Groups, out.Summary.Grants = len(c.repo.Groups), len(c.repo.Grants)
+	if c.Repo != nil {
+		out.Summary.Providers, out.Summary.Roles = len(c.Repo.Providers), len(c.Repo.Roles)
+		out.Summary.Groups, out.Summary.Grants = len(c.Repo.Groups), len(c.Repo.Grants)
 	}
-	return writeJSON(w, out)
+	return WriteJSON(w, out)
 }
 
-// writeJSON writes v as indented JSON, with invisible and
+// WriteJSON writes v as indented JSON, with invisible and
 // direction-changing characters escaped (\u202e): they can only appear
 // inside strings, where the escape means the same.
-func writeJSON(w io.Writer, v any) error {
+func WriteJSON(w io.Writer, v any) error {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
@@ -219,18 +191,18 @@ type sarifRegion struct {
 
 // sarifRuleID names the rule of a finding: the policy package for
 // violations, cfaccess/declaration for declaration problems.
-func sarifRuleID(f finding) string {
+func sarifRuleID(f reconcile.Finding) string {
 	if f.Policy != "" {
 		return f.Policy
 	}
 	return "cfaccess/declaration-" + f.Severity
 }
 
-func renderValidateSARIF(w io.Writer, c *checked) error {
-	v, _ := Version()
+func validateSARIF(w io.Writer, c *reconcile.Checked, opts Options) error {
+	v := opts.Version
 	run := sarifRun{Tool: sarifTool{Driver: sarifDriver{Name: "cfaccess", InformationURI: "https://github.com/cfaccess/reconciler", Version: v}}, Results: []sarifResult{}}
 	seen := map[string]bool{}
-	for _, f := range c.findings() {
+	for _, f := range c.Findings() {
 		id := sarifRuleID(f)
 		if !seen[id] {
 			seen[id] = true
@@ -254,5 +226,5 @@ func renderValidateSARIF(w io.Writer, c *checked) error {
 	if run.Tool.Driver.Rules == nil {
 		run.Tool.Driver.Rules = []sarifRule{}
 	}
-	return writeJSON(w, sarifLog{Schema: "https://json.schemastore.org/sarif-2.1.0.json", Version: "2.1.0", Runs: []sarifRun{run}})
+	return WriteJSON(w, sarifLog{Schema: "https://json.schemastore.org/sarif-2.1.0.json", Version: "2.1.0", Runs: []sarifRun{run}})
 }

@@ -1,17 +1,16 @@
-package app
+package reconcile
 
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
 	"github.com/cfaccess/reconciler/internal/desired"
+	"github.com/cfaccess/reconciler/internal/gitsource"
+	"github.com/cfaccess/reconciler/internal/testkit"
 )
 
 // generateRepo writes an access repository of the given size across files
@@ -77,12 +76,12 @@ func BenchmarkValidate(b *testing.B) {
 	now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 	b.ReportAllocs()
 	for b.Loop() {
-		c, err := check(context.Background(), src, nil, checkOptions{now: now, runTests: true})
+		c, err := Check(context.Background(), src, nil, CheckOptions{Now: now, RunTests: true})
 		if err != nil {
 			b.Fatal(err)
 		}
-		if !c.valid() || c.denied() {
-			fs := c.findings()
+		if !c.Valid() || c.Denied() {
+			fs := c.Findings()
 			b.Fatalf("generated repository invalid: %v", fs[:min(3, len(fs))])
 		}
 	}
@@ -90,12 +89,12 @@ func BenchmarkValidate(b *testing.B) {
 
 func TestGeneratedRepoValid(t *testing.T) {
 	src := generateRepo(600, 20, 200)
-	c, err := check(t.Context(), src, nil, checkOptions{now: time.Now(), runTests: true})
+	c, err := Check(t.Context(), src, nil, CheckOptions{Now: time.Now(), RunTests: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.valid() || c.denied() || len(c.findings()) > 0 {
-		t.Fatalf("findings: %v", c.findings())
+	if !c.Valid() || c.Denied() || len(c.Findings()) > 0 {
+		t.Fatalf("findings: %v", c.Findings())
 	}
 }
 
@@ -106,8 +105,6 @@ func TestGeneratedRepoValid(t *testing.T) {
 func BenchmarkPlan10k(b *testing.B) {
 	const n = 10_000
 	s := fake.New(fake.Options{Token: "bench-token"})
-	ts := httptest.NewServer(s)
-	defer ts.Close()
 	var roles, grants strings.Builder
 	roles.WriteString("roles:\n  analytics: {providers: [prod], inherits: [Analytics], resources: {allow: [\"account:*\"]}}\n")
 	for z := range 200 {
@@ -137,26 +134,24 @@ func BenchmarkPlan10k(b *testing.B) {
 		{Path: "roles.yaml", Data: []byte(roles.String())},
 		{Path: "grants.yaml", Data: []byte(grants.String())},
 	}}
-	dir := b.TempDir()
-	for _, f := range src.YAML {
-		if err := os.WriteFile(filepath.Join(dir, f.Path), f.Data, 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
 	s.SetLatency(20 * time.Millisecond)
-	env := &Env{Getenv: func(k string) string { return map[string]string{"CLOUDFLARE_API_TOKEN": "bench-token"}[k] },
-		Now: func() time.Time { return time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC) }}
-	f := planFlags{repoFlags: repoFlags{repo: dir}, format: "json", cloudflareFlags: cloudflareFlags{apiURL: ts.URL + fake.BasePath, rateLimit: 1200, retries: 4, timeout: 30 * time.Second}}
+	now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	p := NewPlanner(Config{APIURL: testkit.APIURL, Getenv: func(k string) string { return map[string]string{"CLOUDFLARE_API_TOKEN": "bench-token"}[k] },
+		RateLimit: 1200, MaxRetries: 4, Timeout: 30 * time.Second, Transport: testkit.Transport(s)})
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
 		s.ResetRequests()
-		o, err := f.plan(context.Background(), env)
+		c, err := Check(context.Background(), src, nil, CheckOptions{Now: now})
 		if err != nil {
 			b.Fatal(err)
 		}
-		if o.failed() || o.changes() != 200 {
-			b.Fatalf("failed %v, %d changes (%v)", o.failed(), o.changes(), o.accounts[0].Err)
+		o, err := p.Plan(context.Background(), c, gitsource.Revision{}, now, PlanOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if o.Failed() || o.Changes() != 200 {
+			b.Fatalf("failed %v, %d changes (%v)", o.Failed(), o.Changes(), o.Accounts[0].Err)
 		}
 		b.ReportMetric(float64(len(s.Requests())), "requests/op")
 	}

@@ -1,0 +1,743 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/cfaccess/reconciler/internal/desired"
+	"github.com/cfaccess/reconciler/internal/diff"
+	"github.com/cfaccess/reconciler/internal/gitsource"
+	"github.com/cfaccess/reconciler/internal/metrics"
+)
+
+// Source is where the loop gets revisions: a followed Git repository or a
+// directory (declared here, where it is used; gitsource has both).
+type Source interface {
+	// Fetch brings the newest revision (its SHA "" for a directory).
+	Fetch(ctx context.Context) (gitsource.Revision, error)
+	// Read returns a fetched revision's declarations.
+	Read(ctx context.Context, rev gitsource.Revision) (*desired.Source, desired.Diagnostics, error)
+	// Verify checks a commit's signature (nil when none is required).
+	Verify(sha string) error
+	// Descends reports whether sha is ancestor or descends from it.
+	Descends(sha, ancestor string) (bool, error)
+	// FirstParents returns up to n revisions back from sha along first
+	// parents, sha first.
+	FirstParents(sha string, n int) ([]gitsource.Revision, error)
+	// Key names the source in the state file ("" for none: a directory).
+	Key() string
+}
+
+// WalkLimit bounds how far back the loop looks for a good revision when
+// the head is refused and nothing is enforced yet (a restart).
+const WalkLimit = 50
+
+// LoopConfig configures a Loop.
+type LoopConfig struct {
+	Source  Source
+	Planner *Planner
+	// Checks and Plans tune each check and plan (Checks.Now is set at
+	// each reconcile).
+	Checks CheckOptions
+	Plans  PlanOptions
+	DryRun bool
+	// Interval between reconciles (±10% jitter); TriggerGap, the least
+	// time between the starts of reconciles that triggers (webhooks,
+	// watches) cause; Timeout, the longest a reconcile may run.
+	Interval, TriggerGap, Timeout time.Duration
+	// AllowNonFastForward accepts a head that does not descend from the
+	// revision last applied.
+	AllowNonFastForward bool
+	// StateFile, when set, is where State is saved after each reconcile.
+	StateFile string
+	Metrics   *metrics.Metrics
+	Log       *slog.Logger
+	// Now is the clock (time.Now), Rand the jitter's source (a random
+	// seed): injected so that tests are deterministic.
+	Now  func() time.Time
+	Rand *rand.Rand
+}
+
+// Loop reconciles every account of a source's revisions, again and again:
+// the daemon's heart (external-dns' controller: RunOnce, then Run).
+type Loop struct {
+	cfg   LoopConfig
+	Board *Board
+
+	trigger chan struct{}
+	// good is the last good revision: checked and planned; candidate a
+	// newer one that passed its checks, to plan; lastRev the last head
+	// looked at; refused the revisions not to try again.
+	good, candidate *snapshot
+	lastRev         string
+	refused         map[string]bool
+	failingSince    map[string]time.Time
+}
+
+// snapshot is a revision's declarations, kept while it is the last good.
+type snapshot struct {
+	src *desired.Source
+	rev gitsource.Revision
+}
+
+// NewLoop returns a loop; Run or RunOnce start it.
+func NewLoop(cfg LoopConfig) *Loop {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 15 * time.Minute
+	}
+	if cfg.Planner.State == nil {
+		cfg.Planner.State = NewState()
+	}
+	l := &Loop{cfg: cfg, Board: &Board{}, trigger: make(chan struct{}, 1), refused: map[string]bool{}, failingSince: map[string]time.Time{}}
+	l.Board.update(func(s *Status) { s.DryRun = cfg.DryRun })
+	return l
+}
+
+// Poke asks for a reconcile; pokes while one is pending coalesce.
+func (l *Loop) Poke() {
+	select {
+	case l.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Run reconciles at once, then on triggers, on the interval and at the
+// next grant change, until ctx ends; after a transient failure it backs
+// off exponentially. A reconcile that runs past the timeout is cancelled.
+func (l *Loop) Run(ctx context.Context) error {
+	failures := 0
+	for {
+		started := l.cfg.Now()
+		err := l.runOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if KindOf(err) == Transient || KindOf(err) == Timeout {
+			failures++
+		} else {
+			failures = 0
+		}
+		wait := NextWake(l.cfg.Now(), l.cfg.Interval, l.cfg.Rand.Float64(), failures, l.nextChange())
+		l.Board.update(func(s *Status) { s.NextReconcile = l.cfg.Now().Add(wait).UTC() })
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-l.trigger:
+			timer.Stop()
+			// Triggers come from outside: at most one reconcile per
+			// TriggerGap for them. (Interval and grant-change wake-ups
+			// skip this wait; a grant change that falls due during it is
+			// applied by the reconcile that ends it, at most one gap late.)
+			if gap := l.cfg.TriggerGap - l.cfg.Now().Sub(started); gap > 0 {
+				gapTimer := time.NewTimer(gap)
+				select {
+				case <-ctx.Done():
+					gapTimer.Stop()
+					return nil
+				case <-gapTimer.C:
+				}
+				select { // the triggers meanwhile are this reconcile
+				case <-l.trigger:
+				default:
+				}
+			}
+		case <-timer.C:
+		}
+	}
+}
+
+// runOnce is RunOnce under the timeout, reporting a stall.
+func (l *Loop) runOnce(ctx context.Context) error {
+	rctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
+	defer cancel()
+	err := l.RunOnce(rctx)
+	if rctx.Err() != nil && ctx.Err() == nil {
+		l.cfg.Metrics.ReconcileStalls.Inc()
+		l.Board.update(func(s *Status) { s.Ready = false })
+		l.cfg.Log.Error("reconcile cancelled: it ran longer than --reconcile-timeout", "timeout", l.cfg.Timeout.String(), "enforcing", l.goodSHA())
+		return fmt.Errorf("reconcile cancelled after %v: %w", l.cfg.Timeout, context.DeadlineExceeded)
+	}
+	return err
+}
+
+// NextWake is how long to wait before the next reconcile: the interval
+// with ±10% jitter (jitter in [0,1)), shortened to an exponential backoff
+// (1 s, 2 s, …) after failures, and to just past the next grant change.
+func NextWake(now time.Time, interval time.Duration, jitter float64, failures int, nextChange time.Time) time.Duration {
+	wait := interval + time.Duration((jitter*0.2-0.1)*float64(interval))
+	if failures > 0 {
+		wait = min(wait, time.Second<<min(failures-1, 16))
+	}
+	if !nextChange.IsZero() {
+		// A few milliseconds past the instant, so that the grant has
+		// changed when the reconcile looks.
+		wait = min(wait, nextChange.Sub(now)+5*time.Millisecond)
+	}
+	return max(wait, 0)
+}
+
+func (l *Loop) nextChange() time.Time {
+	st := l.Board.Status()
+	if st.NextGrantChange == nil {
+		return time.Time{}
+	}
+	return *st.NextGrantChange
+}
+
+// RunOnce fetches, checks and reconciles every account once. The error, if
+// any, is classified by KindOf: transient failures are worth retrying soon.
+//
+// A new revision that passed its checks is a candidate until it has been
+// planned: a plan that fails because of the repository (a role the
+// account lacks, a zone not in it, a role outside its scope) refuses it
+// like an invalid one, and the last good revision is enforced instead, in
+// the same reconcile.
+func (l *Loop) RunOnce(ctx context.Context) error {
+	start := l.cfg.Now()
+	now := start.UTC()
+	if err := l.fetch(ctx, now); err != nil && l.good == nil && l.candidate == nil {
+		return err
+	}
+	snap, trying := l.good, false
+	if l.candidate != nil {
+		snap, trying = l.candidate, true
+	}
+	for snap != nil {
+		checks := l.cfg.Checks
+		checks.Now, checks.RunTests = now, false
+		c, err := Check(ctx, snap.src, nil, checks)
+		if err != nil {
+			l.cfg.Log.Error("check the revision", "revision", snap.rev.SHA, "error", err)
+			return fmt.Errorf("check %s: %w", snap.rev.SHA, errors.Join(err, errTransient))
+		}
+		var o *Outcome
+		if c.Valid() && !c.Denied() {
+			if o, err = l.cfg.Planner.Plan(ctx, c, snap.rev, now, l.cfg.Plans); err != nil {
+				l.cfg.Log.Error("plan", "revision", snap.rev.SHA, "error", err)
+				return fmt.Errorf("plan %s: %w", snap.rev.SHA, errors.Join(err, errTransient))
+			}
+		}
+		if trying {
+			refusal := &RefusedError{Result: "invalid", Findings: c.Findings()}
+			switch {
+			case !c.Valid():
+			case c.Denied():
+				refusal.Result = "denied"
+			default:
+				refusal.Findings = declarationErrors(o)
+			}
+			if len(refusal.Findings) > 0 || !c.Valid() || c.Denied() {
+				l.refuse(snap.rev, refusal)
+				snap, trying = l.good, false
+				continue
+			}
+			l.accept(snap)
+		}
+		if !c.Valid() || c.Denied() {
+			// Time can make a good revision denied (a rule on input.now),
+			// or its guardrails fail (a rule that loops after a date).
+			result := "denied"
+			if !c.Valid() {
+				result = "error"
+			}
+			r := l.summarize(c, nil, snap.rev, now, start, result)
+			l.publish(r)
+			return r.err()
+		}
+		if !l.cfg.DryRun {
+			o.Apply(ctx, l.audit)
+		}
+		l.cfg.Planner.State.Record(o, now)
+		r := l.summarize(c, o, snap.rev, now, start, "")
+		l.publish(r)
+		return r.err()
+	}
+	return fmt.Errorf("no revision to enforce: %w", errTransient)
+}
+
+// declarationErrors are the findings of the accounts whose plan failed
+// because of the repository.
+func declarationErrors(o *Outcome) []Finding {
+	var out []Finding
+	for _, ap := range o.Accounts {
+		var de *DeclarationError
+		if errors.As(ap.Err, &de) {
+			for _, d := range de.Diags {
+				out = append(out, Finding{Severity: "error", Source: d.Pos.String(), Message: ap.Provider + ": " + d.Message})
+			}
+		}
+	}
+	return out
+}
+
+// fetch brings the newest revision: a head not seen before is checked,
+// and refused unless it descends from the revision last applied (a
+// force-push, unless AllowNonFastForward). When nothing is enforced yet (a
+// restart) and the head is refused, history is walked back along first
+// parents — never below the revision last applied — to the newest
+// revision that passes, which becomes the candidate meanwhile.
+func (l *Loop) fetch(ctx context.Context, now time.Time) error {
+	head, err := l.cfg.Source.Fetch(ctx)
+	if err != nil {
+		l.cfg.Metrics.SourceFetch.WithLabelValues("error").Inc()
+		l.Board.update(func(s *Status) { s.SourceError = err.Error() })
+		l.cfg.Log.Warn("fetch the repository", "error", err, "enforcing", l.goodSHA())
+		return fmt.Errorf("fetch: %w", errors.Join(err, errTransient))
+	}
+	l.cfg.Metrics.SourceFetch.WithLabelValues("success").Inc()
+	l.Board.update(func(s *Status) { s.SourceError = "" })
+	if !l.followed() {
+		// A directory: read again every time, edits need no commit.
+		snap, refusal := l.try(ctx, head, now)
+		if snap == nil {
+			l.refuse(head, refusal)
+		}
+		l.lastRev, l.candidate = head.SHA, snap
+		return nil
+	}
+	if head.SHA == l.lastRev && l.good != nil {
+		return nil
+	}
+	l.lastRev = head.SHA
+	last := l.lastApplied()
+	if last != "" && !l.cfg.AllowNonFastForward {
+		if ok, err := l.cfg.Source.Descends(head.SHA, last); err != nil || !ok {
+			why := fmt.Sprintf("%s does not descend from %s, the revision last applied: history was rewritten (a force-push?), so it could bring back access already revoked. It is refused; --allow-non-fast-forward accepts it", short(head.SHA), short(last))
+			if err != nil {
+				why = fmt.Sprintf("cannot tell whether %s descends from %s, the revision last applied: %v", short(head.SHA), short(last), err)
+			}
+			l.refuse(head, &RefusedError{Result: "non_fast_forward", Findings: []Finding{{Severity: "error", Message: why}}})
+			return nil
+		}
+	}
+	revs := []gitsource.Revision{head}
+	if l.good == nil {
+		if revs, err = l.cfg.Source.FirstParents(head.SHA, WalkLimit); err != nil || len(revs) == 0 {
+			revs = []gitsource.Revision{head}
+		}
+	}
+	for i, rev := range revs {
+		if l.refused[rev.SHA] {
+			continue
+		}
+		if i > 0 && last != "" {
+			if ok, err := l.cfg.Source.Descends(rev.SHA, last); err != nil || !ok {
+				break // never below the revision last applied
+			}
+		}
+		snap, refusal := l.try(ctx, rev, now)
+		if snap != nil {
+			l.candidate = snap
+			if i > 0 {
+				l.cfg.Log.Warn("the head is refused: enforcing the newest good revision before it", "head", head.SHA,
+					"revision", rev.SHA, "commits_back", i)
+			}
+			return nil
+		}
+		if i == 0 {
+			l.refuse(rev, refusal)
+		} else {
+			l.markRefused(rev.SHA)
+		}
+	}
+	return nil
+}
+
+// try checks one fetched revision: signature, files, load, policy tests
+// and guardrails. It returns the snapshot when the revision passes, or why
+// not.
+func (l *Loop) try(ctx context.Context, rev gitsource.Revision, now time.Time) (*snapshot, *RefusedError) {
+	fail := func(result string, err error) (*snapshot, *RefusedError) {
+		return nil, &RefusedError{Result: result, Findings: []Finding{{Severity: "error", Message: err.Error()}}}
+	}
+	if err := l.cfg.Source.Verify(rev.SHA); err != nil {
+		return fail("unverified", err)
+	}
+	src, diags, err := l.cfg.Source.Read(ctx, rev)
+	if err != nil {
+		return fail("invalid", err)
+	}
+	checks := l.cfg.Checks
+	checks.Now, checks.RunTests = now, true
+	c, err := Check(ctx, src, diags, checks)
+	switch {
+	case err != nil:
+		return fail("invalid", err)
+	case !c.Valid():
+		return nil, &RefusedError{Result: "invalid", Findings: c.Findings()}
+	case c.Denied():
+		return nil, &RefusedError{Result: "denied", Findings: c.Findings()}
+	}
+	return &snapshot{src: src, rev: rev}, nil
+}
+
+// refuse reports a revision that is not applied; the last good one stays
+// enforced.
+func (l *Loop) refuse(rev gitsource.Revision, why *RefusedError) {
+	l.candidate = nil
+	l.markRefused(rev.SHA)
+	l.Board.update(func(s *Status) {
+		s.BadRevision = &BadRevision{Revision: revisionStatus(rev), Result: why.Result, Findings: why.Findings}
+	})
+	l.cfg.Metrics.RevisionsRefused.WithLabelValues(why.Result).Inc()
+	l.cfg.Metrics.RevisionRefused.Set(1)
+	attrs := []any{"revision", rev.SHA, "author", rev.Author, "result", why.Result, "findings", len(why.Findings), "enforcing", l.goodSHA()}
+	l.cfg.Log.Warn("revision not applied", append(attrs, findingAttrs(why.Findings)...)...)
+}
+
+// findingAttrs are the first findings, for a log record.
+func findingAttrs(fs []Finding) []any {
+	var attrs []any
+	for i, f := range fs {
+		if i == 5 {
+			return append(attrs, "more", len(fs)-5)
+		}
+		attrs = append(attrs, fmt.Sprintf("finding_%d", i+1), f.Source+": "+f.Message)
+	}
+	return attrs
+}
+
+// markRefused remembers a refused revision of followed history, not to
+// try it again.
+func (l *Loop) markRefused(sha string) {
+	if sha != "" && l.followed() {
+		l.refused[sha] = true
+	}
+}
+
+// followed reports whether the source is history (a Git repository) rather
+// than a directory read as it is.
+func (l *Loop) followed() bool { return l.cfg.Source.Key() != "" }
+
+// accept makes a planned candidate the last good revision.
+func (l *Loop) accept(snap *snapshot) {
+	m := l.cfg.Metrics
+	if l.good != nil && l.good.rev.SHA != "" && l.good.rev.SHA != snap.rev.SHA {
+		m.SourceRevision.DeleteLabelValues(l.good.rev.SHA)
+	}
+	if snap.rev.SHA != "" {
+		m.SourceRevision.WithLabelValues(snap.rev.SHA).Set(1)
+	}
+	if l.good == nil || l.good.rev.SHA != snap.rev.SHA {
+		l.cfg.Log.Info("revision accepted", "revision", snap.rev.SHA, "author", snap.rev.Author, "subject", snap.rev.Subject)
+	}
+	l.good, l.candidate = snap, nil
+	if !l.followed() || snap.rev.SHA == l.lastRev {
+		// The head itself is enforced: nothing refused any more. (A
+		// revision found by walking back leaves the head's refusal.)
+		l.Board.update(func(s *Status) { s.BadRevision = nil })
+		m.RevisionRefused.Set(0)
+	}
+	if key := l.cfg.Source.Key(); key != "" {
+		// Remembered (with a state file) so that after a restart a
+		// force-push cannot bring an older revision back.
+		l.cfg.Planner.State.Applied[key] = snap.rev.SHA
+	}
+}
+
+// lastApplied is the revision last applied: the one enforced, or after a
+// restart the one the state remembers for this source.
+func (l *Loop) lastApplied() string {
+	if l.good != nil {
+		return l.good.rev.SHA
+	}
+	return l.cfg.Planner.State.Applied[l.cfg.Source.Key()]
+}
+
+func (l *Loop) goodSHA() string {
+	if l.good == nil {
+		return ""
+	}
+	return l.good.rev.SHA
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}
+
+// audit writes one record per applied change, and counts it.
+func (l *Loop) audit(ap *AccountPlan, r Result) {
+	result := "success"
+	attrs := []any{"audit", true, "account", ap.Provider, "account_id", ap.AccountID, "action", string(r.Change.Action),
+		"email", r.Change.Email, "revision", l.goodSHA(), "commit_author", l.good.rev.Author,
+		"grant_reason", strings.Join(r.Change.Reasons, "; ")}
+	if r.Err != nil {
+		result = "error"
+		attrs = append(attrs, "error", r.Err.Error())
+	}
+	if r.Note != "" {
+		attrs = append(attrs, "note", r.Note)
+	}
+	attrs = append(attrs, "result", result)
+	l.cfg.Metrics.ChangesApplied.WithLabelValues(ap.Provider, string(r.Change.Action), result).Inc()
+	if r.Err != nil {
+		l.cfg.Log.Error("change failed", attrs...)
+	} else {
+		l.cfg.Log.Info("change applied", attrs...)
+	}
+}
+
+// runResult is one reconcile's outcome, from which the status, the
+// metrics, the logs and the state are updated (publish).
+type runResult struct {
+	now      time.Time
+	took     time.Duration
+	rev      gitsource.Revision
+	findings []Finding
+	forced   string // every account's result, when the revision is denied or failing
+	accounts []accountResult
+	next     time.Time
+	expiring map[string]map[string]int // provider -> window -> grants
+	pending  map[string][2]float64     // provider -> (count, oldest seconds)
+	dryRun   bool
+}
+
+type accountResult struct {
+	AccountStatus
+	took time.Duration
+	err  error
+}
+
+// err is the reconcile's error: the accounts' failures, joined.
+func (r *runResult) err() error {
+	var errs []error
+	for _, a := range r.accounts {
+		if a.err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", a.Account, a.err))
+		}
+	}
+	if r.forced != "" {
+		errs = append(errs, fmt.Errorf("the enforced revision is %s now", r.forced))
+	}
+	return errors.Join(errs...)
+}
+
+// summarize makes the result of a reconcile. forced, when set, is the
+// result of every account (the enforced revision denied or failing).
+func (l *Loop) summarize(c *Checked, o *Outcome, rev gitsource.Revision, now, start time.Time, forced string) *runResult {
+	r := &runResult{now: now, took: l.cfg.Now().Sub(start), rev: rev, findings: c.Findings(), forced: forced,
+		expiring: map[string]map[string]int{}, pending: map[string][2]float64{}, dryRun: l.cfg.DryRun}
+	if c.Repo != nil {
+		r.next = c.Repo.NextChange(now)
+	}
+	if o == nil {
+		if c.Repo != nil {
+			for id, pv := range c.Repo.Providers {
+				if pv.Enabled {
+					r.accounts = append(r.accounts, accountResult{AccountStatus: AccountStatus{Account: id, AccountID: pv.AccountID, LastReconcile: now, Result: forced}})
+				}
+			}
+		}
+		return r
+	}
+	state := l.cfg.Planner.State
+	for _, ap := range o.Accounts {
+		a := accountResult{AccountStatus: AccountStatus{Account: ap.Provider, AccountID: ap.AccountID, Name: ap.AccountName, LastReconcile: now, Result: "success"},
+			took: ap.Took, err: ap.Err}
+		if ap.Err != nil {
+			a.Result, a.Error = "error", ap.Err.Error()
+		}
+		if ap.Plan != nil {
+			a.Breaker = ap.Plan.Breaker
+			a.Plan = &PlanSummary{Invite: ap.Plan.Count(diff.Invite), Update: ap.Plan.Count(diff.Update),
+				Remove: ap.Plan.Count(diff.Remove), Reinvite: ap.Plan.Count(diff.Reinvite), Unmanaged: len(ap.Plan.Unmanaged)}
+		}
+		for _, res := range o.Results[ap.Provider] {
+			if res.Err != nil {
+				a.Result, a.Error = "error", "a change failed: "+res.Err.Error()
+				if a.err == nil {
+					a.err = res.Err
+				}
+			}
+		}
+		if ap.Live != nil {
+			n, oldest := state.Oldest(ap.AccountID, now)
+			r.pending[ap.Provider] = [2]float64{float64(n), oldest.Seconds()}
+		}
+		if c.Repo != nil {
+			r.expiring[ap.Provider] = expiring(c.Repo, ap.Provider, now)
+		}
+		r.accounts = append(r.accounts, a)
+	}
+	return r
+}
+
+// publish updates the state, the status, the metrics and the logs from a
+// reconcile's result.
+func (l *Loop) publish(r *runResult) {
+	l.recordState(r)
+	l.publishStatus(r)
+	l.publishMetrics(r)
+	l.logResult(r)
+}
+
+func (l *Loop) recordState(r *runResult) {
+	if l.cfg.StateFile == "" {
+		return
+	}
+	if err := l.cfg.Planner.State.Save(l.cfg.StateFile); err != nil {
+		l.cfg.Log.Error("save --state-file", "error", err)
+	}
+}
+
+func (r *runResult) allOK() bool {
+	if r.forced != "" || len(r.accounts) == 0 {
+		return false
+	}
+	for _, a := range r.accounts {
+		if a.Result != "success" {
+			return false
+		}
+	}
+	return true
+}
+
+// publishStatus updates what /status shows.
+func (l *Loop) publishStatus(r *runResult) {
+	l.Board.update(func(s *Status) {
+		s.LastReconcile = r.now
+		s.DryRun = r.dryRun
+		s.Revision = revisionStatus(r.rev)
+		s.Violations = nil
+		for _, f := range r.findings {
+			if f.Policy != "" || f.Severity == "deny" {
+				s.Violations = append(s.Violations, f)
+			}
+		}
+		s.NextGrantChange = nil
+		if !r.next.IsZero() {
+			n := r.next.UTC()
+			s.NextGrantChange = &n
+		}
+		s.Accounts = nil
+		for _, a := range r.accounts {
+			s.Accounts = append(s.Accounts, a.AccountStatus)
+		}
+		s.Ready = s.Ready || r.allOK()
+	})
+}
+
+// publishMetrics updates the metrics.
+func (l *Loop) publishMetrics(r *runResult) {
+	m := l.cfg.Metrics
+	deny, warn := 0, 0
+	for _, f := range r.findings {
+		switch f.Severity {
+		case "deny":
+			deny++
+		case "warn", "warning":
+			warn++
+		}
+	}
+	m.PolicyViolations.WithLabelValues("repository", "deny").Set(float64(deny))
+	m.PolicyViolations.WithLabelValues("repository", "warn").Set(float64(warn))
+	for _, a := range r.accounts {
+		m.ReconcileTotal.WithLabelValues(a.Account, a.Result).Inc()
+		l.failing(a.Account, a.Result == "success", r.now)
+		if r.forced != "" {
+			continue
+		}
+		m.ReconcileDuration.WithLabelValues(a.Account).Observe(a.took.Seconds())
+		if a.Result == "success" {
+			m.LastSuccess.WithLabelValues(a.Account).Set(float64(r.now.Unix()))
+		}
+		m.BreakerTripped.WithLabelValues(a.Account).Set(metrics.Bool(a.Breaker != ""))
+		if p := a.Plan; p != nil {
+			m.DriftMembers.WithLabelValues(a.Account, "invite").Set(float64(p.Invite + p.Reinvite))
+			m.DriftMembers.WithLabelValues(a.Account, "update").Set(float64(p.Update))
+			m.DriftMembers.WithLabelValues(a.Account, "remove").Set(float64(p.Remove))
+			m.DriftMembers.WithLabelValues(a.Account, "unmanaged").Set(float64(p.Unmanaged))
+		}
+		if p, ok := r.pending[a.Account]; ok {
+			m.PendingInvites.WithLabelValues(a.Account).Set(p[0])
+			m.OldestPendingInvite.WithLabelValues(a.Account).Set(p[1])
+		}
+		for window, n := range r.expiring[a.Account] {
+			m.GrantsExpiring.WithLabelValues(a.Account, window).Set(float64(n))
+		}
+	}
+}
+
+// failing keeps cfaccess_account_failing_since_timestamp_seconds: the time
+// of the first failure in a row, 0 after a success (the alert
+// CfaccessReconcileFailing fires when it is 15 minutes old).
+func (l *Loop) failing(account string, ok bool, now time.Time) {
+	g := l.cfg.Metrics.FailingSince.WithLabelValues(account)
+	switch since, known := l.failingSince[account]; {
+	case ok:
+		delete(l.failingSince, account)
+		g.Set(0)
+	case !known:
+		l.failingSince[account] = now
+		g.Set(float64(now.Unix()))
+	default:
+		g.Set(float64(since.Unix()))
+	}
+}
+
+// logResult writes a reconcile's failures at WARN (transient) or ERROR,
+// and its summary.
+func (l *Loop) logResult(r *runResult) {
+	log := l.cfg.Log
+	if r.forced != "" {
+		attrs := []any{"result", r.forced, "revision", r.rev.SHA, "findings", len(r.findings)}
+		log.Error("the enforced revision is denied or its guardrails fail now: nothing applied", append(attrs, findingAttrs(r.findings)...)...)
+	}
+	for _, a := range r.accounts {
+		switch {
+		case r.forced != "", a.Result == "success":
+		case a.Breaker != "":
+			log.Error("account not applied: the mass-removal breaker tripped; a person must look (apply --allow-mass-removal if intended)",
+				"account", a.Account, "account_id", a.AccountID, "breaker", a.Breaker, "revision", r.rev.SHA)
+		default:
+			level := slog.LevelError
+			if KindOf(a.err) == Transient {
+				level = slog.LevelWarn
+			}
+			log.Log(context.Background(), level, "account reconcile failed", "account", a.Account, "account_id", a.AccountID,
+				"result", a.Result, "error", a.Error, "revision", r.rev.SHA)
+		}
+	}
+	level := slog.LevelInfo
+	if !r.allOK() {
+		level = slog.LevelWarn
+	}
+	log.Log(context.Background(), level, "reconciled", "revision", r.rev.SHA, "accounts", len(r.accounts), "ok", r.allOK(), "duration", r.took.String())
+}
+
+// expiring counts the active grants of a provider expiring within 1h, 24h
+// and 7d.
+func expiring(repo *desired.Repo, pid string, now time.Time) map[string]int {
+	windows := map[string]time.Duration{"1h": time.Hour, "24h": 24 * time.Hour, "7d": 7 * 24 * time.Hour}
+	counts := map[string]int{"1h": 0, "24h": 0, "7d": 0}
+	for _, g := range repo.Grants {
+		if g.Expires.IsZero() || !g.ActiveAt(now) || !repo.GrantReaches(g, pid) {
+			continue
+		}
+		for name, w := range windows {
+			if g.Expires.Sub(now) <= w {
+				counts[name]++
+			}
+		}
+	}
+	return counts
+}

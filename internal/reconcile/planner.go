@@ -1,0 +1,264 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cfaccess/reconciler/internal/cloudflare"
+	"github.com/cfaccess/reconciler/internal/desired"
+	"github.com/cfaccess/reconciler/internal/diff"
+	"github.com/cfaccess/reconciler/internal/gitsource"
+	"github.com/cfaccess/reconciler/internal/policy"
+)
+
+// Config says how to reach Cloudflare.
+type Config struct {
+	// APIURL is the API's base URL (cloudflare.DefaultBaseURL when "").
+	APIURL string
+	// Getenv reads credentials from the environment.
+	Getenv func(string) string
+	// TokenFile, when set, holds the token; it is read again for every
+	// plan, so a rotated file is picked up without a restart.
+	TokenFile string
+	// RateLimit is the requests per 5 minutes allowed per credentials.
+	RateLimit int
+	// MaxRetries of one request (0: none).
+	MaxRetries int
+	// Timeout of one request attempt.
+	Timeout time.Duration
+	// Transport carries the requests (http.DefaultTransport when nil):
+	// tests reach the fake in-process through it.
+	Transport http.RoundTripper
+	// Observe is told of every request attempt (metrics).
+	Observe func(method, endpoint, code string, d time.Duration)
+}
+
+// Planner plans accounts and keeps what is learnt across plans of one
+// process: a rate limiter per credentials (Cloudflare's budget is per
+// user), each token's owner (read once), the ids of protected members, and
+// the pending-invitation state.
+type Planner struct {
+	cfg Config
+	// State remembers since when invitations are pending (and the revision
+	// last applied); nil keeps nothing.
+	State *State
+
+	mu           sync.Mutex
+	limiters     map[string]*cloudflare.Limiter
+	owners       map[string]string
+	protectedIDs map[string]map[string]bool
+}
+
+// NewPlanner returns a planner for cfg.
+func NewPlanner(cfg Config) *Planner {
+	return &Planner{cfg: cfg, limiters: map[string]*cloudflare.Limiter{}, owners: map[string]string{},
+		protectedIDs: map[string]map[string]bool{}}
+}
+
+// Client returns a client for an account whose provider names tokenEnv
+// ("" for the global credentials).
+func (p *Planner) Client(tokenEnv string) (*cloudflare.Client, cloudflare.Credentials, error) {
+	creds, err := cloudflare.FindCredentials(p.getenv, tokenEnv, p.cfg.TokenFile)
+	if err != nil {
+		return nil, creds, err
+	}
+	p.mu.Lock()
+	l, ok := p.limiters[creds.Key()]
+	if !ok {
+		l = cloudflare.NewLimiter(max(p.cfg.RateLimit, 1), 5*time.Minute)
+		p.limiters[creds.Key()] = l
+	}
+	p.mu.Unlock()
+	retries := p.cfg.MaxRetries
+	if retries <= 0 {
+		retries = -1 // the client's "none"
+	}
+	return cloudflare.New(cloudflare.Config{BaseURL: p.cfg.APIURL, Credentials: creds, Limiter: l,
+		HTTPClient: &http.Client{Timeout: p.cfg.Timeout, Transport: p.cfg.Transport},
+		MaxRetries: retries, Observe: p.cfg.Observe}), creds, nil
+}
+
+func (p *Planner) getenv(k string) string {
+	if p.cfg.Getenv == nil {
+		return ""
+	}
+	return p.cfg.Getenv(k)
+}
+
+// PlanOptions select and tune a plan.
+type PlanOptions struct {
+	// Provider, when set, plans that provider's account only.
+	Provider         string
+	AllowMassRemoval bool
+	// ReinviteAfter re-sends invitations pending longer (0: never; needs
+	// State).
+	ReinviteAfter time.Duration
+}
+
+// Outcome is a plan run: the checked repository, the revision, and each
+// account's plan, with the guardrails evaluated against the live accounts;
+// after apply, each account's results.
+type Outcome struct {
+	Checked  *Checked
+	Revision gitsource.Revision
+	Accounts []*AccountPlan
+	// Results are the applied changes per provider (apply only).
+	Results map[string][]Result
+	Applied bool
+}
+
+// Changes counts the planned changes of every account.
+func (o *Outcome) Changes() int {
+	n := 0
+	for _, ap := range o.Accounts {
+		if ap.Plan != nil {
+			n += len(ap.Plan.Changes)
+		}
+	}
+	return n
+}
+
+// FailedChanges counts the applied changes that failed.
+func (o *Outcome) FailedChanges() int {
+	n := 0
+	for _, rs := range o.Results {
+		for _, r := range rs {
+			if r.Err != nil {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// Failed reports whether an account could not be planned.
+func (o *Outcome) Failed() bool {
+	return slices.ContainsFunc(o.Accounts, func(ap *AccountPlan) bool { return ap.Err != nil })
+}
+
+// Apply applies the plan of every account that was planned (an account
+// that failed is left alone), unless the repository is invalid or denied.
+// report, when set, is told of each change.
+func (o *Outcome) Apply(ctx context.Context, report func(*AccountPlan, Result)) {
+	o.Results = map[string][]Result{}
+	if !o.Checked.Valid() || o.Checked.Denied() {
+		return
+	}
+	o.Applied = true
+	for _, ap := range o.Accounts {
+		if ap.Err != nil || ap.Plan == nil || ctx.Err() != nil {
+			continue
+		}
+		start := time.Now()
+		o.Results[ap.Provider] = Apply(ctx, ap.Client, ap, func(r Result) {
+			if report != nil {
+				report(ap, r)
+			}
+		})
+		ap.Took += time.Since(start)
+	}
+}
+
+// Plan plans every selected account of a checked repository and evaluates
+// the guardrails again with the live accounts and plans. Nothing is
+// written. The error is for options that cannot work (an unknown
+// provider) or guardrails that fail.
+func (p *Planner) Plan(ctx context.Context, c *Checked, rev gitsource.Revision, now time.Time, opts PlanOptions) (*Outcome, error) {
+	o := &Outcome{Checked: c, Revision: rev}
+	if !c.Valid() || c.Denied() {
+		return o, nil
+	}
+	var ids []string
+	for id, pv := range c.Repo.Providers {
+		if pv.Enabled && (opts.Provider == "" || opts.Provider == id) {
+			ids = append(ids, id)
+		}
+	}
+	if opts.Provider != "" && len(ids) == 0 {
+		if _, exists := c.Repo.Providers[opts.Provider]; exists {
+			return nil, fmt.Errorf("--provider %q is disabled (enabled: false)", opts.Provider)
+		}
+		return nil, fmt.Errorf("--provider %q is not defined in the repository", opts.Provider)
+	}
+	slices.Sort(ids)
+	if !c.UsesLive() {
+		// The guardrails will not run again: free their input before the
+		// accounts are read (the two together are most of a large plan's
+		// memory).
+		c.ReleaseInput()
+	}
+	ropts := Options{AllowMassRemoval: opts.AllowMassRemoval}
+	if p.State != nil && opts.ReinviteAfter > 0 {
+		ropts.Reinvite = func(accountID string, l diff.Live) bool { return p.State.Due(accountID, l, now, opts.ReinviteAfter) }
+	}
+	var live []policy.LiveAccount
+	for _, id := range ids {
+		pv := c.Repo.Providers[id]
+		// Credentials are looked up for every plan, so a rotated token
+		// file is picked up without a restart.
+		client, creds, err := p.Client(pv.APITokenEnv)
+		if err != nil {
+			o.Accounts = append(o.Accounts, &AccountPlan{Provider: id, AccountID: pv.AccountID, Err: err})
+			continue
+		}
+		aopts := ropts
+		p.mu.Lock()
+		aopts.Owner, aopts.OwnerKnown = p.owners[creds.Key()]
+		aopts.ProtectedIDs = p.protectedIDs[pv.AccountID]
+		p.mu.Unlock()
+		ap := Plan(ctx, client, c.Repo, id, now, aopts)
+		p.remember(creds, pv.AccountID, ap)
+		o.Accounts = append(o.Accounts, ap)
+		if ap.Live != nil && ap.Plan != nil {
+			live = append(live, liveAccount(ap))
+		}
+	}
+	// The guardrails again, now seeing the live accounts and the plans:
+	// nothing is written before they pass. (Skipped when no rule reads
+	// input.live or input.plan: the result could not differ.)
+	if c.UsesLive() {
+		if err := c.EvalLive(ctx, live); err != nil {
+			return nil, fmt.Errorf("evaluate guardrails: %w", err)
+		}
+	}
+	return o, nil
+}
+
+// remember keeps what a plan learnt: the token's owner (it never
+// changes) and the ids of protected members.
+func (p *Planner) remember(creds cloudflare.Credentials, accountID string, ap *AccountPlan) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ap.Plan != nil { // the owner was read
+		p.owners[creds.Key()] = ap.Owner
+	}
+	if len(ap.ProtectedIDs) > 0 && p.protectedIDs[accountID] == nil {
+		p.protectedIDs[accountID] = map[string]bool{}
+	}
+	for _, id := range ap.ProtectedIDs {
+		p.protectedIDs[accountID][id] = true
+	}
+}
+
+// liveAccount is what guardrails see of an account.
+func liveAccount(ap *AccountPlan) policy.LiveAccount {
+	la := policy.LiveAccount{Provider: ap.Provider}
+	display := func(as []desired.Access) []desired.Access {
+		out := make([]desired.Access, len(as))
+		for i, a := range as {
+			out[i] = desired.Access{Role: a.Role, Resource: ap.Live.Display(a.Resource)}
+		}
+		return out
+	}
+	for _, m := range ap.Live.Members {
+		la.Members = append(la.Members, policy.LiveMember{Email: m.Email, Status: m.Status, TwoFactor: m.TwoFactor, Access: display(m.Access)})
+	}
+	for _, c := range ap.Plan.Changes {
+		la.Changes = append(la.Changes, policy.PlanChange{Action: string(c.Action), Email: c.Email, Add: display(c.Add), Remove: display(c.Remove)})
+	}
+	return la
+}

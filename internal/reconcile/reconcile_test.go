@@ -1,0 +1,182 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
+	"github.com/cfaccess/reconciler/internal/desired"
+	"github.com/cfaccess/reconciler/internal/diff"
+	"github.com/cfaccess/reconciler/internal/gitsource"
+	"github.com/cfaccess/reconciler/internal/testkit"
+)
+
+func TestNextWake(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name       string
+		jitter     float64
+		failures   int
+		nextChange time.Time
+		want       time.Duration
+	}{
+		{"the interval, least jitter", 0, 0, time.Time{}, 270 * time.Second},
+		{"the interval, no jitter", 0.5, 0, time.Time{}, 300 * time.Second},
+		{"the interval, most jitter", 0.99999, 0, time.Time{}, 330 * time.Second},
+		{"first backoff", 0.5, 1, time.Time{}, time.Second},
+		{"fourth backoff", 0.5, 4, time.Time{}, 8 * time.Second},
+		{"backoff never past the interval", 0.5, 30, time.Time{}, 300 * time.Second},
+		{"a grant change first", 0.5, 0, now.Add(time.Minute), time.Minute + 5*time.Millisecond},
+		{"a grant change later than the interval", 0.5, 0, now.Add(time.Hour), 300 * time.Second},
+		{"a grant change already past", 0.5, 0, now.Add(-time.Minute), 0},
+		{"backoff before a grant change", 0.5, 2, now.Add(time.Minute), 2 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := NextWake(now, 5*time.Minute, tc.jitter, tc.failures, tc.nextChange)
+			if d := got - tc.want; d < -time.Millisecond || d > time.Millisecond {
+				t.Errorf("NextWake = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestKindOf(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		err  error
+		want Kind
+	}{
+		{nil, ""},
+		{fmt.Errorf("fetch: %w", errors.Join(errors.New("connection refused"), errTransient)), Transient},
+		{fmt.Errorf("reconcile cancelled: %w", context.DeadlineExceeded), Timeout},
+		{&RefusedError{Result: "denied"}, Refused},
+		{fmt.Errorf("prod: %w", &DeclarationError{}), Refused},
+		{fmt.Errorf("prod: %w", diff.ErrMassRemoval), Breaker},
+		{errors.New("403 Forbidden: the token lacks a permission"), Stalled},
+	} {
+		if got := KindOf(tc.err); got != tc.want {
+			t.Errorf("KindOf(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}
+
+// TestPlanAndApply plans and applies the story's account in situations a
+// reconcile meets, and checks the plan and the account after.
+func TestPlanAndApply(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		// setup changes the story before the plan; now is when it runs.
+		setup func(*testkit.Story)
+		now   time.Time
+		opts  PlanOptions
+		// want are the planned changes, members the account after apply
+		// (emails, sorted), err a planning failure.
+		want    []string
+		members []string
+		err     string
+	}{
+		{name: "the story's drift",
+			want:    []string{"remove stranger@example.com", "update carol@example.com", "invite dave@example.com", "invite erin@example.com"},
+			members: []string{"alice@example.com", "bob@example.com", "carol@example.com", "dave@example.com", "erin@example.com", "owner@example.com", "pat@example.com"}},
+		{name: "after the incident grant expired", now: time.Date(2026, 11, 24, 0, 0, 1, 0, time.UTC),
+			want:    []string{"remove stranger@example.com", "update carol@example.com", "invite dave@example.com"},
+			members: []string{"alice@example.com", "bob@example.com", "carol@example.com", "dave@example.com", "owner@example.com", "pat@example.com"}},
+		{name: "on the day a grant starts", now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
+			want:    []string{"remove stranger@example.com", "update carol@example.com", "invite dave@example.com", "invite frank@example.com"},
+			members: []string{"alice@example.com", "bob@example.com", "carol@example.com", "dave@example.com", "frank@example.com", "owner@example.com", "pat@example.com"}},
+		{name: "too many removals trip the breaker",
+			setup: func(s *testkit.Story) {
+				s.Commit("nobody", map[string]string{"grants.yaml": "grants: []\n"})
+			},
+			err: "mass-removal"},
+		{name: "the breaker, confirmed", opts: PlanOptions{AllowMassRemoval: true},
+			setup: func(s *testkit.Story) {
+				s.Commit("nobody", map[string]string{"grants.yaml": "grants: []\n"})
+			},
+			want:    []string{"remove alice@example.com", "remove bob@example.com", "remove carol@example.com", "remove pat@example.com", "remove stranger@example.com"},
+			members: []string{"owner@example.com"}},
+		{name: "a zone the account lacks",
+			setup: func(s *testkit.Story) {
+				s.Commit("typo", map[string]string{"typo.yaml": "roles:\n  typo: {providers: [prod], inherits: [Domain DNS], resources: {allow: [zone:exmaple.com]}}\ngrants:\n  - {users: [zed@example.com], roles: [typo], reason: T-1}\n"})
+			},
+			err: "zone exmaple.com is not in account"},
+		{name: "the account cannot be read",
+			setup: func(s *testkit.Story) {
+				s.Fake.Fail(fake.Failure{Path: "*", Status: http.StatusForbidden})
+			},
+			err: "403"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			story := testkit.NewStory(t)
+			if tc.setup != nil {
+				tc.setup(story)
+			}
+			now := tc.now
+			if now.IsZero() {
+				now = story.Now
+			}
+			src, diags, err := desired.ReadDir(story.Repo, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := Check(t.Context(), src, diags, CheckOptions{Now: now})
+			if err != nil || !c.Valid() || c.Denied() {
+				t.Fatalf("check: %v %v", err, c.Findings())
+			}
+			p := NewPlanner(Config{APIURL: testkit.APIURL, Getenv: story.Getenv(testkit.APIURL), RateLimit: 1200,
+				Timeout: time.Minute, Transport: story.Transport()})
+			o, err := p.Plan(t.Context(), c, gitsource.Revision{}, now, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ap := o.Accounts[0]
+			if tc.err != "" {
+				if ap.Err == nil || !contains(ap.Err.Error(), tc.err) {
+					t.Fatalf("plan error %v, want %q", ap.Err, tc.err)
+				}
+				if w := story.Writes(); len(w) != 0 {
+					t.Errorf("a failed plan wrote: %v", w)
+				}
+				return
+			}
+			if ap.Err != nil {
+				t.Fatal(ap.Err)
+			}
+			var got []string
+			for _, ch := range ap.Plan.Changes {
+				got = append(got, string(ch.Action)+" "+ch.Email)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("changes %q, want %q", got, tc.want)
+			}
+			o.Apply(t.Context(), nil)
+			if n := o.FailedChanges(); n > 0 {
+				t.Fatalf("%d changes failed: %+v", n, o.Results)
+			}
+			var members []string
+			for email := range story.Members() {
+				members = append(members, email)
+			}
+			slices.Sort(members)
+			if !slices.Equal(members, tc.members) {
+				t.Errorf("members after apply %q, want %q", members, tc.members)
+			}
+			// Applied, the account is in sync: the next plan is empty.
+			o2, err := p.Plan(t.Context(), c, gitsource.Revision{}, now, tc.opts)
+			if err != nil || o2.Accounts[0].Err != nil || o2.Changes() != 0 {
+				t.Errorf("second plan: %v %v, %d changes", err, o2.Accounts[0].Err, o2.Changes())
+			}
+		})
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

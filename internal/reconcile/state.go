@@ -1,0 +1,125 @@
+package reconcile
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cfaccess/reconciler/internal/cloudflare"
+	"github.com/cfaccess/reconciler/internal/diff"
+)
+
+// State is what the reconciler remembers between runs (--state-file):
+// since when each pending member has been pending, per account —
+// Cloudflare's API gives no invitation time, and an invitation expires
+// after a few days — and the revision last applied per followed
+// repository.
+type State struct {
+	Version int                             `json:"version"`
+	Pending map[string]map[string]time.Time `json:"pending"` // account id -> email -> since
+	// Applied is the revision last applied per followed repository (URL
+	// without credentials, #ref): a head that does not descend from it is
+	// refused, across restarts too.
+	Applied map[string]string `json:"applied,omitempty"`
+}
+
+// NewState is an empty state.
+func NewState() *State {
+	return &State{Version: 1, Pending: map[string]map[string]time.Time{}, Applied: map[string]string{}}
+}
+
+// LoadState reads a state file; a missing file is an empty state.
+func LoadState(path string) (*State, error) {
+	st := NewState()
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return st, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read --state-file: %w", err)
+	}
+	if err := json.Unmarshal(data, st); err != nil {
+		return nil, fmt.Errorf("read --state-file %s: %w", path, err)
+	}
+	if st.Pending == nil {
+		st.Pending = map[string]map[string]time.Time{}
+	}
+	if st.Applied == nil {
+		st.Applied = map[string]string{}
+	}
+	return st, nil
+}
+
+// Observe records the pending members of an account seen at now, and
+// forgets those no longer pending.
+func (st *State) Observe(acct *cloudflare.Account, now time.Time) {
+	old := st.Pending[acct.ID]
+	cur := map[string]time.Time{}
+	for _, m := range acct.Members {
+		if m.Status != "pending" {
+			continue
+		}
+		since, ok := old[m.Email]
+		if !ok {
+			since = now
+		}
+		cur[m.Email] = since
+	}
+	st.Pending[acct.ID] = cur
+}
+
+// Record updates the state after an apply: members seen pending keep
+// their first-seen time; those just (re)invited start now.
+func (st *State) Record(o *Outcome, now time.Time) {
+	for _, ap := range o.Accounts {
+		if ap.Live == nil {
+			continue
+		}
+		st.Observe(ap.Live, now)
+		for _, r := range o.Results[ap.Provider] {
+			if r.Err == nil && (r.Change.Action == diff.Invite || r.Change.Action == diff.Reinvite) {
+				st.Pending[ap.AccountID][r.Change.Email] = now
+			}
+		}
+	}
+}
+
+// Oldest returns the number of pending invitations of an account and the
+// age of the oldest at now.
+func (st *State) Oldest(accountID string, now time.Time) (n int, oldest time.Duration) {
+	for _, since := range st.Pending[accountID] {
+		oldest = max(oldest, now.Sub(since))
+	}
+	return len(st.Pending[accountID]), oldest
+}
+
+// Due reports whether a pending member's invitation is older than after.
+func (st *State) Due(accountID string, l diff.Live, now time.Time, after time.Duration) bool {
+	since, ok := st.Pending[accountID][l.Email]
+	return ok && now.Sub(since) >= after
+}
+
+// Save writes the state atomically (a temporary file renamed over it).
+func (st *State) Save(path string) error {
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".cfaccess-state-")
+	if err != nil {
+		return fmt.Errorf("write --state-file: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write --state-file: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write --state-file: %w", err)
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,200 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cfaccess/reconciler/internal/gitsource"
+	"github.com/cfaccess/reconciler/internal/reconcile"
+	"github.com/cfaccess/reconciler/internal/report"
+)
+
+// Config says what to serve, and where.
+type Config struct {
+	// Listen is the address of metrics, health, status, and the webhooks
+	// unless WebhookListen is set.
+	Listen string
+	// WebhookListen, when set, is a separate address serving only the
+	// webhooks: the one port to expose to the Git host.
+	WebhookListen string
+	// Gatherer is the registry /metrics serves.
+	Gatherer prometheus.Gatherer
+	// Board is the loop's status and readiness.
+	Board *reconcile.Board
+	// Details shows emails, commit authors and subjects in /status
+	// (masked by default: anyone who can reach Listen can read it).
+	Details bool
+	// Webhook, when set, serves POST /hooks/github and /hooks/gitlab.
+	Webhook *gitsource.Webhook
+}
+
+// Server is the daemon's HTTP servers, listening.
+type Server struct {
+	cfg       Config
+	ln, hooks net.Listener
+}
+
+// Listen binds the addresses of cfg; Serve then serves them.
+func Listen(cfg Config) (*Server, error) {
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("--listen %s: %w", cfg.Listen, err)
+	}
+	var hooks net.Listener
+	if cfg.WebhookListen != "" {
+		if hooks, err = net.Listen("tcp", cfg.WebhookListen); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("--webhook-listen %s: %w", cfg.WebhookListen, err)
+		}
+	}
+	return New(cfg, ln, hooks), nil
+}
+
+// New serves cfg on listeners already bound: ln, and hooks for the
+// webhooks alone when not nil (cfg's addresses are not used).
+func New(cfg Config, ln, hooks net.Listener) *Server {
+	return &Server{cfg: cfg, ln: ln, hooks: hooks}
+}
+
+// Addr is the address of the main server (the port chosen, for ":0").
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// HookAddr is the address of the webhook server ("" without one).
+func (s *Server) HookAddr() string {
+	if s.hooks == nil {
+		return ""
+	}
+	return s.hooks.Addr().String()
+}
+
+// Serve serves until ctx ends, then shuts down within 5 s.
+func (s *Server) Serve(ctx context.Context) error {
+	type served struct {
+		ln  net.Listener
+		srv *http.Server
+	}
+	all := []served{{s.ln, newServer(Handler(s.cfg, s.hooks == nil))}}
+	if s.hooks != nil {
+		all = append(all, served{s.hooks, newServer(HookHandler(s.cfg.Webhook))})
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, x := range all {
+		g.Go(func() error {
+			if err := x.srv.Serve(x.ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			return x.srv.Shutdown(sctx)
+		})
+	}
+	return g.Wait()
+}
+
+// newServer is an HTTP server with limits for every phase of a request:
+// anyone who can reach the port gets no more than these (slow or idle
+// connections are closed).
+func newServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       gitsource.BodyTimeout + 5*time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// HookHandler serves the webhooks alone (nothing without a webhook).
+func HookHandler(h *gitsource.Webhook) http.Handler {
+	mux := http.NewServeMux()
+	mountHooks(mux, h)
+	return mux
+}
+
+func mountHooks(mux *http.ServeMux, h *gitsource.Webhook) {
+	if h != nil {
+		mux.Handle("/hooks/github", h.GitHub())
+		mux.Handle("/hooks/gitlab", h.GitLab())
+	}
+}
+
+// Handler serves metrics, health and status, and the webhooks when hooks
+// is true.
+func Handler(cfg Config, hooks bool) http.Handler {
+	mux := http.NewServeMux()
+	if cfg.Gatherer != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !cfg.Board.Ready() {
+			http.Error(w, "no successful reconcile yet", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		st := cfg.Board.Status()
+		if !cfg.Details {
+			st = Masked(st)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = report.WriteJSON(w, st)
+	})
+	if hooks {
+		mountHooks(mux, cfg.Webhook)
+	}
+	return mux
+}
+
+// emailPattern finds email addresses in text, to mask them.
+var emailPattern = regexp.MustCompile(`[^\s"'<>(),;:@]+@[^\s"'<>(),;:@]+\.[^\s"'<>(),;:@]+`)
+
+func maskEmails(s string) string { return emailPattern.ReplaceAllString(s, "[email]") }
+
+// Masked is the status for anyone who can reach the port: emails, commit
+// authors and subjects removed.
+func Masked(st reconcile.Status) reconcile.Status {
+	maskRev := func(r *reconcile.RevisionStatus) *reconcile.RevisionStatus {
+		if r == nil {
+			return nil
+		}
+		return &reconcile.RevisionStatus{SHA: r.SHA}
+	}
+	maskFindings := func(fs []reconcile.Finding) []reconcile.Finding {
+		out := make([]reconcile.Finding, len(fs))
+		for i, f := range fs {
+			f.Message = maskEmails(f.Message)
+			out[i] = f
+		}
+		return out
+	}
+	st.Revision = maskRev(st.Revision)
+	if st.BadRevision != nil {
+		b := *st.BadRevision
+		b.Revision, b.Findings = maskRev(b.Revision), maskFindings(b.Findings)
+		st.BadRevision = &b
+	}
+	st.SourceError = maskEmails(st.SourceError)
+	st.Violations = maskFindings(st.Violations)
+	accounts := make([]reconcile.AccountStatus, len(st.Accounts))
+	for i, a := range st.Accounts {
+		a.Error = maskEmails(a.Error)
+		accounts[i] = a
+	}
+	st.Accounts = accounts
+	return st
+}

@@ -1,0 +1,328 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/cfaccess/reconciler/internal/gitsource"
+	"github.com/cfaccess/reconciler/internal/metrics"
+	"github.com/cfaccess/reconciler/internal/reconcile"
+	"github.com/cfaccess/reconciler/internal/server"
+	"github.com/cfaccess/reconciler/internal/testkit"
+)
+
+const secret = "webhook-secret-0123456789"
+
+// daemon is a loop over the story's directory, and what the server needs
+// of it. Inside a synctest bubble its clock starts at the story's Now.
+type daemon struct {
+	loop *reconcile.Loop
+	reg  *prometheus.Registry
+	m    *metrics.Metrics
+	hook *gitsource.Webhook
+}
+
+func newDaemon(t *testing.T, story *testkit.Story, interval time.Duration) *daemon {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg, "test")
+	start := time.Now()
+	loop := reconcile.NewLoop(reconcile.LoopConfig{
+		Source: gitsource.Directory{Path: story.Repo},
+		Planner: reconcile.NewPlanner(reconcile.Config{APIURL: testkit.APIURL, Getenv: story.Getenv(testkit.APIURL),
+			RateLimit: 1200, Timeout: time.Minute, Transport: story.Transport()}),
+		Interval: interval, TriggerGap: time.Second, Metrics: m, Log: slog.New(slog.DiscardHandler),
+		Now:  func() time.Time { return story.Now.Add(time.Since(start)) },
+		Rand: rand.New(rand.NewPCG(1, 2)),
+	})
+	return &daemon{loop: loop, reg: reg, m: m, hook: &gitsource.Webhook{Secret: []byte(secret), Trigger: loop.Poke}}
+}
+
+// run runs the loop until the test ends.
+func (d *daemon) run(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = d.loop.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}
+
+func (d *daemon) config(details bool) server.Config {
+	return server.Config{Gatherer: d.reg, Board: d.loop.Board, Details: details, Webhook: d.hook}
+}
+
+func get(h http.Handler, method, path string, header ...string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, path, strings.NewReader(`{"ref":"refs/heads/main"}`))
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func signed(n int) []string {
+	return []string{"X-GitHub-Event", "push", "X-GitHub-Delivery", fmt.Sprint("d-", n),
+		"X-Hub-Signature-256", gitsource.SignGitHub([]byte(secret), []byte(`{"ref":"refs/heads/main"}`))}
+}
+
+// The endpoints, served in-process: health, readiness after the first
+// good reconcile, status masked unless asked, metrics, and the webhooks
+// only where mounted.
+func TestEndpoints(t *testing.T) {
+	t.Parallel()
+	story := testkit.NewStory(t)
+	d := newDaemon(t, story, time.Hour)
+	h := server.Handler(d.config(false), true)
+	if rec := get(h, "GET", "/healthz"); rec.Code != 200 || rec.Body.String() != "ok\n" {
+		t.Errorf("/healthz: %d %q", rec.Code, rec.Body)
+	}
+	if rec := get(h, "GET", "/readyz"); rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz before a reconcile: %d", rec.Code)
+	}
+	if err := d.loop.RunOnce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if rec := get(h, "GET", "/readyz"); rec.Code != 200 {
+		t.Errorf("/readyz after a reconcile: %d", rec.Code)
+	}
+	status := get(h, "GET", "/status").Body.String()
+	if strings.Contains(status, "@example.com") || strings.Contains(status, "Ada") || !strings.Contains(status, story.Head()) {
+		t.Errorf("/status is not masked, or lacks the revision:\n%s", status)
+	}
+	if detailed := get(server.Handler(d.config(true), true), "GET", "/status").Body.String(); !strings.Contains(detailed, "ada@example.com") {
+		t.Errorf("/status with details lacks the commit author:\n%s", detailed)
+	}
+	if m := get(h, "GET", "/metrics").Body.String(); !strings.Contains(m, `cfaccess_reconcile_total{account="prod",result="success"} 1`) {
+		t.Errorf("/metrics:\n%s", m)
+	}
+	if rec := get(h, "POST", "/hooks/github", signed(1)...); rec.Code != http.StatusAccepted {
+		t.Errorf("signed delivery: %d", rec.Code)
+	}
+	if rec := get(h, "POST", "/hooks/github", "X-Hub-Signature-256", gitsource.SignGitHub([]byte("wrong-secret-0123456"), []byte(`{"ref":"refs/heads/main"}`))); rec.Code != http.StatusUnauthorized {
+		t.Errorf("wrongly signed delivery: %d", rec.Code)
+	}
+	// With a webhook port of its own, each side serves only its part.
+	if rec := get(server.Handler(d.config(false), false), "POST", "/hooks/github", signed(2)...); rec.Code != http.StatusNotFound {
+		t.Errorf("webhook on the main port: %d, want 404", rec.Code)
+	}
+	hooks := server.HookHandler(d.hook)
+	for _, path := range []string{"/status", "/metrics", "/readyz", "/healthz"} {
+		if rec := get(hooks, "GET", path); rec.Code != http.StatusNotFound {
+			t.Errorf("%s on the webhook port: %d, want 404", path, rec.Code)
+		}
+	}
+	if rec := get(hooks, "POST", "/hooks/github", signed(3)...); rec.Code != http.StatusAccepted {
+		t.Errorf("webhook on the webhook port: %d", rec.Code)
+	}
+}
+
+// Serve serves both listeners over HTTP and stops when its context ends.
+func TestServeAndStop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newDaemon(t, testkit.NewStory(t), time.Hour)
+		main, hooks := testkit.NewPipeListener(), testkit.NewPipeListener()
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- server.New(d.config(false), main, hooks).Serve(ctx) }()
+		for _, c := range []struct {
+			ln   *testkit.PipeListener
+			path string
+			want int
+		}{{main, "/healthz", 200}, {main, "/hooks/github", 404}, {hooks, "/healthz", 404}, {hooks, "/hooks/github", 405}} {
+			client := c.ln.Client()
+			res, err := client.Get("http://cfaccess" + c.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			client.CloseIdleConnections()
+			if res.StatusCode != c.want {
+				t.Errorf("%s: %d, want %d", c.path, res.StatusCode, c.want)
+			}
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+}
+
+// TestSlowClients: 1,000 connections that say nothing and 600 that send a
+// webhook body a byte every 500 ms. The server closes them all within its
+// limits, its heap stays small, and the loop meanwhile revokes a
+// just-in-time grant on time. (Before the limits: 600 slow bodies held
+// 728 MB, and idle connections were held for ever.)
+func TestSlowClients(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		story := testkit.NewStory(t)
+		d := newDaemon(t, story, time.Minute)
+		expiry := story.Now.Add(8 * time.Second)
+		story.Commit("jit", map[string]string{"jit.yaml": "grants:\n  - {users: [jit@example.com], roles: [ro], reason: INC-7, expires: " + expiry.Format(time.RFC3339) + "}\n"})
+		d.run(t)
+		ln := testkit.NewPipeListener()
+		ctx, cancel := context.WithCancel(t.Context())
+		served := make(chan error, 1)
+		go func() { served <- server.New(d.config(false), ln, nil).Serve(ctx) }()
+		synctest.Wait()
+		if !story.HasMember("jit@example.com") {
+			t.Fatal("jit not invited")
+		}
+		var open atomic.Int64
+		var wg sync.WaitGroup
+		watch := func(c net.Conn) {
+			open.Add(1)
+			wg.Go(func() {
+				defer open.Add(-1)
+				_, _ = io.Copy(io.Discard, c) // until the server closes it
+				c.Close()
+			})
+		}
+		for range 1000 {
+			c, err := ln.Dial()
+			if err != nil {
+				t.Fatal(err)
+			}
+			watch(c)
+		}
+		sig := "sha256=" + strings.Repeat("0", 64)
+		for i := range 600 {
+			c, err := ln.Dial()
+			if err != nil {
+				t.Fatal(err)
+			}
+			watch(c)
+			wg.Go(func() {
+				fmt.Fprintf(c, "POST /hooks/github HTTP/1.1\r\nHost: x\r\nX-Hub-Signature-256: %s\r\nX-GitHub-Delivery: slow-%d\r\nContent-Length: %d\r\n\r\n", sig, i, 1<<20)
+				for {
+					time.Sleep(500 * time.Millisecond)
+					if _, err := c.Write([]byte("x")); err != nil {
+						return // the server gave up on it
+					}
+				}
+			})
+		}
+		var peak uint64
+		for range 40 {
+			time.Sleep(500 * time.Millisecond)
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapInuse)
+		}
+		synctest.Wait()
+		t.Logf("heap in use at most %d MB under 1,600 hostile connections; %d still open after 20 s", peak>>20, open.Load())
+		if peak > 150<<20 {
+			t.Errorf("heap in use reached %d MB, want under 150 MB", peak>>20)
+		}
+		if n := open.Load(); n != 0 {
+			t.Errorf("%d connections still open after 20 s", n)
+		}
+		if story.HasMember("jit@example.com") {
+			t.Error("the just-in-time grant was not revoked")
+		}
+		cancel()
+		if err := <-served; err != nil {
+			t.Error(err)
+		}
+		wg.Wait()
+	})
+}
+
+// TestWebhookFlood: 1,000 signed deliveries a second for 10 s, over HTTP
+// — what a replayed delivery or a misbehaving Git host could send — are
+// all answered, coalesce into at most one reconcile per trigger gap (1 s),
+// and the heap stays flat.
+func TestWebhookFlood(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		story := testkit.NewStory(t)
+		d := newDaemon(t, story, time.Hour)
+		d.hook.Observe = func(host, result string) { d.m.WebhookDeliveries.WithLabelValues(host, result).Inc() }
+		d.run(t)
+		ln := testkit.NewPipeListener()
+		ctx, cancel := context.WithCancel(t.Context())
+		served := make(chan error, 1)
+		go func() { served <- server.New(d.config(false), ln, nil).Serve(ctx) }()
+		synctest.Wait()
+		reconciles := func() float64 { return testutil.ToFloat64(d.m.ReconcileTotal.WithLabelValues("prod", "success")) }
+		heap := func() uint64 {
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			return ms.HeapAlloc
+		}
+		before := reconciles()
+		client := ln.Client()
+		body := `{"ref":"refs/heads/main"}`
+		sig := gitsource.SignGitHub([]byte(secret), []byte(body))
+		var sent, accepted atomic.Int64
+		var wg sync.WaitGroup
+		var heapAfter1s uint64
+		for tick := range 625 { // 16 deliveries every 16 ms: 1,000 a second for 10 s
+			if tick == 62 {
+				heapAfter1s = heap()
+			}
+			for range 16 {
+				n := sent.Add(1)
+				wg.Go(func() {
+					req, _ := http.NewRequest("POST", "http://cfaccess/hooks/github", strings.NewReader(body))
+					req.Header.Set("X-GitHub-Event", "push")
+					req.Header.Set("X-GitHub-Delivery", fmt.Sprint("flood-", n))
+					req.Header.Set("X-Hub-Signature-256", sig)
+					res, err := client.Do(req)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					_, _ = io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					if res.StatusCode == http.StatusAccepted {
+						accepted.Add(1)
+					}
+				})
+			}
+			time.Sleep(16 * time.Millisecond)
+		}
+		wg.Wait()
+		time.Sleep(2 * time.Second) // the last coalesced reconcile
+		synctest.Wait()
+		got := reconciles() - before
+		heapEnd := heap()
+		t.Logf("%d deliveries in 10 s: %d accepted; %v reconciles; heap %d MB after 1 s, %d MB at the end",
+			sent.Load(), accepted.Load(), got, heapAfter1s>>20, heapEnd>>20)
+		if accepted.Load() != sent.Load() {
+			t.Errorf("%d of %d deliveries accepted", accepted.Load(), sent.Load())
+		}
+		if got < 1 || got > 11 {
+			t.Errorf("%v reconciles for 10 s of deliveries, want 1..11", got)
+		}
+		if heapEnd > heapAfter1s+16<<20 {
+			t.Errorf("heap grew from %d MB to %d MB under load", heapAfter1s>>20, heapEnd>>20)
+		}
+		client.CloseIdleConnections()
+		cancel()
+		if err := <-served; err != nil {
+			t.Error(err)
+		}
+	})
+}
