@@ -37,6 +37,7 @@ func render(t *testing.T) [][]byte {
 // API type (an unknown or misplaced field fails), then checks what a
 // security review asks of the Deployment.
 func TestManifests(t *testing.T) {
+	t.Parallel()
 	var kinds []string
 	var dep appsv1.Deployment
 	var rule monitoringv1.PrometheusRule
@@ -135,6 +136,7 @@ func hasSecretVolume(spec corev1.PodSpec, name string) bool {
 
 // TestNetworkPolicyEgress: HTTPS and DNS only.
 func TestNetworkPolicyEgress(t *testing.T) {
+	t.Parallel()
 	for _, doc := range render(t) {
 		if !bytes.Contains(doc, []byte("kind: NetworkPolicy")) {
 			continue
@@ -177,6 +179,7 @@ func TestNetworkPolicyEgress(t *testing.T) {
 // TestDockerfile: multi-stage, static, distroless (CA certificates, no
 // shell), non-root. No Docker engine runs here to build it.
 func TestDockerfile(t *testing.T) {
+	t.Parallel()
 	data, err := os.ReadFile("Dockerfile")
 	if err != nil {
 		t.Fatal(err)
@@ -195,6 +198,7 @@ func TestDockerfile(t *testing.T) {
 // installs it and sets CFACCESS_REQUIRE_PROMTOOL so that it is never
 // skipped there.
 func TestAlertRules(t *testing.T) {
+	t.Parallel()
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
 		if os.Getenv("CFACCESS_REQUIRE_PROMTOOL") != "" {

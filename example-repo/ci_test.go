@@ -12,6 +12,7 @@ import (
 // validate with SARIF upload, a plan comment with a read-only token on pull
 // requests, apply on push only when enabled.
 func TestGitHubWorkflow(t *testing.T) {
+	t.Parallel()
 	var wf struct {
 		On   map[string]any `yaml:"on"`
 		Jobs map[string]struct {
@@ -71,6 +72,7 @@ func TestGitHubWorkflow(t *testing.T) {
 }
 
 func TestGitLabCI(t *testing.T) {
+	t.Parallel()
 	var ci map[string]any
 	data, err := os.ReadFile(".gitlab-ci.yml")
 	if err != nil {

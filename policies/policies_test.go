@@ -10,6 +10,7 @@ import (
 // TestRego runs the built-in guardrails' _test.rego files, as
 // `opa test policies/` does.
 func TestRego(t *testing.T) {
+	t.Parallel()
 	mods, err := policy.BuiltinModules(policies.FS, true)
 	if err != nil {
 		t.Fatal(err)

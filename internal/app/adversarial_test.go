@@ -19,6 +19,7 @@ import (
 // the protected owner included; `result: null` read as zero members sent
 // invites; a member id that was a path made apply delete a zone.)
 func TestAdversarialReads(t *testing.T) {
+	t.Parallel()
 	totalCount := regexp.MustCompile(`"total_count":(\d+)`)
 	for _, tc := range []struct {
 		name   string
@@ -99,6 +100,7 @@ func TestAdversarialReads(t *testing.T) {
 // Strings the repository supplies (a reason with a terminal escape that
 // would hide the lines after it) are escaped in every output format.
 func TestRepositoryStringsEscaped(t *testing.T) {
+	t.Parallel()
 	e := newE2E(t)
 	e.Commit("an escape in a reason", map[string]string{
 		"sneaky.yaml": "grants:\n  - {users: [sneaky@example.com], roles: [ro], reason: \"OPS-1\\e[8m hidden \\u202e evil\"}\n",

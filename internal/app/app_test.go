@@ -31,6 +31,7 @@ func TestMain(m *testing.M) {
 // TestScripts runs the CLI stories in testdata/script: the real command on
 // fixture repositories, checking output and exit codes.
 func TestScripts(t *testing.T) {
+	t.Parallel()
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
 		Setup: func(env *testscript.Env) error {

@@ -14,6 +14,7 @@ import (
 // TestDemo runs the demo in-process for a few seconds: it must converge,
 // correct the dashboard change, expire the short grant, and serve /metrics.
 func TestDemo(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	pr, pw := io.Pipe()

@@ -1,4 +1,5 @@
-// Package app is the reconciler program: its commands, flags, output and
-// exit codes. cmd/reconciler only calls Run; tests start the program
-// in-process the same way.
+// Package app is the reconciler program's commands and their flags: it
+// turns flags into the options of reconcile, report and server, and
+// errors into exit codes. cmd/reconciler only calls Run; tests start the
+// program in-process the same way.
 package app

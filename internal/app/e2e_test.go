@@ -69,6 +69,7 @@ func changesOf(p report.PlanDoc) []string {
 }
 
 func TestE2EPlanApplyConverge(t *testing.T) {
+	t.Parallel()
 	e := newE2E(t)
 	code, out, errOut := e.run("plan", "--repo", e.Repo, "--format", "json", "--detailed-exitcode")
 	if code != ExitChanges {
@@ -129,6 +130,7 @@ func TestE2EPlanApplyConverge(t *testing.T) {
 }
 
 func TestE2EGuardrailDenialWritesNothing(t *testing.T) {
+	t.Parallel()
 	e := newE2E(t)
 	e.Commit("give root", map[string]string{"root.yaml": `roles:
   root: {providers: [prod], inherits: [Super Administrator - All Privileges], resources: {allow: ["*"]}}
@@ -147,6 +149,7 @@ grants:
 // TestE2ELiveGuardrail: a repository policy that looks at the plan denies
 // more than three invites at once; it sees live and plan in its input.
 func TestE2ELiveGuardrail(t *testing.T) {
+	t.Parallel()
 	e := newE2E(t)
 	if err := os.MkdirAll(filepath.Join(e.Repo, "policies"), 0o755); err != nil {
 		t.Fatal(err)
@@ -167,6 +170,7 @@ deny contains sprintf("%d invites at once; at most 1 (live members: %d)", [count
 }
 
 func TestE2EServerErrorWritesNothing(t *testing.T) {
+	t.Parallel()
 	e := newE2E(t)
 	e.Fake.Fail(fake.Failure{Path: "/accounts/" + e.Fake.AccountID() + "/iam/permission_groups", Status: 503})
 	code, out, _ := e.run("apply", "--repo", e.Repo, "--cloudflare-max-retries", "0")
@@ -179,6 +183,7 @@ func TestE2EServerErrorWritesNothing(t *testing.T) {
 }
 
 func TestE2EMassRemovalRefused(t *testing.T) {
+	t.Parallel()
 	e := newE2E(t)
 	e.Commit("empty the account", map[string]string{"grants.yaml": "grants: []\n"})
 	code, out, _ := e.run("apply", "--repo", e.Repo)
@@ -201,6 +206,7 @@ func TestE2EMassRemovalRefused(t *testing.T) {
 // the member (a crash, a dropped connection). The run reports a failure; a
 // re-run finds the member and updates it instead of inviting twice.
 func TestE2ECrashHalfway(t *testing.T) {
+	t.Parallel()
 	e := newE2E(t)
 	e.Fake.Fail(fake.Failure{Method: "POST", Path: "/accounts/" + e.Fake.AccountID() + "/members", Status: 502, AfterProcessing: true, Times: 10})
 	code, out, _ := e.run("apply", "--repo", e.Repo, "--format", "json", "--cloudflare-max-retries", "0")
@@ -231,6 +237,7 @@ func TestE2ECrashHalfway(t *testing.T) {
 }
 
 func TestE2EPlanFromGitURL(t *testing.T) {
+	t.Parallel()
 	e := newE2E(t)
 	code, out, errOut := e.run("plan", "--repo", "file://"+e.Repo, "--ref", "main", "--format", "markdown")
 	if code != ExitOK || !strings.Contains(out, "### cfaccess plan: 2 to invite, 1 to update, 1 to remove") {
@@ -242,6 +249,7 @@ func TestE2EPlanFromGitURL(t *testing.T) {
 // was a 502 although Cloudflare made the member; the retry is told "already
 // a member", which becomes an update — one run, no duplicate.
 func TestE2ERetriedInviteIsNotDoubled(t *testing.T) {
+	t.Parallel()
 	e := newE2E(t)
 	e.Fake.Fail(fake.Failure{Method: "POST", Path: "/accounts/" + e.Fake.AccountID() + "/members", Status: 502, AfterProcessing: true, Times: 1})
 	code, out, _ := e.run("apply", "--repo", e.Repo)
@@ -256,6 +264,7 @@ func TestE2ERetriedInviteIsNotDoubled(t *testing.T) {
 // TestE2EReinviteAfter: an invitation pending longer than --reinvite-after
 // is withdrawn and sent again, once; without a state file nothing is.
 func TestE2EReinviteAfter(t *testing.T) {
+	t.Parallel()
 	e := newE2E(t)
 	state := filepath.Join(t.TempDir(), "state.json")
 	if code, out, _ := e.run("apply", "--repo", e.Repo, "--state-file", state); code != ExitOK {

@@ -13,6 +13,7 @@ import (
 // compares them with testdata/golden (go test -update refreshes). The
 // repository is a plain directory (no revision) so the output is stable.
 func TestOutputGolden(t *testing.T) {
+	t.Parallel()
 	e := newE2E(t)
 	e.Fake.AddZone("api.example.com")
 	dir := t.TempDir()

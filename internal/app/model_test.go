@@ -21,6 +21,7 @@ import (
 // A role over two zones creates one named domain group; a second role over
 // the same zones reuses it; the next plan is empty.
 func TestE2EDomainGroupCreatedOnceAndReused(t *testing.T) {
+	t.Parallel()
 	e := newE2E(t)
 	e.Fake.AddZone("api.example.com")
 	e.Commit("web zones", map[string]string{
@@ -81,6 +82,7 @@ grants:
 // empty; applying an added grant reads the resource groups in exactly one
 // request and reuses the hand-made group.
 func TestE2EImportHandMadeAndAdHocGroups(t *testing.T) {
+	t.Parallel()
 	e := newE2E(t)
 	for _, id := range e.Fake.Members() {
 		e.Fake.RemoveMember(id.Email)
@@ -169,6 +171,7 @@ func TestE2EImportHandMadeAndAdHocGroups(t *testing.T) {
 // without the right status): apply reads the member back, reports the
 // change as failed, names the member and exits 1; the next apply converges.
 func TestE2EWriteThatDoesNotTake(t *testing.T) {
+	t.Parallel()
 	e := newE2E(t)
 	e.Fake.Fail(fake.Failure{Method: "PUT", Path: "/accounts/" + e.Fake.AccountID() + "/members/*", Ignored: true, Times: 1})
 	code, out, errOut := e.run("apply", "--repo", e.Repo)
@@ -198,6 +201,7 @@ func TestE2EWriteThatDoesNotTake(t *testing.T) {
 // A Retry-After of a day on a list page: plan fails within the per-attempt
 // timeout, says when to retry, and writes nothing.
 func TestE2ERetryAfterADay(t *testing.T) {
+	t.Parallel()
 	e := newE2E(t)
 	e.Fake.Fail(fake.Failure{Path: "/accounts/" + e.Fake.AccountID() + "/members", Status: 429, RetryAfter: "86400"})
 	code, out, errOut := e.run("apply", "--repo", e.Repo, "--cloudflare-timeout", "3s")
@@ -216,6 +220,7 @@ func TestE2ERetryAfterADay(t *testing.T) {
 // zone:*) is refused by plan before any read, one line per role saying
 // what to write.
 func TestE2EOldModelRefused(t *testing.T) {
+	t.Parallel()
 	e := newE2E(t)
 	e.Commit("old model", map[string]string{
 		"roles.yaml": `roles:
@@ -245,6 +250,7 @@ func TestE2EOldModelRefused(t *testing.T) {
 // some plans"): changes that use only groups the members already use still
 // apply; one that needs a new group fails, saying why, and nothing else.
 func TestE2EResourceGroupsUnlisted(t *testing.T) {
+	t.Parallel()
 	e := newE2E(t)
 	e.Fake.AddZone("api.example.com")
 	e.Fake.Fail(fake.Failure{Method: "GET", Path: "/accounts/" + e.Fake.AccountID() + "/iam/resource_groups", Status: 403})
@@ -269,6 +275,7 @@ grants:
 // with the old status is dropped by Cloudflare, seen on read-back, and sent
 // again with the status read back.
 func TestE2EAcceptedDuringApply(t *testing.T) {
+	t.Parallel()
 	e := newE2E(t)
 	if _, err := e.Fake.PutMember(fake.MemberSpec{Email: "pat@example.com", Pending: true,
 		Access: []desired.Access{{Role: "Billing", Resource: testkit.WholeAccount}}}); err != nil {
@@ -303,6 +310,7 @@ func TestE2EAcceptedDuringApply(t *testing.T) {
 // made it): the groups are listed again and the one made is used; no
 // second group.
 func TestE2EGroupCreationAnswerLost(t *testing.T) {
+	t.Parallel()
 	e := newE2E(t)
 	e.Fake.AddZone("api.example.com")
 	e.Commit("a new domain group", map[string]string{

@@ -121,6 +121,7 @@ func TestSecretsNeverShown(t *testing.T) {
 // holding one, appear in no log, /status, metric or error — for the daemon
 // on a host that refuses connections, and for validate.
 func TestRepoURLCredentialsNeverShown(t *testing.T) {
+	t.Parallel()
 	const token = "ghp_Secret0123456789abcdefTOKEN"
 	for _, repo := range []string{
 		"https://" + token + "@127.0.0.1:1/org/access.git",

@@ -10,6 +10,7 @@ import (
 )
 
 func TestNames(t *testing.T) {
+	t.Parallel()
 	if got := len(AccountNames()); got != 78 {
 		t.Errorf("got %d account-scoped names, want 78", got)
 	}
@@ -36,6 +37,7 @@ func TestNames(t *testing.T) {
 }
 
 func TestScopes(t *testing.T) {
+	t.Parallel()
 	for _, n := range AccountNames() {
 		if got := ScopeOf(n); got != desired.ScopeAccount {
 			t.Errorf("ScopeOf(%q) = %v, want account-scoped", n, got)
@@ -54,6 +56,7 @@ func TestScopes(t *testing.T) {
 // Every counterpart pairs an account-scoped role with a domain-scoped one,
 // both in the catalogue, and the mapping goes both ways.
 func TestCounterparts(t *testing.T) {
+	t.Parallel()
 	for _, p := range counterparts {
 		if ScopeOf(p[0]) != desired.ScopeAccount || ScopeOf(p[1]) != desired.ScopeDomain {
 			t.Errorf("pair %q/%q: scopes %v/%v, want account/domain", p[0], p[1], ScopeOf(p[0]), ScopeOf(p[1]))
@@ -79,6 +82,7 @@ func TestCounterparts(t *testing.T) {
 // wrong kind of resource at its inherits entry (naming the counterpart when
 // there is one), accepted on the right one.
 func TestEveryRoleOnEveryScope(t *testing.T) {
+	t.Parallel()
 	const providers = "version: 1\nproviders:\n  prod:\n    provider: cloudflare\n    config: {account_id: 023e105f4ecef8ad9ca31a8372d0c353}\n"
 	load := func(role, resource string) desired.Diagnostics {
 		roles := "roles:\n  r:\n    providers: [prod]\n    inherits:\n      - " + strconv.Quote(role) + "\n    resources: {allow: [" + strconv.Quote(resource) + "]}\n"

@@ -75,6 +75,7 @@ func countPath(reqs []fake.Request, suffix string) int {
 }
 
 func TestReadAccountSizes(t *testing.T) {
+	t.Parallel()
 	for _, n := range []int{0, 1, 49, 50, 51, 120} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			e := newEnv(t, Config{})
@@ -115,6 +116,7 @@ func TestReadAccountSizes(t *testing.T) {
 // and read from those; a pending member's email is in user.email; deny
 // policies are counted.
 func TestReadRolesPendingAndDeny(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Config{})
 	zid := e.fake.AddZone("example.com")
 	if _, err := e.fake.PutMember(fake.MemberSpec{Email: "Old@Example.com", LegacyRoles: []string{"Administrator Read Only", "Billing"}}); err != nil {
@@ -144,6 +146,7 @@ func TestReadRolesPendingAndDeny(t *testing.T) {
 var cmpIgnoreID = cmp.Transformer("noID", func(m Member) Member { m.ID = ""; return m })
 
 func TestRetry429ThenSuccess(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Config{})
 	e.addMembers(t, 3)
 	e.fake.Fail(fake.Failure{Path: "/accounts/" + e.fake.AccountID() + "/members", Status: 429, RetryAfter: "1", Times: 1})
@@ -170,6 +173,7 @@ func TestRetry429ThenSuccess(t *testing.T) {
 }
 
 func TestServerErrorOnPage2FailsTheRead(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Config{MaxRetries: -1})
 	e.addMembers(t, 120)
 	e.fake.Fail(fake.Failure{Path: "/accounts/" + e.fake.AccountID() + "/members", Page: 2, Status: 502})
@@ -183,6 +187,7 @@ func TestServerErrorOnPage2FailsTheRead(t *testing.T) {
 }
 
 func TestWrongTokenNamesItsSourceOnly(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Config{Credentials: Credentials{Token: "wrong-secret-value-123456", Source: "file /run/secrets/cf-token"}})
 	_, err := e.client.ReadAccount(t.Context(), e.fake.AccountID(), ReadOptions{})
 	if err == nil {
@@ -202,6 +207,7 @@ func TestWrongTokenNamesItsSourceOnly(t *testing.T) {
 }
 
 func TestWrites(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Config{})
 	e.fake.AddZone("example.com")
 	e.fake.AddZone("api.example.com")
@@ -301,6 +307,7 @@ func TestWrites(t *testing.T) {
 }
 
 func TestObserveCountsEveryAttempt(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	seen := map[string]int{}
 	e := newEnv(t, Config{Observe: func(method, endpoint, code string, d time.Duration) {
@@ -319,6 +326,7 @@ func TestObserveCountsEveryAttempt(t *testing.T) {
 }
 
 func TestWindowLimiter(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
@@ -342,6 +350,7 @@ func TestWindowLimiter(t *testing.T) {
 }
 
 func TestEndpoint(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"/client/v4/accounts/023e105f4ecef8ad9ca31a8372d0c353/members":                                  "/accounts/:id/members",
 		"/client/v4/accounts/023e105f4ecef8ad9ca31a8372d0c353/members/9ad9fa82d0ca4f4da16d8869b062892b": "/accounts/:id/members/:id",
@@ -354,6 +363,7 @@ func TestEndpoint(t *testing.T) {
 }
 
 func TestOwner(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Config{})
 	if owner, err := e.client.Owner(t.Context()); owner != "" || err != nil {
 		t.Errorf("Owner() = %q, %v; want no owner and no error for a token that may not read /user", owner, err)
@@ -365,6 +375,7 @@ func TestOwner(t *testing.T) {
 // read as transient — nothing is decided on a list that was moving — after
 // no more requests than the pages the first page announced.
 func TestMembersChangingWhileRead(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Config{})
 	e.addMembers(t, 120)
 	var once sync.Once
@@ -392,6 +403,7 @@ func TestMembersChangingWhileRead(t *testing.T) {
 }
 
 func TestZonesListedWhenMany(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Config{})
 	var names []string
 	for i := range 60 {

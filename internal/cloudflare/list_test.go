@@ -63,6 +63,7 @@ func (l *liar) get(_ context.Context, page int) ([]string, pageInfo, error) {
 // claimed, or the items it truly had), and a read that succeeds returns
 // each item once.
 func TestFetchAllBoundedByTheCount(t *testing.T) {
+	t.Parallel()
 	c := New(Config{PerPage: 50, Concurrency: 1})
 	for seed := range uint64(3000) {
 		rng := rand.New(rand.NewPCG(seed, 7))
@@ -108,6 +109,7 @@ func TestFetchAllBoundedByTheCount(t *testing.T) {
 
 // Specific lies, with the outcome each must have.
 func TestFetchAllLies(t *testing.T) {
+	t.Parallel()
 	c := New(Config{PerPage: 50})
 	list := func(items ...string) func(context.Context, int) ([]string, pageInfo, error) {
 		return func(_ context.Context, page int) ([]string, pageInfo, error) {

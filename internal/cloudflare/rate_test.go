@@ -13,6 +13,7 @@ import (
 // the per-attempt timeout, without sleeping — as transient, saying when to
 // try again; the page is asked for once.
 func TestRetryAfterTooLongFailsAtOnce(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Config{})
 	e.client.cfg.HTTPClient.Timeout = 5 * time.Second
 	e.addMembers(t, 120)
@@ -43,6 +44,7 @@ func TestRetryAfterTooLongFailsAtOnce(t *testing.T) {
 // A Retry-After within the cap pauses every request of the credentials
 // until then, then the read succeeds.
 func TestShortRetryAfterPausesTheLimiter(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Config{})
 	e.addMembers(t, 3)
 	e.fake.Fail(fake.Failure{Path: "/accounts/" + e.fake.AccountID() + "/members", Status: 429, RetryAfter: "1", Times: 1})
@@ -62,6 +64,7 @@ func TestShortRetryAfterPausesTheLimiter(t *testing.T) {
 // user spent it): the client sends nothing more until it resets, and a
 // call that cannot wait that long fails at once, unsent.
 func TestRatelimitHeaderIsFollowed(t *testing.T) {
+	t.Parallel()
 	s := fake.New(fake.Options{Token: testToken, RateLimit: 3, RatePeriod: time.Hour})
 	e := newEnvFor(t, s, Config{MaxRetryWait: time.Second})
 	for range 3 {
@@ -79,6 +82,7 @@ func TestRatelimitHeaderIsFollowed(t *testing.T) {
 }
 
 func TestParseRatelimit(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in   string
 		r    int
@@ -98,6 +102,7 @@ func TestParseRatelimit(t *testing.T) {
 }
 
 func TestRetryAfterForms(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 	for in, want := range map[string]time.Duration{
 		"3":                             3 * time.Second,
@@ -116,6 +121,7 @@ func TestRetryAfterForms(t *testing.T) {
 // request may wait, the next call fails at once, unsent — even though the
 // 429 itself (and other answers) said requests remained.
 func TestLongRetryAfterHoldsEveryRequest(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Config{MaxRetryWait: time.Second})
 	e.fake.Fail(fake.Failure{Path: "/accounts/" + e.fake.AccountID(), Status: 429, RetryAfter: "300", Times: 1})
 	if _, err := e.client.Verify(t.Context(), e.fake.AccountID()); err == nil || !IsTransient(err) {

@@ -22,6 +22,7 @@ const (
 // TestConvertMember reads members in every shape the API is known to send
 // (cloudflare-api/README.md), from JSON as the SDK decodes it.
 func TestConvertMember(t *testing.T) {
+	t.Parallel()
 	group := func(key string, objects ...string) string {
 		var objs []string
 		for _, o := range objects {
@@ -94,6 +95,7 @@ func TestConvertMember(t *testing.T) {
 // Resource groups are one unpaged list: 120 hand-made domain groups and
 // ad-hoc groups are read in exactly one request, without page parameters.
 func TestResourceGroupsInOneRequest(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Config{})
 	for i := range 120 {
 		e.fake.AddResourceGroup(fmt.Sprintf("team %d", i), fmt.Sprintf("z%d.example.com", i), fmt.Sprintf("z%d.example.net", i))
@@ -136,6 +138,7 @@ func TestResourceGroupsInOneRequest(t *testing.T) {
 // answers: a lookup by name in an account of many zones, a name that is
 // not there, and a list of every zone all come out right.
 func TestZoneCountIsAnUpperBound(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Config{})
 	for i := range 120 {
 		e.fake.AddZone(fmt.Sprintf("z%03d.example.com", i))

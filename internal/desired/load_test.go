@@ -21,6 +21,7 @@ var testNow = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 // repository) and compares the diagnostics, and for a valid repository its
 // bindings at testNow, with the .golden file beside it.
 func TestLoadGolden(t *testing.T) {
+	t.Parallel()
 	cases, err := filepath.Glob("testdata/load/*.txtar")
 	if err != nil {
 		t.Fatal(err)
@@ -102,6 +103,7 @@ var testRoles = testCatalogue{
 // A repository that multiplies beyond MaxBindings is refused at the grant
 // that makes the most, before any binding is made.
 func TestMaxBindings(t *testing.T) {
+	t.Parallel()
 	var b strings.Builder
 	b.WriteString("providers:\n  prod: {provider: cloudflare, config: {account_id: 023e105f4ecef8ad9ca31a8372d0c353}}\n")
 	b.WriteString("roles:\n  wide: {providers: [prod], inherits: [Domain DNS, Cache Domain Purge], resources: {allow: [zone:a.example.com, zone:b.example.com, zone:c.example.com]}}\n")

@@ -7,6 +7,7 @@ import (
 )
 
 func TestDiagnosticsSort(t *testing.T) {
+	t.Parallel()
 	ds := Diagnostics{
 		{Pos: Pos{File: "b.rego", Line: 1}, Message: "b1"},
 		{Pos: Pos{File: "a.rego", Line: 10}, Message: "a10"},
@@ -24,6 +25,7 @@ func TestDiagnosticsSort(t *testing.T) {
 }
 
 func TestParsePos(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in   string
 		want Pos

@@ -22,6 +22,7 @@ func writeFile(t *testing.T, path, content string) {
 }
 
 func TestReadDir(t *testing.T) {
+	t.Parallel()
 	outside := t.TempDir()
 	writeFile(t, filepath.Join(outside, "secret.yaml"), "groups: {g: {members: [x@example.com]}}\n")
 	dir := t.TempDir()
@@ -83,6 +84,7 @@ func TestReadDir(t *testing.T) {
 // TestReadDirUpWithinRoot checks that a symlink leaving --path but staying
 // in the repository is read: the repository root is the boundary.
 func TestReadDirUpWithinRoot(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "shared.yaml"), "version: 1\n")
 	if err := os.MkdirAll(filepath.Join(dir, "access"), 0o755); err != nil {
@@ -98,6 +100,7 @@ func TestReadDirUpWithinRoot(t *testing.T) {
 }
 
 func TestReadDirErrors(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "file.yaml"), "version: 1\n")
 	for _, tc := range []struct{ name, dir, sub, want string }{
@@ -116,6 +119,7 @@ func TestReadDirErrors(t *testing.T) {
 }
 
 func TestLoadLimits(t *testing.T) {
+	t.Parallel()
 	bomb := "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
 	prev := "a"
 	for _, n := range []string{"b", "c", "d", "e", "f", "g", "h", "i"} {
@@ -149,6 +153,7 @@ func TestLoadLimits(t *testing.T) {
 // A submodule inside the declarations is an error naming it: its files
 // are not in the checkout, and would be silently missing.
 func TestSubmoduleIsAnError(t *testing.T) {
+	t.Parallel()
 	fsys := fstest.MapFS{
 		".gitmodules":      {Data: []byte("[submodule \"shared\"]\n\tpath = shared\n\turl = https://example.com/shared.git\n[submodule \"tools\"]\n\tpath = tools/lint\n")},
 		"access/a.yaml":    {Data: []byte("version: 1\n")},

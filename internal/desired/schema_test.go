@@ -74,6 +74,7 @@ func jsonValue(t *testing.T, n *yaml.Node) any {
 // TestSchemaAcceptsExampleRepo validates every document of example-repo
 // against the JSON Schema that `reconciler schema` prints.
 func TestSchemaAcceptsExampleRepo(t *testing.T) {
+	t.Parallel()
 	schema := compileSchema(t)
 	n := 0
 	err := filepath.WalkDir("../../example-repo", func(p string, d fs.DirEntry, err error) error {
@@ -110,6 +111,7 @@ func TestSchemaAcceptsExampleRepo(t *testing.T) {
 // TestSchemaRejects checks that the schema catches the mistakes editors
 // should underline.
 func TestSchemaRejects(t *testing.T) {
+	t.Parallel()
 	schema := compileSchema(t)
 	for _, doc := range []string{
 		"roles: {dns: {providers: [p], inherits: [DNS], resource: {allow: ['*']}}}",
@@ -133,6 +135,7 @@ func TestSchemaRejects(t *testing.T) {
 // TestSchemaKeysMatchLoader keeps the schema and the loader in step: each
 // object of the schema lists exactly the keys the loader accepts.
 func TestSchemaKeysMatchLoader(t *testing.T) {
+	t.Parallel()
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(Schema))
 	if err != nil {
 		t.Fatal(err)

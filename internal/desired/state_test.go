@@ -44,6 +44,7 @@ func accessOf(st *State, provider, email string) []string {
 }
 
 func TestState(t *testing.T) {
+	t.Parallel()
 	repo := loadString(t, stateRepo)
 	at := func(s string) time.Time {
 		tm, err := time.Parse(time.RFC3339, s)
@@ -75,6 +76,7 @@ func TestState(t *testing.T) {
 }
 
 func TestStateDeclaredButInactive(t *testing.T) {
+	t.Parallel()
 	repo := loadString(t, stateRepo+`
   - {users: [carol@example.com], roles: [dns], reason: over, expires: 2026-01-01}
 `)
@@ -86,6 +88,7 @@ func TestStateDeclaredButInactive(t *testing.T) {
 }
 
 func TestNextChange(t *testing.T) {
+	t.Parallel()
 	repo := loadString(t, stateRepo)
 	for _, tc := range []struct{ now, want string }{
 		{"2026-11-23T00:00:00Z", "2026-12-01T08:00:00Z"},
@@ -100,6 +103,7 @@ func TestNextChange(t *testing.T) {
 }
 
 func TestParseResourceRoundTrip(t *testing.T) {
+	t.Parallel()
 	for _, s := range []string{"account:*", "zone:example.com", ZoneKeyPrefix + "0123456789abcdef0123456789abcdef"} {
 		r, err := ParseResource(s)
 		if err != nil {

@@ -35,6 +35,7 @@ func summary(p *Plan) []string {
 }
 
 func TestCompute(t *testing.T) {
+	t.Parallel()
 	opts := Options{Prune: true, MaxRemovals: 5, Protected: []string{"Owner@example.com"}, Owner: "token-user@example.com"}
 	tests := []struct {
 		name string
@@ -87,6 +88,7 @@ func TestCompute(t *testing.T) {
 }
 
 func TestMassRemovalBreaker(t *testing.T) {
+	t.Parallel()
 	live := []Live{{ID: "1", Email: "a@example.com"}, {ID: "2", Email: "b@example.com"}, {ID: "3", Email: "c@example.com"}, {ID: "4", Email: "owner@example.com"}}
 	owner := []string{"owner@example.com"}
 	keepOne := []Want{{Email: "c@example.com"}, {Email: "b@example.com", Access: []desired.Access{dns}}}
@@ -163,6 +165,7 @@ func apply(live []Live, p *Plan) []Live {
 }
 
 func TestPropertyApplyingConverges(t *testing.T) {
+	t.Parallel()
 	for seed := range 500 {
 		rng := rand.New(rand.NewPCG(uint64(seed), 2))
 		want, live := randomState(rng)
@@ -204,6 +207,7 @@ func TestPropertyApplyingConverges(t *testing.T) {
 }
 
 func TestPropertySelfPlanIsEmpty(t *testing.T) {
+	t.Parallel()
 	for seed := range 200 {
 		_, live := randomState(rand.New(rand.NewPCG(uint64(seed), 3)))
 		var want []Want
@@ -224,6 +228,7 @@ func TestPropertySelfPlanIsEmpty(t *testing.T) {
 }
 
 func TestReinvite(t *testing.T) {
+	t.Parallel()
 	want := []Want{{Email: "old@example.com", Access: []desired.Access{dns}}, {Email: "new@example.com", Access: []desired.Access{dns}}, {Email: "acc@example.com", Access: []desired.Access{dns}}}
 	live := []Live{
 		{ID: "1", Email: "old@example.com", Status: "pending", Access: []desired.Access{dns}},

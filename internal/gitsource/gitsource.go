@@ -1,6 +1,3 @@
-// Package gitsource fetches access repositories with go-git: a shallow,
-// single-branch clone of a URL, or the revision of a local checkout. The
-// daemon (issue 5) extends it with fetches, webhooks and watches.
 package gitsource
 
 import (

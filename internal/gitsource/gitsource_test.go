@@ -32,6 +32,7 @@ func gitRepo(t *testing.T) string {
 }
 
 func TestCloneAndHead(t *testing.T) {
+	t.Parallel()
 	src := gitRepo(t)
 	url := "file://" + src
 	for _, tc := range []struct{ ref, subject string }{{"", "second"}, {"main", "second"}, {"v1", "first"}} {
@@ -59,6 +60,7 @@ func TestCloneAndHead(t *testing.T) {
 }
 
 func TestRedact(t *testing.T) {
+	t.Parallel()
 	got := Redact("https://user:hunter2@git.example.com/access.git")
 	if strings.Contains(got, "hunter2") || !strings.Contains(got, "git.example.com/access.git") {
 		t.Errorf("Redact = %q", got)
@@ -66,6 +68,7 @@ func TestRedact(t *testing.T) {
 }
 
 func TestWatch(t *testing.T) {
+	t.Parallel()
 	parent := t.TempDir()
 	v1 := filepath.Join(parent, "rev1")
 	v2 := filepath.Join(parent, "rev2")

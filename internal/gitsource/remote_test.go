@@ -13,6 +13,7 @@ import (
 // checked out whole into its own directory; ancestry and first-parent
 // history; a rewritten history seen as not descending; the size bound.
 func TestRemoteFollows(t *testing.T) {
+	t.Parallel()
 	src := t.TempDir()
 	git := func(args ...string) string {
 		t.Helper()

@@ -55,6 +55,7 @@ func signedRepo(t *testing.T) (repo, pubKey string, commit func(sign bool, msg s
 }
 
 func TestRemoteVerifiesSignatures(t *testing.T) {
+	t.Parallel()
 	repo, trusted, commit := signedRepo(t)
 	commit(true, "signed")
 	r := &Remote{URL: "file://" + repo, Work: t.TempDir(), TrustedKeys: trusted}

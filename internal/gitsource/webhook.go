@@ -126,56 +126,77 @@ func (h *Webhook) readBody(w http.ResponseWriter, r *http.Request, host string) 
 // HMAC-SHA256 of the body with the secret. A delivery without a
 // well-formed signature is refused before its body is read.
 func (h *Webhook) GitHub() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !h.checkMethod(w, r, "github") {
-			return
-		}
-		if sig, ok := strings.CutPrefix(r.Header.Get("X-Hub-Signature-256"), "sha256="); !ok || len(sig) != 64 {
-			h.observe("github", "unauthorized")
-			http.Error(w, "signature missing or wrong", http.StatusUnauthorized)
-			return
-		}
-		leave, ok := h.enter(w, "github")
-		if !ok {
-			return
-		}
-		defer leave()
-		body, ok := h.readBody(w, r, "github")
-		if !ok {
-			return
-		}
-		if !VerifyGitHubSignature(h.Secret, body, r.Header.Get("X-Hub-Signature-256")) {
-			h.observe("github", "unauthorized")
-			http.Error(w, "signature missing or wrong", http.StatusUnauthorized)
-			return
-		}
-		h.accept(w, "github", r.Header.Get("X-GitHub-Delivery"), r.Header.Get("X-GitHub-Event") == "push")
+	return h.handler(delivery{
+		host: "github", refusal: "signature missing or wrong",
+		authorized: func(r *http.Request) bool {
+			sig, ok := strings.CutPrefix(r.Header.Get("X-Hub-Signature-256"), "sha256=")
+			return ok && len(sig) == 64
+		},
+		verified: func(r *http.Request, body []byte) bool {
+			return VerifyGitHubSignature(h.Secret, body, r.Header.Get("X-Hub-Signature-256"))
+		},
+		id:   func(r *http.Request) string { return r.Header.Get("X-GitHub-Delivery") },
+		push: func(r *http.Request) bool { return r.Header.Get("X-GitHub-Event") == "push" },
 	})
 }
 
 // GitLab serves POST /hooks/gitlab: X-Gitlab-Token must equal the secret,
 // checked before the body is read.
 func (h *Webhook) GitLab() http.Handler {
+	return h.handler(delivery{
+		host: "gitlab", refusal: "token missing or wrong",
+		authorized: func(r *http.Request) bool {
+			token := r.Header.Get("X-Gitlab-Token")
+			return len(h.Secret) > 0 && subtle.ConstantTimeCompare([]byte(token), h.Secret) == 1
+		},
+		verified: func(*http.Request, []byte) bool { return true },
+		id:       func(r *http.Request) string { return r.Header.Get("X-Gitlab-Event-UUID") },
+		push: func(r *http.Request) bool {
+			event := r.Header.Get("X-Gitlab-Event")
+			return event == "Push Hook" || event == "Tag Push Hook"
+		},
+	})
+}
+
+// delivery is how a Git host's deliveries are authenticated and read:
+// authorized from the headers, before the body is read; verified with the
+// body (refusal says why not); the delivery's id, and whether it
+// announces a push.
+type delivery struct {
+	host, refusal string
+	authorized    func(*http.Request) bool
+	verified      func(*http.Request, []byte) bool
+	id            func(*http.Request) string
+	push          func(*http.Request) bool
+}
+
+func (h *Webhook) handler(d delivery) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !h.checkMethod(w, r, "gitlab") {
+		if !h.checkMethod(w, r, d.host) {
 			return
 		}
-		token := r.Header.Get("X-Gitlab-Token")
-		if len(h.Secret) == 0 || subtle.ConstantTimeCompare([]byte(token), h.Secret) != 1 {
-			h.observe("gitlab", "unauthorized")
-			http.Error(w, "token missing or wrong", http.StatusUnauthorized)
+		unauthorized := func() {
+			h.observe(d.host, "unauthorized")
+			http.Error(w, d.refusal, http.StatusUnauthorized)
+		}
+		if !d.authorized(r) {
+			unauthorized()
 			return
 		}
-		leave, ok := h.enter(w, "gitlab")
+		leave, ok := h.enter(w, d.host)
 		if !ok {
 			return
 		}
 		defer leave()
-		if _, ok := h.readBody(w, r, "gitlab"); !ok {
+		body, ok := h.readBody(w, r, d.host)
+		if !ok {
 			return
 		}
-		event := r.Header.Get("X-Gitlab-Event")
-		h.accept(w, "gitlab", r.Header.Get("X-Gitlab-Event-UUID"), event == "Push Hook" || event == "Tag Push Hook")
+		if !d.verified(r, body) {
+			unauthorized()
+			return
+		}
+		h.accept(w, d.host, d.id(r), d.push(r))
 	})
 }
 

@@ -9,6 +9,7 @@ import (
 )
 
 func TestGitHubWebhook(t *testing.T) {
+	t.Parallel()
 	secret := []byte("s3cret")
 	var triggers atomic.Int32
 	var results []string
@@ -48,6 +49,7 @@ func TestGitHubWebhook(t *testing.T) {
 }
 
 func TestGitLabWebhook(t *testing.T) {
+	t.Parallel()
 	var triggers atomic.Int32
 	h := &Webhook{Secret: []byte("tok"), Trigger: func() { triggers.Add(1) }}
 	for _, tc := range []struct {

@@ -70,6 +70,7 @@ func randomAccount(t *testing.T, s *fake.Server, rng *rand.Rand) {
 // the live access of every member it declares; every other member is
 // protected or reported.
 func TestImportThenPlanIsEmpty(t *testing.T) {
+	t.Parallel()
 	for seed := range 40 {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(seed), 1))
@@ -122,6 +123,7 @@ func TestImportThenPlanIsEmpty(t *testing.T) {
 }
 
 func TestImportOutput(t *testing.T) {
+	t.Parallel()
 	acct := &cloudflare.Account{ID: "023e105f4ecef8ad9ca31a8372d0c353", Name: "Example", ZoneNames: map[string]string{"0123456789abcdef0123456789abcdef": "example.com"}}
 	zone := desired.Resource{Kind: desired.ZoneKey, Zone: "0123456789abcdef0123456789abcdef"}
 	acctRes := desired.Resource{Kind: desired.WholeAccount}

@@ -17,10 +17,10 @@ type Document struct {
 
 // Input builds the guardrails' input document (docs/reference.md) from a
 // repository at now, without "live" and "plan" (AddLive adds those after
-// the accounts are read). Beyond the SPEC's keys it carries, for rule authors:
+// the accounts are read). Beyond the documented keys it carries, for rule authors:
 // providers' "enabled" and "source", roles' "cloudflare_roles" (inherits
 // with repository roles expanded) and "enabled", grants' "active". A
-// binding has exactly the SPEC's eight keys: eight fit OPA's smallest object,
+// binding has exactly the documented eight keys: eight fit OPA's smallest object,
 // which keeps 100,000 bindings near 100 MB; its grant (reason, not_before) is
 // the grant whose "source" is the same.
 //

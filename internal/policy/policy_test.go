@@ -21,6 +21,7 @@ var testNow = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 // own (the .rego files of each testdata/eval/*.txtar) against its YAML
 // files, and compares diagnostics and violations with the .golden file.
 func TestEvalGolden(t *testing.T) {
+	t.Parallel()
 	cases, err := filepath.Glob("testdata/eval/*.txtar")
 	if err != nil || len(cases) == 0 {
 		t.Fatalf("no cases: %v", err)
@@ -72,6 +73,7 @@ func TestEvalGolden(t *testing.T) {
 
 // TestExampleRepoPolicies runs example-repo's own policy tests.
 func TestExampleRepoPolicies(t *testing.T) {
+	t.Parallel()
 	src, diags, err := desired.ReadDir("../../example-repo", "")
 	if err != nil || len(diags) > 0 {
 		t.Fatalf("read example-repo: %v %v", err, diags)
@@ -91,6 +93,7 @@ func TestExampleRepoPolicies(t *testing.T) {
 }
 
 func TestUsesLive(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		src  string
 		want bool

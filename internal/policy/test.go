@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -32,7 +33,8 @@ func Test(ctx context.Context, mods []Module) ([]TestResult, desired.Diagnostics
 	compiler := ast.NewCompiler().WithCapabilities(capabilities())
 	ch, err := tester.NewRunner().SetCompiler(compiler).SetModules(parsed).RunTests(ctx, nil)
 	if err != nil {
-		if errs, ok := err.(ast.Errors); ok {
+		var errs ast.Errors
+		if errors.As(err, &errs) {
 			return nil, astDiagnostics(errs, ""), nil
 		}
 		return nil, nil, fmt.Errorf("run policy tests: %w", err)

@@ -88,6 +88,7 @@ func BenchmarkValidate(b *testing.B) {
 }
 
 func TestGeneratedRepoValid(t *testing.T) {
+	t.Parallel()
 	src := generateRepo(600, 20, 200)
 	c, err := Check(t.Context(), src, nil, CheckOptions{Now: time.Now(), RunTests: true})
 	if err != nil {

@@ -124,6 +124,7 @@ func Check(ctx context.Context, src *desired.Source, readDiags desired.Diagnosti
 	}
 	c.Repo, c.engine = repo, engine
 	c.input = policy.Input(repo, opts.Now)
+	collectAfterInput()
 	c.Violations, err = engine.Eval(pctx, c.input)
 	if err != nil {
 		c.Diags = append(c.Diags, policyFailure(pctx, opts.PolicyTimeout, "the guardrails", err))
@@ -162,6 +163,16 @@ func (c *Checked) EvalLive(ctx context.Context, live []policy.LiveAccount) error
 	c.Violations = vs
 	return nil
 }
+
+// collectAfterInput collects once the guardrails' input is built, before
+// it is evaluated. Building the input leaves garbage as large as a third
+// of it, and the collector's next goal is set from what was live at its
+// last run — mid-build, garbage included — so evaluation's own garbage
+// could otherwise take the heap to about 1.7 times the input (measured at
+// 50,000 members: 141 MB of heap for 82 MB live). Collected here, the goal
+// comes from the input alone. A local step, measured (about 25 ms at
+// 50,000 members), not a process setting.
+func collectAfterInput() { runtime.GC() }
 
 // ReleaseInput frees the guardrails' input once they will not run again.
 //

@@ -77,6 +77,8 @@ type Loop struct {
 	lastRev         string
 	refused         map[string]bool
 	failingSince    map[string]time.Time
+	// started is when the current (or last) reconcile of Run started.
+	started time.Time
 }
 
 // snapshot is a revision's declarations, kept while it is the last good.
@@ -121,7 +123,7 @@ func (l *Loop) Poke() {
 func (l *Loop) Run(ctx context.Context) error {
 	failures := 0
 	for {
-		started := l.cfg.Now()
+		l.started = l.cfg.Now()
 		err := l.runOnce(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -133,33 +135,38 @@ func (l *Loop) Run(ctx context.Context) error {
 		}
 		wait := NextWake(l.cfg.Now(), l.cfg.Interval, l.cfg.Rand.Float64(), failures, l.nextChange())
 		l.Board.update(func(s *Status) { s.NextReconcile = l.cfg.Now().Add(wait).UTC() })
-		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
+		if !l.sleep(ctx, wait, l.trigger) {
 			return nil
-		case <-l.trigger:
-			timer.Stop()
-			// Triggers come from outside: at most one reconcile per
-			// TriggerGap for them. (Interval and grant-change wake-ups
-			// skip this wait; a grant change that falls due during it is
-			// applied by the reconcile that ends it, at most one gap late.)
-			if gap := l.cfg.TriggerGap - l.cfg.Now().Sub(started); gap > 0 {
-				gapTimer := time.NewTimer(gap)
-				select {
-				case <-ctx.Done():
-					gapTimer.Stop()
-					return nil
-				case <-gapTimer.C:
-				}
-				select { // the triggers meanwhile are this reconcile
-				case <-l.trigger:
-				default:
-				}
-			}
-		case <-timer.C:
 		}
 	}
+}
+
+// sleep waits d, or until wake (nil: none) receives, or ctx ends (false).
+// A wake-up from a trigger then waits out the trigger gap: triggers come
+// from outside, so at most one reconcile per TriggerGap for them.
+// (Interval and grant-change wake-ups skip this wait; a grant change that
+// falls due during it is applied by the reconcile that ends it, at most
+// one gap late.)
+func (l *Loop) sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	case <-wake:
+	}
+	if gap := l.cfg.TriggerGap - l.cfg.Now().Sub(l.started); gap > 0 {
+		if !l.sleep(ctx, gap, nil) {
+			return false
+		}
+		select { // the triggers meanwhile are this reconcile
+		case <-l.trigger:
+		default:
+		}
+	}
+	return true
 }
 
 // runOnce is RunOnce under the timeout, reporting a stall.

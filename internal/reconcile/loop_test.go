@@ -100,6 +100,7 @@ func (h *harness) run(t *testing.T) {
 }
 
 func TestLoopCorrectsDriftAndExpiresOnTime(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		story := testkit.NewStory(t)
 		h := newHarness(t, story, func(c *LoopConfig) { c.Interval = 5 * time.Minute })
@@ -148,6 +149,7 @@ const (
 // once; pokes within the trigger gap coalesce into one reconcile at its
 // end.
 func TestLoopPokeAndTriggerGap(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		story := testkit.NewStory(t)
 		h := newHarness(t, story, nil)
@@ -186,6 +188,7 @@ func TestLoopPokeAndTriggerGap(t *testing.T) {
 // enforced, drift is still corrected, and the status, the metrics and the
 // logs say so.
 func TestLoopKeepsLastGoodRevision(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		story := testkit.NewStory(t)
 		h := newHarness(t, story, func(c *LoopConfig) { c.Interval = time.Minute })
@@ -236,6 +239,7 @@ cfaccess_source_revision_info{revision="` + good + `"} 1
 
 // The metrics after the first reconcile of the story, compared whole.
 func TestLoopMetrics(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		story := testkit.NewStory(t)
 		h := newHarness(t, story, nil)
@@ -290,6 +294,7 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 // A revision removing everyone is never applied by the loop: the account
 // reports the breaker and waits for a person.
 func TestLoopStopsAtTheBreaker(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		story := testkit.NewStory(t)
 		h := newHarness(t, story, func(c *LoopConfig) { c.Interval = time.Minute })
@@ -316,6 +321,7 @@ func TestLoopStopsAtTheBreaker(t *testing.T) {
 }
 
 func TestLoopDryRunNeverWrites(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		story := testkit.NewStory(t)
 		h := newHarness(t, story, func(c *LoopConfig) { c.DryRun = true; c.Interval = time.Minute })
@@ -336,6 +342,7 @@ func TestLoopDryRunNeverWrites(t *testing.T) {
 // while the loop runs is picked up; until a reconcile succeeds the loop is
 // not ready.
 func TestLoopDirectoryAndTokenFile(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		story := testkit.NewStory(t)
 		tokenFile := filepath.Join(t.TempDir(), "token")
@@ -392,6 +399,7 @@ func write(t *testing.T, path, content string) {
 // repository (a zone the account lacks) is refused at its file and line;
 // the last good one stays enforced.
 func TestLoopRefusesARevisionThatCannotBePlanned(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		story := testkit.NewStory(t)
 		h := newHarness(t, story, nil)
@@ -422,6 +430,7 @@ func TestLoopRefusesARevisionThatCannotBePlanned(t *testing.T) {
 // A reconcile that runs past the timeout is cancelled, logged, counted,
 // and the loop is not ready until one succeeds.
 func TestLoopStall(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		story := testkit.NewStory(t)
 		h := newHarness(t, story, func(c *LoopConfig) { c.Timeout = 2 * time.Second })
@@ -450,6 +459,7 @@ func TestLoopStall(t *testing.T) {
 // After transient failures the loop retries at 1 s, 2 s, 4 s…, not at the
 // interval; once they pass it returns to the interval.
 func TestLoopBacksOff(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		story := testkit.NewStory(t)
 		h := newHarness(t, story, func(c *LoopConfig) {
@@ -488,6 +498,7 @@ func equal(a, b []int) bool { return slices.Equal(a, b) }
 // A loop restarted while the head is refused enforces the newest good
 // revision before it (walking back), and reports the head.
 func TestLoopRestartWithRefusedHead(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		story := testkit.NewStory(t)
 		first := newHarness(t, story, nil)
@@ -520,6 +531,7 @@ func TestLoopRestartWithRefusedHead(t *testing.T) {
 // A force-push putting an older commit back is refused — in the running
 // loop, and after a restart with a state file.
 func TestLoopRefusesAForcePush(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		story := testkit.NewStory(t)
 		state := filepath.Join(t.TempDir(), "state.json")
@@ -556,6 +568,7 @@ func TestLoopRefusesAForcePush(t *testing.T) {
 // A protected member stays protected by its id once seen, even when a
 // later read shows another email for it.
 func TestLoopProtectedByID(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		story := testkit.NewStory(t)
 		var ownerID string

@@ -1,7 +1,3 @@
-// Package reconcile joins the pieces for one account: it reads the live
-// account, plans against the desired state (diff), and applies a plan
-// through the Cloudflare adapter — removals, then updates, then invites,
-// one failed change not stopping the others.
 package reconcile
 
 import (

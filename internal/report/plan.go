@@ -185,7 +185,7 @@ func findingsText(b *strings.Builder, c *reconcile.Checked, paint func(code, s s
 		}
 		fmt.Fprintf(b, "%s: %s: %s", oneLine(f.Source), label, oneLine(f.Message))
 		if f.Policy != "" {
-			fmt.Fprintf(b, " [%s]", f.Policy)
+			fmt.Fprintf(b, " [%s]", oneLine(f.Policy))
 		}
 		b.WriteByte('\n')
 	}
@@ -255,8 +255,9 @@ type AccountDoc struct {
 	Protected []string    `json:"protected"`
 	Error     string      `json:"error,omitempty"`
 	Breaker   string      `json:"breaker,omitempty"`
-	// Warnings and Violations are kept per account for the format; the
-	// guardrails' findings are repository-wide, at the top level.
+	// Warnings and Violations are always empty in format 1, kept so that
+	// its readers stay valid: findings are repository-wide, at the top
+	// level.
 	Warnings   []reconcile.Finding `json:"warnings"`
 	Violations []reconcile.Finding `json:"violations"`
 }

@@ -140,6 +140,7 @@ func TestEndpoints(t *testing.T) {
 
 // Serve serves both listeners over HTTP and stops when its context ends.
 func TestServeAndStop(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		d := newDaemon(t, testkit.NewStory(t), time.Hour)
 		main, hooks := testkit.NewPipeListener(), testkit.NewPipeListener()
@@ -175,6 +176,7 @@ func TestServeAndStop(t *testing.T) {
 // just-in-time grant on time. (Before the limits: 600 slow bodies held
 // 728 MB, and idle connections were held for ever.)
 func TestSlowClients(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		story := testkit.NewStory(t)
 		d := newDaemon(t, story, time.Minute)
@@ -254,6 +256,7 @@ func TestSlowClients(t *testing.T) {
 // all answered, coalesce into at most one reconcile per trigger gap (1 s),
 // and the heap stays flat.
 func TestWebhookFlood(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		story := testkit.NewStory(t)
 		d := newDaemon(t, story, time.Hour)

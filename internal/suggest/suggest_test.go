@@ -7,6 +7,7 @@ import (
 )
 
 func TestHint(t *testing.T) {
+	t.Parallel()
 	roles := []string{"dns-editor", "dns-viewer", "billing", "workers-dev"}
 	tests := []struct {
 		name, in, want string
@@ -26,6 +27,7 @@ func TestHint(t *testing.T) {
 }
 
 func TestClosestCloudflareNames(t *testing.T) {
+	t.Parallel()
 	names := []string{"Administrator", "Administrator Read Only", "Super Administrator - All Privileges", "DNS", "Workers Platform Admin"}
 	got := Closest("Workers Admin", names, 2)
 	if diff := cmp.Diff([]string{"Workers Platform Admin"}, got); diff != "" {
@@ -34,6 +36,7 @@ func TestClosestCloudflareNames(t *testing.T) {
 }
 
 func TestDistance(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		a, b string
 		want int

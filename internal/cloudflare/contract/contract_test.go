@@ -95,6 +95,7 @@ func recordedEvidence(t *testing.T) []evidence {
 // listed difference is needed by some evidence (it fails without it), and
 // the recorded member list needs none under the 2026 member schema.
 func TestRecordedResponse(t *testing.T) {
+	t.Parallel()
 	v := newTestValidator(t)
 	needed := map[string]bool{}
 	for _, e := range recordedEvidence(t) {
@@ -127,6 +128,7 @@ func TestRecordedResponse(t *testing.T) {
 // TestMemberResponses2026 checks the 2026 member schema is in effect: the
 // 2024 shapes of the recorded member list are refused.
 func TestMemberResponses2026(t *testing.T) {
+	t.Parallel()
 	v := newTestValidator(t)
 	body, err := os.ReadFile("../testdata/recorded-list-members.json")
 	if err != nil {
@@ -158,6 +160,7 @@ func TestMemberResponses2026(t *testing.T) {
 // unpaged list of groups whose scope is an object, and a create body that
 // needs a name.
 func TestResourceGroups2026(t *testing.T) {
+	t.Parallel()
 	v := newTestValidator(t)
 	group := func(scope string) string {
 		return `{"id": "6d7f2f5f5b1d4a0e9081fdc98d432fd1", "name": "com.cloudflare.api.account.023e105f4ecef8ad9ca31a8372d0c353",
@@ -211,6 +214,7 @@ func TestResourceGroups2026(t *testing.T) {
 // TestPutMemberWithStatus checks the body cfaccess sends on PUT: the
 // member's current status with the policies.
 func TestPutMemberWithStatus(t *testing.T) {
+	t.Parallel()
 	v := newTestValidator(t)
 	const policies = `[{"access": "allow", "permission_groups": [{"id": "c8fed203ed3043cba015a93ad1616f1f"}],
 		"resource_groups": [{"id": "6d7f2f5f5b1d4a0e9081fdc98d432fd1"}]}]`
@@ -225,6 +229,7 @@ func TestPutMemberWithStatus(t *testing.T) {
 // TestFailureAnswers checks 4XX answers against the 2026 failure envelope
 // (iam_api-response-common-failure, referred to directly).
 func TestFailureAnswers(t *testing.T) {
+	t.Parallel()
 	v := newTestValidator(t)
 	const errs = `"errors": [{"code": 1008, "message": "Account member already exists for email address"}], "messages": []`
 	for _, tc := range []struct {
@@ -256,6 +261,7 @@ func TestFailureAnswers(t *testing.T) {
 // TestSchemaFixesAreNeeded shows each SchemaFix is needed: without it, New
 // fails, or a request or response cfaccess relies on is judged wrongly.
 func TestSchemaFixesAreNeeded(t *testing.T) {
+	t.Parallel()
 	const policies = `[{"access": "allow", "permission_groups": [{"id": "c8fed203ed3043cba015a93ad1616f1f"}],
 		"resource_groups": [{"id": "6d7f2f5f5b1d4a0e9081fdc98d432fd1"}]}]`
 	const member = acctURL + "/members/4536bcfad5faccb111b47003c79917fa"
@@ -330,6 +336,7 @@ func TestSchemaFixesAreNeeded(t *testing.T) {
 // validating transport: requests as a client would send them, responses as
 // the fake answers, errors included.
 func TestFakeServesTheContract(t *testing.T) {
+	t.Parallel()
 	s := fake.New(fake.Options{Token: "t", Owner: "owner@example.com"})
 	ts := httptest.NewServer(s)
 	defer ts.Close()
@@ -421,6 +428,7 @@ func TestFakeServesTheContract(t *testing.T) {
 
 // TestCatchesBadRequests checks the validator is not vacuous.
 func TestCatchesBadRequests(t *testing.T) {
+	t.Parallel()
 	v, err := New(schemaPath, "https://api.cloudflare.com/client/v4")
 	if err != nil {
 		t.Fatal(err)

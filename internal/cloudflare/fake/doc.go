@@ -20,5 +20,6 @@
 //
 // Test hooks (hooks.go) change the account behind the API's back as the
 // dashboard would (ad-hoc groups for one domain), inject failures, and
-// read the outcome. It serves tests (httptest) and the demo (a listener).
+// read the outcome. It is an http.Handler: tests reach it in-process
+// (testkit.Transport) or over TCP (httptest), the demo over a listener.
 package fake

@@ -10,6 +10,7 @@ import (
 )
 
 func TestPaginate(t *testing.T) {
+	t.Parallel()
 	items := make([]int, 51)
 	for i := range items {
 		items[i] = i
@@ -65,6 +66,7 @@ func TestPaginate(t *testing.T) {
 }
 
 func TestEnvelopes(t *testing.T) {
+	t.Parallel()
 	rec := httptest.NewRecorder()
 	writeResult(rec, map[string]string{"id": "x"})
 	if want := `{"success":true,"errors":[],"messages":[],"result":{"id":"x"}}` + "\n"; rec.Body.String() != want || rec.Code != 200 {

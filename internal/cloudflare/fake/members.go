@@ -31,12 +31,20 @@ func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) {
 func (s *Server) getMember(w http.ResponseWriter, id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m := s.memberLocked(id)
+	m := s.memberOr404Locked(w, id)
 	if m == nil {
-		writeError(w, http.StatusNotFound, 1003, "Member not found")
 		return
 	}
 	writeResult(w, s.memberJSONLocked(m))
+}
+
+// memberOr404Locked returns the member, or answers 404 and returns nil.
+func (s *Server) memberOr404Locked(w http.ResponseWriter, id string) *Member {
+	m := s.memberLocked(id)
+	if m == nil {
+		writeError(w, http.StatusNotFound, 1003, "Member not found")
+	}
+	return m
 }
 
 func (s *Server) memberLocked(id string) *Member {
@@ -144,9 +152,8 @@ func (s *Server) updateMember(w http.ResponseWriter, id string, body []byte) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m := s.memberLocked(id)
+	m := s.memberOr404Locked(w, id)
 	if m == nil {
-		writeError(w, http.StatusNotFound, 1003, "Member not found")
 		return
 	}
 	dropped := req.Status != m.Status

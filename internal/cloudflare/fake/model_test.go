@@ -8,6 +8,7 @@ import (
 // TestResourceGroupShape pins a resource group's scope as an object, as
 // the recorded member response and the 2026 schema have it.
 func TestResourceGroupShape(t *testing.T) {
+	t.Parallel()
 	g := ResourceGroup{ID: hexID("rg", "acct"), Name: "com.cloudflare.api.account.acct", Meta: Meta{"editable": "false"},
 		Scope: Scope{Key: "com.cloudflare.api.account.acct", Objects: []ScopeObject{{Key: "*"}}}}
 	b, err := json.Marshal(g)
@@ -26,6 +27,7 @@ func TestResourceGroupShape(t *testing.T) {
 }
 
 func TestHexID(t *testing.T) {
+	t.Parallel()
 	a, b := hexID("member", "a@example.com"), hexID("member", "b@example.com")
 	if len(a) != 32 || a == b || a != hexID("member", "a@example.com") {
 		t.Errorf("hexID not a stable 32-character id: %q %q", a, b)

@@ -78,6 +78,7 @@ func call(t *testing.T, ts *httptest.Server, method, path string, body any, head
 func acctPath(s *Server, rest string) string { return "/accounts/" + s.AccountID() + rest }
 
 func TestAuth(t *testing.T) {
+	t.Parallel()
 	s, ts := newTestServer(t, Options{APIKey: "key", Email: "ops@example.com"})
 	for _, tc := range []struct {
 		name   string
@@ -104,6 +105,7 @@ func policy(pg, rg string) map[string]any {
 }
 
 func TestMembersLifecycle(t *testing.T) {
+	t.Parallel()
 	s, ts := newTestServer(t, Options{})
 	zid := s.AddZone("example.com")
 	var dnsID, domainDNSID, billingID, acctRG, adHocRG string
@@ -191,6 +193,7 @@ func TestMembersLifecycle(t *testing.T) {
 // A pending member has its email in user.email and an empty user.id
 // (baton-cloudflare invitation.go).
 func TestListMembersPagesAndPendingShape(t *testing.T) {
+	t.Parallel()
 	s, ts := newTestServer(t, Options{})
 	for i := range 51 {
 		if _, err := s.PutMember(MemberSpec{Email: "u" + string(rune('a'+i%26)) + strings.Repeat("x", i/26) + "@example.com", Pending: i == 0,
@@ -213,6 +216,7 @@ func TestListMembersPagesAndPendingShape(t *testing.T) {
 
 // Members made with roles also show the matching policies on the account.
 func TestLegacyRolesShowPolicies(t *testing.T) {
+	t.Parallel()
 	s, ts := newTestServer(t, Options{})
 	id, err := s.PutMember(MemberSpec{Email: "old@example.com", LegacyRoles: []string{"Billing"}})
 	if err != nil {
@@ -230,6 +234,7 @@ func TestLegacyRolesShowPolicies(t *testing.T) {
 // Over the limit, every call is blocked for the whole period, and every
 // answer says what is left.
 func TestRateLimit(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 	s, ts := newTestServer(t, Options{RateLimit: 3, RatePeriod: time.Minute, Now: func() time.Time { return now }})
 	for i := range 3 {
@@ -260,6 +265,7 @@ func TestRateLimit(t *testing.T) {
 }
 
 func TestFailures(t *testing.T) {
+	t.Parallel()
 	s, ts := newTestServer(t, Options{})
 	s.Fail(Failure{Method: "GET", Path: acctPath(s, "/members"), Page: 2, Status: 502, Times: 1})
 	if r := call(t, ts, "GET", acctPath(s, "/members?page=1"), nil); r.Status != 200 {
@@ -304,6 +310,7 @@ func TestFailures(t *testing.T) {
 }
 
 func TestZonesAndResourceGroups(t *testing.T) {
+	t.Parallel()
 	s, ts := newTestServer(t, Options{})
 	zid := s.AddZone("Example.com")
 	s.AddZone("other.com")
@@ -354,6 +361,7 @@ func TestZonesAndResourceGroups(t *testing.T) {
 // The dashboard hook grants domain roles on one zone through the zone's
 // ad-hoc group, and refuses what the dashboard refuses.
 func TestDashboardHook(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestServer(t, Options{})
 	zone := desired.Resource{Kind: desired.ZoneName, Zone: "example.com"}
 	if _, err := s.PutMember(MemberSpec{Email: "a@example.com", Access: []desired.Access{{Role: "Domain DNS", Resource: zone}, {Role: "Cache Domain Purge", Resource: zone}}}); err != nil {
