@@ -115,6 +115,7 @@ func TestRepositoryStringsEscaped(t *testing.T) {
 		}
 	}
 	// The daemon's audit records carry the reason too.
+	// The real daemon over TCP (daemon_test.go): its logs are the point.
 	de := startDaemon(t, e)
 	de.waitReady()
 	eventually(t, 5*time.Second, "sneaky's audit record", func() bool { return strings.Contains(de.logs.String(), "sneaky@example.com") })

@@ -247,7 +247,7 @@ func TestFaults(t *testing.T) {
 		var once sync.Once
 		s.Fake.BeforeRequest(func(r *http.Request) {
 			if r.Method == "POST" && strings.HasSuffix(r.URL.Path, "/members") {
-				once.Do(func() { time.Sleep(600 * time.Millisecond) }) // then served: the member exists
+				once.Do(func() { <-time.After(600 * time.Millisecond) }) // in the bubble's time; then served: the member exists
 			}
 		})
 		code, out := s.apply("--cloudflare-timeout", "300ms")

@@ -69,6 +69,7 @@ func TestSecretsNeverShown(t *testing.T) {
 
 	// The daemon: /metrics and /status after applying
 	// a change announced by a webhook.
+	// The real daemon over TCP (daemon_test.go): what it serves and logs.
 	de := startDaemon(t, e)
 	de.waitReady()
 	de.Commit("zoe", map[string]string{"zoe.yaml": "grants:\n  - {users: [zoe@example.com], roles: [ro], reason: OPS-9}\n"})
@@ -142,7 +143,7 @@ func TestRepoURLCredentialsNeverShown(t *testing.T) {
 				if details {
 					args = append(args, "--status-details")
 				}
-				d := startDaemon(t, e, args...)
+				d := startDaemon(t, e, args...) // real TCP (daemon_test.go)
 				eventually(t, 10*time.Second, "the source error", func() bool {
 					_, status := d.get("/status")
 					return strings.Contains(status, "source_error")

@@ -2,7 +2,6 @@ package reconcile
 
 import (
 	"bytes"
-	"context"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -85,19 +84,8 @@ func (h *harness) reconciles(result string) int {
 // now is the story's clock: its Now plus the time passed in the bubble.
 func (h *harness) now() time.Time { return h.Story.Now.Add(time.Since(h.start)) }
 
-// run starts the loop until the test ends.
-func (h *harness) run(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = h.loop.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-}
+// run runs the loop until the test ends.
+func (h *harness) run(t *testing.T) { testkit.Background(t, h.loop.Run) }
 
 func TestLoopCorrectsDriftAndExpiresOnTime(t *testing.T) {
 	t.Parallel()
@@ -113,13 +101,11 @@ func TestLoopCorrectsDriftAndExpiresOnTime(t *testing.T) {
 		}
 		// The grant expires: revoked at its instant, with no commit and
 		// long before the interval.
-		time.Sleep(expiry.Sub(h.now()) - time.Second)
-		synctest.Wait()
+		testkit.Advance(expiry.Sub(h.now()) - time.Second)
 		if !story.HasMember("jit@example.com") {
 			t.Fatal("jit revoked early")
 		}
-		time.Sleep(time.Second + 10*time.Millisecond)
-		synctest.Wait()
+		testkit.Advance(time.Second + 10*time.Millisecond)
 		if story.HasMember("jit@example.com") {
 			t.Fatalf("jit not revoked at %v (expiry %v)", h.now(), expiry)
 		}
@@ -127,13 +113,11 @@ func TestLoopCorrectsDriftAndExpiresOnTime(t *testing.T) {
 		// interval (±10%), not before.
 		last := h.loop.Board.Status().LastReconcile
 		story.Put("sneaky@example.com", false)
-		time.Sleep(4*time.Minute + 29*time.Second)
-		synctest.Wait()
+		testkit.Advance(4*time.Minute + 29*time.Second)
 		if !story.HasMember("sneaky@example.com") {
 			t.Fatal("a reconcile before the interval")
 		}
-		time.Sleep(62 * time.Second)
-		synctest.Wait()
+		testkit.Advance(62 * time.Second)
 		if story.HasMember("sneaky@example.com") {
 			t.Errorf("drift not corrected within the interval after %v", last)
 		}
@@ -156,7 +140,7 @@ func TestLoopPokeAndTriggerGap(t *testing.T) {
 		h.run(t)
 		synctest.Wait()
 		story.Commit("add zoe", map[string]string{"zoe.yaml": zoeGrant})
-		time.Sleep(3 * time.Second) // past the trigger gap
+		testkit.Advance(3 * time.Second) // past the trigger gap
 		h.loop.Poke()
 		synctest.Wait()
 		if !story.HasMember("zoe@example.com") {
@@ -167,17 +151,16 @@ func TestLoopPokeAndTriggerGap(t *testing.T) {
 		}
 		// A flood of pokes: one reconcile at once, one more at the end of
 		// the gap for those that came meanwhile, then nothing.
-		time.Sleep(3 * time.Second)
+		testkit.Advance(3 * time.Second)
 		before := h.reconciles("success")
 		for range 100 {
 			h.loop.Poke()
-			time.Sleep(10 * time.Millisecond)
-			synctest.Wait()
+			testkit.Advance(10 * time.Millisecond)
 		}
 		if got := h.reconciles("success") - before; got != 1 {
 			t.Errorf("%d reconciles during the first second of pokes, want 1", got)
 		}
-		time.Sleep(10 * time.Second)
+		testkit.Advance(10 * time.Second)
 		if got := h.reconciles("success") - before; got != 2 {
 			t.Errorf("%d reconciles for 100 pokes in 1 s with a 2 s gap, want 2", got)
 		}
@@ -197,8 +180,7 @@ func TestLoopKeepsLastGoodRevision(t *testing.T) {
 		good := story.Head()
 		story.Commit("broken", map[string]string{"grants.yaml": "grants:\n  - {users: [nobody@], roles: [dns]\n"})
 		story.Put("sneaky@example.com", false)
-		time.Sleep(70 * time.Second)
-		synctest.Wait()
+		testkit.Advance(70 * time.Second)
 		st := h.loop.Board.Status()
 		if st.Revision == nil || st.Revision.SHA != good || st.BadRevision == nil || st.BadRevision.Result != "invalid" ||
 			st.BadRevision.Revision.SHA != story.Head() || len(st.BadRevision.Findings) == 0 {
@@ -302,8 +284,7 @@ func TestLoopStopsAtTheBreaker(t *testing.T) {
 		synctest.Wait()
 		before := len(story.Members())
 		story.Commit("empty", map[string]string{"grants.yaml": "grants: []\n"})
-		time.Sleep(5 * time.Minute)
-		synctest.Wait()
+		testkit.Advance(5 * time.Minute)
 		st := h.loop.Board.Status()
 		if len(st.Accounts) != 1 || st.Accounts[0].Breaker == "" {
 			t.Fatalf("status = %+v", st)
@@ -326,8 +307,7 @@ func TestLoopDryRunNeverWrites(t *testing.T) {
 		story := testkit.NewStory(t)
 		h := newHarness(t, story, func(c *LoopConfig) { c.DryRun = true; c.Interval = time.Minute })
 		h.run(t)
-		time.Sleep(5 * time.Minute)
-		synctest.Wait()
+		testkit.Advance(5 * time.Minute)
 		if w := story.Writes(); len(w) != 0 {
 			t.Errorf("dry run wrote: %v", w)
 		}
@@ -360,7 +340,7 @@ func TestLoopDirectoryAndTokenFile(t *testing.T) {
 		}
 		write(t, tokenFile, testkit.Token+"\n")
 		write(t, filepath.Join(story.Repo, "zoe.yaml"), zoeGrant) // not committed
-		time.Sleep(3 * time.Second)
+		testkit.Advance(3 * time.Second)
 		h.loop.Poke()
 		synctest.Wait()
 		if !story.HasMember("zoe@example.com") || !h.loop.Board.Ready() {
@@ -369,14 +349,14 @@ func TestLoopDirectoryAndTokenFile(t *testing.T) {
 		// An invalid edit is refused, and applied once fixed: a directory
 		// has no revisions to remember as refused.
 		write(t, filepath.Join(story.Repo, "zoe.yaml"), "grants: [\n")
-		time.Sleep(3 * time.Second)
+		testkit.Advance(3 * time.Second)
 		h.loop.Poke()
 		synctest.Wait()
 		if st := h.loop.Board.Status(); st.BadRevision == nil || !story.HasMember("zoe@example.com") {
 			t.Fatalf("invalid edit: %+v", st.BadRevision)
 		}
 		write(t, filepath.Join(story.Repo, "zoe.yaml"), strings.Replace(zoeGrant, "zoe@", "zoey@", 1))
-		time.Sleep(3 * time.Second)
+		testkit.Advance(3 * time.Second)
 		h.loop.Poke()
 		synctest.Wait()
 		if st := h.loop.Board.Status(); st.BadRevision != nil || !story.HasMember("zoey@example.com") || story.HasMember("zoe@example.com") {
@@ -440,16 +420,14 @@ func TestLoopStall(t *testing.T) {
 			t.Fatal("not ready")
 		}
 		story.Fake.SetLatency(time.Second) // a reconcile now takes longer than 2 s
-		time.Sleep(3 * time.Second)
+		testkit.Advance(3 * time.Second)
 		h.loop.Poke()
-		time.Sleep(2500 * time.Millisecond)
-		synctest.Wait()
+		testkit.Advance(2500 * time.Millisecond)
 		if h.loop.Board.Ready() || testutil.ToFloat64(h.metrics.ReconcileStalls) != 1 || !strings.Contains(h.logs.String(), "ran longer than --reconcile-timeout") {
 			t.Fatalf("stall not reported: ready %v, stalls %v", h.loop.Board.Ready(), testutil.ToFloat64(h.metrics.ReconcileStalls))
 		}
 		story.Fake.SetLatency(0)
-		time.Sleep(5 * time.Second) // the backoff after a stall
-		synctest.Wait()
+		testkit.Advance(5 * time.Second) // the backoff after a stall
 		if !h.loop.Board.Ready() {
 			t.Error("not ready after a reconcile succeeded")
 		}
@@ -474,26 +452,22 @@ func TestLoopBacksOff(t *testing.T) {
 			for len(at) < h.reconciles("error") {
 				at = append(at, s)
 			}
-			time.Sleep(time.Second)
+			testkit.Advance(time.Second)
 		}
-		if want := []int{0, 1, 3, 7, 15}; !equal(at, want) {
+		if want := []int{0, 1, 3, 7, 15}; !slices.Equal(at, want) {
 			t.Errorf("failed reconciles at %v s, want %v", at, want)
 		}
 		story.Fake.ClearFailures()
-		time.Sleep(16 * time.Second)
-		synctest.Wait()
+		testkit.Advance(16 * time.Second)
 		if h.reconciles("success") != 1 {
 			t.Fatalf("%d successes", h.reconciles("success"))
 		}
-		time.Sleep(50 * time.Minute)
-		synctest.Wait()
+		testkit.Advance(50 * time.Minute)
 		if n := h.reconciles("success"); n != 1 {
 			t.Errorf("%d successes in 50 min after recovering: the backoff did not reset to the interval", n)
 		}
 	})
 }
-
-func equal(a, b []int) bool { return slices.Equal(a, b) }
 
 // A loop restarted while the head is refused enforces the newest good
 // revision before it (walking back), and reports the head.

@@ -55,17 +55,13 @@ func newDaemon(t *testing.T, story *testkit.Story, interval time.Duration) *daem
 }
 
 // run runs the loop until the test ends.
-func (d *daemon) run(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = d.loop.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+func (d *daemon) run(t *testing.T) { testkit.Background(t, d.loop.Run) }
+
+// serve serves the daemon on an in-memory listener until the test ends.
+func (d *daemon) serve(t *testing.T) *testkit.PipeListener {
+	ln := testkit.NewPipeListener()
+	testkit.Background(t, server.New(d.config(false), ln, nil).Serve)
+	return ln
 }
 
 func (d *daemon) config(details bool) server.Config {
@@ -183,10 +179,7 @@ func TestSlowClients(t *testing.T) {
 		expiry := story.Now.Add(8 * time.Second)
 		story.Commit("jit", map[string]string{"jit.yaml": "grants:\n  - {users: [jit@example.com], roles: [ro], reason: INC-7, expires: " + expiry.Format(time.RFC3339) + "}\n"})
 		d.run(t)
-		ln := testkit.NewPipeListener()
-		ctx, cancel := context.WithCancel(t.Context())
-		served := make(chan error, 1)
-		go func() { served <- server.New(d.config(false), ln, nil).Serve(ctx) }()
+		ln := d.serve(t)
 		synctest.Wait()
 		if !story.HasMember("jit@example.com") {
 			t.Fatal("jit not invited")
@@ -217,8 +210,9 @@ func TestSlowClients(t *testing.T) {
 			watch(c)
 			wg.Go(func() {
 				fmt.Fprintf(c, "POST /hooks/github HTTP/1.1\r\nHost: x\r\nX-Hub-Signature-256: %s\r\nX-GitHub-Delivery: slow-%d\r\nContent-Length: %d\r\n\r\n", sig, i, 1<<20)
-				for {
-					time.Sleep(500 * time.Millisecond)
+				tick := time.NewTicker(500 * time.Millisecond)
+				defer tick.Stop()
+				for range tick.C {
 					if _, err := c.Write([]byte("x")); err != nil {
 						return // the server gave up on it
 					}
@@ -227,7 +221,7 @@ func TestSlowClients(t *testing.T) {
 		}
 		var peak uint64
 		for range 40 {
-			time.Sleep(500 * time.Millisecond)
+			testkit.Advance(500 * time.Millisecond)
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
 			peak = max(peak, ms.HeapInuse)
@@ -242,10 +236,6 @@ func TestSlowClients(t *testing.T) {
 		}
 		if story.HasMember("jit@example.com") {
 			t.Error("the just-in-time grant was not revoked")
-		}
-		cancel()
-		if err := <-served; err != nil {
-			t.Error(err)
 		}
 		wg.Wait()
 	})
@@ -262,10 +252,7 @@ func TestWebhookFlood(t *testing.T) {
 		d := newDaemon(t, story, time.Hour)
 		d.hook.Observe = func(host, result string) { d.m.WebhookDeliveries.WithLabelValues(host, result).Inc() }
 		d.run(t)
-		ln := testkit.NewPipeListener()
-		ctx, cancel := context.WithCancel(t.Context())
-		served := make(chan error, 1)
-		go func() { served <- server.New(d.config(false), ln, nil).Serve(ctx) }()
+		ln := d.serve(t)
 		synctest.Wait()
 		reconciles := func() float64 { return testutil.ToFloat64(d.m.ReconcileTotal.WithLabelValues("prod", "success")) }
 		heap := func() uint64 {
@@ -304,11 +291,10 @@ func TestWebhookFlood(t *testing.T) {
 					}
 				})
 			}
-			time.Sleep(16 * time.Millisecond)
+			testkit.Advance(16 * time.Millisecond)
 		}
 		wg.Wait()
-		time.Sleep(2 * time.Second) // the last coalesced reconcile
-		synctest.Wait()
+		testkit.Advance(2 * time.Second) // the last coalesced reconcile
 		got := reconciles() - before
 		heapEnd := heap()
 		t.Logf("%d deliveries in 10 s: %d accepted; %v reconciles; heap %d MB after 1 s, %d MB at the end",
@@ -323,9 +309,5 @@ func TestWebhookFlood(t *testing.T) {
 			t.Errorf("heap grew from %d MB to %d MB under load", heapAfter1s>>20, heapEnd>>20)
 		}
 		client.CloseIdleConnections()
-		cancel()
-		if err := <-served; err != nil {
-			t.Error(err)
-		}
 	})
 }
