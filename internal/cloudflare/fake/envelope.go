@@ -2,6 +2,7 @@ package fake
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 )
@@ -62,7 +63,28 @@ func paginateFunc(w http.ResponseWriter, r *http.Request, n int, render func(sta
 // paginateCounted is paginateFunc with the total_count to report, which
 // may count more than the n items served (see listZones).
 func paginateCounted(w http.ResponseWriter, r *http.Request, n, total int, render func(start, end int) any) {
-	page, perPage := 1, 20
+	paginateWith(w, r, n, total, memberPerPage, render)
+}
+
+// pageLimits are a list's page sizes: the default, and the range taken.
+type pageLimits struct{ def, min, max int }
+
+// memberPerPage is the page size of members and the catalogue lists: 20
+// by default, 5 to 50.
+var memberPerPage = pageLimits{def: 20, min: 5, max: 50}
+
+// paginateLimited serves one page of items with the given page sizes.
+func paginateLimited[T any](w http.ResponseWriter, r *http.Request, items []T, limits pageLimits) {
+	paginateWith(w, r, len(items), len(items), limits, func(start, end int) any {
+		if start == end {
+			return []T{}
+		}
+		return items[start:end]
+	})
+}
+
+func paginateWith(w http.ResponseWriter, r *http.Request, n, total int, limits pageLimits, render func(start, end int) any) {
+	page, perPage := 1, limits.def
 	q := r.URL.Query()
 	if v := q.Get("page"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -74,8 +96,8 @@ func paginateCounted(w http.ResponseWriter, r *http.Request, n, total int, rende
 	}
 	if v := q.Get("per_page"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 5 || n > 50 {
-			writeError(w, http.StatusBadRequest, 1001, "per_page must be between 5 and 50")
+		if err != nil || n < limits.min || n > limits.max {
+			writeError(w, http.StatusBadRequest, 1001, fmt.Sprintf("per_page must be between %d and %d", limits.min, limits.max))
 			return
 		}
 		perPage = n

@@ -142,65 +142,9 @@ func (s *Server) PutMember(spec MemberSpec) (string, error) {
 		}
 		roleIDs = append(roleIDs, r.ID)
 	}
-	byGroup := map[string][]string{}
-	var order []string
-	for _, a := range spec.Access {
-		g := s.permGroupByNameLocked(a.Role)
-		if g == nil {
-			return "", fmt.Errorf("no permission group %q", a.Role)
-		}
-		var rg ResourceGroup
-		switch {
-		case a.Resource.Kind == desired.WholeAccount && g.Meta["scopes"] == scopeAccount:
-			rg = s.accountGroupLocked()
-		case a.Resource.Kind == desired.ZoneName && g.Meta["scopes"] == scopeDomain:
-			rg = s.adHocGroupLocked(s.zoneIDLocked(a.Resource.Zone))
-		case a.Resource.Kind == desired.ZoneKey && g.Meta["scopes"] == scopeDomain:
-			rg = s.adHocGroupLocked(a.Resource.Zone)
-		default:
-			return "", fmt.Errorf("%s is %s: not on %s (code 1006)", a.Role, g.Meta["scopes"], a.Resource)
-		}
-		if _, seen := byGroup[rg.ID]; !seen {
-			order = append(order, rg.ID)
-		}
-		byGroup[rg.ID] = append(byGroup[rg.ID], g.ID)
-	}
-	var policies []Policy
-	for _, rg := range order {
-		s.seq++
-		policies = append(policies, Policy{ID: hexID("policy", strconv.Itoa(s.seq)), Access: "allow",
-			PermissionGroups: byGroup[rg], ResourceGroups: []string{rg}})
-	}
-	for _, p := range spec.Policies {
-		pol := Policy{Access: "allow", ResourceGroups: p.ResourceGroups}
-		for _, name := range p.Roles {
-			g := s.permGroupByNameLocked(name)
-			if g == nil {
-				return "", fmt.Errorf("no permission group %q", name)
-			}
-			pol.PermissionGroups = append(pol.PermissionGroups, g.ID)
-		}
-		for _, id := range p.ResourceGroups {
-			if s.rgroupLocked(id) == nil {
-				return "", fmt.Errorf("no resource group %q", id)
-			}
-		}
-		s.seq++
-		pol.ID = hexID("policy", strconv.Itoa(s.seq))
-		policies = append(policies, pol)
-	}
-	if len(spec.Deny) > 0 {
-		pol := Policy{Access: "deny", ResourceGroups: []string{s.accountGroupLocked().ID}}
-		for _, name := range spec.Deny {
-			g := s.permGroupByNameLocked(name)
-			if g == nil {
-				return "", fmt.Errorf("no permission group %q", name)
-			}
-			pol.PermissionGroups = append(pol.PermissionGroups, g.ID)
-		}
-		s.seq++
-		pol.ID = hexID("policy", strconv.Itoa(s.seq))
-		policies = append(policies, pol)
+	policies, err := s.specPoliciesLocked(spec.Access, spec.Policies, spec.Deny)
+	if err != nil {
+		return "", err
 	}
 	m := s.memberByEmailLocked(email)
 	if m == nil {
@@ -215,6 +159,74 @@ func (s *Server) PutMember(spec MemberSpec) (string, error) {
 	m.TwoFactor = spec.TwoFactor
 	m.Policies, m.Roles = policies, roleIDs
 	return m.ID, nil
+}
+
+// specPoliciesLocked makes policies as the dashboard does: account-scoped
+// roles on the account group, domain-scoped roles on each zone's ad-hoc
+// group, one policy per resource group; then the given policies, and a
+// deny policy of the deny roles on the account.
+func (s *Server) specPoliciesLocked(access []desired.Access, specs []PolicySpec, deny []string) ([]Policy, error) {
+	byGroup := map[string][]string{}
+	var order []string
+	for _, a := range access {
+		g := s.permGroupByNameLocked(a.Role)
+		if g == nil {
+			return nil, fmt.Errorf("no permission group %q", a.Role)
+		}
+		var rg ResourceGroup
+		switch {
+		case a.Resource.Kind == desired.WholeAccount && g.Meta["scopes"] == scopeAccount:
+			rg = s.accountGroupLocked()
+		case a.Resource.Kind == desired.ZoneName && g.Meta["scopes"] == scopeDomain:
+			rg = s.adHocGroupLocked(s.zoneIDLocked(a.Resource.Zone))
+		case a.Resource.Kind == desired.ZoneKey && g.Meta["scopes"] == scopeDomain:
+			rg = s.adHocGroupLocked(a.Resource.Zone)
+		default:
+			return nil, fmt.Errorf("%s is %s: not on %s (code 1006)", a.Role, g.Meta["scopes"], a.Resource)
+		}
+		if _, seen := byGroup[rg.ID]; !seen {
+			order = append(order, rg.ID)
+		}
+		byGroup[rg.ID] = append(byGroup[rg.ID], g.ID)
+	}
+	var policies []Policy
+	for _, rg := range order {
+		s.seq++
+		policies = append(policies, Policy{ID: hexID("policy", strconv.Itoa(s.seq)), Access: "allow",
+			PermissionGroups: byGroup[rg], ResourceGroups: []string{rg}})
+	}
+	for _, p := range specs {
+		pol := Policy{Access: "allow", ResourceGroups: p.ResourceGroups}
+		for _, name := range p.Roles {
+			g := s.permGroupByNameLocked(name)
+			if g == nil {
+				return nil, fmt.Errorf("no permission group %q", name)
+			}
+			pol.PermissionGroups = append(pol.PermissionGroups, g.ID)
+		}
+		for _, id := range p.ResourceGroups {
+			if s.rgroupLocked(id) == nil {
+				return nil, fmt.Errorf("no resource group %q", id)
+			}
+		}
+		s.seq++
+		pol.ID = hexID("policy", strconv.Itoa(s.seq))
+		policies = append(policies, pol)
+	}
+	if len(deny) > 0 {
+		pol := Policy{Access: "deny", ResourceGroups: []string{s.accountGroupLocked().ID}}
+		for _, name := range deny {
+			g := s.permGroupByNameLocked(name)
+			if g == nil {
+				return nil, fmt.Errorf("no permission group %q", name)
+			}
+			pol.PermissionGroups = append(pol.PermissionGroups, g.ID)
+		}
+		s.seq++
+		pol.ID = hexID("policy", strconv.Itoa(s.seq))
+		policies = append(policies, pol)
+	}
+	return policies, nil
 }
 
 // RemoveMember removes a member by email, out of band.
@@ -250,6 +262,34 @@ type MemberState struct {
 	TwoFactor bool
 	Access    []desired.Access
 	Denies    int // deny policies, which cfaccess never writes
+	// Groups are the names of the user groups the member belongs to
+	// (their access is not in Access).
+	Groups []string
+}
+
+// accessLocked is what allow policies give, zones by name, sorted.
+func (s *Server) accessLocked(ps []Policy) []desired.Access {
+	var out []desired.Access
+	for _, p := range ps {
+		if p.Access == "deny" {
+			continue
+		}
+		for _, pg := range p.PermissionGroups {
+			for _, rg := range p.ResourceGroups {
+				g, r := s.permGroupLocked(pg), s.rgroupLocked(rg)
+				if g == nil || r == nil {
+					continue
+				}
+				for _, res := range s.resourcesLocked(r.Scope) {
+					if a := (desired.Access{Role: g.Name, Resource: res}); !slices.Contains(out, a) {
+						out = append(out, a)
+					}
+				}
+			}
+		}
+	}
+	slices.SortFunc(out, desired.Access.Compare)
+	return out
 }
 
 // Members returns every member, sorted by email.
@@ -269,23 +309,17 @@ func (s *Server) Members() []MemberState {
 		for _, p := range m.Policies {
 			if p.Access == "deny" {
 				ms.Denies++
-				continue
-			}
-			for _, pg := range p.PermissionGroups {
-				for _, rg := range p.ResourceGroups {
-					g, r := s.permGroupLocked(pg), s.rgroupLocked(rg)
-					if g == nil || r == nil {
-						continue
-					}
-					for _, res := range s.resourcesLocked(r.Scope) {
-						a := desired.Access{Role: g.Name, Resource: res}
-						if !slices.Contains(ms.Access, a) {
-							ms.Access = append(ms.Access, a)
-						}
-					}
-				}
 			}
 		}
+		for _, a := range s.accessLocked(m.Policies) {
+			if !slices.Contains(ms.Access, a) {
+				ms.Access = append(ms.Access, a)
+			}
+		}
+		for _, g := range s.groupsOfLocked(m.ID) {
+			ms.Groups = append(ms.Groups, g.Name)
+		}
+		slices.Sort(ms.Groups)
 		slices.SortFunc(ms.Access, desired.Access.Compare)
 		out = append(out, ms)
 	}

@@ -131,6 +131,10 @@ func (s *Server) addMemberLocked(m *Member) {
 
 // deleteMemberLocked removes the member at index i.
 func (s *Server) deleteMemberLocked(i int) {
+	id := s.members[i].ID
+	for _, g := range s.userGroups {
+		g.Members = slices.DeleteFunc(g.Members, func(m string) bool { return m == id })
+	}
 	delete(s.byEmail, strings.ToLower(s.members[i].Email))
 	s.members = slices.Delete(s.members, i, i+1)
 }
@@ -199,6 +203,23 @@ func (s *Server) deleteMember(w http.ResponseWriter, id string) {
 	writeError(w, http.StatusNotFound, 1003, "Member not found")
 }
 
+// policyJSONLocked renders a policy as member and user group answers do:
+// permission groups and resource groups whole, scopes as objects.
+func (s *Server) policyJSONLocked(p Policy) map[string]any {
+	pgs, rgs := []any{}, []any{}
+	for _, id := range p.PermissionGroups {
+		if g := s.permGroupLocked(id); g != nil {
+			pgs = append(pgs, g)
+		}
+	}
+	for _, id := range p.ResourceGroups {
+		if g := s.rgroupLocked(id); g != nil {
+			rgs = append(rgs, g)
+		}
+	}
+	return map[string]any{"id": p.ID, "access": p.Access, "permission_groups": pgs, "resource_groups": rgs}
+}
+
 // memberJSONLocked renders a member in the real API's shape
 // (recorded-list-members.json): the user's email in user.email — for a
 // pending member too, whose user.id is still empty (baton-cloudflare
@@ -220,21 +241,26 @@ func (s *Server) memberJSONLocked(m *Member) map[string]any {
 		}
 	}
 	for _, p := range m.Policies {
-		var pgs, rgs []any
-		for _, id := range p.PermissionGroups {
-			if g := s.permGroupLocked(id); g != nil {
-				pgs = append(pgs, g)
-				if p.Access == "allow" {
+		policies = append(policies, s.policyJSONLocked(p))
+		if p.Access == "allow" {
+			for _, id := range p.PermissionGroups {
+				if g := s.permGroupLocked(id); g != nil {
 					addRole(s.roleByNameLocked(g.Name))
 				}
 			}
 		}
-		for _, id := range p.ResourceGroups {
-			if g := s.rgroupLocked(id); g != nil {
-				rgs = append(rgs, g)
+	}
+	if s.opts.InheritedPolicies {
+		// Listed with the member's own, under the group's policy ids: the
+		// new member screen "shows all permission policies associated with
+		// a member; including policies inherited from group associations"
+		// (changelog 2025-10-30). The API reference does not say whether
+		// its answers do; clients must read the same either way.
+		for _, g := range s.groupsOfLocked(m.ID) {
+			for _, p := range g.Policies {
+				policies = append(policies, s.policyJSONLocked(p))
 			}
 		}
-		policies = append(policies, map[string]any{"id": p.ID, "access": p.Access, "permission_groups": pgs, "resource_groups": rgs})
 	}
 	if len(m.Roles) > 0 {
 		var pgs []any

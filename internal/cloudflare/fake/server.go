@@ -35,6 +35,14 @@ type Options struct {
 	RatePeriod time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// InheritedPolicies makes member answers list the policies of the
+	// member's user groups too, beside the member's own (see
+	// memberJSONLocked): the API reference does not say which it does.
+	InheritedPolicies bool
+	// OrganizationID, when set, puts the account in that organization
+	// (GET /accounts/{id} managed_by.parent_org_id) and serves its members
+	// at /organizations/{id}/members.
+	OrganizationID string
 }
 
 // Server is an in-memory Cloudflare account behind the API v4. It is safe
@@ -42,21 +50,23 @@ type Options struct {
 type Server struct {
 	opts Options
 
-	mu        sync.Mutex
-	permGroup []PermissionGroup
-	roles     []Role
-	rgroups   []ResourceGroup
-	zones     []Zone
-	members   []*Member
-	byEmail   map[string]*Member
-	seq       int
-	window    []time.Time // request times within the rate period
-	blocked   time.Time   // over the limit: every call refused until then
-	latency   time.Duration
-	failures  []*Failure
-	before    func(r *http.Request)
-	chaos     func(r *http.Request) *Failure
-	log       []Request
+	mu         sync.Mutex
+	permGroup  []PermissionGroup
+	roles      []Role
+	rgroups    []ResourceGroup
+	zones      []Zone
+	members    []*Member
+	byEmail    map[string]*Member
+	userGroups []*UserGroup
+	orgMembers []OrgMember
+	seq        int
+	window     []time.Time // request times within the rate period
+	blocked    time.Time   // over the limit: every call refused until then
+	latency    time.Duration
+	failures   []*Failure
+	before     func(r *http.Request)
+	chaos      func(r *http.Request) *Failure
+	log        []Request
 }
 
 // Request is one logged request.
@@ -396,8 +406,18 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte) {
 	case r.Method == http.MethodGet && path == "/zones":
 		s.listZones(w, r)
 	case acct && len(seg) == 2 && r.Method == http.MethodGet:
-		writeResult(w, map[string]any{"id": s.opts.AccountID, "name": s.opts.AccountName, "type": "standard",
-			"settings": map[string]any{"enforce_twofactor": false}, "created_on": "2020-01-01T00:00:00Z"})
+		a := map[string]any{"id": s.opts.AccountID, "name": s.opts.AccountName, "type": "standard",
+			"settings": map[string]any{"enforce_twofactor": false}, "created_on": "2020-01-01T00:00:00Z"}
+		if s.opts.OrganizationID != "" {
+			// SDK accounts/account.go: managed_by.parent_org_id, "ID of the
+			// parent Organization, if one exists".
+			a["managed_by"] = map[string]any{"parent_org_id": s.opts.OrganizationID, "parent_org_name": s.opts.AccountName + " organization"}
+		}
+		writeResult(w, a)
+	case len(seg) == 3 && seg[0] == "organizations" && seg[2] == "members" && r.Method == http.MethodGet:
+		s.listOrgMembers(w, r, seg[1])
+	case acct && len(seg) >= 4 && seg[2] == "iam" && seg[3] == "user_groups":
+		s.routeUserGroups(w, r, seg, body)
 	case acct && len(seg) == 3 && seg[2] == "roles" && r.Method == http.MethodGet:
 		s.mu.Lock()
 		roles := slices.Clone(s.roles)
