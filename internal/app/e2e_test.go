@@ -32,6 +32,13 @@ func newE2E(t *testing.T) *e2e {
 	return &e2e{Story: s, now: s.Now}
 }
 
+// newE2EWith is the story with an account of the given options.
+func newE2EWith(t *testing.T, opts fake.Options) *e2e {
+	t.Helper()
+	s := testkit.NewStoryWith(t, opts)
+	return &e2e{Story: s, now: s.Now}
+}
+
 // env is the environment of a command: the fake reached in-process, with
 // the story's token.
 func (e *e2e) env(args ...string) Env {

@@ -17,6 +17,7 @@ import (
 	"github.com/cloudflare/cloudflare-go/v7/accounts"
 	"github.com/cloudflare/cloudflare-go/v7/iam"
 	"github.com/cloudflare/cloudflare-go/v7/option"
+	"github.com/cloudflare/cloudflare-go/v7/organizations"
 	"github.com/cloudflare/cloudflare-go/v7/user"
 	"github.com/cloudflare/cloudflare-go/v7/zones"
 )
@@ -71,6 +72,10 @@ type Client struct {
 	zones   *zones.ZoneService
 	users   *user.UserService
 	opts    []option.RequestOption
+
+	userGroups       *iam.UserGroupService
+	userGroupMembers *iam.UserGroupMemberService
+	orgMembers       *organizations.MemberService
 }
 
 // New returns a client. It makes no request.
@@ -126,6 +131,9 @@ func New(cfg Config) *Client {
 	c.groups = iam.NewResourceGroupService(opts...)
 	c.zones = zones.NewZoneService(opts...)
 	c.users = user.NewUserService(opts...)
+	c.userGroups = iam.NewUserGroupService(opts...)
+	c.userGroupMembers = iam.NewUserGroupMemberService(opts...)
+	c.orgMembers = organizations.NewMemberService(opts...)
 	return c
 }
 
@@ -300,16 +308,24 @@ func isHex32(s string) bool {
 // Verify checks the credentials against the account: it reads the
 // account, which a token without access to it cannot.
 func (c *Client) Verify(ctx context.Context, accountID string) (name string, err error) {
+	name, _, err = c.account(ctx, accountID)
+	return name, err
+}
+
+// account reads the account's name and the organization it belongs to
+// ("" for none: managed_by.parent_org_id, "ID of the parent Organization,
+// if one exists", cloudflare-go v7.9.0 accounts/account.go).
+func (c *Client) account(ctx context.Context, accountID string) (name, org string, err error) {
 	if err := checkIDs("read account "+accountID, accountID); err != nil {
-		return "", err
+		return "", "", err
 	}
 	var p accounts.AccountGetParams
 	p.AccountID.Value, p.AccountID.Present = accountID, true
 	acct, err := c.accts.Get(ctx, p)
 	if err != nil {
-		return "", c.wrap("read account "+accountID, err)
+		return "", "", c.wrap("read account "+accountID, err)
 	}
-	return acct.Name, nil
+	return acct.Name, strings.Clone(acct.ManagedBy.ParentOrgID), nil
 }
 
 // Owner returns the email of the user the token belongs to, from GET /user.

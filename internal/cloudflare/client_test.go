@@ -267,7 +267,7 @@ func TestWrites(t *testing.T) {
 	if err := e.client.ReplacePolicies(ctx, id, mid, "pending", []Policy{{PermissionGroups: []string{analytics.ID}, ResourceGroups: []string{acctRG.ID}}}); err != nil {
 		t.Fatal(err)
 	}
-	m, err := e.client.GetMember(ctx, id, mid, nil)
+	m, err := e.client.GetMember(ctx, &Account{ID: id}, mid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +279,7 @@ func TestWrites(t *testing.T) {
 	if err := e.client.ReplacePolicies(ctx, id, mid, "accepted", pols); err != nil {
 		t.Fatal(err)
 	}
-	if m, _ := e.client.GetMember(ctx, id, mid, nil); m.Access[0].Role != "Analytics" {
+	if m, _ := e.client.GetMember(ctx, &Account{ID: id}, mid); m.Access[0].Role != "Analytics" {
 		t.Errorf("a PUT with another status changed the member: %v", m.Access)
 	}
 	billing, _ := acct.PermissionGroup("Billing")

@@ -67,6 +67,8 @@ type listMode struct {
 	// the read: for catalogues (permission groups, zones), where Cloudflare
 	// has been seen to repeat entries, and a repeat loses nothing.
 	dropRepeats bool
+	// perPage is the page size asked for (the client's PerPage when 0).
+	perPage int
 }
 
 // fetchAll reads every page of a list. Lists lie — pages repeat, totals
@@ -114,6 +116,9 @@ func fetchAll[T any](ctx context.Context, c *Client, op string, mode listMode, i
 		return nil, untrusted(op, "page 1 lists an item twice")
 	}
 	per := c.cfg.PerPage
+	if mode.perPage > 0 {
+		per = mode.perPage
+	}
 	if info.perPage > 0 && info.perPage < per {
 		if info.perPage < 5 {
 			return nil, untrusted(op, fmt.Sprintf("the answer has pages of %d items, fewer than the API's minimum of 5", info.perPage))

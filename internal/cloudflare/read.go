@@ -95,6 +95,16 @@ type Account struct {
 	ZoneIDs map[string]string
 	// ZoneNames maps zone ids back to names.
 	ZoneNames map[string]string
+	// UserGroups are the account's user groups with their members, by
+	// name; a member's access through them is not in its Access.
+	UserGroups []UserGroup
+	// Organization is the organization the account belongs to ("" for
+	// none); OrgAdmins its members, each a Super Administrator of every
+	// account of it without being an account member.
+	Organization string
+	OrgAdmins    []OrgMember
+	// NotChecked lists what these credentials could not read.
+	NotChecked []NotChecked
 
 	groupsLoaded bool
 	groupsErr    error // a failed list, not retried within one apply
@@ -106,6 +116,9 @@ type ReadOptions struct {
 	Zones []string
 	// AllZones resolves every zone of the account (for import).
 	AllZones bool
+	// OrganizationID, when set, is the organization whose members (its
+	// Super Administrators) are read too.
+	OrganizationID string
 }
 
 // ReadAccount reads an account: members, permission groups, resource
@@ -116,11 +129,11 @@ func (c *Client) ReadAccount(ctx context.Context, accountID string, opts ReadOpt
 	var mu sync.Mutex
 	// The account first, alone: refused credentials then give one clear
 	// error instead of several concurrent ones.
-	name, err := c.Verify(ctx, accountID)
+	name, org, err := c.account(ctx, accountID)
 	if err != nil {
 		return nil, err
 	}
-	acct.Name = name
+	acct.Name, acct.Organization = name, org
 	g, gctx := errgroup.WithContext(ctx)
 	var members []converted
 	seen := &groupSet{byID: map[string]ResourceGroup{}}
@@ -128,6 +141,23 @@ func (c *Client) ReadAccount(ctx context.Context, accountID string, opts ReadOpt
 		members, err = c.listMembers(gctx, accountID, seen)
 		return err
 	})
+	var notChecked []*NotChecked
+	g.Go(func() error {
+		groups, nc, err := c.readUserGroups(gctx, accountID, seen)
+		mu.Lock()
+		defer mu.Unlock()
+		acct.UserGroups, notChecked = groups, append(notChecked, nc)
+		return err
+	})
+	if opts.OrganizationID != "" {
+		g.Go(func() error {
+			admins, nc, err := c.readOrgMembers(gctx, opts.OrganizationID)
+			mu.Lock()
+			defer mu.Unlock()
+			acct.OrgAdmins, notChecked = admins, append(notChecked, nc)
+			return err
+		})
+	}
 	g.Go(func() (err error) {
 		acct.PermissionGroups, err = c.listPermissionGroups(gctx, accountID)
 		return err
@@ -166,6 +196,15 @@ func (c *Client) ReadAccount(ctx context.Context, accountID string, opts ReadOpt
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	for _, nc := range notChecked {
+		if nc != nil {
+			acct.NotChecked = append(acct.NotChecked, *nc)
+		}
+	}
+	if opts.OrganizationID == "" && org != "" {
+		acct.NotChecked = append(acct.NotChecked, NotChecked{What: "organization " + org,
+			Why: "this account belongs to an organization whose Super Administrators hold every account of it without being members; set the provider's organization_id (with a Global API key) to list them"})
+	}
 	acct.ResourceGroups = seen.sorted()
 	// Member responses carry each resource group's scope, so the group
 	// list is needed only when one came without it — or, later, to write
@@ -183,49 +222,42 @@ func (c *Client) ReadAccount(ctx context.Context, accountID string, opts ReadOpt
 // resolveMissingScopes completes the access of members whose resource
 // groups came without a scope, from the resource-group list.
 func (c *Client) resolveMissingScopes(ctx context.Context, acct *Account, members []converted) error {
-	missing := false
-	for _, m := range members {
-		missing = missing || len(m.unresolved) > 0
-	}
+	missing := slices.ContainsFunc(members, converted.unresolved) ||
+		slices.ContainsFunc(acct.UserGroups, func(g UserGroup) bool {
+			return slices.ContainsFunc(g.parts, func(p policyPart) bool { return len(p.unresolved) > 0 })
+		})
 	if missing {
 		if err := c.LoadResourceGroups(ctx, acct); err != nil {
 			return err
 		}
 	}
+	acct.resolveUserGroups()
 	acct.Members = make([]Member, len(members))
 	for i, m := range members {
-		acct.Members[i] = m.resolve(acct.ResourceGroups)
+		acct.Members[i] = m.resolve(acct.ResourceGroups, acct.inheritedPolicies(m.ID))
 	}
 	return nil
 }
 
-// converted is a member read from a page, with the resource groups whose
-// scope it came without.
+// converted is a member read from a page, its access still by policy:
+// the policies of its user groups, when the answer lists them too, are
+// told apart once the groups are read, and resource groups that came
+// without a scope are resolved from the group list.
 type converted struct {
 	Member
-	unresolved []unresolvedGroup
+	parts []policyPart
 }
 
-// resolve completes the member's access from the account's resource groups.
-func (m converted) resolve(groups []ResourceGroup) Member {
+func (m converted) unresolved() bool {
+	return slices.ContainsFunc(m.parts, func(p policyPart) bool { return len(p.unresolved) > 0 })
+}
+
+// resolve completes the member: its own policies' access, leaving out the
+// policies inherited from its user groups (ids in inherited).
+func (m converted) resolve(groups []ResourceGroup, inherited map[string]bool) Member {
 	out := m.Member
-	if len(m.unresolved) == 0 {
-		return out
-	}
-	for _, u := range m.unresolved {
-		i := slices.IndexFunc(groups, func(g ResourceGroup) bool { return g.ID == u.groupID })
-		if i < 0 {
-			out.Unknown = append(out.Unknown, "resource group "+u.groupID)
-			continue
-		}
-		for _, role := range u.roles {
-			for _, r := range groups[i].Resources {
-				out.Access = append(out.Access, desired.Access{Role: role, Resource: r})
-			}
-		}
-	}
-	slices.SortFunc(out.Access, desired.Access.Compare)
-	out.Access = slices.Compact(out.Access)
+	own := slices.DeleteFunc(slices.Clone(m.parts), func(p policyPart) bool { return p.id != "" && inherited[p.id] })
+	out.Access, out.Denies, out.Unknown = combine(own, groups)
 	return out
 }
 
@@ -467,41 +499,105 @@ func convertMember(m shared.Member, accountID string, seen *groupSet) (converted
 	}
 	if len(m.Policies) == 0 {
 		out.Legacy = len(m.Roles) > 0
+		var legacy policyPart
 		for _, r := range m.Roles {
-			out.Access = append(out.Access, desired.Access{Role: canon(r.Name), Resource: desired.Resource{Kind: desired.WholeAccount}})
+			legacy.access = append(legacy.access, desired.Access{Role: canon(r.Name), Resource: desired.Resource{Kind: desired.WholeAccount}})
 		}
+		out.parts = append(out.parts, legacy)
 	}
 	for _, p := range m.Policies {
-		if p.Access == shared.MemberPoliciesAccessDeny {
-			out.Denies++
-			continue
-		}
-		var roles []string
+		raw := rawPolicy{id: p.ID, deny: p.Access == shared.MemberPoliciesAccessDeny}
 		for _, pg := range p.PermissionGroups {
-			roles = append(roles, canon(pg.Name))
+			raw.roles = append(raw.roles, pg.Name)
 		}
 		for _, rg := range p.ResourceGroups {
-			key, objects := rawScope(rg.JSON.Scope.Raw())
-			if key == "" || len(objects) == 0 {
-				out.unresolved = append(out.unresolved, unresolvedGroup{groupID: canon(rg.ID), roles: roles})
+			raw.groups = append(raw.groups, rawResourceGroup{id: rg.ID, name: rg.Name, scope: rg.JSON.Scope.Raw()})
+		}
+		out.parts = append(out.parts, raw.convert(accountID, seen))
+	}
+	return out, nil
+}
+
+// rawPolicy is a policy as a member or a user group answer gives it.
+type rawPolicy struct {
+	id     string
+	deny   bool
+	roles  []string
+	groups []rawResourceGroup
+}
+
+type rawResourceGroup struct {
+	id, name, scope string // scope: its raw JSON
+}
+
+// policyPart is what one policy gives: access (or a deny), scopes not
+// understood, and resource groups whose scope came without it.
+type policyPart struct {
+	id         string // "" for legacy roles
+	deny       bool
+	access     []desired.Access
+	unknown    []string
+	unresolved []unresolvedGroup
+}
+
+// convert reads a policy's access; resource groups that came with their
+// scope are noted in seen (when not nil).
+func (p rawPolicy) convert(accountID string, seen *groupSet) policyPart {
+	part := policyPart{id: strings.Clone(p.id), deny: p.deny}
+	if p.deny {
+		return part
+	}
+	roles := make([]string, len(p.roles))
+	for i, r := range p.roles {
+		roles[i] = canon(r)
+	}
+	for _, rg := range p.groups {
+		key, objects := rawScope(rg.scope)
+		if key == "" || len(objects) == 0 {
+			part.unresolved = append(part.unresolved, unresolvedGroup{groupID: canon(rg.id), roles: roles})
+			continue
+		}
+		rs, adHoc, ok := scopeResources(accountID, key, objects)
+		if !ok {
+			part.unknown = append(part.unknown, key+" "+strings.Join(objects, ","))
+			continue
+		}
+		seen.add(ResourceGroup{ID: rg.id, Name: rg.name, Resources: rs, AdHoc: adHoc})
+		for _, role := range roles {
+			for _, r := range rs {
+				part.access = append(part.access, desired.Access{Role: role, Resource: r})
+			}
+		}
+	}
+	return part
+}
+
+// combine totals policy parts: the access of the allow policies (sorted,
+// once each), deny policies counted, scopes not understood listed.
+// Resource groups that came without a scope are looked up in groups.
+func combine(parts []policyPart, groups []ResourceGroup) (access []desired.Access, denies int, unknown []string) {
+	for _, part := range parts {
+		if part.deny {
+			denies++
+			continue
+		}
+		access = append(access, part.access...)
+		unknown = append(unknown, part.unknown...)
+		for _, u := range part.unresolved {
+			i := slices.IndexFunc(groups, func(g ResourceGroup) bool { return g.ID == u.groupID })
+			if i < 0 {
+				unknown = append(unknown, "resource group "+u.groupID)
 				continue
 			}
-			rs, adHoc, ok := scopeResources(accountID, key, objects)
-			if !ok {
-				out.Unknown = append(out.Unknown, key+" "+strings.Join(objects, ","))
-				continue
-			}
-			seen.add(ResourceGroup{ID: rg.ID, Name: rg.Name, Resources: rs, AdHoc: adHoc})
-			for _, role := range roles {
-				for _, r := range rs {
-					out.Access = append(out.Access, desired.Access{Role: role, Resource: r})
+			for _, role := range u.roles {
+				for _, r := range groups[i].Resources {
+					access = append(access, desired.Access{Role: role, Resource: r})
 				}
 			}
 		}
 	}
-	slices.SortFunc(out.Access, desired.Access.Compare)
-	out.Access = slices.Compact(out.Access)
-	return out, nil
+	slices.SortFunc(access, desired.Access.Compare)
+	return slices.Compact(access), denies, unknown
 }
 
 func truncate(s string, n int) string {

@@ -147,8 +147,10 @@ func (c *Client) Remove(ctx context.Context, accountID, memberID string) error {
 	return err
 }
 
-// GetMember reads one member back.
-func (c *Client) GetMember(ctx context.Context, accountID, memberID string, groups []ResourceGroup) (Member, error) {
+// GetMember reads one member of acct back: its own policies, those of its
+// user groups (as acct read them) left out.
+func (c *Client) GetMember(ctx context.Context, acct *Account, memberID string) (Member, error) {
+	accountID := acct.ID
 	if err := checkIDs("read member "+memberID+" of account "+accountID, accountID, memberID); err != nil {
 		return Member{}, err
 	}
@@ -162,7 +164,7 @@ func (c *Client) GetMember(ctx context.Context, accountID, memberID string, grou
 	if err != nil {
 		return Member{}, err
 	}
-	return conv.resolve(groups), nil
+	return conv.resolve(acct.ResourceGroups, acct.inheritedPolicies(memberID)), nil
 }
 
 // CreateResourceGroup creates a resource group named name for the whole

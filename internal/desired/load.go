@@ -54,8 +54,8 @@ type Options struct {
 var (
 	topKeys      = []string{"version", "providers", "roles", "groups", "grants"}
 	providerKeys = []string{"name", "description", "provider", "enabled", "config", "reconcile"}
-	configKeys   = []string{"account_id", "api_token_env"}
-	reconKeys    = []string{"prune", "protected", "max_removals"}
+	configKeys   = []string{"account_id", "api_token_env", "organization_id"}
+	reconKeys    = []string{"prune", "protected", "max_removals", "prune_user_groups"}
 	roleKeys     = []string{"name", "description", "providers", "inherits", "resources", "enabled", "authenticators", "workflows", "scopes"}
 	resKeys      = []string{"allow"}
 	groupKeys    = []string{"name", "description", "members"}
@@ -281,6 +281,13 @@ func (l *loader) providerConfig(p *fileParser, pv *Provider, n *yaml.Node, what 
 				continue
 			}
 			pv.AccountID = id
+		case pr.key == "organization_id":
+			id, ok := p.str(pr.value, what+": config.organization_id")
+			if ok && !isHexID(id) {
+				p.errorf(pr.value, "%s: config.organization_id %q is not a Cloudflare organization id (32 hexadecimal characters)", what, id)
+				continue
+			}
+			pv.OrganizationID = id
 		case pr.key == "api_token_env":
 			env, ok := p.str(pr.value, what+": config.api_token_env")
 			if !ok {
@@ -327,6 +334,8 @@ func (l *loader) providerReconcile(p *fileParser, pv *Provider, n *yaml.Node, wh
 		switch pr.key {
 		case "prune":
 			pv.Prune, _ = p.boolean(pr.value, what+": reconcile.prune")
+		case "prune_user_groups":
+			pv.PruneUserGroups, _ = p.boolean(pr.value, what+": reconcile.prune_user_groups")
 		case "protected":
 			items, _ := p.list(pr.value, what+": reconcile.protected")
 			pv.Protected = p.emails(items)

@@ -126,7 +126,13 @@ type Provider struct {
 	Prune       bool
 	Protected   []string
 	MaxRemovals int
-	Pos         Pos
+	// PruneUserGroups takes declared members out of the user groups that
+	// give them access the repository does not declare for them.
+	PruneUserGroups bool
+	// OrganizationID is the organization the account belongs to, whose
+	// Super Administrators are read (and reported) too.
+	OrganizationID string
+	Pos            Pos
 }
 
 // Role is a named set of Cloudflare roles on a set of resources.

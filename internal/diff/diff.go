@@ -19,6 +19,9 @@ const (
 	Invite Action = "invite"
 	// Reinvite withdraws an expired invitation and sends a new one.
 	Reinvite Action = "reinvite"
+	// LeaveGroup takes a member out of a user group whose access the
+	// repository does not declare for them (prune_user_groups).
+	LeaveGroup Action = "leave_group"
 )
 
 // Want is the desired access of one declared member. Empty Access means
@@ -45,6 +48,33 @@ type Live struct {
 	// (deny policies, other resource groups): it differs from every
 	// declaration.
 	Foreign bool
+	// Inherited is the access the member holds through user groups (not
+	// in Access), each with its group.
+	Inherited []Inherited
+}
+
+// Inherited is access held through a user group.
+type Inherited struct {
+	Access         desired.Access
+	Group, GroupID string
+}
+
+// Effective is the member's own access and its groups', sorted, once each.
+func (l Live) Effective() []desired.Access {
+	out := slices.Clone(l.Access)
+	for _, in := range l.Inherited {
+		out = append(out, in.Access)
+	}
+	return sorted(out)
+}
+
+// GroupAccess is access a member holds through a user group that the
+// repository does not declare for them, left in place: the group is not
+// managed (prune_user_groups off), or the member is not.
+type GroupAccess struct {
+	Email, MemberID string
+	Group, GroupID  string
+	Access          []desired.Access
 }
 
 // Options are the account's reconcile settings.
@@ -62,6 +92,9 @@ type Options struct {
 	// Reinvite, when set, says whether a pending member's invitation is
 	// old enough to send again (--reinvite-after).
 	Reinvite func(Live) bool
+	// PruneUserGroups takes declared members out of the user groups that
+	// give them access the repository does not declare for them.
+	PruneUserGroups bool
 }
 
 // Change is one action on one member. For an invite Add is the whole
@@ -82,6 +115,12 @@ type Change struct {
 	// Risks are what a reviewer should look at twice, filled by the
 	// caller that knows the live account (reconcile).
 	Risks []string
+	// Group and GroupID name the user group a LeaveGroup change takes the
+	// member out of (Remove is the access it gave them).
+	Group, GroupID string
+	// Inherited is the access the member holds through user groups
+	// (update, remove), for display: a removal ends it too.
+	Inherited []Inherited
 }
 
 // Plan is what to do to one account, in application order: removals,
@@ -90,6 +129,9 @@ type Plan struct {
 	Changes []Change
 	// Unmanaged are live members nobody declared, left alone (prune off).
 	Unmanaged []Live
+	// GroupAccess is undeclared access through user groups, left in
+	// place (reported: cfaccess does not manage the group).
+	GroupAccess []GroupAccess
 	// Protected are the live members the plan did not look at: protected
 	// emails and the token's owner.
 	Protected []string
@@ -141,9 +183,12 @@ func Compute(want []Want, live []Live, opts Options) (*Plan, error) {
 		managed++
 		liveBy[email] = l
 		w, declared := wantBy[email]
+		if declared && len(w.Access) > 0 {
+			p.groupDrift(l, w, opts)
+		}
 		switch {
 		case !declared && opts.Prune, declared && len(w.Access) == 0:
-			c := Change{Action: Remove, Email: email, MemberID: l.ID, Status: l.Status, Remove: sorted(l.Access)}
+			c := Change{Action: Remove, Email: email, MemberID: l.ID, Status: l.Status, Remove: sorted(l.Access), Inherited: l.Inherited}
 			if declared {
 				c.Sources, c.Reasons = w.Sources, w.Reasons
 			}
@@ -158,7 +203,8 @@ func Compute(want []Want, live []Live, opts Options) (*Plan, error) {
 			add, remove := setDiff(w.Access, l.Access)
 			if len(add) > 0 || len(remove) > 0 || l.Foreign {
 				p.Changes = append(p.Changes, Change{Action: Update, Email: email, MemberID: l.ID, Status: l.Status,
-					Add: add, Remove: remove, Access: sorted(w.Access), Policies: w.Policies, Sources: w.Sources, Reasons: w.Reasons})
+					Add: add, Remove: remove, Access: sorted(w.Access), Policies: w.Policies, Sources: w.Sources, Reasons: w.Reasons,
+					Inherited: l.Inherited})
 			}
 		}
 	}
@@ -169,13 +215,18 @@ func Compute(want []Want, live []Live, opts Options) (*Plan, error) {
 		p.Changes = append(p.Changes, Change{Action: Invite, Email: email, Add: sorted(w.Access), Access: sorted(w.Access),
 			Policies: w.Policies, Sources: w.Sources, Reasons: w.Reasons})
 	}
-	order := map[Action]int{Remove: 0, Update: 1, Invite: 2, Reinvite: 2}
+	order := map[Action]int{Remove: 0, LeaveGroup: 1, Update: 2, Invite: 3, Reinvite: 3}
 	slices.SortFunc(p.Changes, func(a, b Change) int {
-		return cmp.Or(cmp.Compare(order[a.Action], order[b.Action]), cmp.Compare(a.Email, b.Email))
+		return cmp.Or(cmp.Compare(order[a.Action], order[b.Action]), cmp.Compare(a.Email, b.Email), cmp.Compare(a.Group, b.Group))
 	})
 	slices.SortFunc(p.Unmanaged, func(a, b Live) int { return cmp.Compare(a.Email, b.Email) })
+	slices.SortFunc(p.GroupAccess, func(a, b GroupAccess) int {
+		return cmp.Or(cmp.Compare(a.Email, b.Email), cmp.Compare(a.Group, b.Group))
+	})
 	slices.Sort(p.Protected)
-	removals := p.Count(Remove)
+	// Taking someone out of a group takes access away as a removal does:
+	// both count against the breaker.
+	removals := p.Count(Remove) + p.Count(LeaveGroup)
 	switch {
 	case opts.AllowMassRemoval || removals == 0:
 	case removals > opts.MaxRemovals:
@@ -187,6 +238,35 @@ func Compute(want []Want, live []Live, opts Options) (*Plan, error) {
 		return p, fmt.Errorf("%w: %s; if that is intended, run apply with --allow-mass-removal", ErrMassRemoval, p.Breaker)
 	}
 	return p, nil
+}
+
+// groupDrift plans, for a declared member, the user groups that give it
+// access the repository does not declare for it: a LeaveGroup change when
+// groups are pruned, GroupAccess to report otherwise. A group whose access
+// is all declared is left alone (the member's own policies may also hold
+// it: harmless).
+func (p *Plan) groupDrift(l *Live, w *Want, opts Options) {
+	type key struct{ id, name string }
+	excess := map[key][]desired.Access{}
+	var order []key
+	for _, in := range l.Inherited {
+		if slices.Contains(w.Access, in.Access) {
+			continue
+		}
+		k := key{in.GroupID, in.Group}
+		if _, seen := excess[k]; !seen {
+			order = append(order, k)
+		}
+		excess[k] = append(excess[k], in.Access)
+	}
+	for _, k := range order {
+		if opts.PruneUserGroups {
+			p.Changes = append(p.Changes, Change{Action: LeaveGroup, Email: strings.ToLower(l.Email), MemberID: l.ID, Status: l.Status,
+				Remove: sorted(excess[k]), Group: k.name, GroupID: k.id, Sources: w.Sources, Reasons: w.Reasons})
+			continue
+		}
+		p.GroupAccess = append(p.GroupAccess, GroupAccess{Email: strings.ToLower(l.Email), MemberID: l.ID, Group: k.name, GroupID: k.id, Access: sorted(excess[k])})
+	}
 }
 
 func sorted(a []desired.Access) []desired.Access {

@@ -102,11 +102,24 @@ type interner struct {
 	times map[time.Time]*ast.Term
 	lists map[string]*ast.Term
 	pairs map[desired.Access]*ast.Term
+	// bindings are the live bindings of direct access.
+	bindings map[desired.Access]*ast.Term
 }
 
 func newInterner() *interner {
 	return &interner{terms: map[string]*ast.Term{}, times: map[time.Time]*ast.Term{},
-		lists: map[string]*ast.Term{}, pairs: map[desired.Access]*ast.Term{}}
+		lists: map[string]*ast.Term{}, pairs: map[desired.Access]*ast.Term{}, bindings: map[desired.Access]*ast.Term{}}
+}
+
+// direct is one {cloudflare_role, resource, via: "direct"} binding, shared
+// between every member that has it: a large account has few distinct ones.
+func (in *interner) direct(a desired.Access, make func(desired.Access, string) *ast.Term) *ast.Term {
+	t, ok := in.bindings[a]
+	if !ok {
+		t = make(a, "direct")
+		in.bindings[a] = t
+	}
+	return t
 }
 
 // access is one {cloudflare_role, resource} object, shared between every
@@ -163,13 +176,22 @@ type LiveMember struct {
 	Status    string
 	TwoFactor bool
 	Access    []desired.Access // zones by name where known
+	// Inherited is the access the member holds through user groups.
+	Inherited []InheritedAccess
+}
+
+// InheritedAccess is access held through a user group.
+type InheritedAccess struct {
+	Access desired.Access
+	Group  string
 }
 
 // PlanChange is a planned change as guardrails see it.
 type PlanChange struct {
-	Action      string // invite, update, remove
+	Action      string // invite, update, remove, reinvite, leave_group
 	Email       string
 	Add, Remove []desired.Access
+	Group       string // leave_group: the user group
 }
 
 // LiveAccount is one account's live members and plan.
@@ -177,6 +199,9 @@ type LiveAccount struct {
 	Provider string
 	Members  []LiveMember
 	Changes  []PlanChange
+	// OrgAdmins are the emails of the organization's Super
+	// Administrators, who hold the account without being members.
+	OrgAdmins []string
 }
 
 // AddLive adds the accounts' live members and plans to the input, as
@@ -185,7 +210,12 @@ type LiveAccount struct {
 func AddLive(doc *Document, accounts []LiveAccount) {
 	input := doc.obj
 	s := newInterner()
-	access := func(as []desired.Access) *ast.Term {
+	// A binding says where it comes from: "direct" (the member's own
+	// policies) or "user group <name>".
+	binding := func(a desired.Access, via string) *ast.Term {
+		return ast.ObjectTerm(s.item("cloudflare_role", s.str(a.Role)), s.item("resource", s.str(a.Resource.String())), s.item("via", s.str(via)))
+	}
+	direct := func(as []desired.Access) *ast.Term {
 		terms := make([]*ast.Term, len(as))
 		for i, a := range as {
 			terms[i] = s.access(a)
@@ -196,20 +226,35 @@ func AddLive(doc *Document, accounts []LiveAccount) {
 	for _, acct := range accounts {
 		ms := make([]*ast.Term, len(acct.Members))
 		for i, m := range acct.Members {
+			bs := make([]*ast.Term, 0, len(m.Access)+len(m.Inherited))
+			for _, a := range m.Access {
+				bs = append(bs, s.direct(a, binding))
+			}
+			for _, in := range m.Inherited {
+				bs = append(bs, binding(in.Access, "user group "+in.Group))
+			}
 			ms[i] = ast.ObjectTerm(s.item("email", s.str(m.Email)), s.item("status", s.str(m.Status)),
-				s.item("two_factor", ast.InternedTerm(m.TwoFactor)), s.item("bindings", access(m.Access)))
+				s.item("two_factor", ast.InternedTerm(m.TwoFactor)), s.item("bindings", ast.ArrayTerm(bs...)))
 		}
-		byAction := map[string][]*ast.Term{"invite": {}, "update": {}, "remove": {}}
+		byAction := map[string][]*ast.Term{"invite": {}, "update": {}, "remove": {}, "reinvite": {}, "leave_group": {}}
 		for _, c := range acct.Changes {
-			byAction[c.Action] = append(byAction[c.Action], ast.ObjectTerm(s.item("email", s.str(c.Email)),
-				s.item("add", access(c.Add)), s.item("remove", access(c.Remove))))
+			items := [][2]*ast.Term{s.item("email", s.str(c.Email)), s.item("add", direct(c.Add)), s.item("remove", direct(c.Remove))}
+			if c.Group != "" {
+				items = append(items, s.item("user_group", s.str(c.Group)))
+			}
+			byAction[c.Action] = append(byAction[c.Action], ast.ObjectTerm(items...))
 		}
-		live.Insert(s.str(acct.Provider), ast.ObjectTerm(s.item("members", ast.ArrayTerm(ms...))))
-		plan.Insert(s.str(acct.Provider), ast.ObjectTerm(
-			s.item("invite", ast.ArrayTerm(byAction["invite"]...)),
-			s.item("update", ast.ArrayTerm(byAction["update"]...)),
-			s.item("remove", ast.ArrayTerm(byAction["remove"]...)),
-		))
+		admins := make([]*ast.Term, len(acct.OrgAdmins))
+		for i, e := range acct.OrgAdmins {
+			admins[i] = s.str(e)
+		}
+		live.Insert(s.str(acct.Provider), ast.ObjectTerm(s.item("members", ast.ArrayTerm(ms...)),
+			s.item("organization_super_admins", ast.ArrayTerm(admins...))))
+		actions := ast.NewObject()
+		for action, terms := range byAction {
+			actions.Insert(s.str(action), ast.ArrayTerm(terms...))
+		}
+		plan.Insert(s.str(acct.Provider), ast.NewTerm(actions))
 	}
 	input.Insert(ast.StringTerm("live"), ast.NewTerm(live))
 	input.Insert(ast.StringTerm("plan"), ast.NewTerm(plan))

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -62,12 +63,21 @@ type Engine struct {
 	query    rego.PreparedEvalQuery
 	packages []pkgInfo
 	usesLive bool
+	// liveBuiltins are the built-in packages that read input.live or
+	// input.plan; builtinQuery evaluates the built-ins alone.
+	liveBuiltins []string
+	builtinQuery rego.PreparedEvalQuery
 }
 
-// UsesLive reports whether any guardrail reads input.live or input.plan
-// (or the whole input): only then is the live state worth adding to the
-// input — for a 50,000-member account it is tens of megabytes.
+// UsesLive reports whether any of the repository's guardrails reads
+// input.live or input.plan (or the whole input): only then is the whole
+// input kept to evaluate them again with the live state — for a
+// 50,000-member account it is tens of megabytes. Built-in guardrails on
+// the live state run on their own (EvalLiveBuiltins).
 func (e *Engine) UsesLive() bool { return e.usesLive }
+
+// LiveBuiltins reports whether a built-in guardrail reads the live state.
+func (e *Engine) LiveBuiltins() bool { return len(e.liveBuiltins) > 0 }
 
 // readsLive reports whether a module refers to input.live, input.plan, or
 // to input as a whole (which could reach them).
@@ -231,8 +241,13 @@ func New(ctx context.Context, builtin, repo []Module) (*Engine, desired.Diagnost
 		pm := compiler.Modules[file]
 		name := packageName(pm)
 		// Any package counts: a helper library outside cfaccess. may be
-		// what reads input.live for a deny rule.
-		e.usesLive = e.usesLive || readsLive(pm)
+		// what reads input.live for a deny rule. The built-ins that read it
+		// are evaluated on their own, on the live state alone.
+		if strings.HasPrefix(file, BuiltinPrefix) && readsLive(pm) {
+			e.liveBuiltins = append(e.liveBuiltins, name)
+		} else {
+			e.usesLive = e.usesLive || readsLive(pm)
+		}
 		if !strings.HasPrefix(name, "cfaccess.") {
 			continue
 		}
@@ -259,7 +274,42 @@ func New(ctx context.Context, builtin, repo []Module) (*Engine, desired.Diagnost
 		return nil, diags, fmt.Errorf("prepare guardrails: %w", err)
 	}
 	e.query = q
+	if e.LiveBuiltins() {
+		bq, err := rego.New(rego.Query("data.cfaccess.builtin"), rego.Compiler(compiler), rego.StrictBuiltinErrors(true)).PrepareForEval(ctx)
+		if err != nil {
+			return nil, diags, fmt.Errorf("prepare guardrails: %w", err)
+		}
+		e.builtinQuery = bq
+	}
 	return e, diags, nil
+}
+
+// EvalLiveBuiltins evaluates the built-in guardrails that read the live
+// state, on an input holding only now, live and plan: the repository's
+// part of the input need not be kept while the accounts are read.
+func (e *Engine) EvalLiveBuiltins(ctx context.Context, now time.Time, accounts []LiveAccount) ([]Violation, error) {
+	if !e.LiveBuiltins() {
+		return nil, nil
+	}
+	doc := &Document{obj: ast.NewObject(ast.Item(ast.StringTerm("now"), ast.StringTerm(now.UTC().Format(time.RFC3339))))}
+	AddLive(doc, accounts)
+	rs, err := e.builtinQuery.Eval(ctx, rego.EvalParsedInput(doc.obj))
+	if err != nil {
+		return nil, fmt.Errorf("evaluate guardrails: %w", err)
+	}
+	var root map[string]any
+	if len(rs) > 0 && len(rs[0].Expressions) > 0 {
+		root, _ = rs[0].Expressions[0].Value.(map[string]any)
+	}
+	var out []Violation
+	for _, p := range e.packages {
+		if !slices.Contains(e.liveBuiltins, p.name) {
+			continue
+		}
+		out = append(out, p.violations(root, p.path[1:])...)
+	}
+	sortViolations(out)
+	return out, nil
 }
 
 // packageName is a module's package without the "data." root:
@@ -297,16 +347,29 @@ func (e *Engine) Eval(ctx context.Context, input *Document) ([]Violation, error)
 	}
 	var out []Violation
 	for _, p := range e.packages {
-		var node any = root
-		for _, seg := range p.path {
-			m, _ := node.(map[string]any)
-			node = m[seg]
-		}
-		m, _ := node.(map[string]any)
-		for _, sev := range []Severity{Deny, Warn} {
-			out = append(out, elements(p, sev, m[string(sev)])...)
-		}
+		out = append(out, p.violations(root, p.path)...)
 	}
+	sortViolations(out)
+	return out, nil
+}
+
+// violations reads the package's deny and warn sets at path under root.
+func (p pkgInfo) violations(root map[string]any, path []string) []Violation {
+	var node any = root
+	for _, seg := range path {
+		m, _ := node.(map[string]any)
+		node = m[seg]
+	}
+	m, _ := node.(map[string]any)
+	var out []Violation
+	for _, sev := range []Severity{Deny, Warn} {
+		out = append(out, elements(p, sev, m[string(sev)])...)
+	}
+	return out
+}
+
+// sortViolations puts denials first, each group by source then message.
+func sortViolations(out []Violation) {
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i], out[j]
 		if a.Severity != b.Severity {
@@ -320,7 +383,6 @@ func (e *Engine) Eval(ctx context.Context, input *Document) ([]Violation, error)
 		}
 		return a.Message < b.Message
 	})
-	return out, nil
 }
 
 // elements reads a deny or warn value: a set (as a list) of strings or

@@ -68,6 +68,8 @@ func (a *applier) apply(ctx context.Context, c diff.Change) Result {
 	switch c.Action {
 	case diff.Remove:
 		r.Err = a.client.Remove(ctx, id, c.MemberID)
+	case diff.LeaveGroup:
+		r.Err = a.client.LeaveUserGroup(ctx, id, c.GroupID, c.MemberID)
 	case diff.Update:
 		pols, err := a.policies(ctx, c)
 		if err != nil {
@@ -144,7 +146,7 @@ func (a *applier) replace(ctx context.Context, memberID, status string, pols []c
 // verify reads the member back after a write and compares its effective
 // access with what was written.
 func (a *applier) verify(ctx context.Context, memberID string, c diff.Change) (cloudflare.Member, error) {
-	m, err := a.client.GetMember(ctx, a.ap.AccountID, memberID, a.ap.Live.ResourceGroups)
+	m, err := a.client.GetMember(ctx, a.ap.Live, memberID)
 	if err != nil {
 		return m, fmt.Errorf("reading %s back after the change: %w", c.Email, err)
 	}

@@ -44,9 +44,10 @@ type Checked struct {
 	Violations []policy.Violation
 	Tests      []policy.TestResult
 	// engine and input let plan and apply evaluate the guardrails again
-	// with the live accounts and plans added.
+	// with the live accounts and plans added, at now.
 	engine *policy.Engine
 	input  *policy.Document
+	now    time.Time
 }
 
 // Valid reports whether the repository loaded without errors and its
@@ -122,7 +123,7 @@ func Check(ctx context.Context, src *desired.Source, readDiags desired.Diagnosti
 	if repo == nil || engine == nil || len(readDiags.Errors()) > 0 {
 		return c, nil
 	}
-	c.Repo, c.engine = repo, engine
+	c.Repo, c.engine, c.now = repo, engine, opts.Now
 	c.input = policy.Input(repo, opts.Now)
 	collectAfterInput()
 	c.Violations, err = engine.Eval(pctx, c.input)
@@ -148,19 +149,32 @@ func policyFailure(ctx context.Context, timeout time.Duration, what string, err 
 // then do they run again once the accounts are read.
 func (c *Checked) UsesLive() bool { return c.engine != nil && c.engine.UsesLive() }
 
-// EvalLive evaluates the guardrails again with the live accounts and their
-// plans in the input, then frees the input.
+// EvalLive evaluates the guardrails on the live accounts and their plans:
+// all of them again, with the live state added to the input, when one of
+// the repository's reads it (the input is freed after); otherwise only the
+// built-in ones on the live state, on an input of that state alone.
 func (c *Checked) EvalLive(ctx context.Context, live []policy.LiveAccount) error {
-	if c.input == nil {
+	switch {
+	case c.engine == nil:
 		return nil
+	case c.UsesLive():
+		if c.input == nil {
+			return nil
+		}
+		policy.AddLive(c.input, live)
+		vs, err := c.engine.Eval(ctx, c.input)
+		c.ReleaseInput()
+		if err != nil {
+			return err
+		}
+		c.Violations = vs
+	case c.engine.LiveBuiltins():
+		vs, err := c.engine.EvalLiveBuiltins(ctx, c.now, live)
+		if err != nil {
+			return err
+		}
+		c.Violations = append(vs, c.Violations...)
 	}
-	policy.AddLive(c.input, live)
-	vs, err := c.engine.Eval(ctx, c.input)
-	c.ReleaseInput()
-	if err != nil {
-		return err
-	}
-	c.Violations = vs
 	return nil
 }
 

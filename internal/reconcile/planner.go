@@ -217,13 +217,10 @@ func (p *Planner) Plan(ctx context.Context, c *Checked, rev gitsource.Revision, 
 			live = append(live, liveAccount(ap))
 		}
 	}
-	// The guardrails again, now seeing the live accounts and the plans:
-	// nothing is written before they pass. (Skipped when no rule reads
-	// input.live or input.plan: the result could not differ.)
-	if c.UsesLive() {
-		if err := c.EvalLive(ctx, live); err != nil {
-			return nil, fmt.Errorf("evaluate guardrails: %w", err)
-		}
+	// The guardrails that read the live accounts and the plans: nothing is
+	// written before they pass.
+	if err := c.EvalLive(ctx, live); err != nil {
+		return nil, fmt.Errorf("evaluate guardrails: %w", err)
 	}
 	return o, nil
 }
@@ -254,11 +251,21 @@ func liveAccount(ap *AccountPlan) policy.LiveAccount {
 		}
 		return out
 	}
-	for _, m := range ap.Live.Members {
-		la.Members = append(la.Members, policy.LiveMember{Email: m.Email, Status: m.Status, TwoFactor: m.TwoFactor, Access: display(m.Access)})
+	for _, l := range Lives(ap.Live) {
+		lm := policy.LiveMember{Email: l.Email, Status: l.Status, Access: display(l.Access)}
+		for _, in := range l.Inherited {
+			lm.Inherited = append(lm.Inherited, policy.InheritedAccess{Access: display([]desired.Access{in.Access})[0], Group: in.Group})
+		}
+		la.Members = append(la.Members, lm)
+	}
+	for i, m := range ap.Live.Members {
+		la.Members[i].TwoFactor = m.TwoFactor
 	}
 	for _, c := range ap.Plan.Changes {
-		la.Changes = append(la.Changes, policy.PlanChange{Action: string(c.Action), Email: c.Email, Add: display(c.Add), Remove: display(c.Remove)})
+		la.Changes = append(la.Changes, policy.PlanChange{Action: string(c.Action), Email: c.Email, Add: display(c.Add), Remove: display(c.Remove), Group: c.Group})
+	}
+	for _, m := range ap.Live.OrgAdmins {
+		la.OrgAdmins = append(la.OrgAdmins, m.Email)
 	}
 	return la
 }

@@ -62,7 +62,8 @@ type Account interface {
 	Invite(ctx context.Context, accountID, email string, policies []cloudflare.Policy) (string, error)
 	ReplacePolicies(ctx context.Context, accountID, memberID, status string, policies []cloudflare.Policy) error
 	Remove(ctx context.Context, accountID, memberID string) error
-	GetMember(ctx context.Context, accountID, memberID string, groups []cloudflare.ResourceGroup) (cloudflare.Member, error)
+	LeaveUserGroup(ctx context.Context, accountID, groupID, memberID string) error
+	GetMember(ctx context.Context, acct *cloudflare.Account, memberID string) (cloudflare.Member, error)
 	FindMember(ctx context.Context, accountID, email string) (cloudflare.Member, error)
 }
 
@@ -74,7 +75,7 @@ func Plan(ctx context.Context, client Account, repo *desired.Repo, pid string, n
 	pv := repo.Providers[pid]
 	ap := &AccountPlan{Provider: pid, AccountID: pv.AccountID, Client: client}
 	defer func() { ap.Took = time.Since(start) }()
-	live, err := client.ReadAccount(ctx, pv.AccountID, cloudflare.ReadOptions{Zones: zonesOf(repo, pid)})
+	live, err := client.ReadAccount(ctx, pv.AccountID, cloudflare.ReadOptions{Zones: zonesOf(repo, pid), OrganizationID: pv.OrganizationID})
 	if err != nil {
 		ap.Err = err
 		return ap
@@ -110,7 +111,7 @@ func Plan(ctx context.Context, client Account, repo *desired.Repo, pid string, n
 	ap.Plan, ap.Err = diff.Compute(wants, Lives(live), diff.Options{
 		Prune: pv.Prune, Protected: pv.Protected, Owner: owner, ProtectedIDs: ids,
 		MaxRemovals: pv.MaxRemovals, AllowMassRemoval: opts.AllowMassRemoval,
-		Reinvite: reinvite(pv.AccountID, opts.Reinvite),
+		Reinvite: reinvite(pv.AccountID, opts.Reinvite), PruneUserGroups: pv.PruneUserGroups,
 	})
 	annotateRisks(ap)
 	return ap
@@ -279,11 +280,25 @@ func (l liveCatalogue) Scope(name string) desired.Scope {
 
 func (l liveCatalogue) Counterpart(name string) string { return cfroles.Counterpart(name) }
 
-// Lives turns live members into diff terms.
+// Lives turns live members into diff terms: their own access, and what
+// their user groups give them.
 func Lives(live *cloudflare.Account) []diff.Live {
+	groups := map[string][]*cloudflare.UserGroup{}
+	for i := range live.UserGroups {
+		g := &live.UserGroups[i]
+		for _, m := range g.Members {
+			groups[m.ID] = append(groups[m.ID], g)
+		}
+	}
 	out := make([]diff.Live, len(live.Members))
 	for i, m := range live.Members {
-		out[i] = diff.Live{ID: m.ID, Email: m.Email, Status: m.Status, Access: m.Access, Foreign: m.Denies > 0 || len(m.Unknown) > 0}
+		l := diff.Live{ID: m.ID, Email: m.Email, Status: m.Status, Access: m.Access, Foreign: m.Denies > 0 || len(m.Unknown) > 0}
+		for _, g := range groups[m.ID] {
+			for _, a := range g.Access {
+				l.Inherited = append(l.Inherited, diff.Inherited{Access: a, Group: g.Name, GroupID: g.ID})
+			}
+		}
+		out[i] = l
 	}
 	return out
 }

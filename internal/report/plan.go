@@ -111,8 +111,13 @@ func planText(w io.Writer, o *reconcile.Outcome, color bool) error {
 				sign, col = "-", red
 			case diff.Update:
 				sign, col = "~", yellow
+			case diff.LeaveGroup:
+				sign, col = "-", red
 			}
 			line := fmt.Sprintf("  %s %s %s", sign, c.Action, oneLine(c.Email))
+			if c.Action == diff.LeaveGroup {
+				line = fmt.Sprintf("  %s take %s out of user group %s", sign, oneLine(c.Email), oneLine(c.Group))
+			}
 			if c.Status == "pending" {
 				line += " (pending)"
 			}
@@ -126,6 +131,13 @@ func planText(w io.Writer, o *reconcile.Outcome, color bool) error {
 			}
 			for _, a := range c.Remove {
 				fmt.Fprintf(&b, "      %s\n", paint(red, "- "+oneLine(display(ap, a).String())))
+			}
+			for _, in := range c.Inherited {
+				sign := "="
+				if c.Action == diff.Remove {
+					sign = "-"
+				}
+				fmt.Fprintf(&b, "      %s %s (via user group %s)\n", sign, oneLine(display(ap, in.Access).String()), oneLine(in.Group))
 			}
 			switch {
 			case len(c.Sources) > 0:
@@ -151,7 +163,11 @@ func planText(w io.Writer, o *reconcile.Outcome, color bool) error {
 		}
 		for _, u := range ap.Plan.Unmanaged {
 			fmt.Fprintf(&b, "  = unmanaged %s (not declared; prune is off)\n", oneLine(u.Email))
+			for _, in := range u.Inherited {
+				fmt.Fprintf(&b, "      = %s (via user group %s)\n", oneLine(display(ap, in.Access).String()), oneLine(in.Group))
+			}
 		}
+		outsideText(&b, ap, paint)
 	}
 	verb := "Plan"
 	if o.Applied {
@@ -160,6 +176,9 @@ func planText(w io.Writer, o *reconcile.Outcome, color bool) error {
 	fmt.Fprintf(&b, "\n%s: %d to invite, %d to update, %d to remove", verb, totals[diff.Invite], totals[diff.Update], totals[diff.Remove])
 	if n := totals[diff.Reinvite]; n > 0 {
 		fmt.Fprintf(&b, ", %d to re-invite", n)
+	}
+	if n := totals[diff.LeaveGroup]; n > 0 {
+		fmt.Fprintf(&b, ", %d to take out of user groups", n)
 	}
 	b.WriteString(".\n")
 	if n := o.FailedChanges(); n > 0 {
@@ -170,6 +189,29 @@ func planText(w io.Writer, o *reconcile.Outcome, color bool) error {
 	}
 	_, err := io.WriteString(w, terminalSafe(b.String()))
 	return err
+}
+
+// outsideText writes what the plan leaves alone because cfaccess does not
+// control it — access through user groups it does not manage,
+// organization Super Administrators — and what could not be checked.
+func outsideText(b *strings.Builder, ap *reconcile.AccountPlan, paint func(code, s string) string) {
+	for _, g := range ap.Plan.GroupAccess {
+		fmt.Fprintf(b, "  %s %s holds access the repository does not declare, via user group %s (not managed: prune_user_groups is off)\n",
+			paint(yellow, "!"), oneLine(g.Email), oneLine(g.Group))
+		for _, a := range g.Access {
+			fmt.Fprintf(b, "      %s\n", paint(yellow, "= "+oneLine(display(ap, a).String())))
+		}
+	}
+	if ap.Live == nil {
+		return
+	}
+	for _, m := range ap.Live.OrgAdmins {
+		fmt.Fprintf(b, "  %s %s is a Super Administrator of the organization (%s): access outside this account's control\n",
+			paint(yellow, "!"), oneLine(m.Email), oneLine(m.Status))
+	}
+	for _, nc := range ap.Live.NotChecked {
+		fmt.Fprintf(b, "  %s %s\n", paint(yellow, "? "+oneLine(nc.What)+" not checked:"), oneLine(nc.Why))
+	}
 }
 
 // findingsText writes diagnostics and violations, one line each with
@@ -240,10 +282,11 @@ type PlanDoc struct {
 }
 
 type SummaryDoc struct {
-	Invite   int `json:"invite"`
-	Update   int `json:"update"`
-	Remove   int `json:"remove"`
-	Reinvite int `json:"reinvite"`
+	Invite     int `json:"invite"`
+	Update     int `json:"update"`
+	Remove     int `json:"remove"`
+	Reinvite   int `json:"reinvite"`
+	LeaveGroup int `json:"leave_group,omitempty"`
 }
 
 type AccountDoc struct {
@@ -260,6 +303,19 @@ type AccountDoc struct {
 	// level.
 	Warnings   []reconcile.Finding `json:"warnings"`
 	Violations []reconcile.Finding `json:"violations"`
+	// GroupAccess is access through user groups the plan leaves in place
+	// (not declared, the group not managed); OrgAdmins the organization's
+	// Super Administrators; NotChecked what the credentials could not
+	// read. Omitted when empty.
+	GroupAccess []GroupAccessDoc `json:"group_access,omitempty"`
+	OrgAdmins   []string         `json:"organization_super_admins,omitempty"`
+	NotChecked  []string         `json:"not_checked,omitempty"`
+}
+
+type GroupAccessDoc struct {
+	Email  string      `json:"email"`
+	Group  string      `json:"user_group"`
+	Access []AccessDoc `json:"access"`
 }
 
 type AccessDoc struct {
@@ -278,6 +334,15 @@ type ChangeDoc struct {
 	Risks    []string    `json:"risks,omitempty"`
 	Result   string      `json:"result,omitempty"` // apply: applied, or failed: …
 	Note     string      `json:"note,omitempty"`   // apply: how it was applied, when not as planned
+	// Group is the user group a leave_group change takes the member out
+	// of; Inherited the access the member holds through user groups.
+	Group     string         `json:"user_group,omitempty"`
+	Inherited []InheritedDoc `json:"inherited,omitempty"`
+}
+
+type InheritedDoc struct {
+	AccessDoc
+	Via string `json:"via"`
 }
 
 func planJSON(w io.Writer, o *reconcile.Outcome) error {
@@ -296,9 +361,25 @@ func planJSON(w io.Writer, o *reconcile.Outcome) error {
 		if ap.Err != nil {
 			aj.Error = ap.Err.Error()
 		}
+		if ap.Live != nil {
+			for _, m := range ap.Live.OrgAdmins {
+				aj.OrgAdmins = append(aj.OrgAdmins, m.Email)
+			}
+			for _, nc := range ap.Live.NotChecked {
+				aj.NotChecked = append(aj.NotChecked, nc.String())
+			}
+		}
 		if ap.Plan != nil {
 			aj.Breaker = ap.Plan.Breaker
 			aj.Protected = append(aj.Protected, ap.Plan.Protected...)
+			for _, g := range ap.Plan.GroupAccess {
+				gd := GroupAccessDoc{Email: g.Email, Group: g.Group, Access: []AccessDoc{}}
+				for _, a := range g.Access {
+					d := display(ap, a)
+					gd.Access = append(gd.Access, AccessDoc{d.Role, d.Resource.String()})
+				}
+				aj.GroupAccess = append(aj.GroupAccess, gd)
+			}
 			for _, u := range ap.Plan.Unmanaged {
 				aj.Unmanaged = append(aj.Unmanaged, u.Email)
 			}
@@ -316,6 +397,11 @@ func planJSON(w io.Writer, o *reconcile.Outcome) error {
 				}
 				for _, s := range c.Sources {
 					cj.Sources = append(cj.Sources, s.String())
+				}
+				cj.Group = c.Group
+				for _, in := range c.Inherited {
+					d := display(ap, in.Access)
+					cj.Inherited = append(cj.Inherited, InheritedDoc{AccessDoc{d.Role, d.Resource.String()}, "user group " + in.Group})
 				}
 				if i < len(results) {
 					cj.Result = "applied"
@@ -336,6 +422,8 @@ func planJSON(w io.Writer, o *reconcile.Outcome) error {
 					out.Summary.Remove++
 				case diff.Reinvite:
 					out.Summary.Reinvite++
+				case diff.LeaveGroup:
+					out.Summary.LeaveGroup++
 				}
 				aj.Changes = append(aj.Changes, cj)
 			}
@@ -431,6 +519,28 @@ func isControl(r rune) bool {
 
 // renderPlanMarkdown writes a pull-request comment: a summary line, one
 // table per account, risky changes flagged.
+// outsideMarkdown lists what the plan leaves alone because cfaccess does
+// not control it, and what could not be checked.
+func outsideMarkdown(b *strings.Builder, ap *reconcile.AccountPlan) {
+	for _, g := range ap.Plan.GroupAccess {
+		var access []string
+		for _, a := range g.Access {
+			access = append(access, mdEscape(display(ap, a).String()))
+		}
+		fmt.Fprintf(b, "⚠️ %s holds %s via user group %s, not declared (the group is not managed: prune_user_groups is off)\n\n",
+			mdEscape(g.Email), strings.Join(access, ", "), mdEscape(g.Group))
+	}
+	if ap.Live == nil {
+		return
+	}
+	for _, m := range ap.Live.OrgAdmins {
+		fmt.Fprintf(b, "⚠️ %s is a Super Administrator of the organization: access outside this account's control\n\n", mdEscape(m.Email))
+	}
+	for _, nc := range ap.Live.NotChecked {
+		fmt.Fprintf(b, "❔ %s not checked: %s\n\n", mdEscape(nc.What), mdEscape(nc.Why))
+	}
+}
+
 func planMarkdown(w io.Writer, o *reconcile.Outcome) error {
 	var b strings.Builder
 	// The marker lets CI find and update its own comment.
@@ -455,7 +565,11 @@ func planMarkdown(w io.Writer, o *reconcile.Outcome) error {
 	case o.Changes() == 0:
 		b.WriteString("### ✅ cfaccess plan: no changes\n\n")
 	default:
-		fmt.Fprintf(&b, "### cfaccess plan: %d to invite, %d to update, %d to remove\n\n", totals[diff.Invite], totals[diff.Update], totals[diff.Remove])
+		fmt.Fprintf(&b, "### cfaccess plan: %d to invite, %d to update, %d to remove", totals[diff.Invite], totals[diff.Update], totals[diff.Remove])
+		if n := totals[diff.LeaveGroup]; n > 0 {
+			fmt.Fprintf(&b, ", %d out of user groups", n)
+		}
+		b.WriteString("\n\n")
 	}
 	if o.Revision.SHA != "" {
 		fmt.Fprintf(&b, "Revision `%s` — %s\n\n", short(o.Revision.SHA), mdEscape(o.Revision.Subject))
@@ -485,13 +599,17 @@ func planMarkdown(w io.Writer, o *reconcile.Outcome) error {
 		} else {
 			b.WriteString("| | Member | Access | Why |\n|---|---|---|---|\n")
 			for _, c := range ap.Plan.Changes {
-				icon := map[diff.Action]string{diff.Invite: "➕ invite", diff.Update: "✏️ update", diff.Remove: "➖ remove", diff.Reinvite: "🔁 re-invite"}[c.Action]
+				icon := map[diff.Action]string{diff.Invite: "➕ invite", diff.Update: "✏️ update", diff.Remove: "➖ remove", diff.Reinvite: "🔁 re-invite",
+					diff.LeaveGroup: "➖ out of user group " + mdEscape(c.Group)}[c.Action]
 				var access []string
 				for _, a := range c.Add {
 					access = append(access, "+ "+mdEscape(display(ap, a).String()))
 				}
 				for _, a := range c.Remove {
 					access = append(access, "− "+mdEscape(display(ap, a).String()))
+				}
+				for _, in := range c.Inherited {
+					access = append(access, "= "+mdEscape(display(ap, in.Access).String())+" (via user group "+mdEscape(in.Group)+")")
 				}
 				why := "not declared"
 				if len(c.Sources) > 0 {
@@ -516,6 +634,7 @@ func planMarkdown(w io.Writer, o *reconcile.Outcome) error {
 			}
 			fmt.Fprintf(&b, "Unmanaged (not declared, prune off): %s\n\n", strings.Join(emails, ", "))
 		}
+		outsideMarkdown(&b, ap)
 	}
 	_, err := io.WriteString(w, strings.TrimRight(b.String(), "\n")+"\n")
 	return err

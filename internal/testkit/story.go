@@ -46,7 +46,13 @@ type Story struct {
 // NewStory makes the story's repository and account.
 func NewStory(t testing.TB) *Story {
 	t.Helper()
-	s := fake.New(fake.Options{Token: Token, AccountName: "Production"})
+	return NewStoryWith(t, fake.Options{Token: Token, AccountName: "Production"})
+}
+
+// NewStoryWith makes the story with an account of the given options.
+func NewStoryWith(t testing.TB, opts fake.Options) *Story {
+	t.Helper()
+	s := fake.New(opts)
 	e := &Story{T: t, Fake: s, Repo: t.TempDir(), Now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
 	e.Git("init", "-q", "-b", "main")
 	e.Commit("initial", map[string]string{

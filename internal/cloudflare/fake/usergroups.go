@@ -151,6 +151,20 @@ func (s *Server) routeUserGroups(w http.ResponseWriter, r *http.Request, seg []s
 		default:
 			methodNotAllowed(w)
 		}
+	case len(seg) == 7 && seg[5] == "members" && r.Method == http.MethodGet:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		g := s.userGroupOr404Locked(w, seg[4])
+		switch {
+		case g == nil:
+		case !slices.Contains(g.Members, seg[6]):
+			writeError(w, http.StatusNotFound, 1003, "Member not found in user group")
+		default:
+			m := s.memberLocked(seg[6])
+			writeResult(w, map[string]any{"id": m.ID, "email": m.Email, "status": m.Status,
+				"created_at": g.Modified.UTC().Format(time.RFC3339),
+				"user":       map[string]any{"id": m.UserID, "email": m.Email, "first_name": m.FirstName, "last_name": m.LastName}})
+		}
 	case len(seg) == 7 && seg[5] == "members" && r.Method == http.MethodDelete:
 		s.mu.Lock()
 		defer s.mu.Unlock()

@@ -1,0 +1,226 @@
+package cloudflare
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/cloudflare/cloudflare-go/v7/iam"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cfaccess/reconciler/internal/desired"
+)
+
+// User groups give their policies to every member in them: a member's
+// effective access is its own policies and those of its groups
+// (developers.cloudflare.com fundamentals/manage-members/user-groups:
+// "User Group permissions are inherited by each member of the group").
+// cloudflare-go v7.9.0 iam.UserGroupService and UserGroupMemberService
+// reach them: GET /accounts/{id}/iam/user_groups and
+// …/user_groups/{gid}/members, both paged (100 by default, 500 at most).
+
+// UserGroup is a user group of the account.
+type UserGroup struct {
+	ID, Name string
+	// Access is what the group's allow policies give (zones by id),
+	// sorted; Denies counts its deny policies; Unknown lists scopes the
+	// reconciler cannot express.
+	Access  []desired.Access
+	Denies  int
+	Unknown []string
+	// PolicyIDs are the ids of the group's policies: a member answer that
+	// lists them too is showing what the member inherits, not its own.
+	PolicyIDs []string
+	// Members are the group's members (account member ids), sorted.
+	Members []GroupMember
+	// ModifiedOn is the group's modified_on, as the API wrote it.
+	ModifiedOn string
+
+	parts []policyPart
+}
+
+// GroupMember is a member of a user group.
+type GroupMember struct {
+	ID, Email, Status string
+}
+
+// userGroupPerPage is the page size of the user-group lists: their
+// default (the OpenAPI operations: 100, at most 500).
+const userGroupPerPage = 100
+
+// NotChecked is why part of an account could not be read with these
+// credentials and was not checked, for the plan to say plainly.
+type NotChecked struct {
+	What string // "user groups", "organization members"
+	Why  string
+}
+
+func (n NotChecked) String() string { return n.What + " not checked: " + n.Why }
+
+// notPermitted reports whether err is a refusal of these credentials (or
+// an endpoint the account's plan lacks): part of the account is then not
+// checked, rather than the whole read failing.
+func notPermitted(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && (ae.Auth() || ae.Status == http.StatusNotFound)
+}
+
+// readUserGroups lists the account's user groups and each one's members.
+// A token that may not read them gives a NotChecked, not an error.
+func (c *Client) readUserGroups(ctx context.Context, accountID string, seen *groupSet) ([]UserGroup, *NotChecked, error) {
+	groups, err := fetchAll(ctx, c, "list user groups of account "+accountID, listMode{perPage: userGroupPerPage},
+		func(g UserGroup) string { return g.ID },
+		func(ctx context.Context, page int) ([]UserGroup, pageInfo, error) {
+			var p iam.UserGroupListParams
+			p.AccountID.Value, p.AccountID.Present = accountID, true
+			p.Page.Value, p.Page.Present = float64(page), true
+			p.PerPage.Value, p.PerPage.Present = userGroupPerPage, true
+			res, err := c.userGroups.List(ctx, p)
+			if err != nil {
+				return nil, pageInfo{}, err
+			}
+			out := make([]UserGroup, len(res.Result))
+			for i, g := range res.Result {
+				if out[i], err = convertUserGroup(g, accountID, seen); err != nil {
+					return nil, pageInfo{}, err
+				}
+			}
+			return out, parsePageInfo(res.JSON.RawJSON()), nil
+		})
+	if notPermitted(err) {
+		var ae *APIError
+		errors.As(err, &ae)
+		return nil, &NotChecked{What: "user groups", Why: fmt.Sprintf("the token may not read them (%d %s): access through user groups was not checked; give the token Account Settings Read", ae.Status, http.StatusText(ae.Status))}, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(c.cfg.Concurrency)
+	var mu sync.Mutex
+	for i := range groups {
+		g.Go(func() error {
+			ms, err := c.listUserGroupMembers(gctx, accountID, groups[i].ID)
+			mu.Lock()
+			defer mu.Unlock()
+			groups[i].Members = ms
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
+	slices.SortFunc(groups, func(a, b UserGroup) int { return cmp.Compare(a.Name, b.Name) })
+	return groups, nil, nil
+}
+
+func convertUserGroup(g iam.UserGroupListResponse, accountID string, seen *groupSet) (UserGroup, error) {
+	op := "list user groups of account " + accountID
+	if !isHex32(g.ID) {
+		return UserGroup{}, untrusted(op, fmt.Sprintf("a user group's id %q is not a Cloudflare id", truncate(g.ID, 40)))
+	}
+	out := UserGroup{ID: strings.Clone(g.ID), Name: strings.Clone(g.Name), ModifiedOn: strings.Clone(g.JSON.ModifiedOn.Raw())}
+	for _, p := range g.Policies {
+		raw := rawPolicy{id: p.ID, deny: p.Access == iam.UserGroupListResponsePoliciesAccessDeny}
+		for _, pg := range p.PermissionGroups {
+			raw.roles = append(raw.roles, pg.Name)
+		}
+		for _, rg := range p.ResourceGroups {
+			raw.groups = append(raw.groups, rawResourceGroup{id: rg.ID, name: rg.Name, scope: rg.JSON.Scope.Raw()})
+		}
+		out.parts = append(out.parts, raw.convert(accountID, seen))
+		if p.ID != "" {
+			out.PolicyIDs = append(out.PolicyIDs, strings.Clone(p.ID))
+		}
+	}
+	return out, nil
+}
+
+func (c *Client) listUserGroupMembers(ctx context.Context, accountID, groupID string) ([]GroupMember, error) {
+	op := "list members of user group " + groupID + " of account " + accountID
+	ms, err := fetchAll(ctx, c, op, listMode{perPage: userGroupPerPage}, func(m GroupMember) string { return m.ID },
+		func(ctx context.Context, page int) ([]GroupMember, pageInfo, error) {
+			var p iam.UserGroupMemberListParams
+			p.AccountID.Value, p.AccountID.Present = accountID, true
+			p.Page.Value, p.Page.Present = float64(page), true
+			p.PerPage.Value, p.PerPage.Present = userGroupPerPage, true
+			res, err := c.userGroupMembers.List(ctx, groupID, p)
+			if err != nil {
+				return nil, pageInfo{}, err
+			}
+			out := make([]GroupMember, len(res.Result))
+			for i, m := range res.Result {
+				if !isHex32(m.ID) {
+					return nil, pageInfo{}, untrusted(op, fmt.Sprintf("a member's id %q is not a Cloudflare id", truncate(m.ID, 40)))
+				}
+				out[i] = GroupMember{ID: strings.Clone(m.ID), Email: strings.Clone(strings.ToLower(m.Email)), Status: canon(string(m.Status))}
+			}
+			return out, parsePageInfo(res.JSON.RawJSON()), nil
+		})
+	slices.SortFunc(ms, func(a, b GroupMember) int { return cmp.Compare(a.ID, b.ID) })
+	return ms, err
+}
+
+// resolveUserGroups completes the groups' access once resource groups are
+// known.
+func (a *Account) resolveUserGroups() {
+	for i := range a.UserGroups {
+		g := &a.UserGroups[i]
+		g.Access, g.Denies, g.Unknown = combine(g.parts, a.ResourceGroups)
+	}
+}
+
+// GroupsOf returns the user groups a member is in.
+func (a *Account) GroupsOf(memberID string) []*UserGroup {
+	var out []*UserGroup
+	for i := range a.UserGroups {
+		if slices.ContainsFunc(a.UserGroups[i].Members, func(m GroupMember) bool { return m.ID == memberID }) {
+			out = append(out, &a.UserGroups[i])
+		}
+	}
+	return out
+}
+
+// inheritedPolicies returns the ids of the policies a member holds through
+// its user groups.
+func (a *Account) inheritedPolicies(memberID string) map[string]bool {
+	out := map[string]bool{}
+	for _, g := range a.GroupsOf(memberID) {
+		for _, id := range g.PolicyIDs {
+			out[id] = true
+		}
+	}
+	return out
+}
+
+// LeaveUserGroup takes a member out of a user group (DELETE
+// …/user_groups/{gid}/members/{mid}) and reads the group's member back to
+// confirm: a member already out is done.
+func (c *Client) LeaveUserGroup(ctx context.Context, accountID, groupID, memberID string) error {
+	op := "take member " + memberID + " out of user group " + groupID + " of account " + accountID
+	if err := checkIDs(op, accountID, groupID, memberID); err != nil {
+		return err
+	}
+	var p iam.UserGroupMemberDeleteParams
+	p.AccountID.Value, p.AccountID.Present = accountID, true
+	_, err := c.userGroupMembers.Delete(ctx, groupID, memberID, p)
+	var ae *APIError
+	if err = c.wrap(op, err); err != nil && !(errors.As(err, &ae) && ae.Status == http.StatusNotFound) {
+		return err
+	}
+	var g iam.UserGroupMemberGetParams
+	g.AccountID.Value, g.AccountID.Present = accountID, true
+	_, err = c.userGroupMembers.Get(ctx, groupID, memberID, g)
+	switch err = c.wrap(op+" (read back)", err); {
+	case errors.As(err, &ae) && ae.Status == http.StatusNotFound:
+		return nil
+	case err != nil:
+		return err
+	}
+	return fmt.Errorf("%s: the change did not take: the member is still in the group", op)
+}
