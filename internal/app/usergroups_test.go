@@ -1,7 +1,9 @@
 package app
 
 import (
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -150,5 +152,139 @@ func TestOrganizationSuperAdmins(t *testing.T) {
 	Run(t.Context(), env)
 	if p := planJSONOf(t, stdout.String()); !cmp.Equal(p.Accounts[0].OrgAdmins, []string{"cto@example.com"}) || len(p.Accounts[0].NotChecked) != 0 {
 		t.Errorf("organization_super_admins %v, not_checked %v\n%s", p.Accounts[0].OrgAdmins, p.Accounts[0].NotChecked, stdout.String())
+	}
+}
+
+// mirroredGroup declares "oncall" as a Cloudflare user group of alice,
+// Bob (accepted), pat (pending) and zed (not a member yet), granted
+// Administrator Read Only on the account through the group.
+const mirroredGroup = `groups:
+  oncall:
+    name: On-call
+    cloudflare_user_group: true
+    members: [alice@example.com, bob@example.com, pat@example.com, zed@example.com]
+grants:
+  - {groups: [oncall], roles: [ro], reason: OPS-7 on-call rotation}
+`
+
+// A declared mirrored group is created with its policies and its accepted
+// members; pending members join once they accept; someone declared only
+// through the group is invited with Minimal Account Access; the next plan
+// is empty.
+func TestMirroredUserGroup(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t)
+	e.Commit("oncall group", map[string]string{"oncall.yaml": mirroredGroup})
+	_, out, _ := e.run("plan", "--repo", e.Repo, "--format", "json")
+	p := planJSONOf(t, out)
+	want := []string{"remove stranger@example.com", "update carol@example.com", "create_user_group ", "join_user_group alice@example.com",
+		"join_user_group bob@example.com", "invite dave@example.com", "invite erin@example.com", "invite zed@example.com"}
+	if diff := cmp.Diff(want, changesOf(p)); diff != "" {
+		t.Errorf("plan (-want +got):\n%s", diff)
+	}
+	if w := p.Accounts[0].Waiting; len(w) != 2 || w[0].Email != "pat@example.com" || w[1].Email != "zed@example.com" {
+		t.Errorf("waiting %+v", w)
+	}
+	code, out, _ := e.run("apply", "--repo", e.Repo)
+	if code != ExitOK {
+		t.Fatalf("apply: exit %d\n%s", code, out)
+	}
+	groups := e.Fake.UserGroups()
+	if len(groups) != 1 || groups[0].Name != "On-call" || !cmp.Equal(groups[0].Members, []string{"alice@example.com", "bob@example.com"}) ||
+		len(groups[0].Access) != 1 || groups[0].Access[0].Role != "Administrator Read Only" {
+		t.Fatalf("user groups after apply: %+v", groups)
+	}
+	if m := e.Members()["zed@example.com"]; m != "pending: Minimal Account Access on account:*" {
+		t.Errorf("zed: %q, want invited with Minimal Account Access", m)
+	}
+	if code, out, _ := e.run("plan", "--repo", e.Repo, "--detailed-exitcode"); code != ExitOK || !strings.Contains(out, "pat@example.com joins user group On-call once they accept the invitation") {
+		t.Errorf("second plan: exit %d\n%s", code, out)
+	}
+	// They accept: the next apply puts them in the group, and nothing else.
+	e.Fake.Accept("pat@example.com")
+	e.Fake.Accept("zed@example.com")
+	e.Fake.ResetRequests()
+	_, out, _ = e.run("apply", "--repo", e.Repo, "--format", "json")
+	if got := changesOf(planJSONOf(t, out)); !cmp.Equal(got, []string{"join_user_group pat@example.com", "join_user_group zed@example.com"}) {
+		t.Errorf("after accepting: %v", got)
+	}
+	if g := e.Fake.UserGroups(); len(g[0].Members) != 4 {
+		t.Errorf("members %v", g[0].Members)
+	}
+	if code, out, _ := e.run("plan", "--repo", e.Repo, "--detailed-exitcode"); code != ExitOK {
+		t.Errorf("final plan: exit %d\n%s", code, out)
+	}
+	// Someone added to the group in the dashboard is taken out; a changed
+	// policy is set back.
+	if _, err := e.Fake.PutUserGroup(fake.UserGroupSpec{Name: "On-call", Members: []string{"alice@example.com", "bob@example.com", "pat@example.com", "zed@example.com", "carol@example.com"},
+		Access: []desired.Access{{Role: "Administrator", Resource: testkit.WholeAccount}}}); err != nil {
+		t.Fatal(err)
+	}
+	_, out, _ = e.run("apply", "--repo", e.Repo, "--format", "json")
+	if got := changesOf(planJSONOf(t, out)); !cmp.Equal(got, []string{"leave_group carol@example.com", "update_user_group "}) {
+		t.Errorf("after the dashboard change: %v\n%s", got, out)
+	}
+	if code, out, _ := e.run("plan", "--repo", e.Repo, "--detailed-exitcode"); code != ExitOK {
+		t.Errorf("plan after correcting: exit %d\n%s", code, out)
+	}
+}
+
+// With scim, the identity provider owns user groups and their members:
+// cfaccess reports who differs and writes no membership, here to a group
+// synced by SCIM that Cloudflare would refuse to change anyway.
+func TestSCIMGroupNeverWritten(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t)
+	e.Put("zed@example.com", false, desired.Access{Role: "Minimal Account Access", Resource: testkit.WholeAccount})
+	if _, err := e.Fake.PutUserGroup(fake.UserGroupSpec{Name: "On-call", SCIM: true, Members: []string{"alice@example.com", "carol@example.com"},
+		Access: []desired.Access{{Role: "Administrator Read Only", Resource: testkit.WholeAccount}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Fake.PutUserGroup(fake.UserGroupSpec{Name: "okta-admins", SCIM: true, Members: []string{"alice@example.com"},
+		Access: []desired.Access{{Role: "Administrator", Resource: testkit.WholeAccount}}}); err != nil {
+		t.Fatal(err)
+	}
+	e.Commit("scim", map[string]string{
+		"oncall.yaml":    mirroredGroup,
+		"providers.yaml": strings.Replace(e.ReadFile("providers.yaml"), "max_removals: 3}", "max_removals: 3, prune_user_groups: true, scim: true}", 1),
+	})
+	e.Fake.ResetRequests()
+	code, out, _ := e.run("apply", "--repo", e.Repo, "--format", "json")
+	if code != ExitOK {
+		t.Fatalf("apply: exit %d\n%s", code, out)
+	}
+	for _, w := range e.Writes() {
+		if strings.Contains(w, "/iam/user_groups") {
+			t.Errorf("a SCIM group was written: %s", w)
+		}
+	}
+	p := planJSONOf(t, out)
+	if slices.Contains(changesOf(p), "remove zed@example.com") {
+		t.Error("a member holding only Minimal Account Access was pruned under scim")
+	}
+	var reported []string
+	for _, g := range p.Accounts[0].GroupAccess {
+		reported = append(reported, fmt.Sprintf("%s %s %v", g.Email, g.Group, g.Missing))
+	}
+	if want := []string{"alice@example.com okta-admins false", "bob@example.com On-call true", "carol@example.com On-call false", "zed@example.com On-call true"}; !cmp.Equal(reported, want) {
+		t.Errorf("reported %v, want %v", reported, want)
+	}
+}
+
+// Super Administrator granted through a mirrored group is denied at the
+// grant's file and line, like any grant.
+func TestSuperAdminToAMirroredGroupDenied(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t)
+	e.Commit("root group", map[string]string{"root.yaml": `roles:
+  root: {providers: [prod], inherits: [Super Administrator - All Privileges], resources: {allow: ["account:*"]}}
+groups:
+  admins: {cloudflare_user_group: true, members: [alice@example.com]}
+grants:
+  - {groups: [admins], roles: [root], reason: INC-9}
+`})
+	code, out, _ := e.run("validate", "--repo", e.Repo)
+	if code != ExitDenied || !strings.Contains(out, `root.yaml:6: denied: role "root" grants "Super Administrator - All Privileges" on the whole account to alice@example.com`) {
+		t.Errorf("validate: exit %d\n%s", code, out)
 	}
 }

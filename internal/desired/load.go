@@ -55,10 +55,10 @@ var (
 	topKeys      = []string{"version", "providers", "roles", "groups", "grants"}
 	providerKeys = []string{"name", "description", "provider", "enabled", "config", "reconcile"}
 	configKeys   = []string{"account_id", "api_token_env", "organization_id"}
-	reconKeys    = []string{"prune", "protected", "max_removals", "prune_user_groups"}
+	reconKeys    = []string{"prune", "protected", "max_removals", "prune_user_groups", "scim"}
 	roleKeys     = []string{"name", "description", "providers", "inherits", "resources", "enabled", "authenticators", "workflows", "scopes"}
 	resKeys      = []string{"allow"}
-	groupKeys    = []string{"name", "description", "members"}
+	groupKeys    = []string{"name", "description", "members", "cloudflare_user_group"}
 	grantKeys    = []string{"users", "groups", "roles", "reason", "not_before", "expires"}
 
 	// credentialKeys are refused wherever they appear under config.
@@ -336,6 +336,8 @@ func (l *loader) providerReconcile(p *fileParser, pv *Provider, n *yaml.Node, wh
 			pv.Prune, _ = p.boolean(pr.value, what+": reconcile.prune")
 		case "prune_user_groups":
 			pv.PruneUserGroups, _ = p.boolean(pr.value, what+": reconcile.prune_user_groups")
+		case "scim":
+			pv.SCIM, _ = p.boolean(pr.value, what+": reconcile.scim")
 		case "protected":
 			items, _ := p.list(pr.value, what+": reconcile.protected")
 			pv.Protected = p.emails(items)
@@ -447,16 +449,28 @@ func (l *loader) group(p *fileParser, id string, idNode, body *yaml.Node) {
 	if !ok {
 		return
 	}
+	var userGroupNode *yaml.Node
 	for _, pr := range pairs {
 		switch pr.key {
-		case "name", "description":
+		case "name":
+			g.Name, _ = p.str(pr.value, what+": name")
+		case "description":
 			p.str(pr.value, what+": "+pr.key)
 		case "members":
 			items, _ := p.list(pr.value, what+": members")
 			g.Members = p.emails(items)
+		case "cloudflare_user_group":
+			g.UserGroup, _ = p.boolean(pr.value, what+": cloudflare_user_group")
+			userGroupNode = pr.value
 		default:
 			p.unknownKey(pr, what, groupKeys)
 		}
+	}
+	// Cloudflare's rule for user group names (developers.cloudflare.com
+	// fundamentals/manage-members/user-groups): they cannot start with
+	// "CF", kept for the groups Cloudflare makes.
+	if g.UserGroup && strings.HasPrefix(strings.ToUpper(g.CloudflareName()), "CF") {
+		p.errorf(userGroupNode, "%s: the Cloudflare user group would be named %q, and Cloudflare refuses names starting with \"CF\": set name", what, g.CloudflareName())
 	}
 	define(p, l.repo.Groups, id, idNode, what, g)
 }

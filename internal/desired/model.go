@@ -129,6 +129,12 @@ type Provider struct {
 	// PruneUserGroups takes declared members out of the user groups that
 	// give them access the repository does not declare for them.
 	PruneUserGroups bool
+	// SCIM says an identity provider provisions the account (Cloudflare's
+	// dashboard SCIM): it owns the user groups and their members, which
+	// cfaccess then reports rather than writes, and members whose only
+	// access is Minimal Account Access (what SCIM gives) are unmanaged
+	// rather than pruned.
+	SCIM bool
 	// OrganizationID is the organization the account belongs to, whose
 	// Super Administrators are read (and reported) too.
 	OrganizationID string
@@ -161,8 +167,22 @@ type Role struct {
 // Group is a named list of members.
 type Group struct {
 	ID      string
+	Name    string
 	Members []string
-	Pos     Pos
+	// UserGroup mirrors the group as a Cloudflare user group (YAML
+	// cloudflare_user_group: true): the roles granted to the group become
+	// the user group's policies, and its members the user group's members.
+	UserGroup bool
+	Pos       Pos
+}
+
+// CloudflareName is the name of the group's Cloudflare user group: its
+// name, or its id.
+func (g *Group) CloudflareName() string {
+	if g.Name != "" {
+		return g.Name
+	}
+	return g.ID
 }
 
 // Grant gives roles to users and groups, optionally for a window of time.

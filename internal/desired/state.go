@@ -34,6 +34,10 @@ type Binding struct {
 	NotBefore time.Time
 	Expires   time.Time
 	Source    Pos // the grant
+	// Group is the id of the mirrored group (cloudflare_user_group) the
+	// binding comes through: the member holds it as a member of that
+	// Cloudflare user group, not by its own policies. "" for direct.
+	Group string
 }
 
 // Bindings returns every binding the repository declares, active at now or
@@ -43,7 +47,7 @@ type Binding struct {
 func (r *Repo) Bindings(now time.Time) []Binding {
 	out := make([]Binding, 0, r.countBindings())
 	for _, g := range r.Grants {
-		emails := r.grantEmails(g)
+		targets := r.grantTargets(g)
 		active := g.ActiveAt(now)
 		for _, roleID := range g.Roles {
 			role := r.Roles[roleID]
@@ -55,15 +59,15 @@ func (r *Repo) Bindings(now time.Time) []Binding {
 				if pv == nil || !pv.Enabled {
 					continue
 				}
-				for _, email := range emails {
+				for _, t := range targets {
 					for _, name := range role.CloudflareRoles {
 						for _, res := range role.Resources {
 							out = append(out, Binding{
-								Provider: pid, Email: email, Role: roleID,
+								Provider: pid, Email: t.email, Role: roleID,
 								Access: Access{Role: name, Resource: res},
 								Active: active, Reason: g.Reason,
 								NotBefore: g.NotBefore, Expires: g.Expires,
-								Source: g.Pos,
+								Source: g.Pos, Group: t.group,
 							})
 						}
 					}
@@ -100,6 +104,47 @@ func (r *Repo) grantBindings(g *Grant) int {
 		}
 	}
 	return n
+}
+
+// target is an email a grant names, and the mirrored group it names it
+// through ("" when named directly or through a group not mirrored).
+type target struct{ email, group string }
+
+// grantTargets returns the emails a grant names, each once, sorted: one
+// named directly (or through a plain group) holds the grant's roles
+// itself; one named only through mirrored groups holds them as a member of
+// each of those Cloudflare user groups.
+func (r *Repo) grantTargets(g *Grant) []target {
+	direct := map[string]bool{}
+	for _, e := range g.Users {
+		direct[e] = true
+	}
+	var out []target
+	for _, gid := range g.Groups {
+		grp := r.Groups[gid]
+		if grp == nil {
+			continue
+		}
+		for _, e := range grp.Members {
+			if !grp.UserGroup {
+				direct[e] = true
+			}
+		}
+	}
+	for _, gid := range g.Groups {
+		if grp := r.Groups[gid]; grp != nil && grp.UserGroup {
+			for _, e := range grp.Members {
+				if !direct[e] {
+					out = append(out, target{e, gid})
+				}
+			}
+		}
+	}
+	for e := range direct {
+		out = append(out, target{email: e})
+	}
+	slices.SortFunc(out, func(a, b target) int { return cmp.Or(cmp.Compare(a.email, b.email), cmp.Compare(a.group, b.group)) })
+	return slices.Compact(out)
 }
 
 // grantEmails returns the emails a grant names, directly and through

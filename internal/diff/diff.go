@@ -36,6 +36,11 @@ type Want struct {
 	// Sources are the grants behind Access, for plans and audit records.
 	Sources []desired.Pos
 	Reasons []string
+	// Groups are the mirrored user groups (Cloudflare names) the member
+	// holds access through; Minimal is set when its own Access is only the
+	// placeholder every member needs (Minimal Account Access).
+	Groups  []string
+	Minimal bool
 }
 
 // Live is a member as the account has it.
@@ -75,6 +80,9 @@ type GroupAccess struct {
 	Email, MemberID string
 	Group, GroupID  string
 	Access          []desired.Access
+	// Missing is set for a declared member not in the group, which the
+	// plan does not put in (the identity provider owns the group).
+	Missing bool
 }
 
 // Options are the account's reconcile settings.
@@ -95,6 +103,13 @@ type Options struct {
 	// PruneUserGroups takes declared members out of the user groups that
 	// give them access the repository does not declare for them.
 	PruneUserGroups bool
+	// UserGroups are the mirrored user groups the repository declares,
+	// LiveGroups the account's user groups.
+	UserGroups []WantGroup
+	LiveGroups []LiveGroup
+	// SCIM says an identity provider owns the user groups and their
+	// members (reconcile.scim): they are reported, not written.
+	SCIM bool
 }
 
 // Change is one action on one member. For an invite Add is the whole
@@ -132,6 +147,13 @@ type Plan struct {
 	// GroupAccess is undeclared access through user groups, left in
 	// place (reported: cfaccess does not manage the group).
 	GroupAccess []GroupAccess
+	// Waiting are declared members of mirrored groups who join them once
+	// they accept their invitation; GroupsWaiting the mirrored groups an
+	// identity provider has yet to create (scim).
+	Waiting       []Waiting
+	GroupsWaiting []string
+
+	protected map[string]bool
 	// Protected are the live members the plan did not look at: protected
 	// emails and the token's owner.
 	Protected []string
@@ -170,7 +192,11 @@ func Compute(want []Want, live []Live, opts Options) (*Plan, error) {
 	for i := range want {
 		wantBy[strings.ToLower(want[i].Email)] = &want[i]
 	}
-	p := &Plan{}
+	p := &Plan{protected: skip}
+	managedGroups := map[string]bool{}
+	for _, g := range opts.UserGroups {
+		managedGroups[g.Name] = true
+	}
 	liveBy := make(map[string]*Live, len(live))
 	managed := 0
 	for i := range live {
@@ -184,9 +210,13 @@ func Compute(want []Want, live []Live, opts Options) (*Plan, error) {
 		liveBy[email] = l
 		w, declared := wantBy[email]
 		if declared && len(w.Access) > 0 {
-			p.groupDrift(l, w, opts)
+			p.groupDrift(l, w, opts, managedGroups)
 		}
 		switch {
+		case !declared && opts.SCIM && minimalOnly(l.Access):
+			// Provisioned by the identity provider (what SCIM gives):
+			// removing them would fight it.
+			p.Unmanaged = append(p.Unmanaged, *l)
 		case !declared && opts.Prune, declared && len(w.Access) == 0:
 			c := Change{Action: Remove, Email: email, MemberID: l.ID, Status: l.Status, Remove: sorted(l.Access), Inherited: l.Inherited}
 			if declared {
@@ -215,7 +245,12 @@ func Compute(want []Want, live []Live, opts Options) (*Plan, error) {
 		p.Changes = append(p.Changes, Change{Action: Invite, Email: email, Add: sorted(w.Access), Access: sorted(w.Access),
 			Policies: w.Policies, Sources: w.Sources, Reasons: w.Reasons})
 	}
-	order := map[Action]int{Remove: 0, LeaveGroup: 1, Update: 2, Invite: 3, Reinvite: 3}
+	if err := p.groups(opts.UserGroups, opts.LiveGroups, liveBy, opts); err != nil {
+		return nil, err
+	}
+	// Groups are written before members join them; members join once they
+	// are members (accepted): invitations come last.
+	order := map[Action]int{Remove: 0, LeaveGroup: 1, Update: 2, CreateGroup: 3, UpdateGroup: 3, JoinGroup: 4, Invite: 5, Reinvite: 5}
 	slices.SortFunc(p.Changes, func(a, b Change) int {
 		return cmp.Or(cmp.Compare(order[a.Action], order[b.Action]), cmp.Compare(a.Email, b.Email), cmp.Compare(a.Group, b.Group))
 	})
@@ -245,12 +280,13 @@ func Compute(want []Want, live []Live, opts Options) (*Plan, error) {
 // groups are pruned, GroupAccess to report otherwise. A group whose access
 // is all declared is left alone (the member's own policies may also hold
 // it: harmless).
-func (p *Plan) groupDrift(l *Live, w *Want, opts Options) {
+func (p *Plan) groupDrift(l *Live, w *Want, opts Options, managed map[string]bool) {
 	type key struct{ id, name string }
 	excess := map[key][]desired.Access{}
 	var order []key
 	for _, in := range l.Inherited {
-		if slices.Contains(w.Access, in.Access) {
+		if managed[in.Group] || slices.Contains(w.Access, in.Access) {
+			// A mirrored group's members are planned with the group.
 			continue
 		}
 		k := key{in.GroupID, in.Group}
@@ -260,7 +296,7 @@ func (p *Plan) groupDrift(l *Live, w *Want, opts Options) {
 		excess[k] = append(excess[k], in.Access)
 	}
 	for _, k := range order {
-		if opts.PruneUserGroups {
+		if opts.PruneUserGroups && !opts.SCIM {
 			p.Changes = append(p.Changes, Change{Action: LeaveGroup, Email: strings.ToLower(l.Email), MemberID: l.ID, Status: l.Status,
 				Remove: sorted(excess[k]), Group: k.name, GroupID: k.id, Sources: w.Sources, Reasons: w.Reasons})
 			continue

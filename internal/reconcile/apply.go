@@ -60,6 +60,35 @@ func Apply(ctx context.Context, client Account, ap *AccountPlan, report func(Res
 type applier struct {
 	client Account
 	ap     *AccountPlan
+	// created are the ids of the user groups this apply made, by name.
+	created map[string]string
+}
+
+// writeGroup creates a mirrored user group, or sets its policies, and
+// checks what Cloudflare answers holds the access declared.
+func (a *applier) writeGroup(ctx context.Context, c diff.Change) error {
+	pols, err := a.policies(ctx, c)
+	if err != nil {
+		return err
+	}
+	var g cloudflare.UserGroup
+	if c.Action == diff.CreateGroup {
+		if g, err = a.client.CreateUserGroup(ctx, a.ap.Live, c.Group, pols); err != nil {
+			return err
+		}
+		if a.created == nil {
+			a.created = map[string]string{}
+		}
+		a.created[c.Group] = g.ID
+	} else if g, err = a.client.UpdateUserGroup(ctx, a.ap.Live, c.GroupID, c.Group, pols); err != nil {
+		return err
+	}
+	want := slices.Compact(slices.SortedFunc(slices.Values(c.Access), desired.Access.Compare))
+	if g.Denies == 0 && len(g.Unknown) == 0 && slices.Equal(g.Access, want) {
+		return nil
+	}
+	add, remove := accessDiff(want, g.Access)
+	return fmt.Errorf("%w: Cloudflare answered success, but user group %q reads back %s: the next run tries again", ErrNotApplied, c.Group, describeGap(a.ap.Live, add, remove))
 }
 
 func (a *applier) apply(ctx context.Context, c diff.Change) Result {
@@ -70,6 +99,17 @@ func (a *applier) apply(ctx context.Context, c diff.Change) Result {
 		r.Err = a.client.Remove(ctx, id, c.MemberID)
 	case diff.LeaveGroup:
 		r.Err = a.client.LeaveUserGroup(ctx, id, c.GroupID, c.MemberID)
+	case diff.CreateGroup, diff.UpdateGroup:
+		r.Err = a.writeGroup(ctx, c)
+	case diff.JoinGroup:
+		gid := c.GroupID
+		if gid == "" {
+			if gid = a.created[c.Group]; gid == "" {
+				r.Err = fmt.Errorf("user group %q was not created: %s cannot join it", c.Group, c.Email)
+				break
+			}
+		}
+		r.Err = a.client.JoinUserGroup(ctx, id, gid, c.MemberID)
 	case diff.Update:
 		pols, err := a.policies(ctx, c)
 		if err != nil {

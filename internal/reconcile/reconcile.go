@@ -63,6 +63,9 @@ type Account interface {
 	ReplacePolicies(ctx context.Context, accountID, memberID, status string, policies []cloudflare.Policy) error
 	Remove(ctx context.Context, accountID, memberID string) error
 	LeaveUserGroup(ctx context.Context, accountID, groupID, memberID string) error
+	JoinUserGroup(ctx context.Context, accountID, groupID, memberID string) error
+	CreateUserGroup(ctx context.Context, acct *cloudflare.Account, name string, policies []cloudflare.Policy) (cloudflare.UserGroup, error)
+	UpdateUserGroup(ctx context.Context, acct *cloudflare.Account, groupID, name string, policies []cloudflare.Policy) (cloudflare.UserGroup, error)
 	GetMember(ctx context.Context, acct *cloudflare.Account, memberID string) (cloudflare.Member, error)
 	FindMember(ctx context.Context, accountID, email string) (cloudflare.Member, error)
 }
@@ -89,7 +92,7 @@ func Plan(ctx context.Context, client Account, repo *desired.Repo, pid string, n
 		}
 	}
 	ap.Owner = owner
-	wants, err := Wants(repo, pid, now, live)
+	wants, groups, err := Wants(repo, pid, now, live)
 	if err != nil {
 		ap.Err = err
 		return ap
@@ -112,6 +115,7 @@ func Plan(ctx context.Context, client Account, repo *desired.Repo, pid string, n
 		Prune: pv.Prune, Protected: pv.Protected, Owner: owner, ProtectedIDs: ids,
 		MaxRemovals: pv.MaxRemovals, AllowMassRemoval: opts.AllowMassRemoval,
 		Reinvite: reinvite(pv.AccountID, opts.Reinvite), PruneUserGroups: pv.PruneUserGroups,
+		UserGroups: groups, LiveGroups: LiveGroups(live), SCIM: pv.SCIM,
 	})
 	annotateRisks(ap)
 	return ap
@@ -140,7 +144,7 @@ func zonesOf(repo *desired.Repo, pid string) []string {
 // policies — one per repository role's set of resources, so that a role's
 // zones are one domain group. Every problem is reported at once, at its
 // role's position.
-func Wants(repo *desired.Repo, pid string, now time.Time, live *cloudflare.Account) ([]diff.Want, error) {
+func Wants(repo *desired.Repo, pid string, now time.Time, live *cloudflare.Account) ([]diff.Want, []diff.WantGroup, error) {
 	acct := repo.State(now).Accounts[pid]
 	var diags desired.Diagnostics
 	reported := map[string]bool{}
@@ -163,57 +167,121 @@ func Wants(repo *desired.Repo, pid string, now time.Time, live *cloudflare.Accou
 	for _, d := range repo.CheckScopes(liveCatalogue{live}, pid) {
 		report(d)
 	}
+	// want accumulates bindings into a desired member (or group): its
+	// access, and its policies laid out by repository role.
+	type want struct {
+		w         diff.Want
+		layout    map[string]*desired.Policy
+		roleOrder []string
+	}
+	add := func(x *want, b desired.Binding) {
+		if x.layout == nil {
+			x.layout = map[string]*desired.Policy{}
+		}
+		if _, err := live.PermissionGroup(b.Access.Role); err != nil {
+			reportRole(b.Role, err)
+			return
+		}
+		res, err := live.Resolve(b.Access.Resource)
+		if err != nil {
+			reportRole(b.Role, err)
+			return
+		}
+		a := desired.Access{Role: b.Access.Role, Resource: res}
+		if !slices.Contains(x.w.Access, a) {
+			x.w.Access = append(x.w.Access, a)
+		}
+		p := x.layout[b.Role]
+		if p == nil {
+			p = &desired.Policy{Name: b.Role}
+			x.layout[b.Role] = p
+			x.roleOrder = append(x.roleOrder, b.Role)
+		}
+		if !slices.Contains(p.Roles, a.Role) {
+			p.Roles = append(p.Roles, a.Role)
+		}
+		if !slices.Contains(p.Resources, res) {
+			p.Resources = append(p.Resources, res)
+		}
+		if !slices.Contains(x.w.Sources, b.Source) {
+			x.w.Sources = append(x.w.Sources, b.Source)
+		}
+		if b.Reason != "" && !slices.Contains(x.w.Reasons, b.Reason) {
+			x.w.Reasons = append(x.w.Reasons, b.Reason)
+		}
+	}
+	groups := map[string]*want{} // mirrored groups, by repository id
 	var wants []diff.Want
 	for _, m := range acct.Members {
-		w := diff.Want{Email: m.Email}
-		layout := map[string]*desired.Policy{} // by repository role
-		var roleOrder []string
+		x := &want{w: diff.Want{Email: m.Email}}
 		for _, b := range m.Bindings {
-			if _, err := live.PermissionGroup(b.Access.Role); err != nil {
-				reportRole(b.Role, err)
+			if b.Group == "" {
+				add(x, b)
 				continue
 			}
-			res, err := live.Resolve(b.Access.Resource)
-			if err != nil {
-				reportRole(b.Role, err)
-				continue
+			// Held through a mirrored user group: the group's policies.
+			g := groups[b.Group]
+			if g == nil {
+				g = &want{}
+				groups[b.Group] = g
 			}
-			a := desired.Access{Role: b.Access.Role, Resource: res}
-			if !slices.Contains(w.Access, a) {
-				w.Access = append(w.Access, a)
+			add(g, b)
+			if name := repo.Groups[b.Group].CloudflareName(); !slices.Contains(x.w.Groups, name) {
+				x.w.Groups = append(x.w.Groups, name)
 			}
-			p := layout[b.Role]
-			if p == nil {
-				p = &desired.Policy{Name: b.Role}
-				layout[b.Role] = p
-				roleOrder = append(roleOrder, b.Role)
-			}
-			if !slices.Contains(p.Roles, a.Role) {
-				p.Roles = append(p.Roles, a.Role)
-			}
-			if !slices.Contains(p.Resources, res) {
-				p.Resources = append(p.Resources, res)
-			}
-			if !slices.Contains(w.Sources, b.Source) {
-				w.Sources = append(w.Sources, b.Source)
-			}
-			if b.Reason != "" && !slices.Contains(w.Reasons, b.Reason) {
-				w.Reasons = append(w.Reasons, b.Reason)
+			if !slices.Contains(x.w.Sources, b.Source) {
+				x.w.Sources = append(x.w.Sources, b.Source)
 			}
 		}
-		w.Policies = mergePolicies(layout, roleOrder)
+		x.w.Policies = mergePolicies(x.layout, x.roleOrder)
+		if len(x.w.Access) == 0 && len(x.w.Groups) > 0 {
+			// Every member holds at least one policy of its own: one whose
+			// access is all through user groups gets Minimal Account Access
+			// ("Can view account, and nothing else"), as Cloudflare's own
+			// SCIM provisioning gives its users
+			// (developers.cloudflare.com fundamentals/account/account-security/scim-setup).
+			minimal := desired.Access{Role: diff.MinimalRole, Resource: desired.Resource{Kind: desired.WholeAccount}}
+			if _, err := live.PermissionGroup(diff.MinimalRole); err != nil {
+				report(desired.Diagnostic{Pos: repo.Groups[firstGroup(repo, m.Bindings)].Pos, Severity: desired.Error,
+					Message: fmt.Sprintf("%s holds access only through user groups, and every member needs a policy of its own: %v", m.Email, err)})
+			}
+			x.w.Access, x.w.Minimal = []desired.Access{minimal}, true
+			x.w.Policies = []desired.Policy{{Name: "minimal", Roles: []string{diff.MinimalRole}, Resources: []desired.Resource{minimal.Resource}}}
+		}
 		if len(m.Bindings) == 0 {
 			// Declared, nothing active: say which grants, and why.
-			w.Sources, w.Reasons = repo.Inactive(pid, m.Email, now)
+			x.w.Sources, x.w.Reasons = repo.Inactive(pid, m.Email, now)
 		}
-		wants = append(wants, w)
+		wants = append(wants, x.w)
 	}
+	var wantGroups []diff.WantGroup
+	for id, g := range groups {
+		wg := diff.WantGroup{Name: repo.Groups[id].CloudflareName(), Access: g.w.Access, Policies: mergePolicies(g.layout, g.roleOrder),
+			Sources: g.w.Sources, Reasons: g.w.Reasons}
+		for _, e := range repo.Groups[id].Members {
+			if m := acct.Members[e]; m != nil && slices.ContainsFunc(m.Bindings, func(b desired.Binding) bool { return b.Active }) {
+				wg.Members = append(wg.Members, e)
+			}
+		}
+		wantGroups = append(wantGroups, wg)
+	}
+	slices.SortFunc(wantGroups, func(a, b diff.WantGroup) int { return cmp.Compare(a.Name, b.Name) })
 	slices.SortFunc(wants, func(a, b diff.Want) int { return cmp.Compare(a.Email, b.Email) })
 	if len(diags) > 0 {
 		slices.SortStableFunc(diags, func(a, b desired.Diagnostic) int { return cmp.Compare(a.String(), b.String()) })
-		return wants, &DeclarationError{Diags: diags}
+		return wants, wantGroups, &DeclarationError{Diags: diags}
 	}
-	return wants, nil
+	return wants, wantGroups, nil
+}
+
+// firstGroup is the mirrored group of the first binding through one.
+func firstGroup(repo *desired.Repo, bs []desired.Binding) string {
+	for _, b := range bs {
+		if b.Group != "" {
+			return b.Group
+		}
+	}
+	return ""
 }
 
 // DeclarationError is a plan that failed because of the repository: a role
@@ -279,6 +347,19 @@ func (l liveCatalogue) Scope(name string) desired.Scope {
 }
 
 func (l liveCatalogue) Counterpart(name string) string { return cfroles.Counterpart(name) }
+
+// LiveGroups turns the account's user groups into diff terms.
+func LiveGroups(live *cloudflare.Account) []diff.LiveGroup {
+	out := make([]diff.LiveGroup, len(live.UserGroups))
+	for i, g := range live.UserGroups {
+		lg := diff.LiveGroup{ID: g.ID, Name: g.Name, Access: g.Access, Foreign: g.Denies > 0 || len(g.Unknown) > 0}
+		for _, m := range g.Members {
+			lg.Members = append(lg.Members, diff.LiveGroupMember{ID: m.ID, Email: m.Email, Status: m.Status})
+		}
+		out[i] = lg
+	}
+	return out
+}
 
 // Lives turns live members into diff terms: their own access, and what
 // their user groups give them.

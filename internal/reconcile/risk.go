@@ -44,7 +44,7 @@ func risks(c diff.Change, knowDomains bool, domains map[string]bool) []string {
 		switch {
 		case IsAdmin(a.Role):
 			out = append(out, fmt.Sprintf("administrator role %q", a.Role))
-		case a.Resource.Kind == desired.WholeAccount && !readOnlyRole.MatchString(a.Role) && a.Role != "Analytics" && a.Role != "Billing":
+		case a.Resource.Kind == desired.WholeAccount && !readOnlyRole.MatchString(a.Role) && a.Role != "Analytics" && a.Role != "Billing" && a.Role != diff.MinimalRole:
 			out = append(out, fmt.Sprintf("account-wide write access (%s)", a.Role))
 		}
 	}

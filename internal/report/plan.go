@@ -113,10 +113,19 @@ func planText(w io.Writer, o *reconcile.Outcome, color bool) error {
 				sign, col = "~", yellow
 			case diff.LeaveGroup:
 				sign, col = "-", red
+			case diff.UpdateGroup:
+				sign, col = "~", yellow
 			}
 			line := fmt.Sprintf("  %s %s %s", sign, c.Action, oneLine(c.Email))
-			if c.Action == diff.LeaveGroup {
+			switch c.Action {
+			case diff.LeaveGroup:
 				line = fmt.Sprintf("  %s take %s out of user group %s", sign, oneLine(c.Email), oneLine(c.Group))
+			case diff.JoinGroup:
+				line = fmt.Sprintf("  %s put %s in user group %s", sign, oneLine(c.Email), oneLine(c.Group))
+			case diff.CreateGroup:
+				line = fmt.Sprintf("  %s create user group %s", sign, oneLine(c.Group))
+			case diff.UpdateGroup:
+				line = fmt.Sprintf("  %s update user group %s", sign, oneLine(c.Group))
 			}
 			if c.Status == "pending" {
 				line += " (pending)"
@@ -180,6 +189,12 @@ func planText(w io.Writer, o *reconcile.Outcome, color bool) error {
 	if n := totals[diff.LeaveGroup]; n > 0 {
 		fmt.Fprintf(&b, ", %d to take out of user groups", n)
 	}
+	if n := totals[diff.JoinGroup]; n > 0 {
+		fmt.Fprintf(&b, ", %d to put in user groups", n)
+	}
+	if n := totals[diff.CreateGroup] + totals[diff.UpdateGroup]; n > 0 {
+		fmt.Fprintf(&b, ", %s to create or update", plural(n, "user group"))
+	}
 	b.WriteString(".\n")
 	if n := o.FailedChanges(); n > 0 {
 		b.WriteString(paint(red, fmt.Sprintf("%d of these changes failed (✗ above): the next run tries them again.", n)) + "\n")
@@ -195,7 +210,18 @@ func planText(w io.Writer, o *reconcile.Outcome, color bool) error {
 // control it — access through user groups it does not manage,
 // organization Super Administrators — and what could not be checked.
 func outsideText(b *strings.Builder, ap *reconcile.AccountPlan, paint func(code, s string) string) {
+	for _, w := range ap.Plan.Waiting {
+		fmt.Fprintf(b, "  … %s joins user group %s once they accept the invitation\n", oneLine(w.Email), oneLine(w.Group))
+	}
+	for _, g := range ap.Plan.GroupsWaiting {
+		fmt.Fprintf(b, "  … user group %s: the identity provider has not created it yet (scim)\n", oneLine(g))
+	}
 	for _, g := range ap.Plan.GroupAccess {
+		if g.Missing {
+			fmt.Fprintf(b, "  %s %s is declared in user group %s, which the identity provider owns (scim): not put in\n",
+				paint(yellow, "!"), oneLine(g.Email), oneLine(g.Group))
+			continue
+		}
 		fmt.Fprintf(b, "  %s %s holds access the repository does not declare, via user group %s (not managed: prune_user_groups is off)\n",
 			paint(yellow, "!"), oneLine(g.Email), oneLine(g.Group))
 		for _, a := range g.Access {
@@ -310,12 +336,23 @@ type AccountDoc struct {
 	GroupAccess []GroupAccessDoc `json:"group_access,omitempty"`
 	OrgAdmins   []string         `json:"organization_super_admins,omitempty"`
 	NotChecked  []string         `json:"not_checked,omitempty"`
+	// Waiting are declared members of user groups who join once they
+	// accept their invitation ({email, user_group}).
+	Waiting []WaitingDoc `json:"waiting,omitempty"`
+}
+
+type WaitingDoc struct {
+	Email string `json:"email,omitempty"`
+	Group string `json:"user_group"`
 }
 
 type GroupAccessDoc struct {
 	Email  string      `json:"email"`
 	Group  string      `json:"user_group"`
 	Access []AccessDoc `json:"access"`
+	// Missing is set for a declared member not in the group, which the
+	// identity provider owns.
+	Missing bool `json:"missing,omitempty"`
 }
 
 type AccessDoc struct {
@@ -373,12 +410,18 @@ func planJSON(w io.Writer, o *reconcile.Outcome) error {
 			aj.Breaker = ap.Plan.Breaker
 			aj.Protected = append(aj.Protected, ap.Plan.Protected...)
 			for _, g := range ap.Plan.GroupAccess {
-				gd := GroupAccessDoc{Email: g.Email, Group: g.Group, Access: []AccessDoc{}}
+				gd := GroupAccessDoc{Email: g.Email, Group: g.Group, Access: []AccessDoc{}, Missing: g.Missing}
 				for _, a := range g.Access {
 					d := display(ap, a)
 					gd.Access = append(gd.Access, AccessDoc{d.Role, d.Resource.String()})
 				}
 				aj.GroupAccess = append(aj.GroupAccess, gd)
+			}
+			for _, w := range ap.Plan.Waiting {
+				aj.Waiting = append(aj.Waiting, WaitingDoc{Email: w.Email, Group: w.Group})
+			}
+			for _, g := range ap.Plan.GroupsWaiting {
+				aj.Waiting = append(aj.Waiting, WaitingDoc{Group: g})
 			}
 			for _, u := range ap.Plan.Unmanaged {
 				aj.Unmanaged = append(aj.Unmanaged, u.Email)
@@ -522,7 +565,17 @@ func isControl(r rune) bool {
 // outsideMarkdown lists what the plan leaves alone because cfaccess does
 // not control it, and what could not be checked.
 func outsideMarkdown(b *strings.Builder, ap *reconcile.AccountPlan) {
+	for _, w := range ap.Plan.Waiting {
+		fmt.Fprintf(b, "⏳ %s joins user group %s once they accept the invitation\n\n", mdEscape(w.Email), mdEscape(w.Group))
+	}
+	for _, g := range ap.Plan.GroupsWaiting {
+		fmt.Fprintf(b, "⏳ user group %s: the identity provider has not created it yet (scim)\n\n", mdEscape(g))
+	}
 	for _, g := range ap.Plan.GroupAccess {
+		if g.Missing {
+			fmt.Fprintf(b, "⚠️ %s is declared in user group %s, which the identity provider owns (scim): not put in\n\n", mdEscape(g.Email), mdEscape(g.Group))
+			continue
+		}
 		var access []string
 		for _, a := range g.Access {
 			access = append(access, mdEscape(display(ap, a).String()))
@@ -566,8 +619,8 @@ func planMarkdown(w io.Writer, o *reconcile.Outcome) error {
 		b.WriteString("### ✅ cfaccess plan: no changes\n\n")
 	default:
 		fmt.Fprintf(&b, "### cfaccess plan: %d to invite, %d to update, %d to remove", totals[diff.Invite], totals[diff.Update], totals[diff.Remove])
-		if n := totals[diff.LeaveGroup]; n > 0 {
-			fmt.Fprintf(&b, ", %d out of user groups", n)
+		if n := totals[diff.LeaveGroup] + totals[diff.JoinGroup] + totals[diff.CreateGroup] + totals[diff.UpdateGroup]; n > 0 {
+			fmt.Fprintf(&b, ", %s", plural(n, "user-group change"))
 		}
 		b.WriteString("\n\n")
 	}
@@ -600,7 +653,8 @@ func planMarkdown(w io.Writer, o *reconcile.Outcome) error {
 			b.WriteString("| | Member | Access | Why |\n|---|---|---|---|\n")
 			for _, c := range ap.Plan.Changes {
 				icon := map[diff.Action]string{diff.Invite: "➕ invite", diff.Update: "✏️ update", diff.Remove: "➖ remove", diff.Reinvite: "🔁 re-invite",
-					diff.LeaveGroup: "➖ out of user group " + mdEscape(c.Group)}[c.Action]
+					diff.LeaveGroup: "➖ out of user group " + mdEscape(c.Group), diff.JoinGroup: "➕ into user group " + mdEscape(c.Group),
+					diff.CreateGroup: "➕ create user group " + mdEscape(c.Group), diff.UpdateGroup: "✏️ update user group " + mdEscape(c.Group)}[c.Action]
 				var access []string
 				for _, a := range c.Add {
 					access = append(access, "+ "+mdEscape(display(ap, a).String()))
