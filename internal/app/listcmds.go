@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -84,6 +85,9 @@ type memberJSON struct {
 	Legacy    bool     `json:"legacy_roles,omitempty"`
 	Denies    int      `json:"deny_policies,omitempty"`
 	Unknown   []string `json:"unknown_scopes,omitempty"`
+	// Inherited is the access held through user groups, each "<role> on
+	// <resource> (via user group <name>)".
+	Inherited []string `json:"inherited,omitempty"`
 }
 
 func newMembers(env *Env) *cobra.Command {
@@ -96,7 +100,8 @@ func newMembers(env *Env) *cobra.Command {
 		Use:   "list",
 		Short: "List the account's members with their effective access",
 		Long: `List prints every member, invited (pending) or accepted, with its effective
-access as (role, resource) pairs: what cfaccess compares with the declarations.`,
+access as (role, resource) pairs: what cfaccess compares with the declarations.
+Access held through user groups says which group.`,
 		Example: `  reconciler members list --account-id 023e105f4ecef8ad9ca31a8372d0c353
   reconciler members list --repo . --provider cloudflare-prod --filter @partner --format json`,
 		Args: cobra.NoArgs,
@@ -114,7 +119,12 @@ access as (role, resource) pairs: what cfaccess compares with the declarations.`
 				for _, a := range m.Access {
 					mj.Access = append(mj.Access, a.Role+" on "+acct.Display(a.Resource).String())
 				}
-				if matches(filter, append([]string{m.Email, m.Status}, mj.Access...)...) {
+				for _, g := range acct.GroupsOf(m.ID) {
+					for _, a := range g.Access {
+						mj.Inherited = append(mj.Inherited, a.Role+" on "+acct.Display(a.Resource).String()+" (via user group "+g.Name+")")
+					}
+				}
+				if matches(filter, slices.Concat([]string{m.Email, m.Status}, mj.Access, mj.Inherited)...) {
 					out = append(out, mj)
 				}
 			}
@@ -128,11 +138,17 @@ access as (role, resource) pairs: what cfaccess compares with the declarations.`
 				if m.TwoFactor {
 					twoFA = "yes"
 				}
-				access := strings.Join(m.Access, "; ")
+				access := strings.Join(slices.Concat(m.Access, m.Inherited), "; ")
 				if m.Denies > 0 {
 					access += fmt.Sprintf("; %d deny policies", m.Denies)
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", m.Email, m.Status, twoFA, access)
+			}
+			for _, nc := range acct.NotChecked {
+				fmt.Fprintf(w, "# %s\n", nc)
+			}
+			for _, m := range acct.OrgAdmins {
+				fmt.Fprintf(w, "# %s is a Super Administrator of the organization (not an account member)\n", m.Email)
 			}
 			return w.Flush()
 		},

@@ -3,6 +3,7 @@ package app
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -286,5 +287,46 @@ grants:
 	code, out, _ := e.run("validate", "--repo", e.Repo)
 	if code != ExitDenied || !strings.Contains(out, `root.yaml:6: denied: role "root" grants "Super Administrator - All Privileges" on the whole account to alice@example.com`) {
 		t.Errorf("validate: exit %d\n%s", code, out)
+	}
+}
+
+// Import of an account with three user groups — one synced by SCIM, one on
+// zones through a hand-made domain group — declares them as mirrored
+// groups with their members, and the plan right after is empty.
+func TestImportUserGroupsRoundTrip(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t)
+	e.Fake.AddZone("example.com")
+	e.Fake.AddZone("api.example.com")
+	web := e.Fake.AddResourceGroup("Web zones", "example.com", "api.example.com")
+	e.Put("zed@example.com", false, desired.Access{Role: "Minimal Account Access", Resource: testkit.WholeAccount})
+	for _, spec := range []fake.UserGroupSpec{
+		{Name: "ops-admins", Members: []string{"alice@example.com", "carol@example.com"}, Access: []desired.Access{{Role: "Administrator", Resource: testkit.WholeAccount}}},
+		{Name: "okta-readers", SCIM: true, Members: []string{"zed@example.com", "alice@example.com"}, Access: []desired.Access{{Role: "Administrator Read Only", Resource: testkit.WholeAccount}}},
+		{Name: "web-dns", Members: []string{"zed@example.com"}, Policies: []fake.PolicySpec{{Roles: []string{"Domain DNS"}, ResourceGroups: []string{web}}}},
+	} {
+		if _, err := e.Fake.PutUserGroup(spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir() + "/access"
+	if code, out, errOut := e.run("import", "--account-id", e.Fake.AccountID(), "--provider-id", "prod", "--out", dir); code != ExitOK {
+		t.Fatalf("import: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, _ := e.run("validate", "--repo", dir); code != ExitOK {
+		t.Fatalf("validate: exit %d\n%s", code, out)
+	}
+	e.Fake.ResetRequests()
+	if code, out, errOut := e.run("plan", "--repo", dir, "--detailed-exitcode"); code != ExitOK {
+		t.Fatalf("plan after import: exit %d\n%s%s", code, out, errOut)
+	}
+	groups, err := os.ReadFile(dir + "/groups.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"name: \"okta-readers\"\n    cloudflare_user_group: true", "name: \"web-dns\"", "name: \"ops-admins\""} {
+		if !strings.Contains(string(groups), want) {
+			t.Errorf("groups.yaml lacks %q:\n%s", want, groups)
+		}
 	}
 }

@@ -34,6 +34,8 @@ func main() {
 	latency := flag.Duration("latency", 20*time.Millisecond, "latency of every API request")
 	memLimit := flag.String("gomemlimit", "", "GOMEMLIMIT for the reconciler (as a Deployment sets from its memory limit)")
 	gctrace := flag.Bool("gctrace", false, "print the reconciler's garbage collections (GODEBUG=gctrace=1) to standard error")
+	userGroups := flag.Int("user-groups", 0, "user groups in the account (their policies are empty: what is measured is reading them)")
+	groupMembers := flag.Int("group-members", 50, "members of each user group")
 	flag.Parse()
 
 	work, err := os.MkdirTemp("", "cfaccess-bench-")
@@ -44,14 +46,15 @@ func main() {
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	check(build.Run())
 
-	fmt.Printf("Machine: %d CPUs, %s/%s, %s; fake latency %v per request; %d zones, %d roles, %.0f%% drift.\n\n",
-		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), *latency, *zones, *roles, *drift*100)
-	fmt.Println("| members | run | changes | wall | requests | ceil(N/50)+10 | peak RSS | per-member refresh model |")
+	fmt.Printf("Machine: %d CPUs, %s/%s, %s; fake latency %v per request; %d zones, %d roles, %.0f%% drift; %d user groups of %d members.\n\n",
+		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), *latency, *zones, *roles, *drift*100, *userGroups, *groupMembers)
+	fmt.Println("| members | run | changes | wall | requests | ceil(N/50)+ceil(groups/50)+10 | peak RSS | per-member refresh model |")
 	fmt.Println("|---:|---|---:|---:|---:|---:|---:|---:|")
 	for _, f := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		check(err)
 		s, dir := account(work, n, *zones, *roles, *drift)
+		addUserGroups(s, n, *userGroups, *groupMembers, *drift)
 		ts := httptest.NewServer(s)
 		s.SetLatency(*latency)
 		for _, run := range []string{"drifted", "steady"} {
@@ -70,7 +73,7 @@ func main() {
 			reqs := len(s.Requests())
 			model := fmt.Sprintf("%d requests, %.1f min of budget", n, float64(n)/1200*5)
 			fmt.Printf("| %d | %s | %d | %.2f s | %d | %d | %.0f MB | %s |\n", n, run, changes, wall.Seconds(), reqs,
-				int(math.Ceil(float64(n)/50))+10, float64(rss)/1024, model)
+				int(math.Ceil(float64(n)/50))+int(math.Ceil(float64(*userGroups)/50))+10, float64(rss)/1024, model)
 		}
 		ts.Close()
 	}
@@ -164,6 +167,26 @@ func account(work string, n, zones, roles int, drift float64) (*fake.Server, str
 	_, err := s.PutMember(fake.MemberSpec{Email: "owner@example.com", Access: []desired.Access{{Role: "Super Administrator - All Privileges", Resource: desired.Resource{Kind: desired.WholeAccount}}}})
 	check(err)
 	return s, dir
+}
+
+// addUserGroups adds groups user groups of size members each, taken in
+// turn from the account's accepted members.
+func addUserGroups(s *fake.Server, n, groups, size int, drift float64) {
+	every := int(math.Max(4, math.Round(4/drift)))
+	next := 0
+	for g := range groups {
+		spec := fake.UserGroupSpec{Name: fmt.Sprintf("team-%03d", g)}
+		for len(spec.Members) < size && next < 10*n {
+			i := next % n
+			next++
+			if i%every == 2 { // missing live: not a member
+				continue
+			}
+			spec.Members = append(spec.Members, fmt.Sprintf("user%06d@example.com", i))
+		}
+		_, err := s.PutUserGroup(spec)
+		check(err)
+	}
 }
 
 func check(err error) {

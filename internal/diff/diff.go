@@ -260,14 +260,18 @@ func Compute(want []Want, live []Live, opts Options) (*Plan, error) {
 	})
 	slices.Sort(p.Protected)
 	// Taking someone out of a group takes access away as a removal does:
-	// both count against the breaker.
+	// both count against max_removals.
 	removals := p.Count(Remove) + p.Count(LeaveGroup)
 	switch {
 	case opts.AllowMassRemoval || removals == 0:
 	case removals > opts.MaxRemovals:
-		p.Breaker = fmt.Sprintf("the plan removes %d members, more than max_removals (%d)", removals, opts.MaxRemovals)
-	case removals == managed:
-		p.Breaker = fmt.Sprintf("the plan removes every member that is not protected (%d)", removals)
+		what := fmt.Sprintf("%d members", removals)
+		if n := p.Count(LeaveGroup); n > 0 {
+			what = fmt.Sprintf("%d members and takes %d out of user groups (%d)", p.Count(Remove), n, removals)
+		}
+		p.Breaker = fmt.Sprintf("the plan removes %s, more than max_removals (%d)", what, opts.MaxRemovals)
+	case p.Count(Remove) == managed:
+		p.Breaker = fmt.Sprintf("the plan removes every member that is not protected (%d)", managed)
 	}
 	if p.Breaker != "" {
 		return p, fmt.Errorf("%w: %s; if that is intended, run apply with --allow-mass-removal", ErrMassRemoval, p.Breaker)

@@ -92,38 +92,48 @@ func Build(acct *cloudflare.Account, opts Options) Result {
 			res.Skipped = append(res.Skipped, fmt.Sprintf("%s: has no access; left undeclared", m.Email))
 			continue
 		}
-		byResource := map[desired.Resource][]string{}
 		for _, a := range m.Access {
 			if superAdmin[a.Role] && a.Resource.Kind == desired.WholeAccount {
 				protected[m.Email] = true
 			}
-			r := acct.Display(a.Resource)
-			byResource[r] = append(byResource[r], a.Role)
 		}
 		if protected[m.Email] {
 			continue
 		}
-		// Merge resources with the same Cloudflare roles into one role.
-		byRoles := map[string]*role{}
-		for r, names := range byResource {
-			slices.Sort(names)
-			k := strings.Join(names, "\x00")
-			if byRoles[k] == nil {
-				byRoles[k] = &role{cfRoles: names}
-			}
-			byRoles[k].resources = append(byRoles[k].resources, r)
+		members = append(members, member{email: m.Email, roles: derive(acct, m.Access, roles)})
+	}
+	// User groups become mirrored groups: their policies a grant to the
+	// group, their members the group's members (those declared here).
+	type userGroup struct {
+		name    string
+		roles   []string // role keys
+		members []string
+	}
+	var userGroups []userGroup
+	declared := map[string]bool{}
+	for _, m := range members {
+		declared[m.email] = true
+	}
+	for _, g := range acct.UserGroups {
+		switch {
+		case g.Denies > 0 || len(g.Unknown) > 0:
+			res.Skipped = append(res.Skipped, fmt.Sprintf("user group %s: has policies cfaccess cannot express; left undeclared", g.Name))
+			continue
+		case len(g.Access) == 0:
+			res.Skipped = append(res.Skipped, fmt.Sprintf("user group %s: has no policies; left undeclared", g.Name))
+			continue
+		case strings.HasPrefix(strings.ToUpper(g.Name), "CF"):
+			res.Skipped = append(res.Skipped, fmt.Sprintf("user group %s: a name starting with CF is Cloudflare's own; left undeclared", g.Name))
+			continue
 		}
-		var keys []string
-		for _, r := range byRoles {
-			slices.SortFunc(r.resources, desired.Resource.Compare)
-			k := r.key()
-			if roles[k] == nil {
-				roles[k] = r
+		ug := userGroup{name: g.Name, roles: derive(acct, g.Access, roles)}
+		for _, m := range g.Members {
+			if declared[strings.ToLower(m.Email)] {
+				ug.members = append(ug.members, strings.ToLower(m.Email))
 			}
-			keys = append(keys, k)
 		}
-		slices.Sort(keys)
-		members = append(members, member{email: m.Email, roles: keys})
+		slices.Sort(ug.members)
+		userGroups = append(userGroups, ug)
 	}
 	for e := range protected {
 		res.Protected = append(res.Protected, e)
@@ -229,13 +239,71 @@ func Build(acct *cloudflare.Account, opts Options) Result {
 		}
 		fmt.Fprintf(&grantFile, "    reason: %s\n", q(reason))
 	}
+	for _, ug := range userGroups {
+		base := "usergroup-" + slug(ug.name)
+		gid := base
+		for n := 2; groupIDs[gid]; n++ {
+			gid = base + "-" + strconv.Itoa(n)
+		}
+		groupIDs[gid] = true
+		if groupFile.Len() == 0 {
+			groupFile.WriteString("version: 1\ngroups:\n")
+		}
+		fmt.Fprintf(&groupFile, "  # The account's user group %s: cfaccess keeps its policies and members.\n", q(ug.name))
+		fmt.Fprintf(&groupFile, "  %s:\n    name: %s\n    cloudflare_user_group: true\n    members:", gid, q(ug.name))
+		if len(ug.members) == 0 {
+			groupFile.WriteString(" []\n")
+		} else {
+			groupFile.WriteString("\n")
+		}
+		for _, u := range ug.members {
+			fmt.Fprintf(&groupFile, "      - %s\n", q(u))
+		}
+		var ids []string
+		for _, k := range ug.roles {
+			ids = append(ids, roles[k].id)
+		}
+		slices.Sort(ids)
+		fmt.Fprintf(&grantFile, "  - roles: [%s]\n    groups: [%s]\n    reason: %s\n", strings.Join(ids, ", "), gid, q(reason))
+	}
 	if groupFile.Len() > 0 {
 		res.Files = append(res.Files, desired.File{Path: "groups.yaml", Data: []byte(groupFile.String())})
 	}
-	if len(gkeys) > 0 {
+	if len(gkeys) > 0 || len(userGroups) > 0 {
 		res.Files = append(res.Files, desired.File{Path: "grants.yaml", Data: []byte(grantFile.String())})
 	}
 	return res
+}
+
+// derive splits access into roles — resources with the same Cloudflare
+// roles merged into one role — adds them to roles and returns their keys,
+// sorted.
+func derive(acct *cloudflare.Account, access []desired.Access, roles map[string]*role) []string {
+	byResource := map[desired.Resource][]string{}
+	for _, a := range access {
+		r := acct.Display(a.Resource)
+		byResource[r] = append(byResource[r], a.Role)
+	}
+	byRoles := map[string]*role{}
+	for r, names := range byResource {
+		slices.Sort(names)
+		k := strings.Join(names, "\x00")
+		if byRoles[k] == nil {
+			byRoles[k] = &role{cfRoles: names}
+		}
+		byRoles[k].resources = append(byRoles[k].resources, r)
+	}
+	var keys []string
+	for _, r := range byRoles {
+		slices.SortFunc(r.resources, desired.Resource.Compare)
+		k := r.key()
+		if roles[k] == nil {
+			roles[k] = r
+		}
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // q quotes a string for YAML (a JSON string is a valid YAML scalar).

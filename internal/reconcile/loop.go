@@ -564,6 +564,27 @@ func (l *Loop) summarize(c *Checked, o *Outcome, rev gitsource.Revision, now, st
 			a.Result, a.Error = "error", ap.Err.Error()
 		}
 		if ap.Plan != nil {
+			for _, g := range ap.Plan.GroupAccess {
+				var access []string
+				for _, x := range g.Access {
+					access = append(access, desired.Access{Role: x.Role, Resource: ap.Live.Display(x.Resource)}.String())
+				}
+				if g.Missing {
+					a.Outside = append(a.Outside, g.Email+" is declared in user group "+g.Group+", owned by the identity provider, and not in it")
+				} else {
+					a.Outside = append(a.Outside, g.Email+" holds "+strings.Join(access, ", ")+" via user group "+g.Group)
+				}
+			}
+		}
+		if ap.Live != nil {
+			for _, m := range ap.Live.OrgAdmins {
+				a.Outside = append(a.Outside, m.Email+" is a Super Administrator of the organization")
+			}
+			for _, nc := range ap.Live.NotChecked {
+				a.NotChecked = append(a.NotChecked, nc.String())
+			}
+		}
+		if ap.Plan != nil {
 			a.Breaker = ap.Plan.Breaker
 			a.Plan = &PlanSummary{Invite: ap.Plan.Count(diff.Invite), Update: ap.Plan.Count(diff.Update),
 				Remove: ap.Plan.Count(diff.Remove), Reinvite: ap.Plan.Count(diff.Reinvite), Unmanaged: len(ap.Plan.Unmanaged)}

@@ -48,6 +48,12 @@ type AccountStatus struct {
 	Error         string       `json:"error,omitempty"`
 	Breaker       string       `json:"breaker,omitempty"`
 	Plan          *PlanSummary `json:"plan,omitempty"`
+	// Outside is access the plan leaves because cfaccess does not control
+	// it: through user groups it does not manage, and the organization's
+	// Super Administrators. NotChecked is what the credentials could not
+	// read.
+	Outside    []string `json:"outside_control,omitempty"`
+	NotChecked []string `json:"not_checked,omitempty"`
 }
 
 // Status is what the daemon shows on /status.

@@ -165,6 +165,17 @@ var emailPattern = regexp.MustCompile(`[^\s"'<>(),;:@]+@[^\s"'<>(),;:@]+\.[^\s"'
 
 func maskEmails(s string) string { return emailPattern.ReplaceAllString(s, "[email]") }
 
+func maskAll(ss []string) []string {
+	if ss == nil {
+		return nil
+	}
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = maskEmails(s)
+	}
+	return out
+}
+
 // Masked is the status for anyone who can reach the port: emails, commit
 // authors and subjects removed.
 func Masked(st reconcile.Status) reconcile.Status {
@@ -193,6 +204,8 @@ func Masked(st reconcile.Status) reconcile.Status {
 	accounts := make([]reconcile.AccountStatus, len(st.Accounts))
 	for i, a := range st.Accounts {
 		a.Error = maskEmails(a.Error)
+		a.Outside = maskAll(a.Outside)
+		a.NotChecked = maskAll(a.NotChecked)
 		accounts[i] = a
 	}
 	st.Accounts = accounts

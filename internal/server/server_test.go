@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
+	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/gitsource"
 	"github.com/cfaccess/reconciler/internal/metrics"
 	"github.com/cfaccess/reconciler/internal/reconcile"
@@ -310,4 +312,26 @@ func TestWebhookFlood(t *testing.T) {
 		}
 		client.CloseIdleConnections()
 	})
+}
+
+// /status lists access outside cfaccess's control — here through a user
+// group it does not manage — with emails masked unless details are asked.
+func TestStatusShowsAccessOutsideControl(t *testing.T) {
+	t.Parallel()
+	story := testkit.NewStory(t)
+	if _, err := story.Fake.PutUserGroup(fake.UserGroupSpec{Name: "ops-admins", Members: []string{"alice@example.com"},
+		Access: []desired.Access{{Role: "Administrator", Resource: testkit.WholeAccount}}}); err != nil {
+		t.Fatal(err)
+	}
+	d := newDaemon(t, story, time.Hour)
+	if err := d.loop.RunOnce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	detailed := get(server.Handler(d.config(true), true), "GET", "/status").Body.String()
+	if !strings.Contains(detailed, `"outside_control": [`) || !strings.Contains(detailed, "alice@example.com holds Administrator on account:* via user group ops-admins") {
+		t.Errorf("/status with details:\n%s", detailed)
+	}
+	if masked := get(server.Handler(d.config(false), true), "GET", "/status").Body.String(); !strings.Contains(masked, "[email] holds Administrator on account:* via user group ops-admins") {
+		t.Errorf("/status masked:\n%s", masked)
+	}
 }
