@@ -174,7 +174,15 @@ grants:
 // is empty.
 func TestMirroredUserGroup(t *testing.T) {
 	t.Parallel()
-	e := newE2E(t)
+	for _, inherited := range []bool{false, true} {
+		t.Run(fmt.Sprint("inherited policies in member answers: ", inherited), func(t *testing.T) {
+			t.Parallel()
+			testMirroredUserGroup(t, newE2EWith(t, fake.Options{Token: testkit.Token, AccountName: "Production", InheritedPolicies: inherited}))
+		})
+	}
+}
+
+func testMirroredUserGroup(t *testing.T, e *e2e) {
 	e.Commit("oncall group", map[string]string{"oncall.yaml": mirroredGroup})
 	_, out, _ := e.run("plan", "--repo", e.Repo, "--format", "json")
 	p := planJSONOf(t, out)
