@@ -494,6 +494,9 @@ func (l *Loop) audit(ap *AccountPlan, r Result) {
 	if r.Note != "" {
 		attrs = append(attrs, "note", r.Note)
 	}
+	if r.Change.Group != "" {
+		attrs = append(attrs, "user_group", r.Change.Group)
+	}
 	attrs = append(attrs, "result", result)
 	l.cfg.Metrics.ChangesApplied.WithLabelValues(ap.Provider, string(r.Change.Action), result).Inc()
 	if r.Err != nil {
