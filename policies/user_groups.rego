@@ -1,9 +1,14 @@
 # Nobody holds Super Administrator on the whole account through a user
 # group the plan leaves them in: access through a group is as real as a
-# grant (the guardrail on grants is super_admin.rego). Cloudflare shows
-# a group's permissions nowhere on a member's page, so this is the access
-# most easily missed. A plan that takes the member out of the group
-# (prune_user_groups) or removes the member passes.
+# grant (the guardrail on grants is super_admin.rego), and Cloudflare shows
+# a group's permissions nowhere on a member's page. A plan that takes the
+# member out of the group, removes the member, or takes the role off a
+# mirrored group passes; protected members (the owner, break-glass
+# accounts) are theirs to keep.
+#
+# This guardrail is on the live state, not the repository: its denial
+# holds back the changes that give access, and lets those that take it
+# away (expiries included) go on.
 package cfaccess.builtin.user_groups
 
 super_admin_names := {"Super Administrator - All Privileges", "Super Administrator"}
@@ -11,12 +16,14 @@ super_admin_names := {"Super Administrator - All Privileges", "Super Administrat
 deny contains msg if {
 	some provider, acct in input.live
 	some m in acct.members
+	not m.protected
 	some b in m.bindings
 	startswith(b.via, "user group ")
 	super_admin_names[b.cloudflare_role]
 	b.resource == "account:*"
 	not leaves(provider, m.email, b.via)
-	msg := sprintf("%s holds %q on the whole account of %s through %s, which the repository does not manage: take them out of the group in Cloudflare, or set reconcile.prune_user_groups so that cfaccess does", [m.email, b.cloudflare_role, provider, b.via])
+	not taken_off(provider, b.via)
+	msg := sprintf("%s holds %q on the whole account of %s through %s: take them out of the group or the role off it in Cloudflare (for a member the repository declares, reconcile.prune_user_groups lets cfaccess take them out). Until then no change that gives access is applied", [m.email, b.cloudflare_role, provider, b.via])
 }
 
 leaves(provider, email, via) if {
@@ -28,4 +35,12 @@ leaves(provider, email, via) if {
 leaves(provider, email, _) if {
 	some c in input.plan[provider].remove
 	c.email == email
+}
+
+# A mirrored group the plan takes the role off.
+taken_off(provider, via) if {
+	some c in input.plan[provider].update_user_group
+	via == sprintf("user group %s", [c.user_group])
+	some r in c.remove
+	super_admin_names[r.cloudflare_role]
 }

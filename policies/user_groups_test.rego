@@ -30,3 +30,13 @@ test_a_zone_is_not_the_account if {
 	m := {"email": "eve@example.com", "bindings": [{"cloudflare_role": "Super Administrator - All Privileges", "resource": "zone:example.com", "via": "user group x"}]}
 	count(user_groups.deny) == 0 with input as {"live": {"prod": {"members": [m]}}, "plan": {"prod": {}}}
 }
+
+test_protected_members_keep_it if {
+	m := object.union(admin_via_group, {"protected": true})
+	count(user_groups.deny) == 0 with input as {"live": {"prod": {"members": [m]}}, "plan": {"prod": {}}}
+}
+
+test_passes_when_the_plan_takes_the_role_off_the_group if {
+	plan := {"prod": {"update_user_group": [{"email": "", "user_group": "admins", "add": [], "remove": [{"cloudflare_role": "Super Administrator - All Privileges", "resource": "account:*"}]}]}}
+	count(user_groups.deny) == 0 with input as {"live": {"prod": {"members": [admin_via_group]}}, "plan": plan}
+}

@@ -79,6 +79,8 @@ func outcomeExit(o *reconcile.Outcome, detailed bool) error {
 		return err
 	}
 	switch {
+	case o.Checked.LiveDenied():
+		return exitCode(ExitDenied)
 	case o.Failed(), o.FailedChanges() > 0:
 		return exitCode(ExitError)
 	case detailed && !o.Applied && o.Changes() > 0:

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -64,8 +65,11 @@ func TestUserGroupAccessReported(t *testing.T) {
 // member answers list inherited policies or not.
 func TestUserGroupPruned(t *testing.T) {
 	t.Parallel()
-	for _, inherited := range []bool{false, true} {
-		e := groupStory(t, func(o *fake.Options) { o.InheritedPolicies = inherited })
+	for _, inherited := range []string{"own policies only", "group's policies too", "group's policies under other ids"} {
+		e := groupStory(t, func(o *fake.Options) {
+			o.InheritedPolicies = inherited != "own policies only"
+			o.InheritedFreshIDs = inherited == "group's policies under other ids"
+		})
 		e.Commit("prune user groups", map[string]string{"providers.yaml": strings.Replace(e.ReadFile("providers.yaml"), "max_removals: 3}", "max_removals: 3, prune_user_groups: true}", 1)})
 		_, out, _ := e.run("plan", "--repo", e.Repo, "--format", "json")
 		got := changesOf(planJSONOf(t, out))
@@ -87,11 +91,14 @@ func TestUserGroupPruned(t *testing.T) {
 }
 
 // Super Administrator through an undeclared group is denied by the
-// built-in guardrail, unless the plan takes the member out of the group.
+// built-in guardrail: the changes that give access are held back, while
+// those that take it away go on (an expiry must not wait on someone
+// else's dashboard change); once the plan takes the member out of the
+// group, everything applies. A protected member may keep it.
 func TestSuperAdminThroughAGroupDenied(t *testing.T) {
 	t.Parallel()
 	e := newE2E(t)
-	if _, err := e.Fake.PutUserGroup(fake.UserGroupSpec{Name: "break-glass", Members: []string{"alice@example.com"},
+	if _, err := e.Fake.PutUserGroup(fake.UserGroupSpec{Name: "break-glass", Members: []string{"alice@example.com", "owner@example.com"},
 		Access: []desired.Access{{Role: "Super Administrator - All Privileges", Resource: testkit.WholeAccount}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -100,15 +107,29 @@ func TestSuperAdminThroughAGroupDenied(t *testing.T) {
 	if code != ExitDenied || !strings.Contains(out, `alice@example.com holds "Super Administrator - All Privileges" on the whole account of prod through user group break-glass`) {
 		t.Fatalf("apply: exit %d, want 3 and the denial\n%s", code, out)
 	}
-	if w := e.Writes(); len(w) != 0 {
-		t.Errorf("a denied apply wrote %v", w)
+	if strings.Contains(out, "owner@example.com holds") {
+		t.Errorf("the protected owner was denied:\n%s", out)
+	}
+	for _, w := range e.Writes() {
+		if strings.HasPrefix(w, "POST") {
+			t.Errorf("a change giving access was applied under the denial: %s", w)
+		}
+	}
+	if e.HasMember("stranger@example.com") || strings.Contains(e.Members()["carol@example.com"], "Billing") {
+		t.Errorf("removals were held back too: %v", e.Members())
+	}
+	if !strings.Contains(out, "held back") {
+		t.Errorf("the held-back invitations are not shown:\n%s", out)
 	}
 	e.Commit("prune user groups", map[string]string{"providers.yaml": strings.Replace(e.ReadFile("providers.yaml"), "max_removals: 3}", "max_removals: 3, prune_user_groups: true}", 1)})
 	if code, out, _ := e.run("apply", "--repo", e.Repo); code != ExitOK {
 		t.Fatalf("apply with prune_user_groups: exit %d\n%s", code, out)
 	}
-	if g := e.Fake.UserGroups(); len(g[0].Members) != 0 {
-		t.Errorf("alice still in break-glass: %+v", g)
+	if g := e.Fake.UserGroups(); !cmp.Equal(g[0].Members, []string{"owner@example.com"}) {
+		t.Errorf("break-glass members %v, want the protected owner alone", g[0].Members)
+	}
+	if !e.HasMember("dave@example.com") {
+		t.Error("the held-back invitation was not sent once the denial cleared")
 	}
 }
 
@@ -174,10 +195,11 @@ grants:
 // is empty.
 func TestMirroredUserGroup(t *testing.T) {
 	t.Parallel()
-	for _, inherited := range []bool{false, true} {
-		t.Run(fmt.Sprint("inherited policies in member answers: ", inherited), func(t *testing.T) {
+	for _, inherited := range []string{"own policies only", "group's policies too", "group's policies under other ids"} {
+		t.Run("member answers list "+inherited, func(t *testing.T) {
 			t.Parallel()
-			testMirroredUserGroup(t, newE2EWith(t, fake.Options{Token: testkit.Token, AccountName: "Production", InheritedPolicies: inherited}))
+			testMirroredUserGroup(t, newE2EWith(t, fake.Options{Token: testkit.Token, AccountName: "Production",
+				InheritedPolicies: inherited != "own policies only", InheritedFreshIDs: inherited == "group's policies under other ids"}))
 		})
 	}
 }
@@ -336,5 +358,77 @@ func TestImportUserGroupsRoundTrip(t *testing.T) {
 		if !strings.Contains(string(groups), want) {
 			t.Errorf("groups.yaml lacks %q:\n%s", want, groups)
 		}
+	}
+}
+
+// A mirrored group's grant expires: the group's policies are emptied (its
+// members keep no access through it), even when every member is also
+// named directly in the grant.
+func TestMirroredGroupGrantExpires(t *testing.T) {
+	t.Parallel()
+	for _, direct := range []bool{false, true} {
+		e := newE2E(t)
+		grant := "  - {groups: [oncall], roles: [ro], reason: OPS-7, expires: 2026-11-24T00:00:00Z}\n"
+		if direct {
+			grant = "  - {users: [alice@example.com], groups: [oncall], roles: [ro], reason: OPS-7, expires: 2026-11-24T00:00:00Z}\n"
+		}
+		e.Commit("oncall", map[string]string{"oncall.yaml": "groups:\n  oncall:\n    name: On-call\n    cloudflare_user_group: true\n    members: [alice@example.com]\ngrants:\n" + grant})
+		if code, out, _ := e.run("apply", "--repo", e.Repo); code != ExitOK {
+			t.Fatalf("direct %v: apply: exit %d\n%s", direct, code, out)
+		}
+		if g := e.Fake.UserGroups(); len(g) != 1 || len(g[0].Access) != 1 {
+			t.Fatalf("direct %v: group %+v", direct, g)
+		}
+		e.now = time.Date(2026, 11, 24, 0, 0, 1, 0, time.UTC)
+		_, out, _ := e.run("apply", "--repo", e.Repo, "--format", "json")
+		if g := e.Fake.UserGroups(); len(g[0].Access) != 0 {
+			t.Errorf("direct %v: the group keeps %v after its grant expired\n%s", direct, g[0].Access, out)
+		}
+	}
+}
+
+// A failed leave_group holds back a change that would give the same group
+// more: the member who should have left would get it.
+func TestFailedLeaveHoldsBackARaise(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t)
+	e.Commit("oncall", map[string]string{"oncall.yaml": mirroredGroup})
+	if code, out, _ := e.run("apply", "--repo", e.Repo); code != ExitOK {
+		t.Fatalf("apply: exit %d\n%s", code, out)
+	}
+	id, err := e.Fake.PutUserGroup(fake.UserGroupSpec{Name: "On-call", Members: []string{"alice@example.com", "bob@example.com", "carol@example.com"},
+		Access: []desired.Access{{Role: "Administrator Read Only", Resource: testkit.WholeAccount}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Commit("raise", map[string]string{"roles.yaml": strings.Replace(e.ReadFile("roles.yaml"), "inherits: [Administrator Read Only]", "inherits: [Administrator Read Only, Analytics]", 1)})
+	e.Fake.Fail(fake.Failure{Method: "DELETE", Path: "/accounts/" + e.Fake.AccountID() + "/iam/user_groups/" + id + "/members/*", Status: http.StatusInternalServerError})
+	code, out, _ := e.run("apply", "--repo", e.Repo, "--cloudflare-max-retries", "0")
+	if code != ExitError || !strings.Contains(out, "taking carol@example.com out of user group \"On-call\" failed, and this change would give them more") {
+		t.Errorf("apply: exit %d\n%s", code, out)
+	}
+	if g := e.Fake.UserGroups(); len(g[0].Access) != 1 {
+		t.Errorf("the group was raised while carol is still in it: %v", g[0].Access)
+	}
+}
+
+// Under scim, a synced group's policies are still set (Cloudflare allows
+// it; the update sends no name, which it refuses on synced groups).
+func TestSCIMGroupPoliciesSet(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t)
+	if _, err := e.Fake.PutUserGroup(fake.UserGroupSpec{Name: "On-call", SCIM: true, Members: []string{"alice@example.com"},
+		Access: []desired.Access{{Role: "Administrator", Resource: testkit.WholeAccount}}}); err != nil {
+		t.Fatal(err)
+	}
+	e.Commit("scim", map[string]string{
+		"oncall.yaml":    mirroredGroup,
+		"providers.yaml": strings.Replace(e.ReadFile("providers.yaml"), "max_removals: 3}", "max_removals: 3, scim: true}", 1),
+	})
+	if code, out, _ := e.run("apply", "--repo", e.Repo); code != ExitOK || !strings.Contains(out, "~ update user group On-call") {
+		t.Fatalf("apply: exit %d\n%s", code, out)
+	}
+	if g := e.Fake.UserGroups(); len(g[0].Access) != 1 || g[0].Access[0].Role != "Administrator Read Only" || !cmp.Equal(g[0].Members, []string{"alice@example.com"}) {
+		t.Errorf("SCIM group %+v", g)
 	}
 }

@@ -69,6 +69,10 @@ func (c *Client) readOrgMembers(ctx context.Context, orgID string) ([]OrgMember,
 			if email == "" {
 				return nil, nil, untrusted(op, "member "+m.ID+" has no email")
 			}
+			if m.Status != organizations.OrganizationMemberStatusActive {
+				// Pending, rejected or canceled: no access (yet, or any more).
+				continue
+			}
 			out = append(out, OrgMember{Email: strings.Clone(email), Status: canon(string(m.Status))})
 		}
 		var info struct {

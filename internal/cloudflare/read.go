@@ -149,7 +149,13 @@ func (c *Client) ReadAccount(ctx context.Context, accountID string, opts ReadOpt
 		acct.UserGroups, notChecked = groups, append(notChecked, nc)
 		return err
 	})
-	if opts.OrganizationID != "" {
+	switch {
+	case opts.OrganizationID != "" && org != "" && !strings.EqualFold(org, opts.OrganizationID):
+		mu.Lock()
+		notChecked = append(notChecked, &NotChecked{What: "organization " + org,
+			Why: "the provider's organization_id is " + opts.OrganizationID + ", not the organization this account belongs to: its Super Administrators were not read; correct organization_id"})
+		mu.Unlock()
+	case opts.OrganizationID != "":
 		g.Go(func() error {
 			admins, nc, err := c.readOrgMembers(gctx, opts.OrganizationID)
 			mu.Lock()
@@ -254,9 +260,9 @@ func (m converted) unresolved() bool {
 
 // resolve completes the member: its own policies' access, leaving out the
 // policies inherited from its user groups (ids in inherited).
-func (m converted) resolve(groups []ResourceGroup, inherited map[string]bool) Member {
+func (m converted) resolve(groups []ResourceGroup, in inherited) Member {
 	out := m.Member
-	own := slices.DeleteFunc(slices.Clone(m.parts), func(p policyPart) bool { return p.id != "" && inherited[p.id] })
+	own := slices.DeleteFunc(slices.Clone(m.parts), in.has)
 	out.Access, out.Denies, out.Unknown = combine(own, groups)
 	return out
 }
@@ -562,7 +568,12 @@ func (p rawPolicy) convert(accountID string, seen *groupSet) policyPart {
 			part.unknown = append(part.unknown, key+" "+strings.Join(objects, ","))
 			continue
 		}
-		seen.add(ResourceGroup{ID: rg.id, Name: rg.name, Resources: rs, AdHoc: adHoc})
+		if isHex32(rg.id) {
+			// Only a group with an id can be written again (a scope given
+			// inline makes an anonymous group: Terraform provider issue
+			// 7096).
+			seen.add(ResourceGroup{ID: rg.id, Name: rg.name, Resources: rs, AdHoc: adHoc})
+		}
 		for _, role := range roles {
 			for _, r := range rs {
 				part.access = append(part.access, desired.Access{Role: role, Resource: r})

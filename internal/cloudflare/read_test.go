@@ -85,7 +85,7 @@ func TestConvertMember(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.want.ID = "9ad9fa82d0ca4f4da16d8869b062892b"
-			if diff := cmp.Diff(tc.want, got.resolve(nil, nil)); diff != "" {
+			if diff := cmp.Diff(tc.want, got.resolve(nil, inherited{})); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})

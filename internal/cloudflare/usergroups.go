@@ -188,13 +188,40 @@ func (a *Account) GroupsOf(memberID string) []*UserGroup {
 	return out
 }
 
-// inheritedPolicies returns the ids of the policies a member holds through
-// its user groups.
-func (a *Account) inheritedPolicies(memberID string) map[string]bool {
-	out := map[string]bool{}
+// inherited tells a member's policies held through its user groups: by
+// the group's policy id, or — should Cloudflare list them under ids of
+// their own, which nothing documents either way — by their content (the
+// same roles on the same resource groups as a policy of one of its
+// groups). A policy of the member's own identical to one of its groups'
+// then counts as the group's: the access is held either way.
+type inherited struct {
+	ids, contents map[string]bool
+}
+
+func (in inherited) has(p policyPart) bool {
+	return p.id != "" && (in.ids[p.id] || in.contents[p.content()])
+}
+
+// content is a policy's roles on resources, as a key.
+func (p policyPart) content() string {
+	var b strings.Builder
+	fmt.Fprint(&b, p.deny, p.access, p.unknown)
+	for _, u := range p.unresolved {
+		fmt.Fprint(&b, u.groupID, u.roles)
+	}
+	return b.String()
+}
+
+// inheritedPolicies returns what tells the policies a member holds
+// through its user groups.
+func (a *Account) inheritedPolicies(memberID string) inherited {
+	out := inherited{ids: map[string]bool{}, contents: map[string]bool{}}
 	for _, g := range a.GroupsOf(memberID) {
 		for _, id := range g.PolicyIDs {
-			out[id] = true
+			out.ids[id] = true
+		}
+		for _, p := range g.parts {
+			out.contents[p.content()] = true
 		}
 	}
 	return out
@@ -227,14 +254,20 @@ func (c *Client) LeaveUserGroup(ctx context.Context, accountID, groupID, memberI
 	return fmt.Errorf("%s: the change did not take: the member is still in the group", op)
 }
 
-// userGroupBody is a user group as written: the name and the whole policy
-// list, every time. PUT replaces the policies ("send another PUT request
-// … with an empty policy array to overwrite", the user-groups docs);
-// whether a PUT without them keeps them is not documented, so they are
-// always sent. Policies go without ids, as the docs' examples and the
-// Terraform provider send them.
+// userGroupBody is a user group as created: its name and policies.
+// Policies go without ids, as the docs' examples and the Terraform
+// provider send them.
 type userGroupBody struct {
 	Name     string       `json:"name"`
+	Policies []policyJSON `json:"policies"`
+}
+
+// userGroupPolicies is a user group update: the whole policy list, which
+// PUT replaces ("send another PUT request … with an empty policy array to
+// overwrite", the user-groups docs), and no name — the name never changes,
+// and the docs' example for groups pushed by SCIM, whose names the API
+// refuses to change, sends the policies alone.
+type userGroupPolicies struct {
 	Policies []policyJSON `json:"policies"`
 }
 
@@ -257,14 +290,14 @@ func (c *Client) CreateUserGroup(ctx context.Context, acct *Account, name string
 	return c.groupAnswer(op, acct, g.JSON.RawJSON())
 }
 
-// UpdateUserGroup sets a user group's policies (and sends its name, which
-// does not change) and returns the group as Cloudflare answers it.
+// UpdateUserGroup sets a user group's policies (name is for messages) and
+// returns the group as Cloudflare answers it.
 func (c *Client) UpdateUserGroup(ctx context.Context, acct *Account, groupID, name string, policies []Policy) (UserGroup, error) {
 	op := fmt.Sprintf("update user group %q of account %s", name, acct.ID)
 	if err := checkIDs(op, acct.ID, groupID); err != nil {
 		return UserGroup{}, err
 	}
-	body, err := json.Marshal(userGroupBody{name, policiesJSON(policies)})
+	body, err := json.Marshal(userGroupPolicies{policiesJSON(policies)})
 	if err != nil {
 		return UserGroup{}, err
 	}

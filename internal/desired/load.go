@@ -620,6 +620,22 @@ func (l *loader) crossCheck() {
 	roleIDs := slices.Sorted(maps.Keys(l.repo.Roles))
 	groupIDs := slices.Sorted(maps.Keys(l.repo.Groups))
 
+	// Mirrored groups are found in Cloudflare by name: two of one name
+	// would be one user group holding both.
+	userGroups := map[string]*Group{}
+	for _, id := range groupIDs {
+		g := l.repo.Groups[id]
+		if !g.UserGroup {
+			continue
+		}
+		key := strings.ToLower(g.CloudflareName())
+		if other, dup := userGroups[key]; dup {
+			l.errorAt(g.Pos, "group %q mirrors the Cloudflare user group %q, as group %q does (%s): give each a name of its own", id, g.CloudflareName(), other.ID, other.Pos)
+			continue
+		}
+		userGroups[key] = g
+	}
+
 	accountIDs := map[string]*Provider{}
 	for _, id := range providerIDs {
 		pv := l.repo.Providers[id]

@@ -138,12 +138,29 @@ type Change struct {
 	Inherited []Inherited
 }
 
+// Grants reports whether the change gives access: an invitation, a
+// membership of a user group, a group's creation, or an update that adds
+// anything. Removals, leaving groups and updates that only take away do
+// not.
+func (c Change) Grants() bool {
+	switch c.Action {
+	case Remove, LeaveGroup:
+		return false
+	case Update, UpdateGroup:
+		return len(c.Add) > 0
+	}
+	return true
+}
+
 // Plan is what to do to one account, in application order: removals,
 // updates, invites (and re-invites), each sorted by email.
 type Plan struct {
 	Changes []Change
 	// Unmanaged are live members nobody declared, left alone (prune off).
 	Unmanaged []Live
+	// Provisioned are members nobody declared that the identity provider
+	// provisioned (scim: Minimal Account Access alone), left alone.
+	Provisioned []Live
 	// GroupAccess is undeclared access through user groups, left in
 	// place (reported: cfaccess does not manage the group).
 	GroupAccess []GroupAccess
@@ -215,8 +232,10 @@ func Compute(want []Want, live []Live, opts Options) (*Plan, error) {
 		switch {
 		case !declared && opts.SCIM && minimalOnly(l.Access):
 			// Provisioned by the identity provider (what SCIM gives):
-			// removing them would fight it.
-			p.Unmanaged = append(p.Unmanaged, *l)
+			// removing them would fight it. What their groups give them is
+			// still shown, as access outside cfaccess's control.
+			p.Provisioned = append(p.Provisioned, *l)
+			p.outside(l, managedGroups)
 		case !declared && opts.Prune, declared && len(w.Access) == 0:
 			c := Change{Action: Remove, Email: email, MemberID: l.ID, Status: l.Status, Remove: sorted(l.Access), Inherited: l.Inherited}
 			if declared {
@@ -230,7 +249,12 @@ func Compute(want []Want, live []Live, opts Options) (*Plan, error) {
 			p.Changes = append(p.Changes, Change{Action: Reinvite, Email: email, MemberID: l.ID, Status: l.Status,
 				Add: add, Remove: remove, Access: sorted(w.Access), Policies: w.Policies, Sources: w.Sources, Reasons: w.Reasons})
 		default:
-			add, remove := setDiff(w.Access, l.Access)
+			// Access the member already holds through a user group is not
+			// added as its own (no churn when a group gives what is also
+			// declared directly); what its own policies hold beyond the
+			// declarations is removed.
+			add, _ := setDiff(w.Access, l.Effective())
+			_, remove := setDiff(w.Access, l.Access)
 			if len(add) > 0 || len(remove) > 0 || l.Foreign {
 				p.Changes = append(p.Changes, Change{Action: Update, Email: email, MemberID: l.ID, Status: l.Status,
 					Add: add, Remove: remove, Access: sorted(w.Access), Policies: w.Policies, Sources: w.Sources, Reasons: w.Reasons,
@@ -245,7 +269,7 @@ func Compute(want []Want, live []Live, opts Options) (*Plan, error) {
 		p.Changes = append(p.Changes, Change{Action: Invite, Email: email, Add: sorted(w.Access), Access: sorted(w.Access),
 			Policies: w.Policies, Sources: w.Sources, Reasons: w.Reasons})
 	}
-	if err := p.groups(opts.UserGroups, opts.LiveGroups, liveBy, opts); err != nil {
+	if err := p.groups(opts.UserGroups, opts.LiveGroups, live, opts); err != nil {
 		return nil, err
 	}
 	// Groups are written before members join them; members join once they
@@ -255,6 +279,7 @@ func Compute(want []Want, live []Live, opts Options) (*Plan, error) {
 		return cmp.Or(cmp.Compare(order[a.Action], order[b.Action]), cmp.Compare(a.Email, b.Email), cmp.Compare(a.Group, b.Group))
 	})
 	slices.SortFunc(p.Unmanaged, func(a, b Live) int { return cmp.Compare(a.Email, b.Email) })
+	slices.SortFunc(p.Provisioned, func(a, b Live) int { return cmp.Compare(a.Email, b.Email) })
 	slices.SortFunc(p.GroupAccess, func(a, b GroupAccess) int {
 		return cmp.Or(cmp.Compare(a.Email, b.Email), cmp.Compare(a.Group, b.Group))
 	})
@@ -270,7 +295,7 @@ func Compute(want []Want, live []Live, opts Options) (*Plan, error) {
 			what = fmt.Sprintf("%d members and takes %d out of user groups (%d)", p.Count(Remove), n, removals)
 		}
 		p.Breaker = fmt.Sprintf("the plan removes %s, more than max_removals (%d)", what, opts.MaxRemovals)
-	case p.Count(Remove) == managed:
+	case managed > 0 && p.Count(Remove) == managed:
 		p.Breaker = fmt.Sprintf("the plan removes every member that is not protected (%d)", managed)
 	}
 	if p.Breaker != "" {
@@ -306,6 +331,27 @@ func (p *Plan) groupDrift(l *Live, w *Want, opts Options, managed map[string]boo
 			continue
 		}
 		p.GroupAccess = append(p.GroupAccess, GroupAccess{Email: strings.ToLower(l.Email), MemberID: l.ID, Group: k.name, GroupID: k.id, Access: sorted(excess[k])})
+	}
+}
+
+// outside reports the access a member holds through user groups that are
+// not mirrored.
+func (p *Plan) outside(l *Live, managed map[string]bool) {
+	type key struct{ id, name string }
+	by := map[key][]desired.Access{}
+	var order []key
+	for _, in := range l.Inherited {
+		if managed[in.Group] {
+			continue
+		}
+		k := key{in.GroupID, in.Group}
+		if _, seen := by[k]; !seen {
+			order = append(order, k)
+		}
+		by[k] = append(by[k], in.Access)
+	}
+	for _, k := range order {
+		p.GroupAccess = append(p.GroupAccess, GroupAccess{Email: strings.ToLower(l.Email), MemberID: l.ID, Group: k.name, GroupID: k.id, Access: sorted(by[k])})
 	}
 }
 

@@ -66,7 +66,23 @@ type Waiting struct {
 // A group named by two live groups is an error. With scim, the identity
 // provider owns the groups and their members: nothing is created, and
 // members are neither put in nor taken out — what differs is reported.
-func (p *Plan) groups(want []WantGroup, live []LiveGroup, lives map[string]*Live, opts Options) error {
+func (p *Plan) groups(want []WantGroup, live []LiveGroup, members []Live, opts Options) error {
+	// Group members are account members, matched by id: an email is only
+	// what the account's member list says (a group answer may lack it).
+	byID, byEmail := map[string]*Live{}, map[string]*Live{}
+	for i := range members {
+		byID[members[i].ID] = &members[i]
+		byEmail[strings.ToLower(members[i].Email)] = &members[i]
+	}
+	removed := map[string]bool{}
+	for _, c := range p.Changes {
+		if c.Action == Remove {
+			removed[c.MemberID] = true
+		}
+	}
+	protected := func(m *Live) bool {
+		return m != nil && (p.protected[strings.ToLower(m.Email)] || opts.ProtectedIDs[m.ID])
+	}
 	byName := map[string][]*LiveGroup{}
 	for i := range live {
 		byName[live[i].Name] = append(byName[live[i].Name], &live[i])
@@ -95,13 +111,15 @@ func (p *Plan) groups(want []WantGroup, live []LiveGroup, lives map[string]*Live
 		in := map[string]bool{}
 		if l != nil {
 			for _, m := range l.Members {
-				in[strings.ToLower(m.Email)] = true
+				in[m.ID] = true
 			}
 		}
 		for _, email := range w.Members {
-			m := lives[email]
+			m := byEmail[email]
 			switch {
-			case in[email]:
+			case protected(m):
+				// Never changed: in the group or not, it stays so.
+			case m != nil && in[m.ID]:
 			case m == nil || m.Status != "accepted":
 				p.Waiting = append(p.Waiting, Waiting{Email: email, Group: w.Name})
 			case opts.SCIM:
@@ -118,17 +136,25 @@ func (p *Plan) groups(want []WantGroup, live []LiveGroup, lives map[string]*Live
 		if l == nil {
 			continue
 		}
-		for _, m := range l.Members {
-			email := strings.ToLower(m.Email)
-			if slices.Contains(w.Members, email) || p.protected[email] || opts.ProtectedIDs[m.ID] {
-				continue
+		for _, gm := range l.Members {
+			m := byID[gm.ID]
+			email := strings.ToLower(gm.Email)
+			if m != nil {
+				email = strings.ToLower(m.Email)
 			}
-			if opts.SCIM {
-				p.GroupAccess = append(p.GroupAccess, GroupAccess{Email: email, MemberID: m.ID, Group: w.Name, GroupID: l.ID, Access: sorted(l.Access)})
-				continue
+			switch {
+			case protected(m), opts.ProtectedIDs[gm.ID], removed[gm.ID], slices.Contains(w.Members, email):
+				// Protected, leaving with the account, or declared.
+			case opts.SCIM:
+				p.GroupAccess = append(p.GroupAccess, GroupAccess{Email: email, MemberID: gm.ID, Group: w.Name, GroupID: l.ID, Access: sorted(l.Access)})
+			default:
+				status := gm.Status
+				if m != nil {
+					status = m.Status
+				}
+				p.Changes = append(p.Changes, Change{Action: LeaveGroup, Email: email, MemberID: gm.ID, Status: status,
+					Group: w.Name, GroupID: l.ID, Remove: sorted(l.Access)})
 			}
-			p.Changes = append(p.Changes, Change{Action: LeaveGroup, Email: email, MemberID: m.ID, Status: m.Status,
-				Group: w.Name, GroupID: l.ID, Remove: sorted(l.Access)})
 		}
 	}
 	return nil

@@ -178,6 +178,9 @@ type LiveMember struct {
 	Access    []desired.Access // zones by name where known
 	// Inherited is the access the member holds through user groups.
 	Inherited []InheritedAccess
+	// Protected is set for the members cfaccess never changes (protected
+	// emails, the token's owner).
+	Protected bool
 }
 
 // InheritedAccess is access held through a user group.
@@ -234,7 +237,8 @@ func AddLive(doc *Document, accounts []LiveAccount) {
 				bs = append(bs, binding(in.Access, "user group "+in.Group))
 			}
 			ms[i] = ast.ObjectTerm(s.item("email", s.str(m.Email)), s.item("status", s.str(m.Status)),
-				s.item("two_factor", ast.InternedTerm(m.TwoFactor)), s.item("bindings", ast.ArrayTerm(bs...)))
+				s.item("two_factor", ast.InternedTerm(m.TwoFactor)), s.item("protected", ast.InternedTerm(m.Protected)),
+				s.item("bindings", ast.ArrayTerm(bs...)))
 		}
 		byAction := map[string][]*ast.Term{"invite": {}, "update": {}, "remove": {}, "reinvite": {}, "leave_group": {}}
 		for _, c := range acct.Changes {

@@ -36,6 +36,10 @@ type Violation struct {
 	// Source is where the violation is: the element's source, or the
 	// position of the rule when the element is a plain string.
 	Source desired.Pos
+	// Live is set for a built-in guardrail on the live state (access
+	// outside the repository): its denial holds back what the plan would
+	// grant, not the repository, nor what it takes away.
+	Live bool
 }
 
 func (v Violation) String() string {
@@ -308,6 +312,9 @@ func (e *Engine) EvalLiveBuiltins(ctx context.Context, now time.Time, accounts [
 		}
 		out = append(out, p.violations(root, p.path[1:])...)
 	}
+	for i := range out {
+		out[i].Live = true
+	}
 	sortViolations(out)
 	return out, nil
 }
@@ -347,7 +354,13 @@ func (e *Engine) Eval(ctx context.Context, input *Document) ([]Violation, error)
 	}
 	var out []Violation
 	for _, p := range e.packages {
-		out = append(out, p.violations(root, p.path)...)
+		vs := p.violations(root, p.path)
+		if slices.Contains(e.liveBuiltins, p.name) {
+			for i := range vs {
+				vs[i].Live = true
+			}
+		}
+		out = append(out, vs...)
 	}
 	sortViolations(out)
 	return out, nil

@@ -35,12 +35,24 @@ var ErrNotAttempted = errors.New("not attempted: the run was stopped")
 // changes, never within one. report, when set, is called after each change
 // (audit records, metrics).
 func Apply(ctx context.Context, client Account, ap *AccountPlan, report func(Result)) []Result {
+	return apply(ctx, client, ap, false, report)
+}
+
+// ErrHeldBack marks a change that gives access, not applied because a
+// guardrail on the live state denies.
+var ErrHeldBack = errors.New("held back: a guardrail on the account's live state denies (see the denial); what takes access away was applied")
+
+// apply applies the plan; with hold, the changes that give access are held
+// back (ErrHeldBack) and only those that take it away are applied.
+func apply(ctx context.Context, client Account, ap *AccountPlan, hold bool, report func(Result)) []Result {
 	a := &applier{client: client, ap: ap}
 	var out []Result
 	for _, c := range ap.Plan.Changes {
 		r := Result{Change: c, MemberID: c.MemberID}
 		if ctx.Err() != nil {
 			r.Err = ErrNotAttempted
+		} else if hold && c.Grants() {
+			r.Err = ErrHeldBack
 		} else {
 			// The change itself runs to its end even if the context ends
 			// meanwhile (a half-made change is worse than a late stop), but
@@ -60,13 +72,20 @@ func Apply(ctx context.Context, client Account, ap *AccountPlan, report func(Res
 type applier struct {
 	client Account
 	ap     *AccountPlan
-	// created are the ids of the user groups this apply made, by name.
+	// created are the ids of the user groups this apply made, by name;
+	// stayed the members a failed leave_group left in a group, by group id.
 	created map[string]string
+	stayed  map[string][]string
 }
 
 // writeGroup creates a mirrored user group, or sets its policies, and
 // checks what Cloudflare answers holds the access declared.
 func (a *applier) writeGroup(ctx context.Context, c diff.Change) error {
+	if who := a.stayed[c.GroupID]; len(who) > 0 && len(c.Add) > 0 {
+		// Giving the group more would give it to those who should have
+		// left it: the next run tries both again.
+		return fmt.Errorf("not applied: taking %s out of user group %q failed, and this change would give them more", strings.Join(who, ", "), c.Group)
+	}
 	pols, err := a.policies(ctx, c)
 	if err != nil {
 		return err
@@ -98,7 +117,12 @@ func (a *applier) apply(ctx context.Context, c diff.Change) Result {
 	case diff.Remove:
 		r.Err = a.client.Remove(ctx, id, c.MemberID)
 	case diff.LeaveGroup:
-		r.Err = a.client.LeaveUserGroup(ctx, id, c.GroupID, c.MemberID)
+		if r.Err = a.client.LeaveUserGroup(ctx, id, c.GroupID, c.MemberID); r.Err != nil {
+			if a.stayed == nil {
+				a.stayed = map[string][]string{}
+			}
+			a.stayed[c.GroupID] = append(a.stayed[c.GroupID], c.Email)
+		}
 	case diff.CreateGroup, diff.UpdateGroup:
 		r.Err = a.writeGroup(ctx, c)
 	case diff.JoinGroup:

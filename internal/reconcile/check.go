@@ -64,10 +64,23 @@ func (c *Checked) Valid() bool {
 	return true
 }
 
-// Denied reports whether any guardrail denied.
+// Denied reports whether any guardrail on the repository denied.
 func (c *Checked) Denied() bool {
 	for _, v := range c.Violations {
-		if v.Severity == policy.Deny {
+		if v.Severity == policy.Deny && !v.Live {
+			return true
+		}
+	}
+	return false
+}
+
+// LiveDenied reports whether a built-in guardrail on the live state denied
+// (Super Administrator through a user group, say): the plan's grants are
+// then held back, while what it takes away is applied — a state outside
+// the repository must not stop revocations, expiries included.
+func (c *Checked) LiveDenied() bool {
+	for _, v := range c.Violations {
+		if v.Severity == policy.Deny && v.Live {
 			return true
 		}
 	}

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -122,12 +123,27 @@ func (o *Outcome) Changes() int {
 	return n
 }
 
-// FailedChanges counts the applied changes that failed.
+// FailedChanges counts the applied changes that failed (not those held
+// back by a guardrail on the live state: HeldBack).
 func (o *Outcome) FailedChanges() int {
 	n := 0
 	for _, rs := range o.Results {
 		for _, r := range rs {
-			if r.Err != nil {
+			if r.Err != nil && !errors.Is(r.Err, ErrHeldBack) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// HeldBack counts the changes giving access that a guardrail on the live
+// state held back.
+func (o *Outcome) HeldBack() int {
+	n := 0
+	for _, rs := range o.Results {
+		for _, r := range rs {
+			if errors.Is(r.Err, ErrHeldBack) {
 				n++
 			}
 		}
@@ -149,12 +165,13 @@ func (o *Outcome) Apply(ctx context.Context, report func(*AccountPlan, Result)) 
 		return
 	}
 	o.Applied = true
+	hold := o.Checked.LiveDenied()
 	for _, ap := range o.Accounts {
 		if ap.Err != nil || ap.Plan == nil || ctx.Err() != nil {
 			continue
 		}
 		start := time.Now()
-		o.Results[ap.Provider] = Apply(ctx, ap.Client, ap, func(r Result) {
+		o.Results[ap.Provider] = apply(ctx, ap.Client, ap, hold, func(r Result) {
 			if report != nil {
 				report(ap, r)
 			}
@@ -260,6 +277,7 @@ func liveAccount(ap *AccountPlan) policy.LiveAccount {
 	}
 	for i, m := range ap.Live.Members {
 		la.Members[i].TwoFactor = m.TwoFactor
+		la.Members[i].Protected = slices.Contains(ap.ProtectedIDs, m.ID)
 	}
 	for _, c := range ap.Plan.Changes {
 		la.Changes = append(la.Changes, policy.PlanChange{Action: string(c.Action), Email: c.Email, Add: display(c.Add), Remove: display(c.Remove), Group: c.Group})

@@ -210,7 +210,6 @@ func Wants(repo *desired.Repo, pid string, now time.Time, live *cloudflare.Accou
 			x.w.Reasons = append(x.w.Reasons, b.Reason)
 		}
 	}
-	groups := map[string]*want{} // mirrored groups, by repository id
 	var wants []diff.Want
 	for _, m := range acct.Members {
 		x := &want{w: diff.Want{Email: m.Email}}
@@ -219,13 +218,8 @@ func Wants(repo *desired.Repo, pid string, now time.Time, live *cloudflare.Accou
 				add(x, b)
 				continue
 			}
-			// Held through a mirrored user group: the group's policies.
-			g := groups[b.Group]
-			if g == nil {
-				g = &want{}
-				groups[b.Group] = g
-			}
-			add(g, b)
+			// Held through a mirrored user group (whose policies come
+			// from its grants, below).
 			if name := repo.Groups[b.Group].CloudflareName(); !slices.Contains(x.w.Groups, name) {
 				x.w.Groups = append(x.w.Groups, name)
 			}
@@ -253,6 +247,42 @@ func Wants(repo *desired.Repo, pid string, now time.Time, live *cloudflare.Accou
 			x.w.Sources, x.w.Reasons = repo.Inactive(pid, m.Email, now)
 		}
 		wants = append(wants, x.w)
+	}
+	// Mirrored user groups: every one a grant to reaches this account,
+	// active or not — its policies are its active grants' roles (none when
+	// all have expired: the group is then emptied of policies, not left
+	// alone), whoever of its members is also named directly.
+	groups := map[string]*want{} // by repository id
+	for _, g := range repo.Grants {
+		if !repo.GrantReaches(g, pid) {
+			continue
+		}
+		for _, gid := range g.Groups {
+			grp := repo.Groups[gid]
+			if grp == nil || !grp.UserGroup {
+				continue
+			}
+			x := groups[gid]
+			if x == nil {
+				x = &want{}
+				groups[gid] = x
+			}
+			if !g.ActiveAt(now) {
+				continue
+			}
+			for _, roleID := range g.Roles {
+				role := repo.Roles[roleID]
+				if role == nil || !role.Enabled || !slices.Contains(role.Providers, pid) {
+					continue
+				}
+				for _, name := range role.CloudflareRoles {
+					for _, res := range role.Resources {
+						add(x, desired.Binding{Provider: pid, Role: roleID, Access: desired.Access{Role: name, Resource: res},
+							Active: true, Reason: g.Reason, Source: g.Pos, Group: gid})
+					}
+				}
+			}
+		}
 	}
 	var wantGroups []diff.WantGroup
 	for id, g := range groups {

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -161,6 +162,8 @@ func planText(w io.Writer, o *reconcile.Outcome, color bool) error {
 			if i < len(results) {
 				r := results[i]
 				switch {
+				case errors.Is(r.Err, reconcile.ErrHeldBack):
+					fmt.Fprintf(&b, "      %s\n", paint(yellow, "⏸ held back: a guardrail on the account's live state denies"))
 				case r.Err != nil:
 					fmt.Fprintf(&b, "      %s %v\n", paint(red, "✗ failed:"), r.Err)
 				case r.Note != "":
@@ -169,6 +172,9 @@ func planText(w io.Writer, o *reconcile.Outcome, color bool) error {
 					fmt.Fprintf(&b, "      %s\n", paint(green, "✓ applied"))
 				}
 			}
+		}
+		for _, u := range ap.Plan.Provisioned {
+			fmt.Fprintf(&b, "  = kept %s (not declared; provisioned by the identity provider, scim)\n", oneLine(u.Email))
 		}
 		for _, u := range ap.Plan.Unmanaged {
 			fmt.Fprintf(&b, "  = unmanaged %s (not declared; prune is off)\n", oneLine(u.Email))
@@ -196,6 +202,9 @@ func planText(w io.Writer, o *reconcile.Outcome, color bool) error {
 		fmt.Fprintf(&b, ", %s to create or update", plural(n, "user group"))
 	}
 	b.WriteString(".\n")
+	if n := o.HeldBack(); n > 0 {
+		b.WriteString(paint(yellow, fmt.Sprintf("%s held back (⏸ above) while a guardrail on the live state denies; what takes access away was applied.", plural(n, "change"))) + "\n")
+	}
 	if n := o.FailedChanges(); n > 0 {
 		b.WriteString(paint(red, fmt.Sprintf("%d of these changes failed (✗ above): the next run tries them again.", n)) + "\n")
 	}
@@ -308,11 +317,14 @@ type PlanDoc struct {
 }
 
 type SummaryDoc struct {
-	Invite     int `json:"invite"`
-	Update     int `json:"update"`
-	Remove     int `json:"remove"`
-	Reinvite   int `json:"reinvite"`
-	LeaveGroup int `json:"leave_group,omitempty"`
+	Invite          int `json:"invite"`
+	Update          int `json:"update"`
+	Remove          int `json:"remove"`
+	Reinvite        int `json:"reinvite"`
+	LeaveGroup      int `json:"leave_group,omitempty"`
+	JoinGroup       int `json:"join_user_group,omitempty"`
+	CreateUserGroup int `json:"create_user_group,omitempty"`
+	UpdateUserGroup int `json:"update_user_group,omitempty"`
 }
 
 type AccountDoc struct {
@@ -339,6 +351,9 @@ type AccountDoc struct {
 	// Waiting are declared members of user groups who join once they
 	// accept their invitation ({email, user_group}).
 	Waiting []WaitingDoc `json:"waiting,omitempty"`
+	// Provisioned are members nobody declared, kept because the identity
+	// provider provisioned them (scim).
+	Provisioned []string `json:"provisioned,omitempty"`
 }
 
 type WaitingDoc struct {
@@ -420,6 +435,9 @@ func planJSON(w io.Writer, o *reconcile.Outcome) error {
 			for _, w := range ap.Plan.Waiting {
 				aj.Waiting = append(aj.Waiting, WaitingDoc{Email: w.Email, Group: w.Group})
 			}
+			for _, u := range ap.Plan.Provisioned {
+				aj.Provisioned = append(aj.Provisioned, u.Email)
+			}
 			for _, g := range ap.Plan.GroupsWaiting {
 				aj.Waiting = append(aj.Waiting, WaitingDoc{Group: g})
 			}
@@ -448,7 +466,10 @@ func planJSON(w io.Writer, o *reconcile.Outcome) error {
 				}
 				if i < len(results) {
 					cj.Result = "applied"
-					if results[i].Err != nil {
+					switch {
+					case errors.Is(results[i].Err, reconcile.ErrHeldBack):
+						cj.Result = "held back"
+					case results[i].Err != nil:
 						cj.Result = "failed: " + results[i].Err.Error()
 					}
 					if results[i].MemberID != "" {
@@ -467,6 +488,12 @@ func planJSON(w io.Writer, o *reconcile.Outcome) error {
 					out.Summary.Reinvite++
 				case diff.LeaveGroup:
 					out.Summary.LeaveGroup++
+				case diff.JoinGroup:
+					out.Summary.JoinGroup++
+				case diff.CreateGroup:
+					out.Summary.CreateUserGroup++
+				case diff.UpdateGroup:
+					out.Summary.UpdateUserGroup++
 				}
 				aj.Changes = append(aj.Changes, cj)
 			}
@@ -565,6 +592,13 @@ func isControl(r rune) bool {
 // outsideMarkdown lists what the plan leaves alone because cfaccess does
 // not control it, and what could not be checked.
 func outsideMarkdown(b *strings.Builder, ap *reconcile.AccountPlan) {
+	if len(ap.Plan.Provisioned) > 0 {
+		var emails []string
+		for _, u := range ap.Plan.Provisioned {
+			emails = append(emails, mdEscape(u.Email))
+		}
+		fmt.Fprintf(b, "Kept (not declared, provisioned by the identity provider): %s\n\n", strings.Join(emails, ", "))
+	}
 	for _, w := range ap.Plan.Waiting {
 		fmt.Fprintf(b, "⏳ %s joins user group %s once they accept the invitation\n\n", mdEscape(w.Email), mdEscape(w.Group))
 	}

@@ -39,6 +39,9 @@ type Options struct {
 	// member's user groups too, beside the member's own (see
 	// memberJSONLocked): the API reference does not say which it does.
 	InheritedPolicies bool
+	// InheritedFreshIDs lists those policies under ids of their own rather
+	// than the group's: nothing documents which.
+	InheritedFreshIDs bool
 	// OrganizationID, when set, puts the account in that organization
 	// (GET /accounts/{id} managed_by.parent_org_id) and serves its members
 	// at /organizations/{id}/members.
