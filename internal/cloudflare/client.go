@@ -51,6 +51,10 @@ type Config struct {
 	// Limiter, when set, is shared with other clients of the same
 	// credentials; Limit and Period are then ignored.
 	Limiter *Limiter
+	// UserAgent of every request: cfaccess's, "cfaccess/<version>
+	// (revision <sha>)", by which its changes are known in the audit
+	// log. Default UserAgentPrefix + "dev".
+	UserAgent string
 	// MaxRetryWait caps how long a request waits on Cloudflare's
 	// Retry-After or used-up budget (60 s), and never past the HTTP
 	// client's timeout or the context's deadline: a longer wait fails the
@@ -76,6 +80,7 @@ type Client struct {
 	userGroups       *iam.UserGroupService
 	userGroupMembers *iam.UserGroupMemberService
 	orgMembers       *organizations.MemberService
+	audit            *accounts.LogAuditService
 }
 
 // New returns a client. It makes no request.
@@ -118,6 +123,7 @@ func New(cfg Config) *Client {
 		option.WithHTTPClient(cfg.HTTPClient),
 		option.WithMaxRetries(max(cfg.MaxRetries, 0)),
 		option.WithMiddleware(c.middleware),
+		option.WithHeader("User-Agent", cmpOr(cfg.UserAgent, UserAgentPrefix+"dev")),
 	}
 	if cfg.Credentials.Token != "" {
 		opts = append(opts, option.WithAPIToken(cfg.Credentials.Token))
@@ -134,6 +140,7 @@ func New(cfg Config) *Client {
 	c.userGroups = iam.NewUserGroupService(opts...)
 	c.userGroupMembers = iam.NewUserGroupMemberService(opts...)
 	c.orgMembers = organizations.NewMemberService(opts...)
+	c.audit = accounts.NewLogAuditService(opts...)
 	return c
 }
 

@@ -67,6 +67,7 @@ var Unlisted = []struct{ Method, Path, Reason string }{
 	{http.MethodGet, "/user", "the token owner, protected from changes (SPEC §4); not in the schema"},
 	{"", "/accounts/*/iam/user_groups/**", "user groups (cloudflare-go v7.9.0 iam.UserGroupService); not in the schema files"},
 	{http.MethodGet, "/organizations/*/members", "organization members (cloudflare-go v7.9.0 organizations.MemberService); not in the schema files"},
+	{http.MethodGet, "/accounts/*/logs/audit", "the audit log (cloudflare-go v7.9.0 accounts.LogAuditService); not in the schema files"},
 }
 
 // unlisted reports whether req is one of Unlisted: the method ("" any)

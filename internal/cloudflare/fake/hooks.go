@@ -147,10 +147,12 @@ func (s *Server) PutMember(spec MemberSpec) (string, error) {
 		return "", err
 	}
 	m := s.memberByEmailLocked(email)
+	desc, typ := "Edit Member", "update"
 	if m == nil {
 		s.seq++
 		m = &Member{ID: hexID("member", strconv.Itoa(s.seq), email), UserID: hexID("user", email), Email: email}
 		s.addMemberLocked(m)
+		desc, typ = "Add Member", "create"
 	}
 	m.Status = "accepted"
 	if spec.Pending {
@@ -158,6 +160,7 @@ func (s *Server) PutMember(spec MemberSpec) (string, error) {
 	}
 	m.TwoFactor = spec.TwoFactor
 	m.Policies, m.Roles = policies, roleIDs
+	s.dashAuditLocked(AuditProductMembers, "member", m.ID, desc, typ, map[string]any{"email": email})
 	return m.ID, nil
 }
 
@@ -236,6 +239,7 @@ func (s *Server) RemoveMember(email string) bool {
 	for i, m := range s.members {
 		if strings.EqualFold(m.Email, email) {
 			s.deleteMemberLocked(i)
+			s.dashAuditLocked(AuditProductMembers, "member", m.ID, "Remove Member", "delete", nil)
 			return true
 		}
 	}

@@ -1,6 +1,7 @@
 package fake
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -46,6 +47,10 @@ type Options struct {
 	// (GET /accounts/{id} managed_by.parent_org_id) and serves its members
 	// at /organizations/{id}/members.
 	OrganizationID string
+	// AuditCursorsAfter serves the audit log's next cursor where
+	// cloudflare-go reads it (result_info.cursors.after) instead of where
+	// Cloudflare's docs show it (result_info.cursor).
+	AuditCursorsAfter bool
 }
 
 // Server is an in-memory Cloudflare account behind the API v4. It is safe
@@ -70,6 +75,11 @@ type Server struct {
 	before     func(r *http.Request)
 	chaos      func(r *http.Request) *Failure
 	log        []Request
+	audit      []*AuditEntry
+	auditSeq   int
+	auditDelay time.Duration
+	auditLose  int
+	dashUser   string
 }
 
 // Request is one logged request.
@@ -133,7 +143,7 @@ func New(opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{opts: opts}
+	s := &Server{opts: opts, dashUser: DashboardUser}
 	for _, name := range cfroles.Names() {
 		scope := scopeAccount
 		if slices.Contains(cfroles.DomainNames(), name) {
@@ -214,7 +224,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case f == nil:
-		s.route(rec, r, body)
+		s.routeAudited(rec, r, body)
 		return
 	case f.Reset:
 		resetMidBody(rec)
@@ -227,7 +237,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case f.Mutate != nil:
 		inner := httptest.NewRecorder()
-		s.route(inner, r, body)
+		s.routeAudited(inner, r, body)
 		out := f.Mutate(inner.Body.Bytes())
 		for k, v := range inner.Header() {
 			rec.Header()[k] = v
@@ -240,7 +250,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writePadded(rec, f.Pad)
 		return
 	case f.AfterProcessing:
-		s.route(httptest.NewRecorder(), r, body)
+		s.routeAudited(httptest.NewRecorder(), r, body)
 	}
 	if f.RetryAfter != "" {
 		rec.Header().Set("Retry-After", f.RetryAfter)
@@ -387,6 +397,35 @@ func (s *Server) failureFor(r *http.Request) *Failure {
 	return nil
 }
 
+// routeAudited routes a request and logs it in the audit log when it is a
+// write.
+func (s *Server) routeAudited(w http.ResponseWriter, r *http.Request, body []byte) {
+	if r.Method == http.MethodGet {
+		s.route(w, r, body)
+		return
+	}
+	tee := &teeRecorder{ResponseWriter: w, status: http.StatusOK}
+	s.route(tee, r, body)
+	s.apiAudit(r, tee.status, body, tee.body.Bytes())
+}
+
+// teeRecorder keeps the status and body of an answer.
+type teeRecorder struct {
+	http.ResponseWriter
+	status int
+	body   bytes.Buffer
+}
+
+func (t *teeRecorder) WriteHeader(code int) {
+	t.status = code
+	t.ResponseWriter.WriteHeader(code)
+}
+
+func (t *teeRecorder) Write(b []byte) (int, error) {
+	t.body.Write(b)
+	return t.ResponseWriter.Write(b)
+}
+
 // route dispatches to the endpoint handlers.
 func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte) {
 	path := strings.TrimPrefix(r.URL.Path, BasePath)
@@ -417,6 +456,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte) {
 			a["managed_by"] = map[string]any{"parent_org_id": s.opts.OrganizationID, "parent_org_name": s.opts.AccountName + " organization"}
 		}
 		writeResult(w, a)
+	case acct && len(seg) == 4 && seg[2] == "logs" && seg[3] == "audit" && r.Method == http.MethodGet:
+		s.listAudit(w, r)
 	case len(seg) == 3 && seg[0] == "organizations" && seg[2] == "members" && r.Method == http.MethodGet:
 		s.listOrgMembers(w, r, seg[1])
 	case acct && len(seg) >= 4 && seg[2] == "iam" && seg[3] == "user_groups":

@@ -382,11 +382,14 @@ func (s *Server) PutUserGroup(spec UserGroupSpec) (string, error) {
 		ids = append(ids, m.ID)
 	}
 	g := find(s.userGroups, func(g **UserGroup) bool { return (*g).Name == spec.Name })
+	desc, typ := "Update user group", "update"
 	if g == nil {
 		ng := s.newUserGroupLocked(spec.Name, nil)
 		g = &ng
+		desc, typ = "Create user group", "create"
 	}
 	(*g).Policies, (*g).Members, (*g).SCIM = pols, ids, spec.SCIM
+	s.dashAuditLocked(AuditProductUserGroups, "user_group", (*g).ID, desc, typ, map[string]any{"name": spec.Name, "members": spec.Members})
 	return (*g).ID, nil
 }
 

@@ -1,0 +1,134 @@
+package cloudflare
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
+	"github.com/cfaccess/reconciler/internal/desired"
+)
+
+// clock is a settable clock for the fake.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func TestAuditLog(t *testing.T) {
+	t.Parallel()
+	for _, sdkShape := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cursors.after=%v", sdkShape), func(t *testing.T) {
+			t.Parallel()
+			clk := &clock{now: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}
+			s := fake.New(fake.Options{Token: testToken, Owner: "ops@example.com", Now: clk.Now, AuditCursorsAfter: sdkShape})
+			e := newEnvFor(t, s, Config{UserAgent: "cfaccess/v1.0.0 (revision 0123456789abcdef)"})
+			ctx := context.Background()
+			s.SetDashboardUser("mallory@example.com")
+			// 2,500 entries before 10:30 (three pages), then one at 11:00.
+			for i := range 2500 {
+				if _, err := s.PutMember(fake.MemberSpec{Email: fmt.Sprintf("u%04d@example.com", i), Access: []desired.Access{{Role: "Analytics", Resource: account}}}); err != nil {
+					t.Fatal(err)
+				}
+				if i%100 == 0 {
+					clk.Add(time.Minute)
+				}
+			}
+			clk.now = time.Date(2026, 11, 25, 11, 0, 0, 0, time.UTC)
+			acct, err := e.client.ReadAccount(ctx, s.AccountID(), ReadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			analytics, _ := acct.PermissionGroup("Analytics")
+			rg, _ := acct.ResourceGroup([]desired.Resource{account})
+			id, err := e.client.Invite(ctx, s.AccountID(), "carol@example.com", []Policy{{PermissionGroups: []string{analytics.ID}, ResourceGroups: []string{rg.ID}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			clk.Add(time.Minute)
+			all, err := e.client.AuditLog(ctx, s.AccountID(), AuditQuery{Since: clk.Now().Add(-24 * time.Hour), Before: clk.Now()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(all.Entries) != 2501 || all.Requests != 3 || all.Truncated {
+				t.Fatalf("entries %d, requests %d, truncated %v; want 2501 in 3 requests", len(all.Entries), all.Requests, all.Truncated)
+			}
+			last := all.Entries[2500]
+			if last.MemberID != id || last.Email != "carol@example.com" || last.Kind != AuditMember || last.Action != "Add Member" ||
+				!last.ByCfaccess() || last.Revision() != "0123456789abcdef" || last.ActorContext != "api_token" {
+				t.Errorf("cfaccess's entry: %+v", last)
+			}
+			first := all.Entries[0]
+			if first.ActorEmail != "mallory@example.com" || first.ActorContext != "dash" || first.ByCfaccess() || first.Email != "u0000@example.com" {
+				t.Errorf("dashboard entry: %+v", first)
+			}
+			// The time of day counts: the SDK alone would send dates.
+			late, err := e.client.AuditLog(ctx, s.AccountID(), AuditQuery{Since: time.Date(2026, 11, 25, 10, 59, 0, 0, time.UTC), Before: clk.Now()})
+			if err != nil || len(late.Entries) != 1 {
+				t.Fatalf("since 10:59: %d entries, %v", len(late.Entries), err)
+			}
+			tok, err := e.client.TokenID(ctx, s.AccountID())
+			if err != nil || tok != s.TokenID() {
+				t.Fatalf("token id %q, %v; want %q", tok, err, s.TokenID())
+			}
+			mine, err := e.client.AuditLog(ctx, s.AccountID(), AuditQuery{Since: time.Date(2026, 11, 25, 10, 59, 0, 0, time.UTC), Before: clk.Now(), ExcludeTokenIDs: []string{tok}})
+			if err != nil || len(mine.Entries) != 0 {
+				t.Fatalf("excluding our token: %d entries, %v", len(mine.Entries), err)
+			}
+			capped, err := e.client.AuditLog(ctx, s.AccountID(), AuditQuery{Since: clk.Now().Add(-24 * time.Hour), Before: clk.Now(), MaxPages: 2})
+			if err != nil || !capped.Truncated || capped.Requests != 2 {
+				t.Fatalf("capped: truncated %v after %d requests, %v", capped.Truncated, capped.Requests, err)
+			}
+			var query url.Values
+			for _, r := range s.Requests() {
+				if strings.HasSuffix(r.Path, "/logs/audit") {
+					query, _ = url.ParseQuery(r.Query)
+				}
+			}
+			if !strings.Contains(query.Get("since"), "T") || query.Get("actor_token_id.not") != "" {
+				t.Errorf("last query %v: since must carry the time", query)
+			}
+		})
+	}
+}
+
+func TestAuditLogDelayAndGaps(t *testing.T) {
+	t.Parallel()
+	clk := &clock{now: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}
+	s := fake.New(fake.Options{Token: testToken, Now: clk.Now})
+	e := newEnvFor(t, s, Config{})
+	ctx := context.Background()
+	s.SetAuditDelay(2 * time.Minute)
+	s.LoseAuditEntries(1)
+	for _, who := range []string{"lost@example.com", "late@example.com"} {
+		if _, err := s.PutMember(fake.MemberSpec{Email: who, Access: []desired.Access{{Role: "Analytics", Resource: account}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func() []AuditEntry {
+		t.Helper()
+		r, err := e.client.AuditLog(ctx, s.AccountID(), AuditQuery{Since: clk.Now().Add(-time.Hour), Before: clk.Now().Add(time.Second)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Entries
+	}
+	if got := read(); len(got) != 0 {
+		t.Fatalf("before the delay: %v", got)
+	}
+	clk.Add(2 * time.Minute)
+	if got := read(); len(got) != 1 || got[0].Email != "late@example.com" {
+		t.Fatalf("after the delay: %+v", got)
+	}
+}
