@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/reconcile"
 	"github.com/cfaccess/reconciler/internal/report"
 )
@@ -22,6 +24,7 @@ type planFlags struct {
 	allowMassRemoval bool
 	reinviteAfter    time.Duration
 	stateFile        string
+	attribution      time.Duration
 }
 
 func (f *planFlags) register(cmd *cobra.Command, env *Env) {
@@ -29,8 +32,9 @@ func (f *planFlags) register(cmd *cobra.Command, env *Env) {
 	cmd.Flags().StringVar(&f.provider, "provider", envOr(env, "CFACCESS_PROVIDER", ""), "reconcile only this provider (account) id (env CFACCESS_PROVIDER)")
 	cmd.Flags().StringVar(&f.format, "format", "text", "output format: text, json, markdown or sarif")
 	f.cloudflareFlags.register(cmd, env)
-	cmd.Flags().StringVar(&f.stateFile, "state-file", envOr(env, "CFACCESS_STATE_FILE", ""), "file remembering since when invitations are pending, for --reinvite-after (env CFACCESS_STATE_FILE)")
-	cmd.Flags().DurationVar(&f.reinviteAfter, "reinvite-after", 72*time.Hour, "re-send an invitation pending longer than this (needs --state-file; 0 never)")
+	cmd.Flags().StringVar(&f.stateFile, "state-file", envOr(env, "CFACCESS_STATE_FILE", ""), "file remembering since when invitations are pending, where the audit log cannot say (env CFACCESS_STATE_FILE)")
+	cmd.Flags().DurationVar(&f.reinviteAfter, "reinvite-after", 72*time.Hour, "re-send an invitation pending longer than this, by its \"Add Member\" entry in the audit log or --state-file (0 never)")
+	cmd.Flags().DurationVar(&f.attribution, "attribution-window", reconcile.DefaultAttributionWindow, "how far back the audit log is read to name who made the drift a plan corrects (0: not read)")
 }
 
 // options are the plan options these flags give.
@@ -47,6 +51,11 @@ func (f *planFlags) planner(env *Env, observe func(method, endpoint, code string
 	}
 	cfg.Observe = observe
 	p := reconcile.NewPlanner(cfg)
+	v, _ := Version()
+	p.UserAgent = cloudflare.UserAgentPrefix + cmp.Or(v, "dev")
+	p.AttributionWindow = max(f.attribution, 0)
+	// In memory without --state-file: filled from the audit log.
+	p.State = reconcile.NewState()
 	if f.stateFile != "" {
 		if p.State, err = reconcile.LoadState(f.stateFile); err != nil {
 			return nil, err

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -40,6 +41,9 @@ type runFlags struct {
 	triggerGap          time.Duration
 	reconcileTimeout    time.Duration
 	logLevel            string
+	auditLog            bool
+	fullReadInterval    time.Duration
+	auditDelay          time.Duration
 }
 
 func newRun(env *Env) *cobra.Command {
@@ -105,6 +109,9 @@ given, so that only the webhooks face the Git host.`,
 	fl.DurationVar(&f.debounce, "watch-debounce", 500*time.Millisecond, "wait this long after a change in a watched directory before reconciling")
 	fl.DurationVar(&f.reconcileTimeout, "reconcile-timeout", 15*time.Minute, "cancel a reconcile that runs longer (logged at ERROR, cfaccess_reconcile_stalls_total, /readyz 503 until one succeeds)")
 	fl.StringVar(&f.logLevel, "log-level", envOr(env, "CFACCESS_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env CFACCESS_LOG_LEVEL)")
+	fl.BoolVar(&f.auditLog, "audit-log", true, "ask each account's audit log what changed since the last read, and reuse that read while nothing did (the token needs Account Settings Read; without it, or with false, every reconcile reads in full)")
+	fl.DurationVar(&f.fullReadInterval, "full-read-interval", 0, "read each account in full at least this often, whatever the audit log says (default 10× --interval)")
+	fl.DurationVar(&f.auditDelay, "audit-log-delay", 5*time.Minute, "how late an entry may reach the audit log: each query overlaps the previous one by this much")
 	fl.DurationVar(&f.triggerGap, "min-trigger-interval", 2*time.Second, "a webhook or directory change starts a reconcile at most this soon after the previous one started (deliveries meanwhile coalesce): a flood of deliveries cannot spend the Cloudflare API budget")
 	return cmd
 }
@@ -190,6 +197,8 @@ func (f *runFlags) daemon(env *Env) (d *daemon, err error) {
 	switch {
 	case f.interval <= 0:
 		return nil, fmt.Errorf("--interval %v: give a positive duration", f.interval)
+	case f.fullReadInterval < 0:
+		return nil, fmt.Errorf("--full-read-interval %v: give a positive duration", f.fullReadInterval)
 	case f.reconcileTimeout <= 0:
 		return nil, fmt.Errorf("--reconcile-timeout %v: give a positive duration", f.reconcileTimeout)
 	case f.verifySignatures && f.trustedKeys == "":
@@ -205,6 +214,9 @@ func (f *runFlags) daemon(env *Env) (d *daemon, err error) {
 	planner, err := f.planner(env, m.ObserveRequest)
 	if err != nil {
 		return nil, err
+	}
+	if f.auditLog {
+		planner.Detect = &reconcile.Detection{FullReadInterval: cmp.Or(f.fullReadInterval, 10*f.interval), Margin: max(f.auditDelay, 0)}
 	}
 	src, work, err := f.source()
 	if err != nil {

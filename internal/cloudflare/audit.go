@@ -146,13 +146,17 @@ type AuditQuery struct {
 	// MaxPages bounds the read (1,000 entries a page): more is
 	// Truncated (default 10).
 	MaxPages int
+	// All keeps entries of every kind (a person's last activity), not
+	// only members and user groups.
+	All bool
 }
 
 // AuditResult is what an audit query found.
 type AuditResult struct {
-	// Entries are the entries of the kinds cfaccess follows, oldest first.
+	// Entries are the entries of the kinds cfaccess follows (every entry
+	// with AuditQuery.All), oldest first.
 	Entries []AuditEntry
-	// Others counts the entries about anything else.
+	// Others counts the entries about anything else (left out).
 	Others int
 	// Truncated is set when MaxPages ran out before the end.
 	Truncated bool
@@ -220,7 +224,7 @@ func (c *Client) AuditLog(ctx context.Context, accountID string, q AuditQuery) (
 			seen[r.ID] = true
 			fresh++
 			e := convertAudit(r)
-			if e.Kind == "" {
+			if e.Kind == "" && !q.All {
 				out.Others++
 				continue
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cfaccess/reconciler/internal/desired"
 )
@@ -136,6 +137,23 @@ type Change struct {
 	// Inherited is the access the member holds through user groups
 	// (update, remove), for display: a removal ends it too.
 	Inherited []Inherited
+	// Drift, when set, is who last changed this member or group out of
+	// band, from the account's audit log (filled by reconcile): the
+	// change is correcting it.
+	Drift *Drift
+}
+
+// Drift is an out-of-band change found in the account's audit log.
+type Drift struct {
+	// Actor is who made it: an email, or "token <name> of <email>".
+	Actor     string
+	ActorType string // user, account, cloudflare_admin, system
+	// Context is how: dash, api_token, api_key, oauth.
+	Context string
+	IP      string
+	At      time.Time
+	// Action is the log's description ("Add Member").
+	Action string
 }
 
 // Grants reports whether the change gives access: an invitation, a

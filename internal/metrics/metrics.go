@@ -31,6 +31,8 @@ type Metrics struct {
 	ReconcileStalls     prometheus.Counter
 	RevisionRefused     prometheus.Gauge
 	FailingSince        *prometheus.GaugeVec
+	OutOfBandChanges    *prometheus.CounterVec
+	LiveReads           *prometheus.CounterVec
 }
 
 // New registers the metrics, and the Go and process collectors, on reg.
@@ -77,6 +79,10 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Help: "1 while the newest revision of the repository is refused (the last good one is enforced)."}),
 		FailingSince: f.NewGaugeVec(prometheus.GaugeOpts{Name: "cfaccess_account_failing_since_timestamp_seconds",
 			Help: "Unix time of the first of the account's reconciles failing in a row; 0 while they succeed."}, []string{"account"}),
+		OutOfBandChanges: f.NewCounterVec(prometheus.CounterOpts{Name: "cfaccess_out_of_band_changes_total",
+			Help: "Changes to members and user groups made outside cfaccess, from the account's audit log, by the actor's type (user, account, cloudflare_admin, system) and context (dash, api_token, api_key, oauth)."}, []string{"account", "actor_type", "context"}),
+		LiveReads: f.NewCounterVec(prometheus.CounterOpts{Name: "cfaccess_live_reads_total",
+			Help: "How each reconcile had the account's live state: read full or reused (the audit log showed no change), with the reason of a full read (first, changes, applied, interval, scope, audit_log_unavailable, disabled)."}, []string{"account", "read", "reason"}),
 	}
 	// Counters born at zero: increase() sees the first event.
 	for _, r := range []string{"invalid", "denied", "unverified", "non_fast_forward"} {

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/diff"
 	"github.com/cfaccess/reconciler/internal/gitsource"
@@ -497,6 +499,13 @@ func (l *Loop) audit(ap *AccountPlan, r Result) {
 	if r.Change.Group != "" {
 		attrs = append(attrs, "user_group", r.Change.Group)
 	}
+	if d := r.Change.Drift; d != nil {
+		attrs = append(attrs, "drift_actor", d.Actor, "drift_context", d.Context, "drift_at", d.At.UTC().Format(time.RFC3339),
+			"drift_action", d.Action)
+		if d.IP != "" {
+			attrs = append(attrs, "drift_ip", d.IP)
+		}
+	}
 	attrs = append(attrs, "result", result)
 	l.cfg.Metrics.ChangesApplied.WithLabelValues(ap.Provider, string(r.Change.Action), result).Inc()
 	if r.Err != nil {
@@ -523,8 +532,28 @@ type runResult struct {
 
 type accountResult struct {
 	AccountStatus
-	took time.Duration
-	err  error
+	took      time.Duration
+	err       error
+	outOfBand []cloudflare.AuditEntry
+}
+
+// driftStatus lists the plan's changes that correct out-of-band ones.
+func driftStatus(ap *AccountPlan, results []Result, applied bool) []DriftStatus {
+	var out []DriftStatus
+	for _, c := range ap.Plan.Changes {
+		if c.Drift == nil {
+			continue
+		}
+		d := DriftStatus{Email: c.Email, Group: c.Group, Change: string(c.Action), Actor: c.Drift.Actor, Context: c.Drift.Context,
+			IP: c.Drift.IP, At: c.Drift.At, Action: c.Drift.Action}
+		for _, r := range results {
+			if applied && r.Err == nil && r.Change.Action == c.Action && r.Change.Email == c.Email && r.Change.GroupID == c.GroupID {
+				d.Applied = true
+			}
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 // err is the reconcile's error: the accounts' failures, joined.
@@ -586,6 +615,14 @@ func (l *Loop) summarize(c *Checked, o *Outcome, rev gitsource.Revision, now, st
 			for _, nc := range ap.Live.NotChecked {
 				a.NotChecked = append(a.NotChecked, nc.String())
 			}
+		}
+		if ap.ReadInfo.Read != "" {
+			a.Read = &ReadStatus{Read: ap.ReadInfo.Read, Reason: ap.ReadInfo.Reason, LastFullRead: ap.ReadInfo.LastFullRead.UTC(),
+				AuditLogError: ap.ReadInfo.AuditError}
+			a.outOfBand = ap.ReadInfo.OutOfBand
+		}
+		if ap.Plan != nil {
+			a.Drift = driftStatus(ap, o.Results[ap.Provider], o.Applied)
 		}
 		if ap.Plan != nil {
 			a.Breaker = ap.Plan.Breaker
@@ -692,6 +729,12 @@ func (l *Loop) publishMetrics(r *runResult) {
 			m.LastSuccess.WithLabelValues(a.Account).Set(float64(r.now.Unix()))
 		}
 		m.BreakerTripped.WithLabelValues(a.Account).Set(metrics.Bool(a.Breaker != ""))
+		if a.Read != nil {
+			m.LiveReads.WithLabelValues(a.Account, a.Read.Read, a.Read.Reason).Inc()
+		}
+		for _, e := range a.outOfBand {
+			m.OutOfBandChanges.WithLabelValues(a.Account, cmp.Or(e.ActorType, "unknown"), cmp.Or(e.ActorContext, "unknown")).Inc()
+		}
 		if p := a.Plan; p != nil {
 			m.DriftMembers.WithLabelValues(a.Account, "invite").Set(float64(p.Invite + p.Reinvite))
 			m.DriftMembers.WithLabelValues(a.Account, "update").Set(float64(p.Update))

@@ -42,6 +42,7 @@ type harness struct {
 func newHarness(t *testing.T, story *testkit.Story, tune func(*LoopConfig)) *harness {
 	t.Helper()
 	h := &harness{Story: story, logs: &testkit.Buffer{}, reg: prometheus.NewRegistry(), start: time.Now()}
+	story.Clock = h.now // the fake's audit log keeps the bubble's time
 	m := metrics.New(h.reg, "test")
 	p := NewPlanner(Config{APIURL: testkit.APIURL, Getenv: story.Getenv(testkit.APIURL), RateLimit: 1200, MaxRetries: 1,
 		Timeout: 30 * time.Second, Transport: story.Transport(), Observe: m.ObserveRequest})

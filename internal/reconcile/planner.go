@@ -47,8 +47,20 @@ type Planner struct {
 	// State remembers since when invitations are pending (and the revision
 	// last applied); nil keeps nothing.
 	State *State
+	// Detect, when set, reuses each account's last read while its audit
+	// log shows no change (the daemon); nil reads in full every time.
+	Detect *Detection
+	// AttributionWindow is how far back a plan with no earlier read of
+	// the account looks in the audit log for who made the drift it
+	// corrects (0: it does not look).
+	AttributionWindow time.Duration
+	// UserAgent is sent with every request, with the revision planned
+	// appended: cfaccess's changes are known by it in the audit log.
+	UserAgent string
 
 	mu           sync.Mutex
+	watches      map[string]*watch
+	tokens       map[string]string
 	limiters     map[string]*cloudflare.Limiter
 	owners       map[string]string
 	protectedIDs map[string]map[string]bool
@@ -57,12 +69,18 @@ type Planner struct {
 // NewPlanner returns a planner for cfg.
 func NewPlanner(cfg Config) *Planner {
 	return &Planner{cfg: cfg, limiters: map[string]*cloudflare.Limiter{}, owners: map[string]string{},
-		protectedIDs: map[string]map[string]bool{}}
+		protectedIDs: map[string]map[string]bool{}, watches: map[string]*watch{}, tokens: map[string]string{},
+		AttributionWindow: DefaultAttributionWindow}
 }
 
 // Client returns a client for an account whose provider names tokenEnv
 // ("" for the global credentials).
 func (p *Planner) Client(tokenEnv string) (*cloudflare.Client, cloudflare.Credentials, error) {
+	return p.clientFor(tokenEnv, "")
+}
+
+// clientFor is Client stamping a revision on the User-Agent.
+func (p *Planner) clientFor(tokenEnv, revision string) (*cloudflare.Client, cloudflare.Credentials, error) {
 	creds, err := cloudflare.FindCredentials(p.getenv, tokenEnv, p.cfg.TokenFile)
 	if err != nil {
 		return nil, creds, err
@@ -78,7 +96,14 @@ func (p *Planner) Client(tokenEnv string) (*cloudflare.Client, cloudflare.Creden
 	if retries <= 0 {
 		retries = -1 // the client's "none"
 	}
-	return cloudflare.New(cloudflare.Config{BaseURL: p.cfg.APIURL, Credentials: creds, Limiter: l,
+	ua := p.UserAgent
+	if ua == "" {
+		ua = cloudflare.UserAgentPrefix + "dev"
+	}
+	if revision != "" {
+		ua += " (revision " + revision + ")"
+	}
+	return cloudflare.New(cloudflare.Config{BaseURL: p.cfg.APIURL, Credentials: creds, Limiter: l, UserAgent: ua,
 		HTTPClient: &http.Client{Timeout: p.cfg.Timeout, Transport: p.cfg.Transport},
 		MaxRetries: retries, Observe: p.cfg.Observe}), creds, nil
 }
@@ -176,6 +201,9 @@ func (o *Outcome) Apply(ctx context.Context, report func(*AccountPlan, Result)) 
 				report(ap, r)
 			}
 		})
+		if ap.watch != nil && len(o.Results[ap.Provider]) > 0 {
+			ap.watch.dirty = true // read in full next time
+		}
 		ap.Took += time.Since(start)
 	}
 }
@@ -217,7 +245,7 @@ func (p *Planner) Plan(ctx context.Context, c *Checked, rev gitsource.Revision, 
 		pv := c.Repo.Providers[id]
 		// Credentials are looked up for every plan, so a rotated token
 		// file is picked up without a restart.
-		client, creds, err := p.Client(pv.APITokenEnv)
+		client, creds, err := p.clientFor(pv.APITokenEnv, rev.SHA)
 		if err != nil {
 			o.Accounts = append(o.Accounts, &AccountPlan{Provider: id, AccountID: pv.AccountID, Err: err})
 			continue
@@ -227,7 +255,7 @@ func (p *Planner) Plan(ctx context.Context, c *Checked, rev gitsource.Revision, 
 		aopts.Owner, aopts.OwnerKnown = p.owners[creds.Key()]
 		aopts.ProtectedIDs = p.protectedIDs[pv.AccountID]
 		p.mu.Unlock()
-		ap := Plan(ctx, client, c.Repo, id, now, aopts)
+		ap := p.planAccount(ctx, client, creds.Key(), c.Repo, id, now, aopts, opts.ReinviteAfter)
 		p.remember(creds, pv.AccountID, ap)
 		o.Accounts = append(o.Accounts, ap)
 		if ap.Live != nil && ap.Plan != nil {
@@ -240,6 +268,44 @@ func (p *Planner) Plan(ctx context.Context, c *Checked, rev gitsource.Revision, 
 		return nil, fmt.Errorf("evaluate guardrails: %w", err)
 	}
 	return o, nil
+}
+
+// planAccount reads an account — or reuses its last read, when the audit
+// log shows no change (Detect) — and plans it, naming who made the drift
+// each change corrects.
+func (p *Planner) planAccount(ctx context.Context, client *cloudflare.Client, credsKey string, repo *desired.Repo, pid string, now time.Time, opts Options, reinviteAfter time.Duration) *AccountPlan {
+	pv := repo.Providers[pid]
+	ro := cloudflare.ReadOptions{Zones: zonesOf(repo, pid), OrganizationID: pv.OrganizationID}
+	key := readKey(ro)
+	w := p.watchOf(credsKey + "/" + pv.AccountID)
+	tokens := func() []string { return p.tokenIDs(ctx, client, credsKey, pv.AccountID) }
+	live, entries, info := p.decide(ctx, client, w, pv.AccountID, key, tokens, now)
+	if live == nil {
+		w.acct = nil // not kept through the new read
+		var err error
+		if live, err = client.ReadAccount(ctx, pv.AccountID, ro); err != nil {
+			ap := &AccountPlan{Provider: pid, AccountID: pv.AccountID, Client: client, Err: err, ReadInfo: info}
+			return ap
+		}
+		margin := time.Duration(0)
+		if p.Detect != nil {
+			margin = p.Detect.Margin
+		}
+		w.read(live, key, now, entries, p.Detect != nil, margin)
+	}
+	p.learnInvitations(ctx, client, live, now, invitationWindow(reinviteAfter))
+	opts.Live = live
+	ap := Plan(ctx, client, repo, pid, now, opts)
+	ap.ReadInfo, ap.watch = info, w
+	if ap.Plan != nil && len(ap.Plan.Changes) > 0 && (info.Reason == "first" || info.Reason == "disabled") && p.AttributionWindow > 0 {
+		// No earlier read to bound the window: look back a while.
+		entries, _ = outOfBand(ctx, client, pv.AccountID, now.Add(-p.AttributionWindow), now, tokens())
+	}
+	if ap.Plan != nil {
+		w.remember(live)
+		attribute(ap.Plan, entries, w.emails)
+	}
+	return ap
 }
 
 // remember keeps what a plan learnt: the token's owner (it never

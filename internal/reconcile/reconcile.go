@@ -34,6 +34,11 @@ type AccountPlan struct {
 	// Err is why the account cannot be applied: a failed read (transient),
 	// names the account lacks, or the mass-removal breaker.
 	Err error
+	// ReadInfo says whether the account was read in full or its last read
+	// reused, and why.
+	ReadInfo ReadInfo
+
+	watch *watch // the planner's, marked dirty by an apply
 }
 
 // Options for planning.
@@ -49,6 +54,9 @@ type Options struct {
 	// ProtectedIDs are ids of members protected in earlier reads: still
 	// protected, whatever their email reads now.
 	ProtectedIDs map[string]bool
+	// Live, when set, is the account's live state, already read: Plan
+	// reads nothing.
+	Live *cloudflare.Account
 }
 
 // Account is what reconciling needs of a Cloudflare account's API: the
@@ -78,14 +86,18 @@ func Plan(ctx context.Context, client Account, repo *desired.Repo, pid string, n
 	pv := repo.Providers[pid]
 	ap := &AccountPlan{Provider: pid, AccountID: pv.AccountID, Client: client}
 	defer func() { ap.Took = time.Since(start) }()
-	live, err := client.ReadAccount(ctx, pv.AccountID, cloudflare.ReadOptions{Zones: zonesOf(repo, pid), OrganizationID: pv.OrganizationID})
-	if err != nil {
-		ap.Err = err
-		return ap
+	live := opts.Live
+	if live == nil {
+		var err error
+		if live, err = client.ReadAccount(ctx, pv.AccountID, cloudflare.ReadOptions{Zones: zonesOf(repo, pid), OrganizationID: pv.OrganizationID}); err != nil {
+			ap.Err = err
+			return ap
+		}
 	}
 	ap.Live, ap.AccountName = live, live.Name
 	owner := opts.Owner
 	if !opts.OwnerKnown {
+		var err error
 		if owner, err = client.Owner(ctx); err != nil {
 			ap.Err = err
 			return ap

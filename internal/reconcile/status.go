@@ -54,6 +54,43 @@ type AccountStatus struct {
 	// read.
 	Outside    []string `json:"outside_control,omitempty"`
 	NotChecked []string `json:"not_checked,omitempty"`
+	// Read says how the live state was had: read in full, or the last
+	// read reused because the audit log showed no change.
+	Read *ReadStatus `json:"read,omitempty"`
+	// Drift are this reconcile's changes that correct a change made
+	// outside cfaccess, with who made it (from the audit log).
+	Drift []DriftStatus `json:"drift,omitempty"`
+}
+
+// ReadStatus is how an account's live state was had.
+type ReadStatus struct {
+	// Read is "full" or "reused".
+	Read string `json:"read"`
+	// Reason of a full read: first, changes (the audit log shows some),
+	// applied (cfaccess changed the account), interval
+	// (--full-read-interval), scope (other zones to read),
+	// audit_log_unavailable, disabled (--audit-log=false).
+	Reason       string    `json:"reason,omitempty"`
+	LastFullRead time.Time `json:"last_full_read"`
+	// AuditLogError is why the audit log could not be used.
+	AuditLogError string `json:"audit_log_error,omitempty"`
+}
+
+// DriftStatus is a correction of an out-of-band change.
+type DriftStatus struct {
+	Email  string `json:"email,omitempty"`
+	Group  string `json:"user_group,omitempty"`
+	Change string `json:"change"` // the correcting action: remove, update, invite, …
+	// Actor made the out-of-band change, by Context (dash, api_token, …)
+	// from IP at At; Action is the audit log's description.
+	Actor   string    `json:"actor"`
+	Context string    `json:"context"`
+	IP      string    `json:"ip,omitempty"`
+	At      time.Time `json:"at"`
+	Action  string    `json:"action,omitempty"`
+	// Applied is whether the correction was made (false in dry-run, or
+	// when it failed).
+	Applied bool `json:"applied"`
 }
 
 // Status is what the daemon shows on /status.

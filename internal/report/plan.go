@@ -7,9 +7,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/diff"
 	"github.com/cfaccess/reconciler/internal/reconcile"
@@ -148,6 +150,9 @@ func planText(w io.Writer, o *reconcile.Outcome, color bool) error {
 					sign = "-"
 				}
 				fmt.Fprintf(&b, "      %s %s (via user group %s)\n", sign, oneLine(display(ap, in.Access).String()), oneLine(in.Group))
+			}
+			if c.Drift != nil {
+				fmt.Fprintf(&b, "      %s\n", paint(yellow, "↺ "+oneLine(DriftText(c.Drift))))
 			}
 			switch {
 			case len(c.Sources) > 0:
@@ -390,6 +395,44 @@ type ChangeDoc struct {
 	// of; Inherited the access the member holds through user groups.
 	Group     string         `json:"user_group,omitempty"`
 	Inherited []InheritedDoc `json:"inherited,omitempty"`
+	// Drift is the out-of-band change this change corrects, from the
+	// account's audit log.
+	Drift *DriftDoc `json:"drift,omitempty"`
+}
+
+// DriftDoc is who made an out-of-band change, how and when.
+type DriftDoc struct {
+	Actor     string    `json:"actor"`
+	ActorType string    `json:"actor_type,omitempty"`
+	Context   string    `json:"context"`
+	IP        string    `json:"ip,omitempty"`
+	At        time.Time `json:"at"`
+	Action    string    `json:"action,omitempty"`
+	Text      string    `json:"text"`
+}
+
+// DriftText says who made an out-of-band change, for people: "added in
+// the dashboard by mallory@example.com at 2026-11-25 10:42 UTC".
+func DriftText(d *diff.Drift) string {
+	verb := "changed"
+	first, _, _ := strings.Cut(d.Action, " ")
+	switch strings.ToLower(first) {
+	case "add", "create", "invite":
+		verb = "added"
+	case "edit", "update", "replace":
+		verb = "changed"
+	case "remove", "delete":
+		verb = "removed"
+	}
+	s := verb
+	if ctx := cloudflare.ContextText(d.Context); ctx != "" {
+		s += " " + ctx
+	}
+	s += " by " + d.Actor + " at " + d.At.UTC().Format("2006-01-02 15:04 UTC")
+	if d.Action != "" {
+		s += " (" + d.Action + ")"
+	}
+	return s
 }
 
 type InheritedDoc struct {
@@ -460,6 +503,9 @@ func planJSON(w io.Writer, o *reconcile.Outcome) error {
 					cj.Sources = append(cj.Sources, s.String())
 				}
 				cj.Group = c.Group
+				if d := c.Drift; d != nil {
+					cj.Drift = &DriftDoc{Actor: d.Actor, ActorType: d.ActorType, Context: d.Context, IP: d.IP, At: d.At.UTC(), Action: d.Action, Text: DriftText(d)}
+				}
 				for _, in := range c.Inherited {
 					d := display(ap, in.Access)
 					cj.Inherited = append(cj.Inherited, InheritedDoc{AccessDoc{d.Role, d.Resource.String()}, "user group " + in.Group})
@@ -710,6 +756,9 @@ func planMarkdown(w io.Writer, o *reconcile.Outcome) error {
 				}
 				for _, r := range c.Risks {
 					why += " ⚠️ **" + mdEscape(r) + "**"
+				}
+				if c.Drift != nil {
+					why += " ↺ " + mdEscape(DriftText(c.Drift))
 				}
 				fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", icon, mdEscape(c.Email), strings.Join(access, "<br>"), strings.TrimSpace(why))
 			}

@@ -206,6 +206,19 @@ func Masked(st reconcile.Status) reconcile.Status {
 		a.Error = maskEmails(a.Error)
 		a.Outside = maskAll(a.Outside)
 		a.NotChecked = maskAll(a.NotChecked)
+		if a.Read != nil {
+			r := *a.Read
+			r.AuditLogError = maskEmails(r.AuditLogError)
+			a.Read = &r
+		}
+		drift := make([]reconcile.DriftStatus, len(a.Drift))
+		for j, d := range a.Drift {
+			d.Email, d.Actor, d.IP = maskEmails(d.Email), maskEmails(d.Actor), ""
+			drift[j] = d
+		}
+		if a.Drift != nil {
+			a.Drift = drift
+		}
 		accounts[i] = a
 	}
 	st.Accounts = accounts

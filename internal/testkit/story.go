@@ -41,6 +41,8 @@ type Story struct {
 	Fake *fake.Server
 	Repo string
 	Now  time.Time
+	// Clock is the fake's clock, which stamps its audit log (nil: Now).
+	Clock func() time.Time
 }
 
 // NewStory makes the story's repository and account.
@@ -52,8 +54,17 @@ func NewStory(t testing.TB) *Story {
 // NewStoryWith makes the story with an account of the given options.
 func NewStoryWith(t testing.TB, opts fake.Options) *Story {
 	t.Helper()
+	e := &Story{T: t, Repo: t.TempDir(), Now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	if opts.Now == nil {
+		opts.Now = func() time.Time {
+			if e.Clock != nil {
+				return e.Clock()
+			}
+			return e.Now
+		}
+	}
 	s := fake.New(opts)
-	e := &Story{T: t, Fake: s, Repo: t.TempDir(), Now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	e.Fake = s
 	e.Git("init", "-q", "-b", "main")
 	e.Commit("initial", map[string]string{
 		"providers.yaml": `providers:

@@ -1,0 +1,328 @@
+package reconcile
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cfaccess/reconciler/internal/cloudflare"
+	"github.com/cfaccess/reconciler/internal/diff"
+)
+
+// Change detection and attribution from each account's audit log.
+//
+// Reading a 10,000-member account costs about 200 requests; asking its
+// audit log whether any member or user group changed since the last read
+// costs one. So the daemon keeps each account's last full read and, at
+// each reconcile, asks the log first: with nothing changed out of band,
+// and the read younger than FullReadInterval, it plans against the kept
+// read (with the clock of now, so grants still expire on time). Anything
+// else reads the account in full: an entry naming a member or user group,
+// a failed or truncated query, a change of what is read (zones, the
+// organization), changes applied by cfaccess, or the read's age. The log
+// is a beta "with gaps or missing entries" and its ingestion delay is not
+// documented: each query overlaps the last by Margin, and FullReadInterval
+// bounds how long the log alone is trusted.
+//
+// The same entries say who made the drift a plan corrects (diff.Drift).
+
+// Detection configures change detection.
+type Detection struct {
+	// FullReadInterval is the longest a read is reused (e.g. 10×
+	// the interval).
+	FullReadInterval time.Duration
+	// Margin is how far each query reaches back before the last one
+	// ended: the audit log's ingestion delay to allow for.
+	Margin time.Duration
+}
+
+// DefaultAttributionWindow is how far back a plan with no earlier read
+// looks in the audit log for who made the drift it corrects.
+const DefaultAttributionWindow = 7 * 24 * time.Hour
+
+// auditPages bounds one query (1,000 entries a page): a busier log than
+// that is read in full instead.
+const auditPages = 5
+
+// ReadInfo says how an account's live state was had, for /status and the
+// metrics.
+type ReadInfo struct {
+	// Read is "full" or "reused" (the last full read, no change logged).
+	Read string
+	// Reason for a full read: first, changes, applied, interval, scope,
+	// audit_log_unavailable, disabled.
+	Reason string
+	// LastFullRead is when the read in use began.
+	LastFullRead time.Time
+	// AuditError is why the audit log could not be used, if it could not.
+	AuditError string
+	// OutOfBand are the entries of changes made outside cfaccess seen for
+	// the first time by this reconcile (for the metric).
+	OutOfBand []cloudflare.AuditEntry
+}
+
+// watch is what the planner keeps of an account between reconciles.
+type watch struct {
+	acct      *cloudflare.Account
+	readKey   string    // what the read covered (zones, organization)
+	readStart time.Time // when it began
+	watermark time.Time // where the last audit query ended
+	dirty     bool      // cfaccess changed the account since
+	// handled are entries already acted on (a full read followed them),
+	// and counted those already in the metric, by id with their time.
+	handled, counted map[string]time.Time
+	// emails maps member ids seen to emails, to name members the log
+	// names by id only (a removal).
+	emails map[string]string
+	// groups maps user-group ids seen to names.
+	groups map[string]string
+}
+
+// auditLog is the part of the client change detection uses.
+type auditLog interface {
+	AuditLog(ctx context.Context, accountID string, q cloudflare.AuditQuery) (cloudflare.AuditResult, error)
+	TokenID(ctx context.Context, accountID string) (string, error)
+}
+
+func readKey(o cloudflare.ReadOptions) string {
+	return o.OrganizationID + "|" + strings.Join(o.Zones, ",")
+}
+
+// watchOf returns the planner's watch of an account, made on first use.
+func (p *Planner) watchOf(key string) *watch {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	w := p.watches[key]
+	if w == nil {
+		w = &watch{handled: map[string]time.Time{}, counted: map[string]time.Time{}, emails: map[string]string{}, groups: map[string]string{}}
+		p.watches[key] = w
+	}
+	return w
+}
+
+// tokenIDs are the ids of the token of creds, read once (none for the
+// Global API key or when it cannot be read: cfaccess's User-Agent still
+// marks its changes).
+func (p *Planner) tokenIDs(ctx context.Context, log auditLog, credsKey, accountID string) []string {
+	p.mu.Lock()
+	id, ok := p.tokens[credsKey]
+	p.mu.Unlock()
+	if !ok {
+		var err error
+		if id, err = log.TokenID(ctx, accountID); err != nil {
+			return nil // try again next time
+		}
+		p.mu.Lock()
+		p.tokens[credsKey] = id
+		p.mu.Unlock()
+	}
+	if id == "" {
+		return nil
+	}
+	return []string{id}
+}
+
+// outOfBand queries the log for changes made outside cfaccess in
+// [since, before).
+func outOfBand(ctx context.Context, log auditLog, accountID string, since, before time.Time, tokens []string) ([]cloudflare.AuditEntry, error) {
+	res, err := log.AuditLog(ctx, accountID, cloudflare.AuditQuery{Since: since, Before: before, ExcludeTokenIDs: tokens, MaxPages: auditPages})
+	if err != nil {
+		return nil, err
+	}
+	if res.Truncated {
+		return nil, errTruncated
+	}
+	var out []cloudflare.AuditEntry
+	for _, e := range res.Entries {
+		if !e.ByCfaccess(tokens...) && e.Result != "failure" {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+type truncatedError struct{}
+
+func (truncatedError) Error() string {
+	return "more than 5,000 entries since the last query: read in full instead"
+}
+
+var errTruncated error = truncatedError{}
+
+// decide asks the audit log whether the kept read of an account can be
+// reused at now. It returns the read to reuse (nil for a full read), the
+// entries of out-of-band changes since the last read, and why.
+func (p *Planner) decide(ctx context.Context, log auditLog, w *watch, accountID, key string, tokens func() []string, now time.Time) (*cloudflare.Account, []cloudflare.AuditEntry, ReadInfo) {
+	info := ReadInfo{Read: "full", LastFullRead: now}
+	switch {
+	case p.Detect == nil:
+		info.Reason = "disabled"
+		return nil, nil, info
+	case w.acct == nil:
+		info.Reason = "first"
+		return nil, nil, info
+	}
+	entries, err := outOfBand(ctx, log, accountID, w.watermark.Add(-p.Detect.Margin), now, tokens())
+	if err != nil {
+		info.Reason, info.AuditError = "audit_log_unavailable", err.Error()
+		return nil, nil, info
+	}
+	var fresh []cloudflare.AuditEntry
+	for _, e := range entries {
+		if _, ok := w.counted[e.ID]; !ok {
+			w.counted[e.ID] = e.Time
+			info.OutOfBand = append(info.OutOfBand, e)
+		}
+		if _, ok := w.handled[e.ID]; !ok {
+			fresh = append(fresh, e)
+		}
+	}
+	switch {
+	case len(fresh) > 0:
+		info.Reason = "changes"
+	case w.dirty:
+		info.Reason = "applied"
+	case w.readKey != key:
+		info.Reason = "scope"
+	case now.Sub(w.readStart) >= p.Detect.FullReadInterval:
+		info.Reason = "interval"
+	default:
+		w.watermark = now
+		w.prune(now, p.Detect.Margin)
+		return w.acct, entries, ReadInfo{Read: "reused", LastFullRead: w.readStart}
+	}
+	return nil, entries, info
+}
+
+// prune forgets entries no query can return any more.
+func (w *watch) prune(now time.Time, margin time.Duration) {
+	cut := w.watermark.Add(-margin - time.Hour)
+	for _, m := range []map[string]time.Time{w.handled, w.counted} {
+		for id, t := range m {
+			if t.Before(cut) {
+				delete(m, id)
+			}
+		}
+	}
+}
+
+// read records a full read that began at start, and the entries it
+// covers.
+func (w *watch) read(acct *cloudflare.Account, key string, start time.Time, entries []cloudflare.AuditEntry, keep bool, margin time.Duration) {
+	for _, e := range entries {
+		w.handled[e.ID] = e.Time
+	}
+	w.remember(acct)
+	w.acct, w.readKey, w.readStart, w.watermark, w.dirty = nil, key, start, start, false
+	if keep {
+		w.acct = acct
+	}
+	w.prune(start, margin)
+}
+
+// remember keeps the ids of an account's members and groups.
+func (w *watch) remember(acct *cloudflare.Account) {
+	if acct == nil {
+		return
+	}
+	for _, m := range acct.Members {
+		w.emails[m.ID] = m.Email
+	}
+	for _, g := range acct.UserGroups {
+		w.groups[g.ID] = g.Name
+	}
+}
+
+// attribute names, on each change of a plan, the newest out-of-band entry
+// about its member or user group.
+func attribute(plan *diff.Plan, entries []cloudflare.AuditEntry, emails map[string]string) {
+	if plan == nil || len(entries) == 0 {
+		return
+	}
+	for i := range plan.Changes {
+		c := &plan.Changes[i]
+		for _, e := range slices.Backward(entries) {
+			if matches(*c, e, emails) {
+				c.Drift = &diff.Drift{Actor: e.Actor(), ActorType: e.ActorType, Context: e.ActorContext, IP: e.IP,
+					At: e.Time.UTC(), Action: e.Action}
+				break
+			}
+		}
+	}
+}
+
+// matches reports whether an audit entry is about a change's member or
+// user group, and is what the change undoes: an invitation undoes a
+// removal, a removal an addition or an edit; a re-invitation undoes
+// nothing.
+func matches(c diff.Change, e cloudflare.AuditEntry, emails map[string]string) bool {
+	switch e.Kind {
+	case cloudflare.AuditMember:
+		switch c.Action {
+		case diff.CreateGroup, diff.UpdateGroup, diff.Reinvite:
+			return false
+		case diff.Invite:
+			if e.ActionType != "delete" {
+				return false
+			}
+		case diff.Remove:
+			if e.ActionType == "delete" {
+				return false
+			}
+		}
+		email := e.Email
+		if email == "" {
+			email = emails[e.MemberID]
+		}
+		return e.MemberID != "" && e.MemberID == c.MemberID || email != "" && strings.EqualFold(email, c.Email)
+	case cloudflare.AuditUserGroup:
+		return e.GroupID != "" && e.GroupID == c.GroupID
+	}
+	return false
+}
+
+// learnInvitations sets, for pending members the state has no time for,
+// when they were invited: from the newest "Add Member" entry (a creation)
+// of the account's audit log in the last window. It makes the
+// pending-invitation age and --reinvite-after survive a restart with no
+// state file.
+func (p *Planner) learnInvitations(ctx context.Context, log auditLog, acct *cloudflare.Account, now time.Time, window time.Duration) {
+	if p.State == nil || acct == nil {
+		return
+	}
+	known := p.State.Pending[acct.ID]
+	var unknown []cloudflare.Member
+	for _, m := range acct.Members {
+		if _, ok := known[m.Email]; m.Status == "pending" && !ok {
+			unknown = append(unknown, m)
+		}
+	}
+	if len(unknown) == 0 {
+		return
+	}
+	// (before a little past now: an invitation sent this very instant
+	// counts)
+	res, err := log.AuditLog(ctx, acct.ID, cloudflare.AuditQuery{Since: now.Add(-window), Before: now.Add(time.Minute), MaxPages: auditPages})
+	if err != nil {
+		return // the state's first-seen time stands
+	}
+	if p.State.Pending[acct.ID] == nil {
+		p.State.Pending[acct.ID] = map[string]time.Time{}
+	}
+	for _, m := range unknown {
+		for _, e := range slices.Backward(res.Entries) {
+			if e.Kind == cloudflare.AuditMember && e.ActionType == "create" && e.Result != "failure" &&
+				(e.MemberID == m.ID || e.Email == m.Email) {
+				p.State.Pending[acct.ID][m.Email] = e.Time
+				break
+			}
+		}
+	}
+}
+
+// invitationWindow is how far back invitations are looked for: longer
+// than an invitation lives (a few days), and than --reinvite-after.
+func invitationWindow(reinviteAfter time.Duration) time.Duration {
+	return max(30*24*time.Hour, 2*reinviteAfter)
+}

@@ -1,0 +1,117 @@
+package reconcile
+
+import (
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
+	"github.com/cfaccess/reconciler/internal/desired"
+	"github.com/cfaccess/reconciler/internal/testkit"
+)
+
+// requests counts the fake's requests since the last reset, and resets.
+func requests(s *fake.Server) (n int, paths []string) {
+	for _, r := range s.Requests() {
+		paths = append(paths, r.Method+" "+r.Path)
+	}
+	s.ResetRequests()
+	return len(paths), paths
+}
+
+func readStatus(h *harness) ReadStatus {
+	st := h.loop.Board.Status()
+	if len(st.Accounts) == 0 || st.Accounts[0].Read == nil {
+		return ReadStatus{}
+	}
+	return *st.Accounts[0].Read
+}
+
+// With the audit log, a reconcile where nothing changed asks the log and
+// reads nothing else; a change made in the dashboard is corrected within
+// the interval plus the log's delay, and named; an entry the log lost is
+// corrected by the next full read, once per FullReadInterval; a log that
+// cannot be read means a full read, said on /status.
+func TestChangeDetection(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		story := testkit.NewStory(t)
+		const delay = 90 * time.Second
+		h := newHarness(t, story, func(c *LoopConfig) {
+			c.Interval = time.Minute
+			c.Planner.Detect = &Detection{FullReadInterval: 10 * time.Minute, Margin: 2 * time.Minute}
+		})
+		story.Fake.SetAuditDelay(delay)
+		h.run(t)
+		synctest.Wait()
+		if r := readStatus(h); r.Read != "full" || r.Reason != "first" {
+			t.Fatalf("first read: %+v", r)
+		}
+		// The first apply changed the account (and the story's seeding is
+		// in the log): read in full once more.
+		testkit.Advance(66 * time.Second)
+		if r := readStatus(h); r.Read != "full" || r.Reason != "applied" && r.Reason != "changes" {
+			t.Fatalf("after the first apply: %+v", r)
+		}
+		requests(story.Fake)
+		testkit.Advance(66 * time.Second)
+		n, paths := requests(story.Fake)
+		if r := readStatus(h); r.Read != "reused" || n > 3 {
+			t.Fatalf("steady state: %+v after %d requests %v", r, n, paths)
+		}
+
+		// A member added in the dashboard: removed within an interval
+		// (+10% jitter) plus the log's delay, and named.
+		story.Fake.SetDashboardUser("mallory@example.com")
+		oob := func() float64 {
+			return testutil.ToFloat64(h.metrics.OutOfBandChanges.WithLabelValues("prod", "user", "dash"))
+		}
+		before := oob()
+		added := h.now()
+		story.Put("sneaky@example.com", false, desired.Access{Role: "Domain DNS", Resource: testkit.Zone})
+		for story.HasMember("sneaky@example.com") && h.now().Sub(added) < 5*time.Minute {
+			testkit.Advance(time.Second)
+		}
+		if took := h.now().Sub(added); story.HasMember("sneaky@example.com") || took > 66*time.Second+delay+time.Second {
+			t.Fatalf("sneaky removed after %v (present: %v), want within %v", took, story.HasMember("sneaky@example.com"), 66*time.Second+delay)
+		}
+		st := h.loop.Board.Status()
+		if d := st.Accounts[0].Drift; len(d) != 1 || d[0].Actor != "mallory@example.com" || d[0].Context != "dash" || !d[0].Applied || d[0].Change != "remove" {
+			t.Errorf("/status drift: %+v", d)
+		}
+		if r := readStatus(h); r.Reason != "changes" {
+			t.Errorf("read %+v, want a full read for the changes", r)
+		}
+		if got := oob() - before; got != 1 {
+			t.Errorf("out-of-band changes metric +%v, want +1", got)
+		}
+		if logs := h.logs.String(); !strings.Contains(logs, `"drift_actor":"mallory@example.com"`) || !strings.Contains(logs, `"drift_context":"dash"`) {
+			t.Errorf("the audit record does not name who drifted:\n%s", logs)
+		}
+
+		// An entry the log loses: only the next full read finds it.
+		testkit.Advance(3 * time.Minute) // the removal's full read done
+		story.Fake.LoseAuditEntries(1)
+		story.Put("ghost@example.com", false, desired.Access{Role: "Domain DNS", Resource: testkit.Zone})
+		lost := h.now()
+		for story.HasMember("ghost@example.com") && h.now().Sub(lost) < 15*time.Minute {
+			testkit.Advance(time.Second)
+		}
+		if story.HasMember("ghost@example.com") {
+			t.Fatal("the lost change was never corrected")
+		}
+		if r := readStatus(h); r.Reason != "interval" {
+			t.Errorf("the lost change was corrected by a %q read, want interval", r.Reason)
+		}
+
+		// The log refuses: a full read every time, said on /status.
+		story.Fake.Fail(fake.Failure{Path: "/accounts/" + story.Fake.AccountID() + "/logs/audit", Status: 403})
+		testkit.Advance(66 * time.Second)
+		if r := readStatus(h); r.Read != "full" || r.Reason != "audit_log_unavailable" || !strings.Contains(r.AuditLogError, "403") {
+			t.Errorf("with the log refused: %+v", r)
+		}
+	})
+}
