@@ -23,7 +23,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/gitsource"
+	"github.com/cfaccess/reconciler/internal/report"
 	"github.com/cfaccess/reconciler/internal/testkit"
 )
 
@@ -54,6 +56,7 @@ func startDaemon(t *testing.T, e *e2e, extra ...string) *running {
 	env.Stderr = logs
 	start, base := time.Now(), e.now
 	env.Now = func() time.Time { return base.Add(time.Since(start)) }
+	e.Story.Clock = env.Now // the fake's audit log keeps the daemon's time
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() { done <- Run(ctx, env) }()
@@ -233,6 +236,75 @@ func TestDaemonEndToEnd(t *testing.T) {
 	}
 	if strings.Contains(d.logs.String(), testkit.Token) {
 		t.Error("the token appears in the logs")
+	}
+}
+
+// TestDaemonNamesWhoDrifted: a member added in the dashboard is removed
+// by the next reconcile, and the plan, the audit record, /status and the
+// metrics say who added it and how — from the account's audit log.
+func TestDaemonNamesWhoDrifted(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t)
+	d := startDaemon(t, e, "--webhook-listen", "127.0.0.1:0", "--status-details")
+	d.waitReady()
+	e.Fake.SetDashboardUser("mallory@example.com")
+	e.Put("intruder@example.com", false, desired.Access{Role: "Administrator", Resource: testkit.WholeAccount})
+
+	e.now = e.Story.Clock().Add(time.Second)
+	_, out, _ := e.run("plan", "--repo", e.Repo, "--format", "json")
+	var drift *report.DriftDoc
+	for _, a := range planJSONOf(t, out).Accounts {
+		for _, c := range a.Changes {
+			if c.Email == "intruder@example.com" && c.Action == "remove" {
+				drift = c.Drift
+			}
+		}
+	}
+	if drift == nil || drift.Actor != "mallory@example.com" || drift.Context != "dash" || !strings.Contains(drift.Text, "added in the dashboard by mallory@example.com") {
+		t.Fatalf("the JSON plan does not name who added intruder: %+v\n%s", drift, out)
+	}
+
+	if code := d.hook(d.hooks, webhookSecret); code != http.StatusAccepted {
+		t.Fatalf("signed delivery: %d", code)
+	}
+	eventually(t, 10*time.Second, "intruder removed, and the audit record names mallory", func() bool {
+		return !e.HasMember("intruder@example.com") && strings.Contains(d.logs.String(), `"drift_actor":"mallory@example.com"`)
+	})
+	if !strings.Contains(d.logs.String(), `"drift_context":"dash"`) {
+		t.Error("the audit record lacks drift_context")
+	}
+	_, status := d.get("/status")
+	var st struct {
+		Accounts []struct {
+			Drift []struct{ Email, Actor, Context, Change string }
+		}
+	}
+	if err := json.Unmarshal([]byte(status), &st); err != nil || len(st.Accounts) != 1 || len(st.Accounts[0].Drift) != 1 ||
+		st.Accounts[0].Drift[0].Actor != "mallory@example.com" || st.Accounts[0].Drift[0].Context != "dash" {
+		t.Errorf("/status drift: %v\n%s", err, status)
+	}
+	res, err := http.Get(d.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	mp := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := mp.TextToMetricFamilies(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, m := range families["cfaccess_out_of_band_changes_total"].GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["account"] == "prod" && labels["actor_type"] == "user" && labels["context"] == "dash" && m.GetCounter().GetValue() >= 1 {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no cfaccess_out_of_band_changes_total{account=prod,actor_type=user,context=dash}: %v", families["cfaccess_out_of_band_changes_total"])
 	}
 }
 
