@@ -86,6 +86,7 @@ Exit codes: 0 success, 1 error or invalid declarations, 2 changes pending
 		newRun(env),
 		newDemo(env),
 		newImport(env),
+		newReport(env),
 		newRoles(env),
 		newMembers(env),
 		newSchema(env),

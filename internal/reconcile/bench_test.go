@@ -157,3 +157,70 @@ func BenchmarkPlan10k(b *testing.B) {
 		b.ReportMetric(float64(len(s.Requests())), "requests/op")
 	}
 }
+
+// BenchmarkRequestsPerHour counts the Cloudflare requests of an hour of
+// reconciles at a 1-minute interval over a steady account (nothing to
+// change), without and with change detection from the audit log
+// (--full-read-interval 10m). Run with -benchtime=1x: one op is one
+// simulated hour (the clock is injected; nothing sleeps).
+func BenchmarkRequestsPerHour(b *testing.B) {
+	for _, n := range []int{10_000, 50_000} {
+		s := fake.New(fake.Options{Token: "bench-token", RateLimit: 1_000_000})
+		s.SetDashboardUser("") // the seeding is not in the log
+		src := &desired.Source{YAML: []desired.File{
+			{Path: "providers.yaml", Data: []byte("providers:\n  prod:\n    provider: cloudflare\n    config: {account_id: " + s.AccountID() + "}\n")},
+			{Path: "roles.yaml", Data: []byte("roles:\n  analytics: {providers: [prod], inherits: [Analytics], resources: {allow: [\"account:*\"]}}\n")},
+		}}
+		var grants strings.Builder
+		for i := range n {
+			if i%5000 == 0 {
+				grants.WriteString("grants:\n")
+			}
+			email := fmt.Sprintf("user%05d@example.com", i)
+			fmt.Fprintf(&grants, "  - {users: [%s], roles: [analytics], reason: T-%d}\n", email, i)
+			if i%5000 == 4999 || i == n-1 {
+				src.YAML = append(src.YAML, desired.File{Path: fmt.Sprintf("grants/%02d.yaml", i/5000), Data: []byte(grants.String())})
+				grants.Reset()
+			}
+			if _, err := s.PutMember(fake.MemberSpec{Email: email, Access: []desired.Access{{Role: "Analytics", Resource: desired.Resource{Kind: desired.WholeAccount}}}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		c, err := Check(context.Background(), src, nil, CheckOptions{Now: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)})
+		if err != nil || !c.Valid() {
+			b.Fatal(err, c.Findings())
+		}
+		for _, detect := range []bool{false, true} {
+			b.Run(fmt.Sprintf("members=%d/audit-log=%v", n, detect), func(b *testing.B) {
+				for b.Loop() {
+					now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+					clock := func() time.Time { return now }
+					s.SetClock(clock)
+					p := NewPlanner(Config{APIURL: testkit.APIURL, Getenv: func(k string) string { return map[string]string{"CLOUDFLARE_API_TOKEN": "bench-token"}[k] },
+						RateLimit: 1_000_000, MaxRetries: 1, Timeout: time.Minute, Transport: testkit.Transport(s)})
+					if detect {
+						p.Detect = &Detection{FullReadInterval: 10 * time.Minute, Margin: 5 * time.Minute}
+					}
+					// A first reconcile, then an hour of them.
+					if _, err := p.Plan(context.Background(), c, gitsource.Revision{}, now, PlanOptions{}); err != nil {
+						b.Fatal(err)
+					}
+					s.ResetRequests()
+					full := 0
+					for range 60 {
+						now = now.Add(time.Minute)
+						o, err := p.Plan(context.Background(), c, gitsource.Revision{}, now, PlanOptions{})
+						if err != nil || o.Failed() || o.Changes() != 0 {
+							b.Fatalf("%v %v %d", err, o.Failed(), o.Changes())
+						}
+						if o.Accounts[0].ReadInfo.Read == "full" {
+							full++
+						}
+					}
+					b.ReportMetric(float64(len(s.Requests())), "requests/hour")
+					b.ReportMetric(float64(full), "full-reads/hour")
+				}
+			})
+		}
+	}
+}

@@ -15,6 +15,13 @@ import (
 // Test hooks: what a test (or the demo) does to the account behind the
 // API's back, and what it reads to check the outcome.
 
+// SetClock replaces the fake's clock (Options.Now).
+func (s *Server) SetClock(now func() time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.Now = now
+}
+
 // SetLatency delays every request by d.
 func (s *Server) SetLatency(d time.Duration) {
 	s.mu.Lock()

@@ -1,0 +1,214 @@
+package app
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cfaccess/reconciler/internal/desired"
+	"github.com/cfaccess/reconciler/internal/evidence"
+	"github.com/cfaccess/reconciler/internal/gitsource"
+	"github.com/cfaccess/reconciler/internal/reconcile"
+	"github.com/cfaccess/reconciler/internal/report"
+)
+
+// reportFlags are the flags of `reconciler report`.
+type reportFlags struct {
+	repoFlags
+	cloudflareFlags
+	since, until string
+	format       string
+	provider     string
+	tokenIDs     []string
+	maxPages     int
+}
+
+func newReport(env *Env) *cobra.Command {
+	var f reportFlags
+	cmd := &cobra.Command{
+		Use:   "report",
+		Short: "Evidence of every access change in a period: approved through Git, or out of band",
+		Long: `Report lists, for each account of the repository, every change to its members
+and user groups between --since and --until, from the account's Cloudflare
+audit log. A change cfaccess made is tied to the Git revision it applied
+(commit, author, and the grants behind it, file:line and reason); any other
+change is out of band: who made it, how (dashboard, API token), from where,
+and how long it stood until cfaccess reverted it, or "still present". A
+summary per account ends it: changes, approved through Git, out of band,
+median and longest time to correction.
+
+It reads only. The token needs Account Settings Read (the audit log).
+--repo should be a Git checkout with its history (in CI, fetch-depth: 0)
+or a Git URL: revisions are looked up in it. The audit log keeps 18 months.`,
+		Example: `  reconciler report --since 2026-10-01 --until 2026-12-31
+  reconciler report --since 2026-10-01 --format csv > changes.csv`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context(), env) },
+	}
+	f.repoFlags.register(cmd, env)
+	f.cloudflareFlags.register(cmd, env)
+	cmd.Flags().StringVar(&f.since, "since", "", "start of the period: a date (2026-10-01, UTC) or an RFC 3339 time (required)")
+	cmd.Flags().StringVar(&f.until, "until", "", "end of the period, inclusive for a date (default: now)")
+	cmd.Flags().StringVar(&f.format, "format", "markdown", "output format: markdown, json or csv")
+	cmd.Flags().StringVar(&f.provider, "provider", "", "report this provider (account) only")
+	cmd.Flags().StringSliceVar(&f.tokenIDs, "cfaccess-token-id", nil, "ids of further API tokens whose changes count as cfaccess's (its own requests are known by their User-Agent)")
+	cmd.Flags().IntVar(&f.maxPages, "max-pages", 100, "pages of 1,000 audit-log entries to read per account, at most")
+	return cmd
+}
+
+// parseInstant reads a date (midnight UTC; with end, the next midnight)
+// or an RFC 3339 time.
+func parseInstant(flag, v string, end bool) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t.UTC(), nil
+	}
+	t, err := time.Parse(time.DateOnly, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--%s %q: give a date (2026-10-01) or an RFC 3339 time (2026-10-01T09:00:00Z)", flag, v)
+	}
+	if end {
+		t = t.AddDate(0, 0, 1)
+	}
+	return t, nil
+}
+
+func (f *reportFlags) run(ctx context.Context, env *Env) error {
+	if err := report.CheckFormat(f.format, report.EvidenceFormats); err != nil {
+		return err
+	}
+	if f.since == "" {
+		return errors.New("--since is required: the start of the period (2026-10-01)")
+	}
+	since, err := parseInstant("since", f.since, false)
+	if err != nil {
+		return err
+	}
+	until := env.Now().UTC()
+	if f.until != "" {
+		if until, err = parseInstant("until", f.until, true); err != nil {
+			return err
+		}
+	}
+	if !since.Before(until) {
+		return fmt.Errorf("--since %s is not before --until %s", f.since, cmp.Or(f.until, "now"))
+	}
+	cfg, err := f.cloudflareFlags.config(env)
+	if err != nil {
+		return err
+	}
+	hist, repo, cleanup, err := f.history(ctx)
+	defer cleanup()
+	if err != nil {
+		return err
+	}
+	var ids []string
+	for id, pv := range repo.Providers {
+		if pv.Enabled && (f.provider == "" || f.provider == id) {
+			ids = append(ids, id)
+		}
+	}
+	if f.provider != "" && len(ids) == 0 {
+		return fmt.Errorf("--provider %q is not an enabled provider of the repository", f.provider)
+	}
+	slices.Sort(ids)
+	planner := reconcile.NewPlanner(cfg)
+	out := &evidence.Report{Since: since, Until: until}
+	for _, id := range ids {
+		pv := repo.Providers[id]
+		client, _, err := planner.Client(pv.APITokenEnv)
+		if err != nil {
+			out.Accounts = append(out.Accounts, evidence.Account{Provider: id, AccountID: pv.AccountID, Error: err.Error()})
+			continue
+		}
+		out.Accounts = append(out.Accounts, evidence.Build(ctx, client, hist, id, pv.AccountID,
+			evidence.Options{Since: since, Until: until, MaxPages: f.maxPages, TokenIDs: f.tokenIDs}))
+	}
+	if err := report.Evidence(env.Stdout, f.format, out); err != nil {
+		return err
+	}
+	for _, a := range out.Accounts {
+		if a.Error != "" {
+			// The report says which account could not be read; the exit
+			// code tells a scheduled job it is incomplete.
+			return exitCode(ExitError)
+		}
+	}
+	return nil
+}
+
+// gitHistory looks revisions up in the followed repository.
+type gitHistory struct {
+	remote *gitsource.Remote
+	opts   reconcile.CheckOptions
+}
+
+func (h *gitHistory) Declarations(ctx context.Context, sha string) (*desired.Repo, error) {
+	src, _, err := h.remote.Read(ctx, gitsource.Revision{SHA: sha})
+	if err != nil {
+		return nil, err
+	}
+	repo, _ := reconcile.Load(src.YAML, h.opts)
+	return repo, nil
+}
+
+func (h *gitHistory) Commit(sha string) (string, string, error) {
+	revs, err := h.remote.FirstParents(sha, 1)
+	if err != nil || len(revs) == 0 {
+		return "", "", err
+	}
+	return revs[0].Author, revs[0].Subject, nil
+}
+
+// history opens the repository's Git history (a Git URL, or a local
+// checkout) and loads its head; a directory outside Git has no history,
+// and its changes by cfaccess are then not tied to revisions.
+func (f *reportFlags) history(ctx context.Context) (evidence.History, *desired.Repo, func(), error) {
+	cleanup := func() {}
+	opts := reconcile.CheckOptions{AllowUnknownRoles: true}
+	url := f.repo
+	if !gitsource.IsURL(url) {
+		if _, ok := gitsource.Head(f.repo); !ok {
+			src, diags, err := desired.ReadDir(f.repo, f.path)
+			if err != nil {
+				return nil, nil, cleanup, err
+			}
+			repo, ldiags := reconcile.Load(src.YAML, opts)
+			if err := append(diags, ldiags...).Err(); err != nil {
+				return nil, nil, cleanup, fmt.Errorf("the repository is invalid (run reconciler validate):\n%w", err)
+			}
+			return nil, repo, cleanup, nil
+		}
+		abs, err := filepath.Abs(f.repo)
+		if err != nil {
+			return nil, nil, cleanup, err
+		}
+		url = "file://" + abs
+	}
+	work, err := os.MkdirTemp("", "cfaccess-report-")
+	if err != nil {
+		return nil, nil, cleanup, err
+	}
+	cleanup = func() { os.RemoveAll(work) }
+	remote := &gitsource.Remote{URL: url, Ref: f.ref, Work: work, Path: f.path}
+	head, err := remote.Fetch(ctx)
+	if err != nil {
+		return nil, nil, cleanup, err
+	}
+	src, diags, err := remote.Read(ctx, head)
+	if err != nil {
+		return nil, nil, cleanup, err
+	}
+	repo, ldiags := reconcile.Load(src.YAML, opts)
+	if err := append(diags, ldiags...).Err(); err != nil {
+		return nil, nil, cleanup, fmt.Errorf("the repository at %s is invalid (run reconciler validate):\n%w", strings.TrimSpace(head.SHA), err)
+	}
+	return &gitHistory{remote: remote, opts: opts}, repo, cleanup, nil
+}

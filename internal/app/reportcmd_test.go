@@ -1,0 +1,86 @@
+package app
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cfaccess/reconciler/internal/desired"
+	"github.com/cfaccess/reconciler/internal/golden"
+	"github.com/cfaccess/reconciler/internal/report"
+	"github.com/cfaccess/reconciler/internal/testkit"
+)
+
+// TestReportGolden: two months of an account — applies of two revisions,
+// three changes made in the dashboard (two reverted by cfaccess, one
+// still present) — reported in every format, with the time each
+// out-of-band change stood.
+func TestReportGolden(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t)
+	at := func(s string) time.Time {
+		tm, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tm
+	}
+	apply := func(when string) {
+		t.Helper()
+		e.now = at(when)
+		if code, out, errOut := e.run("apply", "--repo", e.Repo, "--reinvite-after", "0"); code != ExitOK {
+			t.Fatalf("apply at %s: exit %d\n%s%s", when, code, out, errOut)
+		}
+	}
+	first := e.Head()
+	apply("2026-12-01T09:00:00Z")
+	e.Fake.SetDashboardUser("mallory@example.com")
+	e.now = at("2026-12-05T10:00:00Z")
+	e.Put("intruder@example.com", false, desired.Access{Role: "Administrator", Resource: testkit.WholeAccount})
+	apply("2026-12-05T12:30:00Z")
+	e.Commit("add zoe", map[string]string{"zoe.yaml": "grants:\n  - {users: [zoe@example.com], roles: [ro], reason: OPS-9 new SRE}\n"})
+	second := e.Head()
+	apply("2026-12-20T09:00:00Z")
+	e.now = at("2027-01-02T14:00:00Z")
+	e.Put("alice@example.com", false, desired.Access{Role: "Domain DNS", Resource: testkit.Zone}, desired.Access{Role: "Billing", Resource: testkit.WholeAccount})
+	apply("2027-01-03T14:00:00Z")
+	e.now = at("2027-01-28T08:15:00Z")
+	e.Put("late@example.com", false, desired.Access{Role: "Analytics", Resource: testkit.WholeAccount})
+	e.now = at("2027-02-01T00:00:00Z")
+
+	scrub := func(s string) string {
+		for name, sha := range map[string]string{"$REV1": first, "$REV2": second} {
+			s = strings.ReplaceAll(s, sha, name)
+			s = strings.ReplaceAll(s, sha[:12], name)
+		}
+		return s
+	}
+	for _, format := range []string{"markdown", "json", "csv"} {
+		code, out, errOut := e.run("report", "--repo", e.Repo, "--since", "2026-12-01", "--until", "2027-01-31", "--format", format)
+		if code != ExitOK {
+			t.Fatalf("report --format %s: exit %d\n%s", format, code, errOut)
+		}
+		golden.Compare(t, filepath.Join("testdata/golden", "report."+map[string]string{"markdown": "md", "json": "json", "csv": "csv"}[format]), scrub(out))
+		if format != "json" {
+			continue
+		}
+		var doc report.EvidenceDoc
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			t.Fatal(err)
+		}
+		s := doc.Accounts[0].Summary
+		if s.OutOfBand != 3 || s.Corrected != 2 || s.StillPresent != 1 || s.MaxCorrectionSec != 86400 || s.MedianCorrectionSec != (9000+86400)/2 {
+			t.Errorf("summary %+v: want 3 out of band, 2 corrected (2h30m and 24h), 1 still present", s)
+		}
+		for _, c := range doc.Accounts[0].Changes {
+			if c.Approval == "git" && c.Subject == "zoe@example.com" && (c.Revision != second || len(c.Grants) != 1 || !strings.Contains(c.Grants[0], "zoe.yaml:2 OPS-9")) {
+				t.Errorf("zoe's invitation is not tied to its commit and grant: %+v", c)
+			}
+		}
+	}
+	if code, _, errOut := e.run("report", "--repo", e.Repo, "--since", "2027-02-01", "--until", "2027-01-01"); code != ExitError || !strings.Contains(errOut, "is not before") {
+		t.Errorf("an empty period: exit %d %s", code, errOut)
+	}
+}

@@ -1,0 +1,204 @@
+package report
+
+import (
+	"encoding/csv"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cfaccess/reconciler/internal/cloudflare"
+	"github.com/cfaccess/reconciler/internal/evidence"
+)
+
+// EvidenceFormats are the formats of `reconciler report`.
+var EvidenceFormats = []string{"markdown", "json", "csv"}
+
+// Evidence renders the change evidence of a period.
+func Evidence(w io.Writer, format string, r *evidence.Report) error {
+	if err := CheckFormat(format, EvidenceFormats); err != nil {
+		return err
+	}
+	switch format {
+	case "json":
+		return evidenceJSON(w, r)
+	case "csv":
+		return evidenceCSV(w, r)
+	}
+	return evidenceMarkdown(w, r)
+}
+
+// EvidenceDoc is the JSON form of a report.
+type EvidenceDoc struct {
+	Since    time.Time            `json:"since"`
+	Until    time.Time            `json:"until"`
+	Accounts []EvidenceAccountDoc `json:"accounts"`
+}
+
+type EvidenceAccountDoc struct {
+	Account   string              `json:"account"`
+	AccountID string              `json:"account_id"`
+	Error     string              `json:"error,omitempty"`
+	Truncated bool                `json:"truncated,omitempty"`
+	Changes   []EvidenceChangeDoc `json:"changes"`
+	Summary   EvidenceSummaryDoc  `json:"summary"`
+}
+
+type EvidenceChangeDoc struct {
+	At      time.Time `json:"at"`
+	Kind    string    `json:"kind"`
+	Subject string    `json:"subject"`
+	Action  string    `json:"action"`
+	Type    string    `json:"type"`
+	// Approval is "git" (made by cfaccess from a revision) or
+	// "out_of_band".
+	Approval string   `json:"approval"`
+	Revision string   `json:"revision,omitempty"`
+	Author   string   `json:"commit_author,omitempty"`
+	Title    string   `json:"commit_title,omitempty"`
+	Grants   []string `json:"grants,omitempty"`
+	Actor    string   `json:"actor"`
+	Context  string   `json:"context"`
+	IP       string   `json:"ip,omitempty"`
+	// Corrected is when cfaccess reverted an out-of-band change, and
+	// CorrectionSeconds how long it stood; StillPresent when not reverted
+	// within the period.
+	Corrected         *time.Time `json:"corrected_at,omitempty"`
+	CorrectionSeconds *int64     `json:"time_to_correction_seconds,omitempty"`
+	StillPresent      bool       `json:"still_present,omitempty"`
+}
+
+type EvidenceSummaryDoc struct {
+	Changes             int   `json:"changes"`
+	ApprovedThroughGit  int   `json:"approved_through_git"`
+	OutOfBand           int   `json:"out_of_band"`
+	Corrected           int   `json:"corrected"`
+	StillPresent        int   `json:"still_present"`
+	MedianCorrectionSec int64 `json:"median_time_to_correction_seconds"`
+	MaxCorrectionSec    int64 `json:"max_time_to_correction_seconds"`
+}
+
+func evidenceDoc(r *evidence.Report) EvidenceDoc {
+	doc := EvidenceDoc{Since: r.Since.UTC(), Until: r.Until.UTC(), Accounts: []EvidenceAccountDoc{}}
+	for _, a := range r.Accounts {
+		ad := EvidenceAccountDoc{Account: a.Provider, AccountID: a.AccountID, Error: a.Error, Truncated: a.Truncated, Changes: []EvidenceChangeDoc{},
+			Summary: EvidenceSummaryDoc{Changes: a.Summary.Changes, ApprovedThroughGit: a.Summary.Approved, OutOfBand: a.Summary.OutOfBand,
+				Corrected: a.Summary.Corrected, StillPresent: a.Summary.StillPresent,
+				MedianCorrectionSec: int64(a.Summary.MedianCorrection.Seconds()), MaxCorrectionSec: int64(a.Summary.MaxCorrection.Seconds())}}
+		for _, c := range a.Changes {
+			cd := EvidenceChangeDoc{At: c.At, Kind: c.Kind, Subject: c.Subject, Action: c.Action, Type: c.Type, Approval: "out_of_band",
+				Actor: c.Actor, Context: c.Context, IP: c.IP}
+			if c.ByCfaccess {
+				cd.Approval, cd.Revision, cd.Author, cd.Title, cd.Grants = "git", c.Revision, c.Author, c.Title, c.Grants
+			} else if c.Corrected.IsZero() {
+				cd.StillPresent = true
+			} else {
+				at, secs := c.Corrected, int64(c.TimeToCorrection().Seconds())
+				cd.Corrected, cd.CorrectionSeconds = &at, &secs
+			}
+			ad.Changes = append(ad.Changes, cd)
+		}
+		doc.Accounts = append(doc.Accounts, ad)
+	}
+	return doc
+}
+
+func evidenceJSON(w io.Writer, r *evidence.Report) error { return WriteJSON(w, evidenceDoc(r)) }
+
+func evidenceCSV(w io.Writer, r *evidence.Report) error {
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"account", "time", "kind", "subject", "action", "approval", "revision", "commit_author", "grants",
+		"actor", "context", "ip", "corrected_at", "time_to_correction_seconds"})
+	for _, a := range evidenceDoc(r).Accounts {
+		for _, c := range a.Changes {
+			corrected, secs := "", ""
+			if c.Corrected != nil {
+				corrected, secs = c.Corrected.Format(time.RFC3339), strconv.FormatInt(*c.CorrectionSeconds, 10)
+			} else if c.StillPresent {
+				corrected = "still present"
+			}
+			_ = cw.Write(csvSafe([]string{a.Account, c.At.Format(time.RFC3339), c.Kind, c.Subject, c.Action, c.Approval, c.Revision, c.Author,
+				strings.Join(c.Grants, "; "), c.Actor, c.Context, c.IP, corrected, secs}))
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// csvSafe keeps a spreadsheet from reading a field as a formula (a
+// subject or reason starting "=", "+", "-", "@"), and strips control
+// characters.
+func csvSafe(fields []string) []string {
+	for i, f := range fields {
+		f = Visible(f)
+		if f != "" && strings.ContainsRune("=+-@", rune(f[0])) {
+			f = "'" + f
+		}
+		fields[i] = f
+	}
+	return fields
+}
+
+func evidenceMarkdown(w io.Writer, r *evidence.Report) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Access changes from %s to %s\n\n", r.Since.UTC().Format(time.RFC3339), r.Until.UTC().Format(time.RFC3339))
+	b.WriteString("Every change to the accounts' members and user groups in the period, from each account's Cloudflare audit log. " +
+		"A change made by cfaccess was approved through Git: it names the commit it applied and the grants behind it. " +
+		"Any other change is out of band: it names who made it, how, and how long it stood until cfaccess reverted it.\n\n")
+	for _, a := range r.Accounts {
+		fmt.Fprintf(&b, "## %s (%s)\n\n", mdEscape(a.Provider), mdEscape(a.AccountID))
+		if a.Error != "" {
+			fmt.Fprintf(&b, "The audit log could not be read: %s\n\n", mdEscape(oneLine(a.Error)))
+			continue
+		}
+		if a.Truncated {
+			b.WriteString("⚠️ **The audit log had more entries than were read: the list below is incomplete.**\n\n")
+		}
+		s := a.Summary
+		fmt.Fprintf(&b, "| changes | approved through Git | out of band | corrected | still present | median time to correction | longest |\n|---:|---:|---:|---:|---:|---:|---:|\n")
+		med, mx := "–", "–"
+		if s.Corrected > 0 {
+			med, mx = evidence.Duration(s.MedianCorrection), evidence.Duration(s.MaxCorrection)
+		}
+		fmt.Fprintf(&b, "| %d | %d | %d | %d | %d | %s | %s |\n\n", s.Changes, s.Approved, s.OutOfBand, s.Corrected, s.StillPresent, med, mx)
+		if len(a.Changes) == 0 {
+			b.WriteString("No change in the period.\n\n")
+			continue
+		}
+		b.WriteString("| time (UTC) | subject | change | approval | by |\n|---|---|---|---|---|\n")
+		for _, c := range a.Changes {
+			approval, by := "", mdEscape(c.Actor)
+			if ctx := cloudflare.ContextText(c.Context); ctx != "" {
+				by += " " + ctx
+			}
+			if c.IP != "" {
+				by += " from " + mdEscape(c.IP)
+			}
+			switch {
+			case c.ByCfaccess && c.Revision != "":
+				approval = "✅ Git " + mdCode(short(c.Revision))
+				if c.Author != "" {
+					approval += " by " + mdEscape(c.Author)
+				}
+				if c.Title != "" {
+					approval += ": " + mdEscape(c.Title)
+				}
+				for _, g := range c.Grants {
+					approval += "<br>" + mdEscape(g)
+				}
+				by = "cfaccess"
+			case c.ByCfaccess:
+				approval, by = "✅ Git (revision not recorded)", "cfaccess"
+			case c.Corrected.IsZero():
+				approval = "⚠️ out of band, **still present**"
+			default:
+				approval = "⚠️ out of band, reverted after " + evidence.Duration(c.TimeToCorrection())
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", c.At.Format("2006-01-02 15:04"), mdEscape(c.Subject), mdEscape(c.Action), approval, by)
+		}
+		b.WriteByte('\n')
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
