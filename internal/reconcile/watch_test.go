@@ -115,3 +115,46 @@ func TestChangeDetection(t *testing.T) {
 		}
 	})
 }
+
+// After a restart with no state file, the age of pending invitations and
+// --reinvite-after come from the invitations' "Add Member" entries in the
+// audit log: the invitation sent before the restart is re-sent on time,
+// and the oldest-pending metric counts from when it was sent.
+func TestInvitationAgeSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		story := testkit.NewStory(t)
+		tune := func(c *LoopConfig) {
+			c.Interval = time.Hour
+			c.Plans.ReinviteAfter = 72 * time.Hour
+		}
+		first := newHarness(t, story, tune)
+		if err := first.once(t); err != nil {
+			t.Fatal(err)
+		}
+		invited := first.now()
+		// A day later the process restarts: a new planner, no state file.
+		testkit.Advance(24 * time.Hour)
+		second := newHarness(t, story, tune)
+		second.start = first.start // the same clock
+		story.Clock = second.now
+		if err := second.once(t); err != nil {
+			t.Fatal(err)
+		}
+		age := testutil.ToFloat64(second.metrics.OldestPendingInvite.WithLabelValues("prod"))
+		if want := second.now().Sub(story.Now).Seconds(); age < 24*3600 || age > want+1 {
+			t.Errorf("oldest pending invitation %v s after the restart, want about %v s (pat, pending since the story began)", age, want)
+		}
+		if strings.Contains(second.logs.String(), `"action":"reinvite"`) {
+			t.Fatal("re-invited a day after the invitation")
+		}
+		// 72 hours after dave's invitation: re-sent, by the new process.
+		testkit.Advance(invited.Add(72*time.Hour).Sub(second.now()) + time.Minute)
+		if err := second.once(t); err != nil {
+			t.Fatal(err)
+		}
+		if logs := second.logs.String(); !strings.Contains(logs, `"action":"reinvite","email":"dave@example.com"`) {
+			t.Errorf("dave's invitation was not re-sent 72 h after it was sent:\n%s", logs)
+		}
+	})
+}
