@@ -89,6 +89,7 @@ Exit codes: 0 success, 1 error or invalid declarations, 2 changes pending
 		newReport(env),
 		newRoles(env),
 		newMembers(env),
+		newReview(env),
 		newSchema(env),
 		newVersion(env),
 	)

@@ -59,7 +59,7 @@ var (
 	roleKeys     = []string{"name", "description", "providers", "inherits", "resources", "enabled", "authenticators", "workflows", "scopes"}
 	resKeys      = []string{"allow"}
 	groupKeys    = []string{"name", "description", "members", "cloudflare_user_group"}
-	grantKeys    = []string{"users", "groups", "roles", "reason", "not_before", "expires"}
+	grantKeys    = []string{"users", "groups", "roles", "reason", "not_before", "expires", "review_after"}
 
 	// credentialKeys are refused wherever they appear under config.
 	credentialKeys = []string{"api_token", "api_key", "email", "token", "api_email", "password", "secret"}
@@ -497,7 +497,7 @@ func (l *loader) grant(p *fileParser, n *yaml.Node) {
 		return
 	}
 	ref := grantRef{grant: g}
-	var nbNode, exNode *yaml.Node
+	var nbNode, exNode, raNode *yaml.Node
 	for _, pr := range pairs {
 		switch pr.key {
 		case "users":
@@ -521,6 +521,9 @@ func (l *loader) grant(p *fileParser, n *yaml.Node) {
 		case "expires":
 			g.Expires, _ = p.instant(pr.value, "expires")
 			exNode = pr.value
+		case "review_after":
+			g.ReviewAfter, _ = p.instant(pr.value, "review_after")
+			raNode = pr.value
 		default:
 			p.unknownKey(pr, what, grantKeys)
 		}
@@ -534,6 +537,11 @@ func (l *loader) grant(p *fileParser, n *yaml.Node) {
 	if !g.NotBefore.IsZero() && !g.Expires.IsZero() && !g.Expires.After(g.NotBefore) {
 		p.errorf(exNode, "grant: expires (%s) must be after not_before (%s, line %d)",
 			g.Expires.Format(time.RFC3339), g.NotBefore.Format(time.RFC3339), nbNode.Line)
+	}
+	if !g.ReviewAfter.IsZero() && !g.Expires.IsZero() && !g.ReviewAfter.Before(g.Expires) {
+		// Not an error: the grant simply ends before anyone reviews it.
+		p.warnf(raNode, "grant: review_after (%s) is not before expires (%s, line %d): the grant ends before its review; remove review_after, or review earlier",
+			g.ReviewAfter.Format(time.RFC3339), g.Expires.Format(time.RFC3339), exNode.Line)
 	}
 	l.repo.Grants = append(l.repo.Grants, g)
 	l.grantRefs = append(l.grantRefs, ref)

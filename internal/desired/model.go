@@ -193,7 +193,21 @@ type Grant struct {
 	Reason    string
 	NotBefore time.Time // zero when unset
 	Expires   time.Time // zero when unset
-	Pos       Pos
+	// ReviewAfter is when the grant is due for an access review (YAML
+	// review_after); zero when unset. It changes no access: a built-in
+	// guardrail warns once it has passed, and `reconciler review` marks
+	// the grant overdue.
+	ReviewAfter time.Time
+	Pos         Pos
+}
+
+// ReviewDue reports whether the grant is due for review at now: it has a
+// review_after, now is at or past it, and the grant has not expired.
+func (g *Grant) ReviewDue(now time.Time) bool {
+	if g.ReviewAfter.IsZero() || now.Before(g.ReviewAfter) {
+		return false
+	}
+	return g.Expires.IsZero() || now.Before(g.Expires)
 }
 
 // ActiveAt reports whether the grant is in force at now:

@@ -64,6 +64,7 @@ func Input(repo *desired.Repo, now time.Time) *Document {
 			s.item("reason", s.str(g.Reason)),
 			s.item("not_before", s.instant(g.NotBefore)),
 			s.item("expires", s.instant(g.Expires)),
+			s.item("review_after", s.instant(g.ReviewAfter)),
 			s.item("active", ast.BooleanTerm(g.ActiveAt(now))),
 			s.item("source", s.str(g.Pos.String())),
 		)
