@@ -326,3 +326,27 @@ func TestDaemonWatchesDirectory(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, "zoe invited after the directory changed", func() bool { return e.HasMember("zoe@example.com") })
 }
+
+// TestGuardrailSeesWhoDrifted: a repository's guardrail reads who made
+// the drift a change corrects (input.plan.<account>.<action>[].drift),
+// here to warn about changes made in the dashboard.
+func TestGuardrailSeesWhoDrifted(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t)
+	e.Commit("drift guardrail", map[string]string{"policies/drift.rego": `package cfaccess.local.drift
+
+warn contains {"msg": msg} if {
+	some c in input.plan.prod.remove
+	c.drift.context == "dash"
+	msg := sprintf("%s was added in the dashboard by %s at %s", [c.email, c.drift.actor, c.drift.at])
+}
+`})
+	e.Fake.SetDashboardUser("mallory@example.com")
+	e.now = e.now.Add(time.Minute)
+	e.Put("intruder@example.com", false, desired.Access{Role: "Administrator", Resource: testkit.WholeAccount})
+	e.now = e.now.Add(time.Minute)
+	_, out, errOut := e.run("plan", "--repo", e.Repo)
+	if !strings.Contains(out+errOut, "intruder@example.com was added in the dashboard by mallory@example.com at 2026-11-23T12:01:00Z") {
+		t.Errorf("the guardrail did not see who drifted:\n%s%s", out, errOut)
+	}
+}

@@ -196,6 +196,16 @@ type PlanChange struct {
 	Email       string
 	Add, Remove []desired.Access
 	Group       string // leave_group: the user group
+	// Drift, when set, is who made the out-of-band change this change
+	// corrects, from the account's audit log.
+	Drift *ChangeDrift
+}
+
+// ChangeDrift is who made an out-of-band change: actor (email or
+// "token <name>"), actor type, context (dash, api_token, …), when (RFC
+// 3339).
+type ChangeDrift struct {
+	Actor, ActorType, Context, At string
 }
 
 // LiveAccount is one account's live members and plan.
@@ -246,6 +256,10 @@ func AddLive(doc *Document, accounts []LiveAccount) {
 			items := [][2]*ast.Term{s.item("email", s.str(c.Email)), s.item("add", direct(c.Add)), s.item("remove", direct(c.Remove))}
 			if c.Group != "" {
 				items = append(items, s.item("user_group", s.str(c.Group)))
+			}
+			if d := c.Drift; d != nil {
+				items = append(items, s.item("drift", ast.ObjectTerm(s.item("actor", s.str(d.Actor)), s.item("actor_type", s.str(d.ActorType)),
+					s.item("context", s.str(d.Context)), s.item("at", s.str(d.At)))))
 			}
 			byAction[c.Action] = append(byAction[c.Action], ast.ObjectTerm(items...))
 		}

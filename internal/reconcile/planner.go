@@ -346,7 +346,11 @@ func liveAccount(ap *AccountPlan) policy.LiveAccount {
 		la.Members[i].Protected = slices.Contains(ap.ProtectedIDs, m.ID)
 	}
 	for _, c := range ap.Plan.Changes {
-		la.Changes = append(la.Changes, policy.PlanChange{Action: string(c.Action), Email: c.Email, Add: display(c.Add), Remove: display(c.Remove), Group: c.Group})
+		pc := policy.PlanChange{Action: string(c.Action), Email: c.Email, Add: display(c.Add), Remove: display(c.Remove), Group: c.Group}
+		if d := c.Drift; d != nil {
+			pc.Drift = &policy.ChangeDrift{Actor: d.Actor, ActorType: d.ActorType, Context: d.Context, At: d.At.UTC().Format(time.RFC3339)}
+		}
+		la.Changes = append(la.Changes, pc)
 	}
 	for _, m := range ap.Live.OrgAdmins {
 		la.OrgAdmins = append(la.OrgAdmins, m.Email)
