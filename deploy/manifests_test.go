@@ -109,7 +109,7 @@ func TestManifests(t *testing.T) {
 			alerts = append(alerts, r.Alert)
 		}
 	}
-	for _, want := range []string{"CfaccessReconcileFailing", "CfaccessNoRecentSuccess", "CfaccessDriftPersisting", "CfaccessRevisionRefused", "CfaccessPendingInviteOld", "CfaccessNeverSucceeded", "CfaccessReconcileStalled", "CfaccessDown"} {
+	for _, want := range []string{"CfaccessReconcileFailing", "CfaccessNoRecentSuccess", "CfaccessDriftPersisting", "CfaccessRevisionRefused", "CfaccessPendingInviteOld", "CfaccessNeverSucceeded", "CfaccessReconcileStalled", "CfaccessDown", "CfaccessOutOfBandChange", "CfaccessAuditLogUnavailable"} {
 		if !slices.Contains(alerts, want) {
 			t.Errorf("PrometheusRule lacks %s", want)
 		}
