@@ -149,6 +149,18 @@ func (a *applier) apply(ctx context.Context, c diff.Change) Result {
 			r.Err = err
 			break
 		}
+		// Withdrawing is only safe while the invitation is pending: read
+		// the member first. The plan's read may be older than an
+		// acceptance (a read reused while the audit log showed no change;
+		// whether accepting is logged is not documented), and removing an
+		// accepted member would cut their access.
+		if m, err := a.client.GetMember(ctx, a.ap.Live, c.MemberID); err != nil {
+			r.Err = fmt.Errorf("reading %s before re-inviting: %w", c.Email, err)
+			break
+		} else if m.Status != "pending" {
+			r.Note = "accepted meanwhile: not re-sent"
+			break
+		}
 		if r.Err = a.client.Remove(ctx, id, c.MemberID); r.Err != nil {
 			break
 		}

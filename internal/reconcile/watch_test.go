@@ -158,3 +158,38 @@ func TestInvitationAgeSurvivesRestart(t *testing.T) {
 		}
 	})
 }
+
+// An invitation accepted while the daemon reuses an older read (accepting
+// leaves no audit entry the daemon follows) is not withdrawn for a
+// re-invitation: the member is read before.
+func TestReinviteChecksTheMemberFirst(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		story := testkit.NewStory(t)
+		h := newHarness(t, story, func(c *LoopConfig) {
+			c.Interval = time.Hour
+			c.Plans.ReinviteAfter = 72 * time.Hour
+			c.Planner.Detect = &Detection{FullReadInterval: 1000 * time.Hour, Margin: time.Minute}
+		})
+		for range 3 { // first read, the read after applying, then reused
+			if err := h.once(t); err != nil {
+				t.Fatal(err)
+			}
+			testkit.Advance(time.Hour)
+		}
+		if r := readStatus(h); r.Read != "reused" {
+			t.Fatalf("read %+v, want reused", r)
+		}
+		story.Fake.Accept("dave@example.com")
+		testkit.Advance(72 * time.Hour)
+		if err := h.once(t); err != nil {
+			t.Fatal(err)
+		}
+		if got := story.Members()["dave@example.com"]; !strings.HasPrefix(got, "accepted") {
+			t.Errorf("dave, who accepted, is now %q", got)
+		}
+		if !strings.Contains(h.logs.String(), "accepted meanwhile: not re-sent") {
+			t.Errorf("the audit record does not say why dave was not re-invited:\n%s", h.logs.String())
+		}
+	})
+}
