@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,6 +68,9 @@ type AuditEntry struct {
 	Kind              AuditKind
 	MemberID, GroupID string
 	Email             string
+	// Mentions are the emails and ids the request and the answer name
+	// (the members a change of a user group's members is about).
+	Mentions []string
 }
 
 // ByCfaccess reports whether cfaccess made the change: it sends a
@@ -149,6 +153,10 @@ type AuditQuery struct {
 	// All keeps entries of every kind (a person's last activity), not
 	// only members and user groups.
 	All bool
+	// NewestFirst reads the newest entries first (direction desc): when
+	// MaxPages runs out, the oldest are the ones left unread. Entries are
+	// still returned oldest first.
+	NewestFirst bool
 }
 
 // AuditResult is what an audit query found.
@@ -185,6 +193,9 @@ func (c *Client) AuditLog(ctx context.Context, accountID string, q AuditQuery) (
 	for page := 0; ; page++ {
 		if page == q.MaxPages {
 			out.Truncated = true
+			if q.NewestFirst {
+				slices.Reverse(out.Entries)
+			}
 			return out, nil
 		}
 		var p accounts.LogAuditListParams
@@ -193,6 +204,9 @@ func (c *Client) AuditLog(ctx context.Context, accountID string, q AuditQuery) (
 		p.Before.Value, p.Before.Present = q.Before, true
 		p.Limit.Value, p.Limit.Present = auditPageSize, true
 		p.Direction.Value, p.Direction.Present = accounts.LogAuditListParamsDirectionAsc, true
+		if q.NewestFirst {
+			p.Direction.Value = accounts.LogAuditListParamsDirectionDesc
+		}
 		if len(q.ExcludeTokenIDs) > 0 {
 			p.ActorTokenID.Value.Not.Value, p.ActorTokenID.Value.Not.Present = q.ExcludeTokenIDs, true
 			p.ActorTokenID.Present = true
@@ -200,9 +214,11 @@ func (c *Client) AuditLog(ctx context.Context, accountID string, q AuditQuery) (
 		if cursor != "" {
 			p.Cursor.Value, p.Cursor.Present = cursor, true
 		}
+		// Whole seconds, the window widened to them: the documented form
+		// is RFC 3339, and nothing says fractions are accepted.
 		res, err := c.audit.List(ctx, p,
-			option.WithQuery("since", q.Since.UTC().Format(time.RFC3339Nano)),
-			option.WithQuery("before", q.Before.UTC().Format(time.RFC3339Nano)))
+			option.WithQuery("since", q.Since.UTC().Truncate(time.Second).Format(time.RFC3339)),
+			option.WithQuery("before", ceilSecond(q.Before).Format(time.RFC3339)))
 		out.Requests++
 		if err != nil {
 			return out, c.wrap("read the audit log of account "+accountID, err)
@@ -232,6 +248,9 @@ func (c *Client) AuditLog(ctx context.Context, accountID string, q AuditQuery) (
 		}
 		next := cmpOr(env.ResultInfo.Cursor, env.ResultInfo.Cursors.After)
 		if len(res.Result) == 0 || next == "" {
+			if q.NewestFirst {
+				slices.Reverse(out.Entries)
+			}
 			return out, nil
 		}
 		if fresh == 0 || next == cursor {
@@ -240,6 +259,15 @@ func (c *Client) AuditLog(ctx context.Context, accountID string, q AuditQuery) (
 		}
 		cursor = next
 	}
+}
+
+// ceilSecond rounds t up to a whole second, in UTC.
+func ceilSecond(t time.Time) time.Time {
+	t = t.UTC()
+	if r := t.Truncate(time.Second); !r.Equal(t) {
+		return r.Add(time.Second)
+	}
+	return t
 }
 
 // convertAudit reads an SDK entry.
@@ -268,7 +296,32 @@ func convertAudit(r accounts.LogAuditListResponse) AuditEntry {
 	if e.Kind == AuditUserGroup && e.GroupID == "" && isHex32(e.ResourceID) {
 		e.GroupID = e.ResourceID
 	}
+	if e.Kind != "" {
+		e.Mentions = mentions(nil, r.Resource.Request, r.Resource.Response)
+	}
 	return e
+}
+
+// mentions collects the strings of bodies that are emails or ids.
+func mentions(out []string, vs ...any) []string {
+	for _, v := range vs {
+		switch v := v.(type) {
+		case string:
+			if isHex32(v) || strings.Contains(v, "@") && len(v) <= 254 {
+				out = append(out, strings.ToLower(v))
+			}
+		case []any:
+			out = mentions(out, v...)
+		case map[string]any:
+			for _, x := range v {
+				out = mentions(out, x)
+			}
+		}
+		if len(out) > 1000 {
+			return out
+		}
+	}
+	return out
 }
 
 // emailIn finds a member's email in a request or answer body: "email", or

@@ -535,6 +535,7 @@ type accountResult struct {
 	took      time.Duration
 	err       error
 	outOfBand []cloudflare.AuditEntry
+	watch     *watch
 }
 
 // driftStatus lists the plan's changes that correct out-of-band ones.
@@ -619,7 +620,7 @@ func (l *Loop) summarize(c *Checked, o *Outcome, rev gitsource.Revision, now, st
 		if ap.ReadInfo.Read != "" {
 			a.Read = &ReadStatus{Read: ap.ReadInfo.Read, Reason: ap.ReadInfo.Reason, LastFullRead: ap.ReadInfo.LastFullRead.UTC(),
 				AuditLogError: ap.ReadInfo.AuditError}
-			a.outOfBand = ap.ReadInfo.OutOfBand
+			a.outOfBand, a.watch = ap.ReadInfo.OutOfBand, ap.watch
 		}
 		if ap.Plan != nil {
 			a.Drift = driftStatus(ap, o.Results[ap.Provider], o.Applied)
@@ -734,6 +735,9 @@ func (l *Loop) publishMetrics(r *runResult) {
 		}
 		for _, e := range a.outOfBand {
 			m.OutOfBandChanges.WithLabelValues(a.Account, cmp.Or(e.ActorType, "unknown"), cmp.Or(e.ActorContext, "unknown")).Inc()
+		}
+		if a.watch != nil {
+			a.watch.markCounted(a.outOfBand) // each entry counted once
 		}
 		if p := a.Plan; p != nil {
 			m.DriftMembers.WithLabelValues(a.Account, "invite").Set(float64(p.Invite + p.Reinvite))

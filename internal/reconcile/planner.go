@@ -303,7 +303,7 @@ func (p *Planner) planAccount(ctx context.Context, client *cloudflare.Client, cr
 	}
 	if ap.Plan != nil {
 		w.remember(live)
-		attribute(ap.Plan, entries, w.emails)
+		attribute(ap.Plan, w.attribution(entries), w.emails)
 	}
 	return ap
 }

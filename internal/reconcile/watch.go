@@ -1,7 +1,9 @@
 package reconcile
 
 import (
+	"cmp"
 	"context"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -57,8 +59,8 @@ type ReadInfo struct {
 	LastFullRead time.Time
 	// AuditError is why the audit log could not be used, if it could not.
 	AuditError string
-	// OutOfBand are the entries of changes made outside cfaccess seen for
-	// the first time by this reconcile (for the metric).
+	// OutOfBand are the entries of changes made outside cfaccess not yet
+	// counted in the metric (the loop counts them when it publishes).
 	OutOfBand []cloudflare.AuditEntry
 }
 
@@ -67,11 +69,18 @@ type watch struct {
 	acct      *cloudflare.Account
 	readKey   string    // what the read covered (zones, organization)
 	readStart time.Time // when it began
+	// readMono is the process's monotonic clock at the read: a wall clock
+	// set back cannot make a read look younger than it is.
+	readMono  time.Time
 	watermark time.Time // where the last audit query ended
 	dirty     bool      // cfaccess changed the account since
 	// handled are entries already acted on (a full read followed them),
 	// and counted those already in the metric, by id with their time.
 	handled, counted map[string]time.Time
+	// recent are the out-of-band entries seen lately, by id: who made a
+	// drift is still known when its correction comes later (a dry run, a
+	// failed or held-back change, a refused candidate revision).
+	recent map[string]cloudflare.AuditEntry
 	// emails maps member ids seen to emails, to name members the log
 	// names by id only (a removal).
 	emails map[string]string
@@ -95,7 +104,8 @@ func (p *Planner) watchOf(key string) *watch {
 	defer p.mu.Unlock()
 	w := p.watches[key]
 	if w == nil {
-		w = &watch{handled: map[string]time.Time{}, counted: map[string]time.Time{}, emails: map[string]string{}, groups: map[string]string{}}
+		w = &watch{handled: map[string]time.Time{}, counted: map[string]time.Time{}, emails: map[string]string{}, groups: map[string]string{},
+			recent: map[string]cloudflare.AuditEntry{}}
 		p.watches[key] = w
 	}
 	return w
@@ -170,8 +180,8 @@ func (p *Planner) decide(ctx context.Context, log auditLog, w *watch, accountID,
 	}
 	var fresh []cloudflare.AuditEntry
 	for _, e := range entries {
+		w.recent[e.ID] = e
 		if _, ok := w.counted[e.ID]; !ok {
-			w.counted[e.ID] = e.Time
 			info.OutOfBand = append(info.OutOfBand, e)
 		}
 		if _, ok := w.handled[e.ID]; !ok {
@@ -185,7 +195,7 @@ func (p *Planner) decide(ctx context.Context, log auditLog, w *watch, accountID,
 		info.Reason = "applied"
 	case w.readKey != key:
 		info.Reason = "scope"
-	case now.Sub(w.readStart) >= p.Detect.FullReadInterval:
+	case max(now.Sub(w.readStart), time.Since(w.readMono)) >= p.Detect.FullReadInterval:
 		info.Reason = "interval"
 	default:
 		w.watermark = now
@@ -195,7 +205,14 @@ func (p *Planner) decide(ctx context.Context, log auditLog, w *watch, accountID,
 	return nil, entries, info
 }
 
-// prune forgets entries no query can return any more.
+// recentKeep is how long out-of-band entries are kept for attribution.
+const recentKeep = 7 * 24 * time.Hour
+
+// recentMax bounds how many are kept.
+const recentMax = 10_000
+
+// prune forgets entries no query can return any more, and those too old
+// to attribute.
 func (w *watch) prune(now time.Time, margin time.Duration) {
 	cut := w.watermark.Add(-margin - time.Hour)
 	for _, m := range []map[string]time.Time{w.handled, w.counted} {
@@ -204,6 +221,39 @@ func (w *watch) prune(now time.Time, margin time.Duration) {
 				delete(m, id)
 			}
 		}
+	}
+	for id, e := range w.recent {
+		if e.Time.Before(now.Add(-recentKeep)) {
+			delete(w.recent, id)
+		}
+	}
+	if len(w.recent) > recentMax {
+		all := slices.SortedFunc(maps.Values(w.recent), func(a, b cloudflare.AuditEntry) int { return a.Time.Compare(b.Time) })
+		for _, e := range all[:len(all)-recentMax] {
+			delete(w.recent, e.ID)
+		}
+	}
+}
+
+// attribution returns the entries to attribute a plan's changes from:
+// those kept lately and those of this query, oldest first.
+func (w *watch) attribution(entries []cloudflare.AuditEntry) []cloudflare.AuditEntry {
+	all := map[string]cloudflare.AuditEntry{}
+	for _, e := range entries {
+		all[e.ID] = e
+	}
+	for id, e := range w.recent {
+		all[id] = e
+	}
+	return slices.SortedFunc(maps.Values(all), func(a, b cloudflare.AuditEntry) int {
+		return cmp.Or(a.Time.Compare(b.Time), strings.Compare(a.ID, b.ID))
+	})
+}
+
+// markCounted records entries as counted in the metric.
+func (w *watch) markCounted(entries []cloudflare.AuditEntry) {
+	for _, e := range entries {
+		w.counted[e.ID] = e.Time
 	}
 }
 
@@ -215,6 +265,7 @@ func (w *watch) read(acct *cloudflare.Account, key string, start time.Time, entr
 	}
 	w.remember(acct)
 	w.acct, w.readKey, w.readStart, w.watermark, w.dirty = nil, key, start, start, false
+	w.readMono = time.Now()
 	if keep {
 		w.acct = acct
 	}
@@ -277,7 +328,17 @@ func matches(c diff.Change, e cloudflare.AuditEntry, emails map[string]string) b
 		}
 		return e.MemberID != "" && e.MemberID == c.MemberID || email != "" && strings.EqualFold(email, c.Email)
 	case cloudflare.AuditUserGroup:
-		return e.GroupID != "" && e.GroupID == c.GroupID
+		if e.GroupID == "" || e.GroupID != c.GroupID {
+			return false
+		}
+		if c.Action == diff.JoinGroup || c.Action == diff.LeaveGroup {
+			// A change of the group's members names the member; another
+			// change of the group is not this member's drift.
+			return slices.ContainsFunc(e.Mentions, func(m string) bool {
+				return strings.EqualFold(m, c.Email) || m == c.MemberID && m != ""
+			})
+		}
+		return true
 	}
 	return false
 }
@@ -303,7 +364,7 @@ func (p *Planner) learnInvitations(ctx context.Context, log auditLog, acct *clou
 	}
 	// (before a little past now: an invitation sent this very instant
 	// counts)
-	res, err := log.AuditLog(ctx, acct.ID, cloudflare.AuditQuery{Since: now.Add(-window), Before: now.Add(time.Minute), MaxPages: auditPages})
+	res, err := log.AuditLog(ctx, acct.ID, cloudflare.AuditQuery{Since: now.Add(-window), Before: now.Add(time.Minute), MaxPages: auditPages, NewestFirst: true})
 	if err != nil {
 		return // the state's first-seen time stands
 	}

@@ -193,3 +193,50 @@ func TestReinviteChecksTheMemberFirst(t *testing.T) {
 		}
 	})
 }
+
+// Who made a drift stays known while it is not corrected (here a dry
+// run), and each out-of-band entry is counted once; a candidate revision
+// refused in the same reconcile takes none of it away.
+func TestAttributionOutlivesTheQueryWindow(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		story := testkit.NewStory(t)
+		h := newHarness(t, story, func(c *LoopConfig) {
+			c.Interval = time.Minute
+			c.DryRun = true
+			c.Planner.Detect = &Detection{FullReadInterval: time.Hour, Margin: time.Minute}
+		})
+		for range 2 { // the first read, then the story's seeding counted
+			if err := h.once(t); err != nil {
+				t.Fatal(err)
+			}
+			testkit.Advance(time.Minute)
+		}
+		oob := func() float64 { return testutil.ToFloat64(h.metrics.OutOfBandChanges.WithLabelValues("prod", "user", "dash")) }
+		before := oob()
+		story.Fake.SetDashboardUser("mallory@example.com")
+		story.Put("sneaky@example.com", false, desired.Access{Role: "Domain DNS", Resource: testkit.Zone})
+		for i := range 5 {
+			testkit.Advance(time.Minute)
+			if i == 2 { // a revision that fails to plan: refused, the good one planned again
+				story.Commit("bad zone", map[string]string{"bad.yaml": "roles:\n  bad: {providers: [prod], inherits: [Domain DNS], resources: {allow: [zone:missing.example]}}\ngrants:\n  - {users: [zed@example.com], roles: [bad], reason: T-1}\n"})
+			}
+			if err := h.once(t); err != nil {
+				t.Fatal(err)
+			}
+			st := h.loop.Board.Status()
+			var who []string
+			for _, d := range st.Accounts[0].Drift {
+				if d.Email == "sneaky@example.com" {
+					who = append(who, d.Actor)
+				}
+			}
+			if len(who) != 1 || who[0] != "mallory@example.com" {
+				t.Errorf("reconcile %d: sneaky's drift attributed to %v", i, who)
+			}
+		}
+		if got := oob() - before; got != 1 {
+			t.Errorf("out-of-band changes counted %v times, want once", got)
+		}
+	})
+}

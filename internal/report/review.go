@@ -80,10 +80,15 @@ type Activity struct {
 }
 
 // LastActions returns each actor's newest entry, by email: their last
-// activity. Entries without an email (system actors) are left out.
+// activity. Entries without an email (system actors) are left out, and so
+// are cfaccess's own changes (made with a token its owner holds: they are
+// not the owner's activity).
 func LastActions(entries []cloudflare.AuditEntry) map[string]cloudflare.AuditEntry {
 	out := map[string]cloudflare.AuditEntry{}
 	for _, e := range entries {
+		if e.ByCfaccess() {
+			continue
+		}
 		if last, seen := out[e.ActorEmail]; e.ActorEmail != "" && (!seen || !e.Time.Before(last.Time)) {
 			out[e.ActorEmail] = e
 		}
