@@ -212,7 +212,9 @@ func TestAttributionOutlivesTheQueryWindow(t *testing.T) {
 			}
 			testkit.Advance(time.Minute)
 		}
-		oob := func() float64 { return testutil.ToFloat64(h.metrics.OutOfBandChanges.WithLabelValues("prod", "user", "dash")) }
+		oob := func() float64 {
+			return testutil.ToFloat64(h.metrics.OutOfBandChanges.WithLabelValues("prod", "user", "dash"))
+		}
 		before := oob()
 		story.Fake.SetDashboardUser("mallory@example.com")
 		story.Put("sneaky@example.com", false, desired.Access{Role: "Domain DNS", Resource: testkit.Zone})
