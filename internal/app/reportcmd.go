@@ -129,15 +129,16 @@ func (f *reportFlags) run(ctx context.Context, env *Env) error {
 			continue
 		}
 		out.Accounts = append(out.Accounts, evidence.Build(ctx, client, hist, id, pv.AccountID,
-			evidence.Options{Since: since, Until: until, MaxPages: f.maxPages, TokenIDs: f.tokenIDs}))
+			evidence.Options{Since: since, Until: until, Now: env.Now(), MaxPages: f.maxPages, TokenIDs: f.tokenIDs}))
 	}
 	if err := report.Evidence(env.Stdout, f.format, out); err != nil {
 		return err
 	}
 	for _, a := range out.Accounts {
-		if a.Error != "" {
-			// The report says which account could not be read; the exit
-			// code tells a scheduled job it is incomplete.
+		if a.Error != "" || a.Truncated {
+			// The report says which account could not be read, or was
+			// read in part; the exit code tells a scheduled job the
+			// evidence is incomplete.
 			return exitCode(ExitError)
 		}
 	}
@@ -147,6 +148,7 @@ func (f *reportFlags) run(ctx context.Context, env *Env) error {
 // gitHistory looks revisions up in the followed repository.
 type gitHistory struct {
 	remote *gitsource.Remote
+	head   string
 	opts   reconcile.CheckOptions
 }
 
@@ -160,6 +162,9 @@ func (h *gitHistory) Declarations(ctx context.Context, sha string) (*desired.Rep
 }
 
 func (h *gitHistory) Commit(sha string) (string, string, error) {
+	if ok, err := h.remote.Descends(h.head, sha); err != nil || !ok {
+		return "", "", fmt.Errorf("%s is not in the history of the followed branch", sha)
+	}
 	revs, err := h.remote.FirstParents(sha, 1)
 	if err != nil || len(revs) == 0 {
 		return "", "", err
@@ -210,5 +215,5 @@ func (f *reportFlags) history(ctx context.Context) (evidence.History, *desired.R
 	if err := append(diags, ldiags...).Err(); err != nil {
 		return nil, nil, cleanup, fmt.Errorf("the repository at %s is invalid (run reconciler validate):\n%w", strings.TrimSpace(head.SHA), err)
 	}
-	return &gitHistory{remote: remote, opts: opts}, repo, cleanup, nil
+	return &gitHistory{remote: remote, head: head.SHA, opts: opts}, repo, cleanup, nil
 }

@@ -2,6 +2,7 @@ package app
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -46,6 +47,21 @@ func TestReportGolden(t *testing.T) {
 	e.now = at("2027-01-02T14:00:00Z")
 	e.Put("alice@example.com", false, desired.Access{Role: "Domain DNS", Resource: testkit.Zone}, desired.Access{Role: "Billing", Resource: testkit.WholeAccount})
 	apply("2027-01-03T14:00:00Z")
+	// carol removed in the dashboard: cfaccess invites her again.
+	e.now = at("2027-01-10T10:00:00Z")
+	e.Fake.RemoveMember("carol@example.com")
+	apply("2027-01-10T10:10:00Z")
+	// An apply from a checkout with an uncommitted grant: cfaccess's
+	// marker, but no approval; then the grant is gone again.
+	sneak := filepath.Join(e.Repo, "sneak.yaml")
+	if err := os.WriteFile(sneak, []byte("grants:\n  - {users: [sneak@example.com], roles: [ro], reason: none}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	apply("2027-01-15T10:00:00Z")
+	if err := os.Remove(sneak); err != nil {
+		t.Fatal(err)
+	}
+	apply("2027-01-15T12:00:00Z")
 	e.now = at("2027-01-28T08:15:00Z")
 	e.Put("late@example.com", false, desired.Access{Role: "Analytics", Resource: testkit.WholeAccount})
 	e.now = at("2027-02-01T00:00:00Z")
@@ -71,10 +87,16 @@ func TestReportGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := doc.Accounts[0].Summary
-		if s.OutOfBand != 3 || s.Corrected != 2 || s.StillPresent != 1 || s.MaxCorrectionSec != 86400 || s.MedianCorrectionSec != (9000+86400)/2 {
-			t.Errorf("summary %+v: want 3 out of band, 2 corrected (2h30m and 24h), 1 still present", s)
+		if s.OutOfBand != 5 || s.Corrected != 4 || s.StillPresent != 1 || s.MaxCorrectionSec != 86400 || s.MedianCorrectionSec != (7200+9000)/2 {
+			t.Errorf("summary %+v: want 5 out of band, 4 corrected (10m, 2h, 2h30m and 24h), 1 still present", s)
 		}
 		for _, c := range doc.Accounts[0].Changes {
+			if c.Subject == "sneak@example.com" && c.Type == "create" && (c.Approval != "out_of_band" || !strings.Contains(c.Unapproved, "uncommitted")) {
+				t.Errorf("an apply of uncommitted changes counts as approved: %+v", c)
+			}
+			if c.Subject == "carol@example.com" && c.Type == "delete" && (c.CorrectionSeconds == nil || *c.CorrectionSeconds != 600) {
+				t.Errorf("carol's removal in the dashboard is not tied to her re-invitation 10 minutes later: %+v", c)
+			}
 			if c.Approval == "git" && c.Subject == "zoe@example.com" && (c.Revision != second || len(c.Grants) != 1 || !strings.Contains(c.Grants[0], "zoe.yaml:2 OPS-9")) {
 				t.Errorf("zoe's invitation is not tied to its commit and grant: %+v", c)
 			}

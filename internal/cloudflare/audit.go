@@ -71,6 +71,9 @@ type AuditEntry struct {
 	// Mentions are the emails and ids the request and the answer name
 	// (the members a change of a user group's members is about).
 	Mentions []string
+	// GroupName is a user group's name, when the request or answer gives
+	// it.
+	GroupName string
 }
 
 // ByCfaccess reports whether cfaccess made the change: it sends a
@@ -88,18 +91,20 @@ func (e AuditEntry) ByCfaccess(tokenIDs ...string) bool {
 }
 
 // Revision is the Git revision cfaccess stamped on the request (its
-// User-Agent, "cfaccess/v1.2.3 (revision <sha>)"), "" for none.
-func (e AuditEntry) Revision() string {
+// User-Agent, "cfaccess/v1.2.3 (revision <sha>)"), "" for none; modified
+// when it was applied from a checkout with uncommitted changes ("(revision
+// <sha>, modified)").
+func (e AuditEntry) Revision() (sha string, modified bool) {
 	if m := revisionInUA.FindStringSubmatch(e.UserAgent); m != nil && strings.HasPrefix(e.UserAgent, UserAgentPrefix) {
-		return m[1]
+		return m[1], m[2] != ""
 	}
-	return ""
+	return "", false
 }
 
 // UserAgentPrefix starts the User-Agent of every request cfaccess makes.
 const UserAgentPrefix = "cfaccess/"
 
-var revisionInUA = regexp.MustCompile(`\(revision ([0-9a-f]{7,64})\)`)
+var revisionInUA = regexp.MustCompile(`\(revision ([0-9a-f]{7,64})(, modified)?\)`)
 
 // Actor describes who made the change, for people: "mallory@example.com
 // in the dashboard", "token ci-bot over the API".
@@ -298,6 +303,15 @@ func convertAudit(r accounts.LogAuditListResponse) AuditEntry {
 	}
 	if e.Kind != "" {
 		e.Mentions = mentions(nil, r.Resource.Request, r.Resource.Response)
+	}
+	if e.Kind == AuditUserGroup && e.ResourceType != "user_group_member" {
+		for _, b := range []any{r.Resource.Request, r.Resource.Response} {
+			if m, ok := b.(map[string]any); ok {
+				if n, ok := m["name"].(string); ok && e.GroupName == "" {
+					e.GroupName = n
+				}
+			}
+		}
 	}
 	return e
 }

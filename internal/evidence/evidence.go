@@ -48,9 +48,13 @@ type Change struct {
 	Title      string
 	Grants     []string
 	// The actor, for every change; for out-of-band ones, Corrected is
-	// when cfaccess next changed the subject (zero: not in the period).
+	// when cfaccess next changed the subject (zero: not in the period or
+	// the week after it).
 	Actor, Context, IP string
 	Corrected          time.Time
+	// Unapproved says why a change marked as cfaccess's is not counted
+	// as approved through Git.
+	Unapproved string
 }
 
 // TimeToCorrection is how long an out-of-band change stood (0 when not
@@ -73,7 +77,6 @@ type Summary struct {
 // AuditLog reads an account's audit log (the client).
 type AuditLog interface {
 	AuditLog(ctx context.Context, accountID string, q cloudflare.AuditQuery) (cloudflare.AuditResult, error)
-	TokenID(ctx context.Context, accountID string) (string, error)
 }
 
 // History is the repository's Git history: declarations and commits by
@@ -81,65 +84,140 @@ type AuditLog interface {
 type History interface {
 	// Declarations loads the repository at a revision.
 	Declarations(ctx context.Context, sha string) (*desired.Repo, error)
-	// Commit names a revision's author and title.
+	// Commit names a revision's author and title; an error when the
+	// history has no such commit on the followed branch.
 	Commit(sha string) (author, title string, err error)
 }
 
 // Options of a report.
 type Options struct {
 	Since, Until time.Time
+	// Now bounds the look past Until for corrections.
+	Now time.Time
 	// MaxPages of the audit log per account (1,000 entries a page).
 	MaxPages int
-	// TokenIDs are further API tokens whose changes are cfaccess's (a CI
-	// apply's), beside those marked by cfaccess's User-Agent.
+	// TokenIDs, when set, are the API tokens cfaccess uses: a change
+	// counts as cfaccess's only when made with one of them (besides its
+	// User-Agent, which anyone can send).
 	TokenIDs []string
 }
+
+// Windows around the period: members' emails are looked up in the log
+// before it (a removal names the member by id only), corrections after it.
+const (
+	lookBack     = 90 * 24 * time.Hour
+	lookBackPage = 10
+	lookAfter    = 7 * 24 * time.Hour
+)
 
 // Build reads an account's changes in the period.
 func Build(ctx context.Context, log AuditLog, hist History, provider, accountID string, opts Options) Account {
 	a := Account{Provider: provider, AccountID: accountID}
-	res, err := log.AuditLog(ctx, accountID, cloudflare.AuditQuery{Since: opts.Since, Before: opts.Until, MaxPages: cmp.Or(opts.MaxPages, 100)})
+	end := opts.Until.Add(lookAfter)
+	if !opts.Now.IsZero() && opts.Now.Before(end) {
+		end = opts.Now
+	}
+	end = later(end, opts.Until)
+	res, err := log.AuditLog(ctx, accountID, cloudflare.AuditQuery{Since: opts.Since, Before: end, MaxPages: cmp.Or(opts.MaxPages, 100)})
 	if err != nil {
 		a.Error = err.Error()
 		return a
 	}
 	a.Truncated = res.Truncated
 	emails, groups := map[string]string{}, map[string]string{}
-	for _, e := range res.Entries {
-		if e.Email != "" && e.MemberID != "" {
-			emails[e.MemberID] = e.Email
+	learn := func(es []cloudflare.AuditEntry) {
+		for _, e := range es {
+			if e.Email != "" && e.MemberID != "" {
+				emails[e.MemberID] = e.Email
+			}
+			if e.GroupName != "" && e.GroupID != "" {
+				groups[e.GroupID] = e.GroupName
+			}
 		}
 	}
+	if before, err := log.AuditLog(ctx, accountID, cloudflare.AuditQuery{Since: opts.Since.Add(-lookBack), Before: opts.Since,
+		MaxPages: lookBackPage, NewestFirst: true}); err == nil {
+		learn(before.Entries)
+	}
+	learn(res.Entries)
 	repos := map[string]*desired.Repo{}
+	var all []Change
 	for _, e := range res.Entries {
 		if e.Result == "failure" {
 			continue
 		}
 		c := Change{At: e.Time.UTC(), Kind: string(e.Kind), Action: e.Action, Type: e.ActionType,
-			Actor: e.Actor(), Context: e.ActorContext, IP: e.IP, ByCfaccess: e.ByCfaccess(opts.TokenIDs...)}
+			Actor: e.Actor(), Context: e.ActorContext, IP: e.IP, ByCfaccess: e.ByCfaccess()}
 		switch e.Kind {
 		case cloudflare.AuditMember:
 			c.Subject = cmp.Or(e.Email, emails[e.MemberID], e.MemberID)
 		case cloudflare.AuditUserGroup:
-			c.Subject = cmp.Or(groups[e.GroupID], e.GroupID)
+			c.Subject = cmp.Or(e.GroupName, groups[e.GroupID], e.GroupID)
 		}
 		if c.ByCfaccess {
-			c.Revision = e.Revision()
-			if c.Revision != "" && hist != nil {
-				c.Author, c.Title, _ = hist.Commit(c.Revision)
-				repo, ok := repos[c.Revision]
-				if !ok {
-					repo, _ = hist.Declarations(ctx, c.Revision)
-					repos[c.Revision] = repo
-				}
-				c.Grants = grantsOf(repo, provider, c.Subject)
-			}
+			verify(ctx, &c, e, hist, repos, provider, opts.TokenIDs)
 		}
-		a.Changes = append(a.Changes, c)
+		all = append(all, c)
 	}
-	correct(a.Changes)
+	correct(all)
+	for _, c := range all {
+		if c.At.Before(opts.Until) {
+			a.Changes = append(a.Changes, c)
+		}
+	}
 	a.Summary = summarize(a.Changes)
 	return a
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// verify ties a change marked as cfaccess's to its revision, or takes the
+// approval away, saying why: the marker is a User-Agent anyone can send.
+// Approved means made with cfaccess's token (when TokenIDs are known),
+// from a commit of the followed branch (not a modified checkout), and —
+// for one that gives access — with a grant of the subject at that commit.
+func verify(ctx context.Context, c *Change, e cloudflare.AuditEntry, hist History, repos map[string]*desired.Repo, provider string, tokens []string) {
+	deny := func(why string) { c.ByCfaccess, c.Unapproved = false, why }
+	if len(tokens) > 0 && !slices.Contains(tokens, e.TokenID) {
+		deny("marked as cfaccess's, but not made with a token of --cfaccess-token-id")
+		return
+	}
+	sha, modified := e.Revision()
+	c.Revision = sha
+	switch {
+	case modified:
+		deny("applied by cfaccess from uncommitted changes on top of " + short(sha))
+		return
+	case sha == "" || hist == nil:
+		return // approved as cfaccess's, revision not recorded
+	}
+	author, title, err := hist.Commit(sha)
+	if err != nil {
+		deny("marked as applied from " + short(sha) + ", which is not in the repository's history")
+		return
+	}
+	c.Author, c.Title = author, title
+	repo, ok := repos[sha]
+	if !ok {
+		repo, _ = hist.Declarations(ctx, sha)
+		repos[sha] = repo
+	}
+	c.Grants = grantsOf(repo, provider, c.Subject)
+	if len(c.Grants) == 0 && c.Kind == string(cloudflare.AuditMember) && (c.Type == "create" || c.Type == "update") {
+		deny("marked as applied from " + short(sha) + ", which grants " + c.Subject + " nothing")
+	}
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
 }
 
 // grantsOf lists the grants giving email access on the provider's account.

@@ -19,6 +19,9 @@ type Revision struct {
 	SHA     string
 	Author  string // "Name <email>"
 	Subject string
+	// Modified marks a local checkout with uncommitted changes: what is
+	// read is not the commit.
+	Modified bool
 }
 
 // IsURL reports whether repo names a remote repository rather than a
@@ -116,9 +119,22 @@ func Head(dir string) (rev Revision, ok bool) {
 	}
 	c, err := r.CommitObject(ref.Hash())
 	if err != nil {
-		return Revision{SHA: ref.Hash().String()}, true
+		return Revision{SHA: ref.Hash().String(), Modified: modified(r)}, true
 	}
-	return revision(c), true
+	rev = revision(c)
+	rev.Modified = modified(r)
+	return rev, true
+}
+
+// modified reports whether a checkout has uncommitted changes (a failure
+// to tell counts as modified: nothing is claimed of the commit).
+func modified(r *git.Repository) bool {
+	wt, err := r.Worktree()
+	if err != nil {
+		return true
+	}
+	st, err := wt.Status()
+	return err != nil || !st.IsClean()
 }
 
 func revision(c *object.Commit) Revision {

@@ -245,7 +245,11 @@ func (p *Planner) Plan(ctx context.Context, c *Checked, rev gitsource.Revision, 
 		pv := c.Repo.Providers[id]
 		// Credentials are looked up for every plan, so a rotated token
 		// file is picked up without a restart.
-		client, creds, err := p.clientFor(pv.APITokenEnv, rev.SHA)
+		stamp := rev.SHA
+		if rev.Modified && stamp != "" {
+			stamp += ", modified"
+		}
+		client, creds, err := p.clientFor(pv.APITokenEnv, stamp)
 		if err != nil {
 			o.Accounts = append(o.Accounts, &AccountPlan{Provider: id, AccountID: pv.AccountID, Err: err})
 			continue

@@ -52,15 +52,17 @@ type EvidenceChangeDoc struct {
 	Action  string    `json:"action"`
 	Type    string    `json:"type"`
 	// Approval is "git" (made by cfaccess from a revision) or
-	// "out_of_band".
-	Approval string   `json:"approval"`
-	Revision string   `json:"revision,omitempty"`
-	Author   string   `json:"commit_author,omitempty"`
-	Title    string   `json:"commit_title,omitempty"`
-	Grants   []string `json:"grants,omitempty"`
-	Actor    string   `json:"actor"`
-	Context  string   `json:"context"`
-	IP       string   `json:"ip,omitempty"`
+	// "out_of_band"; Unapproved says why a change marked as cfaccess's
+	// is out of band.
+	Approval   string   `json:"approval"`
+	Unapproved string   `json:"unapproved,omitempty"`
+	Revision   string   `json:"revision,omitempty"`
+	Author     string   `json:"commit_author,omitempty"`
+	Title      string   `json:"commit_title,omitempty"`
+	Grants     []string `json:"grants,omitempty"`
+	Actor      string   `json:"actor"`
+	Context    string   `json:"context"`
+	IP         string   `json:"ip,omitempty"`
 	// Corrected is when cfaccess reverted an out-of-band change, and
 	// CorrectionSeconds how long it stood; StillPresent when not reverted
 	// within the period.
@@ -88,7 +90,7 @@ func evidenceDoc(r *evidence.Report) EvidenceDoc {
 				MedianCorrectionSec: int64(a.Summary.MedianCorrection.Seconds()), MaxCorrectionSec: int64(a.Summary.MaxCorrection.Seconds())}}
 		for _, c := range a.Changes {
 			cd := EvidenceChangeDoc{At: c.At, Kind: c.Kind, Subject: c.Subject, Action: c.Action, Type: c.Type, Approval: "out_of_band",
-				Actor: c.Actor, Context: c.Context, IP: c.IP}
+				Unapproved: c.Unapproved, Actor: c.Actor, Context: c.Context, IP: c.IP}
 			if c.ByCfaccess {
 				cd.Approval, cd.Revision, cd.Author, cd.Title, cd.Grants = "git", c.Revision, c.Author, c.Title, c.Grants
 			} else if c.Corrected.IsZero() {
@@ -109,7 +111,7 @@ func evidenceJSON(w io.Writer, r *evidence.Report) error { return WriteJSON(w, e
 func evidenceCSV(w io.Writer, r *evidence.Report) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"account", "time", "kind", "subject", "action", "approval", "revision", "commit_author", "grants",
-		"actor", "context", "ip", "corrected_at", "time_to_correction_seconds"})
+		"actor", "context", "ip", "corrected_at", "time_to_correction_seconds", "note"})
 	for _, a := range evidenceDoc(r).Accounts {
 		for _, c := range a.Changes {
 			corrected, secs := "", ""
@@ -119,7 +121,7 @@ func evidenceCSV(w io.Writer, r *evidence.Report) error {
 				corrected = "still present"
 			}
 			_ = cw.Write(csvSafe([]string{a.Account, c.At.Format(time.RFC3339), c.Kind, c.Subject, c.Action, c.Approval, c.Revision, c.Author,
-				strings.Join(c.Grants, "; "), c.Actor, c.Context, c.IP, corrected, secs}))
+				strings.Join(c.Grants, "; "), c.Actor, c.Context, c.IP, corrected, secs, c.Unapproved}))
 		}
 	}
 	cw.Flush()
@@ -153,7 +155,7 @@ func evidenceMarkdown(w io.Writer, r *evidence.Report) error {
 			continue
 		}
 		if a.Truncated {
-			b.WriteString("⚠️ **The audit log had more entries than were read: the list below is incomplete.**\n\n")
+			b.WriteString("⚠️ **The audit log had more entries than --max-pages allows: the list below is incomplete, its end missing.**\n\n")
 		}
 		s := a.Summary
 		fmt.Fprintf(&b, "| changes | approved through Git | out of band | corrected | still present | median time to correction | longest |\n|---:|---:|---:|---:|---:|---:|---:|\n")
@@ -194,6 +196,9 @@ func evidenceMarkdown(w io.Writer, r *evidence.Report) error {
 				approval = "⚠️ out of band, **still present**"
 			default:
 				approval = "⚠️ out of band, reverted after " + evidence.Duration(c.TimeToCorrection())
+			}
+			if c.Unapproved != "" {
+				approval += "<br>" + mdEscape(c.Unapproved)
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", c.At.Format("2006-01-02 15:04"), mdEscape(c.Subject), mdEscape(c.Action), approval, by)
 		}
