@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"math"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,6 +38,7 @@ func main() {
 	gctrace := flag.Bool("gctrace", false, "print the reconciler's garbage collections (GODEBUG=gctrace=1) to standard error")
 	userGroups := flag.Int("user-groups", 0, "user groups in the account (their policies are empty: what is measured is reading them)")
 	groupMembers := flag.Int("group-members", 50, "members of each user group")
+	daemon := flag.Duration("daemon", 0, "after the steady run, run the daemon this long (--interval daemon/10, --full-read-interval daemon/1.1) and report its requests per reconcile, with and without the audit log")
 	flag.Parse()
 
 	work, err := os.MkdirTemp("", "cfaccess-bench-")
@@ -75,8 +78,84 @@ func main() {
 			fmt.Printf("| %d | %s | %d | %.2f s | %d | %d | %.0f MB | %s |\n", n, run, changes, wall.Seconds(), reqs,
 				int(math.Ceil(float64(n)/50))+int(math.Ceil(float64(*userGroups)/50))+10, float64(rss)/1024, model)
 		}
+		if *daemon > 0 {
+			for _, audit := range []bool{false, true} {
+				s.ResetRequests()
+				full, reused, reqs, reads := runDaemon(bin, dir, ts.URL+fake.BasePath, *daemon, audit, s)
+				daemonRows = append(daemonRows, fmt.Sprintf("| %d | %v | %d | %d | %d | %.0f | %.0f |", n, audit, reads, full, reused, reqs,
+					hourly(reqs, full, reused, audit)))
+			}
+		}
 		ts.Close()
 	}
+	if len(daemonRows) > 0 {
+		fmt.Println("\nThe daemon (`reconciler run --dry-run`) over the steady account, its interval scaled down; requests per hour extrapolated to a 1-minute interval and a 10-minute --full-read-interval:")
+		fmt.Println("\n| members | audit log | reconciles | requests per full read | requests per reused read | requests in all | requests / hour at 1 min |")
+		fmt.Println("|---:|---|---:|---:|---:|---:|---:|")
+		for _, r := range daemonRows {
+			fmt.Println(r)
+		}
+	}
+}
+
+var daemonRows []string
+
+// hourly extrapolates an hour at a 1-minute interval: 6 full reads (one
+// per 10 minutes) and 54 reused reads with the audit log, 60 full reads
+// without.
+func hourly(_ float64, full, reused int, audit bool) float64 {
+	if !audit {
+		return 60 * float64(full)
+	}
+	return 6*float64(full+reused) + 54*float64(reused)
+}
+
+// runDaemon runs `reconciler run --dry-run` for d and returns the requests
+// of one full read and of one reused read (the median of each), all the
+// requests, and the reconciles counted (by their first member page or
+// their audit-log query).
+func runDaemon(bin, dir, api string, d time.Duration, audit bool, s *fake.Server) (full, reused int, all float64, reads int) {
+	cmd := exec.Command(bin, "run", "--repo", dir, "--dry-run", "--listen", "127.0.0.1:0", "--interval", (d / 10).String(),
+		"--full-read-interval", (d * 10 / 11).String(), "--audit-log="+strconv.FormatBool(audit), "--cloudflare-rate-limit", "100000",
+		"--log-level", "error")
+	cmd.Env = append(os.Environ(), "CLOUDFLARE_API_URL="+api, "CLOUDFLARE_API_TOKEN=bench-token")
+	cmd.Stderr = os.Stderr
+	check(cmd.Start())
+	time.Sleep(d)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Wait()
+	// Split the log into reconciles: one starts at each audit-log query
+	// (with the audit log) or each first page of members (without).
+	var runs [][]fake.Request
+	for _, r := range s.Requests() {
+		q, _ := url.ParseQuery(r.Query)
+		start := strings.HasSuffix(r.Path, "/logs/audit") && q.Get("cursor") == "" ||
+			!audit && strings.HasSuffix(r.Path, "/members") && q.Get("page") == "1"
+		if start || len(runs) == 0 {
+			runs = append(runs, nil)
+		}
+		runs[len(runs)-1] = append(runs[len(runs)-1], r)
+	}
+	var fulls, reuses []int
+	for i, run := range runs {
+		if i == 0 || i == len(runs)-1 {
+			continue // the first read, and one cut short by the stop
+		}
+		if len(run) > 3 {
+			fulls = append(fulls, len(run))
+		} else {
+			reuses = append(reuses, len(run))
+		}
+	}
+	return median(fulls), median(reuses), float64(len(s.Requests())), len(runs)
+}
+
+func median(xs []int) int {
+	if len(xs) == 0 {
+		return 0
+	}
+	slices.Sort(xs)
+	return xs[len(xs)/2]
 }
 
 // reconcile runs `reconciler apply` as a child process and returns its

@@ -120,26 +120,12 @@ func evidenceCSV(w io.Writer, r *evidence.Report) error {
 			} else if c.StillPresent {
 				corrected = "still present"
 			}
-			_ = cw.Write(csvSafe([]string{a.Account, c.At.Format(time.RFC3339), c.Kind, c.Subject, c.Action, c.Approval, c.Revision, c.Author,
+			_ = cw.Write(csvCells([]string{a.Account, c.At.Format(time.RFC3339), c.Kind, c.Subject, c.Action, c.Approval, c.Revision, c.Author,
 				strings.Join(c.Grants, "; "), c.Actor, c.Context, c.IP, corrected, secs, c.Unapproved}))
 		}
 	}
 	cw.Flush()
 	return cw.Error()
-}
-
-// csvSafe keeps a spreadsheet from reading a field as a formula (a
-// subject or reason starting "=", "+", "-", "@"), and strips control
-// characters.
-func csvSafe(fields []string) []string {
-	for i, f := range fields {
-		f = Visible(f)
-		if f != "" && strings.ContainsRune("=+-@", rune(f[0])) {
-			f = "'" + f
-		}
-		fields[i] = f
-	}
-	return fields
 }
 
 func evidenceMarkdown(w io.Writer, r *evidence.Report) error {
