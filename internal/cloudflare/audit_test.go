@@ -131,4 +131,15 @@ func TestAuditLogDelayAndGaps(t *testing.T) {
 	if got := read(); len(got) != 1 || got[0].Email != "late@example.com" {
 		t.Fatalf("after the delay: %+v", got)
 	}
+	// A loss rate: about that share of entries never appears.
+	s.SetAuditDelay(0)
+	s.SetAuditLossRate(0.3, 7)
+	for i := range 200 {
+		if _, err := s.PutMember(fake.MemberSpec{Email: fmt.Sprintf("r%03d@example.com", i), Access: []desired.Access{{Role: "Analytics", Resource: account}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(read()) - 1; got < 110 || got > 170 {
+		t.Errorf("%d of 200 entries appear at a loss rate of 0.3", got)
+	}
 }

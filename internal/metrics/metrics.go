@@ -64,7 +64,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		PendingInvites: f.NewGaugeVec(prometheus.GaugeOpts{Name: "cfaccess_pending_invites",
 			Help: "Members invited and not yet accepted."}, []string{"account"}),
 		OldestPendingInvite: f.NewGaugeVec(prometheus.GaugeOpts{Name: "cfaccess_oldest_pending_invite_age_seconds",
-			Help: "Age of the oldest pending invitation, as far as this process has seen it."}, []string{"account"}),
+			Help: "Age of the oldest pending invitation: from its \"Add Member\" entry in the audit log, else since this process (or --state-file) first saw it."}, []string{"account"}),
 		BreakerTripped: f.NewGaugeVec(prometheus.GaugeOpts{Name: "cfaccess_removal_breaker_tripped",
 			Help: "1 while the account's plan is refused by the mass-removal breaker: a person must look."}, []string{"account"}),
 		BuildInfo: f.NewGaugeVec(prometheus.GaugeOpts{Name: "cfaccess_build_info",

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"slices"
@@ -75,6 +76,15 @@ func (s *Server) LoseAuditEntries(n int) {
 // SetDashboardUser names another.
 const DashboardUser = "admin@example.com"
 
+// SetAuditLossRate makes each new audit entry go missing with
+// probability rate, drawn from a generator seeded with seed: the log's
+// gaps, at a rate, reproducibly.
+func (s *Server) SetAuditLossRate(rate float64, seed uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.auditLossRate, s.auditRand = rate, rand.New(rand.NewPCG(seed, seed))
+}
+
 // SetDashboardUser names the person the dashboard hooks act as
 // (PutMember, RemoveMember, PutUserGroup); "" logs nothing for them (a
 // benchmark's seeding).
@@ -113,6 +123,9 @@ func (s *Server) auditLocked(e AuditEntry) {
 	e.visible = e.Time.Add(s.auditDelay)
 	if s.auditLose > 0 {
 		s.auditLose--
+		e.lost = true
+	}
+	if s.auditLossRate > 0 && s.auditRand.Float64() < s.auditLossRate {
 		e.lost = true
 	}
 	if e.Result == "" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -80,6 +81,9 @@ type Server struct {
 	auditDelay time.Duration
 	auditLose  int
 	dashUser   string
+	// auditLossRate of new audit entries go missing (auditRand draws).
+	auditLossRate float64
+	auditRand     *rand.Rand
 }
 
 // Request is one logged request.
