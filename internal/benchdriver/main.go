@@ -147,7 +147,14 @@ func runDaemon(bin, dir, api string, d time.Duration, audit bool, s *fake.Server
 			reuses = append(reuses, len(run))
 		}
 	}
-	return median(fulls), median(reuses), float64(len(s.Requests())), len(runs)
+	full = median(fulls)
+	if full == 0 && len(runs) > 0 {
+		full = len(runs[0]) // no full read but the first: it tells the cost
+	}
+	if !audit {
+		reused = 0
+	}
+	return full, median(reuses), float64(len(s.Requests())), len(runs)
 }
 
 func median(xs []int) int {

@@ -154,9 +154,7 @@ func (c *Client) GetMember(ctx context.Context, acct *Account, memberID string) 
 	if err := checkIDs("read member "+memberID+" of account "+accountID, accountID, memberID); err != nil {
 		return Member{}, err
 	}
-	var p accounts.MemberGetParams
-	p.AccountID.Value, p.AccountID.Present = accountID, true
-	m, err := c.members.Get(ctx, memberID, p)
+	m, err := c.members.Get(ctx, memberID, memberGetParams(accountID))
 	if err != nil {
 		return Member{}, c.wrap("read member "+memberID+" of account "+accountID, err)
 	}
@@ -165,6 +163,12 @@ func (c *Client) GetMember(ctx context.Context, acct *Account, memberID string) 
 		return Member{}, err
 	}
 	return conv.resolve(acct.ResourceGroups, acct.inheritedPolicies(memberID)), nil
+}
+
+func memberGetParams(accountID string) accounts.MemberGetParams {
+	var p accounts.MemberGetParams
+	p.AccountID.Value, p.AccountID.Present = accountID, true
+	return p
 }
 
 // CreateResourceGroup creates a resource group named name for the whole

@@ -619,7 +619,7 @@ func (l *Loop) summarize(c *Checked, o *Outcome, rev gitsource.Revision, now, st
 		}
 		if ap.ReadInfo.Read != "" {
 			a.Read = &ReadStatus{Read: ap.ReadInfo.Read, Reason: ap.ReadInfo.Reason, LastFullRead: ap.ReadInfo.LastFullRead.UTC(),
-				AuditLogError: ap.ReadInfo.AuditError}
+				AuditLogError: ap.ReadInfo.AuditError, Note: ap.ReadInfo.Note}
 			a.outOfBand, a.watch = ap.ReadInfo.OutOfBand, ap.watch
 		}
 		if ap.Plan != nil {

@@ -284,6 +284,19 @@ func (p *Planner) planAccount(ctx context.Context, client *cloudflare.Client, cr
 	w := p.watchOf(credsKey + "/" + pv.AccountID)
 	tokens := func() []string { return p.tokenIDs(ctx, client, credsKey, pv.AccountID) }
 	live, entries, info := p.decide(ctx, client, w, pv.AccountID, key, tokens, now)
+	if info.Read == "partial" {
+		if err := client.RefreshMembers(ctx, live, info.refresh); err != nil {
+			// Read whole instead: the log named something a member read
+			// cannot settle.
+			live, info.Read, info.LastFullRead, info.Note = nil, "full", now, "a partial read was given up: "+err.Error()
+		} else {
+			for _, e := range info.fresh {
+				w.handled[e.ID] = e.Time
+			}
+			w.watermark = now
+			w.remember(live)
+		}
+	}
 	if live == nil {
 		w.acct = nil // not kept through the new read
 		var err error

@@ -64,7 +64,8 @@ type AccountStatus struct {
 
 // ReadStatus is how an account's live state was had.
 type ReadStatus struct {
-	// Read is "full" or "reused".
+	// Read is "full", "reused" or "partial" (the members the audit log
+	// names read again, the rest reused).
 	Read string `json:"read"`
 	// Reason of a full read: first, changes (the audit log shows some),
 	// applied (cfaccess changed the account), interval
@@ -72,8 +73,10 @@ type ReadStatus struct {
 	// audit_log_unavailable, disabled (--audit-log=false).
 	Reason       string    `json:"reason,omitempty"`
 	LastFullRead time.Time `json:"last_full_read"`
-	// AuditLogError is why the audit log could not be used.
+	// AuditLogError is why the audit log could not be used; Note why a
+	// partial read (of the members the log names) was given up.
 	AuditLogError string `json:"audit_log_error,omitempty"`
+	Note          string `json:"note,omitempty"`
 }
 
 // DriftStatus is a correction of an out-of-band change.

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -241,4 +242,93 @@ func TestAttributionOutlivesTheQueryWindow(t *testing.T) {
 			t.Errorf("out-of-band changes counted %v times, want once", got)
 		}
 	})
+}
+
+// Changes the log names by member id are settled by reading those
+// members: an edit and a removal in the dashboard cost a request each,
+// not a read of the account. A member id the account does not know (the
+// log's resource id is not documented to be the member's) gives the
+// partial read up for a full one.
+func TestPartialRead(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		story := testkit.NewStory(t)
+		h := newHarness(t, story, func(c *LoopConfig) {
+			c.Interval = time.Minute
+			c.Planner.Detect = &Detection{FullReadInterval: time.Hour, Margin: time.Minute}
+		})
+		for range 4 { // converge, then steady
+			if err := h.once(t); err != nil {
+				t.Fatal(err)
+			}
+			testkit.Advance(time.Minute)
+		}
+		if r := readStatus(h); r.Read != "reused" {
+			t.Fatalf("steady read %+v", r)
+		}
+		story.Fake.SetDashboardUser("mallory@example.com")
+		story.Put("alice@example.com", false, desired.Access{Role: "Domain DNS", Resource: testkit.Zone}, desired.Access{Role: "Billing", Resource: testkit.WholeAccount})
+		story.Fake.RemoveMember("carol@example.com")
+		testkit.Advance(time.Minute)
+		requests(story.Fake)
+		if err := h.once(t); err != nil {
+			t.Fatal(err)
+		}
+		_, paths := requests(story.Fake)
+		reads := 0
+		for _, p := range paths {
+			if strings.HasPrefix(p, "GET ") && strings.Contains(p, "/members/") {
+				reads++
+			}
+		}
+		if r := readStatus(h); r.Read != "partial" || r.Reason != "changes" {
+			t.Fatalf("read %+v, want partial", r)
+		}
+		// alice and carol read, then alice's update and carol's invitation
+		// read back: four member reads, no member list (the resource-group
+		// list, one request, is what an invitation reads when its group is
+		// not known from the members).
+		if reads != 4 || slices.ContainsFunc(paths, func(p string) bool { return strings.HasSuffix(p, "/members") && strings.HasPrefix(p, "GET") }) {
+			t.Errorf("requests %v: want two member reads and two read-backs, no list", paths)
+		}
+		if m := story.Members(); !strings.Contains(m["carol@example.com"], "pending") || strings.Contains(m["alice@example.com"], "Billing") {
+			t.Errorf("not corrected: %v", m)
+		}
+		drift := h.loop.Board.Status().Accounts[0].Drift
+		if len(drift) != 2 || drift[0].Actor != "mallory@example.com" || drift[1].Actor != "mallory@example.com" {
+			t.Errorf("drift %+v", drift)
+		}
+
+		// The log names an id the account does not hold: read whole.
+		for range 2 {
+			testkit.Advance(time.Minute)
+			if err := h.once(t); err != nil {
+				t.Fatal(err)
+			}
+		}
+		story.Fake.Fail(fake.Failure{Path: "/accounts/" + story.Fake.AccountID() + "/logs/audit", Times: 1,
+			Mutate: func(b []byte) []byte {
+				return []byte(strings.Replace(string(b), `"id":"`+memberIDOf(story, "sneaky@example.com")+`"`, `"id":"0123456789abcdef0123456789abcdef"`, 1))
+			}})
+		story.Put("sneaky@example.com", false, desired.Access{Role: "Domain DNS", Resource: testkit.Zone})
+		testkit.Advance(time.Minute)
+		if err := h.once(t); err != nil {
+			t.Fatal(err)
+		}
+		if r := readStatus(h); r.Read != "full" || !strings.Contains(r.Note, "partial read was given up") {
+			t.Errorf("read %+v, want a full read after a partial one was given up", r)
+		}
+		if story.HasMember("sneaky@example.com") {
+			t.Error("sneaky not removed")
+		}
+	})
+}
+
+func memberIDOf(story *testkit.Story, email string) string {
+	for _, m := range story.Fake.Members() {
+		if m.Email == email {
+			return m.ID
+		}
+	}
+	return ""
 }

@@ -208,7 +208,7 @@ func Masked(st reconcile.Status) reconcile.Status {
 		a.NotChecked = maskAll(a.NotChecked)
 		if a.Read != nil {
 			r := *a.Read
-			r.AuditLogError = maskEmails(r.AuditLogError)
+			r.AuditLogError, r.Note = maskEmails(r.AuditLogError), maskEmails(r.Note)
 			a.Read = &r
 		}
 		drift := make([]reconcile.DriftStatus, len(a.Drift))
