@@ -151,10 +151,10 @@ func runDaemon(bin, dir, api string, d time.Duration, audit bool, s *fake.Server
 	if full == 0 && len(runs) > 0 {
 		full = len(runs[0]) // no full read but the first: it tells the cost
 	}
-	if !audit {
+	if reused = median(reuses); !audit {
 		reused = 0
 	}
-	return full, median(reuses), float64(len(s.Requests())), len(runs)
+	return full, reused, float64(len(s.Requests())), len(runs)
 }
 
 func median(xs []int) int {
