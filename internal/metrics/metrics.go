@@ -82,7 +82,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		OutOfBandChanges: f.NewCounterVec(prometheus.CounterOpts{Name: "cfaccess_out_of_band_changes_total",
 			Help: "Changes to members and user groups made outside cfaccess, from the account's audit log, by the actor's type (user, account, cloudflare_admin, system) and context (dash, api_token, api_key, oauth)."}, []string{"account", "actor_type", "context"}),
 		LiveReads: f.NewCounterVec(prometheus.CounterOpts{Name: "cfaccess_live_reads_total",
-			Help: "How each reconcile had the account's live state: read full or reused (the audit log showed no change), with the reason of a full read (first, changes, applied, interval, scope, audit_log_unavailable, disabled)."}, []string{"account", "read", "reason"}),
+			Help: "How each reconcile had the account's live state: read full, reused (the audit log showed no change) or partial (the members the log names read again), with the reason of a full read (first, changes, applied, interval, scope, audit_log_unavailable, disabled)."}, []string{"account", "read", "reason"}),
 	}
 	// Counters born at zero: increase() sees the first event.
 	for _, r := range []string{"invalid", "denied", "unverified", "non_fast_forward"} {
