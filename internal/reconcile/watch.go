@@ -315,6 +315,12 @@ func (w *watch) remember(acct *cloudflare.Account) {
 	if acct == nil {
 		return
 	}
+	if len(w.emails) > 2*len(acct.Members)+10_000 { // churn: start again from this read
+		w.emails = map[string]string{}
+	}
+	if len(w.groups) > 2*len(acct.UserGroups)+1_000 {
+		w.groups = map[string]string{}
+	}
 	for _, m := range acct.Members {
 		w.emails[m.ID] = m.Email
 	}
