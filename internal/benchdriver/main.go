@@ -81,17 +81,17 @@ func main() {
 		if *daemon > 0 {
 			for _, audit := range []bool{false, true} {
 				s.ResetRequests()
-				full, reused, reqs, reads := runDaemon(bin, dir, ts.URL+fake.BasePath, *daemon, audit, s)
-				daemonRows = append(daemonRows, fmt.Sprintf("| %d | %v | %d | %d | %d | %.0f | %.0f |", n, audit, reads, full, reused, reqs,
-					hourly(reqs, full, reused, audit)))
+				full, reused, reqs, reads, rss := runDaemon(bin, dir, ts.URL+fake.BasePath, *daemon, audit, s)
+				daemonRows = append(daemonRows, fmt.Sprintf("| %d | %v | %d | %d | %d | %.0f | %.0f | %.0f MB |", n, audit, reads, full, reused, reqs,
+					hourly(reqs, full, reused, audit), float64(rss)/1024))
 			}
 		}
 		ts.Close()
 	}
 	if len(daemonRows) > 0 {
 		fmt.Println("\nThe daemon (`reconciler run --dry-run`) over the steady account, its interval scaled down; requests per hour extrapolated to a 1-minute interval and a 10-minute --full-read-interval:")
-		fmt.Println("\n| members | audit log | reconciles | requests per full read | requests per reused read | requests in all | requests / hour at 1 min |")
-		fmt.Println("|---:|---|---:|---:|---:|---:|---:|")
+		fmt.Println("\n| members | audit log | reconciles | requests per full read | requests per reused read | requests in all | requests / hour at 1 min | peak RSS |")
+		fmt.Println("|---:|---|---:|---:|---:|---:|---:|---:|")
 		for _, r := range daemonRows {
 			fmt.Println(r)
 		}
@@ -114,7 +114,7 @@ func hourly(_ float64, full, reused int, audit bool) float64 {
 // of one full read and of one reused read (the median of each), all the
 // requests, and the reconciles counted (by their first member page or
 // their audit-log query).
-func runDaemon(bin, dir, api string, d time.Duration, audit bool, s *fake.Server) (full, reused int, all float64, reads int) {
+func runDaemon(bin, dir, api string, d time.Duration, audit bool, s *fake.Server) (full, reused int, all float64, reads int, rss int64) {
 	cmd := exec.Command(bin, "run", "--repo", dir, "--dry-run", "--listen", "127.0.0.1:0", "--interval", (d / 10).String(),
 		"--full-read-interval", (d * 10 / 11).String(), "--audit-log="+strconv.FormatBool(audit), "--cloudflare-rate-limit", "100000",
 		"--log-level", "error", "--policy-timeout", "2m")
@@ -124,6 +124,7 @@ func runDaemon(bin, dir, api string, d time.Duration, audit bool, s *fake.Server
 	time.Sleep(d)
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	_ = cmd.Wait()
+	rss = cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
 	// Split the log into reconciles: one starts at each audit-log query
 	// (with the audit log) or each first page of members (without).
 	var runs [][]fake.Request
@@ -154,7 +155,7 @@ func runDaemon(bin, dir, api string, d time.Duration, audit bool, s *fake.Server
 	if reused = median(reuses); !audit {
 		reused = 0
 	}
-	return full, reused, float64(len(s.Requests())), len(runs)
+	return full, reused, float64(len(s.Requests())), len(runs), rss
 }
 
 func median(xs []int) int {
