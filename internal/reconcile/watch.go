@@ -19,10 +19,12 @@ import (
 // costs one. So the daemon keeps each account's last full read and, at
 // each reconcile, asks the log first: with nothing changed out of band,
 // and the read younger than FullReadInterval, it plans against the kept
-// read (with the clock of now, so grants still expire on time). Anything
-// else reads the account in full: an entry naming a member or user group,
-// a failed or truncated query, a change of what is read (zones, the
-// organization), changes applied by cfaccess, or the read's age. The log
+// read (with the clock of now, so grants still expire on time). A few
+// members the log names by id are read again one by one (a partial read).
+// Anything else reads the account in full: other entries naming members
+// or user groups, a failed or truncated query, a change of what is read
+// (zones, the organization), changes applied by cfaccess, or the read's
+// age. The log
 // is a beta "with gaps or missing entries" and its ingestion delay is not
 // documented: each query overlaps the last by Margin, and FullReadInterval
 // bounds how long the log alone is trusted.
@@ -220,8 +222,9 @@ func (p *Planner) decide(ctx context.Context, log auditLog, w *watch, accountID,
 			fresh = append(fresh, e)
 		}
 	}
+	age := max(now.Sub(w.readStart), time.Since(w.readMono))
 	switch {
-	case len(fresh) > 0 && !w.dirty && w.readKey == key && max(now.Sub(w.readStart), time.Since(w.readMono)) < p.Detect.FullReadInterval:
+	case len(fresh) > 0 && !w.dirty && w.readKey == key && age < p.Detect.FullReadInterval:
 		info.Reason = "changes"
 		if changes := partial(fresh, len(w.acct.Members)); changes != nil {
 			info.Read, info.LastFullRead, info.refresh, info.fresh = "partial", w.readStart, changes, fresh
@@ -233,7 +236,7 @@ func (p *Planner) decide(ctx context.Context, log auditLog, w *watch, accountID,
 		info.Reason = "applied"
 	case w.readKey != key:
 		info.Reason = "scope"
-	case max(now.Sub(w.readStart), time.Since(w.readMono)) >= p.Detect.FullReadInterval:
+	case age >= p.Detect.FullReadInterval:
 		info.Reason = "interval"
 	default:
 		w.watermark = now
