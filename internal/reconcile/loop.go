@@ -238,6 +238,9 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 		var o *Outcome
 		if c.Valid() && !c.Denied() {
 			if o, err = l.cfg.Planner.Plan(ctx, c, snap.rev, now, l.cfg.Plans); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err() // stopping (or past the timeout): said there
+				}
 				l.cfg.Log.Error("plan", "revision", snap.rev.SHA, "error", err)
 				return fmt.Errorf("plan %s: %w", snap.rev.SHA, errors.Join(err, errTransient))
 			}
