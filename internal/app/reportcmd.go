@@ -59,7 +59,7 @@ or a Git URL: revisions are looked up in it. The audit log keeps 18 months.`,
 	cmd.Flags().StringVar(&f.until, "until", "", "end of the period, inclusive for a date (default: now)")
 	cmd.Flags().StringVar(&f.format, "format", "markdown", "output format: markdown, json or csv")
 	cmd.Flags().StringVar(&f.provider, "provider", "", "report this provider (account) only")
-	cmd.Flags().StringSliceVar(&f.tokenIDs, "cfaccess-token-id", nil, "ids of further API tokens whose changes count as cfaccess's (its own requests are known by their User-Agent)")
+	cmd.Flags().StringSliceVar(&f.tokenIDs, "cfaccess-token-id", nil, "ids of the API tokens cfaccess applies with: a change then counts as approved only when made with one of them (cfaccess's User-Agent alone can be sent by anyone)")
 	cmd.Flags().IntVar(&f.maxPages, "max-pages", 100, "pages of 1,000 audit-log entries to read per account, at most")
 	return cmd
 }
@@ -147,9 +147,10 @@ func (f *reportFlags) run(ctx context.Context, env *Env) error {
 
 // gitHistory looks revisions up in the followed repository.
 type gitHistory struct {
-	remote *gitsource.Remote
-	head   string
-	opts   reconcile.CheckOptions
+	remote  *gitsource.Remote
+	head    string
+	opts    reconcile.CheckOptions
+	onTrunk map[string]bool // by SHA: on the followed branch
 }
 
 func (h *gitHistory) Declarations(ctx context.Context, sha string) (*desired.Repo, error) {
@@ -162,7 +163,12 @@ func (h *gitHistory) Declarations(ctx context.Context, sha string) (*desired.Rep
 }
 
 func (h *gitHistory) Commit(sha string) (string, string, error) {
-	if ok, err := h.remote.Descends(h.head, sha); err != nil || !ok {
+	ok, seen := h.onTrunk[sha]
+	if !seen {
+		ok, _ = h.remote.Descends(h.head, sha)
+		h.onTrunk[sha] = ok
+	}
+	if !ok {
 		return "", "", fmt.Errorf("%s is not in the history of the followed branch", sha)
 	}
 	revs, err := h.remote.FirstParents(sha, 1)
@@ -180,7 +186,7 @@ func (f *reportFlags) history(ctx context.Context) (evidence.History, *desired.R
 	opts := reconcile.CheckOptions{AllowUnknownRoles: true}
 	url := f.repo
 	if !gitsource.IsURL(url) {
-		if _, ok := gitsource.Head(f.repo); !ok {
+		if !gitsource.IsRepo(f.repo) {
 			src, diags, err := desired.ReadDir(f.repo, f.path)
 			if err != nil {
 				return nil, nil, cleanup, err
@@ -215,5 +221,5 @@ func (f *reportFlags) history(ctx context.Context) (evidence.History, *desired.R
 	if err := append(diags, ldiags...).Err(); err != nil {
 		return nil, nil, cleanup, fmt.Errorf("the repository at %s is invalid (run reconciler validate):\n%w", strings.TrimSpace(head.SHA), err)
 	}
-	return &gitHistory{remote: remote, head: head.SHA, opts: opts}, repo, cleanup, nil
+	return &gitHistory{remote: remote, head: head.SHA, opts: opts, onTrunk: map[string]bool{}}, repo, cleanup, nil
 }

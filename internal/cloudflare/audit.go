@@ -72,8 +72,9 @@ type AuditEntry struct {
 	// (the members a change of a user group's members is about).
 	Mentions []string
 	// GroupName is a user group's name, when the request or answer gives
-	// it.
-	GroupName string
+	// it; GroupMembers marks a change of a group's members (…/members).
+	GroupName    string
+	GroupMembers bool
 }
 
 // ByCfaccess reports whether cfaccess made the change: it sends a
@@ -182,6 +183,8 @@ const auditPageSize = 1000
 var (
 	memberURI    = regexp.MustCompile(`/accounts/[^/]+/members(?:/([^/?]+))?`)
 	userGroupURI = regexp.MustCompile(`/accounts/[^/]+/iam/user_groups(?:/([^/?]+))?`)
+	// groupMembersURI names a change of a user group's members.
+	groupMembersURI = regexp.MustCompile(`/accounts/[^/]+/iam/user_groups/[^/?]+/members`)
 )
 
 // AuditLog reads the account's audit entries in q's window, oldest first.
@@ -288,6 +291,7 @@ func convertAudit(r accounts.LogAuditListResponse) AuditEntry {
 		if m := userGroupURI.FindStringSubmatch(e.URI); m != nil {
 			e.GroupID = m[1]
 		}
+		e.GroupMembers = groupMembersURI.MatchString(e.URI)
 	case memberURI.MatchString(e.URI) || e.Product == "members":
 		e.Kind = AuditMember
 		if m := memberURI.FindStringSubmatch(e.URI); m != nil {

@@ -2,12 +2,15 @@ package cloudflare
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
 	"github.com/cfaccess/reconciler/internal/desired"
@@ -141,5 +144,54 @@ func TestAuditLogDelayAndGaps(t *testing.T) {
 	}
 	if got := len(read()) - 1; got < 110 || got > 170 {
 		t.Errorf("%d of 200 entries appear at a loss rate of 0.3", got)
+	}
+}
+
+// RefreshMembers puts the members read again in place; a removed member
+// leaves its user groups too (as Cloudflare does); a member the account
+// does not hold, or one the log says was removed that is still there,
+// refuses, changing nothing.
+func TestRefreshMembers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Config{})
+	ctx := context.Background()
+	id := e.fake.AccountID()
+	ro := []desired.Access{{Role: "Analytics", Resource: account}}
+	alice, _ := e.fake.PutMember(fake.MemberSpec{Email: "alice@example.com", Access: ro})
+	bob, _ := e.fake.PutMember(fake.MemberSpec{Email: "bob@example.com", Access: ro})
+	if _, err := e.fake.PutUserGroup(fake.UserGroupSpec{Name: "ops", Members: []string{"alice@example.com", "bob@example.com"}}); err != nil {
+		t.Fatal(err)
+	}
+	acct, err := e.client.ReadAccount(ctx, id, ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.fake.RemoveMember("alice@example.com")
+	if _, err := e.fake.PutMember(fake.MemberSpec{Email: "bob@example.com", Access: []desired.Access{{Role: "Analytics", Resource: account}, {Role: "Billing", Resource: account}}}); err != nil {
+		t.Fatal(err)
+	}
+	before := len(acct.Members)
+	if err := e.client.RefreshMembers(ctx, acct, []MemberChange{{ID: bob, Removed: true}}); !errors.Is(err, ErrRefreshUnsafe) || len(acct.Members) != before {
+		t.Fatalf("bob said removed but present: %v", err)
+	}
+	if err := e.client.RefreshMembers(ctx, acct, []MemberChange{{ID: "0123456789abcdef0123456789abcdef"}}); !errors.Is(err, ErrRefreshUnsafe) {
+		t.Fatalf("an unknown id: %v", err)
+	}
+	if err := e.client.RefreshMembers(ctx, acct, []MemberChange{{ID: alice, Removed: true}, {ID: bob}}); err != nil {
+		t.Fatal(err)
+	}
+	full, err := e.client.ReadAccount(ctx, id, ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(full.Members, acct.Members); diff != "" {
+		t.Errorf("refreshed members differ from a full read (-full +refreshed):\n%s", diff)
+	}
+	for _, g := range acct.UserGroups {
+		for _, m := range g.Members {
+			if m.ID == alice {
+				t.Errorf("alice, removed, is still in user group %s", g.Name)
+			}
+		}
 	}
 }

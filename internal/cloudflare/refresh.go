@@ -66,6 +66,11 @@ func (c *Client) RefreshMembers(ctx context.Context, acct *Account, changes []Me
 	}
 	for i, ch := range changes {
 		acct.Members = slices.DeleteFunc(acct.Members, func(m Member) bool { return m.ID == ch.ID })
+		if fresh[i] == nil { // removed: out of its user groups too, as Cloudflare does
+			for g := range acct.UserGroups {
+				acct.UserGroups[g].Members = slices.DeleteFunc(acct.UserGroups[g].Members, func(m GroupMember) bool { return m.ID == ch.ID })
+			}
+		}
 		if fresh[i] != nil {
 			acct.Members = append(acct.Members, fresh[i].resolve(acct.ResourceGroups, acct.inheritedPolicies(ch.ID)))
 		}

@@ -123,7 +123,9 @@ func Build(ctx context.Context, log AuditLog, hist History, provider, accountID 
 		a.Error = err.Error()
 		return a
 	}
-	a.Truncated = res.Truncated
+	// Cut short: only the period counts (the week after is for
+	// corrections).
+	a.Truncated = res.Truncated && (len(res.Entries) == 0 || res.Entries[len(res.Entries)-1].Time.Before(opts.Until))
 	emails, groups := map[string]string{}, map[string]string{}
 	learn := func(es []cloudflare.AuditEntry) {
 		for _, e := range es {
@@ -193,8 +195,12 @@ func verify(ctx context.Context, c *Change, e cloudflare.AuditEntry, hist Histor
 	case modified:
 		deny("applied by cfaccess from uncommitted changes on top of " + short(sha))
 		return
-	case sha == "" || hist == nil:
-		return // approved as cfaccess's, revision not recorded
+	case sha == "":
+		deny("marked as cfaccess's, but names no revision to check")
+		return
+	case hist == nil:
+		deny("marked as applied from " + short(sha) + ", but --repo has no Git history to check it against")
+		return
 	}
 	author, title, err := hist.Commit(sha)
 	if err != nil {

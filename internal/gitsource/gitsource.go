@@ -1,6 +1,7 @@
 package gitsource
 
 import (
+	"path/filepath"
 	"context"
 	"errors"
 	"fmt"
@@ -126,15 +127,38 @@ func Head(dir string) (rev Revision, ok bool) {
 	return rev, true
 }
 
-// modified reports whether a checkout has uncommitted changes (a failure
-// to tell counts as modified: nothing is claimed of the commit).
+// modified reports whether a checkout has uncommitted changes that could
+// be declarations: any change to a tracked file, or an untracked YAML or
+// Rego file (a plan.json a CI job writes is not one). A failure to tell
+// counts as modified: nothing is claimed of the commit.
 func modified(r *git.Repository) bool {
 	wt, err := r.Worktree()
 	if err != nil {
 		return true
 	}
 	st, err := wt.Status()
-	return err != nil || !st.IsClean()
+	if err != nil {
+		return true
+	}
+	for path, fs := range st {
+		if fs.Worktree == git.Untracked && fs.Staging == git.Untracked {
+			switch strings.ToLower(filepath.Ext(path)) {
+			case ".yaml", ".yml", ".rego":
+				return true
+			}
+			continue
+		}
+		if fs.Worktree != git.Unmodified || fs.Staging != git.Unmodified {
+			return true
+		}
+	}
+	return false
+}
+
+// IsRepo reports whether dir is inside a Git repository.
+func IsRepo(dir string) bool {
+	_, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true})
+	return err == nil
 }
 
 func revision(c *object.Commit) Revision {

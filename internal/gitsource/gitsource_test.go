@@ -112,3 +112,30 @@ func TestWatch(t *testing.T) {
 	}
 	wait("a write in the new tree")
 }
+
+// A checkout is modified when a tracked file changed or a declaration
+// file (YAML, Rego) is untracked; an untracked plan.json is not.
+func TestHeadModified(t *testing.T) {
+	t.Parallel()
+	dir := gitRepo(t)
+	check := func(what string, want bool) {
+		t.Helper()
+		if rev, ok := Head(dir); !ok || rev.Modified != want {
+			t.Errorf("%s: modified %v, want %v", what, rev.Modified, want)
+		}
+	}
+	check("clean", false)
+	write := func(name, data string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("plan.json", "{}")
+	check("an untracked plan.json", false)
+	write("sneak.yaml", "grants: []\n")
+	check("an untracked grants file", true)
+	if !IsRepo(dir) || IsRepo(t.TempDir()) {
+		t.Error("IsRepo")
+	}
+}

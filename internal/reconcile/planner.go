@@ -203,6 +203,12 @@ func (o *Outcome) Apply(ctx context.Context, report func(*AccountPlan, Result)) 
 		})
 		if ap.watch != nil && len(o.Results[ap.Provider]) > 0 {
 			ap.watch.dirty = true // read in full next time
+			for _, r := range o.Results[ap.Provider] {
+				if r.Err == nil {
+					noteOwn(ap.watch.own, ap.planned, r.Change.MemberID, r.Change.Email, r.Change.GroupID)
+					noteOwn(ap.watch.own, ap.planned, r.MemberID, "", "")
+				}
+			}
 		}
 		ap.Took += time.Since(start)
 	}
@@ -314,13 +320,16 @@ func (p *Planner) planAccount(ctx context.Context, client *cloudflare.Client, cr
 	opts.Live = live
 	ap := Plan(ctx, client, repo, pid, now, opts)
 	ap.ReadInfo, ap.watch = info, w
+	ap.planned = now
+	own := w.own
 	if ap.Plan != nil && len(ap.Plan.Changes) > 0 && (info.Reason == "first" || info.Reason == "disabled") && p.AttributionWindow > 0 {
-		// No earlier read to bound the window: look back a while.
-		entries, _ = outOfBand(ctx, client, pv.AccountID, now.Add(-p.AttributionWindow), now, tokens())
+		// No earlier read to bound the window: look back a while, with
+		// cfaccess's own changes, which tell drift already corrected.
+		entries, own = lookBack(ctx, client, pv.AccountID, now.Add(-p.AttributionWindow), now, tokens(), own)
 	}
 	if ap.Plan != nil {
 		w.remember(live)
-		attribute(ap.Plan, w.attribution(entries), w.emails)
+		attribute(ap.Plan, w.attribution(entries), w.emails, own)
 	}
 	return ap
 }

@@ -38,7 +38,8 @@ type AccountPlan struct {
 	// reused, and why.
 	ReadInfo ReadInfo
 
-	watch *watch // the planner's, marked dirty by an apply
+	watch   *watch    // the planner's, marked dirty by an apply
+	planned time.Time // the plan's now
 }
 
 // Options for planning.

@@ -115,6 +115,10 @@ type watch struct {
 	// drift is still known when its correction comes later (a dry run, a
 	// failed or held-back change, a refused candidate revision).
 	recent map[string]cloudflare.AuditEntry
+	// own is when cfaccess last changed each member or user group (keys
+	// from ownKeys): an out-of-band entry older than that was corrected
+	// already, and is no drift of a later change.
+	own map[string]time.Time
 	// emails maps member ids seen to emails, to name members the log
 	// names by id only (a removal).
 	emails map[string]string
@@ -139,7 +143,7 @@ func (p *Planner) watchOf(key string) *watch {
 	w := p.watches[key]
 	if w == nil {
 		w = &watch{handled: map[string]time.Time{}, counted: map[string]time.Time{}, emails: map[string]string{}, groups: map[string]string{},
-			recent: map[string]cloudflare.AuditEntry{}}
+			recent: map[string]cloudflare.AuditEntry{}, own: map[string]time.Time{}}
 		p.watches[key] = w
 	}
 	return w
@@ -215,13 +219,18 @@ func (p *Planner) decide(ctx context.Context, log auditLog, w *watch, accountID,
 	var fresh []cloudflare.AuditEntry
 	for _, e := range entries {
 		w.recent[e.ID] = e
-		if _, ok := w.counted[e.ID]; !ok {
-			info.OutOfBand = append(info.OutOfBand, e)
-		}
 		if _, ok := w.handled[e.ID]; !ok {
 			fresh = append(fresh, e)
 		}
 	}
+	// Every entry seen and not yet counted — by this query or an earlier
+	// one whose plan was not published (a refused candidate revision).
+	for _, e := range w.recent {
+		if _, ok := w.counted[e.ID]; !ok {
+			info.OutOfBand = append(info.OutOfBand, e)
+		}
+	}
+	slices.SortFunc(info.OutOfBand, func(a, b cloudflare.AuditEntry) int { return a.Time.Compare(b.Time) })
 	age := max(now.Sub(w.readStart), time.Since(w.readMono))
 	switch {
 	case len(fresh) > 0 && !w.dirty && w.readKey == key && age < p.Detect.FullReadInterval:
@@ -256,16 +265,27 @@ const recentMax = 10_000
 // to attribute.
 func (w *watch) prune(now time.Time, margin time.Duration) {
 	cut := w.watermark.Add(-margin - time.Hour)
-	for _, m := range []map[string]time.Time{w.handled, w.counted} {
-		for id, t := range m {
-			if t.Before(cut) {
-				delete(m, id)
-			}
+	for id, t := range w.handled {
+		if t.Before(cut) {
+			delete(w.handled, id)
 		}
 	}
+	// counted and recent live as long: an entry forgotten by one and not
+	// the other would be counted twice.
 	for id, e := range w.recent {
 		if e.Time.Before(now.Add(-recentKeep)) {
 			delete(w.recent, id)
+			delete(w.counted, id)
+		}
+	}
+	for id, t := range w.counted {
+		if t.Before(now.Add(-recentKeep)) {
+			delete(w.counted, id)
+		}
+	}
+	for k, t := range w.own {
+		if t.Before(now.Add(-recentKeep)) {
+			delete(w.own, k)
 		}
 	}
 	if len(w.recent) > recentMax {
@@ -332,15 +352,54 @@ func (w *watch) remember(acct *cloudflare.Account) {
 	}
 }
 
+// ownKeys are the keys of own for a change of a member or user group.
+func ownKeys(memberID, email, groupID string) []string {
+	var out []string
+	if memberID != "" {
+		out = append(out, "m:"+memberID)
+	}
+	if email != "" {
+		out = append(out, "e:"+strings.ToLower(email))
+	}
+	if groupID != "" {
+		out = append(out, "g:"+groupID)
+	}
+	return out
+}
+
+// noteOwn records that cfaccess changed a member or group at t.
+func noteOwn(own map[string]time.Time, t time.Time, memberID, email, groupID string) {
+	for _, k := range ownKeys(memberID, email, groupID) {
+		if t.After(own[k]) {
+			own[k] = t
+		}
+	}
+}
+
+// lastOwn is when cfaccess last changed the subject of a change.
+func lastOwn(own map[string]time.Time, c diff.Change) time.Time {
+	var t time.Time
+	for _, k := range ownKeys(c.MemberID, c.Email, c.GroupID) {
+		if own[k].After(t) {
+			t = own[k]
+		}
+	}
+	return t
+}
+
 // attribute names, on each change of a plan, the newest out-of-band entry
-// about its member or user group.
-func attribute(plan *diff.Plan, entries []cloudflare.AuditEntry, emails map[string]string) {
+// about its member or user group since cfaccess last changed it (own).
+func attribute(plan *diff.Plan, entries []cloudflare.AuditEntry, emails map[string]string, own map[string]time.Time) {
 	if plan == nil || len(entries) == 0 {
 		return
 	}
 	for i := range plan.Changes {
 		c := &plan.Changes[i]
+		since := lastOwn(own, *c)
 		for _, e := range slices.Backward(entries) {
+			if !e.Time.After(since) {
+				break // corrected already: older drift
+			}
 			if matches(*c, e, emails) {
 				c.Drift = &diff.Drift{Actor: e.Actor(), ActorType: e.ActorType, Context: e.ActorContext, IP: e.IP,
 					At: e.Time.UTC(), Action: e.Action}
@@ -358,13 +417,13 @@ func matches(c diff.Change, e cloudflare.AuditEntry, emails map[string]string) b
 	switch e.Kind {
 	case cloudflare.AuditMember:
 		switch c.Action {
-		case diff.CreateGroup, diff.UpdateGroup, diff.Reinvite:
+		case diff.CreateGroup, diff.UpdateGroup, diff.Reinvite, diff.JoinGroup, diff.LeaveGroup:
 			return false
 		case diff.Invite:
 			if e.ActionType != "delete" {
 				return false
 			}
-		case diff.Remove:
+		case diff.Remove, diff.Update:
 			if e.ActionType == "delete" {
 				return false
 			}
@@ -378,14 +437,17 @@ func matches(c diff.Change, e cloudflare.AuditEntry, emails map[string]string) b
 		if e.GroupID == "" || e.GroupID != c.GroupID {
 			return false
 		}
-		if c.Action == diff.JoinGroup || c.Action == diff.LeaveGroup {
+		switch c.Action {
+		case diff.JoinGroup, diff.LeaveGroup:
 			// A change of the group's members names the member; another
 			// change of the group is not this member's drift.
 			return slices.ContainsFunc(e.Mentions, func(m string) bool {
 				return strings.EqualFold(m, c.Email) || m == c.MemberID && m != ""
 			})
+		case diff.CreateGroup, diff.UpdateGroup:
+			return !e.GroupMembers // the group's policies, not its members
 		}
-		return true
+		return false
 	}
 	return false
 }
@@ -433,4 +495,26 @@ func (p *Planner) learnInvitations(ctx context.Context, log auditLog, acct *clou
 // than an invitation lives (a few days), and than --reinvite-after.
 func invitationWindow(reinviteAfter time.Duration) time.Duration {
 	return max(30*24*time.Hour, 2*reinviteAfter)
+}
+
+// lookBack reads the log in [since, before) for a plan with no earlier
+// read: the out-of-band entries, and cfaccess's own changes added to a
+// copy of own.
+func lookBack(ctx context.Context, log auditLog, accountID string, since, before time.Time, tokens []string, own map[string]time.Time) ([]cloudflare.AuditEntry, map[string]time.Time) {
+	res, err := log.AuditLog(ctx, accountID, cloudflare.AuditQuery{Since: since, Before: before, MaxPages: auditPages, NewestFirst: true})
+	if err != nil {
+		return nil, own
+	}
+	own = maps.Clone(own)
+	var out []cloudflare.AuditEntry
+	for _, e := range res.Entries {
+		switch {
+		case e.Result == "failure":
+		case e.ByCfaccess(tokens...):
+			noteOwn(own, e.Time, e.MemberID, e.Email, e.GroupID)
+		default:
+			out = append(out, e)
+		}
+	}
+	return out, own
 }

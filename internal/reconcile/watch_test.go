@@ -9,8 +9,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
 	"github.com/cfaccess/reconciler/internal/desired"
+	"github.com/cfaccess/reconciler/internal/diff"
 	"github.com/cfaccess/reconciler/internal/testkit"
 )
 
@@ -331,4 +333,75 @@ func memberIDOf(story *testkit.Story, email string) string {
 		}
 	}
 	return ""
+}
+
+// Drift cfaccess corrected is not blamed for a later change that comes
+// from Git.
+func TestCorrectedDriftIsNotBlamedAgain(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		story := testkit.NewStory(t)
+		h := newHarness(t, story, func(c *LoopConfig) {
+			c.Interval = time.Minute
+			c.Planner.Detect = &Detection{FullReadInterval: time.Hour, Margin: time.Minute}
+		})
+		for range 3 {
+			if err := h.once(t); err != nil {
+				t.Fatal(err)
+			}
+			testkit.Advance(time.Minute)
+		}
+		story.Fake.SetDashboardUser("mallory@example.com")
+		story.Put("alice@example.com", false, desired.Access{Role: "Domain DNS", Resource: testkit.Zone}, desired.Access{Role: "Billing", Resource: testkit.WholeAccount})
+		testkit.Advance(time.Minute)
+		if err := h.once(t); err != nil {
+			t.Fatal(err)
+		}
+		if d := h.loop.Board.Status().Accounts[0].Drift; len(d) != 1 || d[0].Actor != "mallory@example.com" {
+			t.Fatalf("the correction is not attributed: %+v", d)
+		}
+		testkit.Advance(2 * time.Hour)
+		story.Commit("alice reads", map[string]string{"alice.yaml": "grants:\n  - {users: [alice@example.com], roles: [ro], reason: OPS-2}\n"})
+		if err := h.once(t); err != nil {
+			t.Fatal(err)
+		}
+		st := h.loop.Board.Status().Accounts[0]
+		if st.Plan == nil || st.Plan.Update != 1 || len(st.Drift) != 0 {
+			t.Errorf("a change from Git is blamed on corrected drift: plan %+v, drift %+v", st.Plan, st.Drift)
+		}
+	})
+}
+
+func TestAttributionMatches(t *testing.T) {
+	t.Parallel()
+	const gid, mid = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
+	member := func(typ string) cloudflare.AuditEntry {
+		return cloudflare.AuditEntry{Kind: cloudflare.AuditMember, ActionType: typ, MemberID: mid, Email: "alice@example.com"}
+	}
+	group := func(members bool, mentions ...string) cloudflare.AuditEntry {
+		return cloudflare.AuditEntry{Kind: cloudflare.AuditUserGroup, GroupID: gid, GroupMembers: members, Mentions: mentions}
+	}
+	for _, tc := range []struct {
+		what  string
+		c     diff.Change
+		e     cloudflare.AuditEntry
+		match bool
+	}{
+		{"a removal undoes an addition", diff.Change{Action: diff.Remove, MemberID: mid, Email: "alice@example.com"}, member("create"), true},
+		{"a removal does not undo a removal", diff.Change{Action: diff.Remove, MemberID: mid}, member("delete"), false},
+		{"an invitation undoes a removal", diff.Change{Action: diff.Invite, Email: "alice@example.com"}, member("delete"), true},
+		{"an invitation does not undo an edit", diff.Change{Action: diff.Invite, Email: "alice@example.com"}, member("update"), false},
+		{"an update undoes an edit", diff.Change{Action: diff.Update, MemberID: mid, Email: "alice@example.com"}, member("update"), true},
+		{"an update does not undo a removal of an older membership", diff.Change{Action: diff.Update, MemberID: "other", Email: "alice@example.com"}, member("delete"), false},
+		{"a re-invitation undoes nothing", diff.Change{Action: diff.Reinvite, MemberID: mid, Email: "alice@example.com"}, member("create"), false},
+		{"leaving a group is not the member's own edit", diff.Change{Action: diff.LeaveGroup, GroupID: gid, MemberID: mid, Email: "alice@example.com"}, member("update"), false},
+		{"leaving a group undoes a change of its members naming her", diff.Change{Action: diff.LeaveGroup, GroupID: gid, MemberID: mid, Email: "alice@example.com"}, group(true, mid), true},
+		{"leaving a group is not someone else joining", diff.Change{Action: diff.LeaveGroup, GroupID: gid, MemberID: mid, Email: "alice@example.com"}, group(true, "bob@example.com"), false},
+		{"a group's policies are not its members", diff.Change{Action: diff.UpdateGroup, GroupID: gid}, group(true, mid), false},
+		{"a group's policies undo an edit of the group", diff.Change{Action: diff.UpdateGroup, GroupID: gid}, group(false), true},
+	} {
+		if got := matches(tc.c, tc.e, nil); got != tc.match {
+			t.Errorf("%s: matches %v, want %v", tc.what, got, tc.match)
+		}
+	}
 }
