@@ -1,11 +1,11 @@
 package gitsource
 
 import (
-	"path/filepath"
 	"context"
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"strings"
 
 	"github.com/go-git/go-git/v5"
