@@ -25,16 +25,25 @@ type planFlags struct {
 	reinviteAfter    time.Duration
 	stateFile        string
 	attribution      time.Duration
+	maxSize          int
 }
 
 func (f *planFlags) register(cmd *cobra.Command, env *Env) {
 	f.repoFlags.register(cmd, env)
 	cmd.Flags().StringVar(&f.provider, "provider", envOr(env, "CFACCESS_PROVIDER", ""), "reconcile only this provider (account) id (env CFACCESS_PROVIDER)")
 	cmd.Flags().StringVar(&f.format, "format", "text", "output format: text, json, markdown or sarif")
+	cmd.Flags().IntVar(&f.maxSize, "max-size", report.DefaultMaxSize, "longest markdown plan, in characters: a longer one keeps its summary and risky changes, collapses the rest and cuts what does not fit, pointing at the JSON (0: no limit)")
 	f.cloudflareFlags.register(cmd, env)
 	cmd.Flags().StringVar(&f.stateFile, "state-file", envOr(env, "CFACCESS_STATE_FILE", ""), "file remembering since when invitations are pending, where the audit log cannot say (env CFACCESS_STATE_FILE)")
 	cmd.Flags().DurationVar(&f.reinviteAfter, "reinvite-after", 72*time.Hour, "re-send an invitation pending longer than this, by its \"Add Member\" entry in the audit log or --state-file (0 never)")
 	cmd.Flags().DurationVar(&f.attribution, "attribution-window", reconcile.DefaultAttributionWindow, "how far back the audit log is read to name who made the drift a plan corrects (0: not read)")
+}
+
+// renderOptions are the renderers' options, with --max-size.
+func (f *planFlags) renderOptions(env *Env) report.Options {
+	opts := reportOptions(env)
+	opts.MaxSize = max(f.maxSize, 0)
+	return opts
 }
 
 // options are the plan options these flags give.
@@ -130,7 +139,7 @@ Exit codes: 0 nothing to change (or changes, without --detailed-exitcode),
 			if err != nil {
 				return err
 			}
-			if err := report.Plan(env.Stdout, f.format, o, reportOptions(env)); err != nil {
+			if err := report.Plan(env.Stdout, f.format, o, f.renderOptions(env)); err != nil {
 				return err
 			}
 			return outcomeExit(o, detailed)
@@ -171,7 +180,7 @@ member that is not protected, is refused unless --allow-mass-removal.`,
 					return err
 				}
 			}
-			if err := report.Plan(env.Stdout, f.format, o, reportOptions(env)); err != nil {
+			if err := report.Plan(env.Stdout, f.format, o, f.renderOptions(env)); err != nil {
 				return err
 			}
 			return outcomeExit(o, false)

@@ -23,6 +23,10 @@ type Options struct {
 	Color bool
 	// Version names the tool's version in SARIF.
 	Version string
+	// MaxSize bounds a markdown plan, in bytes (0: no bound): past it,
+	// the plan keeps its summary and risky changes and collapses or cuts
+	// the rest (a pull-request comment holds 65,536 characters).
+	MaxSize int
 }
 
 // PlanFormats are the formats of Plan.
@@ -35,7 +39,7 @@ func Plan(w io.Writer, format string, o *reconcile.Outcome, opts Options) error 
 	case "json":
 		return planJSON(w, o)
 	case "markdown":
-		return planMarkdown(w, o)
+		return planMarkdown(w, o, opts.MaxSize)
 	case "sarif":
 		return validateSARIF(w, o.Checked, opts)
 	case "text":
@@ -674,8 +678,123 @@ func outsideMarkdown(b *strings.Builder, ap *reconcile.AccountPlan) {
 	}
 }
 
-func planMarkdown(w io.Writer, o *reconcile.Outcome) error {
+func planMarkdown(w io.Writer, o *reconcile.Outcome, maxSize int) error {
 	var b strings.Builder
+	markdownHead(&b, o)
+	for _, ap := range o.Accounts {
+		markdownAccountTitle(&b, ap)
+		if ap.Plan == nil {
+			continue
+		}
+		if ap.Plan.Empty() {
+			b.WriteString("No changes.\n\n")
+		} else {
+			b.WriteString(changeTableHead)
+			for _, c := range ap.Plan.Changes {
+				b.WriteString(changeRow(ap, c))
+			}
+			b.WriteByte('\n')
+		}
+		markdownAccountTail(&b, ap)
+	}
+	out := strings.TrimRight(b.String(), "\n") + "\n"
+	if maxSize > 0 && len(out) > maxSize {
+		out = compactMarkdown(o, maxSize)
+	}
+	_, err := io.WriteString(w, out)
+	return err
+}
+
+const changeTableHead = "| | Member | Access | Why |\n|---|---|---|---|\n"
+
+// DefaultMaxSize bounds a markdown plan (--max-size): under GitHub's
+// 65,536 characters of a pull-request comment, with room to spare.
+const DefaultMaxSize = 60_000
+
+// compactMarkdown renders a plan too large for a comment within maxSize
+// bytes (at least as many characters): the summary, findings and every
+// account's risky changes in full; the other changes collapsed per
+// account, as many as fit; and a note pointing at the full plan (the JSON).
+func compactMarkdown(o *reconcile.Outcome, maxSize int) string {
+	var head strings.Builder
+	markdownHead(&head, o)
+	type section struct {
+		title, tail  string
+		risky, other []string
+	}
+	var sections []section
+	fixed := head.Len() + 400 // the closing note
+	for _, ap := range o.Accounts {
+		var t, tail strings.Builder
+		markdownAccountTitle(&t, ap)
+		sec := section{}
+		if ap.Plan != nil {
+			if ap.Plan.Empty() {
+				t.WriteString("No changes.\n\n")
+			}
+			for _, c := range ap.Plan.Changes {
+				if len(c.Risks) > 0 {
+					sec.risky = append(sec.risky, changeRow(ap, c))
+				} else {
+					sec.other = append(sec.other, changeRow(ap, c))
+				}
+			}
+			markdownAccountTail(&tail, ap)
+		}
+		sec.title, sec.tail = t.String(), tail.String()
+		fixed += len(sec.title) + len(sec.tail) + 2*len(changeTableHead) + 120
+		sections = append(sections, sec)
+	}
+	budget := maxSize - fixed
+	shown := make([][2]int, len(sections)) // risky, other rows shown
+	// Risky rows first, everywhere; then the others, a row of each
+	// account in turn, so that every account shows some.
+	for i, sec := range sections {
+		for _, r := range sec.risky {
+			if len(r) > budget {
+				break
+			}
+			budget -= len(r)
+			shown[i][0]++
+		}
+	}
+	for more := true; more; {
+		more = false
+		for i, sec := range sections {
+			if n := shown[i][1]; n < len(sec.other) && len(sec.other[n]) <= budget {
+				budget -= len(sec.other[n])
+				shown[i][1]++
+				more = true
+			}
+		}
+	}
+	var b strings.Builder
+	b.WriteString(head.String())
+	hidden := 0
+	for i, sec := range sections {
+		b.WriteString(sec.title)
+		if n := shown[i][0]; len(sec.risky) > 0 {
+			b.WriteString("Changes to look at twice:\n\n" + changeTableHead + strings.Join(sec.risky[:n], "") + "\n")
+		}
+		if n := shown[i][1]; len(sec.other) > 0 {
+			summary := plural(len(sec.other), "other change")
+			if n < len(sec.other) {
+				summary += fmt.Sprintf(", %d shown", n)
+			}
+			fmt.Fprintf(&b, "<details><summary>%s</summary>\n\n%s%s\n</details>\n\n", summary, changeTableHead, strings.Join(sec.other[:n], ""))
+		}
+		hidden += len(sec.risky) - shown[i][0] + len(sec.other) - shown[i][1]
+		b.WriteString(sec.tail)
+	}
+	if hidden > 0 {
+		fmt.Fprintf(&b, "✂️ **%s not shown**: this plan is longer than a comment may be (--max-size %d). The full plan is the JSON (`reconciler plan --format json`), kept as the job's artifact.\n", plural(hidden, "change"), maxSize)
+	}
+	return strings.TrimRight(b.String(), "\n") + "\n"
+}
+
+// markdownHead writes the marker, the title line, the revision and the
+// findings.
+func markdownHead(b *strings.Builder, o *reconcile.Outcome) {
 	// The marker lets CI find and update its own comment.
 	b.WriteString("<!-- cfaccess-plan -->\n")
 	totals := map[diff.Action]int{}
@@ -690,89 +809,84 @@ func planMarkdown(w io.Writer, o *reconcile.Outcome) error {
 	errs, warns, denies := reconcile.Count(findings)
 	switch {
 	case !o.Checked.Valid():
-		fmt.Fprintf(&b, "### ❌ cfaccess: the declarations are invalid (%s)\n\n", plural(errs, "error"))
+		fmt.Fprintf(b, "### ❌ cfaccess: the declarations are invalid (%s)\n\n", plural(errs, "error"))
 	case o.Checked.Denied():
-		fmt.Fprintf(&b, "### ⛔ cfaccess: denied by guardrails (%s)\n\n", plural(denies, "denial"))
+		fmt.Fprintf(b, "### ⛔ cfaccess: denied by guardrails (%s)\n\n", plural(denies, "denial"))
 	case o.Failed():
 		b.WriteString("### ❌ cfaccess: some accounts could not be planned\n\n")
 	case o.Changes() == 0:
 		b.WriteString("### ✅ cfaccess plan: no changes\n\n")
 	default:
-		fmt.Fprintf(&b, "### cfaccess plan: %d to invite, %d to update, %d to remove", totals[diff.Invite], totals[diff.Update], totals[diff.Remove])
+		fmt.Fprintf(b, "### cfaccess plan: %d to invite, %d to update, %d to remove", totals[diff.Invite], totals[diff.Update], totals[diff.Remove])
 		if n := totals[diff.LeaveGroup] + totals[diff.JoinGroup] + totals[diff.CreateGroup] + totals[diff.UpdateGroup]; n > 0 {
-			fmt.Fprintf(&b, ", %s", plural(n, "user-group change"))
+			fmt.Fprintf(b, ", %s", plural(n, "user-group change"))
 		}
 		b.WriteString("\n\n")
 	}
 	if o.Revision.SHA != "" {
-		fmt.Fprintf(&b, "Revision `%s` — %s\n\n", short(o.Revision.SHA), mdEscape(o.Revision.Subject))
+		fmt.Fprintf(b, "Revision `%s` — %s\n\n", short(o.Revision.SHA), mdEscape(o.Revision.Subject))
 	}
 	if len(findings) > 0 {
-		fmt.Fprintf(&b, "<details%s><summary>%s, %s, %s</summary>\n\n", map[bool]string{true: " open", false: ""}[errs+denies > 0],
+		fmt.Fprintf(b, "<details%s><summary>%s, %s, %s</summary>\n\n", map[bool]string{true: " open", false: ""}[errs+denies > 0],
 			plural(errs, "error"), plural(denies, "denial"), plural(warns, "warning"))
 		for _, f := range findings {
-			fmt.Fprintf(&b, "- %s **%s**: %s\n", mdCode(f.Source), textLabel[f.Severity], mdEscape(f.Message))
+			fmt.Fprintf(b, "- %s **%s**: %s\n", mdCode(f.Source), textLabel[f.Severity], mdEscape(f.Message))
 		}
 		b.WriteString("\n</details>\n\n")
 	}
-	for _, ap := range o.Accounts {
-		title := ap.Provider
-		if ap.AccountName != "" {
-			title += " — " + mdEscape(ap.AccountName)
-		}
-		fmt.Fprintf(&b, "#### %s\n\n", title)
-		if ap.Err != nil {
-			fmt.Fprintf(&b, "❌ %s\n\n", mdEscape(ap.Err.Error()))
-		}
-		if ap.Plan == nil {
-			continue
-		}
-		if ap.Plan.Empty() {
-			b.WriteString("No changes.\n\n")
-		} else {
-			b.WriteString("| | Member | Access | Why |\n|---|---|---|---|\n")
-			for _, c := range ap.Plan.Changes {
-				icon := map[diff.Action]string{diff.Invite: "➕ invite", diff.Update: "✏️ update", diff.Remove: "➖ remove", diff.Reinvite: "🔁 re-invite",
-					diff.LeaveGroup: "➖ out of user group " + mdEscape(c.Group), diff.JoinGroup: "➕ into user group " + mdEscape(c.Group),
-					diff.CreateGroup: "➕ create user group " + mdEscape(c.Group), diff.UpdateGroup: "✏️ update user group " + mdEscape(c.Group)}[c.Action]
-				var access []string
-				for _, a := range c.Add {
-					access = append(access, "+ "+mdEscape(display(ap, a).String()))
-				}
-				for _, a := range c.Remove {
-					access = append(access, "− "+mdEscape(display(ap, a).String()))
-				}
-				for _, in := range c.Inherited {
-					access = append(access, "= "+mdEscape(display(ap, in.Access).String())+" (via user group "+mdEscape(in.Group)+")")
-				}
-				why := "not declared"
-				if len(c.Sources) > 0 {
-					why = mdCode(joinPos(c.Sources))
-					if len(c.Reasons) > 0 {
-						why += " " + mdEscape(strings.Join(c.Reasons, "; "))
-					}
-				} else if c.Action != diff.Remove {
-					why = ""
-				}
-				for _, r := range c.Risks {
-					why += " ⚠️ **" + mdEscape(r) + "**"
-				}
-				if c.Drift != nil {
-					why += " ↺ " + mdEscape(DriftText(c.Drift))
-				}
-				fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", icon, mdEscape(c.Email), strings.Join(access, "<br>"), strings.TrimSpace(why))
-			}
-			b.WriteByte('\n')
-		}
-		if len(ap.Plan.Unmanaged) > 0 {
-			var emails []string
-			for _, u := range ap.Plan.Unmanaged {
-				emails = append(emails, mdEscape(u.Email))
-			}
-			fmt.Fprintf(&b, "Unmanaged (not declared, prune off): %s\n\n", strings.Join(emails, ", "))
-		}
-		outsideMarkdown(&b, ap)
+}
+
+func markdownAccountTitle(b *strings.Builder, ap *reconcile.AccountPlan) {
+	title := ap.Provider
+	if ap.AccountName != "" {
+		title += " — " + mdEscape(ap.AccountName)
 	}
-	_, err := io.WriteString(w, strings.TrimRight(b.String(), "\n")+"\n")
-	return err
+	fmt.Fprintf(b, "#### %s\n\n", title)
+	if ap.Err != nil {
+		fmt.Fprintf(b, "❌ %s\n\n", mdEscape(ap.Err.Error()))
+	}
+}
+
+func markdownAccountTail(b *strings.Builder, ap *reconcile.AccountPlan) {
+	if len(ap.Plan.Unmanaged) > 0 {
+		var emails []string
+		for _, u := range ap.Plan.Unmanaged {
+			emails = append(emails, mdEscape(u.Email))
+		}
+		fmt.Fprintf(b, "Unmanaged (not declared, prune off): %s\n\n", strings.Join(emails, ", "))
+	}
+	outsideMarkdown(b, ap)
+}
+
+// changeRow is a change as a row of the markdown table.
+func changeRow(ap *reconcile.AccountPlan, c diff.Change) string {
+	icon := map[diff.Action]string{diff.Invite: "➕ invite", diff.Update: "✏️ update", diff.Remove: "➖ remove", diff.Reinvite: "🔁 re-invite",
+		diff.LeaveGroup: "➖ out of user group " + mdEscape(c.Group), diff.JoinGroup: "➕ into user group " + mdEscape(c.Group),
+		diff.CreateGroup: "➕ create user group " + mdEscape(c.Group), diff.UpdateGroup: "✏️ update user group " + mdEscape(c.Group)}[c.Action]
+	var access []string
+	for _, a := range c.Add {
+		access = append(access, "+ "+mdEscape(display(ap, a).String()))
+	}
+	for _, a := range c.Remove {
+		access = append(access, "− "+mdEscape(display(ap, a).String()))
+	}
+	for _, in := range c.Inherited {
+		access = append(access, "= "+mdEscape(display(ap, in.Access).String())+" (via user group "+mdEscape(in.Group)+")")
+	}
+	why := "not declared"
+	if len(c.Sources) > 0 {
+		why = mdCode(joinPos(c.Sources))
+		if len(c.Reasons) > 0 {
+			why += " " + mdEscape(strings.Join(c.Reasons, "; "))
+		}
+	} else if c.Action != diff.Remove {
+		why = ""
+	}
+	for _, r := range c.Risks {
+		why += " ⚠️ **" + mdEscape(r) + "**"
+	}
+	if c.Drift != nil {
+		why += " ↺ " + mdEscape(DriftText(c.Drift))
+	}
+	return fmt.Sprintf("| %s | %s | %s | %s |\n", icon, mdEscape(c.Email), strings.Join(access, "<br>"), strings.TrimSpace(why))
 }
