@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/cfaccess/reconciler/internal/report"
 )
 
 // Exit codes, the same for every command (SPEC §4).
@@ -93,7 +96,19 @@ Exit codes: 0 success, 1 error or invalid declarations, 2 changes pending
 		newSchema(env),
 		newVersion(env),
 	)
+	addOutputAliases(root)
 	return root
+}
+
+// addOutputAliases gives every command with --format the alias
+// --output/-o (kubectl's and helm's spelling), sharing its value.
+func addOutputAliases(cmd *cobra.Command) {
+	if f := cmd.Flags().Lookup("format"); f != nil && cmd.Flags().Lookup("output") == nil && cmd.Flags().ShorthandLookup("o") == nil {
+		cmd.Flags().AddFlag(&pflag.Flag{Name: "output", Shorthand: "o", Usage: "alias of --format", Value: f.Value, DefValue: f.DefValue})
+	}
+	for _, c := range cmd.Commands() {
+		addOutputAliases(c)
+	}
 }
 
 // Set at build time with -ldflags "-X ...app.buildVersion=v1.2.3 -X
@@ -136,14 +151,23 @@ func Version() (version, revision string) {
 }
 
 func newVersion(env *Env) *cobra.Command {
-	return &cobra.Command{
+	var format string
+	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print the version and the VCS revision of this binary",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			v, rev := Version()
-			fmt.Fprintf(env.Stdout, "reconciler %s (revision %s, %s)\n", v, rev, runtime.Version())
-			return nil
+			switch format {
+			case "json":
+				return report.WriteJSON(env.Stdout, map[string]string{"version": v, "revision": rev, "go": runtime.Version()})
+			case "text":
+				fmt.Fprintf(env.Stdout, "reconciler %s (revision %s, %s)\n", v, rev, runtime.Version())
+				return nil
+			}
+			return report.CheckFormat(format, []string{"text", "json"})
 		},
 	}
+	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json")
+	return cmd
 }

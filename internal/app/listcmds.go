@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -16,8 +17,8 @@ import (
 func newRoles(env *Env) *cobra.Command {
 	cmd := &cobra.Command{Use: "roles", Short: "Inspect the roles of a live account"}
 	var (
-		af     accountFlags
-		filter string
+		af             accountFlags
+		filter, format string
 	)
 	list := &cobra.Command{
 		Use:   "list",
@@ -34,31 +35,45 @@ zones of one role become one domain group).`,
 			if err != nil {
 				return err
 			}
+			if err := report.CheckFormat(format, []string{"text", "json"}); err != nil {
+				return err
+			}
 			acct, err := client.ReadAccount(cmd.Context(), id, cloudflare.ReadOptions{})
 			if err != nil {
 				return err
 			}
+			type roleJSON struct {
+				Name    string `json:"name"`
+				Scope   string `json:"scope"`    // account, domain or unknown
+				GrantOn string `json:"grant_on"` // account:*, zones, or ""
+			}
+			roles := []roleJSON{}
 			w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "ROLE\tSCOPE\tGRANT ON")
 			for _, pg := range acct.PermissionGroups {
 				if !matches(filter, pg.Name) {
 					continue
 				}
-				where := "unknown: Cloudflare did not say"
+				where, on := "unknown: Cloudflare did not say", ""
 				switch pg.Scope {
 				case desired.ScopeAccount:
-					where = "account:* (all domains)"
+					where, on = "account:* (all domains)", "account:*"
 				case desired.ScopeDomain:
-					where = "zones (zone:<name>)"
+					where, on = "zones (zone:<name>)", "zones"
 				}
 				scope, _, _ := strings.Cut(pg.Scope.String(), "-")
+				roles = append(roles, roleJSON{Name: pg.Name, Scope: cmp.Or(scope, "unknown"), GrantOn: on})
 				fmt.Fprintf(w, "%s\t%s\t%s\n", pg.Name, scope, where)
+			}
+			if format == "json" {
+				return report.WriteJSON(env.Stdout, roles)
 			}
 			return w.Flush()
 		},
 	}
 	af.register(list, env)
 	list.Flags().StringVar(&filter, "filter", "", "show only names containing this text (case-insensitive)")
+	list.Flags().StringVar(&format, "format", "text", "output format: text or json")
 	cmd.AddCommand(list)
 	return cmd
 }
