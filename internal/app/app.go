@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -54,7 +56,7 @@ func Run(ctx context.Context, env Env) int {
 		env.Now = time.Now
 	}
 	root := newRoot(&env)
-	root.SetArgs(env.Args)
+	root.SetArgs(terraformArgs(env.Args))
 	root.SetIn(env.Stdin)
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
@@ -98,6 +100,21 @@ Exit codes: 0 success, 1 error or invalid declarations, 2 changes pending
 	)
 	addOutputAliases(root)
 	return root
+}
+
+// terraformArgs accepts Terraform's single-dash -out (plan -out FILE),
+// which would otherwise read as -o ut.
+func terraformArgs(args []string) []string {
+	out := slices.Clone(args)
+	for i, a := range out {
+		if a == "--" {
+			break
+		}
+		if a == "-out" || strings.HasPrefix(a, "-out=") {
+			out[i] = "-" + a
+		}
+	}
+	return out
 }
 
 // addOutputAliases gives every command with --format the alias

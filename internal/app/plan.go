@@ -1,6 +1,7 @@
 package app
 
 import (
+	"fmt"
 	"cmp"
 	"context"
 	"io"
@@ -120,6 +121,7 @@ func newPlan(env *Env) *cobra.Command {
 	var (
 		f        planFlags
 		detailed bool
+		out      string
 	)
 	cmd := &cobra.Command{
 		Use:   "plan",
@@ -129,24 +131,38 @@ apply would change: removals, updates and invites, in that order. Guardrails
 run again with the live accounts and the plan in their input. Plan never
 writes to Cloudflare.
 
+With --out FILE (or -out FILE) the plan is also saved, for apply FILE to
+apply exactly it once reviewed.
+
 Exit codes: 0 nothing to change (or changes, without --detailed-exitcode),
 1 error, 2 changes pending (with --detailed-exitcode), 3 denied by a guardrail.`,
 		Example: `  reconciler plan --repo . --format markdown > plan.md
-  reconciler plan --repo https://github.com/example/access.git --ref main --detailed-exitcode`,
+  reconciler plan --repo https://github.com/example/access.git --ref main --detailed-exitcode
+  reconciler plan --repo . --out cfaccess.plan && reconciler apply --repo . cfaccess.plan`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o, _, _, err := f.plan(cmd.Context(), env)
+			o, _, now, err := f.plan(cmd.Context(), env)
 			if err != nil {
 				return err
 			}
 			if err := report.Plan(env.Stdout, f.format, o, f.renderOptions(env)); err != nil {
 				return err
 			}
+			if out != "" && o.Checked.Valid() && !o.Checked.Denied() && !o.Checked.LiveDenied() {
+				sp, err := reconcile.Save(o, now)
+				if err != nil {
+					return fmt.Errorf("--out %s: %w", out, err)
+				}
+				if err := sp.WriteFile(out); err != nil {
+					return fmt.Errorf("--out: %w", err)
+				}
+			}
 			return outcomeExit(o, detailed)
 		},
 	}
 	f.register(cmd, env)
 	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 2 when there are changes")
+	cmd.Flags().StringVar(&out, "out", "", "save the plan to this file, for apply FILE (Terraform's -out)")
 	return cmd
 }
 
@@ -162,14 +178,36 @@ change does not stop the others; the run then exits 1. Re-running after a
 crash converges without inviting anyone twice.
 
 A plan removing more members than the provider's max_removals, or every
-member that is not protected, is refused unless --allow-mass-removal.`,
-		Example: `  CF_TOKEN_PROD=... reconciler apply --repo . --provider cloudflare-prod`,
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+member that is not protected, is refused unless --allow-mass-removal.
+
+apply FILE applies a plan saved by plan --out FILE: it plans again at the
+same revision and applies only when the accounts and the changes are still
+the ones saved; otherwise it writes nothing, says what changed, and exits 1.`,
+		Example: `  CF_TOKEN_PROD=... reconciler apply --repo . --provider cloudflare-prod
+  reconciler apply --repo . cfaccess.plan`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			var saved *reconcile.SavedPlan
+			if len(args) == 1 {
+				var err error
+				if saved, err = reconcile.ReadSavedPlan(args[0]); err != nil {
+					return err
+				}
+			}
 			o, p, _, err := f.plan(ctx, env)
 			if err != nil {
 				return err
+			}
+			if saved != nil {
+				if diffs := saved.Differences(o); len(diffs) > 0 {
+					fmt.Fprintf(env.Stderr, "reconciler: the saved plan %s no longer applies; nothing was written. What changed:\n", args[0])
+					for _, d := range diffs {
+						fmt.Fprintf(env.Stderr, "  %s\n", report.Visible(d))
+					}
+					fmt.Fprintln(env.Stderr, "Plan again (plan --out) and review the new plan.")
+					return exitCode(ExitError)
+				}
 			}
 			if !o.Failed() {
 				o.Apply(ctx, nil)

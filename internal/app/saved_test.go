@@ -1,0 +1,66 @@
+package app
+
+import (
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/cfaccess/reconciler/internal/desired"
+	"github.com/cfaccess/reconciler/internal/testkit"
+)
+
+// plan -out FILE, then apply FILE: exactly the reviewed plan is applied;
+// a member changed out of band in between makes apply FILE refuse, say
+// what changed, and write nothing.
+func TestSavedPlan(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t)
+	file := filepath.Join(t.TempDir(), "cfaccess.plan")
+	if code, out, errOut := e.run("plan", "--repo", e.Repo, "-out", file, "--format", "json"); code != ExitOK {
+		t.Fatalf("plan -out: exit %d\n%s%s", code, out, errOut)
+	}
+	// Someone changes a member in the dashboard before the apply.
+	e.Put("alice@example.com", false, desired.Access{Role: "Domain DNS", Resource: testkit.Zone}, desired.Access{Role: "Billing", Resource: testkit.WholeAccount})
+	before := e.Members()
+	e.Fake.ResetRequests()
+	code, out, errOut := e.run("apply", "--repo", e.Repo, file)
+	if code != ExitError || !strings.Contains(errOut, "no longer applies") ||
+		!strings.Contains(errOut, "prod: live account changed since the plan: + member alice@example.com accepted: Billing on account:*, Domain DNS on zone:example.com") ||
+		!strings.Contains(errOut, "prod: the plan would now differ: + update alice@example.com -Billing on account:*") {
+		t.Errorf("apply of a stale plan: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, r := range e.Fake.Requests() {
+		if r.Method != "GET" {
+			t.Errorf("apply of a stale plan wrote: %s %s", r.Method, r.Path)
+		}
+	}
+	if !equalMembers(before, e.Members()) {
+		t.Error("the account changed")
+	}
+
+	// Plan again, and apply that: done as planned.
+	if code, _, errOut := e.run("plan", "--repo", e.Repo, "--out", file); code != ExitOK {
+		t.Fatalf("plan --out: exit %d %s", code, errOut)
+	}
+	planned := changesOf(planJSONOf(t, mustRun(t, e, "plan", "--repo", e.Repo, "--format", "json")))
+	code, out, errOut = e.run("apply", "--repo", e.Repo, file, "--format", "json")
+	if got := changesOf(planJSONOf(t, out)); code != ExitOK || !slices.Equal(got, planned) {
+		t.Errorf("apply FILE: exit %d, applied %v, planned %v\n%s", code, got, planned, errOut)
+	}
+	if code, _, errOut := e.run("apply", "--repo", e.Repo, filepath.Join(t.TempDir(), "none")); code != ExitError || !strings.Contains(errOut, "read the saved plan") {
+		t.Errorf("apply of a missing file: exit %d %s", code, errOut)
+	}
+}
+
+func mustRun(t *testing.T, e *e2e, args ...string) string {
+	t.Helper()
+	code, out, errOut := e.run(args...)
+	if code != ExitOK {
+		t.Fatalf("%v: exit %d\n%s", args, code, errOut)
+	}
+	return out
+}
+
+func equalMembers(a, b map[string]string) bool { return maps.Equal(a, b) }
