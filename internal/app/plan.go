@@ -1,9 +1,9 @@
 package app
 
 import (
-	"fmt"
 	"cmp"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"time"
