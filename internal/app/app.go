@@ -96,6 +96,7 @@ Exit codes: 0 success, 1 error or invalid declarations, 2 changes pending
 		newMembers(env),
 		newReview(env),
 		newSchema(env),
+		newStatus(env),
 		newVersion(env),
 	)
 	addOutputAliases(root)

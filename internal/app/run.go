@@ -228,7 +228,7 @@ func (f *runFlags) daemon(env *Env) (d *daemon, err error) {
 		}
 	}()
 	loop := reconcile.NewLoop(reconcile.LoopConfig{Source: src, Planner: planner, Checks: f.checks(time.Time{}, false),
-		Plans: f.options(), DryRun: f.dryRun, Interval: f.interval, TriggerGap: f.triggerGap, Timeout: f.reconcileTimeout,
+		Plans: daemonPlans(f.options()), DryRun: f.dryRun, Interval: f.interval, TriggerGap: f.triggerGap, Timeout: f.reconcileTimeout,
 		AllowNonFastForward: f.allowNonFastForward, StateFile: f.stateFile, Metrics: m, Log: log, Now: env.Now})
 	hook, err := f.webhook(loop.Poke, m)
 	if err != nil {
@@ -246,6 +246,13 @@ func (f *runFlags) daemon(env *Env) (d *daemon, err error) {
 		d.watch = f.repo
 	}
 	return d, nil
+}
+
+// daemonPlans are the daemon's plan options: grants kept for the status
+// page.
+func daemonPlans(o reconcile.PlanOptions) reconcile.PlanOptions {
+	o.Grants = true
+	return o
 }
 
 // run serves HTTP and reconciles until ctx ends, then stops within 30 s:

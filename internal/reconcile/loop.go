@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -511,6 +512,16 @@ func (l *Loop) audit(ap *AccountPlan, r Result) {
 	}
 	attrs = append(attrs, "result", result)
 	l.cfg.Metrics.ChangesApplied.WithLabelValues(ap.Provider, string(r.Change.Action), result).Inc()
+	rc := RecentChange{At: l.cfg.Now().UTC(), Account: ap.Provider, Action: string(r.Change.Action), Email: r.Change.Email, Group: r.Change.Group, Result: result}
+	if d := r.Change.Drift; d != nil {
+		rc.DriftActor, rc.DriftContext = d.Actor, d.Context
+	}
+	l.Board.update(func(s *Status) {
+		s.Recent = append([]RecentChange{rc}, s.Recent...)
+		if len(s.Recent) > MaxRecent {
+			s.Recent = s.Recent[:MaxRecent]
+		}
+	})
 	if r.Err != nil {
 		l.cfg.Log.Error("change failed", attrs...)
 	} else {
@@ -539,6 +550,57 @@ type accountResult struct {
 	err       error
 	outOfBand []cloudflare.AuditEntry
 	watch     *watch
+}
+
+// memberStatus lists an account's live members with their grants, for
+// the status page.
+func memberStatus(ap *AccountPlan, state *State) ([]MemberStatus, int) {
+	if ap.Live == nil || ap.Grants == nil {
+		return nil, 0
+	}
+	var out []MemberStatus
+	for _, m := range ap.Live.Members {
+		if len(out) == MaxStatusMembers {
+			return out, len(ap.Live.Members) - MaxStatusMembers
+		}
+		ms := MemberStatus{Email: m.Email, Status: m.Status, Access: []string{}}
+		for _, a := range m.Access {
+			ms.Access = append(ms.Access, desired.Access{Role: a.Role, Resource: ap.Live.Display(a.Resource)}.String())
+		}
+		if g, ok := ap.Grants[m.Email]; ok {
+			ms.Grants, ms.Reasons = g.Sources, g.Reasons
+		}
+		if since, ok := state.Pending[ap.AccountID][m.Email]; ok && m.Status == "pending" {
+			t := since.UTC()
+			ms.PendingSince = &t
+		}
+		out = append(out, ms)
+	}
+	return out, 0
+}
+
+// nextExpiries are the account's next 20 grants to expire.
+func nextExpiries(repo *desired.Repo, ap *AccountPlan, now time.Time) []ExpiryStatus {
+	var out []ExpiryStatus
+	seen := map[string]bool{}
+	for _, b := range repo.Bindings(now) {
+		if b.Provider != ap.Provider || !b.Active || b.Expires.IsZero() {
+			continue
+		}
+		res := b.Access.Resource
+		if ap.Live != nil {
+			res = ap.Live.Display(res)
+		}
+		e := ExpiryStatus{Email: b.Email, Access: desired.Access{Role: b.Access.Role, Resource: res}.String(), Expires: b.Expires.UTC(), Source: b.Source.String()}
+		if k := e.Email + "\x00" + e.Access; !seen[k] {
+			seen[k] = true
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b ExpiryStatus) int {
+		return cmp.Or(a.Expires.Compare(b.Expires), strings.Compare(a.Email, b.Email), strings.Compare(a.Access, b.Access))
+	})
+	return out[:min(len(out), 20)]
 }
 
 // driftStatus lists the plan's changes that correct out-of-band ones.
@@ -647,7 +709,9 @@ func (l *Loop) summarize(c *Checked, o *Outcome, rev gitsource.Revision, now, st
 		}
 		if c.Repo != nil {
 			r.expiring[ap.Provider] = expiring(c.Repo, ap.Provider, now)
+			a.Expiring = nextExpiries(c.Repo, ap, now)
 		}
+		a.Members, a.MembersOmitted = memberStatus(ap, state)
 		r.accounts = append(r.accounts, a)
 	}
 	return r

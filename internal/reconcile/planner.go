@@ -123,6 +123,9 @@ type PlanOptions struct {
 	// ReinviteAfter re-sends invitations pending longer (0: never; needs
 	// State).
 	ReinviteAfter time.Duration
+	// Grants keeps, in each account's plan, the grants behind each
+	// declared member (the daemon's status page shows them).
+	Grants bool
 }
 
 // Outcome is a plan run: the checked repository, the revision, and each
@@ -242,7 +245,7 @@ func (p *Planner) Plan(ctx context.Context, c *Checked, rev gitsource.Revision, 
 		// memory).
 		c.ReleaseInput()
 	}
-	ropts := Options{AllowMassRemoval: opts.AllowMassRemoval}
+	ropts := Options{AllowMassRemoval: opts.AllowMassRemoval, KeepGrants: opts.Grants}
 	if p.State != nil && opts.ReinviteAfter > 0 {
 		ropts.Reinvite = func(accountID string, l diff.Live) bool { return p.State.Due(accountID, l, now, opts.ReinviteAfter) }
 	}

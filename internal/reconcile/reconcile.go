@@ -40,6 +40,15 @@ type AccountPlan struct {
 
 	watch   *watch    // the planner's, marked dirty by an apply
 	planned time.Time // the plan's now
+	// Grants are the grants behind each declared member, by email (with
+	// Options.KeepGrants).
+	Grants map[string]Grants
+}
+
+// Grants are the grants behind a member's access: where ("file:line") and
+// why.
+type Grants struct {
+	Sources, Reasons []string
 }
 
 // Options for planning.
@@ -58,6 +67,9 @@ type Options struct {
 	// Live, when set, is the account's live state, already read: Plan
 	// reads nothing.
 	Live *cloudflare.Account
+	// KeepGrants keeps the grants behind each declared member in
+	// AccountPlan.Grants.
+	KeepGrants bool
 }
 
 // Account is what reconciling needs of a Cloudflare account's API: the
@@ -109,6 +121,16 @@ func Plan(ctx context.Context, client Account, repo *desired.Repo, pid string, n
 	if err != nil {
 		ap.Err = err
 		return ap
+	}
+	if opts.KeepGrants {
+		ap.Grants = make(map[string]Grants, len(wants))
+		for _, w := range wants {
+			g := Grants{Reasons: w.Reasons}
+			for _, src := range w.Sources {
+				g.Sources = append(g.Sources, src.String())
+			}
+			ap.Grants[w.Email] = g
+		}
 	}
 	protected := map[string]bool{}
 	for _, e := range append(slices.Clone(pv.Protected), owner) {

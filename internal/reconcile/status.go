@@ -60,7 +60,54 @@ type AccountStatus struct {
 	// Drift are this reconcile's changes that correct a change made
 	// outside cfaccess, with who made it (from the audit log).
 	Drift []DriftStatus `json:"drift,omitempty"`
+	// Members are who has which access, and from which grant (the first
+	// MaxStatusMembers; MembersOmitted the rest): on the status page, and
+	// in /status?members=true.
+	Members        []MemberStatus `json:"members,omitempty"`
+	MembersOmitted int            `json:"members_omitted,omitempty"`
+	// Expiring are the next grants to expire.
+	Expiring []ExpiryStatus `json:"expiring,omitempty"`
 }
+
+// MaxStatusMembers bounds the members an account's status lists.
+const MaxStatusMembers = 5000
+
+// MemberStatus is a live member: its access, and the grants behind it.
+type MemberStatus struct {
+	Email  string   `json:"email"`
+	Status string   `json:"status"`
+	Access []string `json:"access"`
+	// Grants are "file:line" of the grants, Reasons theirs; none for a
+	// member the repository does not declare.
+	Grants  []string `json:"grants,omitempty"`
+	Reasons []string `json:"reasons,omitempty"`
+	// PendingSince is when a pending member was invited.
+	PendingSince *time.Time `json:"pending_since,omitempty"`
+}
+
+// ExpiryStatus is a grant about to expire.
+type ExpiryStatus struct {
+	Email   string    `json:"email"`
+	Access  string    `json:"access"`
+	Expires time.Time `json:"expires"`
+	Source  string    `json:"source"`
+}
+
+// RecentChange is a change the daemon applied.
+type RecentChange struct {
+	At      time.Time `json:"at"`
+	Account string    `json:"account"`
+	Action  string    `json:"action"`
+	Email   string    `json:"email,omitempty"`
+	Group   string    `json:"user_group,omitempty"`
+	Result  string    `json:"result"` // success, error
+	// DriftActor and DriftContext name who made the drift it corrected.
+	DriftActor   string `json:"drift_actor,omitempty"`
+	DriftContext string `json:"drift_context,omitempty"`
+}
+
+// MaxRecent bounds the changes the status keeps.
+const MaxRecent = 50
 
 // ReadStatus is how an account's live state was had.
 type ReadStatus struct {
@@ -108,6 +155,8 @@ type Status struct {
 	NextGrantChange *time.Time      `json:"next_grant_change,omitempty"`
 	Accounts        []AccountStatus `json:"accounts"`
 	Violations      []Finding       `json:"violations"`
+	// Recent are the last changes applied, newest first.
+	Recent []RecentChange `json:"recent_changes,omitempty"`
 }
 
 // Board holds the loop's status and readiness for the HTTP server to

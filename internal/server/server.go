@@ -151,8 +151,23 @@ func Handler(cfg Config, hooks bool) http.Handler {
 		if !cfg.Details {
 			st = Masked(st)
 		}
+		if r.URL.Query().Get("members") != "true" {
+			st = withoutMembers(st)
+		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = report.WriteJSON(w, st)
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		st := cfg.Board.Status()
+		if !cfg.Details {
+			st = Masked(st)
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		if err := page.Execute(w, pageData{Status: st, Details: cfg.Details}); err != nil {
+			http.Error(w, "render the status page", http.StatusInternalServerError)
+		}
 	})
 	if hooks {
 		mountHooks(mux, cfg.Webhook)
@@ -219,6 +234,42 @@ func Masked(st reconcile.Status) reconcile.Status {
 		if a.Drift != nil {
 			a.Drift = drift
 		}
+		members := make([]reconcile.MemberStatus, len(a.Members))
+		for j, m := range a.Members {
+			m.Email = maskEmails(m.Email)
+			members[j] = m
+		}
+		if a.Members != nil {
+			a.Members = members
+		}
+		expiring := make([]reconcile.ExpiryStatus, len(a.Expiring))
+		for j, x := range a.Expiring {
+			x.Email = maskEmails(x.Email)
+			expiring[j] = x
+		}
+		if a.Expiring != nil {
+			a.Expiring = expiring
+		}
+		accounts[i] = a
+	}
+	st.Accounts = accounts
+	recent := make([]reconcile.RecentChange, len(st.Recent))
+	for i, c := range st.Recent {
+		c.Email, c.DriftActor = maskEmails(c.Email), maskEmails(c.DriftActor)
+		recent[i] = c
+	}
+	if st.Recent != nil {
+		st.Recent = recent
+	}
+	return st
+}
+
+// withoutMembers leaves the member lists out of a status (they can be
+// long): /status?members=true has them.
+func withoutMembers(st reconcile.Status) reconcile.Status {
+	accounts := make([]reconcile.AccountStatus, len(st.Accounts))
+	for i, a := range st.Accounts {
+		a.Members, a.MembersOmitted = nil, 0
 		accounts[i] = a
 	}
 	st.Accounts = accounts

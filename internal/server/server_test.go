@@ -335,3 +335,40 @@ func TestStatusShowsAccessOutsideControl(t *testing.T) {
 		t.Errorf("/status masked:\n%s", masked)
 	}
 }
+
+// The status page lists who has access from which grant; without
+// --status-details it holds no email, and /status lists members only when
+// asked.
+func TestStatusPageMasked(t *testing.T) {
+	t.Parallel()
+	story := testkit.NewStory(t)
+	d := newDaemon(t, story, time.Hour)
+	d.loop = reconcile.NewLoop(reconcile.LoopConfig{
+		Source: gitsource.Directory{Path: story.Repo},
+		Planner: reconcile.NewPlanner(reconcile.Config{APIURL: testkit.APIURL, Getenv: story.Getenv(testkit.APIURL),
+			RateLimit: 1200, Timeout: time.Minute, Transport: story.Transport()}),
+		Plans:    reconcile.PlanOptions{Grants: true},
+		Interval: time.Hour, TriggerGap: time.Second, Metrics: d.m, Log: slog.New(slog.DiscardHandler),
+		Now: func() time.Time { return story.Now }, Rand: rand.New(rand.NewPCG(1, 2)),
+	})
+	if err := d.loop.RunOnce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	detailed := get(server.Handler(d.config(true), true), "GET", "/").Body.String()
+	if !strings.Contains(detailed, "<td>alice@example.com</td>") || !strings.Contains(detailed, "grants.yaml:2 — OPS-1 on-call") {
+		t.Errorf("the page with details:\n%s", detailed)
+	}
+	masked := get(server.Handler(d.config(false), true), "GET", "/")
+	if body := masked.Body.String(); strings.Contains(body, "@example.com") || !strings.Contains(body, "grants.yaml:2") {
+		t.Errorf("the masked page shows an email, or lacks the grants:\n%s", body)
+	}
+	if csp := masked.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
+		t.Errorf("Content-Security-Policy %q", csp)
+	}
+	if st := get(server.Handler(d.config(true), true), "GET", "/status").Body.String(); strings.Contains(st, `"members"`) {
+		t.Error("/status lists members without ?members=true")
+	}
+	if st := get(server.Handler(d.config(true), true), "GET", "/status?members=true").Body.String(); !strings.Contains(st, `"members"`) {
+		t.Error("/status?members=true lists no members")
+	}
+}

@@ -1,0 +1,150 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cfaccess/reconciler/internal/reconcile"
+	"github.com/cfaccess/reconciler/internal/report"
+)
+
+func newStatus(env *Env) *cobra.Command {
+	var addr, format string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show a running daemon's status: who has access, drift, expiries, recent changes",
+		Long: `Status reads a running daemon's /status (with its members) and prints the
+view of its status page (GET / on --listen) in the terminal: health, the
+revision enforced or refused, and per account who has which access and from
+which grant, pending invitations, the next expiries, the drift corrected and
+who made it, and the recent changes. Emails show only when the daemon runs
+with --status-details.`,
+		Example: `  reconciler status --addr http://127.0.0.1:9090
+  kubectl -n cfaccess port-forward svc/cfaccess 9090 & reconciler status`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := report.CheckFormat(format, []string{"text", "json"}); err != nil {
+				return err
+			}
+			st, raw, err := fetchStatus(cmd.Context(), env, addr)
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				_, err := env.Stdout.Write(raw)
+				return err
+			}
+			return statusText(env.Stdout, st)
+		},
+	}
+	cmd.Flags().StringVar(&addr, "addr", envOr(env, "CFACCESS_STATUS_ADDR", "http://127.0.0.1:9090"), "the daemon's --listen address (env CFACCESS_STATUS_ADDR)")
+	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json")
+	return cmd
+}
+
+func fetchStatus(ctx context.Context, env *Env, addr string) (reconcile.Status, []byte, error) {
+	var st reconcile.Status
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(addr, "/")+"/status?members=true", nil)
+	if err != nil {
+		return st, nil, fmt.Errorf("--addr %q: %w", addr, err)
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	res, err := client.Do(req)
+	if err != nil {
+		return st, nil, fmt.Errorf("read the daemon's status at %s: %w (is it running, and is --addr its --listen?)", addr, err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(res.Body, 256<<20))
+	if err != nil {
+		return st, nil, err
+	}
+	if res.StatusCode != http.StatusOK {
+		return st, nil, fmt.Errorf("read the daemon's status at %s: %s", addr, res.Status)
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return st, nil, fmt.Errorf("%s/status is not a cfaccess status: %w", addr, err)
+	}
+	return st, raw, nil
+}
+
+func statusText(w io.Writer, st reconcile.Status) error {
+	when := func(t time.Time) string {
+		if t.IsZero() {
+			return "—"
+		}
+		return t.UTC().Format("2006-01-02 15:04:05 UTC")
+	}
+	v := report.Visible
+	health := "not ready"
+	if st.Ready {
+		health = "ready"
+	}
+	if st.DryRun {
+		health += ", dry run"
+	}
+	fmt.Fprintf(w, "Health: %s; last reconcile %s, next %s\n", health, when(st.LastReconcile), when(st.NextReconcile))
+	if r := st.Revision; r != nil {
+		fmt.Fprintf(w, "Enforcing %s %s\n", r.SHA[:min(len(r.SHA), 12)], v(r.Subject))
+	}
+	if b := st.BadRevision; b != nil && b.Revision != nil {
+		fmt.Fprintf(w, "Refused %s (%s)\n", b.Revision.SHA[:min(len(b.Revision.SHA), 12)], b.Result)
+	}
+	for _, a := range st.Accounts {
+		fmt.Fprintf(w, "\n%s %s (%s): %s", a.Account, v(a.Name), a.AccountID, a.Result)
+		if a.Error != "" {
+			fmt.Fprintf(w, ": %s", v(a.Error))
+		}
+		if p := a.Plan; p != nil {
+			fmt.Fprintf(w, "; drift %d to invite, %d to update, %d to remove", p.Invite, p.Update, p.Remove)
+		}
+		if r := a.Read; r != nil {
+			fmt.Fprintf(w, "; read %s", r.Read)
+		}
+		fmt.Fprintln(w)
+		if len(a.Members) > 0 {
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "  MEMBER\tSTATUS\tACCESS\tFROM")
+			for _, m := range a.Members {
+				status := m.Status
+				if m.PendingSince != nil {
+					status += " since " + m.PendingSince.Format("2006-01-02")
+				}
+				from := strings.Join(m.Grants, ", ")
+				if from == "" {
+					from = "not declared"
+				}
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", v(m.Email), status, v(strings.Join(m.Access, ", ")), v(from))
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if a.MembersOmitted > 0 {
+				fmt.Fprintf(w, "  … %d more members\n", a.MembersOmitted)
+			}
+		}
+		for _, x := range a.Expiring {
+			fmt.Fprintf(w, "  expires %s: %s %s (%s)\n", when(x.Expires), v(x.Email), v(x.Access), v(x.Source))
+		}
+		for _, d := range a.Drift {
+			fmt.Fprintf(w, "  drift: %s %s%s — %s by %s (%s) at %s\n", d.Change, v(d.Email), v(d.Group), v(d.Action), v(d.Actor), d.Context, when(d.At))
+		}
+	}
+	if len(st.Recent) > 0 {
+		fmt.Fprintln(w, "\nRecent changes:")
+		for _, c := range st.Recent {
+			fmt.Fprintf(w, "  %s %s %s %s%s: %s\n", when(c.At), c.Account, c.Action, v(c.Email), v(c.Group), c.Result)
+		}
+	}
+	return nil
+}
