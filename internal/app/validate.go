@@ -40,7 +40,7 @@ Exit codes: 0 valid (warnings are printed), 1 invalid, 3 denied by a guardrail.`
 		},
 	}
 	rf.register(cmd, env)
-	cmd.Flags().StringVar(&format, "format", "text", "output format: text, json or sarif")
+	cmd.Flags().StringVar(&format, "format", "text", "output format: text, json, sarif or codequality (GitLab Code Quality)")
 	return cmd
 }
 

@@ -2,6 +2,8 @@ package report
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,10 +16,11 @@ import (
 )
 
 // ValidateFormats are the formats of Validate.
-var ValidateFormats = []string{"text", "json", "sarif"}
+var ValidateFormats = []string{"text", "json", "sarif", "codequality"}
 
 // Validate writes a validation's findings and verdict in format: text,
-// json or sarif.
+// json, sarif or codequality (GitLab's Code Quality report, shown in merge
+// requests).
 func Validate(w io.Writer, format string, c *reconcile.Checked, opts Options) error {
 	switch format {
 	case "text":
@@ -26,8 +29,48 @@ func Validate(w io.Writer, format string, c *reconcile.Checked, opts Options) er
 		return validateJSON(w, c)
 	case "sarif":
 		return validateSARIF(w, c, opts)
+	case "codequality":
+		return validateCodeQuality(w, c)
 	}
 	return CheckFormat(format, ValidateFormats)
+}
+
+// codeQualityIssue is an issue of GitLab's Code Quality report (a subset
+// of Code Climate's format: description, check_name, fingerprint,
+// severity, location.path, location.lines.begin).
+type codeQualityIssue struct {
+	Description string              `json:"description"`
+	CheckName   string              `json:"check_name"`
+	Fingerprint string              `json:"fingerprint"`
+	Severity    string              `json:"severity"` // info, minor, major, critical, blocker
+	Location    codeQualityLocation `json:"location"`
+}
+
+type codeQualityLocation struct {
+	Path  string           `json:"path"`
+	Lines codeQualityLines `json:"lines"`
+}
+
+type codeQualityLines struct {
+	Begin int `json:"begin"`
+}
+
+func validateCodeQuality(w io.Writer, c *reconcile.Checked) error {
+	issues := []codeQualityIssue{}
+	for _, f := range c.Findings() {
+		pos := desired.ParsePos(f.Source)
+		severity := map[string]string{"error": "blocker", "deny": "critical", "warn": "minor", "warning": "minor"}[f.Severity]
+		if severity == "" {
+			severity = "info"
+		}
+		id := sarifRuleID(f)
+		// Stable across runs, distinct per finding: GitLab tells new
+		// findings from fixed ones by it.
+		sum := sha256.Sum256([]byte(id + "\x00" + f.Source + "\x00" + f.Message))
+		issues = append(issues, codeQualityIssue{Description: f.Message, CheckName: id, Fingerprint: hex.EncodeToString(sum[:16]),
+			Severity: severity, Location: codeQualityLocation{Path: pos.File, Lines: codeQualityLines{Begin: max(pos.Line, 1)}}})
+	}
+	return WriteJSON(w, issues)
 }
 
 // CheckFormat refuses a format not among formats, naming them.
@@ -159,6 +202,52 @@ type sarifDriver struct {
 type sarifRule struct {
 	ID               string       `json:"id"`
 	ShortDescription sarifMessage `json:"shortDescription"`
+	FullDescription  sarifMessage `json:"fullDescription"`
+	Help             sarifHelp    `json:"help"`
+	HelpURI          string       `json:"helpUri"`
+}
+
+type sarifHelp struct {
+	Text     string `json:"text"`
+	Markdown string `json:"markdown"`
+}
+
+// docsURL is where the documentation lives, for SARIF's helpUri.
+const docsURL = "https://github.com/cfaccess/reconciler/blob/main/"
+
+// builtinRules describe the built-in guardrails, for SARIF.
+var builtinRules = map[string]string{
+	"cfaccess.builtin.super_admin":  "Denies Super Administrator - All Privileges (or its former name) on the whole account: nobody holds every key of the account through a grant.",
+	"cfaccess.builtin.user_groups":  "Denies Super Administrator on the whole account held through a user group the plan leaves the member in.",
+	"cfaccess.builtin.admin_expiry": "Warns when an administrator role is granted without expires: administrator access should be just in time.",
+	"cfaccess.builtin.reason":       "Warns when a grant has no reason: reviewers and auditors need to know why access was given.",
+	"cfaccess.builtin.review_after": "Warns when a grant is past its review_after date: confirm it is still needed and move the date on, or remove the grant.",
+}
+
+// sarifRuleFor describes the rule of a finding.
+func sarifRuleFor(id string, f reconcile.Finding) sarifRule {
+	r := sarifRule{ID: id}
+	switch {
+	case f.Policy == "" && f.Severity == "error":
+		r.ShortDescription.Text = "Invalid access declaration"
+		r.FullDescription.Text = "An access declaration cannot be loaded as written. The message names the file, the line and what to change. Nothing is applied while a declaration is invalid."
+		r.HelpURI = docsURL + "docs/troubleshooting.md#loading-the-repository"
+	case f.Policy == "":
+		r.ShortDescription.Text = "Access declaration warning"
+		r.FullDescription.Text = "An access declaration loads, but something about it is likely a mistake (a role name Cloudflare does not know, an unused group, a grant outside its window)."
+		r.HelpURI = docsURL + "docs/troubleshooting.md#loading-the-repository"
+	case builtinRules[f.Policy] != "":
+		r.ShortDescription.Text = "cfaccess guardrail " + f.Policy
+		r.FullDescription.Text = builtinRules[f.Policy]
+		r.HelpURI = docsURL + "README.md#guardrails"
+	default:
+		r.ShortDescription.Text = "cfaccess guardrail " + f.Policy
+		r.FullDescription.Text = "A guardrail of this access repository (Rego under policies/) found this. Its package is " + f.Policy + "."
+		r.HelpURI = docsURL + "docs/reference.md#guardrail-input"
+	}
+	r.Help = sarifHelp{Text: r.FullDescription.Text + " See " + r.HelpURI,
+		Markdown: r.FullDescription.Text + " [Documentation](" + r.HelpURI + ")"}
+	return r
 }
 
 type sarifResult struct {
@@ -206,11 +295,7 @@ func validateSARIF(w io.Writer, c *reconcile.Checked, opts Options) error {
 		id := sarifRuleID(f)
 		if !seen[id] {
 			seen[id] = true
-			desc := "cfaccess guardrail " + f.Policy
-			if f.Policy == "" {
-				desc = "access declaration " + f.Severity
-			}
-			run.Tool.Driver.Rules = append(run.Tool.Driver.Rules, sarifRule{ID: id, ShortDescription: sarifMessage{desc}})
+			run.Tool.Driver.Rules = append(run.Tool.Driver.Rules, sarifRuleFor(id, f))
 		}
 		level := "warning"
 		if f.Severity == "error" || f.Severity == "deny" {
