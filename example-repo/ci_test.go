@@ -9,8 +9,9 @@ import (
 )
 
 // TestGitHubWorkflow parses the workflow and checks what it promises:
-// validate with SARIF upload, a plan comment with a read-only token on pull
-// requests, apply on push only when enabled.
+// validate with SARIF, a plan comment with a read-only token on pull
+// requests (not waiting for validate: a refused pull request still gets
+// its plan), apply on push only when enabled — each a step of the action.
 func TestGitHubWorkflow(t *testing.T) {
 	t.Parallel()
 	var wf struct {
@@ -21,9 +22,8 @@ func TestGitHubWorkflow(t *testing.T) {
 			Permissions map[string]string `yaml:"permissions"`
 			Env         map[string]string `yaml:"env"`
 			Steps       []struct {
-				Uses string         `yaml:"uses"`
-				Run  string         `yaml:"run"`
-				With map[string]any `yaml:"with"`
+				Uses string            `yaml:"uses"`
+				With map[string]string `yaml:"with"`
 			} `yaml:"steps"`
 		} `yaml:"jobs"`
 	}
@@ -31,34 +31,32 @@ func TestGitHubWorkflow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
-	dec.KnownFields(false)
-	if err := dec.Decode(&wf); err != nil {
+	if err := yaml.Unmarshal(data, &wf); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := wf.On["pull_request"]; !ok {
 		t.Error("does not run on pull requests")
 	}
-	steps := func(job string) string {
-		var b strings.Builder
+	action := func(job string) map[string]string {
 		for _, s := range wf.Jobs[job].Steps {
-			b.WriteString(s.Uses + "\n" + s.Run + "\n")
-			if script, ok := s.With["script"].(string); ok {
-				b.WriteString(script + "\n")
+			if strings.HasPrefix(s.Uses, "cfaccess/reconciler@") {
+				return s.With
 			}
 		}
-		return b.String()
+		t.Errorf("job %s does not use the cfaccess action", job)
+		return nil
 	}
-	for job, wants := range map[string][]string{
-		"validate": {"reconciler validate --format sarif", "github/codeql-action/upload-sarif"},
-		"plan":     {"reconciler plan --format markdown --detailed-exitcode", "<!-- cfaccess-plan -->", "updateComment"},
-		"apply":    {"reconciler apply"},
-	} {
-		for _, want := range wants {
-			if !strings.Contains(steps(job), want) {
-				t.Errorf("job %s lacks %q", job, want)
-			}
-		}
+	if w := action("validate"); w["command"] != "validate" || w["sarif"] != "true" {
+		t.Errorf("validate: %v", w)
+	}
+	if w := action("plan"); w["command"] != "plan" || w["comment"] != "true" {
+		t.Errorf("plan: %v", w)
+	}
+	if w := action("apply"); w["command"] != "apply" {
+		t.Errorf("apply: %v", w)
+	}
+	if wf.Jobs["plan"].Needs != nil {
+		t.Error("plan waits for validate: a refused pull request would get no plan")
 	}
 	if wf.Jobs["validate"].Permissions["security-events"] != "write" {
 		t.Error("validate cannot upload SARIF")
@@ -71,17 +69,33 @@ func TestGitHubWorkflow(t *testing.T) {
 	}
 }
 
+// TestGitLabCI: the example includes cfaccess's template, whose jobs
+// validate into the Code Quality widget, plan without waiting for
+// validate, and apply once at a time.
 func TestGitLabCI(t *testing.T) {
 	t.Parallel()
-	var ci map[string]any
 	data, err := os.ReadFile(".gitlab-ci.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := yaml.Unmarshal(data, &ci); err != nil {
+	var example struct {
+		Include []map[string]string `yaml:"include"`
+	}
+	if err := yaml.Unmarshal(data, &example); err != nil {
 		t.Fatal(err)
 	}
-	for _, job := range []string{"validate", "plan", "apply"} {
+	if len(example.Include) != 1 || !strings.HasSuffix(example.Include[0]["remote"], "/ci/gitlab/cfaccess.gitlab-ci.yml") {
+		t.Errorf("the example does not include the template: %v", example.Include)
+	}
+	tmpl, err := os.ReadFile("../ci/gitlab/cfaccess.gitlab-ci.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ci map[string]any
+	if err := yaml.Unmarshal(tmpl, &ci); err != nil {
+		t.Fatal(err)
+	}
+	for _, job := range []string{"cfaccess-validate", "cfaccess-plan", "cfaccess-apply"} {
 		j, ok := ci[job].(map[string]any)
 		if !ok {
 			t.Fatalf("no job %s", job)
@@ -90,10 +104,14 @@ func TestGitLabCI(t *testing.T) {
 			t.Errorf("job %s has no script", job)
 		}
 	}
-	text := string(data)
-	for _, want := range []string{"reconciler validate --format sarif", "reconciler plan --format markdown --detailed-exitcode", "<!-- cfaccess-plan -->", "CF_TOKEN_PROD_READONLY", "resource_group: cfaccess-apply"} {
+	if needs, ok := ci["cfaccess-plan"].(map[string]any)["needs"].([]any); !ok || len(needs) != 0 {
+		t.Error("the plan job waits for validate")
+	}
+	text := string(tmpl)
+	for _, want := range []string{"reconciler validate --repo \"$CFACCESS_PATH\" --format codequality", "codequality: gl-code-quality-report.json",
+		"reconciler plan --repo \"$CFACCESS_PATH\" --format markdown --detailed-exitcode", "<!-- cfaccess-plan -->", "CF_TOKEN_PROD_READONLY", "resource_group: cfaccess-apply"} {
 		if !strings.Contains(text, want) {
-			t.Errorf(".gitlab-ci.yml lacks %q", want)
+			t.Errorf("the template lacks %q", want)
 		}
 	}
 }

@@ -80,3 +80,47 @@ func TestPreCommitHook(t *testing.T) {
 		t.Errorf("files %q", hooks[0].Files)
 	}
 }
+
+// The GitHub Action (action.yml at the root): its inputs, a composite run,
+// a release download verified against checksums.txt, and the plan comment
+// marked for update. actionlint (in .ci/run) checks its use.
+func TestActionMetadata(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("../../action.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var action struct {
+		Name, Description, Author string
+		Branding                  map[string]string
+		Inputs                    map[string]struct {
+			Description string
+			Required    bool
+			Default     string
+		}
+		Outputs map[string]struct{ Description, Value string }
+		Runs    struct {
+			Using string
+			Steps []map[string]any
+		}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&action); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []string{"command", "path", "token", "version", "comment", "sarif"} {
+		if action.Inputs[in].Description == "" {
+			t.Errorf("input %s missing or undocumented", in)
+		}
+	}
+	text := string(data)
+	for _, want := range []string{"sha256sum -c", "checksums.txt", "<!-- cfaccess-plan -->", "github/codeql-action/upload-sarif", "continue-on-error: true"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("action.yml lacks %q", want)
+		}
+	}
+	if action.Runs.Using != "composite" {
+		t.Errorf("runs.using %q", action.Runs.Using)
+	}
+}
