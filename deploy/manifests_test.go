@@ -93,7 +93,7 @@ func TestManifests(t *testing.T) {
 		"resource requests":           !c.Resources.Requests.Cpu().IsZero(),
 		"no service account token":    spec.AutomountServiceAccountToken != nil && !*spec.AutomountServiceAccountToken,
 		"token from a Secret file":    slices.Contains(c.Args, "--cloudflare-token-file=/var/run/secrets/cloudflare/token") && hasSecretVolume(spec, "cfaccess-cloudflare-token"),
-		"image from kustomize images": strings.HasPrefix(c.Image, "ghcr.io/cfaccess/reconciler:"),
+		"image from kustomize images": strings.HasPrefix(c.Image, "ghcr.io/cfaccess/reconciler:v"),
 		"grace period over 30 s":      spec.TerminationGracePeriodSeconds != nil && *spec.TerminationGracePeriodSeconds > 30,
 		"webhooks on their own port":  slices.Contains(c.Args, "--webhook-listen=:8080"),
 		"state file on a volume":      slices.Contains(c.Args, "--state-file=/var/lib/cfaccess/state.json") && hasPVC(spec, "cfaccess-state"),
