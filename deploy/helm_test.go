@@ -129,7 +129,9 @@ extraArgs: [--reinvite-after=48h]
 			func(t *testing.T, dep *appsv1.Deployment, _ []any) {
 				c := dep.Spec.Template.Spec.Containers[0]
 				if !strings.Contains(c.Image, "@sha256:") || !slices.Contains(c.Args, "--reinvite-after=48h") ||
-					!slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "CF_TOKEN_PROD" && e.ValueFrom.SecretKeyRef.Name == "cfaccess-prod" }) {
+					!slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
+						return e.Name == "CF_TOKEN_PROD" && e.ValueFrom.SecretKeyRef.Name == "cfaccess-prod"
+					}) {
 					t.Errorf("image %s, args %v, env %v", c.Image, c.Args, c.Env)
 				}
 			}},
