@@ -189,7 +189,8 @@ func runDemo(ctx context.Context, env *Env, listen string, jitAfter, oobWait, ex
 	// for the address it listens on (the demo narrates instead).
 	started := &startedLog{addr: make(chan string, 1)}
 	daemonEnv := *demoEnv
-	daemonEnv.Args = []string{"run", "--repo", dir, "--listen", listen, "--interval", "5s", "--watch-debounce", "200ms"}
+	// (--status-details: the simulated accounts' emails are made up.)
+	daemonEnv.Args = []string{"run", "--repo", dir, "--listen", listen, "--interval", "5s", "--watch-debounce", "200ms", "--status-details"}
 	daemonEnv.Stderr = started
 	done := make(chan int, 1)
 	dctx, stop := context.WithCancel(ctx)
@@ -202,7 +203,8 @@ func runDemo(ctx context.Context, env *Env, listen string, jitAfter, oobWait, ex
 		return fmt.Errorf("the daemon stopped (exit %d)", code)
 	}
 	base := "http://" + addr
-	say("\n$ reconciler run --repo %s --interval 5s   (the daemon, in the background)", dir)
+	say("\n$ reconciler run --repo %s --interval 5s --status-details   (the daemon, in the background)", dir)
+	say("  page     %s/   (open it in a browser: who has which access, drift, expiries)", base)
 	say("  metrics  %s/metrics", base)
 	say("  status   %s/status", base)
 	say("  health   %s/healthz and %s/readyz", base, base)
@@ -249,7 +251,7 @@ func runDemo(ctx context.Context, env *Env, listen string, jitAfter, oobWait, ex
 		return nil
 	}
 	say("  -> revoked at %s, %.1f s after its instant, with no commit.", env.Now().Local().Format("15:04:05"), env.Now().Sub(jitUntil).Seconds())
-	say("\nConverged: both accounts equal the repository. The daemon keeps running; look at %s/status.", base)
+	say("\nConverged: both accounts equal the repository. The daemon keeps running; look at %s/ (or reconciler status --addr %s).", base, base)
 	say("Press Ctrl-C to stop.")
 	<-ctx.Done()
 	stop()
