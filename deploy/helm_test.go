@@ -13,7 +13,6 @@ import (
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -38,25 +37,11 @@ func helmTemplate(t *testing.T, args ...string) []any {
 		if err := yaml.Unmarshal(doc, &meta); err != nil {
 			t.Fatal(err)
 		}
-		var obj any
-		switch meta.Kind {
-		case "":
+		if meta.Kind == "" {
 			continue // only comments
-		case "ServiceAccount":
-			obj = &corev1.ServiceAccount{}
-		case "Service":
-			obj = &corev1.Service{}
-		case "PersistentVolumeClaim":
-			obj = &corev1.PersistentVolumeClaim{}
-		case "Deployment":
-			obj = &appsv1.Deployment{}
-		case "NetworkPolicy":
-			obj = &networkingv1.NetworkPolicy{}
-		case "ServiceMonitor":
-			obj = &monitoringv1.ServiceMonitor{}
-		case "PrometheusRule":
-			obj = &monitoringv1.PrometheusRule{}
-		default:
+		}
+		obj := objectFor(meta.Kind)
+		if obj == nil || meta.Kind == "Namespace" {
 			t.Errorf("unexpected kind %q", meta.Kind)
 			continue
 		}

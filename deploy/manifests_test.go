@@ -47,25 +47,14 @@ func TestManifests(t *testing.T) {
 			t.Fatal(err)
 		}
 		kinds = append(kinds, meta.Kind)
-		var obj any
+		obj := objectFor(meta.Kind)
 		switch meta.Kind {
-		case "Namespace":
-			obj = &corev1.Namespace{}
-		case "ServiceAccount":
-			obj = &corev1.ServiceAccount{}
-		case "Service":
-			obj = &corev1.Service{}
-		case "PersistentVolumeClaim":
-			obj = &corev1.PersistentVolumeClaim{}
 		case "Deployment":
 			obj = &dep
-		case "NetworkPolicy":
-			obj = &networkingv1.NetworkPolicy{}
-		case "ServiceMonitor":
-			obj = &monitoringv1.ServiceMonitor{}
 		case "PrometheusRule":
 			obj = &rule
-		default:
+		}
+		if obj == nil {
 			t.Errorf("unexpected kind %q", meta.Kind)
 			continue
 		}
@@ -114,6 +103,30 @@ func TestManifests(t *testing.T) {
 			t.Errorf("PrometheusRule lacks %s", want)
 		}
 	}
+}
+
+// objectFor is the API type a rendered object of kind decodes into (nil
+// for a kind the manifests should not have).
+func objectFor(kind string) any {
+	switch kind {
+	case "Namespace":
+		return &corev1.Namespace{}
+	case "ServiceAccount":
+		return &corev1.ServiceAccount{}
+	case "Service":
+		return &corev1.Service{}
+	case "PersistentVolumeClaim":
+		return &corev1.PersistentVolumeClaim{}
+	case "Deployment":
+		return &appsv1.Deployment{}
+	case "NetworkPolicy":
+		return &networkingv1.NetworkPolicy{}
+	case "ServiceMonitor":
+		return &monitoringv1.ServiceMonitor{}
+	case "PrometheusRule":
+		return &monitoringv1.PrometheusRule{}
+	}
+	return nil
 }
 
 func hasPVC(spec corev1.PodSpec, claim string) bool {
