@@ -558,19 +558,26 @@ func memberStatus(ap *AccountPlan, state *State) ([]MemberStatus, int) {
 	if ap.Live == nil || ap.Grants == nil {
 		return nil, 0
 	}
+	show := func(a desired.Access) string {
+		return desired.Access{Role: a.Role, Resource: ap.Live.Display(a.Resource)}.String()
+	}
 	var out []MemberStatus
-	for _, m := range ap.Live.Members {
+	for _, l := range Lives(ap.Live) {
 		if len(out) == MaxStatusMembers {
 			return out, len(ap.Live.Members) - MaxStatusMembers
 		}
-		ms := MemberStatus{Email: m.Email, Status: m.Status, Access: []string{}}
-		for _, a := range m.Access {
-			ms.Access = append(ms.Access, desired.Access{Role: a.Role, Resource: ap.Live.Display(a.Resource)}.String())
+		ms := MemberStatus{Email: l.Email, Status: l.Status, Access: []string{}}
+		for _, a := range l.Access {
+			ms.Access = append(ms.Access, show(a))
 		}
-		if g, ok := ap.Grants[m.Email]; ok {
+		// Access through user groups is access too.
+		for _, in := range l.Inherited {
+			ms.Access = append(ms.Access, show(in.Access)+" (via user group "+in.Group+")")
+		}
+		if g, ok := ap.Grants[l.Email]; ok {
 			ms.Grants, ms.Reasons = g.Sources, g.Reasons
 		}
-		if since, ok := state.Pending[ap.AccountID][m.Email]; ok && m.Status == "pending" {
+		if since, ok := state.Pending[ap.AccountID][l.Email]; ok && l.Status == "pending" {
 			t := since.UTC()
 			ms.PendingSince = &t
 		}

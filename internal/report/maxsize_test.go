@@ -72,3 +72,43 @@ func TestMarkdownMaxSize(t *testing.T) {
 		t.Error("a small plan is cut")
 	}
 }
+
+// Whatever makes a plan long — findings, unmanaged members, risky changes
+// — the comment stays under the limit, and every account shows its risky
+// changes in turn.
+func TestMarkdownMaxSizeWorstCases(t *testing.T) {
+	t.Parallel()
+	o := bigOutcome()
+	for i := range 1000 {
+		o.Checked.Diags = append(o.Checked.Diags, desired.Diagnostic{Pos: desired.Pos{File: "grants/x.yaml", Line: i + 1}, Severity: desired.Warning, Message: fmt.Sprintf("warning number %d about something rather long to say", i)})
+	}
+	for i := range 3000 {
+		o.Accounts[0].Plan.Unmanaged = append(o.Accounts[0].Plan.Unmanaged, diff.Live{Email: fmt.Sprintf("unmanaged%04d@example.com", i)})
+	}
+	for _, ap := range o.Accounts {
+		for i := range ap.Plan.Changes {
+			if i%2 == 0 {
+				ap.Plan.Changes[i].Risks = []string{"grants Administrator on the whole account"}
+			}
+		}
+	}
+	var b bytes.Buffer
+	if err := Plan(&b, "markdown", o, Options{MaxSize: DefaultMaxSize}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if n := utf8.RuneCountInString(out); n > DefaultMaxSize {
+		t.Errorf("%d characters, over %d", n, DefaultMaxSize)
+	}
+	if strings.Count(out, "<details") != strings.Count(out, "</details>") {
+		t.Error("an open <details>")
+	}
+	for _, acct := range []string{"user0000@example.com", "user1000@example.com"} { // the first risky change of each account
+		if !strings.Contains(out, "| ➕ invite | "+mdEscape(acct)+" |") {
+			t.Errorf("%s's risky change missing: accounts do not take turns", acct)
+		}
+	}
+	if !strings.Contains(out, "more changes to look at twice are not shown") {
+		t.Error("risky changes cut without saying")
+	}
+}

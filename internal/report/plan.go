@@ -680,7 +680,7 @@ func outsideMarkdown(b *strings.Builder, ap *reconcile.AccountPlan) {
 
 func planMarkdown(w io.Writer, o *reconcile.Outcome, maxSize int) error {
 	var b strings.Builder
-	markdownHead(&b, o)
+	markdownHead(&b, o, 0)
 	for _, ap := range o.Accounts {
 		markdownAccountTitle(&b, ap)
 		if ap.Plan == nil {
@@ -695,7 +695,7 @@ func planMarkdown(w io.Writer, o *reconcile.Outcome, maxSize int) error {
 			}
 			b.WriteByte('\n')
 		}
-		markdownAccountTail(&b, ap)
+		markdownAccountTail(&b, ap, 0)
 	}
 	out := strings.TrimRight(b.String(), "\n") + "\n"
 	if maxSize > 0 && len(out) > maxSize {
@@ -717,7 +717,7 @@ const DefaultMaxSize = 60_000
 // account, as many as fit; and a note pointing at the full plan (the JSON).
 func compactMarkdown(o *reconcile.Outcome, maxSize int) string {
 	var head strings.Builder
-	markdownHead(&head, o)
+	markdownHead(&head, o, 50)
 	type section struct {
 		title, tail  string
 		risky, other []string
@@ -739,7 +739,7 @@ func compactMarkdown(o *reconcile.Outcome, maxSize int) string {
 					sec.other = append(sec.other, changeRow(ap, c))
 				}
 			}
-			markdownAccountTail(&tail, ap)
+			markdownAccountTail(&tail, ap, 50)
 		}
 		sec.title, sec.tail = t.String(), tail.String()
 		fixed += len(sec.title) + len(sec.tail) + 2*len(changeTableHead) + 120
@@ -747,24 +747,21 @@ func compactMarkdown(o *reconcile.Outcome, maxSize int) string {
 	}
 	budget := maxSize - fixed
 	shown := make([][2]int, len(sections)) // risky, other rows shown
-	// Risky rows first, everywhere; then the others, a row of each
-	// account in turn, so that every account shows some.
-	for i, sec := range sections {
-		for _, r := range sec.risky {
-			if len(r) > budget {
-				break
-			}
-			budget -= len(r)
-			shown[i][0]++
-		}
-	}
-	for more := true; more; {
-		more = false
-		for i, sec := range sections {
-			if n := shown[i][1]; n < len(sec.other) && len(sec.other[n]) <= budget {
-				budget -= len(sec.other[n])
-				shown[i][1]++
-				more = true
+	// Risky rows first, then the others; each a row of every account in
+	// turn, so that every account shows some.
+	for kind := range 2 {
+		for more := true; more; {
+			more = false
+			for i, sec := range sections {
+				rows := sec.risky
+				if kind == 1 {
+					rows = sec.other
+				}
+				if n := shown[i][kind]; n < len(rows) && len(rows[n]) <= budget {
+					budget -= len(rows[n])
+					shown[i][kind]++
+					more = true
+				}
 			}
 		}
 	}
@@ -775,6 +772,9 @@ func compactMarkdown(o *reconcile.Outcome, maxSize int) string {
 		b.WriteString(sec.title)
 		if n := shown[i][0]; len(sec.risky) > 0 {
 			b.WriteString("Changes to look at twice:\n\n" + changeTableHead + strings.Join(sec.risky[:n], "") + "\n")
+			if n < len(sec.risky) {
+				fmt.Fprintf(&b, "⚠️ **%d more changes to look at twice are not shown.**\n\n", len(sec.risky)-n)
+			}
 		}
 		if n := shown[i][1]; len(sec.other) > 0 {
 			summary := plural(len(sec.other), "other change")
@@ -787,14 +787,32 @@ func compactMarkdown(o *reconcile.Outcome, maxSize int) string {
 		b.WriteString(sec.tail)
 	}
 	if hidden > 0 {
-		fmt.Fprintf(&b, "✂️ **%s not shown**: this plan is longer than a comment may be (--max-size %d). The full plan is the JSON (`reconciler plan --format json`), kept as the job's artifact.\n", plural(hidden, "change"), maxSize)
+		fmt.Fprintf(&b, "✂️ **%s not shown**: this plan is longer than a comment may be (--max-size %d). The full plan: `reconciler plan --format json` (or text) on this revision.\n", plural(hidden, "change"), maxSize)
 	}
-	return strings.TrimRight(b.String(), "\n") + "\n"
+	return cutMarkdown(strings.TrimRight(b.String(), "\n")+"\n", maxSize)
+}
+
+// cutMarkdown is the last bound: past maxSize (long findings, accounts
+// outside cfaccess's control), the text is cut at a line, its open
+// <details> closed, and the cut said.
+func cutMarkdown(s string, maxSize int) string {
+	const note = "\n\n✂️ **Cut here**: this plan is longer than a comment may be (--max-size). The full plan: `reconciler plan --format json` (or text) on this revision.\n"
+	if len(s) <= maxSize {
+		return s
+	}
+	cut := s[:max(0, maxSize-len(note)-64)]
+	if i := strings.LastIndexByte(cut, '\n'); i > 0 {
+		cut = cut[:i]
+	}
+	if open := strings.Count(cut, "<details") - strings.Count(cut, "</details>"); open > 0 {
+		cut += strings.Repeat("\n</details>", open)
+	}
+	return cut + note
 }
 
 // markdownHead writes the marker, the title line, the revision and the
 // findings.
-func markdownHead(b *strings.Builder, o *reconcile.Outcome) {
+func markdownHead(b *strings.Builder, o *reconcile.Outcome, maxFindings int) {
 	// The marker lets CI find and update its own comment.
 	b.WriteString("<!-- cfaccess-plan -->\n")
 	totals := map[diff.Action]int{}
@@ -829,7 +847,11 @@ func markdownHead(b *strings.Builder, o *reconcile.Outcome) {
 	if len(findings) > 0 {
 		fmt.Fprintf(b, "<details%s><summary>%s, %s, %s</summary>\n\n", map[bool]string{true: " open", false: ""}[errs+denies > 0],
 			plural(errs, "error"), plural(denies, "denial"), plural(warns, "warning"))
-		for _, f := range findings {
+		for i, f := range findings {
+			if maxFindings > 0 && i == maxFindings {
+				fmt.Fprintf(b, "- … and %d more (run reconciler validate)\n", len(findings)-i)
+				break
+			}
 			fmt.Fprintf(b, "- %s **%s**: %s\n", mdCode(f.Source), textLabel[f.Severity], mdEscape(f.Message))
 		}
 		b.WriteString("\n</details>\n\n")
@@ -847,10 +869,14 @@ func markdownAccountTitle(b *strings.Builder, ap *reconcile.AccountPlan) {
 	}
 }
 
-func markdownAccountTail(b *strings.Builder, ap *reconcile.AccountPlan) {
+func markdownAccountTail(b *strings.Builder, ap *reconcile.AccountPlan, maxList int) {
 	if len(ap.Plan.Unmanaged) > 0 {
 		var emails []string
-		for _, u := range ap.Plan.Unmanaged {
+		for i, u := range ap.Plan.Unmanaged {
+			if maxList > 0 && i == maxList {
+				emails = append(emails, fmt.Sprintf("… and %d more", len(ap.Plan.Unmanaged)-i))
+				break
+			}
 			emails = append(emails, mdEscape(u.Email))
 		}
 		fmt.Fprintf(b, "Unmanaged (not declared, prune off): %s\n\n", strings.Join(emails, ", "))

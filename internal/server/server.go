@@ -203,7 +203,7 @@ func Masked(st reconcile.Status) reconcile.Status {
 	maskFindings := func(fs []reconcile.Finding) []reconcile.Finding {
 		out := make([]reconcile.Finding, len(fs))
 		for i, f := range fs {
-			f.Message = maskEmails(f.Message)
+			f.Message, f.Source = maskEmails(f.Message), maskEmails(f.Source)
 			out[i] = f
 		}
 		return out
@@ -218,7 +218,7 @@ func Masked(st reconcile.Status) reconcile.Status {
 	st.Violations = maskFindings(st.Violations)
 	accounts := make([]reconcile.AccountStatus, len(st.Accounts))
 	for i, a := range st.Accounts {
-		a.Error = maskEmails(a.Error)
+		a.Error, a.Name, a.Breaker = maskEmails(a.Error), maskEmails(a.Name), maskEmails(a.Breaker)
 		a.Outside = maskAll(a.Outside)
 		a.NotChecked = maskAll(a.NotChecked)
 		if a.Read != nil {
@@ -228,7 +228,7 @@ func Masked(st reconcile.Status) reconcile.Status {
 		}
 		drift := make([]reconcile.DriftStatus, len(a.Drift))
 		for j, d := range a.Drift {
-			d.Email, d.Actor, d.IP = maskEmails(d.Email), maskEmails(d.Actor), ""
+			d.Email, d.Actor, d.IP, d.Group, d.Action = maskEmails(d.Email), maskEmails(d.Actor), "", maskEmails(d.Group), maskEmails(d.Action)
 			drift[j] = d
 		}
 		if a.Drift != nil {
@@ -236,7 +236,7 @@ func Masked(st reconcile.Status) reconcile.Status {
 		}
 		members := make([]reconcile.MemberStatus, len(a.Members))
 		for j, m := range a.Members {
-			m.Email = maskEmails(m.Email)
+			m.Email, m.Access, m.Grants, m.Reasons = maskEmails(m.Email), maskAll(m.Access), maskAll(m.Grants), maskAll(m.Reasons)
 			members[j] = m
 		}
 		if a.Members != nil {
@@ -244,7 +244,7 @@ func Masked(st reconcile.Status) reconcile.Status {
 		}
 		expiring := make([]reconcile.ExpiryStatus, len(a.Expiring))
 		for j, x := range a.Expiring {
-			x.Email = maskEmails(x.Email)
+			x.Email, x.Source = maskEmails(x.Email), maskEmails(x.Source)
 			expiring[j] = x
 		}
 		if a.Expiring != nil {
@@ -255,7 +255,7 @@ func Masked(st reconcile.Status) reconcile.Status {
 	st.Accounts = accounts
 	recent := make([]reconcile.RecentChange, len(st.Recent))
 	for i, c := range st.Recent {
-		c.Email, c.DriftActor = maskEmails(c.Email), maskEmails(c.DriftActor)
+		c.Email, c.DriftActor, c.Group = maskEmails(c.Email), maskEmails(c.DriftActor), maskEmails(c.Group)
 		recent[i] = c
 	}
 	if st.Recent != nil {

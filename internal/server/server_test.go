@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -370,5 +371,27 @@ func TestStatusPageMasked(t *testing.T) {
 	}
 	if st := get(server.Handler(d.config(true), true), "GET", "/status?members=true").Body.String(); !strings.Contains(st, `"members"`) {
 		t.Error("/status?members=true lists no members")
+	}
+}
+
+// Masking leaves no email anywhere in the status: reasons, grant files,
+// expiry sources, drift, findings, recent changes.
+func TestMaskedEverywhere(t *testing.T) {
+	t.Parallel()
+	st := reconcile.Status{
+		Accounts: []reconcile.AccountStatus{{Account: "prod", Name: "ops@example.com's account",
+			Members:  []reconcile.MemberStatus{{Email: "a@example.com", Access: []string{"DNS on account:* (via user group x@example.com)"}, Grants: []string{"people/bob@example.com.yaml:2"}, Reasons: []string{"asked by carol@example.com"}}},
+			Expiring: []reconcile.ExpiryStatus{{Email: "a@example.com", Source: "people/bob@example.com.yaml:2"}},
+			Drift:    []reconcile.DriftStatus{{Email: "a@example.com", Actor: "m@example.com", Action: "Invite d@example.com", Group: "g@example.com"}},
+		}},
+		Violations: []reconcile.Finding{{Source: "people/bob@example.com.yaml:2", Message: "e@example.com"}},
+		Recent:     []reconcile.RecentChange{{Email: "a@example.com", DriftActor: "m@example.com", Group: "g@example.com"}},
+	}
+	out, err := json.Marshal(server.Masked(st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "@example.com") {
+		t.Errorf("an email in the masked status: %s", out)
 	}
 }
