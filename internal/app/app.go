@@ -111,6 +111,10 @@ func terraformArgs(args []string) []string {
 		if a == "--" {
 			break
 		}
+		// (not as the value of --out or -o: "--out -out" names a file)
+		if i > 0 && slices.Contains([]string{"--out", "-out", "-o", "--output", "--format"}, args[i-1]) {
+			continue
+		}
 		if a == "-out" || strings.HasPrefix(a, "-out=") {
 			out[i] = "-" + a
 		}

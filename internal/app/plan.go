@@ -148,13 +148,19 @@ Exit codes: 0 nothing to change (or changes, without --detailed-exitcode),
 			if err := report.Plan(env.Stdout, f.format, o, f.renderOptions(env)); err != nil {
 				return err
 			}
-			if out != "" && o.Checked.Valid() && !o.Checked.Denied() && !o.Checked.LiveDenied() {
-				sp, err := reconcile.Save(o, now)
-				if err != nil {
-					return fmt.Errorf("--out %s: %w", out, err)
-				}
-				if err := sp.WriteFile(out); err != nil {
-					return fmt.Errorf("--out: %w", err)
+			if out != "" {
+				if !o.Checked.Valid() || o.Checked.Denied() || o.Checked.LiveDenied() {
+					// No plan to review: nor an older one left to apply.
+					_ = os.Remove(out)
+					fmt.Fprintf(env.Stderr, "reconciler: --out %s: not saved: the repository is invalid or denied\n", out)
+				} else {
+					sp, err := reconcile.Save(o, f.provider, now)
+					if err != nil {
+						return fmt.Errorf("--out %s: %w", out, err)
+					}
+					if err := sp.WriteFile(out); err != nil {
+						return fmt.Errorf("--out: %w", err)
+					}
 				}
 			}
 			return outcomeExit(o, detailed)
@@ -193,6 +199,13 @@ the ones saved; otherwise it writes nothing, says what changed, and exits 1.`,
 				var err error
 				if saved, err = reconcile.ReadSavedPlan(args[0]); err != nil {
 					return err
+				}
+				// The plan's own scope: apply FILE plans what plan --out did.
+				switch {
+				case f.provider == "":
+					f.provider = saved.Provider
+				case f.provider != saved.Provider:
+					return fmt.Errorf("%s was planned for %s; apply it with the same --provider", args[0], cmp.Or(saved.Provider, "every provider (no --provider)"))
 				}
 			}
 			o, p, _, err := f.plan(ctx, env)

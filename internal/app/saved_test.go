@@ -64,3 +64,22 @@ func mustRun(t *testing.T, e *e2e, args ...string) string {
 }
 
 func equalMembers(a, b map[string]string) bool { return maps.Equal(a, b) }
+
+// A plan saved for one provider is applied for that provider; -out as
+// the value of --out names a file.
+func TestSavedPlanProvider(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t)
+	file := filepath.Join(t.TempDir(), "p.plan")
+	mustRun(t, e, "plan", "--repo", e.Repo, "--provider", "prod", "-out", file)
+	if code, out, errOut := e.run("apply", "--repo", e.Repo, file); code != ExitOK {
+		t.Errorf("apply FILE without --provider: exit %d\n%s%s", code, out, errOut)
+	}
+	mustRun(t, e, "plan", "--repo", e.Repo, "--provider", "prod", "-out", file)
+	if code, _, errOut := e.run("apply", "--repo", e.Repo, "--provider", "other", file); code != ExitError || !strings.Contains(errOut, "same --provider") {
+		t.Errorf("apply FILE with another --provider: exit %d %s", code, errOut)
+	}
+	if got := terraformArgs([]string{"plan", "--out", "-out"}); got[2] != "-out" {
+		t.Errorf("the value of --out rewritten: %v", got)
+	}
+}

@@ -31,11 +31,13 @@ const (
 
 // SavedPlan is the file of `plan --out`.
 type SavedPlan struct {
-	Kind     string         `json:"kind"`
-	Version  int            `json:"version"`
-	Created  time.Time      `json:"created_at"`
-	Revision string         `json:"revision"`
-	Modified bool           `json:"modified,omitempty"`
+	Kind     string    `json:"kind"`
+	Version  int       `json:"version"`
+	Created  time.Time `json:"created_at"`
+	Revision string    `json:"revision"`
+	Modified bool      `json:"modified,omitempty"`
+	// Provider is the --provider the plan was made with ("" for all).
+	Provider string         `json:"provider,omitempty"`
 	Accounts []SavedAccount `json:"accounts"`
 }
 
@@ -51,10 +53,10 @@ type SavedAccount struct {
 	Changes []string `json:"changes"`
 }
 
-// Save makes the saved plan of an outcome. An account that could not be
-// planned cannot be saved.
-func Save(o *Outcome, now time.Time) (*SavedPlan, error) {
-	sp := &SavedPlan{Kind: SavedPlanKind, Version: SavedPlanVersion, Created: now.UTC(), Revision: o.Revision.SHA, Modified: o.Revision.Modified}
+// Save makes the saved plan of an outcome, planned for provider ("" for
+// all). An account that could not be planned cannot be saved.
+func Save(o *Outcome, provider string, now time.Time) (*SavedPlan, error) {
+	sp := &SavedPlan{Kind: SavedPlanKind, Version: SavedPlanVersion, Created: now.UTC(), Revision: o.Revision.SHA, Modified: o.Revision.Modified, Provider: provider}
 	for _, ap := range o.Accounts {
 		if ap.Err != nil || ap.Plan == nil {
 			return nil, fmt.Errorf("%s could not be planned: a plan to save needs every account", ap.Provider)
@@ -135,7 +137,10 @@ func (sp *SavedPlan) WriteFile(path string) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(data, '\n'), 0o600)
+	if err := os.WriteFile(path, append(data, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Chmod(path, 0o600) // it holds emails: not readable by others, even if it existed
 }
 
 // ReadSavedPlan reads a file of `plan --out`.
