@@ -1,6 +1,7 @@
 package cloudflare
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -118,16 +119,9 @@ func (e AuditEntry) Actor() string {
 		}
 	}
 	if who == "" {
-		who = "a " + cmpOr(e.ActorType, "unknown") + " actor"
+		who = "a " + cmp.Or(e.ActorType, "unknown") + " actor"
 	}
 	return who
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // ContextText says how the change was made, for people.
@@ -254,7 +248,7 @@ func (c *Client) AuditLog(ctx context.Context, accountID string, q AuditQuery) (
 			}
 			out.Entries = append(out.Entries, e)
 		}
-		next := cmpOr(env.ResultInfo.Cursor, env.ResultInfo.Cursors.After)
+		next := cmp.Or(env.ResultInfo.Cursor, env.ResultInfo.Cursors.After)
 		if len(res.Result) == 0 || next == "" {
 			if q.NewestFirst {
 				slices.Reverse(out.Entries)

@@ -2,6 +2,7 @@ package cloudflare
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -123,7 +124,7 @@ func New(cfg Config) *Client {
 		option.WithHTTPClient(cfg.HTTPClient),
 		option.WithMaxRetries(max(cfg.MaxRetries, 0)),
 		option.WithMiddleware(c.middleware),
-		option.WithHeader("User-Agent", cmpOr(cfg.UserAgent, UserAgentPrefix+"dev")),
+		option.WithHeader("User-Agent", cmp.Or(cfg.UserAgent, UserAgentPrefix+"dev")),
 	}
 	if cfg.Credentials.Token != "" {
 		opts = append(opts, option.WithAPIToken(cfg.Credentials.Token))
