@@ -47,29 +47,36 @@ type Binding struct {
 func (r *Repo) Bindings(now time.Time) []Binding {
 	out := make([]Binding, 0, r.countBindings())
 	for _, g := range r.Grants {
-		targets := r.grantTargets(g)
-		active := g.ActiveAt(now)
-		for _, roleID := range g.Roles {
-			role := r.Roles[roleID]
-			if role == nil || !role.Enabled {
+		out = r.AppendGrantBindings(out, g, now)
+	}
+	return out
+}
+
+// AppendGrantBindings appends one grant's bindings, in the order of
+// Bindings.
+func (r *Repo) AppendGrantBindings(out []Binding, g *Grant, now time.Time) []Binding {
+	targets := r.grantTargets(g)
+	active := g.ActiveAt(now)
+	for _, roleID := range g.Roles {
+		role := r.Roles[roleID]
+		if role == nil || !role.Enabled {
+			continue
+		}
+		for _, pid := range role.Providers {
+			pv := r.Providers[pid]
+			if pv == nil || !pv.Enabled {
 				continue
 			}
-			for _, pid := range role.Providers {
-				pv := r.Providers[pid]
-				if pv == nil || !pv.Enabled {
-					continue
-				}
-				for _, t := range targets {
-					for _, name := range role.CloudflareRoles {
-						for _, res := range role.Resources {
-							out = append(out, Binding{
-								Provider: pid, Email: t.email, Role: roleID,
-								Access: Access{Role: name, Resource: res},
-								Active: active, Reason: g.Reason,
-								NotBefore: g.NotBefore, Expires: g.Expires,
-								Source: g.Pos, Group: t.group,
-							})
-						}
+			for _, t := range targets {
+				for _, name := range role.CloudflareRoles {
+					for _, res := range role.Resources {
+						out = append(out, Binding{
+							Provider: pid, Email: t.email, Role: roleID,
+							Access: Access{Role: name, Resource: res},
+							Active: active, Reason: g.Reason,
+							NotBefore: g.NotBefore, Expires: g.Expires,
+							Source: g.Pos, Group: t.group,
+						})
 					}
 				}
 			}

@@ -558,9 +558,7 @@ func memberStatus(ap *AccountPlan, state *State) ([]MemberStatus, int) {
 	if ap.Live == nil || ap.Grants == nil {
 		return nil, 0
 	}
-	show := func(a desired.Access) string {
-		return desired.Access{Role: a.Role, Resource: ap.Live.Display(a.Resource)}.String()
-	}
+	show := func(a desired.Access) string { return ap.Display(a).String() }
 	var out []MemberStatus
 	for _, l := range Lives(ap.Live) {
 		if len(out) == MaxStatusMembers {
@@ -586,22 +584,27 @@ func memberStatus(ap *AccountPlan, state *State) ([]MemberStatus, int) {
 	return out, 0
 }
 
-// nextExpiries are the account's next 20 grants to expire.
+// nextExpiries are the account's next 20 grants to expire. Only the
+// grants that expire are expanded into bindings (it runs at every
+// reconcile): a repository's bindings can be many.
 func nextExpiries(repo *desired.Repo, ap *AccountPlan, now time.Time) []ExpiryStatus {
 	var out []ExpiryStatus
 	seen := map[string]bool{}
-	for _, b := range repo.Bindings(now) {
-		if b.Provider != ap.Provider || !b.Active || b.Expires.IsZero() {
+	var bs []desired.Binding
+	for _, g := range repo.Grants {
+		if g.Expires.IsZero() || !g.ActiveAt(now) || !repo.GrantReaches(g, ap.Provider) {
 			continue
 		}
-		res := b.Access.Resource
-		if ap.Live != nil {
-			res = ap.Live.Display(res)
-		}
-		e := ExpiryStatus{Email: b.Email, Access: desired.Access{Role: b.Access.Role, Resource: res}.String(), Expires: b.Expires.UTC(), Source: b.Source.String()}
-		if k := e.Email + "\x00" + e.Access; !seen[k] {
-			seen[k] = true
-			out = append(out, e)
+		bs = repo.AppendGrantBindings(bs[:0], g, now)
+		for _, b := range bs {
+			if b.Provider != ap.Provider {
+				continue
+			}
+			e := ExpiryStatus{Email: b.Email, Access: ap.Display(b.Access).String(), Expires: b.Expires.UTC(), Source: b.Source.String()}
+			if k := e.Email + "\x00" + e.Access; !seen[k] {
+				seen[k] = true
+				out = append(out, e)
+			}
 		}
 	}
 	slices.SortFunc(out, func(a, b ExpiryStatus) int {
@@ -672,7 +675,7 @@ func (l *Loop) summarize(c *Checked, o *Outcome, rev gitsource.Revision, now, st
 			for _, g := range ap.Plan.GroupAccess {
 				var access []string
 				for _, x := range g.Access {
-					access = append(access, desired.Access{Role: x.Role, Resource: ap.Live.Display(x.Resource)}.String())
+					access = append(access, ap.Display(x).String())
 				}
 				if g.Missing {
 					a.Outside = append(a.Outside, g.Email+" is declared in user group "+g.Group+", owned by the identity provider, and not in it")

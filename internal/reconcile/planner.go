@@ -359,7 +359,7 @@ func liveAccount(ap *AccountPlan) policy.LiveAccount {
 	display := func(as []desired.Access) []desired.Access {
 		out := make([]desired.Access, len(as))
 		for i, a := range as {
-			out[i] = desired.Access{Role: a.Role, Resource: ap.Live.Display(a.Resource)}
+			out[i] = ap.Display(a)
 		}
 		return out
 	}

@@ -45,6 +45,15 @@ type AccountPlan struct {
 	Grants map[string]Grants
 }
 
+// Display is an access as people read it: zones by name where the live
+// account knows them (plans, status, guardrails, saved plans).
+func (ap *AccountPlan) Display(a desired.Access) desired.Access {
+	if ap.Live == nil {
+		return a
+	}
+	return desired.Access{Role: a.Role, Resource: ap.Live.Display(a.Resource)}
+}
+
 // Grants are the grants behind a member's access: where ("file:line") and
 // why.
 type Grants struct {

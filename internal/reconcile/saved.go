@@ -85,7 +85,7 @@ func liveLines(ap *AccountPlan) []string {
 	show := func(as []desired.Access) string {
 		out := make([]string, len(as))
 		for i, a := range as {
-			out[i] = desired.Access{Role: a.Role, Resource: ap.Live.Display(a.Resource)}.String()
+			out[i] = ap.Display(a).String()
 		}
 		slices.Sort(out)
 		return strings.Join(out, ", ")
@@ -118,7 +118,7 @@ func changeLine(ap *AccountPlan, c diff.Change) string {
 	show := func(sign string, as []desired.Access) []string {
 		var out []string
 		for _, a := range as {
-			out = append(out, sign+desired.Access{Role: a.Role, Resource: ap.Live.Display(a.Resource)}.String())
+			out = append(out, sign+ap.Display(a).String())
 		}
 		return out
 	}

@@ -48,14 +48,6 @@ func Plan(w io.Writer, format string, o *reconcile.Outcome, opts Options) error 
 	return CheckFormat(format, PlanFormats)
 }
 
-// display shows a resource with zone names where the account knows them.
-func display(ap *reconcile.AccountPlan, a desired.Access) desired.Access {
-	if ap.Live == nil {
-		return a
-	}
-	return desired.Access{Role: a.Role, Resource: ap.Live.Display(a.Resource)}
-}
-
 const (
 	red    = "\x1b[31m"
 	green  = "\x1b[32m"
@@ -143,17 +135,17 @@ func planText(w io.Writer, o *reconcile.Outcome, color bool) error {
 			}
 			b.WriteByte('\n')
 			for _, a := range c.Add {
-				fmt.Fprintf(&b, "      %s\n", paint(green, "+ "+oneLine(display(ap, a).String())))
+				fmt.Fprintf(&b, "      %s\n", paint(green, "+ "+oneLine(ap.Display(a).String())))
 			}
 			for _, a := range c.Remove {
-				fmt.Fprintf(&b, "      %s\n", paint(red, "- "+oneLine(display(ap, a).String())))
+				fmt.Fprintf(&b, "      %s\n", paint(red, "- "+oneLine(ap.Display(a).String())))
 			}
 			for _, in := range c.Inherited {
 				sign := "="
 				if c.Action == diff.Remove {
 					sign = "-"
 				}
-				fmt.Fprintf(&b, "      %s %s (via user group %s)\n", sign, oneLine(display(ap, in.Access).String()), oneLine(in.Group))
+				fmt.Fprintf(&b, "      %s %s (via user group %s)\n", sign, oneLine(ap.Display(in.Access).String()), oneLine(in.Group))
 			}
 			if c.Drift != nil {
 				fmt.Fprintf(&b, "      %s\n", paint(yellow, "↺ "+oneLine(DriftText(c.Drift))))
@@ -188,7 +180,7 @@ func planText(w io.Writer, o *reconcile.Outcome, color bool) error {
 		for _, u := range ap.Plan.Unmanaged {
 			fmt.Fprintf(&b, "  = unmanaged %s (not declared; prune is off)\n", oneLine(u.Email))
 			for _, in := range u.Inherited {
-				fmt.Fprintf(&b, "      = %s (via user group %s)\n", oneLine(display(ap, in.Access).String()), oneLine(in.Group))
+				fmt.Fprintf(&b, "      = %s (via user group %s)\n", oneLine(ap.Display(in.Access).String()), oneLine(in.Group))
 			}
 		}
 		outsideText(&b, ap, paint)
@@ -243,7 +235,7 @@ func outsideText(b *strings.Builder, ap *reconcile.AccountPlan, paint func(code,
 		fmt.Fprintf(b, "  %s %s holds access the repository does not declare, via user group %s (not managed: prune_user_groups is off)\n",
 			paint(yellow, "!"), oneLine(g.Email), oneLine(g.Group))
 		for _, a := range g.Access {
-			fmt.Fprintf(b, "      %s\n", paint(yellow, "= "+oneLine(display(ap, a).String())))
+			fmt.Fprintf(b, "      %s\n", paint(yellow, "= "+oneLine(ap.Display(a).String())))
 		}
 	}
 	if ap.Live == nil {
@@ -474,7 +466,7 @@ func planJSON(w io.Writer, o *reconcile.Outcome) error {
 			for _, g := range ap.Plan.GroupAccess {
 				gd := GroupAccessDoc{Email: g.Email, Group: g.Group, Access: []AccessDoc{}, Missing: g.Missing}
 				for _, a := range g.Access {
-					d := display(ap, a)
+					d := ap.Display(a)
 					gd.Access = append(gd.Access, AccessDoc{d.Role, d.Resource.String()})
 				}
 				aj.GroupAccess = append(aj.GroupAccess, gd)
@@ -496,11 +488,11 @@ func planJSON(w io.Writer, o *reconcile.Outcome) error {
 				cj := ChangeDoc{Action: string(c.Action), Email: c.Email, MemberID: c.MemberID, Add: []AccessDoc{}, Remove: []AccessDoc{},
 					Sources: []string{}, Reasons: c.Reasons, Risks: c.Risks}
 				for _, a := range c.Add {
-					d := display(ap, a)
+					d := ap.Display(a)
 					cj.Add = append(cj.Add, AccessDoc{d.Role, d.Resource.String()})
 				}
 				for _, a := range c.Remove {
-					d := display(ap, a)
+					d := ap.Display(a)
 					cj.Remove = append(cj.Remove, AccessDoc{d.Role, d.Resource.String()})
 				}
 				for _, s := range c.Sources {
@@ -511,7 +503,7 @@ func planJSON(w io.Writer, o *reconcile.Outcome) error {
 					cj.Drift = &DriftDoc{Actor: d.Actor, ActorType: d.ActorType, Context: d.Context, IP: d.IP, At: d.At.UTC(), Action: d.Action, Text: DriftText(d)}
 				}
 				for _, in := range c.Inherited {
-					d := display(ap, in.Access)
+					d := ap.Display(in.Access)
 					cj.Inherited = append(cj.Inherited, InheritedDoc{AccessDoc{d.Role, d.Resource.String()}, "user group " + in.Group})
 				}
 				if i < len(results) {
@@ -662,7 +654,7 @@ func outsideMarkdown(b *strings.Builder, ap *reconcile.AccountPlan) {
 		}
 		var access []string
 		for _, a := range g.Access {
-			access = append(access, mdEscape(display(ap, a).String()))
+			access = append(access, mdEscape(ap.Display(a).String()))
 		}
 		fmt.Fprintf(b, "⚠️ %s holds %s via user group %s, not declared (the group is not managed: prune_user_groups is off)\n\n",
 			mdEscape(g.Email), strings.Join(access, ", "), mdEscape(g.Group))
@@ -891,13 +883,13 @@ func changeRow(ap *reconcile.AccountPlan, c diff.Change) string {
 		diff.CreateGroup: "➕ create user group " + mdEscape(c.Group), diff.UpdateGroup: "✏️ update user group " + mdEscape(c.Group)}[c.Action]
 	var access []string
 	for _, a := range c.Add {
-		access = append(access, "+ "+mdEscape(display(ap, a).String()))
+		access = append(access, "+ "+mdEscape(ap.Display(a).String()))
 	}
 	for _, a := range c.Remove {
-		access = append(access, "− "+mdEscape(display(ap, a).String()))
+		access = append(access, "− "+mdEscape(ap.Display(a).String()))
 	}
 	for _, in := range c.Inherited {
-		access = append(access, "= "+mdEscape(display(ap, in.Access).String())+" (via user group "+mdEscape(in.Group)+")")
+		access = append(access, "= "+mdEscape(ap.Display(in.Access).String())+" (via user group "+mdEscape(in.Group)+")")
 	}
 	why := "not declared"
 	if len(c.Sources) > 0 {
