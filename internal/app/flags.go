@@ -139,6 +139,23 @@ func (f *cloudflareFlags) config(env *Env) (reconcile.Config, error) {
 		RateLimit: f.rateLimit, MaxRetries: f.retries, Timeout: f.timeout, Transport: env.Transport}, nil
 }
 
+// lookupRepo loads declarations to look something up in them (accounts,
+// providers, grants), not to apply them: unknown role names are no
+// reason to fail. where names the revision in the error ("" for none).
+func lookupRepo(src *desired.Source, diags desired.Diagnostics, where string) (*desired.Repo, error) {
+	repo, ldiags := reconcile.Load(src.YAML, lookupOptions)
+	if err := append(diags, ldiags...).Err(); err != nil {
+		if where != "" {
+			where = " at " + where
+		}
+		return nil, fmt.Errorf("the repository%s is invalid (run reconciler validate):\n%w", where, err)
+	}
+	return repo, nil
+}
+
+// lookupOptions are lookupRepo's.
+var lookupOptions = reconcile.CheckOptions{AllowUnknownRoles: true}
+
 // accountFlags locate one live account: by --account-id, or by a provider
 // of an access repository (which also names the token's variable).
 type accountFlags struct {
@@ -172,10 +189,9 @@ func (f *accountFlags) connect(env *Env) (*cloudflare.Client, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		// Unknown role names are no reason not to find the account.
-		repo, ldiags := reconcile.Load(src.YAML, reconcile.CheckOptions{AllowUnknownRoles: true})
-		if err := append(diags, ldiags...).Err(); err != nil {
-			return nil, "", fmt.Errorf("the repository is invalid (run reconciler validate):\n%w", err)
+		repo, err := lookupRepo(src, diags, "")
+		if err != nil {
+			return nil, "", err
 		}
 		pv, ok := repo.Providers[f.provider]
 		if !ok {

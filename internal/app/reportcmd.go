@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -149,7 +148,6 @@ func (f *reportFlags) run(ctx context.Context, env *Env) error {
 type gitHistory struct {
 	remote  *gitsource.Remote
 	head    string
-	opts    reconcile.CheckOptions
 	onTrunk map[string]bool // by SHA: on the followed branch
 }
 
@@ -158,7 +156,7 @@ func (h *gitHistory) Declarations(ctx context.Context, sha string) (*desired.Rep
 	if err != nil {
 		return nil, err
 	}
-	repo, _ := reconcile.Load(src.YAML, h.opts)
+	repo, _ := reconcile.Load(src.YAML, lookupOptions)
 	return repo, nil
 }
 
@@ -183,7 +181,6 @@ func (h *gitHistory) Commit(sha string) (string, string, error) {
 // and its changes by cfaccess are then not tied to revisions.
 func (f *reportFlags) history(ctx context.Context) (evidence.History, *desired.Repo, func(), error) {
 	cleanup := func() {}
-	opts := reconcile.CheckOptions{AllowUnknownRoles: true}
 	url := f.repo
 	if !gitsource.IsURL(url) {
 		if !gitsource.IsRepo(f.repo) {
@@ -191,11 +188,8 @@ func (f *reportFlags) history(ctx context.Context) (evidence.History, *desired.R
 			if err != nil {
 				return nil, nil, cleanup, err
 			}
-			repo, ldiags := reconcile.Load(src.YAML, opts)
-			if err := append(diags, ldiags...).Err(); err != nil {
-				return nil, nil, cleanup, fmt.Errorf("the repository is invalid (run reconciler validate):\n%w", err)
-			}
-			return nil, repo, cleanup, nil
+			repo, err := lookupRepo(src, diags, "")
+			return nil, repo, cleanup, err
 		}
 		abs, err := filepath.Abs(f.repo)
 		if err != nil {
@@ -217,9 +211,9 @@ func (f *reportFlags) history(ctx context.Context) (evidence.History, *desired.R
 	if err != nil {
 		return nil, nil, cleanup, err
 	}
-	repo, ldiags := reconcile.Load(src.YAML, opts)
-	if err := append(diags, ldiags...).Err(); err != nil {
-		return nil, nil, cleanup, fmt.Errorf("the repository at %s is invalid (run reconciler validate):\n%w", strings.TrimSpace(head.SHA), err)
+	repo, err := lookupRepo(src, diags, head.SHA)
+	if err != nil {
+		return nil, nil, cleanup, err
 	}
-	return &gitHistory{remote: remote, head: head.SHA, opts: opts, onTrunk: map[string]bool{}}, repo, cleanup, nil
+	return &gitHistory{remote: remote, head: head.SHA, onTrunk: map[string]bool{}}, repo, cleanup, nil
 }
