@@ -264,30 +264,16 @@ const recentMax = 10_000
 // prune forgets entries no query can return any more, and those too old
 // to attribute.
 func (w *watch) prune(now time.Time, margin time.Duration) {
-	cut := w.watermark.Add(-margin - time.Hour)
-	for id, t := range w.handled {
-		if t.Before(cut) {
-			delete(w.handled, id)
-		}
+	older := func(cut time.Time) func(string, time.Time) bool {
+		return func(_ string, t time.Time) bool { return t.Before(cut) }
 	}
+	maps.DeleteFunc(w.handled, older(w.watermark.Add(-margin-time.Hour)))
 	// counted and recent live as long: an entry forgotten by one and not
 	// the other would be counted twice.
-	for id, e := range w.recent {
-		if e.Time.Before(now.Add(-recentKeep)) {
-			delete(w.recent, id)
-			delete(w.counted, id)
-		}
-	}
-	for id, t := range w.counted {
-		if t.Before(now.Add(-recentKeep)) {
-			delete(w.counted, id)
-		}
-	}
-	for k, t := range w.own {
-		if t.Before(now.Add(-recentKeep)) {
-			delete(w.own, k)
-		}
-	}
+	old := now.Add(-recentKeep)
+	maps.DeleteFunc(w.recent, func(_ string, e cloudflare.AuditEntry) bool { return e.Time.Before(old) })
+	maps.DeleteFunc(w.counted, older(old))
+	maps.DeleteFunc(w.own, older(old))
 	if len(w.recent) > recentMax {
 		all := slices.SortedFunc(maps.Values(w.recent), func(a, b cloudflare.AuditEntry) int { return a.Time.Compare(b.Time) })
 		for _, e := range all[:len(all)-recentMax] {
