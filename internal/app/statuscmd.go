@@ -79,13 +79,7 @@ func fetchStatus(ctx context.Context, env *Env, addr string) (reconcile.Status, 
 }
 
 func statusText(w io.Writer, st reconcile.Status) error {
-	when := func(t time.Time) string {
-		if t.IsZero() {
-			return "—"
-		}
-		return t.UTC().Format("2006-01-02 15:04:05 UTC")
-	}
-	v := report.Visible
+	when, v := report.Instant, report.Visible
 	health := "not ready"
 	if st.Ready {
 		health = "ready"

@@ -9,6 +9,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf16"
 
 	"github.com/cfaccess/reconciler/internal/desired"
@@ -71,6 +72,15 @@ func validateCodeQuality(w io.Writer, c *reconcile.Checked) error {
 			Severity: severity, Location: codeQualityLocation{Path: pos.File, Lines: codeQualityLines{Begin: max(pos.Line, 1)}}})
 	}
 	return WriteJSON(w, issues)
+}
+
+// Instant writes a time for people, in UTC to the second; "—" for none
+// (the status page and `reconciler status`).
+func Instant(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
 }
 
 // CheckFormat refuses a format not among formats, naming them.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cfaccess/reconciler/internal/reconcile"
+	"github.com/cfaccess/reconciler/internal/report"
 )
 
 // The status page (GET /): what a person on call or an auditor wants to
@@ -18,12 +19,7 @@ import (
 var pageFS embed.FS
 
 var page = template.Must(template.New("page.html").Funcs(template.FuncMap{
-	"when": func(t time.Time) string {
-		if t.IsZero() {
-			return "—"
-		}
-		return t.UTC().Format("2006-01-02 15:04:05 UTC")
-	},
+	"when": report.Instant,
 	"age": func(t *time.Time, now time.Time) string {
 		if t == nil {
 			return ""
