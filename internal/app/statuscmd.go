@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cfaccess/reconciler/internal/gitsource"
 	"github.com/cfaccess/reconciler/internal/reconcile"
 	"github.com/cfaccess/reconciler/internal/report"
 )
@@ -89,10 +90,10 @@ func statusText(w io.Writer, st reconcile.Status) error {
 	}
 	fmt.Fprintf(w, "Health: %s; last reconcile %s, next %s\n", health, when(st.LastReconcile), when(st.NextReconcile))
 	if r := st.Revision; r != nil {
-		fmt.Fprintf(w, "Enforcing %s %s\n", r.SHA[:min(len(r.SHA), 12)], v(r.Subject))
+		fmt.Fprintf(w, "Enforcing %s %s\n", gitsource.Short(r.SHA), v(r.Subject))
 	}
 	if b := st.BadRevision; b != nil && b.Revision != nil {
-		fmt.Fprintf(w, "Refused %s (%s)\n", b.Revision.SHA[:min(len(b.Revision.SHA), 12)], b.Result)
+		fmt.Fprintf(w, "Refused %s (%s)\n", gitsource.Short(b.Revision.SHA), b.Result)
 	}
 	for _, a := range st.Accounts {
 		fmt.Fprintf(w, "\n%s %s (%s): %s", a.Account, v(a.Name), a.AccountID, a.Result)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/desired"
+	"github.com/cfaccess/reconciler/internal/gitsource"
 )
 
 // Report is the evidence for a period.
@@ -193,18 +194,18 @@ func verify(ctx context.Context, c *Change, e cloudflare.AuditEntry, hist Histor
 	c.Revision = sha
 	switch {
 	case modified:
-		deny("applied by cfaccess from uncommitted changes on top of " + short(sha))
+		deny("applied by cfaccess from uncommitted changes on top of " + gitsource.Short(sha))
 		return
 	case sha == "":
 		deny("marked as cfaccess's, but names no revision to check")
 		return
 	case hist == nil:
-		deny("marked as applied from " + short(sha) + ", but --repo has no Git history to check it against")
+		deny("marked as applied from " + gitsource.Short(sha) + ", but --repo has no Git history to check it against")
 		return
 	}
 	author, title, err := hist.Commit(sha)
 	if err != nil {
-		deny("marked as applied from " + short(sha) + ", which is not in the repository's history")
+		deny("marked as applied from " + gitsource.Short(sha) + ", which is not in the repository's history")
 		return
 	}
 	c.Author, c.Title = author, title
@@ -215,15 +216,8 @@ func verify(ctx context.Context, c *Change, e cloudflare.AuditEntry, hist Histor
 	}
 	c.Grants = grantsOf(repo, provider, c.Subject)
 	if len(c.Grants) == 0 && c.Kind == string(cloudflare.AuditMember) && (c.Type == "create" || c.Type == "update") {
-		deny("marked as applied from " + short(sha) + ", which grants " + c.Subject + " nothing")
+		deny("marked as applied from " + gitsource.Short(sha) + ", which grants " + c.Subject + " nothing")
 	}
-}
-
-func short(sha string) string {
-	if len(sha) > 12 {
-		return sha[:12]
-	}
-	return sha
 }
 
 // grantsOf lists the grants giving email access on the provider's account.

@@ -204,10 +204,10 @@ func (r *Remote) Verify(sha string) error {
 		return err
 	}
 	if c.PGPSignature == "" {
-		return fmt.Errorf("%w: %s is not signed", ErrUnverified, short(sha))
+		return fmt.Errorf("%w: %s is not signed", ErrUnverified, Short(sha))
 	}
 	if _, err := c.Verify(string(ring)); err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrUnverified, short(sha), err)
+		return fmt.Errorf("%w: %s: %v", ErrUnverified, Short(sha), err)
 	}
 	return nil
 }
@@ -226,7 +226,7 @@ func (r *Remote) Checkout(sha string) (string, error) {
 	}
 	if err := writeTree(c, dir); err != nil {
 		os.RemoveAll(dir)
-		return "", fmt.Errorf("check out %s: %w", short(sha), err)
+		return "", fmt.Errorf("check out %s: %w", Short(sha), err)
 	}
 	if r.dir != "" {
 		os.RemoveAll(r.dir)
@@ -369,7 +369,8 @@ func (r *Remote) auth() (transport.AuthMethod, error) {
 	return nil, nil
 }
 
-func short(sha string) string {
+// Short is a commit's abbreviated SHA, for people (12 characters).
+func Short(sha string) string {
 	if len(sha) > 12 {
 		return sha[:12]
 	}

@@ -331,9 +331,9 @@ func (l *Loop) fetch(ctx context.Context, now time.Time) error {
 	last := l.lastApplied()
 	if last != "" && !l.cfg.AllowNonFastForward {
 		if ok, err := l.cfg.Source.Descends(head.SHA, last); err != nil || !ok {
-			why := fmt.Sprintf("%s does not descend from %s, the revision last applied: history was rewritten (a force-push?), so it could bring back access already revoked. It is refused; --allow-non-fast-forward accepts it", short(head.SHA), short(last))
+			why := fmt.Sprintf("%s does not descend from %s, the revision last applied: history was rewritten (a force-push?), so it could bring back access already revoked. It is refused; --allow-non-fast-forward accepts it", gitsource.Short(head.SHA), gitsource.Short(last))
 			if err != nil {
-				why = fmt.Sprintf("cannot tell whether %s descends from %s, the revision last applied: %v", short(head.SHA), short(last), err)
+				why = fmt.Sprintf("cannot tell whether %s descends from %s, the revision last applied: %v", gitsource.Short(head.SHA), gitsource.Short(last), err)
 			}
 			l.refuse(head, &RefusedError{Result: "non_fast_forward", Findings: []Finding{{Severity: "error", Message: why}}})
 			return nil
@@ -478,13 +478,6 @@ func (l *Loop) goodSHA() string {
 		return ""
 	}
 	return l.good.rev.SHA
-}
-
-func short(sha string) string {
-	if len(sha) > 12 {
-		return sha[:12]
-	}
-	return sha
 }
 
 // audit writes one record per applied change, and counts it.

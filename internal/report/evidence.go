@@ -10,6 +10,7 @@ import (
 
 	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/evidence"
+	"github.com/cfaccess/reconciler/internal/gitsource"
 )
 
 // EvidenceFormats are the formats of `reconciler report`.
@@ -165,7 +166,7 @@ func evidenceMarkdown(w io.Writer, r *evidence.Report) error {
 			}
 			switch {
 			case c.ByCfaccess && c.Revision != "":
-				approval = "✅ Git " + mdCode(short(c.Revision))
+				approval = "✅ Git " + mdCode(gitsource.Short(c.Revision))
 				if c.Author != "" {
 					approval += " by " + mdEscape(c.Author)
 				}

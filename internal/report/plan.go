@@ -14,6 +14,7 @@ import (
 	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/diff"
+	"github.com/cfaccess/reconciler/internal/gitsource"
 	"github.com/cfaccess/reconciler/internal/reconcile"
 )
 
@@ -77,7 +78,7 @@ func planText(w io.Writer, o *reconcile.Outcome, color bool) error {
 		return err
 	}
 	if o.Revision.SHA != "" {
-		fmt.Fprintf(&b, "Revision %s: %s (%s)\n", short(o.Revision.SHA), oneLine(o.Revision.Subject), oneLine(o.Revision.Author))
+		fmt.Fprintf(&b, "Revision %s: %s (%s)\n", gitsource.Short(o.Revision.SHA), oneLine(o.Revision.Subject), oneLine(o.Revision.Author))
 	}
 	totals := map[diff.Action]int{}
 	for _, ap := range o.Accounts {
@@ -286,13 +287,6 @@ func findingsText(b *strings.Builder, c *reconcile.Checked, paint func(code, s s
 }
 
 func indent(s string) string { return strings.ReplaceAll(s, "\n", "\n    ") }
-
-func short(sha string) string {
-	if len(sha) > 12 {
-		return sha[:12]
-	}
-	return sha
-}
 
 func joinPos(ps []desired.Pos) string {
 	var s []string
@@ -834,7 +828,7 @@ func markdownHead(b *strings.Builder, o *reconcile.Outcome, maxFindings int) {
 		b.WriteString("\n\n")
 	}
 	if o.Revision.SHA != "" {
-		fmt.Fprintf(b, "Revision `%s` — %s\n\n", short(o.Revision.SHA), mdEscape(o.Revision.Subject))
+		fmt.Fprintf(b, "Revision `%s` — %s\n\n", gitsource.Short(o.Revision.SHA), mdEscape(o.Revision.Subject))
 	}
 	if len(findings) > 0 {
 		fmt.Fprintf(b, "<details%s><summary>%s, %s, %s</summary>\n\n", map[bool]string{true: " open", false: ""}[errs+denies > 0],

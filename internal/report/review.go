@@ -508,7 +508,7 @@ func reviewMarkdown(w io.Writer, doc *ReviewDoc) error {
 	fmt.Fprintf(&b, "# Access review, %s\n\n", day)
 	fmt.Fprintf(&b, "Made at %s", reviewMinute(doc.GeneratedAt))
 	if doc.Revision != "" {
-		fmt.Fprintf(&b, " from revision `%s` — %s", short(doc.Revision), mdEscape(doc.RevisionSubject))
+		fmt.Fprintf(&b, " from revision `%s` — %s", gitsource.Short(doc.Revision), mdEscape(doc.RevisionSubject))
 	}
 	fmt.Fprintf(&b, ". Last activity is the newest entry of the account's audit log in the %s before; Cloudflare logs changes, not reads.\n\n",
 		plural(doc.ActivityWindowDays, "day"))

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cfaccess/reconciler/internal/gitsource"
 	"github.com/cfaccess/reconciler/internal/reconcile"
 	"github.com/cfaccess/reconciler/internal/report"
 )
@@ -34,7 +35,7 @@ var page = template.Must(template.New("page.html").Funcs(template.FuncMap{
 		return fmt.Sprintf("%d days", int(d.Hours()/24))
 	},
 	"join":  strings.Join,
-	"short": func(s string) string { return s[:min(len(s), 12)] },
+	"short": gitsource.Short,
 }).ParseFS(pageFS, "page.html"))
 
 type pageData struct {
