@@ -16,6 +16,17 @@ import (
 	"github.com/cfaccess/reconciler/internal/testkit"
 )
 
+// reconcileEvery runs n reconciles, d apart (d after the last too).
+func (h *harness) reconcileEvery(t *testing.T, n int, d time.Duration) {
+	t.Helper()
+	for range n {
+		if err := h.once(t); err != nil {
+			t.Fatal(err)
+		}
+		testkit.Advance(d)
+	}
+}
+
 // requests counts the fake's requests since the last reset, and resets.
 func requests(s *fake.Server) (n int, paths []string) {
 	for _, r := range s.Requests() {
@@ -174,12 +185,7 @@ func TestReinviteChecksTheMemberFirst(t *testing.T) {
 			c.Plans.ReinviteAfter = 72 * time.Hour
 			c.Planner.Detect = &Detection{FullReadInterval: 1000 * time.Hour, Margin: time.Minute}
 		})
-		for range 3 { // first read, the read after applying, then reused
-			if err := h.once(t); err != nil {
-				t.Fatal(err)
-			}
-			testkit.Advance(time.Hour)
-		}
+		h.reconcileEvery(t, 3, time.Hour) // first read, the read after applying, then reused
 		if r := readStatus(h); r.Read != "reused" {
 			t.Fatalf("read %+v, want reused", r)
 		}
@@ -209,12 +215,7 @@ func TestAttributionOutlivesTheQueryWindow(t *testing.T) {
 			c.DryRun = true
 			c.Planner.Detect = &Detection{FullReadInterval: time.Hour, Margin: time.Minute}
 		})
-		for range 2 { // the first read, then the story's seeding counted
-			if err := h.once(t); err != nil {
-				t.Fatal(err)
-			}
-			testkit.Advance(time.Minute)
-		}
+		h.reconcileEvery(t, 2, time.Minute) // the first read, then the story's seeding counted
 		oob := func() float64 {
 			return testutil.ToFloat64(h.metrics.OutOfBandChanges.WithLabelValues("prod", "user", "dash"))
 		}
@@ -259,12 +260,7 @@ func TestPartialRead(t *testing.T) {
 			c.Interval = time.Minute
 			c.Planner.Detect = &Detection{FullReadInterval: time.Hour, Margin: time.Minute}
 		})
-		for range 4 { // converge, then steady
-			if err := h.once(t); err != nil {
-				t.Fatal(err)
-			}
-			testkit.Advance(time.Minute)
-		}
+		h.reconcileEvery(t, 4, time.Minute) // converge, then steady
 		if r := readStatus(h); r.Read != "reused" {
 			t.Fatalf("steady read %+v", r)
 		}
@@ -345,12 +341,7 @@ func TestCorrectedDriftIsNotBlamedAgain(t *testing.T) {
 			c.Interval = time.Minute
 			c.Planner.Detect = &Detection{FullReadInterval: time.Hour, Margin: time.Minute}
 		})
-		for range 3 {
-			if err := h.once(t); err != nil {
-				t.Fatal(err)
-			}
-			testkit.Advance(time.Minute)
-		}
+		h.reconcileEvery(t, 3, time.Minute)
 		story.Fake.SetDashboardUser("mallory@example.com")
 		story.Put("alice@example.com", false, desired.Access{Role: "Domain DNS", Resource: testkit.Zone}, desired.Access{Role: "Billing", Resource: testkit.WholeAccount})
 		testkit.Advance(time.Minute)
