@@ -160,7 +160,8 @@ grants:
 }
 
 // TestE2ELiveGuardrail: a repository policy that looks at the plan denies
-// more than three invites at once; it sees live and plan in its input.
+// more than one invite at once; it sees live and plan in its input, and
+// who would lose access.
 func TestE2ELiveGuardrail(t *testing.T) {
 	t.Parallel()
 	e := newE2E(t)
@@ -172,9 +173,12 @@ func TestE2ELiveGuardrail(t *testing.T) {
 deny contains sprintf("%d invites at once; at most 1 (live members: %d)", [count(input.plan.prod.invite), count(input.live.prod.members)]) if {
 	count(input.plan.prod.invite) > 1
 }
+
+warn contains sprintf("losing access: %v", [input.plan.prod.losing_access])
 `})
 	code, out, _ := e.run("apply", "--repo", e.Repo)
-	if code != ExitDenied || !strings.Contains(out, "2 invites at once; at most 1 (live members: 6)") {
+	if code != ExitDenied || !strings.Contains(out, "2 invites at once; at most 1 (live members: 6)") ||
+		!strings.Contains(out, `losing access: ["carol@example.com", "stranger@example.com"]`) {
 		t.Errorf("exit %d\n%s", code, out)
 	}
 	if w := e.Writes(); len(w) != 0 {

@@ -70,12 +70,14 @@ func newFaultStory(t *testing.T) *faultStory {
 	}
 	e.Commit("many members", map[string]string{
 		"team.yaml": grants.String(),
-		// Three removals are the story's own limit: five here.
+		// The story takes access from nine (six updated, three removed),
+		// ten with an intruder: max_removals, 5 by default, is raised to
+		// let it.
 		"providers.yaml": `providers:
   prod:
     provider: cloudflare
     config: {account_id: ` + e.Fake.AccountID() + `}
-    reconcile: {protected: [owner@example.com], max_removals: 5}
+    reconcile: {protected: [owner@example.com], max_removals: 10}
 `,
 	})
 	s := &faultStory{e2e: e, keepers: map[string]string{}}

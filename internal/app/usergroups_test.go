@@ -251,7 +251,15 @@ func testMirroredUserGroup(t *testing.T, e *e2e) {
 		Access: []desired.Access{{Role: "Administrator", Resource: testkit.WholeAccount}}}); err != nil {
 		t.Fatal(err)
 	}
-	_, out, _ = e.run("apply", "--repo", e.Repo, "--format", "json")
+	// Setting the policy back takes Administrator from the four members
+	// of the group, and taking carol out from her: five people losing
+	// access, more than max_removals (3). The breaker stops it until a
+	// person confirms (issue 19: every loss of access counts).
+	code, out, _ = e.run("apply", "--repo", e.Repo)
+	if code != ExitError || !strings.Contains(out, "the plan takes access away from 5 people (1 taken out of user groups, 4 losing access through a user group's policies), more than max_removals (3)") {
+		t.Errorf("after the dashboard change: exit %d, want the breaker\n%s", code, out)
+	}
+	_, out, _ = e.run("apply", "--repo", e.Repo, "--format", "json", "--allow-mass-removal")
 	if got := changesOf(planJSONOf(t, out)); !cmp.Equal(got, []string{"leave_group carol@example.com", "update_user_group "}) {
 		t.Errorf("after the dashboard change: %v\n%s", got, out)
 	}

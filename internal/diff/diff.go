@@ -132,8 +132,10 @@ type Change struct {
 	// caller that knows the live account (reconcile).
 	Risks []string
 	// Group and GroupID name the user group a LeaveGroup change takes the
-	// member out of (Remove is the access it gave them).
+	// member out of (Remove is the access it gave them), or the group a
+	// group change writes; GroupPos is where a mirrored group is declared.
 	Group, GroupID string
+	GroupPos       desired.Pos
 	// Inherited is the access the member holds through user groups
 	// (update, remove), for display: a removal ends it too.
 	Inherited []Inherited
@@ -192,8 +194,24 @@ type Plan struct {
 	// Protected are the live members the plan did not look at: protected
 	// emails and the token's owner.
 	Protected []string
-	// Breaker is set when the plan was refused for removing too many.
+	// Losing are the people the plan takes access away from, on any
+	// path (what the mass-removal breaker counts), sorted by email.
+	Losing []Loss
+	// Breaker is set when the plan was refused for taking access from
+	// too many.
 	Breaker string
+}
+
+// LosingAccess counts the people, protected members aside, the plan takes
+// access away from: what max_removals limits.
+func (p *Plan) LosingAccess() int {
+	n := 0
+	for _, l := range p.Losing {
+		if !l.Protected {
+			n++
+		}
+	}
+	return n
 }
 
 // Empty reports whether the plan changes nothing.
@@ -211,7 +229,8 @@ func (p *Plan) Count(a Action) int {
 }
 
 // ErrMassRemoval is returned (with the plan, Breaker set) when a plan
-// removes more than max_removals, or every member that is not protected.
+// takes access away from more people than max_removals, or removes every
+// member that is not protected.
 var ErrMassRemoval = errors.New("mass removal refused")
 
 // Compute plans the changes that make live equal to want.
@@ -302,21 +321,15 @@ func Compute(want []Want, live []Live, opts Options) (*Plan, error) {
 		return cmp.Or(cmp.Compare(a.Email, b.Email), cmp.Compare(a.Group, b.Group))
 	})
 	slices.Sort(p.Protected)
-	// Taking someone out of a group takes access away as a removal does:
-	// both count against max_removals.
-	removals := p.Count(Remove) + p.Count(LeaveGroup)
-	switch {
-	case opts.AllowMassRemoval || removals == 0:
-	case removals > opts.MaxRemovals:
-		what := fmt.Sprintf("%d members", removals)
-		if n := p.Count(LeaveGroup); n > 0 {
-			what = fmt.Sprintf("%d members and takes %d out of user groups (%d)", p.Count(Remove), n, removals)
-		}
-		p.Breaker = fmt.Sprintf("the plan removes %s, more than max_removals (%d)", what, opts.MaxRemovals)
-	case managed > 0 && p.Count(Remove) == managed:
-		p.Breaker = fmt.Sprintf("the plan removes every member that is not protected (%d)", managed)
+	// The breaker counts the people the plan takes any access from, on
+	// every path: removals, updates that take away, leaving user groups,
+	// and user-group policies rewritten (each member of the group). No
+	// plan may take anything from a protected member.
+	p.Losing = p.losses(live, func(l *Live) bool { return skip[strings.ToLower(l.Email)] || opts.ProtectedIDs[l.ID] })
+	if err := p.protectedLosses(); err != nil {
+		return p, err
 	}
-	if p.Breaker != "" {
+	if p.Breaker = p.breaker(managed, opts); p.Breaker != "" {
 		return p, fmt.Errorf("%w: %s; if that is intended, run apply with --allow-mass-removal", ErrMassRemoval, p.Breaker)
 	}
 	return p, nil

@@ -39,6 +39,8 @@ type WantGroup struct {
 	Members []string
 	Sources []desired.Pos
 	Reasons []string
+	// Pos is where the repository declares the group.
+	Pos desired.Pos
 }
 
 // LiveGroup is a user group as the account has it.
@@ -100,11 +102,11 @@ func (p *Plan) groups(want []WantGroup, live []LiveGroup, members []Live, opts O
 		case l == nil && opts.SCIM:
 			p.GroupsWaiting = append(p.GroupsWaiting, w.Name)
 		case l == nil:
-			p.Changes = append(p.Changes, Change{Action: CreateGroup, Group: w.Name, Add: sorted(w.Access), Access: sorted(w.Access),
+			p.Changes = append(p.Changes, Change{Action: CreateGroup, Group: w.Name, GroupPos: w.Pos, Add: sorted(w.Access), Access: sorted(w.Access),
 				Policies: w.Policies, Sources: w.Sources, Reasons: w.Reasons})
 		default:
 			if add, remove := setDiff(w.Access, l.Access); len(add) > 0 || len(remove) > 0 || l.Foreign {
-				p.Changes = append(p.Changes, Change{Action: UpdateGroup, Group: w.Name, GroupID: l.ID, Add: add, Remove: remove,
+				p.Changes = append(p.Changes, Change{Action: UpdateGroup, Group: w.Name, GroupID: l.ID, GroupPos: w.Pos, Add: add, Remove: remove,
 					Access: sorted(w.Access), Policies: w.Policies, Sources: w.Sources, Reasons: w.Reasons})
 			}
 		}
@@ -125,7 +127,7 @@ func (p *Plan) groups(want []WantGroup, live []LiveGroup, members []Live, opts O
 			case opts.SCIM:
 				p.GroupAccess = append(p.GroupAccess, GroupAccess{Email: email, MemberID: m.ID, Group: w.Name, Missing: true})
 			default:
-				c := Change{Action: JoinGroup, Email: email, MemberID: m.ID, Status: m.Status, Group: w.Name, Add: sorted(w.Access),
+				c := Change{Action: JoinGroup, Email: email, MemberID: m.ID, Status: m.Status, Group: w.Name, GroupPos: w.Pos, Add: sorted(w.Access),
 					Sources: w.Sources, Reasons: w.Reasons}
 				if l != nil {
 					c.GroupID = l.ID
@@ -153,7 +155,7 @@ func (p *Plan) groups(want []WantGroup, live []LiveGroup, members []Live, opts O
 					status = m.Status
 				}
 				p.Changes = append(p.Changes, Change{Action: LeaveGroup, Email: email, MemberID: gm.ID, Status: status,
-					Group: w.Name, GroupID: l.ID, Remove: sorted(l.Access)})
+					Group: w.Name, GroupID: l.ID, GroupPos: w.Pos, Remove: sorted(l.Access)})
 			}
 		}
 	}

@@ -216,6 +216,9 @@ type LiveAccount struct {
 	// OrgAdmins are the emails of the organization's Super
 	// Administrators, who hold the account without being members.
 	OrgAdmins []string
+	// LosingAccess are the emails of the people the plan takes access
+	// from, on any path (what max_removals counts).
+	LosingAccess []string
 }
 
 // AddLive adds the accounts' live members and plans to the input, as
@@ -273,6 +276,7 @@ func AddLive(doc *Document, accounts []LiveAccount) {
 		for action, terms := range byAction {
 			actions.Insert(s.str(action), ast.ArrayTerm(terms...))
 		}
+		actions.Insert(s.str("losing_access"), s.list(acct.LosingAccess))
 		plan.Insert(s.str(acct.Provider), ast.NewTerm(actions))
 	}
 	input.Insert(ast.StringTerm("live"), ast.NewTerm(live))

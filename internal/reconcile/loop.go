@@ -696,7 +696,8 @@ func (l *Loop) summarize(c *Checked, o *Outcome, rev gitsource.Revision, now, st
 		if ap.Plan != nil {
 			a.Breaker = ap.Plan.Breaker
 			a.Plan = &PlanSummary{Invite: ap.Plan.Count(diff.Invite), Update: ap.Plan.Count(diff.Update),
-				Remove: ap.Plan.Count(diff.Remove), Reinvite: ap.Plan.Count(diff.Reinvite), Unmanaged: len(ap.Plan.Unmanaged)}
+				Remove: ap.Plan.Count(diff.Remove), Reinvite: ap.Plan.Count(diff.Reinvite), Unmanaged: len(ap.Plan.Unmanaged),
+				LosingAccess: ap.Plan.LosingAccess()}
 		}
 		for _, res := range o.Results[ap.Provider] {
 			if res.Err != nil {

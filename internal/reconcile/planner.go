@@ -384,5 +384,10 @@ func liveAccount(ap *AccountPlan) policy.LiveAccount {
 	for _, m := range ap.Live.OrgAdmins {
 		la.OrgAdmins = append(la.OrgAdmins, m.Email)
 	}
+	for _, l := range ap.Plan.Losing {
+		if !l.Protected {
+			la.LosingAccess = append(la.LosingAccess, l.Email)
+		}
+	}
 	return la
 }

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -161,8 +162,43 @@ func Plan(ctx context.Context, client Account, repo *desired.Repo, pid string, n
 		Reinvite: reinvite(pv.AccountID, opts.Reinvite), PruneUserGroups: pv.PruneUserGroups,
 		UserGroups: groups, LiveGroups: LiveGroups(live), SCIM: pv.SCIM,
 	})
+	var pe *diff.ProtectedError
+	if errors.As(ap.Err, &pe) {
+		ap.Err = protectedRefusal(ap, pe)
+	}
 	annotateRisks(ap)
 	return ap
+}
+
+// protectedRefusal says, at the declaration that causes it, each change
+// that would take access from a protected member: the repository must
+// change (or the account), so the plan is refused as a declaration error.
+func protectedRefusal(ap *AccountPlan, pe *diff.ProtectedError) error {
+	var diags desired.Diagnostics
+	for _, l := range pe.Losses {
+		what := make([]string, len(l.Lose))
+		for i, a := range l.Lose {
+			what[i] = ap.Display(a).String()
+		}
+		for _, i := range l.Causes {
+			c := ap.Plan.Changes[i]
+			d := desired.Diagnostic{Severity: desired.Error, Pos: c.GroupPos}
+			if d.Pos == (desired.Pos{}) && len(c.Sources) > 0 {
+				d.Pos = c.Sources[0]
+			}
+			switch c.Action {
+			case diff.UpdateGroup:
+				d.Message = fmt.Sprintf("user group %q (cloudflare_user_group) would have its policies set so that protected member %s loses %s: refused, nothing written; take them out of the group in Cloudflare, or give the group that access",
+					c.Group, l.Email, strings.Join(what, ", "))
+			case diff.LeaveGroup:
+				d.Message = fmt.Sprintf("taking protected member %s out of user group %q would take away %s: refused, nothing written", l.Email, c.Group, strings.Join(what, ", "))
+			default:
+				d.Message = fmt.Sprintf("%s of protected member %s would take away %s: refused, nothing written", c.Action, l.Email, strings.Join(what, ", "))
+			}
+			diags = append(diags, d)
+		}
+	}
+	return &DeclarationError{Diags: diags}
 }
 
 // zonesOf lists the zone names the provider's roles name.
@@ -331,7 +367,7 @@ func Wants(repo *desired.Repo, pid string, now time.Time, live *cloudflare.Accou
 	var wantGroups []diff.WantGroup
 	for id, g := range groups {
 		wg := diff.WantGroup{Name: repo.Groups[id].CloudflareName(), Access: g.w.Access, Policies: mergePolicies(g.layout, g.roleOrder),
-			Sources: g.w.Sources, Reasons: g.w.Reasons}
+			Sources: g.w.Sources, Reasons: g.w.Reasons, Pos: repo.Groups[id].Pos}
 		for _, e := range repo.Groups[id].Members {
 			if m := acct.Members[e]; m != nil && slices.ContainsFunc(m.Bindings, func(b desired.Binding) bool { return b.Active }) {
 				wg.Members = append(wg.Members, e)

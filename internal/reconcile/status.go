@@ -36,6 +36,9 @@ type PlanSummary struct {
 	Remove    int `json:"remove"`
 	Reinvite  int `json:"reinvite"`
 	Unmanaged int `json:"unmanaged"`
+	// LosingAccess counts the people the plan takes access from, on any
+	// path (what max_removals limits).
+	LosingAccess int `json:"losing_access"`
 }
 
 // AccountStatus is an account's last reconcile.

@@ -89,7 +89,7 @@ func planText(w io.Writer, o *reconcile.Outcome, color bool) error {
 		fmt.Fprintf(&b, "\n%s (%s)\n", paint(bold, name), ap.AccountID)
 		if ap.Err != nil {
 			fmt.Fprintf(&b, "  %s %v\n", paint(red, "error:"), indent(ap.Err.Error()))
-			if ap.Plan == nil || ap.Plan.Breaker == "" {
+			if ap.Plan == nil {
 				continue
 			}
 			b.WriteString("  the plan that was refused:\n")
@@ -203,6 +203,9 @@ func planText(w io.Writer, o *reconcile.Outcome, color bool) error {
 	if n := totals[diff.CreateGroup] + totals[diff.UpdateGroup]; n > 0 {
 		fmt.Fprintf(&b, ", %s to create or update", plural(n, "user group"))
 	}
+	if n := losingAccess(o); n > 0 {
+		fmt.Fprintf(&b, "; %s", paint(yellow, diff.People(n)+" lose access"))
+	}
 	b.WriteString(".\n")
 	if n := o.HeldBack(); n > 0 {
 		b.WriteString(paint(yellow, fmt.Sprintf("%s held back (⏸ above) while a guardrail on the live state denies; what takes access away was applied.", plural(n, "change"))) + "\n")
@@ -286,6 +289,17 @@ func findingsText(b *strings.Builder, c *reconcile.Checked, paint func(code, s s
 	return nil
 }
 
+// losingAccess counts the people the plans take access from.
+func losingAccess(o *reconcile.Outcome) int {
+	n := 0
+	for _, ap := range o.Accounts {
+		if ap.Plan != nil {
+			n += ap.Plan.LosingAccess()
+		}
+	}
+	return n
+}
+
 func indent(s string) string { return strings.ReplaceAll(s, "\n", "\n    ") }
 
 func joinPos(ps []desired.Pos) string {
@@ -312,6 +326,9 @@ type PlanDoc struct {
 }
 
 type SummaryDoc struct {
+	// LosingAccess counts the people the plan takes any access from, on
+	// any path (what max_removals limits).
+	LosingAccess    int `json:"losing_access"`
 	Invite          int `json:"invite"`
 	Update          int `json:"update"`
 	Remove          int `json:"remove"`
@@ -331,6 +348,10 @@ type AccountDoc struct {
 	Protected []string    `json:"protected"`
 	Error     string      `json:"error,omitempty"`
 	Breaker   string      `json:"breaker,omitempty"`
+	// LosingAccess counts the people the plan takes access away from
+	// (protected members aside), Losing names them with what they lose.
+	LosingAccess int       `json:"losing_access"`
+	Losing       []LossDoc `json:"losing,omitempty"`
 	// Warnings and Violations are always empty in format 1, kept so that
 	// its readers stay valid: findings are repository-wide, at the top
 	// level.
@@ -349,6 +370,15 @@ type AccountDoc struct {
 	// Provisioned are members nobody declared, kept because the identity
 	// provider provisioned them (scim).
 	Provisioned []string `json:"provisioned,omitempty"`
+}
+
+// LossDoc is a person the plan takes access from: what they lose, and
+// whether they leave the account.
+type LossDoc struct {
+	Email     string      `json:"email"`
+	Access    []AccessDoc `json:"access"`
+	Removed   bool        `json:"removed,omitempty"`
+	Protected bool        `json:"protected,omitempty"`
 }
 
 type WaitingDoc struct {
@@ -457,6 +487,16 @@ func planJSON(w io.Writer, o *reconcile.Outcome) error {
 		if ap.Plan != nil {
 			aj.Breaker = ap.Plan.Breaker
 			aj.Protected = append(aj.Protected, ap.Plan.Protected...)
+			aj.LosingAccess = ap.Plan.LosingAccess()
+			out.Summary.LosingAccess += aj.LosingAccess
+			for _, l := range ap.Plan.Losing {
+				ld := LossDoc{Email: l.Email, Access: []AccessDoc{}, Removed: l.Removed, Protected: l.Protected}
+				for _, a := range l.Lose {
+					d := ap.Display(a)
+					ld.Access = append(ld.Access, AccessDoc{d.Role, d.Resource.String()})
+				}
+				aj.Losing = append(aj.Losing, ld)
+			}
 			for _, g := range ap.Plan.GroupAccess {
 				gd := GroupAccessDoc{Email: g.Email, Group: g.Group, Access: []AccessDoc{}, Missing: g.Missing}
 				for _, a := range g.Access {
@@ -817,13 +857,20 @@ func markdownHead(b *strings.Builder, o *reconcile.Outcome, maxFindings int) {
 	case o.Checked.Denied():
 		fmt.Fprintf(b, "### ⛔ cfaccess: denied by guardrails (%s)\n\n", plural(denies, "denial"))
 	case o.Failed():
-		b.WriteString("### ❌ cfaccess: some accounts could not be planned\n\n")
+		b.WriteString("### ❌ cfaccess: some accounts could not be planned")
+		if n := losingAccess(o); n > 0 {
+			fmt.Fprintf(b, " (the plans refused would take access from **%s**)", diff.People(n))
+		}
+		b.WriteString("\n\n")
 	case o.Changes() == 0:
 		b.WriteString("### ✅ cfaccess plan: no changes\n\n")
 	default:
 		fmt.Fprintf(b, "### cfaccess plan: %d to invite, %d to update, %d to remove", totals[diff.Invite], totals[diff.Update], totals[diff.Remove])
 		if n := totals[diff.LeaveGroup] + totals[diff.JoinGroup] + totals[diff.CreateGroup] + totals[diff.UpdateGroup]; n > 0 {
 			fmt.Fprintf(b, ", %s", plural(n, "user-group change"))
+		}
+		if n := losingAccess(o); n > 0 {
+			fmt.Fprintf(b, "; **%s lose access**", diff.People(n))
 		}
 		b.WriteString("\n\n")
 	}
