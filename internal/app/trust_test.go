@@ -101,3 +101,31 @@ grants:
 		}
 	}
 }
+
+// A member's own policy may hold what a policy of her user group holds:
+// read back after an update, it is still hers. (Told apart by content, it
+// was dropped as inherited: apply said "the change did not take" and exited
+// 1, and the next plan was empty.)
+func TestOwnPolicyLikeHerGroupsIsHers(t *testing.T) {
+	t.Parallel()
+	ro := desired.Access{Role: "Administrator Read Only", Resource: testkit.WholeAccount}
+	for _, inherited := range []bool{false, true} {
+		e := newE2EWith(t, fake.Options{Token: testkit.Token, AccountName: "Production", InheritedPolicies: inherited})
+		e.Put("alice@example.com", false, ro, desired.Access{Role: "Firewall", Resource: testkit.WholeAccount})
+		if _, err := e.Fake.PutUserGroup(fake.UserGroupSpec{Name: "readers", Members: []string{"alice@example.com"}, Access: []desired.Access{ro}}); err != nil {
+			t.Fatal(err)
+		}
+		e.Commit("alice reads too", map[string]string{"alice.yaml": "grants:\n  - {users: [alice@example.com], roles: [ro], reason: OPS-8}\n"})
+		code, out, _ := e.run("apply", "--repo", e.Repo)
+		if code != ExitOK || !strings.Contains(out, "~ update alice@example.com") {
+			t.Errorf("inherited listed %v: apply exit %d\n%s", inherited, code, out)
+		}
+		if got := e.Members()["alice@example.com"]; got != "accepted: Domain DNS on zone:example.com, Administrator Read Only on account:*" &&
+			got != "accepted: Administrator Read Only on account:*, Domain DNS on zone:example.com" {
+			t.Errorf("inherited listed %v: alice %q", inherited, got)
+		}
+		if code, out, _ := e.run("plan", "--repo", e.Repo, "--detailed-exitcode"); code != ExitOK {
+			t.Errorf("inherited listed %v: second plan exit %d\n%s", inherited, code, out)
+		}
+	}
+}

@@ -65,11 +65,8 @@ func TestUserGroupAccessReported(t *testing.T) {
 // member answers list inherited policies or not.
 func TestUserGroupPruned(t *testing.T) {
 	t.Parallel()
-	for _, inherited := range []string{"own policies only", "group's policies too", "group's policies under other ids"} {
-		e := groupStory(t, func(o *fake.Options) {
-			o.InheritedPolicies = inherited != "own policies only"
-			o.InheritedFreshIDs = inherited == "group's policies under other ids"
-		})
+	for _, inherited := range []string{"own policies only", "group's policies too"} {
+		e := groupStory(t, func(o *fake.Options) { o.InheritedPolicies = inherited != "own policies only" })
 		e.Commit("prune user groups", map[string]string{"providers.yaml": strings.Replace(e.ReadFile("providers.yaml"), "max_removals: 3}", "max_removals: 3, prune_user_groups: true}", 1)})
 		_, out, _ := e.run("plan", "--repo", e.Repo, "--format", "json")
 		got := changesOf(planJSONOf(t, out))
@@ -195,13 +192,19 @@ grants:
 // is empty.
 func TestMirroredUserGroup(t *testing.T) {
 	t.Parallel()
-	for _, inherited := range []string{"own policies only", "group's policies too", "group's policies under other ids"} {
+	for _, inherited := range []string{"own policies only", "group's policies too"} {
 		t.Run("member answers list "+inherited, func(t *testing.T) {
 			t.Parallel()
 			testMirroredUserGroup(t, newE2EWith(t, fake.Options{Token: testkit.Token, AccountName: "Production",
-				InheritedPolicies: inherited != "own policies only", InheritedFreshIDs: inherited == "group's policies under other ids"}))
+				InheritedPolicies: inherited != "own policies only"}))
 		})
 	}
+	// An update that names every policy of the group, as the 2026 schema
+	// reads: the group's correction keeps its one policy's id.
+	t.Run("policy ids required on update", func(t *testing.T) {
+		t.Parallel()
+		testMirroredUserGroup(t, newE2EWith(t, fake.Options{Token: testkit.Token, AccountName: "Production", StrictPolicyIDs: true}))
+	})
 }
 
 func testMirroredUserGroup(t *testing.T, e *e2e) {

@@ -239,8 +239,9 @@ func (c *Client) resolveMissingScopes(ctx context.Context, acct *Account, member
 	}
 	acct.resolveUserGroups()
 	acct.Members = make([]Member, len(members))
+	inherited := acct.inheritedPolicies()
 	for i, m := range members {
-		acct.Members[i] = m.resolve(acct.ResourceGroups, acct.inheritedPolicies(m.ID))
+		acct.Members[i] = m.resolve(acct.ResourceGroups, inherited)
 	}
 	return nil
 }

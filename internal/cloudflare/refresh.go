@@ -64,6 +64,7 @@ func (c *Client) RefreshMembers(ctx context.Context, acct *Account, changes []Me
 			acct.ResourceGroups = append(acct.ResourceGroups, g)
 		}
 	}
+	inherited := acct.inheritedPolicies()
 	for i, ch := range changes {
 		acct.Members = slices.DeleteFunc(acct.Members, func(m Member) bool { return m.ID == ch.ID })
 		if fresh[i] == nil { // removed: out of its user groups too, as Cloudflare does
@@ -72,7 +73,7 @@ func (c *Client) RefreshMembers(ctx context.Context, acct *Account, changes []Me
 			}
 		}
 		if fresh[i] != nil {
-			acct.Members = append(acct.Members, fresh[i].resolve(acct.ResourceGroups, acct.inheritedPolicies(ch.ID)))
+			acct.Members = append(acct.Members, fresh[i].resolve(acct.ResourceGroups, inherited))
 		}
 	}
 	slices.SortFunc(acct.Members, func(a, b Member) int { return cmp.Compare(a.Email, b.Email) })

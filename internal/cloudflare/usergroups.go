@@ -35,15 +35,24 @@ type UserGroup struct {
 	Access  []desired.Access
 	Denies  int
 	Unknown []string
-	// PolicyIDs are the ids of the group's policies: a member answer that
-	// lists them too is showing what the member inherits, not its own.
-	PolicyIDs []string
+	// Policies are the group's policies as listed, by id: a member answer
+	// that lists one of these ids is showing what the member inherits,
+	// not its own; an update names the ones it keeps.
+	Policies []GroupPolicy
 	// Members are the group's members (account member ids), sorted.
 	Members []GroupMember
 	// ModifiedOn is the group's modified_on, as the API wrote it.
 	ModifiedOn string
 
 	parts []policyPart
+}
+
+// GroupPolicy is a policy of a user group: its id, and the permission
+// groups and resource groups it is made of (ids, sorted).
+type GroupPolicy struct {
+	ID                               string
+	Deny                             bool
+	PermissionGroups, ResourceGroups []string
 }
 
 // GroupMember is a member of a user group.
@@ -129,15 +138,20 @@ func convertUserGroup(g iam.UserGroupListResponse, accountID string, seen *group
 	out := UserGroup{ID: strings.Clone(g.ID), Name: strings.Clone(g.Name), ModifiedOn: strings.Clone(g.JSON.ModifiedOn.Raw())}
 	for _, p := range g.Policies {
 		raw := rawPolicy{id: p.ID, deny: p.Access == iam.UserGroupListResponsePoliciesAccessDeny}
+		gp := GroupPolicy{ID: strings.Clone(p.ID), Deny: raw.deny}
 		for _, pg := range p.PermissionGroups {
 			raw.roles = append(raw.roles, pg.Name)
+			gp.PermissionGroups = append(gp.PermissionGroups, strings.Clone(pg.ID))
 		}
 		for _, rg := range p.ResourceGroups {
 			raw.groups = append(raw.groups, rawResourceGroup{id: rg.ID, name: rg.Name, scope: rg.JSON.Scope.Raw()})
+			gp.ResourceGroups = append(gp.ResourceGroups, strings.Clone(rg.ID))
 		}
 		out.parts = append(out.parts, raw.convert(accountID, seen))
 		if p.ID != "" {
-			out.PolicyIDs = append(out.PolicyIDs, strings.Clone(p.ID))
+			slices.Sort(gp.PermissionGroups)
+			slices.Sort(gp.ResourceGroups)
+			out.Policies = append(out.Policies, gp)
 		}
 	}
 	return out, nil
@@ -188,40 +202,31 @@ func (a *Account) GroupsOf(memberID string) []*UserGroup {
 	return out
 }
 
-// inherited tells a member's policies held through its user groups: by
-// the group's policy id, or — should Cloudflare list them under ids of
-// their own, which nothing documents either way — by their content (the
-// same roles on the same resource groups as a policy of one of its
-// groups). A policy of the member's own identical to one of its groups'
-// then counts as the group's: the access is held either way.
-type inherited struct {
-	ids, contents map[string]bool
-}
+// inherited tells a member's policies held through its user groups, by
+// the group's policy id: a member answer may list them beside the
+// member's own (the dashboard "shows all permission policies associated
+// with a member; including policies inherited from group associations",
+// changelog 2025-10-30). Never by content: a member's own policy may
+// hold what a policy of its group holds, under an id of its own, and is
+// still the member's (issue 19: matched by content, it was read back as
+// inherited, and a write that took was reported as not taken). Were
+// Cloudflare to list inherited policies under ids of their own, which
+// nothing documents, they would read as the member's: cfaccess would plan
+// to remove them and the read-back would say the change did not take —
+// loud, and harmless.
+type inherited map[string]bool
 
-func (in inherited) has(p policyPart) bool {
-	return p.id != "" && (in.ids[p.id] || in.contents[p.content()])
-}
+func (in inherited) has(p policyPart) bool { return p.id != "" && in[p.id] }
 
-// content is a policy's roles on resources, as a key.
-func (p policyPart) content() string {
-	var b strings.Builder
-	fmt.Fprint(&b, p.deny, p.access, p.unknown)
-	for _, u := range p.unresolved {
-		fmt.Fprint(&b, u.groupID, u.roles)
-	}
-	return b.String()
-}
-
-// inheritedPolicies returns what tells the policies a member holds
-// through its user groups.
-func (a *Account) inheritedPolicies(memberID string) inherited {
-	out := inherited{ids: map[string]bool{}, contents: map[string]bool{}}
-	for _, g := range a.GroupsOf(memberID) {
-		for _, id := range g.PolicyIDs {
-			out.ids[id] = true
-		}
-		for _, p := range g.parts {
-			out.contents[p.content()] = true
+// inheritedPolicies returns the ids of the policies of every user group
+// of the account: a member's own policies have ids of their own, so a
+// member answer listing one of these is showing what it inherits — whether
+// or not acct knows it joined that group yet.
+func (a *Account) inheritedPolicies() inherited {
+	out := inherited{}
+	for _, g := range a.UserGroups {
+		for _, p := range g.Policies {
+			out[p.ID] = true
 		}
 	}
 	return out
@@ -268,7 +273,59 @@ type userGroupBody struct {
 // and the docs' example for groups pushed by SCIM, whose names the API
 // refuses to change, sends the policies alone.
 type userGroupPolicies struct {
-	Policies []policyJSON `json:"policies"`
+	Policies []groupPolicyJSON `json:"policies"`
+}
+
+// groupPolicyJSON is a policy of a user-group update: with the id of the
+// group's policy it keeps or edits in place.
+type groupPolicyJSON struct {
+	ID string `json:"id,omitempty"`
+	policyJSON
+}
+
+// updatePolicies lays out a user group's new policies over its current
+// ones. The 2026 schema (iam_update_user_group_body) and cloudflare-go
+// v7.9.0 (UserGroupUpdateParamsPolicy.ID, api:"required") give every
+// policy of an update the id of a policy of the group; nothing says what
+// id a policy the group did not have takes, and Cloudflare's own Terraform
+// provider (cloudflare_user_group, v5.19 to v5.22: its policy model has no
+// id; acceptance test TestAccCloudflareUserGroup_UpdatePolicy) and the
+// user-groups docs' example send policies without one. So each new policy
+// takes the id of the group's policy it keeps (the same permission and
+// resource groups) or, failing that, of one it replaces; only a policy
+// beyond the group's count goes without an id, as Terraform sends them.
+// Whether ids survive is not documented either way: the answer is read
+// back, never assumed.
+func updatePolicies(current []GroupPolicy, want []Policy) []groupPolicyJSON {
+	out := make([]groupPolicyJSON, len(want))
+	body := policiesJSON(want)
+	used := make([]bool, len(current))
+	placed := make([]bool, len(want))
+	same := func(c GroupPolicy, w Policy) bool {
+		return !c.Deny && slices.Equal(c.PermissionGroups, sortedIDs(w.PermissionGroups)) && slices.Equal(c.ResourceGroups, sortedIDs(w.ResourceGroups))
+	}
+	for i, w := range want {
+		out[i].policyJSON = body[i]
+		for j, c := range current {
+			if !used[j] && same(c, w) {
+				out[i].ID, used[j], placed[i] = c.ID, true, true
+				break
+			}
+		}
+	}
+	for i := range want {
+		if placed[i] {
+			continue
+		}
+		if j := slices.Index(used, false); j >= 0 {
+			out[i].ID, used[j] = current[j].ID, true
+		}
+	}
+	return out
+}
+
+func sortedIDs(ids []string) []string {
+	return slices.Compact(slices.Sorted(slices.Values(ids)))
 }
 
 // CreateUserGroup makes a user group with its policies and returns it as
@@ -287,17 +344,30 @@ func (c *Client) CreateUserGroup(ctx context.Context, acct *Account, name string
 	if err != nil {
 		return UserGroup{}, c.wrap(op, err)
 	}
-	return c.groupAnswer(op, acct, g.JSON.RawJSON())
+	answer, err := c.groupAnswer(op, acct, g.JSON.RawJSON())
+	if err == nil {
+		// Its policy ids are inherited ones from now on.
+		acct.UserGroups = append(acct.UserGroups, answer)
+	}
+	return answer, err
 }
 
-// UpdateUserGroup sets a user group's policies (name is for messages) and
-// returns the group as Cloudflare answers it.
+// UpdateUserGroup sets a user group's policies (name is for messages),
+// naming the group's current policies it keeps (updatePolicies), and
+// returns the group as Cloudflare answers it; acct's copy of the group
+// takes the answer's policies, so that later read-backs of its members
+// tell what they inherit.
 func (c *Client) UpdateUserGroup(ctx context.Context, acct *Account, groupID, name string, policies []Policy) (UserGroup, error) {
 	op := fmt.Sprintf("update user group %q of account %s", name, acct.ID)
 	if err := checkIDs(op, acct.ID, groupID); err != nil {
 		return UserGroup{}, err
 	}
-	body, err := json.Marshal(userGroupPolicies{policiesJSON(policies)})
+	var current []GroupPolicy
+	i := slices.IndexFunc(acct.UserGroups, func(g UserGroup) bool { return g.ID == groupID })
+	if i >= 0 {
+		current = acct.UserGroups[i].Policies
+	}
+	body, err := json.Marshal(userGroupPolicies{updatePolicies(current, policies)})
 	if err != nil {
 		return UserGroup{}, err
 	}
@@ -307,7 +377,12 @@ func (c *Client) UpdateUserGroup(ctx context.Context, acct *Account, groupID, na
 	if err != nil {
 		return UserGroup{}, c.wrap(op, err)
 	}
-	return c.groupAnswer(op, acct, g.JSON.RawJSON())
+	answer, err := c.groupAnswer(op, acct, g.JSON.RawJSON())
+	if err == nil && i >= 0 {
+		acct.UserGroups[i].Policies, acct.UserGroups[i].parts = answer.Policies, answer.parts
+		acct.UserGroups[i].Access, acct.UserGroups[i].Denies, acct.UserGroups[i].Unknown = answer.Access, answer.Denies, answer.Unknown
+	}
+	return answer, err
 }
 
 // ReadUserGroup reads one user group back.

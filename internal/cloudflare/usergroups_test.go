@@ -84,3 +84,111 @@ func TestUserGroupReadsAndWrites(t *testing.T) {
 		t.Errorf("bodies (-want +got):\n%s", diff)
 	}
 }
+
+// A user-group update names the group's policies it keeps, and edits in
+// place those it replaces: only a policy beyond the group's count goes
+// without an id (the 2026 schema requires ids; Cloudflare's Terraform
+// provider sends none). Every request is checked against the schema.
+func TestUserGroupUpdateNamesItsPolicies(t *testing.T) {
+	t.Parallel()
+	for _, strict := range []bool{false, true} {
+		s := fake.New(fake.Options{Token: testToken, InheritedPolicies: true, StrictPolicyIDs: strict})
+		e := newEnvFor(t, s, Config{})
+		ctx := t.Context()
+		acct, err := e.client.ReadAccount(ctx, s.AccountID(), ReadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pg := func(name string) string {
+			p, err := acct.PermissionGroup(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return p.ID
+		}
+		if err := e.client.LoadResourceGroups(ctx, acct); err != nil {
+			t.Fatal(err)
+		}
+		rg, _ := acct.ResourceGroup([]desired.Resource{account})
+		policy := func(names ...string) Policy {
+			var ids []string
+			for _, n := range names {
+				ids = append(ids, pg(n))
+			}
+			return Policy{PermissionGroups: ids, ResourceGroups: []string{rg.ID}}
+		}
+		g, err := e.client.CreateUserGroup(ctx, acct, "oncall", []Policy{policy("Analytics"), policy("Billing")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := func(g UserGroup) []string {
+			var out []string
+			for _, p := range g.Policies {
+				out = append(out, p.ID)
+			}
+			return out
+		}
+		first := ids(g)
+		s.ResetRequests()
+		// Billing kept, Analytics replaced by Firewall: both ids named.
+		g, err = e.client.UpdateUserGroup(ctx, acct, g.ID, "oncall", []Policy{policy("Billing"), policy("Firewall")})
+		if err != nil {
+			t.Fatalf("strict %v: %v", strict, err)
+		}
+		var sent struct {
+			Policies []struct {
+				ID               string `json:"id"`
+				PermissionGroups []struct {
+					ID string `json:"id"`
+				} `json:"permission_groups"`
+			} `json:"policies"`
+		}
+		if err := json.Unmarshal(s.Requests()[0].Body, &sent); err != nil {
+			t.Fatal(err)
+		}
+		if len(sent.Policies) != 2 || sent.Policies[0].ID != first[1] || sent.Policies[1].ID != first[0] {
+			t.Errorf("strict %v: sent %+v, want Billing as %s and Firewall in place of Analytics, %s", strict, sent.Policies, first[1], first[0])
+		}
+		if diff := cmp.Diff([]desired.Access{{Role: "Billing", Resource: account}, {Role: "Firewall", Resource: account}}, g.Access); diff != "" {
+			t.Errorf("strict %v: answer (-want +got):\n%s", strict, diff)
+		}
+		if diff := cmp.Diff(ids(g), ids(acct.UserGroups[len(acct.UserGroups)-1])); diff != "" {
+			t.Errorf("strict %v: the account's copy of the group keeps stale policy ids (-answer +copy):\n%s", strict, diff)
+		}
+		// A third policy: sent without an id, as Terraform sends them. The
+		// schema's letter (StrictPolicyIDs) refuses it, and says why.
+		_, err = e.client.UpdateUserGroup(ctx, acct, g.ID, "oncall", []Policy{policy("Billing"), policy("Firewall"), policy("DNS")})
+		if strict != (err != nil) || strict && !strings.Contains(err.Error(), "policies.id is required") {
+			t.Errorf("strict %v: growing the group: %v", strict, err)
+		}
+	}
+}
+
+func TestUpdatePolicies(t *testing.T) {
+	t.Parallel()
+	cur := []GroupPolicy{{ID: "a", PermissionGroups: []string{"p1"}, ResourceGroups: []string{"r"}},
+		{ID: "b", PermissionGroups: []string{"p2"}, ResourceGroups: []string{"r"}},
+		{ID: "c", Deny: true, PermissionGroups: []string{"p3"}, ResourceGroups: []string{"r"}}}
+	pol := func(pg string) Policy { return Policy{PermissionGroups: []string{pg}, ResourceGroups: []string{"r"}} }
+	got := func(want ...Policy) string {
+		var out []string
+		for _, p := range updatePolicies(cur, want) {
+			out = append(out, p.ID+":"+p.PermissionGroups[0].ID)
+		}
+		return strings.Join(out, " ")
+	}
+	for _, tc := range []struct {
+		want []Policy
+		out  string
+	}{
+		{[]Policy{pol("p2"), pol("p1")}, "b:p2 a:p1"},                                // kept, whatever the order
+		{[]Policy{pol("p2")}, "b:p2"},                                                // one dropped
+		{[]Policy{pol("p4"), pol("p1")}, "b:p4 a:p1"},                                // replaced in place
+		{[]Policy{pol("p3")}, "a:p3"},                                                // a deny is never kept as an allow
+		{[]Policy{pol("p1"), pol("p4"), pol("p5"), pol("p6")}, "a:p1 b:p4 c:p5 :p6"}, // grown: the last without an id
+	} {
+		if g := got(tc.want...); g != tc.out {
+			t.Errorf("updatePolicies(%v) = %q, want %q", tc.want, g, tc.out)
+		}
+	}
+}

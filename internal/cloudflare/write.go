@@ -162,7 +162,7 @@ func (c *Client) GetMember(ctx context.Context, acct *Account, memberID string) 
 	if err != nil {
 		return Member{}, err
 	}
-	return conv.resolve(acct.ResourceGroups, acct.inheritedPolicies(memberID)), nil
+	return conv.resolve(acct.ResourceGroups, acct.inheritedPolicies()), nil
 }
 
 func memberGetParams(accountID string) accounts.MemberGetParams {

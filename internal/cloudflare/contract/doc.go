@@ -27,9 +27,14 @@
 //     and path, the 2026 parameters, request body and responses (200 and
 //     4XX) replace the 2024 ones. GET /accounts/{account_id}/tokens/verify,
 //     absent from the 2024 excerpt, is added from 2026.
-//  4. SchemaFixes: substitutes for the three components the 2026 data
-//     refers to but neither version defines, and the defects of the schema
-//     itself that are still there; each is listed with its reason.
+//     3b. The user-group operations and components of the same 2026
+//     commit (UserGroups2026Dir, transcribed from a documentation split
+//     that quotes it), added whole: list, create, get and update a group;
+//     list, add, get and remove its members.
+//  4. SchemaFixes: substitutes for the components the 2026 data refers to
+//     but neither version defines (three of the member operations', five
+//     of the user groups'), and the defects of the schema itself that are
+//     still there; each is listed with its reason.
 //
 // kin-openapi refuses what the schema refuses, with two limits worth
 // knowing: query parameters an operation does not declare pass unchecked
@@ -39,7 +44,9 @@
 // /members/{member_id}, which iam_update-member-with-policies lacks.
 //
 // Where the real API and the schema disagree, the real API wins; each such
-// difference is listed in Differences with its reason, and the body is
+// difference is listed in Differences with its reason, and the body (an
+// answer's, or for the one difference in what a client may send, a
+// request's: a policy added by a user-group update, without an id) is
 // rewritten to the schema's form for that one point before validation.
 // Nothing else is exempt.
 package contract

@@ -20,6 +20,11 @@ const (
 	// Components2026File holds nine component schemas of the same commit
 	// (its "schemas" key).
 	Components2026File = "components-2026-07-27.json"
+	// UserGroups2026Dir holds the user-group operations (ops/*.json: method,
+	// path, op) and the components they define (components/*.json: name,
+	// schema) of the same commit, transcribed from a documentation split
+	// that quotes it (its README says which).
+	UserGroups2026Dir = "user-groups-2026-07-27"
 )
 
 // addedOperations are 2026 operations that the 2024 excerpt lacks; they
@@ -83,6 +88,48 @@ var SchemaFixes = []SchemaFix{
 			mt["schema"] = ref("iam_update-member-with-policies")
 			return nil
 		},
+	},
+	{
+		Name: "iam_user_group_identifier is a 32-character string",
+		Reason: "the 2026 user-group operations ref it for {user_group_id}; the files do not define it; " +
+			"cloudflare-go v7.9.0 takes it as a string (UserGroupService.Get userGroupID), and ids are 32 hex " +
+			"characters like every other identifier of the schema (its example, f267e341f3dd4697bd3b9f71dd96247f)",
+		apply: substitute("iam_user_group_identifier", map[string]any{
+			"description": "User group identifier (substitute: see SchemaFixes).",
+			"type":        "string", "minLength": 32, "maxLength": 32,
+		}),
+	},
+	{
+		Name: "iam_user_group_member_identifier is a 32-character string",
+		Reason: "the 2026 user-group member operations ref it for {member_id} and in the add body; the files do not " +
+			"define it; it is an account member's id (iam_user_group_member: \"Account member identifier\", " +
+			"example 4f5f0c14a2a41d5063dd301b2f829f04), 32 hex characters",
+		apply: substitute("iam_user_group_member_identifier", map[string]any{
+			"description": "Account member identifier (substitute: see SchemaFixes).",
+			"type":        "string", "minLength": 32, "maxLength": 32,
+		}),
+	},
+	{
+		Name: "iam_permission_group_ids and iam_resource_group_ids are arrays of {id}",
+		Reason: "iam_user_group_policy_write_body refs them; the files do not define them; cloudflare-go v7.9.0 " +
+			"sends each as an array of objects whose id is required (UserGroupNewParamsPoliciesPermissionGroup, " +
+			"UserGroupNewParamsPoliciesResourceGroup), as member policies are written (iam_create_member_policy)",
+		apply: func(doc map[string]any) error {
+			ids := map[string]any{"type": "array", "items": map[string]any{"type": "object", "required": []any{"id"},
+				"properties": map[string]any{"id": map[string]any{"type": "string"}}}}
+			for _, name := range []string{"iam_permission_group_ids", "iam_resource_group_ids"} {
+				if err := substitute(name, ids)(doc); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	},
+	{
+		Name: "iam_user_groups is an array of iam_user_group",
+		Reason: "the 2026 list operation's result refs it; the files do not define it; cloudflare-go v7.9.0 " +
+			"lists []UserGroupListResponse, the fields of iam_user_group",
+		apply: substitute("iam_user_groups", map[string]any{"type": "array", "items": ref("iam_user_group")}),
 	},
 	{
 		Name:   "DELETE /members/{member_id} has no required body",
@@ -200,6 +247,10 @@ func document(path, skip string) ([]byte, error) {
 			}
 		}
 	}
+	// 3b. The user-group operations and components, added whole.
+	if err := addUserGroups(doc, schemas, filepath.Join(dir, UserGroups2026Dir)); err != nil {
+		return nil, err
+	}
 	// 4. Fixes, then every $ref must resolve.
 	for _, f := range SchemaFixes {
 		if f.Name == skip {
@@ -214,6 +265,65 @@ func document(path, skip string) ([]byte, error) {
 			strings.Join(missing, ", "))
 	}
 	return json.Marshal(doc)
+}
+
+// addUserGroups adds the user-group operations and components of dir: each
+// operation must be new to the document, and each component too.
+func addUserGroups(doc, schemas map[string]any, dir string) error {
+	comps, err := filepath.Glob(filepath.Join(dir, "components", "*.json"))
+	if err != nil || len(comps) == 0 {
+		return fmt.Errorf("load schema: no user-group components in %s", dir)
+	}
+	for _, f := range comps {
+		var c struct {
+			Name   string         `json:"name"`
+			Schema map[string]any `json:"schema"`
+		}
+		if err := readJSON(f, &c); err != nil {
+			return err
+		}
+		if c.Name == "" || c.Schema == nil {
+			return fmt.Errorf("load schema %s: no name or schema", f)
+		}
+		if _, ok := schemas[c.Name]; ok {
+			return fmt.Errorf("load schema %s: component %s is defined already", f, c.Name)
+		}
+		schemas[c.Name] = c.Schema
+	}
+	ops, err := filepath.Glob(filepath.Join(dir, "ops", "*.json"))
+	if err != nil || len(ops) == 0 {
+		return fmt.Errorf("load schema: no user-group operations in %s", dir)
+	}
+	paths := mapOf(doc["paths"])
+	for _, f := range ops {
+		var o struct {
+			Method string         `json:"method"`
+			Path   string         `json:"path"`
+			Op     map[string]any `json:"op"`
+		}
+		if err := readJSON(f, &o); err != nil {
+			return err
+		}
+		if _, err := operation(doc, o.Method, o.Path); err == nil {
+			return fmt.Errorf("load schema %s: %s %s is defined already", f, o.Method, o.Path)
+		}
+		if paths[o.Path] == nil {
+			paths[o.Path] = map[string]any{}
+		}
+		mapOf(paths[o.Path])[strings.ToLower(o.Method)] = o.Op
+	}
+	return nil
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("load schema: %w", err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("load schema %s: %w", path, err)
+	}
+	return nil
 }
 
 // unresolved lists the component schemas referred to but not defined.

@@ -31,7 +31,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.Body.Close()
 		req.Body = io.NopCloser(bytes.NewReader(body))
 	}
-	if err := t.Validator.CheckRequest(req, body); err != nil {
+	reqApplied, err := t.Validator.checkRequest(req, body)
+	if err != nil {
 		t.Errorf("contract: %v", err)
 	}
 	base := t.Base
@@ -56,12 +57,23 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.applied == nil {
 		t.applied, t.ops = map[string]int{}, map[string]int{}
 	}
-	for _, a := range applied {
+	for _, a := range append(reqApplied, applied...) {
 		t.applied[a]++
 	}
 	t.ops[t.Validator.Operation(req)]++
 	t.mu.Unlock()
 	return res, nil
+}
+
+// Applied returns how often each Difference was applied.
+func (t *Transport) Applied() map[string]int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range t.applied {
+		out[k] = v
+	}
+	return out
 }
 
 // Operations returns how often each operation was seen.

@@ -178,10 +178,11 @@ func (s *Server) checkPoliciesLocked(ps []policyBody) ([]Policy, *apiError) {
 			}
 			pol.ResourceGroups = append(pol.ResourceGroups, g.ID)
 		}
-		if pol.ID == "" {
-			s.seq++
-			pol.ID = hexID("policy", strconv.Itoa(s.seq))
-		}
+		// A new policy gets an id of Cloudflare's; one sent with the body
+		// is not kept (only a user-group update names policies it keeps:
+		// updateUserGroup).
+		s.seq++
+		pol.ID = hexID("policy", strconv.Itoa(s.seq))
 		out = append(out, pol)
 	}
 	return out, nil

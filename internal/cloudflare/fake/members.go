@@ -258,9 +258,6 @@ func (s *Server) memberJSONLocked(m *Member) map[string]any {
 		// its answers do; clients must read the same either way.
 		for _, g := range s.groupsOfLocked(m.ID) {
 			for _, p := range g.Policies {
-				if s.opts.InheritedFreshIDs {
-					p.ID = hexID("inherited-policy", m.ID, p.ID)
-				}
 				policies = append(policies, s.policyJSONLocked(p))
 			}
 		}

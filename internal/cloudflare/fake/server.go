@@ -41,9 +41,9 @@ type Options struct {
 	// member's user groups too, beside the member's own (see
 	// memberJSONLocked): the API reference does not say which it does.
 	InheritedPolicies bool
-	// InheritedFreshIDs lists those policies under ids of their own rather
-	// than the group's: nothing documents which.
-	InheritedFreshIDs bool
+	// StrictPolicyIDs refuses, as the 2026 schema reads, a user-group
+	// update whose policies lack an id (see checkPolicyIDsLocked).
+	StrictPolicyIDs bool
 	// OrganizationID, when set, puts the account in that organization
 	// (GET /accounts/{id} managed_by.parent_org_id) and serves its members
 	// at /organizations/{id}/members.
