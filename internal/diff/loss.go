@@ -56,9 +56,8 @@ func (e *ProtectedError) Unwrap() error { return ErrProtected }
 // joins only give, so they are not followed.
 func (p *Plan) losses(live []Live, protected func(*Live) bool) []Loss {
 	type touch struct {
-		own      int // index of the Remove, Update or Reinvite of the member (-1: none)
-		leaves   map[string]int
-		joinedTo []string
+		own    int            // index of the Remove, Update or Reinvite of the member (-1: none)
+		leaves map[string]int // group id -> the LeaveGroup
 	}
 	touches := map[string]*touch{}
 	at := func(id string) *touch {
