@@ -71,6 +71,9 @@ func (f *planFlags) planner(env *Env, observe func(method, endpoint, code string
 			return nil, err
 		}
 	}
+	// Every write is journaled: cfaccess knows its own changes in the
+	// audit log by what it wrote.
+	p.State.StartJournal(env.Now)
 	return p, nil
 }
 
@@ -227,7 +230,7 @@ the ones saved; otherwise it writes nothing, says what changed, and exits 1.`,
 			}
 			if o.Applied && f.stateFile != "" {
 				p.State.Record(o, env.Now())
-				if err := p.State.Save(f.stateFile); err != nil {
+				if err := p.State.Save(f.stateFile, env.Now()); err != nil {
 					return err
 				}
 			}

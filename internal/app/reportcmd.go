@@ -8,10 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/evidence"
 	"github.com/cfaccess/reconciler/internal/gitsource"
@@ -37,16 +39,25 @@ func newReport(env *Env) *cobra.Command {
 		Short: "Evidence of every access change in a period: approved through Git, or out of band",
 		Long: `Report lists, for each account of the repository, every change to its members
 and user groups between --since and --until, from the account's Cloudflare
-audit log. A change cfaccess made is tied to the Git revision it applied
-(commit, author, and the grants behind it, file:line and reason); any other
-change is out of band: who made it, how (dashboard, API token), from where,
-and how long it stood until cfaccess reverted it, or "still present". A
-summary per account ends it: changes, approved through Git, out of band,
-median and longest time to correction.
+audit log.
+
+A change is approved through Git only when Cloudflare says it was made with
+cfaccess's token (its id learned from the token the report runs with, or
+given by --cfaccess-token-id), the revision it names is on the followed
+branch, and the repository at that revision explains it: for an invitation
+or an update, the access written; for a removal, no grant for the member
+then. It is tied to its commit (author, title) and the grants behind it
+(file:line and reason). A change made with cfaccess's token that fails a
+check is unverified, with the check it failed; any other change is out of
+band, whatever its User-Agent claims: who made it, how (dashboard, API
+token), from where, and how long it stood until cfaccess reverted it, or
+"still present". A summary per account ends it.
 
 It reads only. The token needs Account Settings Read (the audit log).
 --repo should be a Git checkout with its history (in CI, fetch-depth: 0)
-or a Git URL: revisions are looked up in it. The audit log keeps 18 months.`,
+or a Git URL: revisions are looked up in it. The audit log keeps 18 months.
+Exit 1 when a log cannot be read whole, or cfaccess's token id cannot be
+known (nothing is then approved, and the report says so first).`,
 		Example: `  reconciler report --since 2026-10-01 --until 2026-12-31
   reconciler report --since 2026-10-01 --format csv > changes.csv`,
 		Args: cobra.NoArgs,
@@ -58,7 +69,7 @@ or a Git URL: revisions are looked up in it. The audit log keeps 18 months.`,
 	cmd.Flags().StringVar(&f.until, "until", "", "end of the period, inclusive for a date (default: now)")
 	cmd.Flags().StringVar(&f.format, "format", "markdown", "output format: markdown, json or csv")
 	cmd.Flags().StringVar(&f.provider, "provider", "", "report this provider (account) only")
-	cmd.Flags().StringSliceVar(&f.tokenIDs, "cfaccess-token-id", nil, "ids of the API tokens cfaccess applies with: a change then counts as approved only when made with one of them (cfaccess's User-Agent alone can be sent by anyone)")
+	cmd.Flags().StringSliceVar(&f.tokenIDs, "cfaccess-token-id", nil, "ids of the API tokens cfaccess applies with (default: the token this report runs with, from tokens/verify): a change counts as approved only when Cloudflare says one of them made it")
 	cmd.Flags().IntVar(&f.maxPages, "max-pages", 100, "pages of 1,000 audit-log entries to read per account, at most")
 	return cmd
 }
@@ -127,14 +138,15 @@ func (f *reportFlags) run(ctx context.Context, env *Env) error {
 			out.Accounts = append(out.Accounts, evidence.Account{Provider: id, AccountID: pv.AccountID, Error: err.Error()})
 			continue
 		}
-		out.Accounts = append(out.Accounts, evidence.Build(ctx, client, hist, id, pv.AccountID,
-			evidence.Options{Since: since, Until: until, Now: env.Now(), MaxPages: f.maxPages, TokenIDs: f.tokenIDs}))
+		opts := evidence.Options{Since: since, Until: until, Now: env.Now(), MaxPages: f.maxPages}
+		f.identities(ctx, client, pv.AccountID, &opts)
+		out.Accounts = append(out.Accounts, evidence.Build(ctx, client, hist, id, pv.AccountID, opts))
 	}
 	if err := report.Evidence(env.Stdout, f.format, out); err != nil {
 		return err
 	}
 	for _, a := range out.Accounts {
-		if a.Error != "" || a.Truncated {
+		if a.Error != "" || a.Truncated || a.NoApproval != "" {
 			// The report says which account could not be read, or was
 			// read in part; the exit code tells a scheduled job the
 			// evidence is incomplete.
@@ -142,6 +154,34 @@ func (f *reportFlags) run(ctx context.Context, env *Env) error {
 		}
 	}
 	return nil
+}
+
+// identities sets how cfaccess's credentials are known in the audit log:
+// the token ids given by --cfaccess-token-id, or those this report runs
+// with (cfaccess's own, in the documented workflow), learned through
+// tokens/verify. When neither works, nothing can be approved, and the
+// report says why.
+func (f *reportFlags) identities(ctx context.Context, client *cloudflare.Client, accountID string, opts *evidence.Options) {
+	if len(f.tokenIDs) > 0 {
+		for _, id := range f.tokenIDs {
+			opts.Identities = append(opts.Identities, cloudflare.Identity{TokenID: id})
+		}
+		opts.Credentials = "given by --cfaccess-token-id (" + strings.Join(f.tokenIDs, ", ") + ")"
+		return
+	}
+	id, err := client.Identity(ctx, accountID)
+	switch {
+	case err != nil:
+		opts.NoIdentity = "cfaccess's token id could not be learned from the token this report runs with: " + err.Error()
+	case id.TokenID != "":
+		opts.Identities = []cloudflare.Identity{id}
+		opts.Credentials = "token " + id.TokenID + ", the token this report runs with (tokens/verify); if cfaccess applies with another, give its id with --cfaccess-token-id"
+	case id.KeyEmail != "":
+		opts.Identities = []cloudflare.Identity{id}
+		opts.Credentials = "the Global API key of " + id.KeyEmail + ", which this report runs with"
+	default:
+		opts.NoIdentity = "cfaccess's token id is unknown"
+	}
 }
 
 // gitHistory looks revisions up in the followed repository.

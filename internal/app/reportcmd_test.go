@@ -2,12 +2,14 @@ package app
 
 import (
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/golden"
 	"github.com/cfaccess/reconciler/internal/report"
@@ -15,9 +17,12 @@ import (
 )
 
 // TestReportGolden: two months of an account — applies of two revisions,
-// three changes made in the dashboard (two reverted by cfaccess, one
-// still present) — reported in every format, with the time each
-// out-of-band change stood.
+// changes made in the dashboard (reverted by cfaccess, one still
+// present), an apply of uncommitted changes, an insider's forged
+// additions and removals (cfaccess's User-Agent, her own token), and a
+// write with cfaccess's token that its revision does not explain —
+// reported in every format, with the time each change not approved
+// stood.
 func TestReportGolden(t *testing.T) {
 	t.Parallel()
 	e := newE2E(t)
@@ -62,6 +67,24 @@ func TestReportGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	apply("2027-01-15T12:00:00Z")
+	// An insider with her own token claims to be cfaccess at $REV2: she
+	// adds someone, and removes bob. Both are out of band.
+	e.Fake.AddToken("insider-token-0123456789abcdef", "mallory@example.com", "mallory's token")
+	insider := func(token string) testkit.Insider {
+		return testkit.Insider{BaseURL: testkit.APIURL, AccountID: e.Fake.AccountID(), Token: token,
+			UserAgent: "cfaccess/v0.1.0 (revision " + second + ")", Transport: e.Transport()}
+	}
+	e.now = at("2027-01-20T09:00:00Z")
+	insider("insider-token-0123456789abcdef").Invite(t, "forged@example.com", "Administrator")
+	apply("2027-01-20T10:00:00Z")
+	e.now = at("2027-01-21T09:00:00Z")
+	insider("insider-token-0123456789abcdef").Remove(t, "bob@example.com")
+	apply("2027-01-21T09:30:00Z")
+	// cfaccess's own token, making dave Administrator, which $REV2 does
+	// not grant: unverified.
+	e.now = at("2027-01-22T09:00:00Z")
+	insider(testkit.Token).SetRole(t, "dave@example.com", "Administrator")
+	apply("2027-01-22T10:00:00Z")
 	e.now = at("2027-01-28T08:15:00Z")
 	e.Put("late@example.com", false, desired.Access{Role: "Analytics", Resource: testkit.WholeAccount})
 	e.now = at("2027-02-01T00:00:00Z")
@@ -87,12 +110,23 @@ func TestReportGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := doc.Accounts[0].Summary
-		if s.OutOfBand != 5 || s.Corrected != 4 || s.StillPresent != 1 || s.MaxCorrectionSec != 86400 || s.MedianCorrectionSec != (7200+9000)/2 {
-			t.Errorf("summary %+v: want 5 out of band, 4 corrected (10m, 2h, 2h30m and 24h), 1 still present", s)
+		if s.OutOfBand != 6 || s.Unverified != 2 || s.Corrected != 7 || s.StillPresent != 1 || s.MaxCorrectionSec != 86400 || s.MedianCorrectionSec != 3600 {
+			t.Errorf("summary %+v: want 6 out of band, 2 unverified, 7 corrected (10m, 30m, 1h, 1h, 2h, 2h30m and 24h), 1 still present", s)
+		}
+		if a := doc.Accounts[0]; a.NoApproval != "" || !strings.Contains(a.Credentials, e.Fake.TokenID()) {
+			t.Errorf("cfaccess's token: %q, no approval: %q", a.Credentials, a.NoApproval)
 		}
 		for _, c := range doc.Accounts[0].Changes {
-			if c.Subject == "sneak@example.com" && c.Type == "create" && (c.Approval != "out_of_band" || !strings.Contains(c.Unapproved, "uncommitted")) {
+			if c.Subject == "sneak@example.com" && c.Type == "create" && (c.Approval != "unverified" || !strings.Contains(c.Unapproved, "uncommitted")) {
 				t.Errorf("an apply of uncommitted changes counts as approved: %+v", c)
+			}
+			if (c.Subject == "forged@example.com" && c.Type == "create" || c.Subject == "bob@example.com" && c.Type == "delete") &&
+				(c.Approval != "out_of_band" || !strings.Contains(c.Unapproved, "another token made it") || c.Actor != "token mallory's token of mallory@example.com") {
+				t.Errorf("a forged change is not out of band, named: %+v", c)
+			}
+			if c.Subject == "dave@example.com" && c.At.Equal(at("2027-01-22T09:00:00Z")) && (c.Approval != "unverified" ||
+				!strings.Contains(c.Unapproved, "grants dave@example.com Administrator Read Only on account:*, not what was written: Administrator on account:*")) {
+				t.Errorf("a write its revision does not explain: %+v", c)
 			}
 			if c.Subject == "carol@example.com" && c.Type == "delete" && (c.CorrectionSeconds == nil || *c.CorrectionSeconds != 600) {
 				t.Errorf("carol's removal in the dashboard is not tied to her re-invitation 10 minutes later: %+v", c)
@@ -104,5 +138,32 @@ func TestReportGolden(t *testing.T) {
 	}
 	if code, _, errOut := e.run("report", "--repo", e.Repo, "--since", "2027-02-01", "--until", "2027-01-01"); code != ExitError || !strings.Contains(errOut, "is not before") {
 		t.Errorf("an empty period: exit %d %s", code, errOut)
+	}
+}
+
+// With no way to learn cfaccess's token id — the report's token may not
+// verify itself, and --cfaccess-token-id is not given — nothing is
+// approved, the report says so before anything else, and exits 1; given
+// the id, cfaccess's changes are approved again.
+func TestReportWithoutCfaccessToken(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t)
+	e.now = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	if code, out, _ := e.run("apply", "--repo", e.Repo); code != ExitOK {
+		t.Fatalf("apply: exit %d\n%s", code, out)
+	}
+	e.now = time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	for _, path := range []string{"/user/tokens/verify", "/accounts/" + e.Fake.AccountID() + "/tokens/verify"} {
+		e.Fake.Fail(fake.Failure{Path: path, Status: http.StatusForbidden})
+	}
+	code, out, _ := e.run("report", "--repo", e.Repo, "--since", "2026-12-01")
+	head, _, _ := strings.Cut(out, "## prod")
+	if code != ExitError || !strings.Contains(head, "**prod: nothing is marked approved through Git**: cfaccess's token id could not be learned from the token this report runs with") ||
+		strings.Contains(out, "✅") || !strings.Contains(out, "| 6 | 0 | 6 | 0 |") {
+		t.Errorf("exit %d, want 1, nothing approved, said first:\n%s", code, out)
+	}
+	code, out, _ = e.run("report", "--repo", e.Repo, "--since", "2026-12-01", "--cfaccess-token-id", e.Fake.TokenID())
+	if code != ExitOK || !strings.Contains(out, "| 6 | 6 | 0 | 0 |") || !strings.Contains(out, "given by --cfaccess-token-id") {
+		t.Errorf("with --cfaccess-token-id: exit %d\n%s", code, out)
 	}
 }

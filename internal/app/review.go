@@ -196,6 +196,17 @@ func readForReview(ctx context.Context, planner *reconcile.Planner, pv *desired.
 		return nil, activity, err
 	}
 	res, err := client.AuditLog(ctx, pv.AccountID, cloudflare.AuditQuery{Since: since, Before: before, MaxPages: maxPages, All: true})
+	var id cloudflare.Identity
+	if err == nil {
+		// The changes made with these credentials (cfaccess's, as a rule)
+		// are not their owner's activity.
+		if id, err = client.Identity(ctx, pv.AccountID); err == nil && !id.Known() {
+			err = errors.New("the token's id is unknown")
+		}
+		if err != nil {
+			err = fmt.Errorf("changes made with this token cannot be told from its owner's: %w", err)
+		}
+	}
 	var ae *cloudflare.APIError
 	switch {
 	case errors.As(err, &ae) && ae.Status == http.StatusForbidden:
@@ -207,7 +218,7 @@ func readForReview(ctx context.Context, planner *reconcile.Planner, pv *desired.
 		activity.Unknown = fmt.Sprintf("last activity unknown: the audit log holds more than %d entries in the window; raise --activity-max-pages or shorten --activity-window",
 			maxPages*1000)
 	default:
-		activity.Last = report.LastActions(res.Entries)
+		activity.Last = report.LastActions(res.Entries, id)
 	}
 	return live, activity, nil
 }

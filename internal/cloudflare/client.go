@@ -56,6 +56,10 @@ type Config struct {
 	// (revision <sha>)", by which its changes are known in the audit
 	// log. Default UserAgentPrefix + "dev".
 	UserAgent string
+	// Journal, when set, records every write request before it is sent
+	// (every attempt, retries included), to tell cfaccess's own changes
+	// in the audit log.
+	Journal *Journal
 	// MaxRetryWait caps how long a request waits on Cloudflare's
 	// Retry-After or used-up budget (60 s), and never past the HTTP
 	// client's timeout or the context's deadline: a longer wait fails the
@@ -157,7 +161,7 @@ func New(cfg Config) *Client {
 // transient, saying when to try again; a shorter one pauses every request
 // of these credentials until then. The Ratelimit header of every answer
 // feeds the limiter.
-func (c *Client) middleware(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+func (c *Client) middleware(req *http.Request, next option.MiddlewareNext) (res *http.Response, err error) {
 	maxWait := c.maxWait(req.Context())
 	if err := c.limiter.Wait(req.Context(), maxWait); err != nil {
 		var eb *errBudget
@@ -169,7 +173,17 @@ func (c *Client) middleware(req *http.Request, next option.MiddlewareNext) (*htt
 		return nil, err
 	}
 	start := time.Now()
-	res, err := next(req)
+	if j := c.cfg.Journal; j != nil && writes(req.Method) {
+		seq := j.record(req.Method, journalPath(req.URL.Path))
+		defer func() {
+			status := 0
+			if res != nil {
+				status = res.StatusCode
+			}
+			j.done(seq, status)
+		}()
+	}
+	res, err = next(req)
 	if err == nil {
 		body, rerr := io.ReadAll(io.LimitReader(res.Body, MaxResponseBody+1))
 		_ = res.Body.Close()

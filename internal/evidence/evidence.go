@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cfaccess/reconciler/internal/cloudflare"
@@ -22,14 +23,35 @@ type Report struct {
 // Account is one account's changes in the period.
 type Account struct {
 	Provider, AccountID string
-	Changes             []Change
-	Summary             Summary
+	// Credentials says how cfaccess's credentials were known (Options),
+	// NoApproval why nothing could be approved ("" when they were known).
+	Credentials, NoApproval string
+	Changes                 []Change
+	Summary                 Summary
 	// Error is why the account's audit log could not be read (nothing
 	// else is then said of it); Truncated that it had more entries than
 	// were read.
 	Error     string
 	Truncated bool
 }
+
+// Approval says whether a change was approved through Git.
+type Approval string
+
+const (
+	// Approved: made with cfaccess's credentials (Cloudflare says so), from
+	// a revision on the followed branch, and explained by the repository
+	// at that revision.
+	Approved Approval = "git"
+	// Unverified: made with cfaccess's credentials, but not proven
+	// approved (Why says which check failed): a checkout with uncommitted
+	// changes, a revision off the branch, access the revision does not
+	// grant — or someone else holding the credentials. Also a change that
+	// claims to be cfaccess's when its credentials are not known.
+	Unverified Approval = "unverified"
+	// OutOfBand: made with other credentials, whatever it claims.
+	OutOfBand Approval = "out_of_band"
+)
 
 // Change is one change to a member or user group.
 type Change struct {
@@ -40,22 +62,24 @@ type Change struct {
 	// Action is the audit log's description ("Add Member"), Type create,
 	// update or delete.
 	Action, Type string
-	// ByCfaccess marks a change cfaccess made: Revision is the commit it
-	// applied ("" when unknown), with its Author and Title, and Grants the
-	// grants of the subject at that revision ("file:line reason").
-	ByCfaccess bool
-	Revision   string
-	Author     string
-	Title      string
-	Grants     []string
-	// The actor, for every change; for out-of-band ones, Corrected is
-	// when cfaccess next changed the subject (zero: not in the period or
-	// the week after it).
+	Approval     Approval
+	// Why says why a change made with cfaccess's credentials, or claiming
+	// to be cfaccess's (its User-Agent), is not approved.
+	Why string
+	// Revision is the commit the change names ("" when none), with its
+	// Author and Title when it is on the followed branch, and Grants the
+	// grants behind it at that revision ("file:line reason").
+	Revision string
+	Author   string
+	Title    string
+	Grants   []string
+	// The actor, for every change; for a change not approved, Corrected
+	// is when cfaccess next changed the subject (zero: not in the period
+	// or the week after it).
 	Actor, Context, IP string
 	Corrected          time.Time
-	// Unapproved says why a change marked as cfaccess's is not counted
-	// as approved through Git.
-	Unapproved string
+
+	token bool // made with cfaccess's credentials
 }
 
 // TimeToCorrection is how long an out-of-band change stood (0 when not
@@ -69,15 +93,20 @@ func (c Change) TimeToCorrection() time.Duration {
 
 // Summary sums up an account's changes.
 type Summary struct {
-	Changes, Approved, OutOfBand, Corrected, StillPresent int
+	Changes, Approved, Unverified, OutOfBand int
+	// Corrected and StillPresent count the changes not approved that
+	// cfaccess reverted, or not.
+	Corrected, StillPresent int
 	// MedianCorrection and MaxCorrection are over the corrected
 	// out-of-band changes.
 	MedianCorrection, MaxCorrection time.Duration
 }
 
-// AuditLog reads an account's audit log (the client).
+// AuditLog reads an account's audit log, and what names the ids of its
+// writes (the client).
 type AuditLog interface {
 	AuditLog(ctx context.Context, accountID string, q cloudflare.AuditQuery) (cloudflare.AuditResult, error)
+	ReadCatalogue(ctx context.Context, accountID string) (*cloudflare.Account, error)
 }
 
 // History is the repository's Git history: declarations and commits by
@@ -97,10 +126,12 @@ type Options struct {
 	Now time.Time
 	// MaxPages of the audit log per account (1,000 entries a page).
 	MaxPages int
-	// TokenIDs, when set, are the API tokens cfaccess uses: a change
-	// counts as cfaccess's only when made with one of them (besides its
-	// User-Agent, which anyone can send).
-	TokenIDs []string
+	// Identities are cfaccess's credentials as the log names them (its
+	// token ids); Credentials says how they were known. None: nothing is
+	// approved, and NoIdentity says why.
+	Identities  []cloudflare.Identity
+	Credentials string
+	NoIdentity  string
 }
 
 // Windows around the period: members' emails are looked up in the log
@@ -113,7 +144,10 @@ const (
 
 // Build reads an account's changes in the period.
 func Build(ctx context.Context, log AuditLog, hist History, provider, accountID string, opts Options) Account {
-	a := Account{Provider: provider, AccountID: accountID}
+	a := Account{Provider: provider, AccountID: accountID, Credentials: opts.Credentials}
+	if len(opts.Identities) == 0 {
+		a.NoApproval = cmp.Or(opts.NoIdentity, "cfaccess's token id is not known")
+	}
 	end := opts.Until.Add(lookAfter)
 	if !opts.Now.IsZero() && opts.Now.Before(end) {
 		end = opts.Now
@@ -143,22 +177,43 @@ func Build(ctx context.Context, log AuditLog, hist History, provider, accountID 
 		learn(before.Entries)
 	}
 	learn(res.Entries)
-	repos := map[string]*desired.Repo{}
-	var all []Change
+	made := func(e cloudflare.AuditEntry) bool {
+		return slices.ContainsFunc(opts.Identities, func(id cloudflare.Identity) bool { return id.Made(e) })
+	}
+	ck := &checker{hist: hist, provider: provider, repos: map[string]*desired.Repo{}, emails: emails, groups: groups, made: made,
+		catalogue: sync.OnceValues(func() (*cloudflare.Account, error) { return log.ReadCatalogue(ctx, accountID) })}
+	var entries []cloudflare.AuditEntry
 	for _, e := range res.Entries {
-		if e.Result == "failure" {
-			continue
+		if e.Result != "failure" {
+			entries = append(entries, e)
 		}
-		c := Change{At: e.Time.UTC(), Kind: string(e.Kind), Action: e.Action, Type: e.ActionType,
-			Actor: e.Actor(), Context: e.ActorContext, IP: e.IP, ByCfaccess: e.ByCfaccess()}
+	}
+	var all []Change
+	for i, e := range entries {
+		c := Change{At: e.Time.UTC(), Kind: string(e.Kind), Action: e.Action, Type: e.ActionType, Approval: OutOfBand,
+			Actor: e.Actor(), Context: e.ActorContext, IP: e.IP}
 		switch e.Kind {
 		case cloudflare.AuditMember:
 			c.Subject = cmp.Or(e.Email, emails[e.MemberID], e.MemberID)
 		case cloudflare.AuditUserGroup:
 			c.Subject = cmp.Or(e.GroupName, groups[e.GroupID], e.GroupID)
 		}
-		if c.ByCfaccess {
-			verify(ctx, &c, e, hist, repos, provider, opts.TokenIDs)
+		c.token = made(e)
+		claim := "its User-Agent claims cfaccess"
+		if sha, _ := e.Revision(); sha != "" {
+			claim += " (revision " + gitsource.Short(sha) + ")"
+		}
+		switch claimed := strings.HasPrefix(e.UserAgent, cloudflare.UserAgentPrefix); {
+		case c.token:
+			c.Approval = Unverified
+			ck.verify(ctx, &c, e, entries[i+1:])
+		case len(opts.Identities) == 0 && claimed:
+			// Whose credentials these are cannot be told: the claim is
+			// worth a mention, never an approval.
+			c.Approval = Unverified
+			c.Why = claim + ", which anyone can send, and cfaccess's token is not known to check it"
+		case claimed:
+			c.Why = claim + ", but Cloudflare says another token made it"
 		}
 		all = append(all, c)
 	}
@@ -179,77 +234,15 @@ func later(a, b time.Time) time.Time {
 	return b
 }
 
-// verify ties a change marked as cfaccess's to its revision, or takes the
-// approval away, saying why: the marker is a User-Agent anyone can send.
-// Approved means made with cfaccess's token (when TokenIDs are known),
-// from a commit of the followed branch (not a modified checkout), and —
-// for one that gives access — with a grant of the subject at that commit.
-func verify(ctx context.Context, c *Change, e cloudflare.AuditEntry, hist History, repos map[string]*desired.Repo, provider string, tokens []string) {
-	deny := func(why string) { c.ByCfaccess, c.Unapproved = false, why }
-	if len(tokens) > 0 && !slices.Contains(tokens, e.TokenID) {
-		deny("marked as cfaccess's, but not made with a token of --cfaccess-token-id")
-		return
-	}
-	sha, modified := e.Revision()
-	c.Revision = sha
-	switch {
-	case modified:
-		deny("applied by cfaccess from uncommitted changes on top of " + gitsource.Short(sha))
-		return
-	case sha == "":
-		deny("marked as cfaccess's, but names no revision to check")
-		return
-	case hist == nil:
-		deny("marked as applied from " + gitsource.Short(sha) + ", but --repo has no Git history to check it against")
-		return
-	}
-	author, title, err := hist.Commit(sha)
-	if err != nil {
-		deny("marked as applied from " + gitsource.Short(sha) + ", which is not in the repository's history")
-		return
-	}
-	c.Author, c.Title = author, title
-	repo, ok := repos[sha]
-	if !ok {
-		repo, _ = hist.Declarations(ctx, sha)
-		repos[sha] = repo
-	}
-	c.Grants = grantsOf(repo, provider, c.Subject)
-	if len(c.Grants) == 0 && c.Kind == string(cloudflare.AuditMember) && (c.Type == "create" || c.Type == "update") {
-		deny("marked as applied from " + gitsource.Short(sha) + ", which grants " + c.Subject + " nothing")
-	}
-}
-
-// grantsOf lists the grants giving email access on the provider's account.
-func grantsOf(repo *desired.Repo, provider, email string) []string {
-	if repo == nil {
-		return nil
-	}
-	var out []string
-	for _, b := range repo.Bindings(time.Time{}) {
-		if b.Provider != provider || !strings.EqualFold(b.Email, email) {
-			continue
-		}
-		g := b.Source.String()
-		if b.Reason != "" {
-			g += " " + b.Reason
-		}
-		if !slices.Contains(out, g) {
-			out = append(out, g)
-		}
-	}
-	return out
-}
-
-// correct sets, on each out-of-band change, when cfaccess next changed the
-// same subject.
+// correct sets, on each change not approved, when cfaccess next changed
+// the same subject (with its credentials).
 func correct(cs []Change) {
 	for i := range cs {
-		if cs[i].ByCfaccess {
+		if cs[i].Approval == Approved {
 			continue
 		}
 		for _, later := range cs[i+1:] {
-			if later.ByCfaccess && later.Kind == cs[i].Kind && strings.EqualFold(later.Subject, cs[i].Subject) {
+			if later.token && later.Kind == cs[i].Kind && strings.EqualFold(later.Subject, cs[i].Subject) {
 				cs[i].Corrected = later.At
 				break
 			}
@@ -262,14 +255,18 @@ func summarize(cs []Change) Summary {
 	var times []time.Duration
 	for _, c := range cs {
 		s.Changes++
-		switch {
-		case c.ByCfaccess:
+		switch c.Approval {
+		case Approved:
 			s.Approved++
-		case c.Corrected.IsZero():
-			s.OutOfBand++
-			s.StillPresent++
+			continue
+		case Unverified:
+			s.Unverified++
 		default:
 			s.OutOfBand++
+		}
+		if c.Corrected.IsZero() {
+			s.StillPresent++
+		} else {
 			s.Corrected++
 			times = append(times, c.TimeToCorrection())
 		}

@@ -107,6 +107,7 @@ func NewLoop(cfg LoopConfig) *Loop {
 	if cfg.Planner.State == nil {
 		cfg.Planner.State = NewState()
 	}
+	cfg.Planner.State.StartJournal(cfg.Now)
 	l := &Loop{cfg: cfg, Board: &Board{}, trigger: make(chan struct{}, 1), refused: map[string]bool{}, failingSince: map[string]time.Time{}}
 	l.Board.update(func(s *Status) { s.DryRun = cfg.DryRun })
 	return l
@@ -689,6 +690,7 @@ func (l *Loop) summarize(c *Checked, o *Outcome, rev gitsource.Revision, now, st
 			a.Read = &ReadStatus{Read: ap.ReadInfo.Read, Reason: ap.ReadInfo.Reason, LastFullRead: ap.ReadInfo.LastFullRead.UTC(),
 				AuditLogError: ap.ReadInfo.AuditError, Note: ap.ReadInfo.Note}
 			a.outOfBand, a.watch = ap.ReadInfo.OutOfBand, ap.watch
+			a.CredentialsElsewhere = ap.ReadInfo.Elsewhere
 		}
 		if ap.Plan != nil {
 			a.Drift = driftStatus(ap, o.Results[ap.Provider], o.Applied)
@@ -734,7 +736,7 @@ func (l *Loop) recordState(r *runResult) {
 	if l.cfg.StateFile == "" {
 		return
 	}
-	if err := l.cfg.Planner.State.Save(l.cfg.StateFile); err != nil {
+	if err := l.cfg.Planner.State.Save(l.cfg.StateFile, r.now); err != nil {
 		l.cfg.Log.Error("save --state-file", "error", err)
 	}
 }
@@ -804,8 +806,20 @@ func (l *Loop) publishMetrics(r *runResult) {
 		if a.Read != nil {
 			m.LiveReads.WithLabelValues(a.Account, a.Read.Read, a.Read.Reason).Inc()
 		}
+		// Born at zero, so that the alert's increase() sees the first
+		// change made with cfaccess's own credentials by someone else.
+		for _, ctx := range []string{"api_token", "api_key"} {
+			m.OutOfBandChanges.WithLabelValues(a.Account, OurCredentialsActor, ctx)
+		}
 		for _, e := range a.outOfBand {
-			m.OutOfBandChanges.WithLabelValues(a.Account, cmp.Or(e.ActorType, "unknown"), cmp.Or(e.ActorContext, "unknown")).Inc()
+			actor := cmp.Or(e.ActorType, "unknown")
+			if e.Origin == cloudflare.OurCredentials {
+				actor = OurCredentialsActor
+				l.cfg.Log.Error("a change was made with cfaccess's own credentials that this cfaccess did not make: a leaked token, or a second process running with it",
+					"account", a.Account, "account_id", a.AccountID, "at", e.Time.UTC().Format(time.RFC3339), "action", e.Action,
+					"member_id", e.MemberID, "user_group_id", e.GroupID, "actor", e.Actor(), "ip", e.IP, "user_agent", e.UserAgent, "audit_entry", e.ID)
+			}
+			m.OutOfBandChanges.WithLabelValues(a.Account, actor, cmp.Or(e.ActorContext, "unknown")).Inc()
 		}
 		if a.watch != nil {
 			a.watch.markCounted(a.outOfBand) // each entry counted once

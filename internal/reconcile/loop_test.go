@@ -41,7 +41,14 @@ type harness struct {
 
 func newHarness(t *testing.T, story *testkit.Story, tune func(*LoopConfig)) *harness {
 	t.Helper()
-	h := &harness{Story: story, logs: &testkit.Buffer{}, reg: prometheus.NewRegistry(), start: time.Now()}
+	return newHarnessFrom(t, story, time.Now(), tune)
+}
+
+// newHarnessFrom is newHarness whose story clock started at start (a
+// second process on the story of a first).
+func newHarnessFrom(t *testing.T, story *testkit.Story, start time.Time, tune func(*LoopConfig)) *harness {
+	t.Helper()
+	h := &harness{Story: story, logs: &testkit.Buffer{}, reg: prometheus.NewRegistry(), start: start}
 	story.Clock = h.now // the fake's audit log keeps the bubble's time
 	m := metrics.New(h.reg, "test")
 	p := NewPlanner(Config{APIURL: testkit.APIURL, Getenv: story.Getenv(testkit.APIURL), RateLimit: 1200, MaxRetries: 1,

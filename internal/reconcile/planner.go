@@ -60,7 +60,7 @@ type Planner struct {
 
 	mu           sync.Mutex
 	watches      map[string]*watch
-	tokens       map[string]string
+	identities   map[string]cloudflare.Identity
 	limiters     map[string]*cloudflare.Limiter
 	owners       map[string]string
 	protectedIDs map[string]map[string]bool
@@ -69,7 +69,7 @@ type Planner struct {
 // NewPlanner returns a planner for cfg.
 func NewPlanner(cfg Config) *Planner {
 	return &Planner{cfg: cfg, limiters: map[string]*cloudflare.Limiter{}, owners: map[string]string{},
-		protectedIDs: map[string]map[string]bool{}, watches: map[string]*watch{}, tokens: map[string]string{},
+		protectedIDs: map[string]map[string]bool{}, watches: map[string]*watch{}, identities: map[string]cloudflare.Identity{},
 		AttributionWindow: DefaultAttributionWindow}
 }
 
@@ -103,9 +103,13 @@ func (p *Planner) clientFor(tokenEnv, revision string) (*cloudflare.Client, clou
 	if revision != "" {
 		ua += " (revision " + revision + ")"
 	}
+	var journal *cloudflare.Journal
+	if p.State != nil {
+		journal = p.State.Journal
+	}
 	return cloudflare.New(cloudflare.Config{BaseURL: p.cfg.APIURL, Credentials: creds, Limiter: l, UserAgent: ua,
 		HTTPClient: &http.Client{Timeout: p.cfg.Timeout, Transport: p.cfg.Transport},
-		MaxRetries: retries, Observe: p.cfg.Observe}), creds, nil
+		MaxRetries: retries, Observe: p.cfg.Observe, Journal: journal}), creds, nil
 }
 
 func (p *Planner) getenv(k string) string {
@@ -291,8 +295,10 @@ func (p *Planner) planAccount(ctx context.Context, client *cloudflare.Client, cr
 	ro := cloudflare.ReadOptions{Zones: zonesOf(repo, pid), OrganizationID: pv.OrganizationID}
 	key := readKey(ro)
 	w := p.watchOf(credsKey + "/" + pv.AccountID)
-	tokens := func() []string { return p.tokenIDs(ctx, client, credsKey, pv.AccountID) }
-	live, entries, info := p.decide(ctx, client, w, pv.AccountID, key, tokens, now)
+	judge := func() (func(cloudflare.AuditEntry) cloudflare.Origin, error) {
+		return p.judge(ctx, client, credsKey, pv.AccountID)
+	}
+	live, entries, info := p.decide(ctx, client, w, pv.AccountID, key, judge, now)
 	if info.Read == "partial" {
 		if err := client.RefreshMembers(ctx, live, info.refresh); err != nil {
 			// Read whole instead: the log named something a member read
@@ -328,7 +334,9 @@ func (p *Planner) planAccount(ctx context.Context, client *cloudflare.Client, cr
 	if ap.Plan != nil && len(ap.Plan.Changes) > 0 && (info.Reason == "first" || info.Reason == "disabled") && p.AttributionWindow > 0 {
 		// No earlier read to bound the window: look back a while, with
 		// cfaccess's own changes, which tell drift already corrected.
-		entries, own = lookBack(ctx, client, pv.AccountID, now.Add(-p.AttributionWindow), now, tokens(), own)
+		if j, err := judge(); err == nil {
+			entries, own = lookBack(ctx, client, pv.AccountID, now.Add(-p.AttributionWindow), now, j, own)
+		}
 	}
 	if ap.Plan != nil {
 		w.remember(live)

@@ -16,8 +16,8 @@ import (
 // State is what the reconciler remembers between runs (--state-file):
 // since when each pending member has been pending, per account —
 // Cloudflare's API gives no invitation time, and an invitation expires
-// after a few days — and the revision last applied per followed
-// repository.
+// after a few days — the revision last applied per followed repository,
+// and the journal of the writes it made.
 type State struct {
 	Version int                             `json:"version"`
 	Pending map[string]map[string]time.Time `json:"pending"` // account id -> email -> since
@@ -25,6 +25,29 @@ type State struct {
 	// without credentials, #ref): a head that does not descend from it is
 	// refused, across restarts too.
 	Applied map[string]string `json:"applied,omitempty"`
+	// Journal is every write request sent to Cloudflare lately, by which
+	// the audit log's entries of cfaccess's own changes are told from
+	// others' (cloudflare.Journal); StartJournal makes or resumes it.
+	Journal *cloudflare.Journal `json:"journal,omitempty"`
+	// SavedAt is when the state was saved: the journal read back vouches
+	// for nothing after it.
+	SavedAt time.Time `json:"saved_at,omitzero"`
+
+	started bool
+}
+
+// StartJournal makes the journal, keeping count from now on clock (the
+// clock the audit log's times are compared with), or resumes the one
+// read from the state file; once per process (later calls do nothing).
+func (st *State) StartJournal(clock func() time.Time) {
+	switch {
+	case st.started:
+	case st.Journal == nil:
+		st.Journal = cloudflare.NewJournal(clock)
+	default:
+		st.Journal.Resume(st.SavedAt, clock)
+	}
+	st.started = true
 }
 
 // NewState is an empty state.
@@ -103,8 +126,10 @@ func (st *State) Due(accountID string, l diff.Live, now time.Time, after time.Du
 	return ok && now.Sub(since) >= after
 }
 
-// Save writes the state atomically (a temporary file renamed over it).
-func (st *State) Save(path string) error {
+// Save writes the state at now atomically (a temporary file renamed over
+// it).
+func (st *State) Save(path string, now time.Time) error {
+	st.SavedAt = now.UTC()
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err

@@ -70,6 +70,26 @@ type AccountStatus struct {
 	MembersOmitted int            `json:"members_omitted,omitempty"`
 	// Expiring are the next grants to expire.
 	Expiring []ExpiryStatus `json:"expiring,omitempty"`
+	// CredentialsElsewhere are the changes of the last week made with
+	// cfaccess's own credentials that this process did not make: a leaked
+	// token, or a second process running with it (newest last).
+	CredentialsElsewhere []CredentialUse `json:"credentials_used_elsewhere,omitempty"`
+}
+
+// CredentialUse is a change made with cfaccess's credentials by someone
+// else, as the audit log has it.
+type CredentialUse struct {
+	At time.Time `json:"at"`
+	// Action is the log's description ("Edit Member"); Subject the member
+	// (email, or id) or user group it changed.
+	Action  string `json:"action"`
+	Subject string `json:"subject,omitempty"`
+	// Actor is the credentials as the log names them ("token <name> of
+	// <email>"); IP and UserAgent where the request came from, and what it
+	// claimed to be.
+	Actor     string `json:"actor"`
+	IP        string `json:"ip,omitempty"`
+	UserAgent string `json:"user_agent,omitempty"`
 }
 
 // MaxStatusMembers bounds the members an account's status lists.

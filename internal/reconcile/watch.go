@@ -3,6 +3,8 @@ package reconcile
 import (
 	"cmp"
 	"context"
+	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -67,6 +69,9 @@ type ReadInfo struct {
 	// OutOfBand are the entries of changes made outside cfaccess not yet
 	// counted in the metric (the loop counts them when it publishes).
 	OutOfBand []cloudflare.AuditEntry
+	// Elsewhere are the changes of the last week made with cfaccess's own
+	// credentials by someone else (Origin OurCredentials), oldest first.
+	Elsewhere []CredentialUse
 
 	// refresh are the members to read again for a partial read, the
 	// entries that named them fresh.
@@ -129,7 +134,7 @@ type watch struct {
 // auditLog is the part of the client change detection uses.
 type auditLog interface {
 	AuditLog(ctx context.Context, accountID string, q cloudflare.AuditQuery) (cloudflare.AuditResult, error)
-	TokenID(ctx context.Context, accountID string) (string, error)
+	Identity(ctx context.Context, accountID string) (cloudflare.Identity, error)
 }
 
 func readKey(o cloudflare.ReadOptions) string {
@@ -149,32 +154,44 @@ func (p *Planner) watchOf(key string) *watch {
 	return w
 }
 
-// tokenIDs are the ids of the token of creds, read once (none for the
-// Global API key or when it cannot be read: cfaccess's User-Agent still
-// marks its changes).
-func (p *Planner) tokenIDs(ctx context.Context, log auditLog, credsKey, accountID string) []string {
+// judge returns what tells, in an account's audit log, cfaccess's own
+// changes from others' (cloudflare.Journal.Judge): its credentials as the
+// log names them, read once per credentials, and the journal of what
+// this process wrote. It fails when the credentials cannot be told: then
+// no entry can be proven cfaccess's own.
+func (p *Planner) judge(ctx context.Context, log auditLog, credsKey, accountID string) (func(cloudflare.AuditEntry) cloudflare.Origin, error) {
 	p.mu.Lock()
-	id, ok := p.tokens[credsKey]
+	id, ok := p.identities[credsKey]
 	p.mu.Unlock()
 	if !ok {
 		var err error
-		if id, err = log.TokenID(ctx, accountID); err != nil {
-			return nil // try again next time
+		if id, err = log.Identity(ctx, accountID); err != nil {
+			return nil, fmt.Errorf("cfaccess's own changes cannot be told from others' in the audit log: %w", err)
 		}
 		p.mu.Lock()
-		p.tokens[credsKey] = id
+		p.identities[credsKey] = id
 		p.mu.Unlock()
 	}
-	if id == "" {
-		return nil
+	if !id.Known() {
+		return nil, errors.New("cfaccess's own changes cannot be told from others' in the audit log: the token's id is unknown")
 	}
-	return []string{id}
+	var journal *cloudflare.Journal
+	if p.State != nil {
+		journal = p.State.Journal
+	}
+	if journal == nil { // nothing kept: every entry of these credentials is Unjudged
+		journal = &cloudflare.Journal{}
+	}
+	return func(e cloudflare.AuditEntry) cloudflare.Origin { return journal.Judge(e, id) }, nil
 }
 
 // outOfBand queries the log for changes made outside cfaccess in
-// [since, before).
-func outOfBand(ctx context.Context, log auditLog, accountID string, since, before time.Time, tokens []string) ([]cloudflare.AuditEntry, error) {
-	res, err := log.AuditLog(ctx, accountID, cloudflare.AuditQuery{Since: since, Before: before, ExcludeTokenIDs: tokens, MaxPages: auditPages})
+// [since, before): by others, or with cfaccess's credentials by someone
+// else (Origin OurCredentials). cfaccess's own, and those it cannot judge
+// (older than its journal: the first full read covers them), are left
+// out; so are failures.
+func outOfBand(ctx context.Context, log auditLog, accountID string, since, before time.Time, judge func(cloudflare.AuditEntry) cloudflare.Origin) ([]cloudflare.AuditEntry, error) {
+	res, err := log.AuditLog(ctx, accountID, cloudflare.AuditQuery{Since: since, Before: before, MaxPages: auditPages})
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +200,11 @@ func outOfBand(ctx context.Context, log auditLog, accountID string, since, befor
 	}
 	var out []cloudflare.AuditEntry
 	for _, e := range res.Entries {
-		if !e.ByCfaccess(tokens...) && e.Result != "failure" {
+		if e.Result == "failure" {
+			continue
+		}
+		switch e.Origin = judge(e); e.Origin {
+		case cloudflare.Others, cloudflare.OurCredentials:
 			out = append(out, e)
 		}
 	}
@@ -201,7 +222,7 @@ var errTruncated error = truncatedError{}
 // decide asks the audit log whether the kept read of an account can be
 // reused at now. It returns the read to reuse (nil for a full read), the
 // entries of out-of-band changes since the last read, and why.
-func (p *Planner) decide(ctx context.Context, log auditLog, w *watch, accountID, key string, tokens func() []string, now time.Time) (*cloudflare.Account, []cloudflare.AuditEntry, ReadInfo) {
+func (p *Planner) decide(ctx context.Context, log auditLog, w *watch, accountID, key string, judger func() (func(cloudflare.AuditEntry) cloudflare.Origin, error), now time.Time) (*cloudflare.Account, []cloudflare.AuditEntry, ReadInfo) {
 	info := ReadInfo{Read: "full", LastFullRead: now}
 	switch {
 	case p.Detect == nil:
@@ -211,7 +232,12 @@ func (p *Planner) decide(ctx context.Context, log auditLog, w *watch, accountID,
 		info.Reason = "first"
 		return nil, nil, info
 	}
-	entries, err := outOfBand(ctx, log, accountID, w.watermark.Add(-p.Detect.Margin), now, tokens())
+	judge, err := judger()
+	if err != nil {
+		info.Reason, info.AuditError = "audit_log_unavailable", err.Error()
+		return nil, nil, info
+	}
+	entries, err := outOfBand(ctx, log, accountID, w.watermark.Add(-p.Detect.Margin), now, judge)
 	if err != nil {
 		info.Reason, info.AuditError = "audit_log_unavailable", err.Error()
 		return nil, nil, info
@@ -231,6 +257,7 @@ func (p *Planner) decide(ctx context.Context, log auditLog, w *watch, accountID,
 		}
 	}
 	slices.SortFunc(info.OutOfBand, func(a, b cloudflare.AuditEntry) int { return a.Time.Compare(b.Time) })
+	info.Elsewhere = w.elsewhere()
 	age := max(now.Sub(w.readStart), time.Since(w.readMono))
 	switch {
 	case len(fresh) > 0 && !w.dirty && w.readKey == key && age < p.Detect.FullReadInterval:
@@ -250,7 +277,7 @@ func (p *Planner) decide(ctx context.Context, log auditLog, w *watch, accountID,
 	default:
 		w.watermark = now
 		w.prune(now, p.Detect.Margin)
-		return w.acct, entries, ReadInfo{Read: "reused", LastFullRead: w.readStart}
+		return w.acct, entries, ReadInfo{Read: "reused", LastFullRead: w.readStart, OutOfBand: info.OutOfBand, Elsewhere: info.Elsewhere}
 	}
 	return nil, entries, info
 }
@@ -280,6 +307,28 @@ func (w *watch) prune(now time.Time, margin time.Duration) {
 			delete(w.recent, e.ID)
 		}
 	}
+}
+
+// maxElsewhere bounds the changes made with cfaccess's credentials by
+// someone else that /status lists.
+const maxElsewhere = 20
+
+// elsewhere lists the kept entries of changes made with cfaccess's
+// credentials by someone else, oldest first, the newest maxElsewhere.
+func (w *watch) elsewhere() []CredentialUse {
+	var out []CredentialUse
+	for _, e := range w.recent {
+		if e.Origin != cloudflare.OurCredentials {
+			continue
+		}
+		subject := cmp.Or(e.Email, w.emails[e.MemberID], e.MemberID)
+		if e.Kind == cloudflare.AuditUserGroup {
+			subject = "user group " + cmp.Or(e.GroupName, w.groups[e.GroupID], e.GroupID)
+		}
+		out = append(out, CredentialUse{At: e.Time.UTC(), Action: e.Action, Subject: subject, Actor: e.Actor(), IP: e.IP, UserAgent: e.UserAgent})
+	}
+	slices.SortFunc(out, func(a, b CredentialUse) int { return a.At.Compare(b.At) })
+	return out[max(0, len(out)-maxElsewhere):]
 }
 
 // attribution returns the entries to attribute a plan's changes from:
@@ -387,12 +436,25 @@ func attribute(plan *diff.Plan, entries []cloudflare.AuditEntry, emails map[stri
 				break // corrected already: older drift
 			}
 			if matches(*c, e, emails) {
-				c.Drift = &diff.Drift{Actor: e.Actor(), ActorType: e.ActorType, Context: e.ActorContext, IP: e.IP,
-					At: e.Time.UTC(), Action: e.Action}
+				c.Drift = driftOf(e)
 				break
 			}
 		}
 	}
+}
+
+// OurCredentialsActor is the actor type of a change made with cfaccess's
+// own credentials by someone else (a leaked token, or a second process
+// running with it): in drift, in the metric's actor_type, in /status.
+const OurCredentialsActor = "cfaccess_token"
+
+// driftOf is who made an out-of-band change, for a plan.
+func driftOf(e cloudflare.AuditEntry) *diff.Drift {
+	d := &diff.Drift{Actor: e.Actor(), ActorType: e.ActorType, Context: e.ActorContext, IP: e.IP, At: e.Time.UTC(), Action: e.Action}
+	if e.Origin == cloudflare.OurCredentials {
+		d.Actor, d.ActorType = e.Actor()+", cfaccess's own credentials, not this cfaccess", OurCredentialsActor
+	}
+	return d
 }
 
 // matches reports whether an audit entry is about a change's member or
@@ -486,7 +548,12 @@ func invitationWindow(reinviteAfter time.Duration) time.Duration {
 // lookBack reads the log in [since, before) for a plan with no earlier
 // read: the out-of-band entries, and cfaccess's own changes added to a
 // copy of own.
-func lookBack(ctx context.Context, log auditLog, accountID string, since, before time.Time, tokens []string, own map[string]time.Time) ([]cloudflare.AuditEntry, map[string]time.Time) {
+//
+// An entry made with cfaccess's credentials that its journal cannot judge
+// (older than the process, without a state file) is not named as drift:
+// it bounds the search as cfaccess's own changes do, since cfaccess may
+// well have made it.
+func lookBack(ctx context.Context, log auditLog, accountID string, since, before time.Time, judge func(cloudflare.AuditEntry) cloudflare.Origin, own map[string]time.Time) ([]cloudflare.AuditEntry, map[string]time.Time) {
 	res, err := log.AuditLog(ctx, accountID, cloudflare.AuditQuery{Since: since, Before: before, MaxPages: auditPages, NewestFirst: true})
 	if err != nil {
 		return nil, own
@@ -494,9 +561,11 @@ func lookBack(ctx context.Context, log auditLog, accountID string, since, before
 	own = maps.Clone(own)
 	var out []cloudflare.AuditEntry
 	for _, e := range res.Entries {
-		switch {
-		case e.Result == "failure":
-		case e.ByCfaccess(tokens...):
+		if e.Result == "failure" {
+			continue
+		}
+		switch e.Origin = judge(e); e.Origin {
+		case cloudflare.Ours, cloudflare.Unjudged:
 			noteOwn(own, e.Time, e.MemberID, e.Email, e.GroupID)
 		default:
 			out = append(out, e)

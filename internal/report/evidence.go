@@ -38,12 +38,16 @@ type EvidenceDoc struct {
 }
 
 type EvidenceAccountDoc struct {
-	Account   string              `json:"account"`
-	AccountID string              `json:"account_id"`
-	Error     string              `json:"error,omitempty"`
-	Truncated bool                `json:"truncated,omitempty"`
-	Changes   []EvidenceChangeDoc `json:"changes"`
-	Summary   EvidenceSummaryDoc  `json:"summary"`
+	Account   string `json:"account"`
+	AccountID string `json:"account_id"`
+	// Credentials says how cfaccess's token was known; NoApproval why
+	// nothing could be approved.
+	Credentials string              `json:"cfaccess_credentials,omitempty"`
+	NoApproval  string              `json:"no_approval,omitempty"`
+	Error       string              `json:"error,omitempty"`
+	Truncated   bool                `json:"truncated,omitempty"`
+	Changes     []EvidenceChangeDoc `json:"changes"`
+	Summary     EvidenceSummaryDoc  `json:"summary"`
 }
 
 type EvidenceChangeDoc struct {
@@ -52,9 +56,11 @@ type EvidenceChangeDoc struct {
 	Subject string    `json:"subject"`
 	Action  string    `json:"action"`
 	Type    string    `json:"type"`
-	// Approval is "git" (made by cfaccess from a revision) or
-	// "out_of_band"; Unapproved says why a change marked as cfaccess's
-	// is out of band.
+	// Approval is "git" (approved through Git: made with cfaccess's
+	// token, from a revision on the followed branch that explains it),
+	// "unverified" (made with cfaccess's token, a check failed) or
+	// "out_of_band"; Unapproved says why a change made with cfaccess's
+	// token, or claiming to be cfaccess's, is not approved.
 	Approval   string   `json:"approval"`
 	Unapproved string   `json:"unapproved,omitempty"`
 	Revision   string   `json:"revision,omitempty"`
@@ -75,6 +81,7 @@ type EvidenceChangeDoc struct {
 type EvidenceSummaryDoc struct {
 	Changes             int   `json:"changes"`
 	ApprovedThroughGit  int   `json:"approved_through_git"`
+	Unverified          int   `json:"unverified"`
 	OutOfBand           int   `json:"out_of_band"`
 	Corrected           int   `json:"corrected"`
 	StillPresent        int   `json:"still_present"`
@@ -85,18 +92,19 @@ type EvidenceSummaryDoc struct {
 func evidenceDoc(r *evidence.Report) EvidenceDoc {
 	doc := EvidenceDoc{Since: r.Since.UTC(), Until: r.Until.UTC(), Accounts: []EvidenceAccountDoc{}}
 	for _, a := range r.Accounts {
-		ad := EvidenceAccountDoc{Account: a.Provider, AccountID: a.AccountID, Error: a.Error, Truncated: a.Truncated, Changes: []EvidenceChangeDoc{},
-			Summary: EvidenceSummaryDoc{Changes: a.Summary.Changes, ApprovedThroughGit: a.Summary.Approved, OutOfBand: a.Summary.OutOfBand,
+		ad := EvidenceAccountDoc{Account: a.Provider, AccountID: a.AccountID, Credentials: a.Credentials, NoApproval: a.NoApproval,
+			Error: a.Error, Truncated: a.Truncated, Changes: []EvidenceChangeDoc{},
+			Summary: EvidenceSummaryDoc{Changes: a.Summary.Changes, ApprovedThroughGit: a.Summary.Approved, Unverified: a.Summary.Unverified, OutOfBand: a.Summary.OutOfBand,
 				Corrected: a.Summary.Corrected, StillPresent: a.Summary.StillPresent,
 				MedianCorrectionSec: int64(a.Summary.MedianCorrection.Seconds()), MaxCorrectionSec: int64(a.Summary.MaxCorrection.Seconds())}}
 		for _, c := range a.Changes {
-			cd := EvidenceChangeDoc{At: c.At, Kind: c.Kind, Subject: c.Subject, Action: c.Action, Type: c.Type, Approval: "out_of_band",
-				Unapproved: c.Unapproved, Actor: c.Actor, Context: c.Context, IP: c.IP}
-			if c.ByCfaccess {
-				cd.Approval, cd.Revision, cd.Author, cd.Title, cd.Grants = "git", c.Revision, c.Author, c.Title, c.Grants
-			} else if c.Corrected.IsZero() {
+			cd := EvidenceChangeDoc{At: c.At, Kind: c.Kind, Subject: c.Subject, Action: c.Action, Type: c.Type, Approval: string(c.Approval),
+				Unapproved: c.Why, Actor: c.Actor, Context: c.Context, IP: c.IP, Revision: c.Revision, Author: c.Author, Title: c.Title, Grants: c.Grants}
+			switch {
+			case c.Approval == evidence.Approved:
+			case c.Corrected.IsZero():
 				cd.StillPresent = true
-			} else {
+			default:
 				at, secs := c.Corrected, int64(c.TimeToCorrection().Seconds())
 				cd.Corrected, cd.CorrectionSeconds = &at, &secs
 			}
@@ -133,24 +141,35 @@ func evidenceMarkdown(w io.Writer, r *evidence.Report) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Access changes from %s to %s\n\n", r.Since.UTC().Format(time.RFC3339), r.Until.UTC().Format(time.RFC3339))
 	b.WriteString("Every change to the accounts' members and user groups in the period, from each account's Cloudflare audit log. " +
-		"A change made by cfaccess was approved through Git: it names the commit it applied and the grants behind it. " +
-		"Any other change is out of band: it names who made it, how, and how long it stood until cfaccess reverted it.\n\n")
+		"A change is **approved through Git** only when Cloudflare says it was made with cfaccess's token, the revision it names is on the followed branch, " +
+		"and the repository at that revision explains it (for an invitation or an update, the access written; for a removal, no grant for the member then): " +
+		"it names the commit and the grants behind it. A change made with cfaccess's token that fails a check is **unverified**, with the check it failed. " +
+		"Any other change is **out of band**, whatever it claims: it names who made it, how, and how long it stood until cfaccess reverted it.\n\n")
+	for _, a := range r.Accounts {
+		if a.NoApproval != "" {
+			fmt.Fprintf(&b, "⚠️ **%s: nothing is marked approved through Git**: %s. Give cfaccess's token id with --cfaccess-token-id, or run the report with cfaccess's token.\n\n",
+				mdEscape(a.Provider), mdEscape(oneLine(a.NoApproval)))
+		}
+	}
 	for _, a := range r.Accounts {
 		fmt.Fprintf(&b, "## %s (%s)\n\n", mdEscape(a.Provider), mdEscape(a.AccountID))
 		if a.Error != "" {
 			fmt.Fprintf(&b, "The audit log could not be read: %s\n\n", mdEscape(oneLine(a.Error)))
 			continue
 		}
+		if a.Credentials != "" {
+			fmt.Fprintf(&b, "cfaccess's token: %s.\n\n", mdEscape(oneLine(a.Credentials)))
+		}
 		if a.Truncated {
 			b.WriteString("⚠️ **The audit log had more entries than --max-pages allows: the list below is incomplete, its end missing.**\n\n")
 		}
 		s := a.Summary
-		fmt.Fprintf(&b, "| changes | approved through Git | out of band | corrected | still present | median time to correction | longest |\n|---:|---:|---:|---:|---:|---:|---:|\n")
+		fmt.Fprintf(&b, "| changes | approved through Git | unverified | out of band | corrected | still present | median time to correction | longest |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		med, mx := "–", "–"
 		if s.Corrected > 0 {
 			med, mx = evidence.Duration(s.MedianCorrection), evidence.Duration(s.MaxCorrection)
 		}
-		fmt.Fprintf(&b, "| %d | %d | %d | %d | %d | %s | %s |\n\n", s.Changes, s.Approved, s.OutOfBand, s.Corrected, s.StillPresent, med, mx)
+		fmt.Fprintf(&b, "| %d | %d | %d | %d | %d | %d | %s | %s |\n\n", s.Changes, s.Approved, s.Unverified, s.OutOfBand, s.Corrected, s.StillPresent, med, mx)
 		if len(a.Changes) == 0 {
 			b.WriteString("No change in the period.\n\n")
 			continue
@@ -165,7 +184,7 @@ func evidenceMarkdown(w io.Writer, r *evidence.Report) error {
 				by += " from " + mdEscape(c.IP)
 			}
 			switch {
-			case c.ByCfaccess && c.Revision != "":
+			case c.Approval == evidence.Approved:
 				approval = "✅ Git " + mdCode(gitsource.Short(c.Revision))
 				if c.Author != "" {
 					approval += " by " + mdEscape(c.Author)
@@ -177,15 +196,20 @@ func evidenceMarkdown(w io.Writer, r *evidence.Report) error {
 					approval += "<br>" + mdEscape(g)
 				}
 				by = "cfaccess"
-			case c.ByCfaccess:
-				approval, by = "✅ Git (revision not recorded)", "cfaccess"
-			case c.Corrected.IsZero():
-				approval = "⚠️ out of band, **still present**"
+			case c.Approval == evidence.Unverified:
+				approval = "❔ made with cfaccess's token, **unverified**"
 			default:
-				approval = "⚠️ out of band, reverted after " + evidence.Duration(c.TimeToCorrection())
+				approval = "⚠️ out of band"
 			}
-			if c.Unapproved != "" {
-				approval += "<br>" + mdEscape(c.Unapproved)
+			switch {
+			case c.Approval == evidence.Approved:
+			case c.Corrected.IsZero():
+				approval += ", **still present**"
+			default:
+				approval += ", reverted after " + evidence.Duration(c.TimeToCorrection())
+			}
+			if c.Why != "" {
+				approval += "<br>" + mdEscape(c.Why)
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", c.At.Format("2006-01-02 15:04"), mdEscape(c.Subject), mdEscape(c.Action), approval, by)
 		}

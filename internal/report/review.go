@@ -81,12 +81,12 @@ type Activity struct {
 
 // LastActions returns each actor's newest entry, by email: their last
 // activity. Entries without an email (system actors) are left out, and so
-// are cfaccess's own changes (made with a token its owner holds: they are
-// not the owner's activity).
-func LastActions(entries []cloudflare.AuditEntry) map[string]cloudflare.AuditEntry {
+// are those made with cfaccess's credentials, id (a token its owner holds:
+// its changes are not the owner's activity), whatever their User-Agent.
+func LastActions(entries []cloudflare.AuditEntry, id cloudflare.Identity) map[string]cloudflare.AuditEntry {
 	out := map[string]cloudflare.AuditEntry{}
 	for _, e := range entries {
-		if e.ByCfaccess() {
+		if id.Made(e) {
 			continue
 		}
 		if last, seen := out[e.ActorEmail]; e.ActorEmail != "" && (!seen || !e.Time.Before(last.Time)) {

@@ -194,7 +194,7 @@ func (e *reviewStory) input(t *testing.T) ReviewInput {
 	}
 	return ReviewInput{Checked: c, Revision: rev, Now: reviewNow, Window: window, Added: added,
 		Accounts: []ReviewAccount{{Provider: "prod", AccountID: pv.AccountID, Live: live, Protected: pv.Protected,
-			Activity: Activity{Since: since, Before: reviewNow, Last: LastActions(res.Entries)}}}}
+			Activity: Activity{Since: since, Before: reviewNow, Last: LastActions(res.Entries, cloudflare.Identity{TokenID: e.Fake.TokenID()})}}}}
 }
 
 // TestReviewGolden renders the story's review in every format and

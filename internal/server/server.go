@@ -250,6 +250,14 @@ func Masked(st reconcile.Status) reconcile.Status {
 		if a.Expiring != nil {
 			a.Expiring = expiring
 		}
+		elsewhere := make([]reconcile.CredentialUse, len(a.CredentialsElsewhere))
+		for j, u := range a.CredentialsElsewhere {
+			u.Subject, u.Actor, u.IP, u.UserAgent, u.Action = maskEmails(u.Subject), maskEmails(u.Actor), "", maskEmails(u.UserAgent), maskEmails(u.Action)
+			elsewhere[j] = u
+		}
+		if a.CredentialsElsewhere != nil {
+			a.CredentialsElsewhere = elsewhere
+		}
 		accounts[i] = a
 	}
 	st.Accounts = accounts

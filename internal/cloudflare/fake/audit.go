@@ -107,7 +107,7 @@ func (s *Server) AuditLog() []AuditEntry {
 
 // TokenID is the id GET /user/tokens/verify answers for the fake's token,
 // and the actor.token_id of its audit entries.
-func (s *Server) TokenID() string { return hexID("token", s.opts.Token) }
+func (s *Server) TokenID() string { return TokenIDOf(s.opts.Token) }
 
 // TokenName is the token's name in audit entries.
 const TokenName = "cfaccess reconciler"
@@ -205,13 +205,13 @@ func (s *Server) apiAudit(r *http.Request, status int, reqBody, respBody []byte)
 		result, resp = "failure", nil
 	}
 	e := AuditEntry{Description: desc, Type: typ, Result: result, ActorType: "user", ActorContext: "api_token",
-		TokenID: s.TokenID(), TokenName: TokenName, IP: "203.0.113.10", Method: r.Method, URI: path,
+		TokenID: TokenIDOf(bearer(r)), IP: "203.0.113.10", Method: r.Method, URI: path,
 		Status: status, UserAgent: r.UserAgent(), Product: product, ResourceType: rtype, ResourceID: id,
 		Request: req, Response: resp}
 	if r.Header.Get("Authorization") == "" {
 		e.ActorContext, e.TokenID, e.TokenName, e.ActorEmail = "api_key", "", "", strings.ToLower(s.opts.Email)
 	} else {
-		e.ActorEmail = s.opts.Owner
+		e.ActorEmail, e.TokenName = s.tokenOwner(r)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

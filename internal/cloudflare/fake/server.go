@@ -84,7 +84,12 @@ type Server struct {
 	// auditLossRate of new audit entries go missing (auditRand draws).
 	auditLossRate float64
 	auditRand     *rand.Rand
+	// others are the API tokens besides opts.Token (AddToken), by token.
+	others map[string]tokenSpec
 }
+
+// tokenSpec is an API token besides the main one: its owner and name.
+type tokenSpec struct{ owner, name string }
 
 // Request is one logged request.
 type Request struct {
@@ -321,7 +326,13 @@ func resetMidBody(w *statusRecorder) {
 func (s *Server) authorized(r *http.Request) bool {
 	if auth := r.Header.Get("Authorization"); auth != "" {
 		tok, ok := strings.CutPrefix(auth, "Bearer ")
-		return ok && s.opts.Token != "" && tok == s.opts.Token
+		if !ok || tok == "" {
+			return false
+		}
+		s.mu.Lock()
+		_, other := s.others[tok]
+		s.mu.Unlock()
+		return tok == s.opts.Token || other
 	}
 	email, key := r.Header.Get("X-Auth-Email"), r.Header.Get("X-Auth-Key")
 	return s.opts.APIKey != "" && key == s.opts.APIKey && strings.EqualFold(email, s.opts.Email)
@@ -442,13 +453,14 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte) {
 	switch {
 	case r.Method == http.MethodGet && path == "/user/tokens/verify",
 		r.Method == http.MethodGet && acct && len(seg) == 4 && seg[2] == "tokens" && seg[3] == "verify":
-		writeResult(w, map[string]any{"id": hexID("token", s.opts.Token), "status": "active"})
+		writeResult(w, map[string]any{"id": hexID("token", bearer(r)), "status": "active"})
 	case r.Method == http.MethodGet && path == "/user":
-		if s.opts.Owner == "" {
+		owner, _ := s.tokenOwner(r)
+		if owner == "" {
 			writeError(w, http.StatusForbidden, 9109, "Unauthorized to access requested resource")
 			return
 		}
-		writeResult(w, map[string]any{"id": hexID("user", s.opts.Owner), "email": s.opts.Owner})
+		writeResult(w, map[string]any{"id": hexID("user", owner), "email": owner})
 	case r.Method == http.MethodGet && path == "/zones":
 		s.listZones(w, r)
 	case acct && len(seg) == 2 && r.Method == http.MethodGet:
@@ -506,6 +518,39 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte) {
 		writeError(w, http.StatusNotFound, 7003, "Could not route to "+path+", perhaps your object identifier is invalid?")
 	}
 }
+
+// bearer is a request's API token, "" for the Global API key.
+func bearer(r *http.Request) string {
+	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return tok
+}
+
+// tokenOwner is the owner and name of a request's API token.
+func (s *Server) tokenOwner(r *http.Request) (owner, name string) {
+	tok := bearer(r)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if o, ok := s.others[tok]; ok {
+		return o.owner, o.name
+	}
+	return s.opts.Owner, TokenName
+}
+
+// AddToken accepts another API token, owned by owner and named name, with
+// the same access as the main one: someone else's token on the account —
+// an insider's, say. Its audit entries name it by its own id (TokenIDOf).
+func (s *Server) AddToken(token, owner, name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.others == nil {
+		s.others = map[string]tokenSpec{}
+	}
+	s.others[token] = tokenSpec{owner: strings.ToLower(owner), name: name}
+}
+
+// TokenIDOf is the id of an API token (GET /user/tokens/verify, and the
+// actor.token_id of its audit entries).
+func TokenIDOf(token string) string { return hexID("token", token) }
 
 func methodNotAllowed(w http.ResponseWriter) {
 	writeError(w, http.StatusMethodNotAllowed, 10405, "Method not allowed")
