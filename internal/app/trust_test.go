@@ -1,10 +1,20 @@
 package app
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/testkit"
@@ -126,6 +136,167 @@ func TestOwnPolicyLikeHerGroupsIsHers(t *testing.T) {
 		}
 		if code, out, _ := e.run("plan", "--repo", e.Repo, "--detailed-exitcode"); code != ExitOK {
 			t.Errorf("inherited listed %v: second plan exit %d\n%s", inherited, code, out)
+		}
+	}
+}
+
+// daemonProcess is `reconciler run` in a process of its own (this test
+// binary, as testscript installs it on $PATH).
+type daemonProcess struct {
+	cmd     *exec.Cmd
+	logs    *testkit.Buffer
+	base    string
+	started time.Time
+}
+
+func startProcess(t *testing.T, env []string, args ...string) *daemonProcess {
+	t.Helper()
+	bin, err := exec.LookPath("reconciler")
+	if err != nil {
+		t.Fatalf("the reconciler command is not on $PATH (TestMain installs it): %v", err)
+	}
+	p := &daemonProcess{cmd: exec.Command(bin, args...), logs: &testkit.Buffer{}}
+	p.cmd.Env, p.cmd.Stderr, p.cmd.Stdout = env, p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- p.cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = p.cmd.Process.Kill()
+			t.Errorf("a daemon did not stop within 30 s\n%s", p.logs.String())
+		}
+	})
+	eventually(t, 60*time.Second, "the started record", func() bool {
+		for line := range strings.Lines(p.logs.String()) {
+			var rec struct {
+				Msg, Listen string
+				Time        time.Time
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "started" {
+				p.base, p.started = "http://"+rec.Listen, rec.Time
+				return true
+			}
+		}
+		return false
+	})
+	return p
+}
+
+// elsewhere is the daemon's count of changes made with its credentials by
+// someone else, scraped from /metrics.
+func (p *daemonProcess) elsewhere(t *testing.T) float64 {
+	t.Helper()
+	res, err := http.Get(p.base + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer res.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0.0
+	for _, m := range families["cfaccess_out_of_band_changes_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "actor_type" && l.GetValue() == "cfaccess_token" {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
+}
+
+// Two daemons — two processes, following two revisions of the repository,
+// one account and one token — each report the other's writes as made with
+// their token by someone else, within an interval of the first such write
+// (issue 19: they flipped a member between Analytics and Administrator
+// every few seconds, and neither saw the other as drift).
+func TestTwoDaemonsOneToken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two processes")
+	}
+	t.Parallel()
+	e := newE2E(t)
+	e.Story.Clock = time.Now // the processes keep real time; so does the fake's log
+	url := e.Serve()
+	e.Git("checkout", "-q", "-b", "other")
+	e.Commit("alice administers", map[string]string{"alice.yaml": `roles:
+  admin: {providers: [prod], inherits: [Administrator], resources: {allow: ["account:*"]}}
+grants:
+  - {users: [alice@example.com], roles: [admin], reason: OPS-2}
+`})
+	e.Git("checkout", "-q", "main")
+	env := append(os.Environ(), "CLOUDFLARE_API_URL="+url, "CLOUDFLARE_API_TOKEN="+testkit.Token)
+	const interval = 2 * time.Second
+	args := func(ref string) []string {
+		return []string{"run", "--repo", "file://" + e.Repo, "--ref", ref, "--listen", "127.0.0.1:0", "--interval", interval.String(),
+			"--full-read-interval", "1h", "--cloudflare-max-retries", "1", "--log-format", "json"}
+	}
+	a := startProcess(t, env, args("main")...)
+	b := startProcess(t, env, args("other")...)
+	e.Git("checkout", "-q", "other")
+	revB := e.Head()
+	e.Git("checkout", "-q", "main")
+	revA := e.Head()
+	// When each first reports the other, polled every 50 ms.
+	reported := map[*daemonProcess]time.Time{}
+	for start := time.Now(); len(reported) < 2; time.Sleep(50 * time.Millisecond) {
+		for _, p := range []*daemonProcess{a, b} {
+			if _, ok := reported[p]; !ok && p.elsewhere(t) > 0 {
+				reported[p] = time.Now()
+			}
+		}
+		if time.Since(start) > 60*time.Second {
+			t.Fatalf("not both reported within 60 s:\n%s\n%s", a.logs.String(), b.logs.String())
+		}
+	}
+	for _, tc := range []struct {
+		p            *daemonProcess
+		other, label string
+	}{{a, revB, "the daemon on main"}, {b, revA, "the daemon on other"}} {
+		p := tc.p
+		if logs := p.logs.String(); !strings.Contains(logs, "a change was made with cfaccess's own credentials that this cfaccess did not make") {
+			t.Errorf("%s: no ERROR line:\n%s", tc.label, logs)
+		}
+		res, err := http.Get(p.base + "/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st struct {
+			Accounts []struct {
+				Elsewhere []struct {
+					Action, Subject string
+					UserAgent       string `json:"user_agent"`
+				} `json:"credentials_used_elsewhere"`
+			}
+		}
+		err = json.NewDecoder(res.Body).Decode(&st)
+		res.Body.Close()
+		if err != nil || len(st.Accounts) != 1 || len(st.Accounts[0].Elsewhere) == 0 || st.Accounts[0].Elsewhere[0].Action != "Edit Member" ||
+			!strings.Contains(st.Accounts[0].Elsewhere[0].UserAgent, tc.other) {
+			t.Errorf("%s: /status credentials_used_elsewhere: %+v %v", tc.label, st, err)
+		}
+		// The other's first write this one could judge (its journal
+		// reaches from JournalSkew after its start): reported within an
+		// interval (+10% jitter), and a second for the polls.
+		var first time.Time
+		for _, en := range e.Fake.AuditLog() {
+			if strings.Contains(en.UserAgent, tc.other) && en.Time.After(p.started.Add(cloudflare.JournalSkew)) {
+				first = en.Time
+				break
+			}
+		}
+		if first.IsZero() {
+			t.Fatalf("%s: the other wrote nothing it could judge", tc.label)
+		}
+		if took := reported[p].Sub(first); took > interval+interval/10+time.Second {
+			t.Errorf("%s: reported %v after the other's write, want within an interval (%v)", tc.label, took, interval)
 		}
 	}
 }

@@ -174,7 +174,7 @@ func (c *Client) middleware(req *http.Request, next option.MiddlewareNext) (res 
 	}
 	start := time.Now()
 	if j := c.cfg.Journal; j != nil && writes(req.Method) {
-		seq := j.record(req.Method, journalPath(req.URL.Path))
+		seq := j.record(req.Method, journalPath(req.URL.Path), req.Header.Get("User-Agent"))
 		defer func() {
 			status := 0
 			if res != nil {

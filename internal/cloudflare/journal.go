@@ -92,8 +92,12 @@ func (id Identity) Made(e AuditEntry) bool {
 
 // JournalSkew is how far an audit entry's time may fall outside the write
 // it records (from sending it to its answer): the difference of the two
-// clocks, Cloudflare's and this machine's (the docs ask for NTP).
-const JournalSkew = 30 * time.Second
+// clocks, Cloudflare's and this machine's. With NTP (the docs ask for it)
+// they are within a second; a clock off by more than this makes
+// cfaccess's own writes look like someone else's, loudly. The journal's
+// reach starts this long after the process, so that an earlier process's
+// last writes are not judged.
+const JournalSkew = 10 * time.Second
 
 // Journal bounds: writes older than JournalKeep are forgotten (the
 // attribution window is a week), and at most JournalMax are kept.
@@ -115,6 +119,10 @@ type Write struct {
 	// Status is the answer's status; 0 when none came (a timeout, a cut
 	// connection): the change may have been made all the same.
 	Status int `json:"status,omitempty"`
+	// UserAgent is the one it was sent with: not evidence (anyone can
+	// send it), only a hint of which of two entries of the same path, in
+	// the same seconds, is this write's.
+	UserAgent string `json:"user_agent,omitempty"`
 	// Entry is the audit entry matched to it.
 	Entry string `json:"entry,omitempty"`
 
@@ -202,14 +210,14 @@ func (j *Journal) Resume(savedAt time.Time, clock func() time.Time) {
 
 // record notes a write about to be sent, and returns what done needs to
 // find it again.
-func (j *Journal) record(method, path string) uint64 {
+func (j *Journal) record(method, path, userAgent string) uint64 {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.clock == nil {
 		j.clock = time.Now
 	}
 	j.seq++
-	w := Write{At: j.clock(), Method: method, Path: path, seq: j.seq}
+	w := Write{At: j.clock(), Method: method, Path: path, UserAgent: userAgent, seq: j.seq}
 	j.writes = append(j.writes, w)
 	j.pruneLocked(w.At)
 	return w.seq
@@ -281,29 +289,75 @@ func (w Write) end() time.Time {
 	return w.Done
 }
 
-// Judge says who made an entry: Others unless id made it; then Ours when
-// a write of the journal explains it (the write is then spent on it),
-// OurCredentials when the journal kept count then and none does, and
-// Unjudged before its reach. A verdict of Ours or OurCredentials stands
-// when the entry is judged again.
+// Judge says who made an entry (JudgeAll of one).
 func (j *Journal) Judge(e AuditEntry, id Identity) Origin {
-	if !id.Made(e) {
-		return Others
-	}
+	return j.JudgeAll([]AuditEntry{e}, id)[0]
+}
+
+// JudgeAll says who made each entry: Others unless id made it; then Ours
+// when a write of the journal explains it (the write is then spent on
+// it), OurCredentials when the journal kept count then and none does, and
+// Unjudged before its reach. A verdict of Ours or OurCredentials stands
+// when an entry is judged again. Writes go first to the entries sent with
+// their User-Agent, then to the closest in time: two writers of one path
+// in the same seconds each get their own entry, as far as the hint goes —
+// and whichever way, one entry is left over, and reported.
+func (j *Journal) JudgeAll(es []AuditEntry, id Identity) []Origin {
+	out := make([]Origin, len(es))
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if slices.ContainsFunc(j.writes, func(w Write) bool { return w.Entry == e.ID }) {
-		return Ours
+	var open []int
+	for i, e := range es {
+		switch {
+		case !id.Made(e):
+			out[i] = Others
+		case slices.ContainsFunc(j.writes, func(w Write) bool { return w.Entry == e.ID }):
+			out[i] = Ours
+		default:
+			if _, ok := j.elsewhere[e.ID]; ok {
+				out[i] = OurCredentials
+			} else {
+				open = append(open, i)
+			}
+		}
 	}
-	if _, ok := j.elsewhere[e.ID]; ok {
-		return OurCredentials
+	for _, sameAgent := range []bool{true, false} {
+		for _, i := range open {
+			if out[i] != NotJudged {
+				continue
+			}
+			if w := j.explainLocked(es[i], sameAgent); w >= 0 {
+				j.writes[w].Entry, out[i] = es[i].ID, Ours
+			}
+		}
 	}
+	for _, i := range open {
+		switch {
+		case out[i] != NotJudged:
+		case j.reachesLocked(es[i].Time):
+			if j.elsewhere == nil {
+				j.elsewhere = map[string]time.Time{}
+			}
+			j.elsewhere[es[i].ID] = es[i].Time
+			out[i] = OurCredentials
+		default:
+			out[i] = Unjudged
+		}
+	}
+	return out
+}
+
+// explainLocked returns the write that explains e — not spent, the same
+// method and path, e within its time give or take JournalSkew, the
+// closest to it, and with sameAgent its User-Agent — or -1.
+func (j *Journal) explainLocked(e AuditEntry, sameAgent bool) int {
 	path := auditPath(e.URI)
 	best, bestD := -1, time.Duration(0)
 	for i, w := range j.writes {
 		// 4xx answers are not logged (GA changelog, 2026-03-10): such a
 		// write explains no entry.
-		if w.Entry != "" || w.Method != e.Method || w.Path != path || w.Status >= 400 && w.Status < 500 {
+		if w.Entry != "" || w.Method != e.Method || w.Path != path || w.Status >= 400 && w.Status < 500 ||
+			sameAgent && w.UserAgent != e.UserAgent {
 			continue
 		}
 		if e.Time.Before(w.At.Add(-JournalSkew)) || e.Time.After(w.end().Add(JournalSkew)) {
@@ -313,18 +367,7 @@ func (j *Journal) Judge(e AuditEntry, id Identity) Origin {
 			best, bestD = i, d
 		}
 	}
-	switch {
-	case best >= 0:
-		j.writes[best].Entry = e.ID
-		return Ours
-	case j.reachesLocked(e.Time):
-		if j.elsewhere == nil {
-			j.elsewhere = map[string]time.Time{}
-		}
-		j.elsewhere[e.ID] = e.Time
-		return OurCredentials
-	}
-	return Unjudged
+	return best
 }
 
 // journalPath is a request path as the journal keeps it: under the API

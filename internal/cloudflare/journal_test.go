@@ -9,7 +9,7 @@ import (
 // write records a write sent at "at" and answered at done with status.
 func write(j *Journal, clock *time.Time, at, done time.Time, method, path string, status int) {
 	*clock = at
-	seq := j.record(method, path)
+	seq := j.record(method, path, "")
 	*clock = done
 	j.done(seq, status)
 }
@@ -39,14 +39,14 @@ func TestJournalJudges(t *testing.T) {
 	}{
 		{"another token, whatever it claims", AuditEntry{ID: "x", Time: t0.Add(10 * time.Minute), TokenID: "other", Method: "PUT", URI: alice, UserAgent: "cfaccess/v1 (revision 0123456)"}, Others},
 		{"our write", entry("e1", t0.Add(10*time.Minute+500*time.Millisecond), us.TokenID, "PUT", alice), Ours},
-		{"our write, the clocks 20 s apart", entry("e1", t0.Add(10*time.Minute-20*time.Second), us.TokenID, "PUT", alice), Ours},
+		{"our write, the clocks 5 s apart", entry("e1", t0.Add(10*time.Minute-5*time.Second), us.TokenID, "PUT", alice), Ours},
 		{"our write, the whole path logged", entry("e1", t0.Add(10*time.Minute), us.TokenID, "PUT", "/client/v4"+alice+"?x=1"), Ours},
 		{"our token, another member", entry("e1", t0.Add(10*time.Minute), us.TokenID, "PUT", "/accounts/a/members/m2"), OurCredentials},
 		{"our token, another method", entry("e1", t0.Add(10*time.Minute), us.TokenID, "DELETE", alice), OurCredentials},
 		{"our token, two minutes after our write", entry("e1", t0.Add(12*time.Minute), us.TokenID, "PUT", alice), OurCredentials},
 		{"our token, a write refused with 400 (not logged) explains nothing", entry("e1", t0.Add(20*time.Minute), us.TokenID, "POST", "/accounts/a/members"), OurCredentials},
 		{"our token, before the journal began", entry("e1", t0.Add(-time.Hour), us.TokenID, "PUT", alice), Unjudged},
-		{"our token, just as the journal began", entry("e1", t0.Add(10*time.Second), us.TokenID, "PUT", alice), Unjudged},
+		{"our token, just as the journal began", entry("e1", t0.Add(5*time.Second), us.TokenID, "PUT", alice), Unjudged},
 	} {
 		if got := newJournal().Judge(tc.e, us); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
@@ -68,6 +68,21 @@ func TestJournalJudges(t *testing.T) {
 	write(j, &now, t0.Add(10*time.Minute+3*time.Second), t0.Add(10*time.Minute+4*time.Second), "PUT", alice, 200)
 	if got := j.Judge(theirs, us); got != OurCredentials {
 		t.Errorf("a later write of the same path took someone else's entry for its own: %v", got)
+	}
+
+	// Two writers of one path in the same seconds: the write goes to the
+	// entry sent with its User-Agent, whichever is judged first.
+	now = t0
+	j = NewJournal(func() time.Time { return now })
+	now = t0.Add(10 * time.Minute)
+	seq := j.record("PUT", alice, "cfaccess/v1 (revision aaaaaaa)")
+	j.done(seq, 200)
+	other := entry("e3", t0.Add(10*time.Minute-time.Second), us.TokenID, "PUT", alice)
+	other.UserAgent = "cfaccess/v1 (revision bbbbbbb)"
+	mine := entry("e4", t0.Add(10*time.Minute), us.TokenID, "PUT", alice)
+	mine.UserAgent = "cfaccess/v1 (revision aaaaaaa)"
+	if got := j.JudgeAll([]AuditEntry{other, mine}, us); got[0] != OurCredentials || got[1] != Ours {
+		t.Errorf("the other writer's entry taken for ours: %v", got)
 	}
 
 	// The Global API key: the log names its user, in context api_key.
@@ -146,7 +161,7 @@ func TestJournalBounded(t *testing.T) {
 		t.Errorf("an entry of a forgotten write: %v, want Unjudged", got)
 	}
 	now = t0.Add(JournalKeep + 24*time.Hour)
-	j.record("PUT", "/accounts/a/members/m")
+	j.record("PUT", "/accounts/a/members/m", "")
 	if n := len(j.Writes()); n != 1 {
 		t.Errorf("%d writes kept after %v, want only the newest", n, JournalKeep)
 	}

@@ -295,7 +295,7 @@ func (p *Planner) planAccount(ctx context.Context, client *cloudflare.Client, cr
 	ro := cloudflare.ReadOptions{Zones: zonesOf(repo, pid), OrganizationID: pv.OrganizationID}
 	key := readKey(ro)
 	w := p.watchOf(credsKey + "/" + pv.AccountID)
-	judge := func() (func(cloudflare.AuditEntry) cloudflare.Origin, error) {
+	judge := func() (func([]cloudflare.AuditEntry) []cloudflare.Origin, error) {
 		return p.judge(ctx, client, credsKey, pv.AccountID)
 	}
 	live, entries, info := p.decide(ctx, client, w, pv.AccountID, key, judge, now)

@@ -159,7 +159,7 @@ func (p *Planner) watchOf(key string) *watch {
 // log names them, read once per credentials, and the journal of what
 // this process wrote. It fails when the credentials cannot be told: then
 // no entry can be proven cfaccess's own.
-func (p *Planner) judge(ctx context.Context, log auditLog, credsKey, accountID string) (func(cloudflare.AuditEntry) cloudflare.Origin, error) {
+func (p *Planner) judge(ctx context.Context, log auditLog, credsKey, accountID string) (func([]cloudflare.AuditEntry) []cloudflare.Origin, error) {
 	p.mu.Lock()
 	id, ok := p.identities[credsKey]
 	p.mu.Unlock()
@@ -182,15 +182,17 @@ func (p *Planner) judge(ctx context.Context, log auditLog, credsKey, accountID s
 	if journal == nil { // nothing kept: every entry of these credentials is Unjudged
 		journal = &cloudflare.Journal{}
 	}
-	return func(e cloudflare.AuditEntry) cloudflare.Origin { return journal.Judge(e, id) }, nil
+	return func(es []cloudflare.AuditEntry) []cloudflare.Origin { return journal.JudgeAll(es, id) }, nil
 }
 
 // outOfBand queries the log for changes made outside cfaccess in
 // [since, before): by others, or with cfaccess's credentials by someone
-// else (Origin OurCredentials). cfaccess's own, and those it cannot judge
-// (older than its journal: the first full read covers them), are left
+// else (Origin OurCredentials), and those made with its credentials that
+// it cannot judge (Unjudged: from before its journal's reach, perhaps an
+// earlier process's) — these call for a read all the same, harmless
+// either way, but are neither counted nor named. cfaccess's own are left
 // out; so are failures.
-func outOfBand(ctx context.Context, log auditLog, accountID string, since, before time.Time, judge func(cloudflare.AuditEntry) cloudflare.Origin) ([]cloudflare.AuditEntry, error) {
+func outOfBand(ctx context.Context, log auditLog, accountID string, since, before time.Time, judge func([]cloudflare.AuditEntry) []cloudflare.Origin) ([]cloudflare.AuditEntry, error) {
 	res, err := log.AuditLog(ctx, accountID, cloudflare.AuditQuery{Since: since, Before: before, MaxPages: auditPages})
 	if err != nil {
 		return nil, err
@@ -199,16 +201,21 @@ func outOfBand(ctx context.Context, log auditLog, accountID string, since, befor
 		return nil, errTruncated
 	}
 	var out []cloudflare.AuditEntry
-	for _, e := range res.Entries {
-		if e.Result == "failure" {
-			continue
-		}
-		switch e.Origin = judge(e); e.Origin {
-		case cloudflare.Others, cloudflare.OurCredentials:
+	for _, e := range judged(res.Entries, judge) {
+		if e.Origin != cloudflare.Ours {
 			out = append(out, e)
 		}
 	}
 	return out, nil
+}
+
+// judged returns the entries that did not fail, each with its Origin.
+func judged(entries []cloudflare.AuditEntry, judge func([]cloudflare.AuditEntry) []cloudflare.Origin) []cloudflare.AuditEntry {
+	out := slices.DeleteFunc(slices.Clone(entries), func(e cloudflare.AuditEntry) bool { return e.Result == "failure" })
+	for i, o := range judge(out) {
+		out[i].Origin = o
+	}
+	return out
 }
 
 type truncatedError struct{}
@@ -222,7 +229,7 @@ var errTruncated error = truncatedError{}
 // decide asks the audit log whether the kept read of an account can be
 // reused at now. It returns the read to reuse (nil for a full read), the
 // entries of out-of-band changes since the last read, and why.
-func (p *Planner) decide(ctx context.Context, log auditLog, w *watch, accountID, key string, judger func() (func(cloudflare.AuditEntry) cloudflare.Origin, error), now time.Time) (*cloudflare.Account, []cloudflare.AuditEntry, ReadInfo) {
+func (p *Planner) decide(ctx context.Context, log auditLog, w *watch, accountID, key string, judger func() (func([]cloudflare.AuditEntry) []cloudflare.Origin, error), now time.Time) (*cloudflare.Account, []cloudflare.AuditEntry, ReadInfo) {
 	info := ReadInfo{Read: "full", LastFullRead: now}
 	switch {
 	case p.Detect == nil:
@@ -252,7 +259,7 @@ func (p *Planner) decide(ctx context.Context, log auditLog, w *watch, accountID,
 	// Every entry seen and not yet counted — by this query or an earlier
 	// one whose plan was not published (a refused candidate revision).
 	for _, e := range w.recent {
-		if _, ok := w.counted[e.ID]; !ok {
+		if _, ok := w.counted[e.ID]; !ok && e.Origin != cloudflare.Unjudged {
 			info.OutOfBand = append(info.OutOfBand, e)
 		}
 	}
@@ -436,7 +443,9 @@ func attribute(plan *diff.Plan, entries []cloudflare.AuditEntry, emails map[stri
 				break // corrected already: older drift
 			}
 			if matches(*c, e, emails) {
-				c.Drift = driftOf(e)
+				if e.Origin != cloudflare.Unjudged { // perhaps cfaccess's own: named nobody
+					c.Drift = driftOf(e)
+				}
 				break
 			}
 		}
@@ -553,18 +562,15 @@ func invitationWindow(reinviteAfter time.Duration) time.Duration {
 // (older than the process, without a state file) is not named as drift:
 // it bounds the search as cfaccess's own changes do, since cfaccess may
 // well have made it.
-func lookBack(ctx context.Context, log auditLog, accountID string, since, before time.Time, judge func(cloudflare.AuditEntry) cloudflare.Origin, own map[string]time.Time) ([]cloudflare.AuditEntry, map[string]time.Time) {
+func lookBack(ctx context.Context, log auditLog, accountID string, since, before time.Time, judge func([]cloudflare.AuditEntry) []cloudflare.Origin, own map[string]time.Time) ([]cloudflare.AuditEntry, map[string]time.Time) {
 	res, err := log.AuditLog(ctx, accountID, cloudflare.AuditQuery{Since: since, Before: before, MaxPages: auditPages, NewestFirst: true})
 	if err != nil {
 		return nil, own
 	}
 	own = maps.Clone(own)
 	var out []cloudflare.AuditEntry
-	for _, e := range res.Entries {
-		if e.Result == "failure" {
-			continue
-		}
-		switch e.Origin = judge(e); e.Origin {
+	for _, e := range judged(res.Entries, judge) {
+		switch e.Origin {
 		case cloudflare.Ours, cloudflare.Unjudged:
 			noteOwn(own, e.Time, e.MemberID, e.Email, e.GroupID)
 		default:
