@@ -1,8 +1,14 @@
 package examplerepo
 
 import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
@@ -113,5 +119,86 @@ func TestGitLabCI(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("the template lacks %q", want)
 		}
+	}
+}
+
+// TestGitLabNoteFoundByAuthor runs the plan job's note script, as GitLab
+// would, against a fake GitLab API: the note it updates is the one its
+// own token's user wrote with the marker, never someone else's that
+// starts with the marker too; with none of its own, it posts a new one.
+func TestGitLabNoteFoundByAuthor(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds gojq, as the job does")
+	}
+	t.Parallel()
+	tmpl, err := os.ReadFile("../ci/gitlab/cfaccess.gitlab-ci.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ci struct {
+		Plan struct {
+			Script []string `yaml:"script"`
+		} `yaml:"cfaccess-plan"`
+	}
+	if err := yaml.Unmarshal(tmpl, &ci); err != nil {
+		t.Fatal(err)
+	}
+	script := ""
+	for _, s := range ci.Plan.Script {
+		if strings.Contains(s, "/notes") {
+			script = s
+		}
+	}
+	if script == "" {
+		t.Fatal("no note script in cfaccess-plan")
+	}
+	for _, tc := range []struct {
+		name  string
+		notes string
+		want  string
+	}{
+		{"ours after a forged one", `[{"id": 10, "author": {"id": 9}, "body": "<!-- cfaccess-plan -->\nforged"},
+			{"id": 11, "author": {"id": 7}, "body": "<!-- cfaccess-plan -->\nours"}]`, "PUT /api/v4/projects/1/merge_requests/2/notes/11"},
+		{"only a forged one", `[{"id": 10, "author": {"id": 9}, "body": "<!-- cfaccess-plan -->\nforged"}]`, "POST /api/v4/projects/1/merge_requests/2/notes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var writes []string
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("PRIVATE-TOKEN") != "glpat-test" {
+					http.Error(w, "unauthorized", http.StatusUnauthorized)
+					return
+				}
+				switch {
+				case r.Method == "GET" && r.URL.Path == "/api/v4/user":
+					fmt.Fprint(w, `{"id": 7, "username": "cfaccess-bot"}`)
+				case r.Method == "GET" && strings.HasSuffix(r.URL.Path, "/notes"):
+					if r.URL.Query().Get("page") == "1" {
+						fmt.Fprint(w, tc.notes)
+					} else {
+						fmt.Fprint(w, "[]")
+					}
+				default:
+					mu.Lock()
+					writes = append(writes, r.Method+" "+r.URL.Path)
+					mu.Unlock()
+					fmt.Fprint(w, `{"id": 12}`)
+				}
+			}))
+			defer srv.Close()
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "plan.md"), []byte("<!-- cfaccess-plan -->\n### cfaccess plan: no changes\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command("bash", "-euc", script)
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), "CI_API_V4_URL="+srv.URL+"/api/v4", "CI_PROJECT_ID=1", "CI_MERGE_REQUEST_IID=2", "GITLAB_API_TOKEN=glpat-test")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("the script: %v\n%s", err, out)
+			}
+			if len(writes) != 1 || writes[0] != tc.want {
+				t.Errorf("writes %v, want %s", writes, tc.want)
+			}
+		})
 	}
 }

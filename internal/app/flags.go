@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,6 +21,17 @@ func envOr(env *Env, key, def string) string {
 		return v
 	}
 	return def
+}
+
+// envList is a comma-separated list from the environment (nil when unset).
+func envList(env *Env, key string) []string {
+	var out []string
+	for v := range strings.SplitSeq(env.Getenv(key), ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func envDuration(env *Env, key string, def time.Duration) time.Duration {

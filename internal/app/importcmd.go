@@ -11,6 +11,7 @@ import (
 
 	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/importer"
+	"github.com/cfaccess/reconciler/internal/report"
 )
 
 func newImport(env *Env) *cobra.Command {
@@ -76,13 +77,13 @@ Import never writes to Cloudflare, and never overwrites a file.`,
 				fmt.Fprintf(env.Stdout, "wrote %s\n", filepath.Join(out, f.Path))
 			}
 			for _, p := range res.Protected {
-				fmt.Fprintf(env.Stdout, "protected: %s (Super Administrator or the token's owner)\n", p)
+				fmt.Fprintf(env.Stdout, "protected: %s (Super Administrator or the token's owner)\n", report.Field(p))
 			}
 			for _, s := range res.Skipped {
-				fmt.Fprintf(env.Stdout, "not declared: %s\n", s)
+				fmt.Fprintf(env.Stdout, "not declared: %s\n", report.Field(s))
 			}
 			fmt.Fprintf(env.Stdout, "imported %d members of account %s (%s); next: reconciler validate --repo %s\n",
-				len(acct.Members)-len(res.Skipped)-len(res.Protected), acct.Name, acct.ID, out)
+				len(acct.Members)-len(res.Skipped)-len(res.Protected), report.Field(acct.Name), acct.ID, out)
 			return nil
 		},
 	}

@@ -63,7 +63,7 @@ zones of one role become one domain group).`,
 				}
 				scope, _, _ := strings.Cut(pg.Scope.String(), "-")
 				roles = append(roles, roleJSON{Name: pg.Name, Scope: cmp.Or(scope, "unknown"), GrantOn: on})
-				fmt.Fprintf(w, "%s\t%s\t%s\n", pg.Name, scope, where)
+				fmt.Fprintf(w, "%s\t%s\t%s\n", report.Field(pg.Name), scope, where)
 			}
 			if format == "json" {
 				return report.WriteJSON(env.Stdout, roles)
@@ -157,13 +157,13 @@ Access held through user groups says which group.`,
 				if m.Denies > 0 {
 					access += fmt.Sprintf("; %d deny policies", m.Denies)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", m.Email, m.Status, twoFA, access)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", report.Field(m.Email), report.Field(m.Status), twoFA, report.Field(access))
 			}
 			for _, nc := range acct.NotChecked {
-				fmt.Fprintf(w, "# %s\n", nc)
+				fmt.Fprintf(w, "# %s\n", report.Field(nc.String()))
 			}
 			for _, m := range acct.OrgAdmins {
-				fmt.Fprintf(w, "# %s is a Super Administrator of the organization (not an account member)\n", m.Email)
+				fmt.Fprintf(w, "# %s is a Super Administrator of the organization (not an account member)\n", report.Field(m.Email))
 			}
 			return w.Flush()
 		},

@@ -215,8 +215,8 @@ func readForReview(ctx context.Context, planner *reconcile.Planner, pv *desired.
 	case err != nil:
 		activity.Unknown = "last activity unknown: " + err.Error()
 	case res.Truncated:
-		activity.Unknown = fmt.Sprintf("last activity unknown: the audit log holds more than %d entries in the window; raise --activity-max-pages or shorten --activity-window",
-			maxPages*1000)
+		activity.Unknown = fmt.Sprintf("last activity unknown: the audit log holds more than %d entries (or %d MiB) in the window; raise --activity-max-pages or shorten --activity-window",
+			maxPages*1000, cloudflare.DefaultAuditMaxBytes>>20)
 	default:
 		activity.Last = report.LastActions(res.Entries, id)
 	}

@@ -205,7 +205,7 @@ func TestReviewActivityUnknown(t *testing.T) {
 			}
 			e.at(e.now)
 		}, []string{"--activity-max-pages", "1"}, "unknown",
-			"last activity unknown: the audit log holds more than 1000 entries in the window; raise --activity-max-pages or shorten --activity-window"},
+			"last activity unknown: the audit log holds more than 1000 entries (or 64 MiB) in the window; raise --activity-max-pages or shorten --activity-window"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -28,6 +28,7 @@ type runFlags struct {
 	listen              string
 	webhookListen       string
 	statusDetails       bool
+	statusHosts         []string
 	webhookSecretFile   string
 	dryRun              bool
 	logFormat           string
@@ -97,6 +98,7 @@ given, so that only the webhooks face the Git host.`,
 	fl.StringVar(&f.listen, "listen", envOr(env, "CFACCESS_LISTEN", ":9090"), "address of the HTTP server: metrics, health, status, and webhooks unless --webhook-listen (env CFACCESS_LISTEN)")
 	fl.StringVar(&f.webhookListen, "webhook-listen", envOr(env, "CFACCESS_WEBHOOK_LISTEN", ""), "address of a separate server for /hooks/* only, the one port to expose to the Git host; metrics, health and status then stay on --listen (env CFACCESS_WEBHOOK_LISTEN)")
 	fl.BoolVar(&f.statusDetails, "status-details", false, "show emails, commit authors and subjects in /status (default: masked, as anyone who can reach --listen can read it)")
+	fl.StringSliceVar(&f.statusHosts, "status-host", envList(env, "CFACCESS_STATUS_HOSTS"), "host names the status page and /status answer to, besides IP addresses and localhost (a web page cannot read them through a name it points here); repeat or comma-separate (env CFACCESS_STATUS_HOSTS)")
 	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", envOr(env, "CFACCESS_WEBHOOK_SECRET_FILE", ""), "file holding the webhook secret; enables /hooks/github and /hooks/gitlab (env CFACCESS_WEBHOOK_SECRET_FILE)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "plan and report, never write to Cloudflare")
 	fl.StringVar(&f.logFormat, "log-format", envOr(env, "CFACCESS_LOG_FORMAT", "json"), "log format: json or text (env CFACCESS_LOG_FORMAT)")
@@ -235,7 +237,7 @@ func (f *runFlags) daemon(env *Env) (d *daemon, err error) {
 		return nil, err
 	}
 	srv, err := server.Listen(server.Config{Listen: f.listen, WebhookListen: f.webhookListen, Gatherer: reg,
-		Board: loop.Board, Details: f.statusDetails, Webhook: hook})
+		Board: loop.Board, Details: f.statusDetails, Webhook: hook, StatusHosts: f.statusHosts})
 	if err != nil {
 		return nil, err
 	}

@@ -2,12 +2,14 @@ package app
 
 import (
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/cfaccess/reconciler/internal/desired"
+	"github.com/cfaccess/reconciler/internal/reconcile"
 	"github.com/cfaccess/reconciler/internal/testkit"
 )
 
@@ -81,5 +83,74 @@ func TestSavedPlanProvider(t *testing.T) {
 	}
 	if got := terraformArgs([]string{"plan", "--out", "-out"}); got[2] != "-out" {
 		t.Errorf("the value of --out rewritten: %v", got)
+	}
+}
+
+// The saved plan is not a way in: --out refuses a symbolic link (its
+// target untouched, its mode too) and leaves a file only its owner reads;
+// apply FILE refuses a file too large to be a plan before reading it
+// whole, and a plan made for another account id.
+func TestSavedPlanFileAbuse(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t)
+	dir := t.TempDir()
+	target := filepath.Join(dir, "authorized_keys")
+	if err := os.WriteFile(target, []byte("ssh-ed25519 AAAA precious\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "cfaccess.plan")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := e.run("plan", "--repo", e.Repo, "--out", link); code != ExitError || !strings.Contains(errOut, "is a symbolic link: refused") {
+		t.Errorf("--out a symlink: exit %d %s", code, errOut)
+	}
+	if b, err := os.ReadFile(target); err != nil || string(b) != "ssh-ed25519 AAAA precious\n" {
+		t.Errorf("the link's target changed: %q %v", b, err)
+	}
+	if info, _ := os.Stat(target); info.Mode().Perm() != 0o644 {
+		t.Errorf("the link's target's mode changed: %v", info.Mode())
+	}
+	plain := filepath.Join(dir, "plain.plan")
+	if code, _, errOut := e.run("plan", "--repo", e.Repo, "--out", plain); code != ExitOK {
+		t.Fatalf("--out: exit %d %s", code, errOut)
+	}
+	if info, err := os.Stat(plain); err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("the saved plan's mode: %v %v", info.Mode(), err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 3 {
+		t.Errorf("files left in the directory: %v", entries)
+	}
+
+	huge := filepath.Join(dir, "huge.plan")
+	f, err := os.Create(huge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(reconcile.MaxSavedPlan + 1); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if code, _, errOut := e.run("apply", "--repo", e.Repo, huge); code != ExitError || !strings.Contains(errOut, "is larger than 64 MiB") {
+		t.Errorf("apply of a huge file: exit %d %s", code, errOut)
+	}
+
+	// The same provider, now naming another account: refused, saying so.
+	b, err := os.ReadFile(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := strings.ReplaceAll(string(b), e.Fake.AccountID(), "0123456789abcdef0123456789abcdef")
+	if err := os.WriteFile(plain, []byte(other), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.Fake.ResetRequests()
+	if code, _, errOut := e.run("apply", "--repo", e.Repo, plain); code != ExitError ||
+		!strings.Contains(errOut, "prod: the plan was made for account 0123456789abcdef0123456789abcdef, the repository now names account "+e.Fake.AccountID()) {
+		t.Errorf("apply of a plan for another account: exit %d %s", code, errOut)
+	}
+	if w := e.Writes(); len(w) != 0 {
+		t.Errorf("wrote %v", w)
 	}
 }

@@ -128,6 +128,7 @@ func TestRepoURLCredentialsNeverShown(t *testing.T) {
 		"https://" + token + "@127.0.0.1:1/org/access.git",
 		"https://x-access-token:" + token + "@127.0.0.1:1/org/access.git",
 		"https://user:" + token + "%zz@127.0.0.1:99999/org/access.git",
+		"https://127.0.0.1:1/org/access.git?private_token=" + token,
 	} {
 		t.Run(gitsource.Redact(repo), func(t *testing.T) {
 			var seen strings.Builder

@@ -80,7 +80,7 @@ func fetchStatus(ctx context.Context, env *Env, addr string) (reconcile.Status, 
 }
 
 func statusText(w io.Writer, st reconcile.Status) error {
-	when, v := report.Instant, report.Visible
+	when, v := report.Instant, report.Field
 	health := "not ready"
 	if st.Ready {
 		health = "ready"
@@ -90,13 +90,13 @@ func statusText(w io.Writer, st reconcile.Status) error {
 	}
 	fmt.Fprintf(w, "Health: %s; last reconcile %s, next %s\n", health, when(st.LastReconcile), when(st.NextReconcile))
 	if r := st.Revision; r != nil {
-		fmt.Fprintf(w, "Enforcing %s %s\n", gitsource.Short(r.SHA), v(r.Subject))
+		fmt.Fprintf(w, "Enforcing %s %s\n", v(gitsource.Short(r.SHA)), v(r.Subject))
 	}
 	if b := st.BadRevision; b != nil && b.Revision != nil {
-		fmt.Fprintf(w, "Refused %s (%s)\n", gitsource.Short(b.Revision.SHA), b.Result)
+		fmt.Fprintf(w, "Refused %s (%s)\n", v(gitsource.Short(b.Revision.SHA)), v(b.Result))
 	}
 	for _, a := range st.Accounts {
-		fmt.Fprintf(w, "\n%s %s (%s): %s", a.Account, v(a.Name), a.AccountID, a.Result)
+		fmt.Fprintf(w, "\n%s %s (%s): %s", v(a.Account), v(a.Name), v(a.AccountID), v(a.Result))
 		if a.Error != "" {
 			fmt.Fprintf(w, ": %s", v(a.Error))
 		}
@@ -104,7 +104,7 @@ func statusText(w io.Writer, st reconcile.Status) error {
 			fmt.Fprintf(w, "; drift %d to invite, %d to update, %d to remove", p.Invite, p.Update, p.Remove)
 		}
 		if r := a.Read; r != nil {
-			fmt.Fprintf(w, "; read %s", r.Read)
+			fmt.Fprintf(w, "; read %s", v(r.Read))
 		}
 		fmt.Fprintln(w)
 		if len(a.Members) > 0 {
@@ -119,7 +119,7 @@ func statusText(w io.Writer, st reconcile.Status) error {
 				if from == "" {
 					from = "not declared"
 				}
-				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", v(m.Email), status, v(strings.Join(m.Access, ", ")), v(from))
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", v(m.Email), v(status), v(strings.Join(m.Access, ", ")), v(from))
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -132,13 +132,13 @@ func statusText(w io.Writer, st reconcile.Status) error {
 			fmt.Fprintf(w, "  expires %s: %s %s (%s)\n", when(x.Expires), v(x.Email), v(x.Access), v(x.Source))
 		}
 		for _, d := range a.Drift {
-			fmt.Fprintf(w, "  drift: %s %s%s — %s by %s (%s) at %s\n", d.Change, v(d.Email), v(d.Group), v(d.Action), v(d.Actor), d.Context, when(d.At))
+			fmt.Fprintf(w, "  drift: %s %s%s — %s by %s (%s) at %s\n", v(d.Change), v(d.Email), v(d.Group), v(d.Action), v(d.Actor), v(d.Context), when(d.At))
 		}
 	}
 	if len(st.Recent) > 0 {
 		fmt.Fprintln(w, "\nRecent changes:")
 		for _, c := range st.Recent {
-			fmt.Fprintf(w, "  %s %s %s %s%s: %s\n", when(c.At), c.Account, c.Action, v(c.Email), v(c.Group), c.Result)
+			fmt.Fprintf(w, "  %s %s %s %s%s: %s\n", when(c.At), v(c.Account), v(c.Action), v(c.Email), v(c.Group), v(c.Result))
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
 	"github.com/cfaccess/reconciler/internal/desired"
+	"github.com/cfaccess/reconciler/internal/reconcile"
 	"github.com/cfaccess/reconciler/internal/testkit"
 )
 
@@ -298,5 +300,52 @@ grants:
 		if took := reported[p].Sub(first); took > interval+interval/10+time.Second {
 			t.Errorf("%s: reported %v after the other's write, want within an interval (%v)", tc.label, took, interval)
 		}
+	}
+}
+
+// reconciler status prints what a daemon's /status says, from live data:
+// a user-group name or an actor cannot forge a line, move the cursor or
+// shift a column.
+func TestStatusTerminalEscapesLiveData(t *testing.T) {
+	t.Parallel()
+	const forged = "Recent changes:\n  2026-12-01 09:00 prod remove mallory@example.com: success"
+	st := reconcile.Status{Ready: true, Accounts: []reconcile.AccountStatus{{Account: "prod\x1b[2J", AccountID: "023e105f4ecef8ad9ca31a8372d0c353", Result: "success",
+		Members: []reconcile.MemberStatus{{Email: "a\tb@example.com", Status: "accepted", Access: []string{"Analytics on account:* (via user group " + forged + ")"}}},
+		Drift:   []reconcile.DriftStatus{{Change: "remove", Email: "x@example.com", Actor: "eve\r\nHealth: ready", Context: "dash"}}}},
+		Recent: []reconcile.RecentChange{{Account: "prod", Action: "update_user_group", Group: forged, Result: "success"}}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _ = json.NewEncoder(w).Encode(st) }))
+	defer srv.Close()
+	e := newE2E(t)
+	code, out, errOut := e.run("status", "--addr", srv.URL)
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for line := range strings.Lines(out) {
+		if strings.HasPrefix(strings.TrimSpace(line), "2026-12-01 09:00 prod remove") || strings.HasPrefix(line, "Health: ready\n") && strings.Contains(out, "eve\r") {
+			t.Errorf("a forged line: %q\n%s", line, out)
+		}
+	}
+	if strings.ContainsAny(out, "\x1b\r\t") || strings.Count(out, "\nRecent changes:") != 1 || !strings.Contains(out, "⏎") {
+		t.Errorf("live data printed raw:\n%q", out)
+	}
+}
+
+// A plan posted as a pull-request comment notifies nobody and links
+// nowhere: an @mention or a bare URL in a reason, a file name or a group
+// name is shown, not acted on. An email stays as it is.
+func TestMarkdownNotifiesNobody(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t)
+	e.Commit("a loud reason", map[string]string{
+		"loud.yaml": "grants:\n  - {users: [loud@example.com], roles: [ro], reason: \"cc @security-team, @org/admins: see https://evil.example/x and www.evil.example\"}\n",
+	})
+	_, out, _ := e.run("plan", "--repo", e.Repo, "--format", "markdown")
+	for _, raw := range []string{"@security-team", "@org/admins", "https://evil.example", "www.evil.example"} {
+		if strings.Contains(out, raw) {
+			t.Errorf("%q posted as is:\n%s", raw, out)
+		}
+	}
+	if !strings.Contains(out, "@&#8203;security-team") || !strings.Contains(out, "https:&#8203;//evil.example") || !strings.Contains(out, "loud@example.com") {
+		t.Errorf("the reason is not shown, neutralised:\n%s", out)
 	}
 }

@@ -105,10 +105,11 @@ type WrittenPolicy struct {
 // writtenIn reads a request body: nil when it says nothing of access.
 func writtenIn(body any) *Written {
 	ids := func(v any) (out []string, inline int) {
-		for _, x := range asList(v) {
+		l := asList(v)
+		for _, x := range l[:min(len(l), maxWritten)] {
 			m, _ := x.(map[string]any)
 			if id, ok := m["id"].(string); ok && id != "" {
-				out = append(out, id)
+				out = append(out, strings.Clone(truncate(id, 64)))
 			} else {
 				inline++
 			}
@@ -117,23 +118,25 @@ func writtenIn(body any) *Written {
 	}
 	switch b := body.(type) {
 	case []any:
-		members, _ := ids(b)
+		members, _ := ids(b[:min(len(b), maxWritten)])
 		if len(members) == 0 {
 			return nil
 		}
 		return &Written{Members: members}
 	case map[string]any:
 		var w Written
-		for _, p := range asList(b["policies"]) {
+		policies := asList(b["policies"])
+		for _, p := range policies[:min(len(policies), maxWritten)] {
 			m, _ := p.(map[string]any)
 			wp := WrittenPolicy{Deny: m["access"] != "allow"}
 			wp.PermissionGroups, _ = ids(m["permission_groups"])
 			wp.ResourceGroups, wp.Inline = ids(m["resource_groups"])
 			w.Policies = append(w.Policies, wp)
 		}
-		for _, r := range asList(b["roles"]) {
+		roles := asList(b["roles"])
+		for _, r := range roles[:min(len(roles), maxWritten)] {
 			if s, ok := r.(string); ok {
-				w.Roles = append(w.Roles, s)
+				w.Roles = append(w.Roles, strings.Clone(truncate(s, 64)))
 			}
 		}
 		if _, set := b["policies"]; !set && len(w.Roles) == 0 {
@@ -207,6 +210,10 @@ type AuditQuery struct {
 	// MaxPages bounds the read (1,000 entries a page): more is
 	// Truncated (default 10).
 	MaxPages int
+	// MaxBytes bounds the answers' total size (default 64 MiB): a log of
+	// huge entries is Truncated before it fills the memory (one answer is
+	// at most MaxResponseBody).
+	MaxBytes int64
 	// All keeps entries of every kind (a person's last activity), not
 	// only members and user groups.
 	All bool
@@ -223,13 +230,27 @@ type AuditResult struct {
 	Entries []AuditEntry
 	// Others counts the entries about anything else (left out).
 	Others int
-	// Truncated is set when MaxPages ran out before the end.
+	// Truncated is set when MaxPages or MaxBytes ran out before the end.
 	Truncated bool
+	// Bytes is the answers' total size.
+	Bytes int64
 	// Requests made.
 	Requests int
 }
 
 const auditPageSize = 1000
+
+// DefaultAuditMaxBytes bounds one audit-log query's answers: 64 MiB is
+// tens of thousands of ordinary entries.
+const DefaultAuditMaxBytes = 64 << 20
+
+// maxMentions bounds the emails and ids kept of one entry's bodies;
+// maxWritten the policies, ids and members read of one write (more is
+// not a write of cfaccess's, and is told as not explained).
+const (
+	maxMentions = 64
+	maxWritten  = 200
+)
 
 var (
 	memberURI    = regexp.MustCompile(`/accounts/[^/]+/members(?:/([^/?]+))?`)
@@ -247,6 +268,9 @@ func (c *Client) AuditLog(ctx context.Context, accountID string, q AuditQuery) (
 	}
 	if q.MaxPages <= 0 {
 		q.MaxPages = 10
+	}
+	if q.MaxBytes <= 0 {
+		q.MaxBytes = DefaultAuditMaxBytes
 	}
 	cursor := ""
 	seen := map[string]bool{}
@@ -287,7 +311,9 @@ func (c *Client) AuditLog(ctx context.Context, accountID string, q AuditQuery) (
 				} `json:"cursors"`
 			} `json:"result_info"`
 		}
-		_ = json.Unmarshal([]byte(res.JSON.RawJSON()), &env)
+		raw := res.JSON.RawJSON()
+		out.Bytes += int64(len(raw))
+		_ = json.Unmarshal([]byte(raw), &env)
 		fresh := 0
 		for _, r := range res.Result {
 			if seen[r.ID] {
@@ -303,6 +329,13 @@ func (c *Client) AuditLog(ctx context.Context, accountID string, q AuditQuery) (
 			out.Entries = append(out.Entries, e)
 		}
 		next := cmp.Or(env.ResultInfo.Cursor, env.ResultInfo.Cursors.After)
+		if out.Bytes > q.MaxBytes && len(res.Result) > 0 && next != "" {
+			out.Truncated = true
+			if q.NewestFirst {
+				slices.Reverse(out.Entries)
+			}
+			return out, nil
+		}
 		if len(res.Result) == 0 || next == "" {
 			if q.NewestFirst {
 				slices.Reverse(out.Entries)
@@ -326,13 +359,17 @@ func ceilSecond(t time.Time) time.Time {
 	return t
 }
 
-// convertAudit reads an SDK entry.
+// convertAudit reads an SDK entry. Every string kept is a copy, bounded:
+// the SDK's point into the page's whole body, which one kept string would
+// keep alive (pages of 30 MB made report hold gigabytes).
 func convertAudit(r accounts.LogAuditListResponse) AuditEntry {
-	e := AuditEntry{ID: r.ID, Time: r.Action.Time, Action: r.Action.Description, ActionType: r.Action.Type,
-		Result: r.Action.Result, ActorEmail: strings.ToLower(r.Actor.Email), ActorType: string(r.Actor.Type),
-		ActorContext: string(r.Actor.Context), TokenID: r.Actor.TokenID, TokenName: r.Actor.TokenName,
-		IP: r.Actor.IPAddress, Method: r.Raw.Method, URI: r.Raw.URI, UserAgent: r.Raw.UserAgent,
-		Product: r.Resource.Product, ResourceType: r.Resource.Type, ResourceID: r.Resource.ID}
+	c := func(s string) string { return strings.Clone(truncate(s, 1024)) }
+	k := func(s string) string { return canon(truncate(s, 64)) } // a word of few values
+	e := AuditEntry{ID: c(r.ID), Time: r.Action.Time, Action: c(r.Action.Description), ActionType: k(r.Action.Type),
+		Result: k(r.Action.Result), ActorEmail: c(strings.ToLower(r.Actor.Email)), ActorType: k(string(r.Actor.Type)),
+		ActorContext: k(string(r.Actor.Context)), TokenID: c(r.Actor.TokenID), TokenName: c(r.Actor.TokenName),
+		IP: c(r.Actor.IPAddress), Method: k(r.Raw.Method), URI: c(r.Raw.URI), UserAgent: c(r.Raw.UserAgent),
+		Product: k(r.Resource.Product), ResourceType: k(r.Resource.Type), ResourceID: c(r.Resource.ID)}
 	switch {
 	case strings.Contains(e.URI, "/iam/user_groups"):
 		e.Kind = AuditUserGroup
@@ -365,7 +402,7 @@ func convertAudit(r accounts.LogAuditListResponse) AuditEntry {
 		for _, b := range []any{r.Resource.Request, r.Resource.Response} {
 			if m, ok := b.(map[string]any); ok {
 				if n, ok := m["name"].(string); ok && e.GroupName == "" {
-					e.GroupName = n
+					e.GroupName = strings.Clone(truncate(n, 256))
 				}
 			}
 		}
@@ -379,7 +416,7 @@ func mentions(out []string, vs ...any) []string {
 		switch v := v.(type) {
 		case string:
 			if isHex32(v) || strings.Contains(v, "@") && len(v) <= 254 {
-				out = append(out, strings.ToLower(v))
+				out = append(out, strings.Clone(strings.ToLower(v)))
 			}
 		case []any:
 			out = mentions(out, v...)
@@ -388,8 +425,8 @@ func mentions(out []string, vs ...any) []string {
 				out = mentions(out, x)
 			}
 		}
-		if len(out) > 1000 {
-			return out
+		if len(out) >= maxMentions {
+			return out[:maxMentions]
 		}
 	}
 	return out
@@ -401,11 +438,11 @@ func emailIn(bodies ...any) string {
 	for _, b := range bodies {
 		m, _ := b.(map[string]any)
 		if s, ok := m["email"].(string); ok && s != "" {
-			return strings.ToLower(s)
+			return strings.Clone(strings.ToLower(truncate(s, 254)))
 		}
 		if u, ok := m["user"].(map[string]any); ok {
 			if s, ok := u["email"].(string); ok && s != "" {
-				return strings.ToLower(s)
+				return strings.Clone(strings.ToLower(truncate(s, 254)))
 			}
 		}
 	}

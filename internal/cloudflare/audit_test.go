@@ -2,6 +2,7 @@ package cloudflare
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -191,6 +192,54 @@ func TestRefreshMembers(t *testing.T) {
 			if m.ID == alice {
 				t.Errorf("alice, removed, is still in user group %s", g.Name)
 			}
+		}
+	}
+}
+
+// padAudit makes every entry of the audit log's answers carry size bytes
+// in its request body, with an email among them: a log of huge entries.
+func padAudit(s *fake.Server, size int) {
+	s.Fail(fake.Failure{Method: "GET", Path: "/accounts/" + s.AccountID() + "/logs/audit", Mutate: func(body []byte) []byte {
+		var env map[string]any
+		if json.Unmarshal(body, &env) != nil {
+			return body
+		}
+		pad := strings.Repeat("x", size)
+		for _, r := range env["result"].([]any) {
+			res := r.(map[string]any)["resource"].(map[string]any)
+			res["request"] = map[string]any{"email": "pad@example.com", "padding": pad,
+				"many": strings.Split(strings.Repeat("someone@example.com,", 500), ",")}
+		}
+		out, _ := json.Marshal(env)
+		return out
+	}})
+}
+
+// A log of huge entries is read to a bound, not to the end of memory:
+// past MaxBytes the query is Truncated (a full read then, or report exits
+// 1), and an entry keeps only a few of its bodies' emails.
+func TestAuditLogBounded(t *testing.T) {
+	t.Parallel()
+	clk := &clock{now: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}
+	s := fake.New(fake.Options{Token: testToken, Now: clk.Now})
+	e := newEnvFor(t, s, Config{})
+	for i := range 3000 {
+		if _, err := s.PutMember(fake.MemberSpec{Email: fmt.Sprintf("u%04d@example.com", i), Access: []desired.Access{{Role: "Analytics", Resource: account}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.Add(time.Minute)
+	padAudit(s, 10_000) // about 20 MB a page
+	res, err := e.client.AuditLog(t.Context(), s.AccountID(), AuditQuery{Since: clk.Now().Add(-time.Hour), Before: clk.Now(), MaxBytes: 30 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Truncated || res.Requests != 2 || res.Bytes < 30<<20 {
+		t.Errorf("truncated %v after %d requests and %d bytes: want truncated after two pages", res.Truncated, res.Requests, res.Bytes)
+	}
+	for _, en := range res.Entries {
+		if len(en.Mentions) > maxMentions {
+			t.Fatalf("an entry keeps %d mentions", len(en.Mentions))
 		}
 	}
 }

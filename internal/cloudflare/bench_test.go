@@ -3,6 +3,7 @@ package cloudflare
 import (
 	"fmt"
 	"net/http/httptest"
+	"runtime"
 	"testing"
 	"time"
 
@@ -42,5 +43,45 @@ func BenchmarkReadAccount10k(b *testing.B) {
 			b.Fatalf("%d members", len(acct.Members))
 		}
 		b.ReportMetric(float64(len(s.Requests())), "requests/op")
+	}
+}
+
+// BenchmarkAuditLogHugeEntries reads an audit log whose entries carry
+// 28 KB request bodies (pages of about 28 MB, as an adversary or a very
+// busy account can make them) with report's bounds (100 pages), and
+// reports the memory the result keeps once the pages are garbage (issue
+// 19: it was 14 GB for report, 904 MiB for the daemon). Target: a few
+// megabytes kept, the query truncated at DefaultAuditMaxBytes.
+func BenchmarkAuditLogHugeEntries(b *testing.B) {
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	s := fake.New(fake.Options{Token: testToken, Now: func() time.Time { return now }})
+	for i := range 5000 {
+		if _, err := s.PutMember(fake.MemberSpec{Email: fmt.Sprintf("u%05d@example.com", i), Access: []desired.Access{{Role: "Analytics", Resource: account}}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	now = now.Add(time.Minute)
+	padAudit(s, 18_000)
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	c := New(Config{BaseURL: ts.URL + fake.BasePath, Credentials: Credentials{Token: testToken, Source: "test"}})
+	b.ReportAllocs()
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		res, err := c.AuditLog(b.Context(), s.AccountID(), AuditQuery{Since: now.Add(-time.Hour), Before: now, MaxPages: 100})
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/(1<<20), "kept-MiB")
+		b.ReportMetric(float64(res.Bytes)/(1<<20), "read-MiB")
+		b.ReportMetric(float64(len(res.Entries)), "entries")
+		if !res.Truncated {
+			b.Fatal("not truncated")
+		}
+		runtime.KeepAlive(res)
 	}
 }

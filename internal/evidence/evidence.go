@@ -134,6 +134,11 @@ type Options struct {
 	NoIdentity  string
 }
 
+// MaxBytes bounds the audit log read for a report: a month of a busy
+// account is tens of megabytes; a log of huge entries is cut there, and
+// the report says it is incomplete.
+const MaxBytes = 512 << 20
+
 // Windows around the period: members' emails are looked up in the log
 // before it (a removal names the member by id only), corrections after it.
 const (
@@ -153,7 +158,7 @@ func Build(ctx context.Context, log AuditLog, hist History, provider, accountID 
 		end = opts.Now
 	}
 	end = later(end, opts.Until)
-	res, err := log.AuditLog(ctx, accountID, cloudflare.AuditQuery{Since: opts.Since, Before: end, MaxPages: cmp.Or(opts.MaxPages, 100)})
+	res, err := log.AuditLog(ctx, accountID, cloudflare.AuditQuery{Since: opts.Since, Before: end, MaxPages: cmp.Or(opts.MaxPages, 100), MaxBytes: MaxBytes})
 	if err != nil {
 		a.Error = err.Error()
 		return a

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/go-git/go-git/v5"
@@ -31,9 +32,14 @@ func IsURL(repo string) bool {
 	return strings.Contains(repo, "://") || strings.HasPrefix(repo, "git@")
 }
 
-// Redact drops credentials from a repository URL, for messages. A URL that
-// does not parse is cut at its scheme: whatever it holds is not shown.
+// Redact drops credentials from a repository URL, for messages: its user
+// information, and the values of its query (GitLab's ?private_token=…),
+// its keys kept. A URL that does not parse is cut at its scheme: whatever
+// it holds is not shown.
 func Redact(repo string) string {
+	if strings.HasPrefix(repo, "git@") && !strings.Contains(repo, "://") {
+		return repo // SSH's scp form: "git" is no secret, and it holds no other
+	}
 	u, err := url.Parse(repo)
 	if err != nil {
 		scheme, rest, found := strings.Cut(repo, "://")
@@ -48,22 +54,60 @@ func Redact(repo string) string {
 		host, _, _ := strings.Cut(rest, "/")
 		return scheme + "://" + host + "/… (malformed URL)"
 	}
-	if u.User == nil {
+	if u.User == nil && u.RawQuery == "" && u.Fragment == "" {
 		return repo
 	}
-	u.User = nil
-	scheme, rest, _ := strings.Cut(u.String(), "://")
-	return scheme + "://***@" + rest
+	hadUser := u.User != nil
+	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
+	out := u.String()
+	if hadUser {
+		scheme, rest, _ := strings.Cut(out, "://")
+		out = scheme + "://***@" + rest
+	}
+	if keys := queryKeys(repo); len(keys) > 0 {
+		out += "?" + strings.Join(keys, "=***&") + "=***"
+	}
+	return out
+}
+
+// queryKeys are the keys of a URL's query, in order, once each.
+func queryKeys(repo string) []string {
+	_, query, ok := strings.Cut(repo, "?")
+	if !ok {
+		return nil
+	}
+	query, _, _ = strings.Cut(query, "#")
+	var keys []string
+	for part := range strings.SplitSeq(query, "&") {
+		k, _, _ := strings.Cut(part, "=")
+		if k, err := url.QueryUnescape(k); err == nil && k != "" && !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
 // splitCredentials takes credentials written into an http(s) URL
 // (GitHub's https://TOKEN@github.com/…, or user:password@) out of it, as
 // basic auth: go-git then never sees them in the URL, and none of its
 // errors can show them. secrets lists what to scrub from messages anyway.
+//
+// Secrets in the query (?private_token=…) stay in the URL the host needs
+// them in, and are scrubbed from messages.
 func splitCredentials(repo string) (clean string, auth transport.AuthMethod, secrets []string) {
 	u, err := url.Parse(repo)
-	if err != nil || u.User == nil || (u.Scheme != "https" && u.Scheme != "http") {
+	if err != nil {
 		return repo, nil, nil
+	}
+	for _, vs := range u.Query() {
+		for _, v := range vs {
+			if len(v) >= 4 {
+				secrets = append(secrets, v)
+			}
+		}
+	}
+	if u.User == nil || (u.Scheme != "https" && u.Scheme != "http") {
+		return repo, nil, secrets
 	}
 	user := u.User.Username()
 	pass, _ := u.User.Password()
@@ -99,8 +143,10 @@ func scrub(op, repo string, err error, secrets ...string) error {
 	for _, s := range secrets {
 		if s != "" {
 			msg = strings.ReplaceAll(msg, s, "***")
-			if esc := url.PathEscape(s); esc != s {
-				msg = strings.ReplaceAll(msg, esc, "***")
+			for _, esc := range []string{url.PathEscape(s), url.QueryEscape(s)} {
+				if esc != s {
+					msg = strings.ReplaceAll(msg, esc, "***")
+				}
 			}
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -61,9 +60,16 @@ func TestCloneAndHead(t *testing.T) {
 
 func TestRedact(t *testing.T) {
 	t.Parallel()
-	got := Redact("https://user:hunter2@git.example.com/access.git")
-	if strings.Contains(got, "hunter2") || !strings.Contains(got, "git.example.com/access.git") {
-		t.Errorf("Redact = %q", got)
+	for in, want := range map[string]string{
+		"https://user:hunter2@git.example.com/access.git":                      "https://***@git.example.com/access.git",
+		"https://git.example.com/access.git?private_token=hunter2":             "https://git.example.com/access.git?private_token=***",
+		"https://u:hunter2@git.example.com/a.git?x=hunter2&private_token=h2#f": "https://***@git.example.com/a.git?x=***&private_token=***",
+		"https://git.example.com/access.git":                                   "https://git.example.com/access.git",
+		"git@github.com:org/access.git":                                        "git@github.com:org/access.git",
+	} {
+		if got := Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 

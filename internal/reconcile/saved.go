@@ -4,8 +4,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -132,22 +136,58 @@ func changeLine(ap *AccountPlan, c diff.Change) string {
 }
 
 // WriteFile writes the saved plan to path.
+//
+// It holds emails: it is written readable by its owner only, to a
+// temporary file renamed over path, so that no one else reads it even
+// for an instant and a crash leaves the old file or the new whole. A path
+// that is a symbolic link is refused: writing through it would overwrite
+// (and re-mode) whatever it points to.
 func (sp *SavedPlan) WriteFile(path string) error {
 	data, err := json.MarshalIndent(sp, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(path, append(data, '\n'), 0o600); err != nil {
+	switch info, err := os.Lstat(path); {
+	case err == nil && info.Mode()&os.ModeSymlink != 0:
+		return fmt.Errorf("%s is a symbolic link: refused, as writing through it would overwrite what it points to; give the path of a plain file", path)
+	case err == nil && !info.Mode().IsRegular():
+		return fmt.Errorf("%s is not a plain file: refused", path)
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return err
 	}
-	return os.Chmod(path, 0o600) // it holds emails: not readable by others, even if it existed
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".cfaccess-plan-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path) // CreateTemp made it 0600
 }
+
+// MaxSavedPlan is the largest saved plan read: a plan of 50,000 members
+// is a few megabytes; a larger file is not one of ours, and is refused
+// before it is read whole.
+const MaxSavedPlan = 64 << 20
 
 // ReadSavedPlan reads a file of `plan --out`.
 func ReadSavedPlan(path string) (*SavedPlan, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read the saved plan: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxSavedPlan+1))
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("read the saved plan: %w", err)
+	case len(data) > MaxSavedPlan:
+		return nil, fmt.Errorf("%s is larger than %d MiB: not a plan saved by reconciler plan --out", path, MaxSavedPlan>>20)
 	}
 	var sp SavedPlan
 	if err := json.Unmarshal(data, &sp); err != nil || sp.Kind != SavedPlanKind {
@@ -181,6 +221,9 @@ func (sp *SavedPlan) Differences(o *Outcome) []string {
 			continue
 		case ap.Err != nil || ap.Plan == nil:
 			out = append(out, fmt.Sprintf("%s: could not be planned: %v", ap.Provider, ap.Err))
+			continue
+		case sa.AccountID != ap.AccountID:
+			out = append(out, fmt.Sprintf("%s: the plan was made for account %s, the repository now names account %s", ap.Provider, sa.AccountID, ap.AccountID))
 			continue
 		}
 		now := savedAccount(ap)

@@ -161,7 +161,7 @@ func evidenceMarkdown(w io.Writer, r *evidence.Report) error {
 			fmt.Fprintf(&b, "cfaccess's token: %s.\n\n", mdEscape(oneLine(a.Credentials)))
 		}
 		if a.Truncated {
-			b.WriteString("⚠️ **The audit log had more entries than --max-pages allows: the list below is incomplete, its end missing.**\n\n")
+			b.WriteString("⚠️ **The audit log had more entries than --max-pages allows (or more than 512 MiB of them): the list below is incomplete, its end missing.**\n\n")
 		}
 		s := a.Summary
 		fmt.Fprintf(&b, "| changes | approved through Git | unverified | out of band | corrected | still present | median time to correction | longest |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")

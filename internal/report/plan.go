@@ -582,10 +582,23 @@ func planJSON(w io.Writer, o *reconcile.Outcome) error {
 // Everything a repository or an account supplies (reasons, emails, file
 // names, commit subjects, policy messages) goes through it: a value must
 // not end a table cell or row, open a link, an HTML comment (CI finds its
-// comment by a marker) or a code span.
+// comment by a marker) or a code span — nor notify anyone or link
+// anywhere when the comment is posted: an @mention and a bare URL get a
+// zero-width space (as an entity) after "@" or the scheme, which GitHub
+// and GitLab show as nothing and neither mention nor link.
 func mdEscape(s string) string {
-	return Visible(mdEscaper.Replace(s))
+	s = Visible(mdEscaper.Replace(s))
+	s = mention.ReplaceAllString(s, "$1@&#8203;$2")
+	s = bareURL.ReplaceAllString(s, "$1:&#8203;//")
+	return bareWWW.ReplaceAllString(s, "$1&#8203;.")
 }
+
+var (
+	// mention is an @ at the start of a word (an email's is not).
+	mention = regexp.MustCompile(`(^|[^\pL\pN_.+-])@([\pL\pN_])`)
+	bareURL = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.-]*):\/\/`)
+	bareWWW = regexp.MustCompile(`(?i)\b(www)\.`)
+)
 
 var mdEscaper = strings.NewReplacer("\\", `\\`, "|", `\|`, "<", "&lt;", ">", "&gt;", "&", "&amp;", "*", `\*`, "_", `\_`,
 	"`", "\\`", "[", `\[`, "]", `\]`, "\r\n", " ", "\n", " ", "\r", " ")
@@ -594,6 +607,14 @@ var mdEscaper = strings.NewReplacer("\\", `\\`, "|", `\|`, "<", "&lt;", ">", "&g
 // no newline or pipe can end the cell.
 func mdCode(s string) string {
 	return "`" + Visible(strings.NewReplacer("`", "'", "\r\n", " ", "\n", " ", "\r", " ", "|", `\|`).Replace(s)) + "`"
+}
+
+// Field is a value from an account, a repository or a daemon, made safe
+// for one field of terminal output: on one line (newlines as ⏎), no tab
+// to shift a column, and control, invisible and direction-changing
+// characters as escapes. A user-group name cannot forge a line.
+func Field(s string) string {
+	return strings.ReplaceAll(oneLine(s), "\t", " ")
 }
 
 // oneLine flattens a value a repository supplies onto one line of text

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +37,11 @@ type Config struct {
 	Details bool
 	// Webhook, when set, serves POST /hooks/github and /hooks/gitlab.
 	Webhook *gitsource.Webhook
+	// StatusHosts are the host names, besides IP addresses and localhost,
+	// that the status page and /status answer to (--status-host): a page
+	// elsewhere cannot read them through a name it points at this
+	// address (DNS rebinding).
+	StatusHosts []string
 }
 
 // Server is the daemon's HTTP servers, listening.
@@ -147,6 +154,10 @@ func Handler(cfg Config, hooks bool) http.Handler {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		if !hostAllowed(cfg, w, r) {
+			return
+		}
+		w.Header().Set("X-Frame-Options", "DENY")
 		st := cfg.Board.Status()
 		if !cfg.Details {
 			st = Masked(st)
@@ -158,12 +169,18 @@ func Handler(cfg Config, hooks bool) http.Handler {
 		_ = report.WriteJSON(w, st)
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		if !hostAllowed(cfg, w, r) {
+			return
+		}
 		st := cfg.Board.Status()
 		if !cfg.Details {
 			st = Masked(st)
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:")
+		// No frame may hold it (clickjacking), for browsers that know
+		// either header.
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'")
+		w.Header().Set("X-Frame-Options", "DENY")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		if err := page.Execute(w, pageData{Status: st, Details: cfg.Details}); err != nil {
 			http.Error(w, "render the status page", http.StatusInternalServerError)
@@ -175,8 +192,30 @@ func Handler(cfg Config, hooks bool) http.Handler {
 	return mux
 }
 
-// emailPattern finds email addresses in text, to mask them.
-var emailPattern = regexp.MustCompile(`[^\s"'<>(),;:@]+@[^\s"'<>(),;:@]+\.[^\s"'<>(),;:@]+`)
+// hostAllowed answers 421 to a request for the status of a host that is
+// neither an IP address, localhost, nor one of cfg.StatusHosts: a web page
+// that points a name of its own at this address (DNS rebinding) gets
+// nothing, as the browser sends that name.
+func hostAllowed(cfg Config, w http.ResponseWriter, r *http.Request) bool {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
+	if net.ParseIP(host) != nil || host == "localhost" || strings.HasSuffix(host, ".localhost") ||
+		slices.ContainsFunc(cfg.StatusHosts, func(s string) bool { return strings.EqualFold(s, host) }) {
+		return true
+	}
+	http.Error(w, fmt.Sprintf("host %q is not served: the status answers IP addresses and localhost; to reach it by this name, run with --status-host %s",
+		report.Field(host), report.Field(host)), http.StatusMisdirectedRequest)
+	return false
+}
+
+// emailPattern finds email addresses in text, to mask them: the whole
+// run of characters around an @ up to a space or a separator. A local
+// part may hold almost anything (o'brien@, "a b"@, x!y@): masking more
+// than the address is harmless, masking less leaks part of it.
+var emailPattern = regexp.MustCompile(`"[^"\n]*"@[^\s<>(),;]*|[^\s<>(),;]*@[^\s<>(),;]*`)
 
 func maskEmails(s string) string { return emailPattern.ReplaceAllString(s, "[email]") }
 

@@ -71,9 +71,16 @@ func (d *daemon) config(details bool) server.Config {
 	return server.Config{Gatherer: d.reg, Board: d.loop.Board, Details: details, Webhook: d.hook}
 }
 
+// get requests path of h, as a browser on the same machine would (Host
+// 127.0.0.1:9090) unless header gives a "Host".
 func get(h http.Handler, method, path string, header ...string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, path, strings.NewReader(`{"ref":"refs/heads/main"}`))
+	req.Host = "127.0.0.1:9090"
 	for i := 0; i+1 < len(header); i += 2 {
+		if header[i] == "Host" {
+			req.Host = header[i+1]
+			continue
+		}
 		req.Header.Set(header[i], header[i+1])
 	}
 	rec := httptest.NewRecorder()
@@ -374,15 +381,18 @@ func TestStatusPageMasked(t *testing.T) {
 	}
 }
 
-// Masking leaves no email anywhere in the status: reasons, grant files,
-// expiry sources, drift, findings, recent changes.
+// Masking leaves no email anywhere in the status, nor any part of one:
+// reasons, grant files, expiry sources, drift, findings, recent changes,
+// the changes made with cfaccess's credentials elsewhere.
 func TestMaskedEverywhere(t *testing.T) {
 	t.Parallel()
 	st := reconcile.Status{
 		Accounts: []reconcile.AccountStatus{{Account: "prod", Name: "ops@example.com's account",
-			Members:  []reconcile.MemberStatus{{Email: "a@example.com", Access: []string{"DNS on account:* (via user group x@example.com)"}, Grants: []string{"people/bob@example.com.yaml:2"}, Reasons: []string{"asked by carol@example.com"}}},
+			Members:  []reconcile.MemberStatus{{Email: "o'brien@example.com", Access: []string{"DNS on account:* (via user group x@example.com)"}, Grants: []string{"people/bob@example.com.yaml:2"}, Reasons: []string{`asked by "carol smith"@example.com and dan!x@example.com`}}},
 			Expiring: []reconcile.ExpiryStatus{{Email: "a@example.com", Source: "people/bob@example.com.yaml:2"}},
 			Drift:    []reconcile.DriftStatus{{Email: "a@example.com", Actor: "m@example.com", Action: "Invite d@example.com", Group: "g@example.com"}},
+			CredentialsElsewhere: []reconcile.CredentialUse{{Subject: "o'neil@example.com", Actor: "token x of owner@example.com", IP: "203.0.113.10",
+				UserAgent: "curl (by mallory@example.com)"}},
 		}},
 		Violations: []reconcile.Finding{{Source: "people/bob@example.com.yaml:2", Message: "e@example.com"}},
 		Recent:     []reconcile.RecentChange{{Email: "a@example.com", DriftActor: "m@example.com", Group: "g@example.com"}},
@@ -391,7 +401,48 @@ func TestMaskedEverywhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(out), "@example.com") {
-		t.Errorf("an email in the masked status: %s", out)
+	for _, leak := range []string{"@example.com", "o'", "brien", "carol", "smith", "dan!", "neil", "203.0.113.10"} {
+		if strings.Contains(string(out), leak) {
+			t.Errorf("%q in the masked status: %s", leak, out)
+		}
+	}
+}
+
+// The status cannot be read by another site: no frame may hold the page,
+// and a request naming a host that is not an IP address, localhost or a
+// --status-host (DNS rebinding: a page of evil.example pointing its name
+// at this address) gets 421. Metrics and health answer any host.
+func TestStatusRefusesForeignHosts(t *testing.T) {
+	t.Parallel()
+	story := testkit.NewStory(t)
+	d := newDaemon(t, story, time.Hour)
+	cfg := d.config(false)
+	cfg.StatusHosts = []string{"cfaccess.ops.example.com"}
+	h := server.Handler(cfg, true)
+	for _, tc := range []struct {
+		host string
+		want int
+	}{
+		{"127.0.0.1:9090", 200}, {"[::1]:9090", 200}, {"10.0.3.7", 200}, {"localhost:9090", 200}, {"LocalHost", 200},
+		{"cfaccess.ops.example.com:9090", 200}, {"CFACCESS.ops.example.com.", 200},
+		{"evil.example:9090", 421}, {"evil.example", 421}, {"127.0.0.1.evil.example", 421}, {"", 421},
+	} {
+		for _, path := range []string{"/", "/status"} {
+			if rec := get(h, "GET", path, "Host", tc.host); rec.Code != tc.want {
+				t.Errorf("GET %s, Host %q: %d, want %d", path, tc.host, rec.Code, tc.want)
+			}
+		}
+		for _, path := range []string{"/metrics", "/healthz"} {
+			if rec := get(h, "GET", path, "Host", tc.host); rec.Code != 200 {
+				t.Errorf("GET %s, Host %q: %d, want 200", path, tc.host, rec.Code)
+			}
+		}
+	}
+	page := get(h, "GET", "/")
+	if csp := page.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") || page.Header().Get("X-Frame-Options") != "DENY" {
+		t.Errorf("the page may be framed: CSP %q, X-Frame-Options %q", csp, page.Header().Get("X-Frame-Options"))
+	}
+	if refused := get(h, "GET", "/status", "Host", "evil.example"); !strings.Contains(refused.Body.String(), "--status-host evil.example") {
+		t.Errorf("the refusal does not say what to do: %s", refused.Body.String())
 	}
 }
