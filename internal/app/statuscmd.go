@@ -131,6 +131,10 @@ func statusText(w io.Writer, st reconcile.Status) error {
 		for _, x := range a.Expiring {
 			fmt.Fprintf(w, "  expires %s: %s %s (%s)\n", when(x.Expires), v(x.Email), v(x.Access), v(x.Source))
 		}
+		for _, u := range a.CredentialsElsewhere {
+			fmt.Fprintf(w, "  ! made with cfaccess's own credentials by someone else: %s %s by %s from %s (%s) at %s\n",
+				v(u.Action), v(u.Subject), v(u.Actor), v(u.IP), v(u.UserAgent), when(u.At))
+		}
 		for _, d := range a.Drift {
 			fmt.Fprintf(w, "  drift: %s %s%s — %s by %s (%s) at %s\n", v(d.Change), v(d.Email), v(d.Group), v(d.Action), v(d.Actor), v(d.Context), when(d.At))
 		}

@@ -3,6 +3,7 @@ package app
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -283,6 +284,15 @@ grants:
 		if err != nil || len(st.Accounts) != 1 || len(st.Accounts[0].Elsewhere) == 0 || st.Accounts[0].Elsewhere[0].Action != "Edit Member" ||
 			!strings.Contains(st.Accounts[0].Elsewhere[0].UserAgent, tc.other) {
 			t.Errorf("%s: /status credentials_used_elsewhere: %+v %v", tc.label, st, err)
+		}
+		page, err := http.Get(p.base + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(page.Body)
+		page.Body.Close()
+		if !strings.Contains(string(body), "Changes made with cfaccess's own credentials by someone else") {
+			t.Errorf("%s: the status page does not say so:\n%s", tc.label, body)
 		}
 		// The other's first write this one could judge (its journal
 		// reaches from JournalSkew after its start): reported within an
