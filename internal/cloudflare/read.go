@@ -252,23 +252,9 @@ func (c *Client) ReadCatalogue(ctx context.Context, accountID string) (*Account,
 		return err
 	})
 	g.Go(func() error {
-		groups, err := fetchAll(gctx, c, "list user groups of account "+accountID, listMode{perPage: userGroupPerPage},
-			func(g UserGroup) string { return g.ID },
-			func(ctx context.Context, page int) ([]UserGroup, pageInfo, error) {
-				var p iam.UserGroupListParams
-				p.AccountID.Value, p.AccountID.Present = accountID, true
-				p.Page.Value, p.Page.Present = float64(page), true
-				p.PerPage.Value, p.PerPage.Present = userGroupPerPage, true
-				res, err := c.userGroups.List(ctx, p)
-				if err != nil {
-					return nil, pageInfo{}, err
-				}
-				out := make([]UserGroup, len(res.Result))
-				for i, g := range res.Result {
-					out[i] = UserGroup{ID: strings.Clone(g.ID), Name: strings.Clone(g.Name)}
-				}
-				return out, parsePageInfo(res.JSON.RawJSON()), nil
-			})
+		groups, err := c.listUserGroups(gctx, accountID, func(g iam.UserGroupListResponse) (UserGroup, error) {
+			return UserGroup{ID: strings.Clone(g.ID), Name: strings.Clone(g.Name)}, nil
+		})
 		if notPermitted(err) {
 			return nil // group names then come from the log alone
 		}

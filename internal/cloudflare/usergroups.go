@@ -84,25 +84,9 @@ func notPermitted(err error) bool {
 // readUserGroups lists the account's user groups and each one's members.
 // A token that may not read them gives a NotChecked, not an error.
 func (c *Client) readUserGroups(ctx context.Context, accountID string, seen *groupSet) ([]UserGroup, *NotChecked, error) {
-	groups, err := fetchAll(ctx, c, "list user groups of account "+accountID, listMode{perPage: userGroupPerPage},
-		func(g UserGroup) string { return g.ID },
-		func(ctx context.Context, page int) ([]UserGroup, pageInfo, error) {
-			var p iam.UserGroupListParams
-			p.AccountID.Value, p.AccountID.Present = accountID, true
-			p.Page.Value, p.Page.Present = float64(page), true
-			p.PerPage.Value, p.PerPage.Present = userGroupPerPage, true
-			res, err := c.userGroups.List(ctx, p)
-			if err != nil {
-				return nil, pageInfo{}, err
-			}
-			out := make([]UserGroup, len(res.Result))
-			for i, g := range res.Result {
-				if out[i], err = convertUserGroup(g, accountID, seen); err != nil {
-					return nil, pageInfo{}, err
-				}
-			}
-			return out, parsePageInfo(res.JSON.RawJSON()), nil
-		})
+	groups, err := c.listUserGroups(ctx, accountID, func(g iam.UserGroupListResponse) (UserGroup, error) {
+		return convertUserGroup(g, accountID, seen)
+	})
 	if notPermitted(err) {
 		var ae *APIError
 		errors.As(err, &ae)
@@ -128,6 +112,29 @@ func (c *Client) readUserGroups(ctx context.Context, accountID string, seen *gro
 	}
 	slices.SortFunc(groups, func(a, b UserGroup) int { return cmp.Compare(a.Name, b.Name) })
 	return groups, nil, nil
+}
+
+// listUserGroups lists the account's user groups, each made by convert.
+func (c *Client) listUserGroups(ctx context.Context, accountID string, convert func(iam.UserGroupListResponse) (UserGroup, error)) ([]UserGroup, error) {
+	return fetchAll(ctx, c, "list user groups of account "+accountID, listMode{perPage: userGroupPerPage},
+		func(g UserGroup) string { return g.ID },
+		func(ctx context.Context, page int) ([]UserGroup, pageInfo, error) {
+			var p iam.UserGroupListParams
+			p.AccountID.Value, p.AccountID.Present = accountID, true
+			p.Page.Value, p.Page.Present = float64(page), true
+			p.PerPage.Value, p.PerPage.Present = userGroupPerPage, true
+			res, err := c.userGroups.List(ctx, p)
+			if err != nil {
+				return nil, pageInfo{}, err
+			}
+			out := make([]UserGroup, len(res.Result))
+			for i, g := range res.Result {
+				if out[i], err = convert(g); err != nil {
+					return nil, pageInfo{}, err
+				}
+			}
+			return out, parsePageInfo(res.JSON.RawJSON()), nil
+		})
 }
 
 func convertUserGroup(g iam.UserGroupListResponse, accountID string, seen *groupSet) (UserGroup, error) {

@@ -303,6 +303,23 @@ func (r *Repo) Inactive(provider, email string, now time.Time) (sources []Pos, r
 	return sources, reasons
 }
 
+// RoleAccess is what a repository role gives on provider's account: each
+// of its Cloudflare roles on each of its resources (none when the role is
+// unknown, disabled, or not for that provider).
+func (r *Repo) RoleAccess(roleID, provider string) []Access {
+	role := r.Roles[roleID]
+	if role == nil || !role.Enabled || !slices.Contains(role.Providers, provider) {
+		return nil
+	}
+	out := make([]Access, 0, len(role.CloudflareRoles)*len(role.Resources))
+	for _, name := range role.CloudflareRoles {
+		for _, res := range role.Resources {
+			out = append(out, Access{Role: name, Resource: res})
+		}
+	}
+	return out
+}
+
 // GrantReaches reports whether a grant gives access in provider's account
 // (through an enabled role naming it).
 func (r *Repo) GrantReaches(g *Grant, provider string) bool {

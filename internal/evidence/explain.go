@@ -331,16 +331,10 @@ func groupAt(repo *desired.Repo, provider, name string, t time.Time) (group, boo
 			continue
 		}
 		for _, roleID := range gr.Roles {
-			role := repo.Roles[roleID]
-			if role == nil || !role.Enabled || !slices.Contains(role.Providers, provider) {
-				continue
+			if as := repo.RoleAccess(roleID, provider); len(as) > 0 {
+				g.access = append(g.access, as...)
+				g.grants = appendGrant(g.grants, gr.Pos, gr.Reason)
 			}
-			for _, r := range role.CloudflareRoles {
-				for _, res := range role.Resources {
-					g.access = append(g.access, desired.Access{Role: r, Resource: res})
-				}
-			}
-			g.grants = appendGrant(g.grants, gr.Pos, gr.Reason)
 		}
 	}
 	return g, true

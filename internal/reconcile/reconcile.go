@@ -351,15 +351,8 @@ func Wants(repo *desired.Repo, pid string, now time.Time, live *cloudflare.Accou
 				continue
 			}
 			for _, roleID := range g.Roles {
-				role := repo.Roles[roleID]
-				if role == nil || !role.Enabled || !slices.Contains(role.Providers, pid) {
-					continue
-				}
-				for _, name := range role.CloudflareRoles {
-					for _, res := range role.Resources {
-						add(x, desired.Binding{Provider: pid, Role: roleID, Access: desired.Access{Role: name, Resource: res},
-							Active: true, Reason: g.Reason, Source: g.Pos, Group: gid})
-					}
+				for _, a := range repo.RoleAccess(roleID, pid) {
+					add(x, desired.Binding{Provider: pid, Role: roleID, Access: a, Active: true, Reason: g.Reason, Source: g.Pos, Group: gid})
 				}
 			}
 		}
