@@ -103,7 +103,7 @@ func outcomeExit(o *reconcile.Outcome, detailed bool) error {
 	switch {
 	case o.Checked.LiveDenied():
 		return exitCode(ExitDenied)
-	case o.Failed(), o.FailedChanges() > 0:
+	case o.Failed(), o.FailedChanges() > 0, o.Refused() > 0:
 		return exitCode(ExitError)
 	case detailed && !o.Applied && o.Changes() > 0:
 		return exitCode(ExitChanges)

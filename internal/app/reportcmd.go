@@ -146,7 +146,7 @@ func (f *reportFlags) run(ctx context.Context, env *Env) error {
 		return err
 	}
 	for _, a := range out.Accounts {
-		if a.Error != "" || a.Truncated || a.NoApproval != "" {
+		if a.Error != "" || a.Truncated || a.NoApproval != "" || a.Doubt != "" {
 			// The report says which account could not be read, or was
 			// read in part; the exit code tells a scheduled job the
 			// evidence is incomplete.
@@ -174,10 +174,10 @@ func (f *reportFlags) identities(ctx context.Context, client *cloudflare.Client,
 	case err != nil:
 		opts.NoIdentity = "cfaccess's token id could not be learned from the token this report runs with: " + err.Error()
 	case id.TokenID != "":
-		opts.Identities = []cloudflare.Identity{id}
+		opts.Identities, opts.Learned = []cloudflare.Identity{id}, true
 		opts.Credentials = "token " + id.TokenID + ", the token this report runs with (tokens/verify); if cfaccess applies with another, give its id with --cfaccess-token-id"
 	case id.KeyEmail != "":
-		opts.Identities = []cloudflare.Identity{id}
+		opts.Identities, opts.Learned = []cloudflare.Identity{id}, true
 		opts.Credentials = "the Global API key of " + id.KeyEmail + ", which this report runs with"
 	default:
 		opts.NoIdentity = "cfaccess's token id is unknown"
@@ -198,6 +198,10 @@ func (h *gitHistory) Declarations(ctx context.Context, sha string) (*desired.Rep
 	}
 	repo, _ := reconcile.Load(src.YAML, lookupOptions)
 	return repo, nil
+}
+
+func (h *gitHistory) Descends(sha, ancestor string) (bool, error) {
+	return h.remote.Descends(sha, ancestor)
 }
 
 func (h *gitHistory) Commit(sha string) (string, string, error) {

@@ -167,3 +167,42 @@ func TestReportWithoutCfaccessToken(t *testing.T) {
 		t.Errorf("with --cfaccess-token-id: exit %d\n%s", code, out)
 	}
 }
+
+// A member added long before the period and removed through Git in it:
+// the log's removal names the member by id only, and the report finds the
+// email from the member's own entries, however old, to check and approve
+// the removal (it used to be "unverified: the member's email is unknown").
+func TestReportRemovalOfALongStandingMember(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t)
+	e.now = time.Date(2026, 7, 1, 9, 0, 0, 0, time.UTC)
+	if code, out, _ := e.run("apply", "--repo", e.Repo); code != ExitOK {
+		t.Fatalf("apply: exit %d\n%s", code, out)
+	}
+	e.Commit("dave leaves", map[string]string{"grants.yaml": strings.Replace(e.ReadFile("grants.yaml"), "  - {users: [dave@example.com], roles: [ro], reason: SEC-2 audit}\n", "", 1)})
+	e.now = time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
+	if code, out, _ := e.run("apply", "--repo", e.Repo); code != ExitOK || !strings.Contains(out, "remove dave@example.com") {
+		t.Fatalf("apply: exit %d\n%s", code, out)
+	}
+	e.now = time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	code, out, errOut := e.run("report", "--repo", e.Repo, "--since", "2026-12-01", "--format", "json")
+	if code != ExitOK {
+		t.Fatalf("report: exit %d %s", code, errOut)
+	}
+	var doc report.EvidenceDoc
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, c := range doc.Accounts[0].Changes {
+		if c.Type == "delete" && c.Subject == "dave@example.com" {
+			found = true
+			if c.Approval != "git" {
+				t.Errorf("dave's removal: %+v", c)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no removal of dave@example.com by email:\n%s", out)
+	}
+}

@@ -129,6 +129,8 @@ func TestRepoURLCredentialsNeverShown(t *testing.T) {
 		"https://x-access-token:" + token + "@127.0.0.1:1/org/access.git",
 		"https://user:" + token + "%zz@127.0.0.1:99999/org/access.git",
 		"https://127.0.0.1:1/org/access.git?private_token=" + token,
+		"https://127.0.0.1:1/org/access.git?a=1;private_token=" + token,
+		"https://127.0.0.1:1/org/access.git?" + token,
 	} {
 		t.Run(gitsource.Redact(repo), func(t *testing.T) {
 			var seen strings.Builder

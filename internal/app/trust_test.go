@@ -81,9 +81,10 @@ grants:
 
 // The protected owner holds Super Administrator through a user group that
 // the repository mirrors under the same name and grants Analytics: setting
-// the group's policies would demote the owner. The plan is refused at the
-// group's declaration, whatever --allow-mass-removal says, and nothing is
-// written (it used to apply and exit 0).
+// the group's policies would demote the owner. That change is refused at
+// the group's declaration, whatever --allow-mass-removal says, and never
+// written (it used to apply and exit 0); the rest of the plan is applied
+// — an expiry must not wait on it — and apply exits 1.
 func TestProtectedOwnerThroughAUserGroup(t *testing.T) {
 	t.Parallel()
 	e := newE2E(t)
@@ -102,16 +103,30 @@ groups:
 grants:
   - {groups: [admins], roles: [analytics], reason: OPS-5 dashboards}
 `})
+	const refusal = `admins.yaml:4: user group "Admins" (cloudflare_user_group) would have its policies set so that protected member owner@example.com would lose Super Administrator - All Privileges on account:*: refused`
+	if code, out, _ := e.run("plan", "--repo", e.Repo); code != ExitError || !strings.Contains(out, "⛔ "+refusal) {
+		t.Errorf("plan: exit %d, want the refusal:\n%s", code, out)
+	}
+	if _, md, _ := e.run("plan", "--repo", e.Repo, "--format", "markdown"); !strings.Contains(md, "⛔ **1 change refused**") {
+		t.Errorf("markdown:\n%s", md)
+	}
 	e.Fake.ResetRequests()
 	for _, args := range [][]string{{"apply", "--repo", e.Repo}, {"apply", "--repo", e.Repo, "--allow-mass-removal"}} {
 		code, out, _ := e.run(args...)
-		const refusal = `admins.yaml:4: user group "Admins" (cloudflare_user_group) would have its policies set so that protected member owner@example.com loses Super Administrator - All Privileges on account:*: refused, nothing written`
-		if code != ExitError || !strings.Contains(out, refusal) {
+		if code != ExitError || !strings.Contains(out, refusal) || !strings.Contains(out, "1 change refused") {
 			t.Errorf("%v: exit %d, want the refusal:\n%s", args, code, out)
 		}
-		if w := e.Writes(); len(w) != 0 {
-			t.Errorf("%v: wrote %v", args, w)
+		for _, w := range e.Writes() {
+			if strings.Contains(w, "/iam/user_groups/") && strings.HasPrefix(w, "PUT") {
+				t.Errorf("%v: the group's policies were written: %v", args, w)
+			}
 		}
+		if g := e.Fake.UserGroups(); len(g) != 1 || len(g[0].Access) != 1 || g[0].Access[0].Role != "Super Administrator - All Privileges" {
+			t.Errorf("%v: the owner's group changed: %+v", args, g)
+		}
+	}
+	if e.HasMember("stranger@example.com") {
+		t.Error("the rest of the plan was not applied")
 	}
 }
 
@@ -347,10 +362,10 @@ func TestMarkdownNotifiesNobody(t *testing.T) {
 	t.Parallel()
 	e := newE2E(t)
 	e.Commit("a loud reason", map[string]string{
-		"loud.yaml": "grants:\n  - {users: [loud@example.com], roles: [ro], reason: \"cc @security-team, @org/admins: see https://evil.example/x and www.evil.example\"}\n",
+		"loud.yaml": "grants:\n  - {users: [loud@example.com], roles: [ro], reason: \"cc @security-team, @org/admins, .@dot, -@dash, +@plus: see https://evil.example/x and www.evil.example\"}\n",
 	})
 	_, out, _ := e.run("plan", "--repo", e.Repo, "--format", "markdown")
-	for _, raw := range []string{"@security-team", "@org/admins", "https://evil.example", "www.evil.example"} {
+	for _, raw := range []string{"@security-team", "@org/admins", "@dot", "@dash", "@plus", "https://evil.example", "www.evil.example"} {
 		if strings.Contains(out, raw) {
 			t.Errorf("%q posted as is:\n%s", raw, out)
 		}

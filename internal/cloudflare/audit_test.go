@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudflare/cloudflare-go/v7/accounts"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
@@ -241,5 +242,40 @@ func TestAuditLogBounded(t *testing.T) {
 		if len(en.Mentions) > maxMentions {
 			t.Fatalf("an entry keeps %d mentions", len(en.Mentions))
 		}
+	}
+}
+
+// A member change's email is Cloudflare's (the answer), never what the
+// request's sender wrote beside another member's id; only an invitation's
+// request names its member.
+func TestAuditEmailFromCloudflare(t *testing.T) {
+	t.Parallel()
+	entry := func(typ, request, response string) AuditEntry {
+		var r accounts.LogAuditListResponse
+		body := `{"id":"e1","action":{"type":"` + typ + `","description":"x","result":"success","time":"2026-12-01T09:00:00Z"},
+			"raw":{"method":"PUT","uri":"/accounts/023e105f4ecef8ad9ca31a8372d0c353/members/0123456789abcdef0123456789abcdef"},
+			"resource":{"product":"members","request":` + request + `,"response":` + response + `}}`
+		if err := json.Unmarshal([]byte(body), &r); err != nil {
+			t.Fatal(err)
+		}
+		return convertAudit(r)
+	}
+	forged := `{"status":"accepted","user":{"email":"dave@example.com"},"policies":[]}`
+	for _, tc := range []struct {
+		typ, request, response, want string
+	}{
+		{"update", forged, `{"user":{"email":"alice@example.com"}}`, "alice@example.com"},
+		{"update", forged, `{}`, ""},
+		{"create", `{"email":"new@example.com","policies":[]}`, `{}`, "new@example.com"},
+		{"create", `{"email":"new@example.com","policies":[]}`, `{"user":{"email":"New@Example.com"}}`, "new@example.com"},
+	} {
+		if got := entry(tc.typ, tc.request, tc.response).Email; got != tc.want {
+			t.Errorf("%s, answer %s: email %q, want %q", tc.typ, tc.response, got, tc.want)
+		}
+	}
+	// A write too large to be cfaccess's is marked so, not cut silently.
+	many := `{"policies":[` + strings.TrimSuffix(strings.Repeat(`{"access":"allow","permission_groups":[{"id":"p"}],"resource_groups":[{"id":"r"}]},`, maxWritten+1), ",") + `]}`
+	if w := entry("update", many, `{}`).Written; w == nil || !w.Truncated {
+		t.Errorf("a write of %d policies: %+v", maxWritten+1, w)
 	}
 }

@@ -321,12 +321,21 @@ func (j *Journal) JudgeAll(es []AuditEntry, id Identity) []Origin {
 			}
 		}
 	}
+	// The writes that may explain an entry, by method and path.
+	byPath := map[string][]int{}
+	for i, w := range j.writes {
+		// 4xx answers are not logged (GA changelog, 2026-03-10): such a
+		// write explains no entry.
+		if w.Entry == "" && (w.Status < 400 || w.Status >= 500) {
+			byPath[w.Method+" "+w.Path] = append(byPath[w.Method+" "+w.Path], i)
+		}
+	}
 	for _, sameAgent := range []bool{true, false} {
 		for _, i := range open {
 			if out[i] != NotJudged {
 				continue
 			}
-			if w := j.explainLocked(es[i], sameAgent); w >= 0 {
+			if w := j.explainLocked(es[i], byPath[es[i].Method+" "+auditPath(es[i].URI)], sameAgent); w >= 0 {
 				j.writes[w].Entry, out[i] = es[i].ID, Ours
 			}
 		}
@@ -347,23 +356,28 @@ func (j *Journal) JudgeAll(es []AuditEntry, id Identity) []Origin {
 	return out
 }
 
-// explainLocked returns the write that explains e — not spent, the same
-// method and path, e within its time give or take JournalSkew, the
-// closest to it, and with sameAgent its User-Agent — or -1.
-func (j *Journal) explainLocked(e AuditEntry, sameAgent bool) int {
-	path := auditPath(e.URI)
+// explainLocked returns, of the writes candidates (indexes of the same
+// method and path), the one that explains e — not spent, e within its
+// time give or take JournalSkew, the closest to it (none closer than a
+// write whose span holds e), and with sameAgent its User-Agent — or -1.
+func (j *Journal) explainLocked(e AuditEntry, candidates []int, sameAgent bool) int {
 	best, bestD := -1, time.Duration(0)
-	for i, w := range j.writes {
-		// 4xx answers are not logged (GA changelog, 2026-03-10): such a
-		// write explains no entry.
-		if w.Entry != "" || w.Method != e.Method || w.Path != path || w.Status >= 400 && w.Status < 500 ||
-			sameAgent && w.UserAgent != e.UserAgent {
+	for _, i := range candidates {
+		w := j.writes[i]
+		if w.Entry != "" || sameAgent && w.UserAgent != e.UserAgent {
 			continue
 		}
 		if e.Time.Before(w.At.Add(-JournalSkew)) || e.Time.After(w.end().Add(JournalSkew)) {
 			continue
 		}
-		if d := e.Time.Sub(w.At).Abs(); best < 0 || d < bestD {
+		var d time.Duration
+		switch {
+		case e.Time.Before(w.At):
+			d = w.At.Sub(e.Time)
+		case e.Time.After(w.end()):
+			d = e.Time.Sub(w.end())
+		}
+		if best < 0 || d < bestD {
 			best, bestD = i, d
 		}
 	}

@@ -85,6 +85,18 @@ func TestJournalJudges(t *testing.T) {
 		t.Errorf("the other writer's entry taken for ours: %v", got)
 	}
 
+	// Two slow writes of one path: each entry goes to the write whose time
+	// in flight holds it, not to the one that began nearer.
+	now = t0
+	j = NewJournal(func() time.Time { return now })
+	write(j, &now, t0.Add(time.Minute), t0.Add(time.Minute+20*time.Second), "POST", "/accounts/a/iam/user_groups/g/members", 200)
+	write(j, &now, t0.Add(time.Minute+25*time.Second), t0.Add(time.Minute+40*time.Second), "POST", "/accounts/a/iam/user_groups/g/members", 200)
+	first := entry("e5", t0.Add(time.Minute+19900*time.Millisecond), us.TokenID, "POST", "/accounts/a/iam/user_groups/g/members")
+	second := entry("e6", t0.Add(time.Minute+39*time.Second), us.TokenID, "POST", "/accounts/a/iam/user_groups/g/members")
+	if got := j.JudgeAll([]AuditEntry{first, second}, us); got[0] != Ours || got[1] != Ours {
+		t.Errorf("two slow writes: %v, want both ours", got)
+	}
+
 	// The Global API key: the log names its user, in context api_key.
 	key := Identity{KeyEmail: "ops@example.com"}
 	if !key.Made(AuditEntry{ActorContext: "api_key", ActorEmail: "OPS@example.com"}) || key.Made(AuditEntry{ActorContext: "dash", ActorEmail: "ops@example.com"}) {

@@ -143,6 +143,10 @@ type Change struct {
 	// band, from the account's audit log (filled by reconcile): the
 	// change is correcting it.
 	Drift *Drift
+	// Protects, when set, refuses the change: it would take access from
+	// these protected members (on any path: a user group's policies, its
+	// membership). It is not made; the rest of the plan is.
+	Protects []ProtectedLoss
 }
 
 // Drift is an out-of-band change found in the account's audit log.
@@ -325,9 +329,14 @@ func Compute(want []Want, live []Live, opts Options) (*Plan, error) {
 	// every path: removals, updates that take away, leaving user groups,
 	// and user-group policies rewritten (each member of the group). No
 	// plan may take anything from a protected member.
-	p.Losing = p.losses(live, func(l *Live) bool { return skip[strings.ToLower(l.Email)] || opts.ProtectedIDs[l.ID] })
-	if err := p.protectedLosses(); err != nil {
-		return p, err
+	protected := func(l *Live) bool { return skip[strings.ToLower(l.Email)] || opts.ProtectedIDs[l.ID] }
+	p.Losing = p.losses(live, opts.LiveGroups, protected)
+	for range len(p.Changes) {
+		if !p.refuseProtected() {
+			break
+		}
+		// Without the refused changes: what will be made.
+		p.Losing = p.losses(live, opts.LiveGroups, protected)
 	}
 	if p.Breaker = p.breaker(managed, opts); p.Breaker != "" {
 		return p, fmt.Errorf("%w: %s; if that is intended, run apply with --allow-mass-removal", ErrMassRemoval, p.Breaker)

@@ -1,7 +1,6 @@
 package diff
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -17,47 +16,39 @@ import (
 type Loss struct {
 	Email, MemberID string
 	// Protected is set for a protected member or the token's owner: no
-	// plan may take anything from them.
+	// change may take anything from them (Change.Protects).
 	Protected bool
 	// Removed is set when the member leaves the account; Lose is what
-	// they lose (all of it for a removal).
+	// they lose (all of it for a removal); Foreign that they also lose
+	// policies cfaccess does not write (deny policies, or scopes it does
+	// not know), which a rewrite drops: counted as a loss, as nothing
+	// says what they gave.
 	Removed bool
 	Lose    []desired.Access
+	Foreign bool
 	// Causes are the plan's changes that take it away, as indexes into
 	// Plan.Changes.
 	Causes []int
 }
 
-// ErrProtected is returned, with the plan, when a change would take
-// access away from a protected member or the token's owner, on any path
-// (a user group's policies, its membership): the plan is refused whole,
-// and --allow-mass-removal does not lift it.
-var ErrProtected = errors.New("a protected member would lose access")
-
-// ProtectedError is a plan refused because it takes access from protected
-// members: their losses, each with the changes that cause it.
-type ProtectedError struct {
-	Losses []Loss
+// ProtectedLoss is what a change would take from a protected member: the
+// change is refused, and the rest of the plan goes on.
+type ProtectedLoss struct {
+	Email   string
+	Lose    []desired.Access
+	Foreign bool
 }
-
-func (e *ProtectedError) Error() string {
-	var who []string
-	for _, l := range e.Losses {
-		who = append(who, l.Email)
-	}
-	return fmt.Sprintf("%v: %s", ErrProtected, strings.Join(who, ", "))
-}
-
-func (e *ProtectedError) Unwrap() error { return ErrProtected }
 
 // losses computes, for every live member, what it holds now (its own
 // access and its user groups') and what it will hold once the plan's
-// changes are made, and returns those who lose anything. Invitations and
-// joins only give, so they are not followed.
-func (p *Plan) losses(live []Live, protected func(*Live) bool) []Loss {
+// changes are made — removals, its own policies set, user groups left,
+// joined, or their policies set — and returns those who lose anything.
+// Changes refused (Protects) are left out: they will not be made.
+func (p *Plan) losses(live []Live, groups []LiveGroup, protected func(*Live) bool) []Loss {
 	type touch struct {
-		own    int            // index of the Remove, Update or Reinvite of the member (-1: none)
-		leaves map[string]int // group id -> the LeaveGroup
+		own    int            // the Remove, Update or Reinvite of the member (-1: none)
+		leaves map[string]int // group id -> its LeaveGroup
+		joins  []int          // its JoinGroups
 	}
 	touches := map[string]*touch{}
 	at := func(id string) *touch {
@@ -68,62 +59,98 @@ func (p *Plan) losses(live []Live, protected func(*Live) bool) []Loss {
 		}
 		return t
 	}
-	groupAfter := map[string]int{} // group id -> its UpdateGroup
+	rewritten := map[string]int{} // group id -> its UpdateGroup
+	created := map[string]int{}   // group name -> its CreateGroup
 	for i, c := range p.Changes {
+		if len(c.Protects) > 0 {
+			continue
+		}
 		switch c.Action {
 		case Remove, Update, Reinvite:
 			at(c.MemberID).own = i
 		case LeaveGroup:
 			at(c.MemberID).leaves[c.GroupID] = i
+		case JoinGroup:
+			at(c.MemberID).joins = append(at(c.MemberID).joins, i)
 		case UpdateGroup:
-			groupAfter[c.GroupID] = i
+			rewritten[c.GroupID] = i
+		case CreateGroup:
+			created[c.Group] = i
+		}
+	}
+	byID := map[string]*LiveGroup{}
+	memberOf := map[string][]string{} // member id -> group ids
+	for i := range groups {
+		g := &groups[i]
+		byID[g.ID] = g
+		for _, m := range g.Members {
+			memberOf[m.ID] = append(memberOf[m.ID], g.ID)
 		}
 	}
 	var out []Loss
 	for i := range live {
 		l := &live[i]
-		t := touches[l.ID]
-		var rewritten bool
+		gids := slices.Clone(memberOf[l.ID])
+		held := map[string][]desired.Access{} // group id -> what it gives the member now
 		for _, in := range l.Inherited {
-			if _, ok := groupAfter[in.GroupID]; ok {
-				rewritten = true
+			if !slices.Contains(gids, in.GroupID) {
+				gids = append(gids, in.GroupID)
 			}
+			held[in.GroupID] = append(held[in.GroupID], in.Access)
 		}
-		if t == nil && !rewritten {
+		t := touches[l.ID]
+		if t == nil && !slices.ContainsFunc(gids, func(g string) bool { _, ok := rewritten[g]; return ok }) {
 			continue
 		}
 		if t == nil {
 			t = &touch{own: -1}
 		}
 		loss := Loss{Email: strings.ToLower(l.Email), MemberID: l.ID, Protected: protected(l)}
-		var after []desired.Access
+		if t.own >= 0 && p.Changes[t.own].Action == Remove {
+			loss.Removed, loss.Lose, loss.Causes, loss.Foreign = true, l.Effective(), []int{t.own}, l.Foreign
+			out = append(out, loss)
+			continue
+		}
+		foreign := func(gid string) bool { g := byID[gid]; return g != nil && g.Foreign }
 		ownAfter := l.Access
 		if t.own >= 0 {
-			c := p.Changes[t.own]
-			if c.Action == Remove {
-				loss.Removed, loss.Lose, loss.Causes = true, l.Effective(), []int{t.own}
-				out = append(out, loss)
-				continue
+			ownAfter = p.Changes[t.own].Access
+			if l.Foreign {
+				loss.Foreign, loss.Causes = true, append(loss.Causes, t.own)
 			}
-			ownAfter = c.Access
 		}
-		after = append(after, ownAfter...)
-		// Each group once: its policies after the plan, unless the member
-		// leaves it.
-		seen := map[string]bool{}
-		for _, in := range l.Inherited {
-			if _, left := t.leaves[in.GroupID]; left || seen[in.GroupID] {
+		after := slices.Clone(ownAfter)
+		for _, gid := range gids {
+			if j, left := t.leaves[gid]; left {
+				if foreign(gid) {
+					loss.Foreign, loss.Causes = true, append(loss.Causes, j)
+				}
 				continue
 			}
-			if j, ok := groupAfter[in.GroupID]; ok {
-				seen[in.GroupID] = true
+			if j, ok := rewritten[gid]; ok {
 				after = append(after, p.Changes[j].Access...)
+				if foreign(gid) {
+					loss.Foreign, loss.Causes = true, append(loss.Causes, j)
+				}
 				continue
 			}
-			after = append(after, in.Access)
+			after = append(after, held[gid]...)
+		}
+		for _, j := range t.joins {
+			c := p.Changes[j]
+			switch k, ok := rewritten[c.GroupID]; {
+			case ok:
+				after = append(after, p.Changes[k].Access...)
+			case c.GroupID == "":
+				if k, ok := created[c.Group]; ok {
+					after = append(after, p.Changes[k].Access...)
+				}
+			case byID[c.GroupID] != nil:
+				after = append(after, byID[c.GroupID].Access...)
+			}
 		}
 		_, lose := setDiff(after, l.Effective())
-		if len(lose) == 0 {
+		if len(lose) == 0 && !loss.Foreign {
 			continue
 		}
 		loss.Lose = lose
@@ -135,23 +162,49 @@ func (p *Plan) losses(live []Live, protected func(*Live) bool) []Loss {
 		if t.own >= 0 && takes(l.Access, ownAfter) {
 			loss.Causes = append(loss.Causes, t.own)
 		}
-		for _, in := range l.Inherited {
-			j, left := t.leaves[in.GroupID]
-			if !left {
-				var ok bool
-				if j, ok = groupAfter[in.GroupID]; !ok || !takes([]desired.Access{in.Access}, p.Changes[j].Access) {
-					continue
-				}
-			}
-			if !slices.Contains(loss.Causes, j) {
+		for _, gid := range gids {
+			if j, left := t.leaves[gid]; left && takes(held[gid], nil) {
+				loss.Causes = append(loss.Causes, j)
+			} else if j, ok := rewritten[gid]; ok && !left && takes(held[gid], p.Changes[j].Access) {
 				loss.Causes = append(loss.Causes, j)
 			}
 		}
-		slices.Sort(loss.Causes)
+		loss.Causes = slices.Compact(slices.Sorted(slices.Values(loss.Causes)))
 		out = append(out, loss)
 	}
 	slices.SortFunc(out, func(a, b Loss) int { return strings.Compare(a.Email, b.Email) })
 	return out
+}
+
+// refuseProtected marks the changes that would take anything from a
+// protected member (Protects): they are not made, and say why; the rest of
+// the plan goes on — an expiry, a correction elsewhere — so that no one
+// can stop an account's enforcement by putting a protected member where a
+// change would touch them. It reports whether any was refused.
+func (p *Plan) refuseProtected() bool {
+	refused := false
+	for _, l := range p.Losing {
+		if !l.Protected {
+			continue
+		}
+		for _, i := range l.Causes {
+			p.Changes[i].Protects = append(p.Changes[i].Protects, ProtectedLoss{Email: l.Email, Lose: l.Lose, Foreign: l.Foreign})
+			refused = true
+		}
+	}
+	return refused
+}
+
+// Refused counts the changes refused for taking access from a protected
+// member.
+func (p *Plan) Refused() int {
+	n := 0
+	for _, c := range p.Changes {
+		if len(c.Protects) > 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // breaker says why the plan takes access away from too many, or "".
@@ -159,7 +212,7 @@ func (p *Plan) breaker(managed int, opts Options) string {
 	var people, removed, own, left, rewritten int
 	for _, l := range p.Losing {
 		if l.Protected {
-			continue // refused on its own
+			continue // their changes are refused
 		}
 		people++
 		if l.Removed {
@@ -216,19 +269,4 @@ func count(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-// protectedLosses refuses the plan when it takes access from a protected
-// member.
-func (p *Plan) protectedLosses() error {
-	var out []Loss
-	for _, l := range p.Losing {
-		if l.Protected {
-			out = append(out, l)
-		}
-	}
-	if len(out) == 0 {
-		return nil
-	}
-	return &ProtectedError{Losses: out}
 }

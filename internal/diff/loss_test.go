@@ -3,6 +3,7 @@ package diff
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -153,9 +154,11 @@ func TestLosses(t *testing.T) {
 	})
 
 	// The protected owner, in a mirrored group whose policies would
-	// shrink: refused whatever --allow-mass-removal says.
+	// shrink: the group's update is refused whatever --allow-mass-removal
+	// says; the rest of the plan goes on.
 	t.Run("a protected member loses nothing, on any path", func(t *testing.T) {
 		owner := Live{ID: "o", Email: "owner@example.com", Status: "accepted", Access: []desired.Access{minimal}, Inherited: inOps(super)}
+		other := Live{ID: "x", Email: "x@example.com", Status: "accepted", Access: []desired.Access{analytics}}
 		group := LiveGroup{ID: "g1", Name: "ops", Access: []desired.Access{super},
 			Members: []LiveGroupMember{{ID: "o", Email: "owner@example.com", Status: "accepted"}}}
 		for _, opts := range []Options{
@@ -163,23 +166,63 @@ func TestLosses(t *testing.T) {
 			{Protected: []string{"Owner@example.com"}},
 			{ProtectedIDs: map[string]bool{"o": true}},
 		} {
-			opts.MaxRemovals, opts.AllowMassRemoval = 5, true
+			opts.MaxRemovals, opts.AllowMassRemoval, opts.Prune = 5, true, true
 			opts.UserGroups = wantOps(analytics)
 			opts.LiveGroups = []LiveGroup{group}
-			p, err := Compute(nil, []Live{owner}, opts)
-			var pe *ProtectedError
-			if !errors.As(err, &pe) || !errors.Is(err, ErrProtected) {
-				t.Fatalf("%+v: err = %v, want a refusal", opts, err)
+			p, err := Compute(nil, []Live{owner, other}, opts)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if len(pe.Losses) != 1 || pe.Losses[0].Email != "owner@example.com" || len(pe.Losses[0].Causes) != 1 {
-				t.Fatalf("losses: %+v", pe.Losses)
+			if p.Refused() != 1 || p.Count(Remove) != 1 {
+				t.Fatalf("%+v: %v, want the group's update refused, x removed", opts, summary(p))
 			}
-			c := p.Changes[pe.Losses[0].Causes[0]]
-			if c.Action != UpdateGroup || c.GroupPos != groupPos {
-				t.Errorf("cause: %+v", c)
+			for _, c := range p.Changes {
+				if c.Action == UpdateGroup && (c.GroupPos != groupPos || len(c.Protects) != 1 || c.Protects[0].Email != "owner@example.com" ||
+					!slices.Equal(c.Protects[0].Lose, []desired.Access{super})) {
+					t.Errorf("the refusal: %+v", c)
+				}
 			}
-			if p.LosingAccess() != 0 {
-				t.Errorf("the protected member counted against the breaker")
+			if p.LosingAccess() != 1 {
+				t.Errorf("losing %d, want only x (the refused update takes nothing)", p.LosingAccess())
+			}
+		}
+	})
+
+	// Policies cfaccess does not write (deny, unknown scopes) dropped by
+	// a rewrite count as a loss: a protected member in such a group is
+	// not rewritten out of them.
+	t.Run("foreign policies count", func(t *testing.T) {
+		owner := Live{ID: "o", Email: "owner@example.com", Status: "accepted", Access: []desired.Access{analytics}, Inherited: inOps(analytics)}
+		group := LiveGroup{ID: "g1", Name: "ops", Access: []desired.Access{analytics}, Foreign: true,
+			Members: []LiveGroupMember{{ID: "o", Email: "owner@example.com", Status: "accepted"}}}
+		p, err := Compute(nil, []Live{owner}, Options{MaxRemovals: 0, Owner: "owner@example.com", UserGroups: wantOps(analytics), LiveGroups: []LiveGroup{group}})
+		if err != nil || p.Refused() != 1 {
+			t.Fatalf("%v, %v: want the rewrite of a foreign group refused for the owner", summary(p), err)
+		}
+		bob := Live{ID: "b", Email: "bob@example.com", Status: "accepted", Access: []desired.Access{analytics}, Foreign: true}
+		if _, err := Compute([]Want{{Email: "bob@example.com", Access: []desired.Access{analytics}}}, []Live{bob}, Options{MaxRemovals: 0}); !errors.Is(err, ErrMassRemoval) {
+			t.Errorf("a member's deny or unknown policies dropped: %v, want the breaker at max_removals 0", err)
+		}
+	})
+
+	// A move from a direct grant into a mirrored group giving the same
+	// takes nothing: the join is counted with the cut.
+	t.Run("a move into a group loses nothing", func(t *testing.T) {
+		var live []Live
+		var members []string
+		for i := range 5 {
+			email := fmt.Sprintf("m%d@example.com", i)
+			live = append(live, Live{ID: fmt.Sprint(i), Email: email, Status: "accepted", Access: []desired.Access{admin}})
+			members = append(members, email)
+		}
+		var want []Want
+		for _, e := range members {
+			want = append(want, Want{Email: e, Access: []desired.Access{minimal}, Groups: []string{"ops"}, Minimal: true})
+		}
+		for _, live2 := range [][]LiveGroup{nil, {{ID: "g1", Name: "ops", Access: []desired.Access{admin}}}} {
+			p, err := Compute(want, live, Options{MaxRemovals: 2, UserGroups: []WantGroup{{Name: "ops", Access: []desired.Access{admin}, Members: members}}, LiveGroups: live2})
+			if err != nil || p.LosingAccess() != 0 {
+				t.Errorf("group exists %v: %v, losing %d: %v", live2 != nil, err, p.LosingAccess(), summary(p))
 			}
 		}
 	})

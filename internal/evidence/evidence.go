@@ -24,10 +24,11 @@ type Report struct {
 type Account struct {
 	Provider, AccountID string
 	// Credentials says how cfaccess's credentials were known (Options),
-	// NoApproval why nothing could be approved ("" when they were known).
-	Credentials, NoApproval string
-	Changes                 []Change
-	Summary                 Summary
+	// NoApproval why nothing could be approved ("" when they were known),
+	// Doubt why the credentials known may not be cfaccess's.
+	Credentials, NoApproval, Doubt string
+	Changes                        []Change
+	Summary                        Summary
 	// Error is why the account's audit log could not be read (nothing
 	// else is then said of it); Truncated that it had more entries than
 	// were read.
@@ -117,6 +118,8 @@ type History interface {
 	// Commit names a revision's author and title; an error when the
 	// history has no such commit on the followed branch.
 	Commit(sha string) (author, title string, err error)
+	// Descends reports whether sha is ancestor or descends from it.
+	Descends(sha, ancestor string) (bool, error)
 }
 
 // Options of a report.
@@ -132,6 +135,9 @@ type Options struct {
 	Identities  []cloudflare.Identity
 	Credentials string
 	NoIdentity  string
+	// Learned says the identities are the report's own credentials'
+	// (tokens/verify), not given: cfaccess may apply with others.
+	Learned bool
 }
 
 // MaxBytes bounds the audit log read for a report: a month of a busy
@@ -145,6 +151,9 @@ const (
 	lookBack     = 90 * 24 * time.Hour
 	lookBackPage = 10
 	lookAfter    = 7 * 24 * time.Hour
+	// retention is how long Cloudflare keeps the log (GA changelog,
+	// 2026-03-10): the look-up of a member by id reaches that far.
+	retention = 18 * 31 * 24 * time.Hour
 )
 
 // Build reads an account's changes in the period.
@@ -182,6 +191,28 @@ func Build(ctx context.Context, log AuditLog, hist History, provider, accountID 
 		learn(before.Entries)
 	}
 	learn(res.Entries)
+	// Members removed in the period who were added before the look-back:
+	// their own entries, by resource id, as far back as the log goes.
+	var unknown []string
+	for _, e := range res.Entries {
+		if e.Kind == cloudflare.AuditMember && e.MemberID != "" && emails[e.MemberID] == "" && !slices.Contains(unknown, e.MemberID) {
+			unknown = append(unknown, e.MemberID)
+		}
+	}
+	for len(unknown) > 0 {
+		batch := unknown[:min(len(unknown), 50)]
+		unknown = unknown[len(batch):]
+		older, err := log.AuditLog(ctx, accountID, cloudflare.AuditQuery{Since: opts.Since.Add(-retention), Before: opts.Since.Add(-lookBack),
+			ResourceIDs: batch, MaxPages: lookBackPage, NewestFirst: true})
+		if err != nil {
+			break
+		}
+		for _, e := range older.Entries {
+			if slices.Contains(batch, e.MemberID) && e.Email != "" && emails[e.MemberID] == "" {
+				emails[e.MemberID] = e.Email
+			}
+		}
+	}
 	made := func(e cloudflare.AuditEntry) bool {
 		return slices.ContainsFunc(opts.Identities, func(id cloudflare.Identity) bool { return id.Made(e) })
 	}
@@ -194,6 +225,7 @@ func Build(ctx context.Context, log AuditLog, hist History, provider, accountID 
 		}
 	}
 	var all []Change
+	byToken, claims := 0, 0
 	for i, e := range entries {
 		c := Change{At: e.Time.UTC(), Kind: string(e.Kind), Action: e.Action, Type: e.ActionType, Approval: OutOfBand,
 			Actor: e.Actor(), Context: e.ActorContext, IP: e.IP}
@@ -208,7 +240,14 @@ func Build(ctx context.Context, log AuditLog, hist History, provider, accountID 
 		if sha, _ := e.Revision(); sha != "" {
 			claim += " (revision " + gitsource.Short(sha) + ")"
 		}
-		switch claimed := strings.HasPrefix(e.UserAgent, cloudflare.UserAgentPrefix); {
+		claimed := strings.HasPrefix(e.UserAgent, cloudflare.UserAgentPrefix)
+		if claimed {
+			claims++
+		}
+		if c.token {
+			byToken++
+		}
+		switch {
 		case c.token:
 			c.Approval = Unverified
 			ck.verify(ctx, &c, e, entries[i+1:])
@@ -221,6 +260,9 @@ func Build(ctx context.Context, log AuditLog, hist History, provider, accountID 
 			c.Why = claim + ", but Cloudflare says another token made it"
 		}
 		all = append(all, c)
+	}
+	if opts.Learned && byToken == 0 && claims > 0 {
+		a.Doubt = fmt.Sprintf("no change was made with the token this report runs with, while %d claim to be cfaccess's: if cfaccess applies with another token, give its id with --cfaccess-token-id", claims)
 	}
 	correct(all)
 	for _, c := range all {

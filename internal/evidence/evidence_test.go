@@ -37,11 +37,18 @@ type history struct{}
 const trunk = "0123456789abcdef0123456789abcdef01234567"
 
 func (history) Commit(sha string) (string, string, error) {
-	if sha != trunk {
+	if sha != trunk && sha != old {
 		return "", "", errors.New("not on the branch")
 	}
 	return "Ada <ada@example.com>", "grant alice", nil
 }
+
+// Descends knows one line of history: trunk descends from old.
+func (history) Descends(sha, ancestor string) (bool, error) {
+	return sha == ancestor || sha == trunk && ancestor == old, nil
+}
+
+const old = "fedcba9876543210fedcba9876543210fedcba98"
 
 func (history) Declarations(context.Context, string) (*desired.Repo, error) {
 	repo, diags := desired.Load([]desired.File{{Path: "a.yaml", Data: []byte(`providers:
@@ -82,6 +89,9 @@ func TestApprovalIsVerified(t *testing.T) {
 		change("delete", "bob@example.com", ua, "tok", nil),
 		change("delete", "alice@example.com", ua, "tok", nil),
 		change("create", "zed@example.com", "Mozilla/5.0", "", written("pg-admin")),
+		// A revision older than one cfaccess applied already: the account
+		// taken back (a second writer on an old checkout).
+		change("update", "alice@example.com", "cfaccess/v1 (revision "+old+")", "tok", written("pg-analytics")),
 	}
 	opts := Options{Since: time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
 		Identities: []cloudflare.Identity{{TokenID: "tok"}}}
@@ -100,6 +110,7 @@ func TestApprovalIsVerified(t *testing.T) {
 		{Approved, ""}, // bob has no grant: his removal is explained
 		{Unverified, "grants alice@example.com access: the removal is not explained"},
 		{OutOfBand, ""},
+		{Unverified, "names revision fedcba987654, older than 0123456789ab, which cfaccess applied at 2026-10-05 11:00 UTC"},
 	}
 	check := func(a Account, want func(i int) (Approval, string)) {
 		t.Helper()
@@ -126,7 +137,7 @@ func TestApprovalIsVerified(t *testing.T) {
 		t.Errorf("no token id: %q, %d approved", a.NoApproval, a.Summary.Approved)
 	}
 	check(a, func(i int) (Approval, string) {
-		if i == len(entries)-1 {
+		if i == len(entries)-2 {
 			return OutOfBand, ""
 		}
 		return Unverified, "cfaccess's token is not known to check it"

@@ -47,6 +47,10 @@ type checker struct {
 	catalogue      func() (*cloudflare.Account, error)
 	// made reports whether an entry was made with cfaccess's credentials.
 	made func(cloudflare.AuditEntry) bool
+	// newest is the newest revision a change made with cfaccess's
+	// credentials was approved from, so far in the log (at newestAt).
+	newest   string
+	newestAt time.Time
 }
 
 // verify sets c's approval: Approved when every check holds, Unverified
@@ -72,6 +76,15 @@ func (ck *checker) verify(ctx context.Context, c *Change, e cloudflare.AuditEntr
 		return
 	}
 	c.Author, c.Title = author, title
+	// Once cfaccess applied a revision, a change from an older one takes
+	// the account back: a second writer on an old checkout, or someone
+	// claiming an old revision that still grants what was revoked since.
+	if ck.newest != "" && ck.newest != sha {
+		if older, err := ck.hist.Descends(ck.newest, sha); err == nil && older {
+			c.Why = fmt.Sprintf("names revision %s, older than %s, which cfaccess applied at %s", short, gitsource.Short(ck.newest), ck.newestAt.UTC().Format("2006-01-02 15:04 UTC"))
+			return
+		}
+	}
 	repo, ok := ck.repos[sha]
 	if !ok {
 		repo, _ = ck.hist.Declarations(ctx, sha)
@@ -88,6 +101,11 @@ func (ck *checker) verify(ctx context.Context, c *Change, e cloudflare.AuditEntr
 		return
 	}
 	c.Approval = Approved
+	if ck.newest == "" || ck.newest != sha {
+		if newer, err := ck.hist.Descends(sha, ck.newest); ck.newest == "" || err == nil && newer {
+			ck.newest, ck.newestAt = sha, e.Time
+		}
+	}
 }
 
 // explain returns the grants behind a change at its revision, or why the
@@ -157,8 +175,11 @@ func (ck *checker) explainMembership(repo *desired.Repo, c *Change, e cloudflare
 	name := ck.groupName(c, e)
 	ids := []string{e.MemberID}
 	if e.ActionType != "delete" {
-		if e.Written == nil || len(e.Written.Members) == 0 {
+		switch {
+		case e.Written == nil || len(e.Written.Members) == 0:
 			return nil, "cannot be checked: the audit log does not show which members were put in"
+		case e.Written.Truncated:
+			return nil, "does not explain a write this large, which cfaccess never sends"
 		}
 		ids = e.Written.Members
 	}
@@ -223,6 +244,8 @@ func (ck *checker) access(w *cloudflare.Written) ([]desired.Access, string) {
 	switch {
 	case w == nil:
 		return nil, "cannot be checked: the audit log does not show what was written"
+	case w.Truncated:
+		return nil, "does not explain a write this large, which cfaccess never sends"
 	case len(w.Roles) > 0:
 		return nil, "does not explain legacy roles, which cfaccess never writes"
 	}

@@ -33,9 +33,9 @@ func IsURL(repo string) bool {
 }
 
 // Redact drops credentials from a repository URL, for messages: its user
-// information, and the values of its query (GitLab's ?private_token=…),
-// its keys kept. A URL that does not parse is cut at its scheme: whatever
-// it holds is not shown.
+// information, and its query (GitLab's ?private_token=…, or a bare
+// ?TOKEN), all of it. A URL that does not parse is cut at its scheme:
+// whatever it holds is not shown.
 func Redact(repo string) string {
 	if strings.HasPrefix(repo, "git@") && !strings.Contains(repo, "://") {
 		return repo // SSH's scp form: "git" is no secret, and it holds no other
@@ -64,27 +64,32 @@ func Redact(repo string) string {
 		scheme, rest, _ := strings.Cut(out, "://")
 		out = scheme + "://***@" + rest
 	}
-	if keys := queryKeys(repo); len(keys) > 0 {
-		out += "?" + strings.Join(keys, "=***&") + "=***"
+	if strings.Contains(repo, "?") {
+		out += "?***"
 	}
 	return out
 }
 
-// queryKeys are the keys of a URL's query, in order, once each.
-func queryKeys(repo string) []string {
+// querySecrets are the keys and values of a URL's query, separated by &
+// or ;, escaped and not: whatever a query holds may be a secret.
+func querySecrets(repo string) []string {
 	_, query, ok := strings.Cut(repo, "?")
 	if !ok {
 		return nil
 	}
 	query, _, _ = strings.Cut(query, "#")
-	var keys []string
-	for part := range strings.SplitSeq(query, "&") {
-		k, _, _ := strings.Cut(part, "=")
-		if k, err := url.QueryUnescape(k); err == nil && k != "" && !slices.Contains(keys, k) {
-			keys = append(keys, k)
+	var out []string
+	for part := range strings.FieldsFuncSeq(query, func(r rune) bool { return r == '&' || r == ';' }) {
+		for s := range strings.SplitSeq(part, "=") {
+			if u, err := url.QueryUnescape(s); err == nil && u != s && len(u) >= 4 {
+				out = append(out, u)
+			}
+			if len(s) >= 4 && !slices.Contains(out, s) {
+				out = append(out, s)
+			}
 		}
 	}
-	return keys
+	return out
 }
 
 // splitCredentials takes credentials written into an http(s) URL
@@ -99,13 +104,7 @@ func splitCredentials(repo string) (clean string, auth transport.AuthMethod, sec
 	if err != nil {
 		return repo, nil, nil
 	}
-	for _, vs := range u.Query() {
-		for _, v := range vs {
-			if len(v) >= 4 {
-				secrets = append(secrets, v)
-			}
-		}
-	}
+	secrets = querySecrets(repo)
 	if u.User == nil || (u.Scheme != "https" && u.Scheme != "http") {
 		return repo, nil, secrets
 	}

@@ -62,8 +62,9 @@ func TestRedact(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
 		"https://user:hunter2@git.example.com/access.git":                      "https://***@git.example.com/access.git",
-		"https://git.example.com/access.git?private_token=hunter2":             "https://git.example.com/access.git?private_token=***",
-		"https://u:hunter2@git.example.com/a.git?x=hunter2&private_token=h2#f": "https://***@git.example.com/a.git?x=***&private_token=***",
+		"https://git.example.com/access.git?private_token=hunter2":             "https://git.example.com/access.git?***",
+		"https://u:hunter2@git.example.com/a.git?x=hunter2&private_token=h2#f": "https://***@git.example.com/a.git?***",
+		"https://git.example.com/access.git?glpat-hunter2":                     "https://git.example.com/access.git?***",
 		"https://git.example.com/access.git":                                   "https://git.example.com/access.git",
 		"git@github.com:org/access.git":                                        "git@github.com:org/access.git",
 	} {

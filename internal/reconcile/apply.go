@@ -51,6 +51,8 @@ func apply(ctx context.Context, client Account, ap *AccountPlan, hold bool, repo
 		r := Result{Change: c, MemberID: c.MemberID}
 		if ctx.Err() != nil {
 			r.Err = ErrNotAttempted
+		} else if len(c.Protects) > 0 {
+			r.Err = fmt.Errorf("%w: %s", ErrProtected, Refusal(ap, c))
 		} else if hold && c.Grants() {
 			r.Err = ErrHeldBack
 		} else {

@@ -709,6 +709,14 @@ func (l *Loop) summarize(c *Checked, o *Outcome, rev gitsource.Revision, now, st
 				}
 			}
 		}
+		if ap.Plan != nil && ap.Plan.Refused() > 0 && a.Result == "success" {
+			// Not applied (a dry run): refused all the same.
+			for _, c := range ap.Plan.Changes {
+				if msg := Refusal(ap, c); msg != "" {
+					a.Result, a.Error, a.err = "error", "a change is refused: "+msg, fmt.Errorf("%w: %s", ErrProtected, msg)
+				}
+			}
+		}
 		if ap.Live != nil {
 			n, oldest := state.Oldest(ap.AccountID, now)
 			r.pending[ap.Provider] = [2]float64{float64(n), oldest.Seconds()}

@@ -183,6 +183,18 @@ func (o *Outcome) HeldBack() int {
 	return n
 }
 
+// Refused counts the changes refused for taking access from a protected
+// member, in every account's plan.
+func (o *Outcome) Refused() int {
+	n := 0
+	for _, ap := range o.Accounts {
+		if ap.Plan != nil {
+			n += ap.Plan.Refused()
+		}
+	}
+	return n
+}
+
 // Failed reports whether an account could not be planned.
 func (o *Outcome) Failed() bool {
 	return slices.ContainsFunc(o.Accounts, func(ap *AccountPlan) bool { return ap.Err != nil })

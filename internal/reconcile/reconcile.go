@@ -162,43 +162,49 @@ func Plan(ctx context.Context, client Account, repo *desired.Repo, pid string, n
 		Reinvite: reinvite(pv.AccountID, opts.Reinvite), PruneUserGroups: pv.PruneUserGroups,
 		UserGroups: groups, LiveGroups: LiveGroups(live), SCIM: pv.SCIM,
 	})
-	var pe *diff.ProtectedError
-	if errors.As(ap.Err, &pe) {
-		ap.Err = protectedRefusal(ap, pe)
-	}
 	annotateRisks(ap)
 	return ap
 }
 
-// protectedRefusal says, at the declaration that causes it, each change
-// that would take access from a protected member: the repository must
-// change (or the account), so the plan is refused as a declaration error.
-func protectedRefusal(ap *AccountPlan, pe *diff.ProtectedError) error {
-	var diags desired.Diagnostics
-	for _, l := range pe.Losses {
-		what := make([]string, len(l.Lose))
-		for i, a := range l.Lose {
-			what[i] = ap.Display(a).String()
-		}
-		for _, i := range l.Causes {
-			c := ap.Plan.Changes[i]
-			d := desired.Diagnostic{Severity: desired.Error, Pos: c.GroupPos}
-			if d.Pos == (desired.Pos{}) && len(c.Sources) > 0 {
-				d.Pos = c.Sources[0]
-			}
-			switch c.Action {
-			case diff.UpdateGroup:
-				d.Message = fmt.Sprintf("user group %q (cloudflare_user_group) would have its policies set so that protected member %s loses %s: refused, nothing written; take them out of the group in Cloudflare, or give the group that access",
-					c.Group, l.Email, strings.Join(what, ", "))
-			case diff.LeaveGroup:
-				d.Message = fmt.Sprintf("taking protected member %s out of user group %q would take away %s: refused, nothing written", l.Email, c.Group, strings.Join(what, ", "))
-			default:
-				d.Message = fmt.Sprintf("%s of protected member %s would take away %s: refused, nothing written", c.Action, l.Email, strings.Join(what, ", "))
-			}
-			diags = append(diags, d)
-		}
+// ErrProtected marks a change refused because it would take access from a
+// protected member (diff.Change.Protects): it is not made; the rest of the
+// plan is.
+var ErrProtected = errors.New("refused: it would take access from a protected member")
+
+// Refusal says why a change is refused, at the declaration behind it
+// ("" when it is not): the repository must change (or the account).
+func Refusal(ap *AccountPlan, c diff.Change) string {
+	if len(c.Protects) == 0 {
+		return ""
 	}
-	return &DeclarationError{Diags: diags}
+	var parts []string
+	for _, pl := range c.Protects {
+		what := make([]string, 0, len(pl.Lose)+1)
+		for _, a := range pl.Lose {
+			what = append(what, ap.Display(a).String())
+		}
+		if pl.Foreign {
+			what = append(what, "policies cfaccess does not write (deny, or unknown scopes)")
+		}
+		parts = append(parts, fmt.Sprintf("protected member %s would lose %s", pl.Email, strings.Join(what, ", ")))
+	}
+	msg := strings.Join(parts, "; ")
+	switch c.Action {
+	case diff.UpdateGroup:
+		msg = fmt.Sprintf("user group %q (cloudflare_user_group) would have its policies set so that %s: refused; take them out of the group in Cloudflare, or give the group that access", c.Group, msg)
+	case diff.LeaveGroup:
+		msg = fmt.Sprintf("taking them out of user group %q: %s: refused", c.Group, msg)
+	default:
+		msg += ": refused"
+	}
+	pos := c.GroupPos
+	if pos == (desired.Pos{}) && len(c.Sources) > 0 {
+		pos = c.Sources[0]
+	}
+	if pos != (desired.Pos{}) {
+		msg = pos.String() + ": " + msg
+	}
+	return msg
 }
 
 // zonesOf lists the zone names the provider's roles name.

@@ -44,6 +44,7 @@ type EvidenceAccountDoc struct {
 	// nothing could be approved.
 	Credentials string              `json:"cfaccess_credentials,omitempty"`
 	NoApproval  string              `json:"no_approval,omitempty"`
+	Doubt       string              `json:"credentials_doubt,omitempty"`
 	Error       string              `json:"error,omitempty"`
 	Truncated   bool                `json:"truncated,omitempty"`
 	Changes     []EvidenceChangeDoc `json:"changes"`
@@ -92,7 +93,7 @@ type EvidenceSummaryDoc struct {
 func evidenceDoc(r *evidence.Report) EvidenceDoc {
 	doc := EvidenceDoc{Since: r.Since.UTC(), Until: r.Until.UTC(), Accounts: []EvidenceAccountDoc{}}
 	for _, a := range r.Accounts {
-		ad := EvidenceAccountDoc{Account: a.Provider, AccountID: a.AccountID, Credentials: a.Credentials, NoApproval: a.NoApproval,
+		ad := EvidenceAccountDoc{Account: a.Provider, AccountID: a.AccountID, Credentials: a.Credentials, NoApproval: a.NoApproval, Doubt: a.Doubt,
 			Error: a.Error, Truncated: a.Truncated, Changes: []EvidenceChangeDoc{},
 			Summary: EvidenceSummaryDoc{Changes: a.Summary.Changes, ApprovedThroughGit: a.Summary.Approved, Unverified: a.Summary.Unverified, OutOfBand: a.Summary.OutOfBand,
 				Corrected: a.Summary.Corrected, StillPresent: a.Summary.StillPresent,
@@ -149,6 +150,9 @@ func evidenceMarkdown(w io.Writer, r *evidence.Report) error {
 		if a.NoApproval != "" {
 			fmt.Fprintf(&b, "⚠️ **%s: nothing is marked approved through Git**: %s. Give cfaccess's token id with --cfaccess-token-id, or run the report with cfaccess's token.\n\n",
 				mdEscape(a.Provider), mdEscape(oneLine(a.NoApproval)))
+		}
+		if a.Doubt != "" {
+			fmt.Fprintf(&b, "⚠️ **%s: is this cfaccess's token?** %s.\n\n", mdEscape(a.Provider), mdEscape(oneLine(a.Doubt)))
 		}
 	}
 	for _, a := range r.Accounts {

@@ -151,6 +151,9 @@ func planText(w io.Writer, o *reconcile.Outcome, color bool) error {
 			if c.Drift != nil {
 				fmt.Fprintf(&b, "      %s\n", paint(yellow, "↺ "+oneLine(DriftText(c.Drift))))
 			}
+			if msg := reconcile.Refusal(ap, c); msg != "" {
+				fmt.Fprintf(&b, "      %s\n", paint(red, "⛔ "+oneLine(msg)))
+			}
 			switch {
 			case len(c.Sources) > 0:
 				fmt.Fprintf(&b, "      from %s", oneLine(joinPos(c.Sources)))
@@ -166,6 +169,8 @@ func planText(w io.Writer, o *reconcile.Outcome, color bool) error {
 				switch {
 				case errors.Is(r.Err, reconcile.ErrHeldBack):
 					fmt.Fprintf(&b, "      %s\n", paint(yellow, "⏸ held back: a guardrail on the account's live state denies"))
+				case errors.Is(r.Err, reconcile.ErrProtected):
+					fmt.Fprintf(&b, "      %s\n", paint(red, "✗ not applied: refused (above)"))
 				case r.Err != nil:
 					fmt.Fprintf(&b, "      %s %v\n", paint(red, "✗ failed:"), r.Err)
 				case r.Note != "":
@@ -210,7 +215,10 @@ func planText(w io.Writer, o *reconcile.Outcome, color bool) error {
 	if n := o.HeldBack(); n > 0 {
 		b.WriteString(paint(yellow, fmt.Sprintf("%s held back (⏸ above) while a guardrail on the live state denies; what takes access away was applied.", plural(n, "change"))) + "\n")
 	}
-	if n := o.FailedChanges(); n > 0 {
+	if n := o.Refused(); n > 0 {
+		b.WriteString(paint(red, fmt.Sprintf("%s refused (⛔ above): it would take access from a protected member; the rest of the plan goes on.", plural(n, "change"))) + "\n")
+	}
+	if n := o.FailedChanges() - o.Refused(); o.Applied && n > 0 {
 		b.WriteString(paint(red, fmt.Sprintf("%d of these changes failed (✗ above): the next run tries them again.", n)) + "\n")
 	}
 	if o.Failed() {
@@ -418,6 +426,9 @@ type ChangeDoc struct {
 	// Drift is the out-of-band change this change corrects, from the
 	// account's audit log.
 	Drift *DriftDoc `json:"drift,omitempty"`
+	// Refused says why the change is not made: it would take access from
+	// a protected member.
+	Refused string `json:"refused,omitempty"`
 }
 
 // DriftDoc is who made an out-of-band change, how and when.
@@ -532,7 +543,7 @@ func planJSON(w io.Writer, o *reconcile.Outcome) error {
 				for _, s := range c.Sources {
 					cj.Sources = append(cj.Sources, s.String())
 				}
-				cj.Group = c.Group
+				cj.Group, cj.Refused = c.Group, reconcile.Refusal(ap, c)
 				if d := c.Drift; d != nil {
 					cj.Drift = &DriftDoc{Actor: d.Actor, ActorType: d.ActorType, Context: d.Context, IP: d.IP, At: d.At.UTC(), Action: d.Action, Text: DriftText(d)}
 				}
@@ -594,8 +605,10 @@ func mdEscape(s string) string {
 }
 
 var (
-	// mention is an @ at the start of a word (an email's is not).
-	mention = regexp.MustCompile(`(^|[^\pL\pN_.+-])@([\pL\pN_])`)
+	// mention is an @ that does not follow a letter, digit or _: GitHub
+	// and GitLab mention after any other character (.@x, -@x, +@org/x);
+	// an email's @ follows its local part.
+	mention = regexp.MustCompile(`(^|[^\pL\pN_])@([\pL\pN_])`)
 	bareURL = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.-]*):\/\/`)
 	bareWWW = regexp.MustCompile(`(?i)\b(www)\.`)
 )
@@ -893,6 +906,9 @@ func markdownHead(b *strings.Builder, o *reconcile.Outcome, maxFindings int) {
 		if n := losingAccess(o); n > 0 {
 			fmt.Fprintf(b, "; **%s lose access**", diff.People(n))
 		}
+		if n := o.Refused(); n > 0 {
+			fmt.Fprintf(b, "; ⛔ **%s refused** (it would take access from a protected member)", plural(n, "change"))
+		}
 		b.WriteString("\n\n")
 	}
 	if o.Revision.SHA != "" {
@@ -967,6 +983,9 @@ func changeRow(ap *reconcile.AccountPlan, c diff.Change) string {
 	}
 	if c.Drift != nil {
 		why += " ↺ " + mdEscape(DriftText(c.Drift))
+	}
+	if msg := reconcile.Refusal(ap, c); msg != "" {
+		why += " ⛔ **" + mdEscape(msg) + "**"
 	}
 	return fmt.Sprintf("| %s | %s | %s | %s |\n", icon, mdEscape(c.Email), strings.Join(access, "<br>"), strings.TrimSpace(why))
 }

@@ -154,7 +154,7 @@ func (s *Server) dashAuditLocked(product, rtype, id, desc, typ string, request a
 
 // apiAudit logs a write served through the API: which resource it
 // touched, from the path, and its id (a creation's from the answer).
-func (s *Server) apiAudit(r *http.Request, status int, reqBody, respBody []byte) {
+func (s *Server) apiAudit(r *http.Request, at time.Time, status int, reqBody, respBody []byte) {
 	path := strings.TrimPrefix(r.URL.Path, BasePath)
 	seg := strings.Split(strings.Trim(path, "/"), "/")
 	if len(seg) < 3 || seg[0] != "accounts" {
@@ -204,7 +204,7 @@ func (s *Server) apiAudit(r *http.Request, status int, reqBody, respBody []byte)
 	if status >= 500 {
 		result, resp = "failure", nil
 	}
-	e := AuditEntry{Description: desc, Type: typ, Result: result, ActorType: "user", ActorContext: "api_token",
+	e := AuditEntry{Time: at, Description: desc, Type: typ, Result: result, ActorType: "user", ActorContext: "api_token",
 		TokenID: TokenIDOf(bearer(r)), IP: "203.0.113.10", Method: r.Method, URI: path,
 		Status: status, UserAgent: r.UserAgent(), Product: product, ResourceType: rtype, ResourceID: id,
 		Request: req, Response: resp}

@@ -419,9 +419,14 @@ func (s *Server) routeAudited(w http.ResponseWriter, r *http.Request, body []byt
 		s.route(w, r, body)
 		return
 	}
+	// The entry's time is when the change was made, before the answer:
+	// a client that has its answer may already be on to the next thing.
+	s.mu.Lock()
+	at := s.opts.Now()
+	s.mu.Unlock()
 	tee := &teeRecorder{ResponseWriter: w, status: http.StatusOK}
 	s.route(tee, r, body)
-	s.apiAudit(r, tee.status, body, tee.body.Bytes())
+	s.apiAudit(r, at, tee.status, body, tee.body.Bytes())
 }
 
 // teeRecorder keeps the status and body of an answer.
