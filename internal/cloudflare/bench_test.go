@@ -85,3 +85,34 @@ func BenchmarkAuditLogHugeEntries(b *testing.B) {
 		runtime.KeepAlive(res)
 	}
 }
+
+// BenchmarkJournalJudge judges a query's worth of entries (5,000, what
+// the daemon reads at most) against a full journal (JournalMax writes of
+// 2,000 members). Target: well under the second a reconcile allows it.
+func BenchmarkJournalJudge(b *testing.B) {
+	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	now := t0
+	j := NewJournal(func() time.Time { return now })
+	us := Identity{TokenID: "00000000000000000000000000000001"}
+	var es []AuditEntry
+	for i := range JournalMax {
+		now = t0.Add(time.Minute + time.Duration(i)*time.Second)
+		path := fmt.Sprintf("/accounts/a/members/%032x", i%2000)
+		seq := j.record("PUT", path, "cfaccess/v1")
+		j.done(seq, 200)
+		if i >= JournalMax-5000 {
+			es = append(es, AuditEntry{ID: fmt.Sprint(i), Time: now, TokenID: us.TokenID, Method: "PUT", URI: path, UserAgent: "cfaccess/v1"})
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range j.writes {
+			j.writes[i].Entry = "" // judged afresh each time
+		}
+		for _, o := range j.JudgeAll(es, us) {
+			if o != Ours {
+				b.Fatalf("judged %v", o)
+			}
+		}
+	}
+}

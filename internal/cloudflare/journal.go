@@ -306,12 +306,18 @@ func (j *Journal) JudgeAll(es []AuditEntry, id Identity) []Origin {
 	out := make([]Origin, len(es))
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	spent := map[string]bool{}
+	for _, w := range j.writes {
+		if w.Entry != "" {
+			spent[w.Entry] = true
+		}
+	}
 	var open []int
 	for i, e := range es {
 		switch {
 		case !id.Made(e):
 			out[i] = Others
-		case slices.ContainsFunc(j.writes, func(w Write) bool { return w.Entry == e.ID }):
+		case spent[e.ID]:
 			out[i] = Ours
 		default:
 			if _, ok := j.elsewhere[e.ID]; ok {
