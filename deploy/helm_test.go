@@ -76,7 +76,7 @@ extraArgs: [--reinvite-after=48h]
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
+	for i, tc := range []struct {
 		name  string
 		args  []string
 		kinds []string
@@ -122,6 +122,9 @@ extraArgs: [--reinvite-after=48h]
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if testing.Short() && i >= 2 {
+				t.Skip("each rendering runs helm (about a second): -short renders the defaults and the fullest variant")
+			}
 			objs := helmTemplate(t, tc.args...)
 			var kinds []string
 			for _, o := range objs {

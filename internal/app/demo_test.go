@@ -14,6 +14,9 @@ import (
 // TestDemo runs the demo in-process for a few seconds: it must converge,
 // correct the dashboard change, expire the short grant, and serve /metrics.
 func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the demo for seconds of real time")
+	}
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,10 +11,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cfaccess/reconciler/internal/check"
 	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/gitsource"
-	"github.com/cfaccess/reconciler/internal/reconcile"
 )
 
 func envOr(env *Env, key, def string) string {
@@ -57,14 +58,14 @@ func (f *repoFlags) register(cmd *cobra.Command, env *Env) {
 	cmd.Flags().StringVar(&f.ref, "ref", envOr(env, "CFACCESS_REF", ""), "branch or tag to clone when --repo is a URL (default: the remote's default branch; env CFACCESS_REF)")
 	cmd.Flags().StringVar(&f.path, "path", envOr(env, "CFACCESS_PATH", ""), "subdirectory of the repository holding the declarations (env CFACCESS_PATH)")
 	cmd.Flags().StringVar(&f.now, "now", "", "evaluate as of this instant (RFC 3339 or YYYY-MM-DD) instead of the current time")
-	cmd.Flags().DurationVar(&f.policyTimeout, "policy-timeout", reconcile.DefaultPolicyTimeout, "the longest the repository's policy tests and the guardrails may take; longer refuses the revision")
+	cmd.Flags().DurationVar(&f.policyTimeout, "policy-timeout", check.DefaultPolicyTimeout, "the longest the repository's policy tests and the guardrails may take; longer refuses the revision")
 	cmd.Flags().BoolVar(&f.allowUnicodeEmails, "allow-unicode-emails", false, "accept emails with characters outside ASCII (never invisible or direction-changing ones); plans flag those that could pass for another address")
 	cmd.Flags().BoolVar(&f.allowUnknownRoles, "allow-unknown-roles", false, "accept Cloudflare role names this release does not know (roles Cloudflare added since), with a warning; the account still decides at plan time")
 }
 
-// checks are the options of reconcile.Check these flags give.
-func (f *repoFlags) checks(now time.Time, runTests bool) reconcile.CheckOptions {
-	return reconcile.CheckOptions{Now: now, RunTests: runTests, PolicyTimeout: f.policyTimeout,
+// checks are the options of check.Compile these flags give.
+func (f *repoFlags) checks(runTests bool) check.Options {
+	return check.Options{RunTests: runTests, PolicyTimeout: f.policyTimeout,
 		AllowUnknownRoles: f.allowUnknownRoles, AllowUnicodeEmails: f.allowUnicodeEmails}
 }
 
@@ -106,7 +107,7 @@ func (f *repoFlags) read(ctx context.Context) (src *desired.Source, diags desire
 }
 
 // check reads and checks the repository at --now.
-func (f *repoFlags) check(ctx context.Context, env *Env, runTests bool) (*reconcile.Checked, gitsource.Revision, time.Time, error) {
+func (f *repoFlags) check(ctx context.Context, env *Env, runTests bool) (*check.Checked, gitsource.Revision, time.Time, error) {
 	now, err := f.instant(env)
 	if err != nil {
 		return nil, gitsource.Revision{}, now, err
@@ -116,7 +117,7 @@ func (f *repoFlags) check(ctx context.Context, env *Env, runTests bool) (*reconc
 	if err != nil {
 		return nil, rev, now, err
 	}
-	c, err := reconcile.Check(ctx, src, diags, f.checks(now, runTests))
+	c, err := check.Check(ctx, src, diags, now, f.checks(runTests))
 	return c, rev, now, err
 }
 
@@ -138,24 +139,26 @@ func (f *cloudflareFlags) register(cmd *cobra.Command, env *Env) {
 	cmd.Flags().StringVar(&f.tokenFile, "cloudflare-token-file", envOr(env, "CFACCESS_CLOUDFLARE_TOKEN_FILE", ""), "read the API token from this file (env CFACCESS_CLOUDFLARE_TOKEN_FILE); otherwise CLOUDFLARE_API_TOKEN, or CLOUDFLARE_API_KEY with CLOUDFLARE_EMAIL")
 }
 
-// config returns the Cloudflare settings of these flags, after refusing
-// those that cannot work.
-func (f *cloudflareFlags) config(env *Env) (reconcile.Config, error) {
+// clients returns the maker of Cloudflare clients these flags describe,
+// after refusing settings that cannot work.
+func (f *cloudflareFlags) clients(env *Env) (*cloudflare.Clients, error) {
 	if f.rateLimit < 1 {
-		return reconcile.Config{}, fmt.Errorf("--cloudflare-rate-limit %d: give at least 1", f.rateLimit)
+		return nil, fmt.Errorf("--cloudflare-rate-limit %d: give at least 1", f.rateLimit)
 	}
 	if f.timeout <= 0 {
-		return reconcile.Config{}, fmt.Errorf("--cloudflare-timeout %v: give a positive duration", f.timeout)
+		return nil, fmt.Errorf("--cloudflare-timeout %v: give a positive duration", f.timeout)
 	}
-	return reconcile.Config{APIURL: f.apiURL, Getenv: env.Getenv, TokenFile: f.tokenFile,
-		RateLimit: f.rateLimit, MaxRetries: f.retries, Timeout: f.timeout, Transport: env.Transport}, nil
+	v, _ := Version()
+	return &cloudflare.Clients{BaseURL: f.apiURL, Getenv: env.Getenv, TokenFile: f.tokenFile,
+		RateLimit: f.rateLimit, MaxRetries: f.retries, Timeout: f.timeout, Transport: env.Transport,
+		UserAgent: cloudflare.UserAgentPrefix + cmp.Or(v, "dev")}, nil
 }
 
 // lookupRepo loads declarations to look something up in them (accounts,
 // providers, grants), not to apply them: unknown role names are no
 // reason to fail. where names the revision in the error ("" for none).
 func lookupRepo(src *desired.Source, diags desired.Diagnostics, where string) (*desired.Repo, error) {
-	repo, ldiags := reconcile.Load(src.YAML, lookupOptions)
+	repo, ldiags := check.Load(src.YAML, lookupOptions)
 	if err := append(diags, ldiags...).Err(); err != nil {
 		if where != "" {
 			where = " at " + where
@@ -166,7 +169,7 @@ func lookupRepo(src *desired.Source, diags desired.Diagnostics, where string) (*
 }
 
 // lookupOptions are lookupRepo's.
-var lookupOptions = reconcile.CheckOptions{AllowUnknownRoles: true}
+var lookupOptions = check.Options{AllowUnknownRoles: true}
 
 // accountFlags locate one live account: by --account-id, or by a provider
 // of an access repository (which also names the token's variable).
@@ -213,11 +216,11 @@ func (f *accountFlags) connect(env *Env) (*cloudflare.Client, string, error) {
 	case f.accountID == "":
 		return nil, "", errors.New("give --account-id, or --repo with --provider")
 	}
-	cfg, err := f.config(env)
+	clients, err := f.clients(env)
 	if err != nil {
 		return nil, "", err
 	}
-	client, _, err := reconcile.NewPlanner(cfg).Client(tokenEnv)
+	client, _, err := clients.For(tokenEnv, "", nil)
 	return client, accountID, err
 }
 

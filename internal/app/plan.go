@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/reconcile"
 	"github.com/cfaccess/reconciler/internal/report"
 )
@@ -55,25 +54,20 @@ func (f *planFlags) options() reconcile.PlanOptions {
 // planner returns the planner, with the state of --state-file. observe,
 // when set, is told of every Cloudflare request.
 func (f *planFlags) planner(env *Env, observe func(method, endpoint, code string, d time.Duration)) (*reconcile.Planner, error) {
-	cfg, err := f.cloudflareFlags.config(env)
+	clients, err := f.cloudflareFlags.clients(env)
 	if err != nil {
 		return nil, err
 	}
-	cfg.Observe = observe
-	p := reconcile.NewPlanner(cfg)
-	v, _ := Version()
-	p.UserAgent = cloudflare.UserAgentPrefix + cmp.Or(v, "dev")
-	p.AttributionWindow = max(f.attribution, 0)
+	clients.Observe = observe
 	// In memory without --state-file: filled from the audit log.
-	p.State = reconcile.NewState()
+	state := reconcile.NewState(env.Now)
 	if f.stateFile != "" {
-		if p.State, err = reconcile.LoadState(f.stateFile); err != nil {
+		if state, err = reconcile.LoadState(f.stateFile, env.Now); err != nil {
 			return nil, err
 		}
 	}
-	// Every write is journaled: cfaccess knows its own changes in the
-	// audit log by what it wrote.
-	p.State.StartJournal(env.Now)
+	p := reconcile.NewPlanner(clients, state)
+	p.AttributionWindow = max(f.attribution, 0)
 	return p, nil
 }
 
@@ -226,11 +220,10 @@ the ones saved; otherwise it writes nothing, says what changed, and exits 1.`,
 				}
 			}
 			if !o.Failed() {
-				o.Apply(ctx, nil)
+				p.Apply(ctx, o, nil)
 			}
 			if o.Applied && f.stateFile != "" {
-				p.State.Record(o, env.Now())
-				if err := p.State.Save(f.stateFile, env.Now()); err != nil {
+				if err := p.SaveState(f.stateFile, env.Now()); err != nil {
 					return err
 				}
 			}

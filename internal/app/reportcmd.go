@@ -13,11 +13,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cfaccess/reconciler/internal/check"
 	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/evidence"
 	"github.com/cfaccess/reconciler/internal/gitsource"
-	"github.com/cfaccess/reconciler/internal/reconcile"
 	"github.com/cfaccess/reconciler/internal/report"
 )
 
@@ -110,7 +110,7 @@ func (f *reportFlags) run(ctx context.Context, env *Env) error {
 	if !since.Before(until) {
 		return fmt.Errorf("--since %s is not before --until %s", f.since, cmp.Or(f.until, "now"))
 	}
-	cfg, err := f.cloudflareFlags.config(env)
+	clients, err := f.cloudflareFlags.clients(env)
 	if err != nil {
 		return err
 	}
@@ -129,11 +129,10 @@ func (f *reportFlags) run(ctx context.Context, env *Env) error {
 		return fmt.Errorf("--provider %q is not an enabled provider of the repository", f.provider)
 	}
 	slices.Sort(ids)
-	planner := reconcile.NewPlanner(cfg)
 	out := &evidence.Report{Since: since, Until: until}
 	for _, id := range ids {
 		pv := repo.Providers[id]
-		client, _, err := planner.Client(pv.APITokenEnv)
+		client, _, err := clients.For(pv.APITokenEnv, "", nil)
 		if err != nil {
 			out.Accounts = append(out.Accounts, evidence.Account{Provider: id, AccountID: pv.AccountID, Error: err.Error()})
 			continue
@@ -196,7 +195,7 @@ func (h *gitHistory) Declarations(ctx context.Context, sha string) (*desired.Rep
 	if err != nil {
 		return nil, err
 	}
-	repo, _ := reconcile.Load(src.YAML, lookupOptions)
+	repo, _ := check.Load(src.YAML, lookupOptions)
 	return repo, nil
 }
 

@@ -17,10 +17,10 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/spf13/cobra"
 
+	"github.com/cfaccess/reconciler/internal/check"
 	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/gitsource"
-	"github.com/cfaccess/reconciler/internal/reconcile"
 	"github.com/cfaccess/reconciler/internal/report"
 )
 
@@ -102,7 +102,7 @@ func (f *reviewFlags) run(ctx context.Context, env *Env) error {
 	if f.maxPages < 1 {
 		return fmt.Errorf("--activity-max-pages %d: give at least 1", f.maxPages)
 	}
-	cfg, err := f.cloudflareFlags.config(env)
+	clients, err := f.cloudflareFlags.clients(env)
 	if err != nil {
 		return err
 	}
@@ -115,7 +115,7 @@ func (f *reviewFlags) run(ctx context.Context, env *Env) error {
 	if err != nil {
 		return err
 	}
-	c, err := reconcile.Check(ctx, src, diags, f.checks(now, false))
+	c, err := check.Check(ctx, src, diags, now, f.checks(false))
 	if err != nil {
 		return err
 	}
@@ -143,12 +143,11 @@ func (f *reviewFlags) run(ctx context.Context, env *Env) error {
 	if wall := env.Now().UTC(); wall.Before(before) {
 		before = wall
 	}
-	planner := reconcile.NewPlanner(cfg)
 	failed := false
 	for _, id := range ids {
 		pv := c.Repo.Providers[id]
 		ra := report.ReviewAccount{Provider: id, AccountID: pv.AccountID, Protected: pv.Protected}
-		ra.Live, ra.Activity, ra.Err = readForReview(ctx, planner, pv, before.Add(-window), before, f.maxPages)
+		ra.Live, ra.Activity, ra.Err = readForReview(ctx, clients, pv, before.Add(-window), before, f.maxPages)
 		failed = failed || ra.Err != nil
 		in.Accounts = append(in.Accounts, ra)
 	}
@@ -185,9 +184,9 @@ func reviewProviders(repo *desired.Repo, only string) ([]string, error) {
 
 // readForReview reads one account, every zone named, and its members'
 // last activity in [since, before). Only reads: nothing is written.
-func readForReview(ctx context.Context, planner *reconcile.Planner, pv *desired.Provider, since, before time.Time, maxPages int) (*cloudflare.Account, report.Activity, error) {
+func readForReview(ctx context.Context, clients *cloudflare.Clients, pv *desired.Provider, since, before time.Time, maxPages int) (*cloudflare.Account, report.Activity, error) {
 	activity := report.Activity{Since: since, Before: before}
-	client, _, err := planner.Client(pv.APITokenEnv)
+	client, _, err := clients.For(pv.APITokenEnv, "", nil)
 	if err != nil {
 		return nil, activity, err
 	}

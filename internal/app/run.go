@@ -229,7 +229,7 @@ func (f *runFlags) daemon(env *Env) (d *daemon, err error) {
 			os.RemoveAll(work)
 		}
 	}()
-	loop := reconcile.NewLoop(reconcile.LoopConfig{Source: src, Planner: planner, Checks: f.checks(time.Time{}, false),
+	loop := reconcile.NewLoop(reconcile.LoopConfig{Source: src, Planner: planner, Checks: f.checks(false),
 		Plans: daemonPlans(f.options()), DryRun: f.dryRun, Interval: f.interval, TriggerGap: f.triggerGap, Timeout: f.reconcileTimeout,
 		AllowNonFastForward: f.allowNonFastForward, StateFile: f.stateFile, Metrics: m, Log: log, Now: env.Now})
 	hook, err := f.webhook(loop.Poke, m)

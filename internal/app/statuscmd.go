@@ -93,7 +93,7 @@ func statusText(w io.Writer, st reconcile.Status) error {
 		fmt.Fprintf(w, "Enforcing %s %s\n", v(gitsource.Short(r.SHA)), v(r.Subject))
 	}
 	if b := st.BadRevision; b != nil && b.Revision != nil {
-		fmt.Fprintf(w, "Refused %s (%s)\n", v(gitsource.Short(b.Revision.SHA)), v(b.Result))
+		fmt.Fprintf(w, "Refused %s (%s)\n", v(gitsource.Short(b.Revision.SHA)), v(string(b.Result)))
 	}
 	for _, a := range st.Accounts {
 		fmt.Fprintf(w, "\n%s %s (%s): %s", v(a.Account), v(a.Name), v(a.AccountID), v(a.Result))
@@ -104,7 +104,7 @@ func statusText(w io.Writer, st reconcile.Status) error {
 			fmt.Fprintf(w, "; drift %d to invite, %d to update, %d to remove", p.Invite, p.Update, p.Remove)
 		}
 		if r := a.Read; r != nil {
-			fmt.Fprintf(w, "; read %s", v(r.Read))
+			fmt.Fprintf(w, "; read %s", v(string(r.Read)))
 		}
 		fmt.Fprintln(w)
 		if len(a.Members) > 0 {

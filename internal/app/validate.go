@@ -3,7 +3,7 @@ package app
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/cfaccess/reconciler/internal/reconcile"
+	"github.com/cfaccess/reconciler/internal/check"
 	"github.com/cfaccess/reconciler/internal/report"
 )
 
@@ -46,7 +46,7 @@ Exit codes: 0 valid (warnings are printed), 1 invalid, 3 denied by a guardrail.`
 
 // checkedExit is the exit of a checked repository (SPEC §4): 1 invalid, 3
 // denied.
-func checkedExit(c *reconcile.Checked) error {
+func checkedExit(c *check.Checked) error {
 	switch {
 	case !c.Valid():
 		return exitCode(ExitError)

@@ -38,6 +38,7 @@ func main() {
 	gctrace := flag.Bool("gctrace", false, "print the reconciler's garbage collections (GODEBUG=gctrace=1) to standard error")
 	userGroups := flag.Int("user-groups", 0, "user groups in the account (their policies are empty: what is measured is reading them)")
 	groupMembers := flag.Int("group-members", 50, "members of each user group")
+	cpuRuns := flag.Int("daemon-cpu", 0, "after the steady run, run the daemon with the audit log until it has made this many steady reconciles (each a reused read) and report its CPU time per reconcile, from /proc")
 	daemon := flag.Duration("daemon", 0, "after the steady run, run the daemon this long (--interval daemon/10, --full-read-interval daemon/1.1) and report its requests per reconcile, with and without the audit log")
 	flag.Parse()
 
@@ -78,6 +79,10 @@ func main() {
 			fmt.Printf("| %d | %s | %d | %.2f s | %d | %d | %.0f MB | %s |\n", n, run, changes, wall.Seconds(), reqs,
 				int(math.Ceil(float64(n)/50))+int(math.Ceil(float64(*userGroups)/50))+10, float64(rss)/1024, model)
 		}
+		if *cpuRuns > 0 {
+			cpu, full := daemonCPU(bin, dir, ts.URL+fake.BasePath, *cpuRuns, s)
+			cpuRows = append(cpuRows, fmt.Sprintf("| %d | %d | %.1f ms | %.0f ms |", n, *cpuRuns, cpu.Seconds()*1000/float64(*cpuRuns), full.Seconds()*1000))
+		}
 		if *daemon > 0 {
 			for _, audit := range []bool{false, true} {
 				s.ResetRequests()
@@ -87,6 +92,14 @@ func main() {
 			}
 		}
 		ts.Close()
+	}
+	if len(cpuRows) > 0 {
+		fmt.Println("\nThe daemon (`reconciler run --dry-run`, audit log on) over the steady account: CPU time (user and system, from /proc/PID/stat) per steady reconcile — the audit log asked, nothing changed, the last read reused — and of its start (first full read included):")
+		fmt.Println("\n| members | reconciles | CPU per reconcile | CPU to start |")
+		fmt.Println("|---:|---:|---:|---:|")
+		for _, r := range cpuRows {
+			fmt.Println(r)
+		}
 	}
 	if len(daemonRows) > 0 {
 		fmt.Println("\nThe daemon (`reconciler run --dry-run`) over the steady account, its interval scaled down; requests per hour extrapolated to a 1-minute interval and a 10-minute --full-read-interval:")
@@ -98,7 +111,61 @@ func main() {
 	}
 }
 
-var daemonRows []string
+var daemonRows, cpuRows []string
+
+// daemonCPU runs `reconciler run --dry-run` with the audit log on a
+// short interval and returns the CPU time it spent on n steady reconciles
+// (counted by their audit-log queries, after the first two), and on its
+// start up to then.
+func daemonCPU(bin, dir, api string, n int, s *fake.Server) (perRuns, start time.Duration) {
+	s.ResetRequests()
+	cmd := exec.Command(bin, "run", "--repo", dir, "--dry-run", "--listen", "127.0.0.1:0", "--interval", "100ms",
+		"--full-read-interval", "1h", "--audit-log=true", "--cloudflare-rate-limit", "1000000", "--log-level", "error", "--policy-timeout", "2m")
+	cmd.Env = append(os.Environ(), "CLOUDFLARE_API_URL="+api, "CLOUDFLARE_API_TOKEN=bench-token")
+	cmd.Stderr = os.Stderr
+	check(cmd.Start())
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}()
+	queries := func() int {
+		k := 0
+		for _, r := range s.Requests() {
+			if q, _ := url.ParseQuery(r.Query); strings.HasSuffix(r.Path, "/logs/audit") && q.Get("cursor") == "" {
+				k++
+			}
+		}
+		return k
+	}
+	waitFor := func(k int) time.Duration {
+		for deadline := time.Now().Add(10 * time.Minute); queries() < k; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				check(fmt.Errorf("the daemon made %d reconciles in 10 minutes, not %d", queries(), k))
+			}
+		}
+		return cpuTime(cmd.Process.Pid)
+	}
+	// The first query starts the second reconcile; the second, the third
+	// (the first steady one is done by then).
+	t0 := waitFor(2)
+	t1 := waitFor(2 + n)
+	return t1 - t0, t0
+}
+
+// cpuTime is a process's user and system CPU time so far
+// (/proc/PID/stat's utime and stime, in clock ticks of 1/100 s).
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	check(err)
+	// The fields after the command's name in parentheses (which may hold
+	// spaces): state is the 3rd field, utime the 14th, stime the 15th.
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	utime, err := strconv.ParseInt(fields[11], 10, 64)
+	check(err)
+	stime, err := strconv.ParseInt(fields[12], 10, 64)
+	check(err)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
 
 // hourly extrapolates an hour at a 1-minute interval: 6 full reads (one
 // per 10 minutes) and 54 reused reads with the audit log, 60 full reads

@@ -33,6 +33,12 @@ func (c *clock) Add(d time.Duration) {
 
 func TestAuditLog(t *testing.T) {
 	t.Parallel()
+	// 2,500 entries before 10:30, three pages; with -short, 1,200 in two:
+	// a cursor is still followed, and the cap still cuts.
+	n, pages := 2500, 3
+	if testing.Short() {
+		n, pages = 1200, 2
+	}
 	for _, sdkShape := range []bool{false, true} {
 		t.Run(fmt.Sprintf("cursors.after=%v", sdkShape), func(t *testing.T) {
 			t.Parallel()
@@ -41,8 +47,8 @@ func TestAuditLog(t *testing.T) {
 			e := newEnvFor(t, s, Config{UserAgent: "cfaccess/v1.0.0 (revision 0123456789abcdef)"})
 			ctx := context.Background()
 			s.SetDashboardUser("mallory@example.com")
-			// 2,500 entries before 10:30 (three pages), then one at 11:00.
-			for i := range 2500 {
+			// n entries before 10:30, then one at 11:00.
+			for i := range n {
 				if _, err := s.PutMember(fake.MemberSpec{Email: fmt.Sprintf("u%04d@example.com", i), Access: []desired.Access{{Role: "Analytics", Resource: account}}}); err != nil {
 					t.Fatal(err)
 				}
@@ -66,10 +72,10 @@ func TestAuditLog(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(all.Entries) != 2501 || all.Requests != 3 || all.Truncated {
-				t.Fatalf("entries %d, requests %d, truncated %v; want 2501 in 3 requests", len(all.Entries), all.Requests, all.Truncated)
+			if len(all.Entries) != n+1 || all.Requests != pages || all.Truncated {
+				t.Fatalf("entries %d, requests %d, truncated %v; want %d in %d requests", len(all.Entries), all.Requests, all.Truncated, n+1, pages)
 			}
-			last := all.Entries[2500]
+			last := all.Entries[n]
 			if last.MemberID != id || last.Email != "carol@example.com" || last.Kind != AuditMember || last.Action != "Add Member" ||
 				last.TokenID != s.TokenID() || func() bool { sha, mod := last.Revision(); return sha != "0123456789abcdef" || mod }() || last.ActorContext != "api_token" {
 				t.Errorf("cfaccess's entry: %+v", last)
@@ -90,8 +96,8 @@ func TestAuditLog(t *testing.T) {
 			if id, err := e.client.Identity(ctx, s.AccountID()); err != nil || id != (Identity{TokenID: tok}) || !id.Made(last) || id.Made(first) {
 				t.Fatalf("identity %+v, %v: made the last entry %v, the first %v", id, err, id.Made(last), id.Made(first))
 			}
-			capped, err := e.client.AuditLog(ctx, s.AccountID(), AuditQuery{Since: clk.Now().Add(-24 * time.Hour), Before: clk.Now(), MaxPages: 2})
-			if err != nil || !capped.Truncated || capped.Requests != 2 {
+			capped, err := e.client.AuditLog(ctx, s.AccountID(), AuditQuery{Since: clk.Now().Add(-24 * time.Hour), Before: clk.Now(), MaxPages: pages - 1})
+			if err != nil || !capped.Truncated || capped.Requests != pages-1 {
 				t.Fatalf("capped: truncated %v after %d requests, %v", capped.Truncated, capped.Requests, err)
 			}
 			var query url.Values
@@ -198,8 +204,8 @@ func TestRefreshMembers(t *testing.T) {
 }
 
 // padAudit makes every entry of the audit log's answers carry size bytes
-// in its request body, with an email among them: a log of huge entries.
-func padAudit(s *fake.Server, size int) {
+// of padding and emails emails in its request body: a log of huge entries.
+func padAudit(s *fake.Server, size, emails int) {
 	s.Fail(fake.Failure{Method: "GET", Path: "/accounts/" + s.AccountID() + "/logs/audit", Mutate: func(body []byte) []byte {
 		var env map[string]any
 		if json.Unmarshal(body, &env) != nil {
@@ -209,7 +215,7 @@ func padAudit(s *fake.Server, size int) {
 		for _, r := range env["result"].([]any) {
 			res := r.(map[string]any)["resource"].(map[string]any)
 			res["request"] = map[string]any{"email": "pad@example.com", "padding": pad,
-				"many": strings.Split(strings.Repeat("someone@example.com,", 500), ",")}
+				"many": strings.Split(strings.Repeat("someone@example.com,", emails), ",")}
 		}
 		out, _ := json.Marshal(env)
 		return out
@@ -218,9 +224,13 @@ func padAudit(s *fake.Server, size int) {
 
 // A log of huge entries is read to a bound, not to the end of memory:
 // past MaxBytes the query is Truncated (a full read then, or report exits
-// 1), and an entry keeps only a few of its bodies' emails.
+// 1), and an entry keeps only a few of its bodies' emails. Pages of about
+// 4 MB against a bound of 6 MiB: the cut after two pages does not depend
+// on the size (BenchmarkAuditLogHugeEntries measures pages of 28 MB
+// against the real bounds, and the memory kept).
 func TestAuditLogBounded(t *testing.T) {
 	t.Parallel()
+	size, emails, maxBytes := 1_000, 100, int64(6<<20)
 	clk := &clock{now: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}
 	s := fake.New(fake.Options{Token: testToken, Now: clk.Now})
 	e := newEnvFor(t, s, Config{})
@@ -230,12 +240,12 @@ func TestAuditLogBounded(t *testing.T) {
 		}
 	}
 	clk.Add(time.Minute)
-	padAudit(s, 10_000) // about 20 MB a page
-	res, err := e.client.AuditLog(t.Context(), s.AccountID(), AuditQuery{Since: clk.Now().Add(-time.Hour), Before: clk.Now(), MaxBytes: 30 << 20})
+	padAudit(s, size, emails)
+	res, err := e.client.AuditLog(t.Context(), s.AccountID(), AuditQuery{Since: clk.Now().Add(-time.Hour), Before: clk.Now(), MaxBytes: maxBytes})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.Truncated || res.Requests != 2 || res.Bytes < 30<<20 {
+	if !res.Truncated || res.Requests != 2 || res.Bytes < maxBytes {
 		t.Errorf("truncated %v after %d requests and %d bytes: want truncated after two pages", res.Truncated, res.Requests, res.Bytes)
 	}
 	for _, en := range res.Entries {

@@ -61,7 +61,7 @@ func BenchmarkAuditLogHugeEntries(b *testing.B) {
 		}
 	}
 	now = now.Add(time.Minute)
-	padAudit(s, 18_000)
+	padAudit(s, 18_000, 500)
 	ts := httptest.NewServer(s)
 	defer ts.Close()
 	c := New(Config{BaseURL: ts.URL + fake.BasePath, Credentials: Credentials{Token: testToken, Source: "test"}})

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -16,6 +17,7 @@ import (
 	"github.com/cfaccess/reconciler/internal/cloudflare/contract"
 	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
 	"github.com/cfaccess/reconciler/internal/desired"
+	"github.com/cfaccess/reconciler/internal/testkit"
 )
 
 const testToken = "cf-test-token-0123456789abcdef"
@@ -40,16 +42,44 @@ func newEnvFor(t *testing.T, s *fake.Server, cfg Config) *env {
 	t.Helper()
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)
-	v, err := contract.New("testdata/openapi-excerpt-2024-08-06.json", ts.URL+fake.BasePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.BaseURL = ts.URL + fake.BasePath
+	return newEnvAt(t, s, ts.URL, http.DefaultTransport, cfg)
+}
+
+// newBubbleEnv is newEnvFor in process, for a testing/synctest bubble: the
+// client reaches the fake through testkit.Transport, as no socket can be
+// used there, so that Retry-After waits and backoff pass in the bubble's
+// time.
+func newBubbleEnv(t *testing.T, s *fake.Server, cfg Config) *env {
+	t.Helper()
+	return newEnvAt(t, s, "http://cloudflare.test", testkit.Transport(s), cfg)
+}
+
+// newEnvAt makes the client of s at url, carried by base through the
+// validating transport.
+func newEnvAt(t *testing.T, s *fake.Server, url string, base http.RoundTripper, cfg Config) *env {
+	t.Helper()
+	cfg.BaseURL = url + fake.BasePath
 	if cfg.Credentials == (Credentials{}) {
 		cfg.Credentials = Credentials{Token: testToken, Source: "environment variable CLOUDFLARE_API_TOKEN"}
 	}
-	cfg.HTTPClient = &http.Client{Transport: &contract.Transport{Validator: v, Errorf: t.Errorf}}
-	return &env{fake: s, client: New(cfg), url: ts.URL}
+	cfg.HTTPClient = &http.Client{Transport: &contract.Transport{Validator: testValidator(t), Base: base, Errorf: t.Errorf}}
+	return &env{fake: s, client: New(cfg), url: url}
+}
+
+// contractValidator is the contract validator every test shares: building
+// it is a good part of the package's test time. It matches requests by
+// path alone, so it fits every test server's address.
+var contractValidator = sync.OnceValues(func() (*contract.Validator, error) {
+	return contract.New("testdata/openapi-excerpt-2024-08-06.json", fake.BasePath)
+})
+
+func testValidator(t *testing.T) *contract.Validator {
+	t.Helper()
+	v, err := contractValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 func (e *env) addMembers(t *testing.T, n int) {
@@ -145,31 +175,35 @@ func TestReadRolesPendingAndDeny(t *testing.T) {
 
 var cmpIgnoreID = cmp.Transformer("noID", func(m Member) Member { m.ID = ""; return m })
 
+// A 429 is retried after exactly the Retry-After it gives, in the bubble's
+// time.
 func TestRetry429ThenSuccess(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, Config{})
-	e.addMembers(t, 3)
-	e.fake.Fail(fake.Failure{Path: "/accounts/" + e.fake.AccountID() + "/members", Status: 429, RetryAfter: "1", Times: 1})
-	start := time.Now()
-	acct, err := e.client.ReadAccount(t.Context(), e.fake.AccountID(), ReadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(acct.Members) != 3 {
-		t.Errorf("%d members, want 3", len(acct.Members))
-	}
-	var statuses []int
-	for _, r := range e.fake.Requests() {
-		if strings.HasSuffix(r.Path, "/members") {
-			statuses = append(statuses, r.Status)
+	synctest.Test(t, func(t *testing.T) {
+		e := newBubbleEnv(t, fake.New(fake.Options{Token: testToken}), Config{})
+		e.addMembers(t, 3)
+		e.fake.Fail(fake.Failure{Path: "/accounts/" + e.fake.AccountID() + "/members", Status: 429, RetryAfter: "1", Times: 1})
+		start := time.Now()
+		acct, err := e.client.ReadAccount(t.Context(), e.fake.AccountID(), ReadOptions{})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if diff := cmp.Diff([]int{429, 200}, statuses); diff != "" {
-		t.Errorf("member list statuses (-want +got):\n%s", diff)
-	}
-	if waited := time.Since(start); waited < time.Second {
-		t.Errorf("retried after %v; Retry-After said 1s", waited)
-	}
+		if len(acct.Members) != 3 {
+			t.Errorf("%d members, want 3", len(acct.Members))
+		}
+		var statuses []int
+		for _, r := range e.fake.Requests() {
+			if strings.HasSuffix(r.Path, "/members") {
+				statuses = append(statuses, r.Status)
+			}
+		}
+		if diff := cmp.Diff([]int{429, 200}, statuses); diff != "" {
+			t.Errorf("member list statuses (-want +got):\n%s", diff)
+		}
+		if waited := time.Since(start); waited != time.Second {
+			t.Errorf("retried after %v; Retry-After said 1s", waited)
+		}
+	})
 }
 
 func TestServerErrorOnPage2FailsTheRead(t *testing.T) {
@@ -238,7 +272,7 @@ func TestWrites(t *testing.T) {
 	if _, err := acct.Resolve(desired.Resource{Kind: desired.ZoneName, Zone: "exmaple.com"}); err == nil || !strings.Contains(err.Error(), `(did you mean "example.com"?)`) {
 		t.Errorf("unknown zone error = %v", err)
 	}
-	if err := e.client.LoadResourceGroups(ctx, acct); err != nil {
+	if err := e.client.loadResourceGroups(ctx, acct); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := acct.ResourceGroup(zones); ok {
@@ -306,23 +340,27 @@ func TestWrites(t *testing.T) {
 	}
 }
 
+// Every attempt is observed, a retried 500 too; the retry's backoff
+// passes in the bubble's time.
 func TestObserveCountsEveryAttempt(t *testing.T) {
 	t.Parallel()
-	var mu sync.Mutex
-	seen := map[string]int{}
-	e := newEnv(t, Config{Observe: func(method, endpoint, code string, d time.Duration) {
-		mu.Lock()
-		defer mu.Unlock()
-		seen[method+" "+endpoint+" "+code]++
-	}})
-	e.fake.Fail(fake.Failure{Path: "/accounts/" + e.fake.AccountID(), Status: 500, Times: 1})
-	if _, err := e.client.Verify(t.Context(), e.fake.AccountID()); err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]int{"GET /accounts/:id 500": 1, "GET /accounts/:id 200": 1}
-	if diff := cmp.Diff(want, seen); diff != "" {
-		t.Errorf("observed (-want +got):\n%s", diff)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		seen := map[string]int{}
+		e := newBubbleEnv(t, fake.New(fake.Options{Token: testToken}), Config{Observe: func(method, endpoint, code string, d time.Duration) {
+			mu.Lock()
+			defer mu.Unlock()
+			seen[method+" "+endpoint+" "+code]++
+		}})
+		e.fake.Fail(fake.Failure{Path: "/accounts/" + e.fake.AccountID(), Status: 500, Times: 1})
+		if _, err := e.client.Verify(t.Context(), e.fake.AccountID()); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]int{"GET /accounts/:id 500": 1, "GET /accounts/:id 200": 1}
+		if diff := cmp.Diff(want, seen); diff != "" {
+			t.Errorf("observed (-want +got):\n%s", diff)
+		}
+	})
 }
 
 func TestWindowLimiter(t *testing.T) {

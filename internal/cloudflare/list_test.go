@@ -61,11 +61,16 @@ func (l *liar) get(_ context.Context, page int) ([]string, pageInfo, error) {
 // TestFetchAllBoundedByTheCount: whatever the list answers, one read sends
 // at most ceil(total/per_page)+3 requests (total: the largest count it
 // claimed, or the items it truly had), and a read that succeeds returns
-// each item once.
+// each item once. With -short, 500 lists (each way of lying about 80
+// times) rather than 3,000.
 func TestFetchAllBoundedByTheCount(t *testing.T) {
 	t.Parallel()
+	seeds := uint64(3000)
+	if testing.Short() {
+		seeds = 500
+	}
 	c := New(Config{PerPage: 50, Concurrency: 1})
-	for seed := range uint64(3000) {
+	for seed := range seeds {
 		rng := rand.New(rand.NewPCG(seed, 7))
 		l := &liar{rng: rng, items: rng.IntN(400), per: []int{50, 50, 50, 20, 5, 1}[rng.IntN(6)], counted: rng.IntN(4) != 0}
 		mode := listMode{countIsBound: rng.IntN(2) == 0, dropRepeats: rng.IntN(2) == 0}

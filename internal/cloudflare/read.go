@@ -88,8 +88,9 @@ type Account struct {
 	Members          []Member // sorted by email
 	PermissionGroups []PermissionGroup
 	// ResourceGroups are, after a read, the groups the members' policies
-	// use (member responses carry their scopes); LoadResourceGroups adds
-	// every other group of the account, read only when a change needs it.
+	// use (member responses carry their scopes); a Writer lists every
+	// other group of the account into its copy, only when a change needs
+	// it.
 	ResourceGroups []ResourceGroup
 	// ZoneIDs maps zone names to ids, for the zones asked for.
 	ZoneIDs map[string]string
@@ -106,8 +107,9 @@ type Account struct {
 	// NotChecked lists what these credentials could not read.
 	NotChecked []NotChecked
 
-	groupsLoaded bool
-	groupsErr    error // a failed list, not retried within one apply
+	// allGroups says ResourceGroups lists every group of the account,
+	// not only those the members use.
+	allGroups bool
 }
 
 // ReadOptions say which zones to resolve.
@@ -214,7 +216,7 @@ func (c *Client) ReadAccount(ctx context.Context, accountID string, opts ReadOpt
 	acct.ResourceGroups = seen.sorted()
 	// Member responses carry each resource group's scope, so the group
 	// list is needed only when one came without it — or, later, to write
-	// a group no member uses yet (LoadResourceGroups). A steady-state
+	// a group no member uses yet (Writer). A steady-state
 	// read skips it, and a plan where resource groups cannot be listed
 	// (Cloudflare: they "may be unavailable on some plans") still writes
 	// with the groups its members use.
@@ -234,7 +236,7 @@ func (c *Client) ReadCatalogue(ctx context.Context, accountID string) (*Account,
 	if err := checkIDs("read account "+accountID, accountID); err != nil {
 		return nil, err
 	}
-	acct := &Account{ID: accountID, ZoneIDs: map[string]string{}, ZoneNames: map[string]string{}, groupsLoaded: true}
+	acct := &Account{ID: accountID, ZoneIDs: map[string]string{}, ZoneNames: map[string]string{}, allGroups: true}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
 		acct.PermissionGroups, err = c.listPermissionGroups(gctx, accountID)
@@ -293,7 +295,7 @@ func (c *Client) resolveMissingScopes(ctx context.Context, acct *Account, member
 			return slices.ContainsFunc(g.parts, func(p policyPart) bool { return len(p.unresolved) > 0 })
 		})
 	if missing {
-		if err := c.LoadResourceGroups(ctx, acct); err != nil {
+		if err := c.loadResourceGroups(ctx, acct); err != nil {
 			return err
 		}
 	}
@@ -328,15 +330,12 @@ func (m converted) resolve(groups []ResourceGroup, in inherited) Member {
 	return out
 }
 
-// LoadResourceGroups reads the account's resource groups, once: a failed
-// read is not tried again on the same account value.
-func (c *Client) LoadResourceGroups(ctx context.Context, acct *Account) error {
-	if acct.groupsLoaded || acct.groupsErr != nil {
-		return acct.groupsErr
-	}
+// loadResourceGroups lists every resource group of the account into
+// acct, keeping those it knows already that the list lacks (a group just
+// made, which a list may not show yet).
+func (c *Client) loadResourceGroups(ctx context.Context, acct *Account) error {
 	groups, err := c.listResourceGroups(ctx, acct.ID)
 	if err != nil {
-		acct.groupsErr = err
 		return err
 	}
 	for _, g := range acct.ResourceGroups {
@@ -344,15 +343,8 @@ func (c *Client) LoadResourceGroups(ctx context.Context, acct *Account) error {
 			groups = append(groups, g)
 		}
 	}
-	acct.ResourceGroups, acct.groupsLoaded = groups, true
+	acct.ResourceGroups, acct.allGroups = groups, true
 	return nil
-}
-
-// ReloadResourceGroups reads the account's resource groups again (after a
-// creation whose answer was lost, say).
-func (c *Client) ReloadResourceGroups(ctx context.Context, acct *Account) error {
-	acct.groupsLoaded, acct.groupsErr = false, nil
-	return c.LoadResourceGroups(ctx, acct)
 }
 
 // groupSet collects the resource groups that member responses show, for

@@ -105,7 +105,7 @@ func TestResourceGroupsInOneRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	acct := &Account{ID: e.fake.AccountID()}
-	if err := e.client.LoadResourceGroups(t.Context(), acct); err != nil {
+	if err := e.client.loadResourceGroups(t.Context(), acct); err != nil {
 		t.Fatal(err)
 	}
 	var reqs []fake.Request

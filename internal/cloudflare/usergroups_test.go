@@ -106,7 +106,7 @@ func TestUserGroupUpdateNamesItsPolicies(t *testing.T) {
 			}
 			return p.ID
 		}
-		if err := e.client.LoadResourceGroups(ctx, acct); err != nil {
+		if err := e.client.loadResourceGroups(ctx, acct); err != nil {
 			t.Fatal(err)
 		}
 		rg, _ := acct.ResourceGroup([]desired.Resource{account})

@@ -191,7 +191,7 @@ func (c *Client) CreateResourceGroup(ctx context.Context, accountID, name string
 	var p iam.ResourceGroupNewParams
 	p.AccountID.Value, p.AccountID.Present = accountID, true
 	// Not retried: a retry after a lost answer would make a second group.
-	// The caller lists the groups again to find out (ReloadResourceGroups).
+	// The caller lists the groups again to find out (Writer).
 	g, err := c.groups.New(ctx, p, option.WithRequestBody("application/json", body), option.WithMaxRetries(0))
 	if err != nil {
 		return ResourceGroup{}, c.wrap(op, err)
@@ -242,12 +242,14 @@ func normalize(rs []desired.Resource) []desired.Resource {
 // PermissionGroup returns the permission group of a role name, or an error
 // naming the closest names.
 func (a *Account) PermissionGroup(name string) (PermissionGroup, error) {
-	names := make([]string, 0, len(a.PermissionGroups))
 	for _, pg := range a.PermissionGroups {
 		if pg.Name == name {
 			return pg, nil
 		}
-		names = append(names, pg.Name)
+	}
+	names := make([]string, len(a.PermissionGroups))
+	for i, pg := range a.PermissionGroups {
+		names[i] = pg.Name
 	}
 	return PermissionGroup{}, fmt.Errorf("role %q does not exist in Cloudflare account %s%s", name, a.ID, suggest.Hint(name, names))
 }
@@ -282,7 +284,7 @@ func (a *Account) Display(r desired.Resource) desired.Resource {
 // ResourceGroup returns an existing resource group covering exactly rs
 // (the whole account, or these zones by id) — made by cfaccess, by hand or
 // ad hoc by the dashboard — preferring one that is not ad hoc. The groups
-// must have been loaded (LoadResourceGroups).
+// must have been listed (Writer).
 func (a *Account) ResourceGroup(rs []desired.Resource) (ResourceGroup, bool) {
 	want := normalize(rs)
 	found, ok := ResourceGroup{}, false

@@ -111,6 +111,9 @@ type Options struct {
 	// SCIM says an identity provider owns the user groups and their
 	// members (reconcile.scim): they are reported, not written.
 	SCIM bool
+	// Drift, when set, names who made the out-of-band change a change
+	// corrects (from the account's audit log), or returns nil.
+	Drift func(Change) *Drift
 }
 
 // Change is one action on one member. For an invite Add is the whole
@@ -128,8 +131,9 @@ type Change struct {
 	Policies []desired.Policy
 	Sources  []desired.Pos
 	Reasons  []string
-	// Risks are what a reviewer should look at twice, filled by the
-	// caller that knows the live account (reconcile).
+	// Risks are what a reviewer should look at twice: administrator
+	// roles, write access to the whole account, a lookalike email, a new
+	// email domain.
 	Risks []string
 	// Group and GroupID name the user group a LeaveGroup change takes the
 	// member out of (Remove is the access it gave them), or the group a
@@ -140,8 +144,8 @@ type Change struct {
 	// (update, remove), for display: a removal ends it too.
 	Inherited []Inherited
 	// Drift, when set, is who last changed this member or group out of
-	// band, from the account's audit log (filled by reconcile): the
-	// change is correcting it.
+	// band, from the account's audit log (Options.Drift): the change is
+	// correcting it.
 	Drift *Drift
 	// Protects, when set, refuses the change: it would take access from
 	// these protected members (on any path: a user group's policies, its
@@ -194,7 +198,6 @@ type Plan struct {
 	Waiting       []Waiting
 	GroupsWaiting []string
 
-	protected map[string]bool
 	// Protected are the live members the plan did not look at: protected
 	// emails and the token's owner.
 	Protected []string
@@ -239,80 +242,123 @@ var ErrMassRemoval = errors.New("mass removal refused")
 
 // Compute plans the changes that make live equal to want.
 func Compute(want []Want, live []Live, opts Options) (*Plan, error) {
-	skip := map[string]bool{}
-	for _, e := range opts.Protected {
-		skip[strings.ToLower(e)] = true
-	}
-	if opts.Owner != "" {
-		skip[strings.ToLower(opts.Owner)] = true
-	}
+	pr := newProtection(opts)
 	wantBy := make(map[string]*Want, len(want))
 	for i := range want {
 		wantBy[strings.ToLower(want[i].Email)] = &want[i]
 	}
-	p := &Plan{protected: skip}
 	managedGroups := map[string]bool{}
 	for _, g := range opts.UserGroups {
 		managedGroups[g.Name] = true
 	}
+	p := &Plan{}
 	liveBy := make(map[string]*Live, len(live))
 	managed := 0
 	for i := range live {
 		l := &live[i]
 		email := strings.ToLower(l.Email)
-		if skip[email] || opts.ProtectedIDs[l.ID] {
+		if pr.covers(email, l.ID) {
 			p.Protected = append(p.Protected, email)
 			continue
 		}
 		managed++
 		liveBy[email] = l
-		w, declared := wantBy[email]
-		if declared && len(w.Access) > 0 {
-			p.groupDrift(l, w, opts, managedGroups)
+		p.member(l, wantBy[email], opts, managedGroups)
+	}
+	p.invite(wantBy, liveBy, pr)
+	if err := p.groups(opts.UserGroups, opts.LiveGroups, live, opts, pr); err != nil {
+		return nil, err
+	}
+	p.sort()
+	p.annotate(live, opts.Drift)
+	if err := p.guard(live, managed, opts, pr); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+// protection is who no change may touch: protected emails and the token's
+// owner (lower case), and protected member ids.
+type protection struct {
+	emails, ids map[string]bool
+}
+
+// newProtection is the protection opts ask for.
+func newProtection(opts Options) protection {
+	emails := map[string]bool{}
+	for _, e := range opts.Protected {
+		emails[strings.ToLower(e)] = true
+	}
+	if opts.Owner != "" {
+		emails[strings.ToLower(opts.Owner)] = true
+	}
+	return protection{emails: emails, ids: opts.ProtectedIDs}
+}
+
+// covers reports whether no change may touch the member with this email
+// (lower case) and id.
+func (pr protection) covers(email, id string) bool {
+	return pr.emails[email] || pr.ids[id]
+}
+
+// member plans one live member that is not protected, declared (w) or
+// not (nil): removed, updated, re-invited, or left alone and reported.
+func (p *Plan) member(l *Live, w *Want, opts Options, managedGroups map[string]bool) {
+	email := strings.ToLower(l.Email)
+	declared := w != nil
+	if declared && len(w.Access) > 0 {
+		p.groupDrift(l, w, opts, managedGroups)
+	}
+	switch {
+	case !declared && opts.SCIM && minimalOnly(l.Access):
+		// Provisioned by the identity provider (what SCIM gives):
+		// removing them would fight it. What their groups give them is
+		// still shown, as access outside cfaccess's control.
+		p.Provisioned = append(p.Provisioned, *l)
+		p.outside(l, managedGroups)
+	case !declared && opts.Prune, declared && len(w.Access) == 0:
+		c := Change{Action: Remove, Email: email, MemberID: l.ID, Status: l.Status, Remove: sorted(l.Access), Inherited: l.Inherited}
+		if declared {
+			c.Sources, c.Reasons = w.Sources, w.Reasons
 		}
-		switch {
-		case !declared && opts.SCIM && minimalOnly(l.Access):
-			// Provisioned by the identity provider (what SCIM gives):
-			// removing them would fight it. What their groups give them is
-			// still shown, as access outside cfaccess's control.
-			p.Provisioned = append(p.Provisioned, *l)
-			p.outside(l, managedGroups)
-		case !declared && opts.Prune, declared && len(w.Access) == 0:
-			c := Change{Action: Remove, Email: email, MemberID: l.ID, Status: l.Status, Remove: sorted(l.Access), Inherited: l.Inherited}
-			if declared {
-				c.Sources, c.Reasons = w.Sources, w.Reasons
-			}
-			p.Changes = append(p.Changes, c)
-		case !declared:
-			p.Unmanaged = append(p.Unmanaged, *l)
-		case l.Status == "pending" && opts.Reinvite != nil && opts.Reinvite(*l):
-			add, remove := setDiff(w.Access, l.Access)
-			p.Changes = append(p.Changes, Change{Action: Reinvite, Email: email, MemberID: l.ID, Status: l.Status,
-				Add: add, Remove: remove, Access: sorted(w.Access), Policies: w.Policies, Sources: w.Sources, Reasons: w.Reasons})
-		default:
-			// Access the member already holds through a user group is not
-			// added as its own (no churn when a group gives what is also
-			// declared directly); what its own policies hold beyond the
-			// declarations is removed.
-			add, _ := setDiff(w.Access, l.Effective())
-			_, remove := setDiff(w.Access, l.Access)
-			if len(add) > 0 || len(remove) > 0 || l.Foreign {
-				p.Changes = append(p.Changes, Change{Action: Update, Email: email, MemberID: l.ID, Status: l.Status,
-					Add: add, Remove: remove, Access: sorted(w.Access), Policies: w.Policies, Sources: w.Sources, Reasons: w.Reasons,
-					Inherited: l.Inherited})
-			}
+		p.Changes = append(p.Changes, c)
+	case !declared:
+		p.Unmanaged = append(p.Unmanaged, *l)
+	case l.Status == "pending" && opts.Reinvite != nil && opts.Reinvite(*l):
+		add, remove := setDiff(w.Access, l.Access)
+		p.Changes = append(p.Changes, Change{Action: Reinvite, Email: email, MemberID: l.ID, Status: l.Status,
+			Add: add, Remove: remove, Access: sorted(w.Access), Policies: w.Policies, Sources: w.Sources, Reasons: w.Reasons})
+	default:
+		// Access the member already holds through a user group is not
+		// added as its own (no churn when a group gives what is also
+		// declared directly); what its own policies hold beyond the
+		// declarations is removed.
+		add, _ := setDiff(w.Access, l.Effective())
+		_, remove := setDiff(w.Access, l.Access)
+		if len(add) > 0 || len(remove) > 0 || l.Foreign {
+			p.Changes = append(p.Changes, Change{Action: Update, Email: email, MemberID: l.ID, Status: l.Status,
+				Add: add, Remove: remove, Access: sorted(w.Access), Policies: w.Policies, Sources: w.Sources, Reasons: w.Reasons,
+				Inherited: l.Inherited})
 		}
 	}
+}
+
+// invite plans an invitation for every declared member with access that
+// the account does not have (liveBy: its members that are not protected)
+// and that is not protected.
+func (p *Plan) invite(wantBy map[string]*Want, liveBy map[string]*Live, pr protection) {
 	for email, w := range wantBy {
-		if skip[email] || liveBy[email] != nil || len(w.Access) == 0 {
+		if pr.emails[email] || liveBy[email] != nil || len(w.Access) == 0 {
 			continue
 		}
 		p.Changes = append(p.Changes, Change{Action: Invite, Email: email, Add: sorted(w.Access), Access: sorted(w.Access),
 			Policies: w.Policies, Sources: w.Sources, Reasons: w.Reasons})
 	}
-	if err := p.groups(opts.UserGroups, opts.LiveGroups, live, opts); err != nil {
-		return nil, err
-	}
+}
+
+// sort puts the changes in application order, and what the plan reports
+// by email.
+func (p *Plan) sort() {
 	// Groups are written before members join them; members join once they
 	// are members (accepted): invitations come last.
 	order := map[Action]int{Remove: 0, LeaveGroup: 1, Update: 2, CreateGroup: 3, UpdateGroup: 3, JoinGroup: 4, Invite: 5, Reinvite: 5}
@@ -325,23 +371,29 @@ func Compute(want []Want, live []Live, opts Options) (*Plan, error) {
 		return cmp.Or(cmp.Compare(a.Email, b.Email), cmp.Compare(a.Group, b.Group))
 	})
 	slices.Sort(p.Protected)
+}
+
+// guard finds the people the plan takes access from (Losing), refuses the
+// changes that would take any from a protected member, and trips the
+// breaker when the rest take it from too many (managed: the live members
+// that are not protected).
+func (p *Plan) guard(live []Live, managed int, opts Options, pr protection) error {
 	// The breaker counts the people the plan takes any access from, on
 	// every path: removals, updates that take away, leaving user groups,
 	// and user-group policies rewritten (each member of the group). No
 	// plan may take anything from a protected member.
-	protected := func(l *Live) bool { return skip[strings.ToLower(l.Email)] || opts.ProtectedIDs[l.ID] }
-	p.Losing = p.losses(live, opts.LiveGroups, protected)
+	p.Losing = p.losses(live, opts.LiveGroups, pr)
 	for range len(p.Changes) {
 		if !p.refuseProtected() {
 			break
 		}
 		// Without the refused changes: what will be made.
-		p.Losing = p.losses(live, opts.LiveGroups, protected)
+		p.Losing = p.losses(live, opts.LiveGroups, pr)
 	}
 	if p.Breaker = p.breaker(managed, opts); p.Breaker != "" {
-		return p, fmt.Errorf("%w: %s; if that is intended, run apply with --allow-mass-removal", ErrMassRemoval, p.Breaker)
+		return fmt.Errorf("%w: %s; if that is intended, run apply with --allow-mass-removal", ErrMassRemoval, p.Breaker)
 	}
-	return p, nil
+	return nil
 }
 
 // groupDrift plans, for a declared member, the user groups that give it
@@ -350,49 +402,56 @@ func Compute(want []Want, live []Live, opts Options) (*Plan, error) {
 // is all declared is left alone (the member's own policies may also hold
 // it: harmless).
 func (p *Plan) groupDrift(l *Live, w *Want, opts Options, managed map[string]bool) {
-	type key struct{ id, name string }
-	excess := map[key][]desired.Access{}
-	var order []key
-	for _, in := range l.Inherited {
-		if managed[in.Group] || slices.Contains(w.Access, in.Access) {
-			// A mirrored group's members are planned with the group.
-			continue
-		}
-		k := key{in.GroupID, in.Group}
-		if _, seen := excess[k]; !seen {
-			order = append(order, k)
-		}
-		excess[k] = append(excess[k], in.Access)
-	}
-	for _, k := range order {
+	excess := byGroup(l.Inherited, func(in Inherited) bool {
+		// A mirrored group's members are planned with the group.
+		return managed[in.Group] || slices.Contains(w.Access, in.Access)
+	})
+	for _, g := range excess {
 		if opts.PruneUserGroups && !opts.SCIM {
 			p.Changes = append(p.Changes, Change{Action: LeaveGroup, Email: strings.ToLower(l.Email), MemberID: l.ID, Status: l.Status,
-				Remove: sorted(excess[k]), Group: k.name, GroupID: k.id, Sources: w.Sources, Reasons: w.Reasons})
+				Remove: sorted(g.access), Group: g.name, GroupID: g.id, Sources: w.Sources, Reasons: w.Reasons})
 			continue
 		}
-		p.GroupAccess = append(p.GroupAccess, GroupAccess{Email: strings.ToLower(l.Email), MemberID: l.ID, Group: k.name, GroupID: k.id, Access: sorted(excess[k])})
+		p.reportGroupAccess(l, g)
 	}
 }
 
 // outside reports the access a member holds through user groups that are
 // not mirrored.
 func (p *Plan) outside(l *Live, managed map[string]bool) {
-	type key struct{ id, name string }
-	by := map[key][]desired.Access{}
-	var order []key
-	for _, in := range l.Inherited {
-		if managed[in.Group] {
+	for _, g := range byGroup(l.Inherited, func(in Inherited) bool { return managed[in.Group] }) {
+		p.reportGroupAccess(l, g)
+	}
+}
+
+// heldThrough is the access a member holds through one user group.
+type heldThrough struct {
+	id, name string
+	access   []desired.Access
+}
+
+// byGroup gathers inherited access by user group, in the order the groups
+// first appear, leaving out what skip says.
+func byGroup(inherited []Inherited, skip func(Inherited) bool) []heldThrough {
+	var out []heldThrough
+	for _, in := range inherited {
+		if skip(in) {
 			continue
 		}
-		k := key{in.GroupID, in.Group}
-		if _, seen := by[k]; !seen {
-			order = append(order, k)
+		i := slices.IndexFunc(out, func(h heldThrough) bool { return h.id == in.GroupID && h.name == in.Group })
+		if i < 0 {
+			i = len(out)
+			out = append(out, heldThrough{id: in.GroupID, name: in.Group})
 		}
-		by[k] = append(by[k], in.Access)
+		out[i].access = append(out[i].access, in.Access)
 	}
-	for _, k := range order {
-		p.GroupAccess = append(p.GroupAccess, GroupAccess{Email: strings.ToLower(l.Email), MemberID: l.ID, Group: k.name, GroupID: k.id, Access: sorted(by[k])})
-	}
+	return out
+}
+
+// reportGroupAccess reports access a member holds through a user group,
+// left in place.
+func (p *Plan) reportGroupAccess(l *Live, g heldThrough) {
+	p.GroupAccess = append(p.GroupAccess, GroupAccess{Email: strings.ToLower(l.Email), MemberID: l.ID, Group: g.name, GroupID: g.id, Access: sorted(g.access)})
 }
 
 func sorted(a []desired.Access) []desired.Access {

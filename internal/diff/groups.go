@@ -68,7 +68,7 @@ type Waiting struct {
 // A group named by two live groups is an error. With scim, the identity
 // provider owns the groups and their members: nothing is created, and
 // members are neither put in nor taken out — what differs is reported.
-func (p *Plan) groups(want []WantGroup, live []LiveGroup, members []Live, opts Options) error {
+func (p *Plan) groups(want []WantGroup, live []LiveGroup, members []Live, opts Options, pr protection) error {
 	// Group members are account members, matched by id: an email is only
 	// what the account's member list says (a group answer may lack it).
 	byID, byEmail := map[string]*Live{}, map[string]*Live{}
@@ -82,14 +82,12 @@ func (p *Plan) groups(want []WantGroup, live []LiveGroup, members []Live, opts O
 			removed[c.MemberID] = true
 		}
 	}
-	protected := func(m *Live) bool {
-		return m != nil && (p.protected[strings.ToLower(m.Email)] || opts.ProtectedIDs[m.ID])
-	}
 	byName := map[string][]*LiveGroup{}
 	for i := range live {
 		byName[live[i].Name] = append(byName[live[i].Name], &live[i])
 	}
-	for _, w := range want {
+	for i := range want {
+		w := &want[i]
 		ls := byName[w.Name]
 		if len(ls) > 1 {
 			return fmt.Errorf("%d user groups of the account are named %q: rename all but one in Cloudflare, so that cfaccess knows which one the repository declares", len(ls), w.Name)
@@ -98,66 +96,85 @@ func (p *Plan) groups(want []WantGroup, live []LiveGroup, members []Live, opts O
 		if len(ls) == 1 {
 			l = ls[0]
 		}
-		switch {
-		case l == nil && opts.SCIM:
-			p.GroupsWaiting = append(p.GroupsWaiting, w.Name)
-		case l == nil:
-			p.Changes = append(p.Changes, Change{Action: CreateGroup, Group: w.Name, GroupPos: w.Pos, Add: sorted(w.Access), Access: sorted(w.Access),
-				Policies: w.Policies, Sources: w.Sources, Reasons: w.Reasons})
-		default:
-			if add, remove := setDiff(w.Access, l.Access); len(add) > 0 || len(remove) > 0 || l.Foreign {
-				p.Changes = append(p.Changes, Change{Action: UpdateGroup, Group: w.Name, GroupID: l.ID, GroupPos: w.Pos, Add: add, Remove: remove,
-					Access: sorted(w.Access), Policies: w.Policies, Sources: w.Sources, Reasons: w.Reasons})
-			}
-		}
-		in := map[string]bool{}
+		p.groupPolicies(w, l, opts.SCIM)
+		p.groupJoins(w, l, byEmail, opts.SCIM, pr)
 		if l != nil {
-			for _, m := range l.Members {
-				in[m.ID] = true
-			}
-		}
-		for _, email := range w.Members {
-			m := byEmail[email]
-			switch {
-			case protected(m):
-				// Never changed: in the group or not, it stays so.
-			case m != nil && in[m.ID]:
-			case m == nil || m.Status != "accepted":
-				p.Waiting = append(p.Waiting, Waiting{Email: email, Group: w.Name})
-			case opts.SCIM:
-				p.GroupAccess = append(p.GroupAccess, GroupAccess{Email: email, MemberID: m.ID, Group: w.Name, Missing: true})
-			default:
-				c := Change{Action: JoinGroup, Email: email, MemberID: m.ID, Status: m.Status, Group: w.Name, GroupPos: w.Pos, Add: sorted(w.Access),
-					Sources: w.Sources, Reasons: w.Reasons}
-				if l != nil {
-					c.GroupID = l.ID
-				}
-				p.Changes = append(p.Changes, c)
-			}
-		}
-		if l == nil {
-			continue
-		}
-		for _, gm := range l.Members {
-			m := byID[gm.ID]
-			email := strings.ToLower(gm.Email)
-			if m != nil {
-				email = strings.ToLower(m.Email)
-			}
-			switch {
-			case protected(m), opts.ProtectedIDs[gm.ID], removed[gm.ID], slices.Contains(w.Members, email):
-				// Protected, leaving with the account, or declared.
-			case opts.SCIM:
-				p.GroupAccess = append(p.GroupAccess, GroupAccess{Email: email, MemberID: gm.ID, Group: w.Name, GroupID: l.ID, Access: sorted(l.Access)})
-			default:
-				status := gm.Status
-				if m != nil {
-					status = m.Status
-				}
-				p.Changes = append(p.Changes, Change{Action: LeaveGroup, Email: email, MemberID: gm.ID, Status: status,
-					Group: w.Name, GroupID: l.ID, GroupPos: w.Pos, Remove: sorted(l.Access)})
-			}
+			p.groupLeaves(w, l, byID, removed, opts.SCIM, pr)
 		}
 	}
 	return nil
+}
+
+// groupPolicies plans a mirrored group's creation (l nil: not in the
+// account), or the update of its policies when they differ.
+func (p *Plan) groupPolicies(w *WantGroup, l *LiveGroup, scim bool) {
+	switch {
+	case l == nil && scim:
+		p.GroupsWaiting = append(p.GroupsWaiting, w.Name)
+	case l == nil:
+		p.Changes = append(p.Changes, Change{Action: CreateGroup, Group: w.Name, GroupPos: w.Pos, Add: sorted(w.Access), Access: sorted(w.Access),
+			Policies: w.Policies, Sources: w.Sources, Reasons: w.Reasons})
+	default:
+		if add, remove := setDiff(w.Access, l.Access); len(add) > 0 || len(remove) > 0 || l.Foreign {
+			p.Changes = append(p.Changes, Change{Action: UpdateGroup, Group: w.Name, GroupID: l.ID, GroupPos: w.Pos, Add: add, Remove: remove,
+				Access: sorted(w.Access), Policies: w.Policies, Sources: w.Sources, Reasons: w.Reasons})
+		}
+	}
+}
+
+// groupJoins plans a mirrored group's declared members that are not in it
+// (l nil: the group is not in the account yet): they join it once they
+// have accepted their invitation.
+func (p *Plan) groupJoins(w *WantGroup, l *LiveGroup, byEmail map[string]*Live, scim bool, pr protection) {
+	in := map[string]bool{}
+	if l != nil {
+		for _, m := range l.Members {
+			in[m.ID] = true
+		}
+	}
+	for _, email := range w.Members {
+		m := byEmail[email]
+		switch {
+		case m != nil && pr.covers(email, m.ID):
+			// Never changed: in the group or not, it stays so.
+		case m != nil && in[m.ID]:
+		case m == nil || m.Status != "accepted":
+			p.Waiting = append(p.Waiting, Waiting{Email: email, Group: w.Name})
+		case scim:
+			p.GroupAccess = append(p.GroupAccess, GroupAccess{Email: email, MemberID: m.ID, Group: w.Name, Missing: true})
+		default:
+			c := Change{Action: JoinGroup, Email: email, MemberID: m.ID, Status: m.Status, Group: w.Name, GroupPos: w.Pos, Add: sorted(w.Access),
+				Sources: w.Sources, Reasons: w.Reasons}
+			if l != nil {
+				c.GroupID = l.ID
+			}
+			p.Changes = append(p.Changes, c)
+		}
+	}
+}
+
+// groupLeaves plans a mirrored group's live members that the repository
+// does not declare in it: they leave it (removed: members leaving the
+// account, and the group with it).
+func (p *Plan) groupLeaves(w *WantGroup, l *LiveGroup, byID map[string]*Live, removed map[string]bool, scim bool, pr protection) {
+	for _, gm := range l.Members {
+		m := byID[gm.ID]
+		email := strings.ToLower(gm.Email)
+		if m != nil {
+			email = strings.ToLower(m.Email)
+		}
+		switch {
+		case m != nil && pr.covers(email, m.ID), pr.ids[gm.ID], removed[gm.ID], slices.Contains(w.Members, email):
+			// Protected, leaving with the account, or declared.
+		case scim:
+			p.GroupAccess = append(p.GroupAccess, GroupAccess{Email: email, MemberID: gm.ID, Group: w.Name, GroupID: l.ID, Access: sorted(l.Access)})
+		default:
+			status := gm.Status
+			if m != nil {
+				status = m.Status
+			}
+			p.Changes = append(p.Changes, Change{Action: LeaveGroup, Email: email, MemberID: gm.ID, Status: status,
+				Group: w.Name, GroupID: l.ID, GroupPos: w.Pos, Remove: sorted(l.Access)})
+		}
+	}
 }

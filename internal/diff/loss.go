@@ -44,136 +44,202 @@ type ProtectedLoss struct {
 // changes are made — removals, its own policies set, user groups left,
 // joined, or their policies set — and returns those who lose anything.
 // Changes refused (Protects) are left out: they will not be made.
-func (p *Plan) losses(live []Live, groups []LiveGroup, protected func(*Live) bool) []Loss {
-	type touch struct {
-		own    int            // the Remove, Update or Reinvite of the member (-1: none)
-		leaves map[string]int // group id -> its LeaveGroup
-		joins  []int          // its JoinGroups
-	}
-	touches := map[string]*touch{}
-	at := func(id string) *touch {
-		t := touches[id]
-		if t == nil {
-			t = &touch{own: -1, leaves: map[string]int{}}
-			touches[id] = t
+func (p *Plan) losses(live []Live, groups []LiveGroup, pr protection) []Loss {
+	e := p.effects(groups)
+	var out []Loss
+	for i := range live {
+		if loss, ok := e.loss(&live[i], pr); ok {
+			out = append(out, loss)
 		}
-		return t
 	}
-	rewritten := map[string]int{} // group id -> its UpdateGroup
-	created := map[string]int{}   // group name -> its CreateGroup
+	slices.SortFunc(out, func(a, b Loss) int { return strings.Compare(a.Email, b.Email) })
+	return out
+}
+
+// effects are the plan's changes that will be made, as indexes into
+// Plan.Changes, by the member or user group they touch; and the
+// account's user groups.
+type effects struct {
+	changes   []Change
+	members   map[string]*touch     // member id -> its changes
+	rewritten map[string]int        // group id -> its UpdateGroup
+	created   map[string]int        // group name -> its CreateGroup
+	groups    map[string]*LiveGroup // group id -> the group
+	memberOf  map[string][]string   // member id -> group ids
+}
+
+// touch is the changes of one member.
+type touch struct {
+	own    int            // the Remove, Update or Reinvite of the member (-1: none)
+	leaves map[string]int // group id -> its LeaveGroup
+	joins  []int          // its JoinGroups
+}
+
+// effects indexes the plan's changes, those not refused, and the
+// account's user groups (groups).
+func (p *Plan) effects(groups []LiveGroup) effects {
+	e := effects{changes: p.Changes, members: map[string]*touch{}, rewritten: map[string]int{}, created: map[string]int{},
+		groups: map[string]*LiveGroup{}, memberOf: map[string][]string{}}
 	for i, c := range p.Changes {
 		if len(c.Protects) > 0 {
 			continue
 		}
 		switch c.Action {
 		case Remove, Update, Reinvite:
-			at(c.MemberID).own = i
+			e.member(c.MemberID).own = i
 		case LeaveGroup:
-			at(c.MemberID).leaves[c.GroupID] = i
+			e.member(c.MemberID).leaves[c.GroupID] = i
 		case JoinGroup:
-			at(c.MemberID).joins = append(at(c.MemberID).joins, i)
+			t := e.member(c.MemberID)
+			t.joins = append(t.joins, i)
 		case UpdateGroup:
-			rewritten[c.GroupID] = i
+			e.rewritten[c.GroupID] = i
 		case CreateGroup:
-			created[c.Group] = i
+			e.created[c.Group] = i
 		}
 	}
-	byID := map[string]*LiveGroup{}
-	memberOf := map[string][]string{} // member id -> group ids
 	for i := range groups {
 		g := &groups[i]
-		byID[g.ID] = g
+		e.groups[g.ID] = g
 		for _, m := range g.Members {
-			memberOf[m.ID] = append(memberOf[m.ID], g.ID)
+			e.memberOf[m.ID] = append(e.memberOf[m.ID], g.ID)
 		}
 	}
-	var out []Loss
-	for i := range live {
-		l := &live[i]
-		gids := slices.Clone(memberOf[l.ID])
-		held := map[string][]desired.Access{} // group id -> what it gives the member now
-		for _, in := range l.Inherited {
-			if !slices.Contains(gids, in.GroupID) {
-				gids = append(gids, in.GroupID)
-			}
-			held[in.GroupID] = append(held[in.GroupID], in.Access)
-		}
-		t := touches[l.ID]
-		if t == nil && !slices.ContainsFunc(gids, func(g string) bool { _, ok := rewritten[g]; return ok }) {
-			continue
-		}
-		if t == nil {
-			t = &touch{own: -1}
-		}
-		loss := Loss{Email: strings.ToLower(l.Email), MemberID: l.ID, Protected: protected(l)}
-		if t.own >= 0 && p.Changes[t.own].Action == Remove {
-			loss.Removed, loss.Lose, loss.Causes, loss.Foreign = true, l.Effective(), []int{t.own}, l.Foreign
-			out = append(out, loss)
-			continue
-		}
-		foreign := func(gid string) bool { g := byID[gid]; return g != nil && g.Foreign }
-		ownAfter := l.Access
-		if t.own >= 0 {
-			ownAfter = p.Changes[t.own].Access
-			if l.Foreign {
-				loss.Foreign, loss.Causes = true, append(loss.Causes, t.own)
-			}
-		}
-		after := slices.Clone(ownAfter)
-		for _, gid := range gids {
-			if j, left := t.leaves[gid]; left {
-				if foreign(gid) {
-					loss.Foreign, loss.Causes = true, append(loss.Causes, j)
-				}
-				continue
-			}
-			if j, ok := rewritten[gid]; ok {
-				after = append(after, p.Changes[j].Access...)
-				if foreign(gid) {
-					loss.Foreign, loss.Causes = true, append(loss.Causes, j)
-				}
-				continue
-			}
-			after = append(after, held[gid]...)
-		}
-		for _, j := range t.joins {
-			c := p.Changes[j]
-			switch k, ok := rewritten[c.GroupID]; {
-			case ok:
-				after = append(after, p.Changes[k].Access...)
-			case c.GroupID == "":
-				if k, ok := created[c.Group]; ok {
-					after = append(after, p.Changes[k].Access...)
-				}
-			case byID[c.GroupID] != nil:
-				after = append(after, byID[c.GroupID].Access...)
-			}
-		}
-		_, lose := setDiff(after, l.Effective())
-		if len(lose) == 0 && !loss.Foreign {
-			continue
-		}
-		loss.Lose = lose
-		takes := func(before, after []desired.Access) bool {
-			return slices.ContainsFunc(before, func(a desired.Access) bool {
-				return slices.Contains(lose, a) && !slices.Contains(after, a)
-			})
-		}
-		if t.own >= 0 && takes(l.Access, ownAfter) {
-			loss.Causes = append(loss.Causes, t.own)
-		}
-		for _, gid := range gids {
-			if j, left := t.leaves[gid]; left && takes(held[gid], nil) {
-				loss.Causes = append(loss.Causes, j)
-			} else if j, ok := rewritten[gid]; ok && !left && takes(held[gid], p.Changes[j].Access) {
-				loss.Causes = append(loss.Causes, j)
-			}
-		}
-		loss.Causes = slices.Compact(slices.Sorted(slices.Values(loss.Causes)))
-		out = append(out, loss)
+	return e
+}
+
+// member is the changes of a member, made on first use.
+func (e *effects) member(id string) *touch {
+	t := e.members[id]
+	if t == nil {
+		t = &touch{own: -1, leaves: map[string]int{}}
+		e.members[id] = t
 	}
-	slices.SortFunc(out, func(a, b Loss) int { return strings.Compare(a.Email, b.Email) })
+	return t
+}
+
+// loss is what the plan takes from a live member, if anything.
+func (e *effects) loss(l *Live, pr protection) (Loss, bool) {
+	// A member no change touches, in no group whose policies are
+	// rewritten, loses nothing.
+	gids, held := memberGroups(l, e.memberOf[l.ID])
+	t := e.members[l.ID]
+	if t == nil && !slices.ContainsFunc(gids, func(g string) bool { _, ok := e.rewritten[g]; return ok }) {
+		return Loss{}, false
+	}
+	if t == nil {
+		t = &touch{own: -1}
+	}
+	email := strings.ToLower(l.Email)
+	loss := Loss{Email: email, MemberID: l.ID, Protected: pr.covers(email, l.ID)}
+	if t.own >= 0 && e.changes[t.own].Action == Remove {
+		loss.Removed, loss.Lose, loss.Causes, loss.Foreign = true, l.Effective(), []int{t.own}, l.Foreign
+		return loss, true
+	}
+	// What it will hold: what each of its sources gives after the plan,
+	// and the groups it joins. A change that rewrites policies cfaccess
+	// does not write drops them: a loss, as nothing says what they gave.
+	var buf [4]source // most members hold access through few groups: no allocation
+	sources := e.sources(buf[:0], l, t, gids, held)
+	var after []desired.Access
+	for _, s := range sources {
+		after = append(after, s.after...)
+		if s.change >= 0 && s.foreign {
+			loss.Foreign, loss.Causes = true, append(loss.Causes, s.change)
+		}
+	}
+	after = e.appendJoined(after, t)
+	_, lose := setDiff(after, l.Effective())
+	if len(lose) == 0 && !loss.Foreign {
+		return Loss{}, false
+	}
+	loss.Lose = lose
+	// Its causes: the changes that take away any of it.
+	for _, s := range sources {
+		if s.change >= 0 && takes(lose, s.before, s.after) {
+			loss.Causes = append(loss.Causes, s.change)
+		}
+	}
+	loss.Causes = slices.Compact(slices.Sorted(slices.Values(loss.Causes)))
+	return loss, true
+}
+
+// memberGroups are the user groups a member is in (listed: as the
+// groups' members say; then as its inherited access says), and what each
+// gives it now.
+func memberGroups(l *Live, listed []string) (gids []string, held map[string][]desired.Access) {
+	gids = slices.Clone(listed)
+	for _, in := range l.Inherited {
+		if !slices.Contains(gids, in.GroupID) {
+			gids = append(gids, in.GroupID)
+		}
+		if held == nil {
+			held = map[string][]desired.Access{}
+		}
+		held[in.GroupID] = append(held[in.GroupID], in.Access)
+	}
+	return gids, held
+}
+
+// source is one way a member holds access, its own policies or one of its
+// user groups: what it gives before and after the plan, the change that
+// sets it (-1: none), and whether it has policies cfaccess does not
+// write, which that change drops.
+type source struct {
+	before, after []desired.Access
+	change        int
+	foreign       bool
+}
+
+// sources appends to out a member's own policies, then each of its user
+// groups (gids, giving held now): a group it leaves gives nothing, a
+// group whose policies are rewritten gives the new ones.
+func (e *effects) sources(out []source, l *Live, t *touch, gids []string, held map[string][]desired.Access) []source {
+	own := source{before: l.Access, after: l.Access, change: t.own, foreign: l.Foreign}
+	if t.own >= 0 {
+		own.after = e.changes[t.own].Access
+	}
+	out = append(out, own)
+	for _, gid := range gids {
+		g := source{before: held[gid], after: held[gid], change: -1}
+		if j, left := t.leaves[gid]; left {
+			g.after, g.change = nil, j
+		} else if j, ok := e.rewritten[gid]; ok {
+			g.after, g.change = e.changes[j].Access, j
+		}
+		if lg := e.groups[gid]; lg != nil {
+			g.foreign = lg.Foreign
+		}
+		out = append(out, g)
+	}
 	return out
+}
+
+// appendJoined appends to after what the user groups a member joins will
+// give it: their policies as the plan sets them, or as they are.
+func (e *effects) appendJoined(after []desired.Access, t *touch) []desired.Access {
+	for _, j := range t.joins {
+		c := &e.changes[j]
+		switch k, ok := e.rewritten[c.GroupID]; {
+		case ok:
+			after = append(after, e.changes[k].Access...)
+		case c.GroupID == "":
+			if k, ok := e.created[c.Group]; ok {
+				after = append(after, e.changes[k].Access...)
+			}
+		case e.groups[c.GroupID] != nil:
+			after = append(after, e.groups[c.GroupID].Access...)
+		}
+	}
+	return after
+}
+
+// takes reports whether going from before to after takes away any of
+// lose.
+func takes(lose, before, after []desired.Access) bool {
+	return slices.ContainsFunc(before, func(a desired.Access) bool {
+		return slices.Contains(lose, a) && !slices.Contains(after, a)
+	})
 }
 
 // refuseProtected marks the changes that would take anything from a

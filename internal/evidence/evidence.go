@@ -162,12 +162,7 @@ func Build(ctx context.Context, log AuditLog, hist History, provider, accountID 
 	if len(opts.Identities) == 0 {
 		a.NoApproval = cmp.Or(opts.NoIdentity, "cfaccess's token id is not known")
 	}
-	end := opts.Until.Add(lookAfter)
-	if !opts.Now.IsZero() && opts.Now.Before(end) {
-		end = opts.Now
-	}
-	end = later(end, opts.Until)
-	res, err := log.AuditLog(ctx, accountID, cloudflare.AuditQuery{Since: opts.Since, Before: end, MaxPages: cmp.Or(opts.MaxPages, 100), MaxBytes: MaxBytes})
+	res, err := log.AuditLog(ctx, accountID, cloudflare.AuditQuery{Since: opts.Since, Before: readEnd(opts), MaxPages: cmp.Or(opts.MaxPages, 100), MaxBytes: MaxBytes})
 	if err != nil {
 		a.Error = err.Error()
 		return a
@@ -175,103 +170,28 @@ func Build(ctx context.Context, log AuditLog, hist History, provider, accountID 
 	// Cut short: only the period counts (the week after is for
 	// corrections).
 	a.Truncated = res.Truncated && (len(res.Entries) == 0 || res.Entries[len(res.Entries)-1].Time.Before(opts.Until))
-	emails, groups := map[string]string{}, map[string]string{}
-	learn := func(es []cloudflare.AuditEntry) {
-		for _, e := range es {
-			if e.Email != "" && e.MemberID != "" {
-				emails[e.MemberID] = e.Email
-			}
-			if e.GroupName != "" && e.GroupID != "" {
-				groups[e.GroupID] = e.GroupName
-			}
-		}
-	}
-	if before, err := log.AuditLog(ctx, accountID, cloudflare.AuditQuery{Since: opts.Since.Add(-lookBack), Before: opts.Since,
-		MaxPages: lookBackPage, NewestFirst: true}); err == nil {
-		learn(before.Entries)
-	}
-	learn(res.Entries)
-	// Members removed in the period who were added before the look-back:
-	// their own entries, by resource id, as far back as the log goes.
-	var unknown []string
-	for _, e := range res.Entries {
-		if e.Kind == cloudflare.AuditMember && e.MemberID != "" && emails[e.MemberID] == "" && !slices.Contains(unknown, e.MemberID) {
-			unknown = append(unknown, e.MemberID)
-		}
-	}
-	for len(unknown) > 0 {
-		batch := unknown[:min(len(unknown), 50)]
-		unknown = unknown[len(batch):]
-		older, err := log.AuditLog(ctx, accountID, cloudflare.AuditQuery{Since: opts.Since.Add(-retention), Before: opts.Since.Add(-lookBack),
-			ResourceIDs: batch, MaxPages: lookBackPage, NewestFirst: true})
-		if err != nil {
-			break
-		}
-		for _, e := range older.Entries {
-			if slices.Contains(batch, e.MemberID) && e.Email != "" && emails[e.MemberID] == "" {
-				emails[e.MemberID] = e.Email
-			}
-		}
-	}
-	made := func(e cloudflare.AuditEntry) bool {
-		return slices.ContainsFunc(opts.Identities, func(id cloudflare.Identity) bool { return id.Made(e) })
-	}
-	ck := &checker{hist: hist, provider: provider, repos: map[string]*desired.Repo{}, emails: emails, groups: groups, made: made,
+	n := learnNames(ctx, log, accountID, opts.Since, res.Entries)
+	ck := &checker{hist: hist, provider: provider, repos: map[string]*desired.Repo{}, emails: n.emails, groups: n.groups, made: madeBy(opts.Identities),
 		catalogue: sync.OnceValues(func() (*cloudflare.Account, error) { return log.ReadCatalogue(ctx, accountID) })}
-	var entries []cloudflare.AuditEntry
-	for _, e := range res.Entries {
-		if e.Result != "failure" {
-			entries = append(entries, e)
-		}
-	}
-	var all []Change
-	byToken, claims := 0, 0
-	for i, e := range entries {
-		c := Change{At: e.Time.UTC(), Kind: string(e.Kind), Action: e.Action, Type: e.ActionType, Approval: OutOfBand,
-			Actor: e.Actor(), Context: e.ActorContext, IP: e.IP}
-		switch e.Kind {
-		case cloudflare.AuditMember:
-			c.Subject = cmp.Or(e.Email, emails[e.MemberID], e.MemberID)
-		case cloudflare.AuditUserGroup:
-			c.Subject = cmp.Or(e.GroupName, groups[e.GroupID], e.GroupID)
-		}
-		c.token = made(e)
-		claim := "its User-Agent claims cfaccess"
-		if sha, _ := e.Revision(); sha != "" {
-			claim += " (revision " + gitsource.Short(sha) + ")"
-		}
-		claimed := strings.HasPrefix(e.UserAgent, cloudflare.UserAgentPrefix)
-		if claimed {
-			claims++
-		}
-		if c.token {
-			byToken++
-		}
-		switch {
-		case c.token:
-			c.Approval = Unverified
-			ck.verify(ctx, &c, e, entries[i+1:])
-		case len(opts.Identities) == 0 && claimed:
-			// Whose credentials these are cannot be told: the claim is
-			// worth a mention, never an approval.
-			c.Approval = Unverified
-			c.Why = claim + ", which anyone can send, and cfaccess's token is not known to check it"
-		case claimed:
-			c.Why = claim + ", but Cloudflare says another token made it"
-		}
-		all = append(all, c)
-	}
-	if opts.Learned && byToken == 0 && claims > 0 {
-		a.Doubt = fmt.Sprintf("no change was made with the token this report runs with, while %d claim to be cfaccess's: if cfaccess applies with another token, give its id with --cfaccess-token-id", claims)
+	cl := classifier{ck: ck, names: n, identified: len(opts.Identities) > 0}
+	all := cl.changes(ctx, succeeded(res.Entries))
+	if opts.Learned && cl.byToken == 0 && cl.claims > 0 {
+		a.Doubt = fmt.Sprintf("no change was made with the token this report runs with, while %d claim to be cfaccess's: if cfaccess applies with another token, give its id with --cfaccess-token-id", cl.claims)
 	}
 	correct(all)
-	for _, c := range all {
-		if c.At.Before(opts.Until) {
-			a.Changes = append(a.Changes, c)
-		}
-	}
+	a.Changes = inPeriod(all, opts.Until)
 	a.Summary = summarize(a.Changes)
 	return a
+}
+
+// readEnd is where the read of the log stops: a week past the period, for
+// corrections, but not past now, nor before the period's end.
+func readEnd(opts Options) time.Time {
+	end := opts.Until.Add(lookAfter)
+	if !opts.Now.IsZero() && opts.Now.Before(end) {
+		end = opts.Now
+	}
+	return later(end, opts.Until)
 }
 
 func later(a, b time.Time) time.Time {
@@ -279,6 +199,159 @@ func later(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// names are the members' emails and the user groups' names by id, as the
+// log gives them.
+type names struct {
+	emails, groups map[string]string
+}
+
+// learnNames names the members and user groups of the period's entries:
+// from the entries themselves and the look-back before the period, and
+// for members still named by id only, from their own older entries.
+// Failed look-ups leave ids unnamed.
+func learnNames(ctx context.Context, log AuditLog, accountID string, since time.Time, entries []cloudflare.AuditEntry) names {
+	n := names{emails: map[string]string{}, groups: map[string]string{}}
+	if before, err := log.AuditLog(ctx, accountID, cloudflare.AuditQuery{Since: since.Add(-lookBack), Before: since,
+		MaxPages: lookBackPage, NewestFirst: true}); err == nil {
+		n.learn(before.Entries)
+	}
+	n.learn(entries)
+	n.learnRemoved(ctx, log, accountID, since, entries)
+	return n
+}
+
+// learn names the ids the entries name.
+func (n names) learn(es []cloudflare.AuditEntry) {
+	for _, e := range es {
+		if e.Email != "" && e.MemberID != "" {
+			n.emails[e.MemberID] = e.Email
+		}
+		if e.GroupName != "" && e.GroupID != "" {
+			n.groups[e.GroupID] = e.GroupName
+		}
+	}
+}
+
+// learnRemoved names members removed in the period who were added before
+// the look-back: their own entries, by resource id, as far back as the log
+// goes.
+func (n names) learnRemoved(ctx context.Context, log AuditLog, accountID string, since time.Time, entries []cloudflare.AuditEntry) {
+	var unknown []string
+	for _, e := range entries {
+		if e.Kind == cloudflare.AuditMember && e.MemberID != "" && n.emails[e.MemberID] == "" && !slices.Contains(unknown, e.MemberID) {
+			unknown = append(unknown, e.MemberID)
+		}
+	}
+	for len(unknown) > 0 {
+		batch := unknown[:min(len(unknown), 50)]
+		unknown = unknown[len(batch):]
+		older, err := log.AuditLog(ctx, accountID, cloudflare.AuditQuery{Since: since.Add(-retention), Before: since.Add(-lookBack),
+			ResourceIDs: batch, MaxPages: lookBackPage, NewestFirst: true})
+		if err != nil {
+			break
+		}
+		for _, e := range older.Entries {
+			if slices.Contains(batch, e.MemberID) && e.Email != "" && n.emails[e.MemberID] == "" {
+				n.emails[e.MemberID] = e.Email
+			}
+		}
+	}
+}
+
+// subject names what an entry changed: a member's email (or id when
+// unknown), a user group's name (or id).
+func (n names) subject(e cloudflare.AuditEntry) string {
+	switch e.Kind {
+	case cloudflare.AuditMember:
+		return cmp.Or(e.Email, n.emails[e.MemberID], e.MemberID)
+	case cloudflare.AuditUserGroup:
+		return cmp.Or(e.GroupName, n.groups[e.GroupID], e.GroupID)
+	}
+	return ""
+}
+
+// madeBy reports whether an entry was made with any of cfaccess's
+// credentials.
+func madeBy(ids []cloudflare.Identity) func(cloudflare.AuditEntry) bool {
+	return func(e cloudflare.AuditEntry) bool {
+		return slices.ContainsFunc(ids, func(id cloudflare.Identity) bool { return id.Made(e) })
+	}
+}
+
+// succeeded returns the entries of writes that did not fail.
+func succeeded(es []cloudflare.AuditEntry) []cloudflare.AuditEntry {
+	var out []cloudflare.AuditEntry
+	for _, e := range es {
+		if e.Result != "failure" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// classifier turns entries into changes, each approved, unverified or
+// out of band, and counts those made with cfaccess's credentials and
+// those whose User-Agent claims cfaccess.
+type classifier struct {
+	ck    *checker
+	names names
+	// identified says cfaccess's credentials are known.
+	identified      bool
+	byToken, claims int
+}
+
+// changes classifies the entries, in order.
+func (cl *classifier) changes(ctx context.Context, entries []cloudflare.AuditEntry) []Change {
+	var all []Change
+	for i, e := range entries {
+		all = append(all, cl.change(ctx, e, entries[i+1:]))
+	}
+	return all
+}
+
+// change classifies one entry; after are the entries that follow it.
+func (cl *classifier) change(ctx context.Context, e cloudflare.AuditEntry, after []cloudflare.AuditEntry) Change {
+	c := Change{At: e.Time.UTC(), Kind: string(e.Kind), Action: e.Action, Type: e.ActionType, Approval: OutOfBand,
+		Actor: e.Actor(), Context: e.ActorContext, IP: e.IP}
+	c.Subject = cl.names.subject(e)
+	c.token = cl.ck.made(e)
+	claim := "its User-Agent claims cfaccess"
+	if sha, _ := e.Revision(); sha != "" {
+		claim += " (revision " + gitsource.Short(sha) + ")"
+	}
+	claimed := strings.HasPrefix(e.UserAgent, cloudflare.UserAgentPrefix)
+	if claimed {
+		cl.claims++
+	}
+	if c.token {
+		cl.byToken++
+	}
+	switch {
+	case c.token:
+		c.Approval = Unverified
+		cl.ck.verify(ctx, &c, e, after)
+	case !cl.identified && claimed:
+		// Whose credentials these are cannot be told: the claim is
+		// worth a mention, never an approval.
+		c.Approval = Unverified
+		c.Why = claim + ", which anyone can send, and cfaccess's token is not known to check it"
+	case claimed:
+		c.Why = claim + ", but Cloudflare says another token made it"
+	}
+	return c
+}
+
+// inPeriod returns the changes made before until: those of the period.
+func inPeriod(cs []Change, until time.Time) []Change {
+	var out []Change
+	for _, c := range cs {
+		if c.At.Before(until) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // correct sets, on each change not approved, when cfaccess next changed

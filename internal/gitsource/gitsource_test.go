@@ -91,8 +91,16 @@ func TestWatch(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	fired := make(chan struct{}, 10)
-	go func() { _ = Watch(ctx, link, 20*time.Millisecond, func() { fired <- struct{}{} }) }()
-	time.Sleep(100 * time.Millisecond) // let the watches be set up
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- Watch(ctx, link, 20*time.Millisecond, func() { fired <- struct{}{} }, OnReady(func() { close(ready) }))
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("Watch returned before it was ready: %v", err)
+	}
 	wait := func(what string) {
 		t.Helper()
 		select {

@@ -10,11 +10,30 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
+// WatchOption configures Watch.
+type WatchOption func(*watchOptions)
+
+type watchOptions struct {
+	ready func()
+}
+
+// OnReady has Watch call ready once every watch is set up, on Watch's
+// goroutine before it handles any event: a change made after that is
+// noticed. ready is not called when Watch fails before that. Tests wait
+// for it rather than sleeping.
+func OnReady(ready func()) WatchOption {
+	return func(o *watchOptions) { o.ready = ready }
+}
+
 // Watch calls trigger when anything under dir changes, debounced, until
 // ctx ends. Every directory below dir is watched (new ones too), and so is
 // dir's parent, so that replacing dir itself — the atomic symlink swap of
 // git-sync sidecars — is noticed and the new tree watched.
-func Watch(ctx context.Context, dir string, debounce time.Duration, trigger func()) error {
+func Watch(ctx context.Context, dir string, debounce time.Duration, trigger func(), opts ...WatchOption) error {
+	var o watchOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return err
@@ -41,6 +60,9 @@ func Watch(ctx context.Context, dir string, debounce time.Duration, trigger func
 		})
 	}
 	addTree()
+	if o.ready != nil {
+		o.ready()
+	}
 	var timer *time.Timer
 	fire := make(chan struct{}, 1)
 	base := filepath.Base(filepath.Clean(dir))

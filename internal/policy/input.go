@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -16,7 +17,7 @@ type Document struct {
 }
 
 // Input builds the guardrails' input document (docs/reference.md) from a
-// repository at now, without "live" and "plan" (AddLive adds those after
+// repository at now, without "live" and "plan" (WithLive adds those after
 // the accounts are read). Beyond the documented keys it carries, for rule authors:
 // providers' "enabled" and "source", roles' "cloudflare_roles" (inherits
 // with repository roles expanded) and "enabled", grants' "active". A
@@ -90,6 +91,27 @@ func Input(repo *desired.Repo, now time.Time) *Document {
 		s.item("grants", ast.ArrayTerm(grants...)),
 		s.item("bindings", ast.ArrayTerm(bindings...)),
 	)}
+}
+
+// WithNow returns the input evaluated at now instead (only "now" changes:
+// the grants' activity must be the same at both instants). doc itself is
+// left as it is: the new document shares its terms.
+func WithNow(doc *Document, now time.Time) *Document {
+	input := doc.without("now")
+	input.Insert(ast.StringTerm("now"), ast.StringTerm(now.UTC().Format(time.RFC3339)))
+	return &Document{obj: input}
+}
+
+// without is a copy of the document's top object without keys; the
+// values are shared.
+func (d *Document) without(keys ...string) ast.Object {
+	out := ast.NewObject()
+	d.obj.Foreach(func(k, v *ast.Term) {
+		if key, ok := k.Value.(ast.String); !ok || !slices.Contains(keys, string(key)) {
+			out.Insert(k, v)
+		}
+	})
+	return out
 }
 
 func (in *interner) item(key string, v *ast.Term) [2]*ast.Term {
@@ -221,11 +243,11 @@ type LiveAccount struct {
 	LosingAccess []string
 }
 
-// AddLive adds the accounts' live members and plans to the input, as
-// live.<provider> and plan.<provider>. Call it once, with every account
-// read.
-func AddLive(doc *Document, accounts []LiveAccount) {
-	input := doc.obj
+// WithLive returns the input with the accounts' live members and plans
+// added, as live.<provider> and plan.<provider> (every account read, at
+// once). doc itself is left as it is: the new document shares its terms.
+func WithLive(doc *Document, accounts []LiveAccount) *Document {
+	input := doc.without("live", "plan")
 	s := newInterner()
 	// A binding says where it comes from: "direct" (the member's own
 	// policies) or "user group <name>".
@@ -281,4 +303,5 @@ func AddLive(doc *Document, accounts []LiveAccount) {
 	}
 	input.Insert(ast.StringTerm("live"), ast.NewTerm(live))
 	input.Insert(ast.StringTerm("plan"), ast.NewTerm(plan))
+	return &Document{obj: input}
 }

@@ -108,6 +108,34 @@ type pkgInfo struct {
 	name string   // "cfaccess.x.y"
 	// rulePos is where deny/warn are first defined, for string elements.
 	rulePos map[Severity]desired.Pos
+	// query evaluates the package alone; timeless says its result cannot
+	// change when only input.now does (timeless); modules counts its files.
+	query    rego.PreparedEvalQuery
+	timeless bool
+	modules  int
+}
+
+// timeless reports whether a built-in module's rules can only depend on
+// the input's repository part: it reads neither input.now, nor input as a
+// whole, nor the live state, nor another package's data. (Only built-ins
+// are judged: a repository's package may reach one that reads the time
+// through data.)
+func timeless(m *ast.Module) bool {
+	ok := true
+	ast.WalkRefs(m, func(r ast.Ref) bool {
+		switch {
+		case r[0].Equal(ast.InputRootDocument):
+			if len(r) == 1 {
+				ok = false
+			} else if key, isStr := r[1].Value.(ast.String); !isStr || key == "now" || key == "live" || key == "plan" {
+				ok = false
+			}
+		case r[0].Equal(ast.DefaultRootDocument) && !r.HasPrefix(m.Package.Path):
+			ok = false
+		}
+		return !ok
+	})
+	return ok
 }
 
 // Module is a Rego source file.
@@ -256,6 +284,8 @@ func New(ctx context.Context, builtin, repo []Module) (*Engine, desired.Diagnost
 			continue
 		}
 		info := e.pkg(name)
+		info.timeless = (info.modules == 0 || info.timeless) && strings.HasPrefix(file, BuiltinPrefix) && timeless(pm)
+		info.modules++
 		for _, r := range pm.Rules {
 			sev := Severity(r.Head.Name.String())
 			if len(r.Head.Reference) > 0 {
@@ -278,6 +308,12 @@ func New(ctx context.Context, builtin, repo []Module) (*Engine, desired.Diagnost
 		return nil, diags, fmt.Errorf("prepare guardrails: %w", err)
 	}
 	e.query = q
+	for i := range e.packages {
+		pkg := &e.packages[i]
+		if pkg.query, err = rego.New(rego.Query("data."+pkg.name), rego.Compiler(compiler), rego.StrictBuiltinErrors(true)).PrepareForEval(ctx); err != nil {
+			return nil, diags, fmt.Errorf("prepare guardrails: %w", err)
+		}
+	}
 	if e.LiveBuiltins() {
 		bq, err := rego.New(rego.Query("data.cfaccess.builtin"), rego.Compiler(compiler), rego.StrictBuiltinErrors(true)).PrepareForEval(ctx)
 		if err != nil {
@@ -296,7 +332,7 @@ func (e *Engine) EvalLiveBuiltins(ctx context.Context, now time.Time, accounts [
 		return nil, nil
 	}
 	doc := &Document{obj: ast.NewObject(ast.Item(ast.StringTerm("now"), ast.StringTerm(now.UTC().Format(time.RFC3339))))}
-	AddLive(doc, accounts)
+	doc = WithLive(doc, accounts)
 	rs, err := e.builtinQuery.Eval(ctx, rego.EvalParsedInput(doc.obj))
 	if err != nil {
 		return nil, fmt.Errorf("evaluate guardrails: %w", err)
@@ -354,16 +390,64 @@ func (e *Engine) Eval(ctx context.Context, input *Document) ([]Violation, error)
 	}
 	var out []Violation
 	for _, p := range e.packages {
-		vs := p.violations(root, p.path)
-		if slices.Contains(e.liveBuiltins, p.name) {
-			for i := range vs {
-				vs[i].Live = true
-			}
-		}
-		out = append(out, vs...)
+		out = append(out, e.mark(p, p.violations(root, p.path))...)
 	}
 	sortViolations(out)
 	return out, nil
+}
+
+// EvalTimeless evaluates the guardrails that cannot change when only
+// input.now does (built-ins that read neither the time nor the live
+// state): on two inputs that differ in "now" alone, their violations are
+// the same.
+func (e *Engine) EvalTimeless(ctx context.Context, input *Document) ([]Violation, error) {
+	return e.evalPackages(ctx, input, true)
+}
+
+// EvalTimely evaluates the other guardrails: with EvalTimeless's
+// violations (Merge), those of Eval.
+func (e *Engine) EvalTimely(ctx context.Context, input *Document) ([]Violation, error) {
+	return e.evalPackages(ctx, input, false)
+}
+
+// evalPackages evaluates the packages that are timeless, or those that
+// are not, one query each.
+func (e *Engine) evalPackages(ctx context.Context, input *Document, timeless bool) ([]Violation, error) {
+	var out []Violation
+	for _, p := range e.packages {
+		if p.timeless != timeless {
+			continue
+		}
+		rs, err := p.query.Eval(ctx, rego.EvalParsedInput(input.obj))
+		if err != nil {
+			return nil, fmt.Errorf("evaluate guardrails: %w", err)
+		}
+		var doc map[string]any
+		if len(rs) > 0 && len(rs[0].Expressions) > 0 {
+			doc, _ = rs[0].Expressions[0].Value.(map[string]any)
+		}
+		out = append(out, e.mark(p, p.violations(doc, nil))...)
+	}
+	sortViolations(out)
+	return out, nil
+}
+
+// mark flags the violations of a built-in guardrail on the live state.
+func (e *Engine) mark(p pkgInfo, vs []Violation) []Violation {
+	if slices.Contains(e.liveBuiltins, p.name) {
+		for i := range vs {
+			vs[i].Live = true
+		}
+	}
+	return vs
+}
+
+// Merge returns the violations of two evaluations as one, in Eval's
+// order.
+func Merge(a, b []Violation) []Violation {
+	out := append(slices.Clip(a), b...)
+	sortViolations(out)
+	return out
 }
 
 // violations reads the package's deny and warn sets at path under root.

@@ -3,11 +3,14 @@ package policy
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/tools/txtar"
+
+	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/cfaccess/reconciler/internal/golden"
 
@@ -121,4 +124,77 @@ func TestUsesLive(t *testing.T) {
 	if e, _, _ := New(t.Context(), builtin, nil); e.UsesLive() {
 		t.Error("the built-in rules read input.live")
 	}
+}
+
+// The built-ins whose result cannot change with input.now alone are
+// evaluated once per repository state (EvalTimeless); the others, and
+// every repository package (which may reach the time through data), at
+// each evaluation; together they are Eval's violations.
+func TestTimeless(t *testing.T) {
+	t.Parallel()
+	builtin, _ := BuiltinModules(policies.FS, false)
+	repo := []Module{{Path: "policies/x.rego", Data: []byte("package cfaccess.x\nwarn contains \"static\" if count(input.bindings) > 0\n")}}
+	e, diags, err := New(t.Context(), builtin, repo)
+	if err != nil || len(diags.Errors()) > 0 {
+		t.Fatal(err, diags)
+	}
+	var got []string
+	for _, p := range e.packages {
+		if p.timeless {
+			got = append(got, p.name)
+		}
+	}
+	want := []string{"cfaccess.builtin.admin_expiry", "cfaccess.builtin.reason", "cfaccess.builtin.super_admin"}
+	if !slices.Equal(got, want) {
+		t.Errorf("timeless %v, want %v", got, want)
+	}
+	for _, src := range []string{
+		"package cfaccess.builtin.t\nwarn contains 1 if input.now > \"\"",
+		"package cfaccess.builtin.t\nwarn contains 1 if { x := input; x.now }",
+		"package cfaccess.builtin.t\nwarn contains 1 if data.cfaccess.other.x",
+		"package cfaccess.builtin.t\nwarn contains 1 if count(input.live) > 0",
+	} {
+		m, err := ast.ParseModuleWithOpts("builtin/t.rego", src, ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if timeless(m) {
+			t.Errorf("%q judged timeless", src)
+		}
+	}
+	doc := Input(storyRepo(t), time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC))
+	all, err := e.Eval(t.Context(), doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := e.EvalTimeless(t.Context(), doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := e.EvalTimely(t.Context(), doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if merged := Merge(a, b); !slices.Equal(merged, all) || len(all) == 0 {
+		t.Errorf("timeless %v + timely %v = %v, want %v", a, b, merged, all)
+	}
+}
+
+// storyRepo declares something each built-in guardrail on the repository
+// reports.
+func storyRepo(t *testing.T) *desired.Repo {
+	t.Helper()
+	repo, diags := desired.Load([]desired.File{{Path: "access.yaml", Data: []byte(`providers:
+  prod: {provider: cloudflare, config: {account_id: 023e105f4ecef8ad9ca31a8372d0c353}}
+roles:
+  admin: {providers: [prod], inherits: [Administrator], resources: {allow: ["account:*"]}}
+  root: {providers: [prod], inherits: [Super Administrator - All Privileges], resources: {allow: ["account:*"]}}
+grants:
+  - {users: [a@example.com], roles: [admin]}
+  - {users: [b@example.com], roles: [root], reason: T-1, review_after: 2026-01-01}
+`)}}, desired.Options{})
+	if err := diags.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return repo
 }

@@ -3,6 +3,8 @@ package reconcile
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cfaccess/reconciler/internal/check"
 	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/diff"
@@ -36,17 +39,16 @@ type Source interface {
 	Key() string
 }
 
-// WalkLimit bounds how far back the loop looks for a good revision when
+// walkLimit bounds how far back the loop looks for a good revision when
 // the head is refused and nothing is enforced yet (a restart).
-const WalkLimit = 50
+const walkLimit = 50
 
 // LoopConfig configures a Loop.
 type LoopConfig struct {
 	Source  Source
 	Planner *Planner
-	// Checks and Plans tune each check and plan (Checks.Now is set at
-	// each reconcile).
-	Checks CheckOptions
+	// Checks and Plans tune each revision's checks and each plan.
+	Checks check.Options
 	Plans  PlanOptions
 	DryRun bool
 	// Interval between reconciles (±10% jitter); TriggerGap, the least
@@ -84,10 +86,13 @@ type Loop struct {
 	started time.Time
 }
 
-// snapshot is a revision's declarations, kept while it is the last good.
+// snapshot is a revision vetted: its declarations loaded and guardrails
+// compiled once, evaluated again at each reconcile.
 type snapshot struct {
-	src *desired.Source
-	rev gitsource.Revision
+	compiled *check.Compiled
+	rev      gitsource.Revision
+	// digest identifies a directory's files as read ("" for a commit).
+	digest string
 }
 
 // NewLoop returns a loop; Run or RunOnce start it.
@@ -104,10 +109,6 @@ func NewLoop(cfg LoopConfig) *Loop {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 15 * time.Minute
 	}
-	if cfg.Planner.State == nil {
-		cfg.Planner.State = NewState()
-	}
-	cfg.Planner.State.StartJournal(cfg.Now)
 	l := &Loop{cfg: cfg, Board: &Board{}, trigger: make(chan struct{}, 1), refused: map[string]bool{}, failingSince: map[string]time.Time{}}
 	l.Board.update(func(s *Status) { s.DryRun = cfg.DryRun })
 	return l
@@ -211,8 +212,11 @@ func (l *Loop) nextChange() time.Time {
 	return *st.NextGrantChange
 }
 
-// RunOnce fetches, checks and reconciles every account once. The error, if
-// any, is classified by KindOf: transient failures are worth retrying soon.
+// RunOnce reconciles every account once, in four steps: select the
+// revision (fetch, and vet a new one), trial the candidate (evaluate its
+// guardrails at now and plan it), accept or refuse it, and enforce the
+// revision kept (apply its plan, or report it denied). The error, if any,
+// is classified by KindOf: transient failures are worth retrying soon.
 //
 // A new revision that passed its checks is a candidate until it has been
 // planned: a plan that fails because of the repository (a role the
@@ -222,107 +226,137 @@ func (l *Loop) nextChange() time.Time {
 func (l *Loop) RunOnce(ctx context.Context) error {
 	start := l.cfg.Now()
 	now := start.UTC()
-	if err := l.fetch(ctx, now); err != nil && l.good == nil && l.candidate == nil {
+	if err := l.selectRevision(ctx, now); err != nil && l.good == nil && l.candidate == nil {
 		return err
 	}
-	snap, trying := l.good, false
-	if l.candidate != nil {
-		snap, trying = l.candidate, true
-	}
-	for snap != nil {
-		checks := l.cfg.Checks
-		checks.Now, checks.RunTests = now, false
-		c, err := Check(ctx, snap.src, nil, checks)
+	if snap := l.candidate; snap != nil {
+		t, err := l.trial(ctx, snap, now)
 		if err != nil {
-			l.cfg.Log.Error("check the revision", "revision", snap.rev.SHA, "error", err)
-			return fmt.Errorf("check %s: %w", snap.rev.SHA, errors.Join(err, errTransient))
+			return err
 		}
-		var o *Outcome
-		if c.Valid() && !c.Denied() {
-			if o, err = l.cfg.Planner.Plan(ctx, c, snap.rev, now, l.cfg.Plans); err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err() // stopping (or past the timeout): said there
-				}
-				l.cfg.Log.Error("plan", "revision", snap.rev.SHA, "error", err)
-				return fmt.Errorf("plan %s: %w", snap.rev.SHA, errors.Join(err, errTransient))
-			}
-		}
-		if trying {
-			refusal := &RefusedError{Result: "invalid", Findings: c.Findings()}
-			switch {
-			case !c.Valid():
-			case c.Denied():
-				refusal.Result = "denied"
-			default:
-				refusal.Findings = declarationErrors(o)
-			}
-			if len(refusal.Findings) > 0 || !c.Valid() || c.Denied() {
-				l.refuse(snap.rev, refusal)
-				snap, trying = l.good, false
-				continue
-			}
+		if why := refusal(t.checked, t.outcome); why != nil {
+			l.refuse(snap.rev, why)
+		} else {
 			l.accept(snap)
+			return l.enforce(ctx, snap, t, start)
 		}
-		if !c.Valid() || c.Denied() {
-			// Time can make a good revision denied (a rule on input.now),
-			// or its guardrails fail (a rule that loops after a date).
-			result := "denied"
-			if !c.Valid() {
-				result = "error"
-			}
-			r := l.summarize(c, nil, snap.rev, now, start, result)
-			l.publish(r)
-			return r.err()
+	}
+	if l.good == nil {
+		return transient(errors.New("no revision to enforce"))
+	}
+	t, err := l.trial(ctx, l.good, now)
+	if err != nil {
+		return err
+	}
+	return l.enforce(ctx, l.good, t, start)
+}
+
+// trialRun is a revision evaluated at now and, when its guardrails
+// allow, planned.
+type trialRun struct {
+	// checked is the revision checked at now: once planned, with the
+	// guardrails evaluated on the live accounts too (outcome's).
+	checked *check.Checked
+	outcome *Outcome // nil when not planned
+}
+
+// trial evaluates a revision's guardrails at now, and plans it when they
+// allow. The error is for a plan that could not be made (transient).
+func (l *Loop) trial(ctx context.Context, snap *snapshot, now time.Time) (trialRun, error) {
+	t := trialRun{checked: snap.compiled.At(ctx, now)}
+	if !t.checked.Valid() || t.checked.Denied() {
+		return t, nil
+	}
+	o, err := l.cfg.Planner.Plan(ctx, t.checked, snap.rev, now, l.cfg.Plans)
+	if err != nil {
+		if ctx.Err() != nil {
+			return t, ctx.Err() // stopping (or past the timeout): said there
 		}
-		if !l.cfg.DryRun {
-			o.Apply(ctx, l.audit)
+		l.cfg.Log.Error("plan", "revision", snap.rev.SHA, "error", err)
+		return t, transient(fmt.Errorf("plan %s: %w", snap.rev.SHA, err))
+	}
+	// The guardrails that read the live accounts may deny it now.
+	t.checked, t.outcome = o.Checked, o
+	return t, nil
+}
+
+// refusal says why a candidate revision, evaluated and planned (or not,
+// when its guardrails stopped it), is refused; nil when it is accepted.
+func refusal(c *check.Checked, o *Outcome) *RefusedError {
+	switch {
+	case !c.Valid():
+		return &RefusedError{Verdict: VerdictInvalid, Findings: c.Findings()}
+	case c.Denied():
+		return &RefusedError{Verdict: VerdictDenied, Findings: c.Findings()}
+	}
+	if fs := declarationErrors(o); len(fs) > 0 {
+		return &RefusedError{Verdict: VerdictInvalid, Findings: fs}
+	}
+	return nil
+}
+
+// enforce applies the plan of the revision enforced (unless a dry run),
+// or, when its guardrails deny or fail at now, applies nothing and says so
+// for every account; then publishes the reconcile.
+func (l *Loop) enforce(ctx context.Context, snap *snapshot, t trialRun, start time.Time) error {
+	c, o := t.checked, t.outcome
+	if o == nil || !c.Valid() || c.Denied() {
+		// Time can make a good revision denied (a rule on input.now),
+		// or its guardrails fail (a rule that loops after a date).
+		forced := "denied"
+		if !c.Valid() {
+			forced = "error"
 		}
-		l.cfg.Planner.State.Record(o, now)
-		r := l.summarize(c, o, snap.rev, now, start, "")
+		r := l.summarize(c, nil, snap.rev, start, forced)
 		l.publish(r)
 		return r.err()
 	}
-	return fmt.Errorf("no revision to enforce: %w", errTransient)
+	if l.cfg.DryRun {
+		l.cfg.Planner.Observe(o)
+	} else {
+		l.cfg.Planner.Apply(ctx, o, l.recordChange)
+	}
+	r := l.summarize(c, o, snap.rev, start, "")
+	l.publish(r)
+	return r.err()
 }
 
 // declarationErrors are the findings of the accounts whose plan failed
 // because of the repository.
-func declarationErrors(o *Outcome) []Finding {
-	var out []Finding
+func declarationErrors(o *Outcome) []check.Finding {
+	if o == nil {
+		return nil
+	}
+	var out []check.Finding
 	for _, ap := range o.Accounts {
 		var de *DeclarationError
 		if errors.As(ap.Err, &de) {
 			for _, d := range de.Diags {
-				out = append(out, Finding{Severity: "error", Source: d.Pos.String(), Message: ap.Provider + ": " + d.Message})
+				out = append(out, check.Finding{Severity: "error", Source: d.Pos.String(), Message: ap.Provider + ": " + d.Message})
 			}
 		}
 	}
 	return out
 }
 
-// fetch brings the newest revision: a head not seen before is checked,
-// and refused unless it descends from the revision last applied (a
-// force-push, unless AllowNonFastForward). When nothing is enforced yet (a
-// restart) and the head is refused, history is walked back along first
+// selectRevision fetches the newest revision: a head not seen before is
+// vetted, and refused unless it descends from the revision last applied
+// (a force-push, unless AllowNonFastForward). When nothing is enforced yet
+// (a restart) and the head is refused, history is walked back along first
 // parents — never below the revision last applied — to the newest
 // revision that passes, which becomes the candidate meanwhile.
-func (l *Loop) fetch(ctx context.Context, now time.Time) error {
+func (l *Loop) selectRevision(ctx context.Context, now time.Time) error {
 	head, err := l.cfg.Source.Fetch(ctx)
 	if err != nil {
 		l.cfg.Metrics.SourceFetch.WithLabelValues("error").Inc()
 		l.Board.update(func(s *Status) { s.SourceError = err.Error() })
 		l.cfg.Log.Warn("fetch the repository", "error", err, "enforcing", l.goodSHA())
-		return fmt.Errorf("fetch: %w", errors.Join(err, errTransient))
+		return transient(fmt.Errorf("fetch: %w", err))
 	}
 	l.cfg.Metrics.SourceFetch.WithLabelValues("success").Inc()
 	l.Board.update(func(s *Status) { s.SourceError = "" })
 	if !l.followed() {
-		// A directory: read again every time, edits need no commit.
-		snap, refusal := l.try(ctx, head, now)
-		if snap == nil {
-			l.refuse(head, refusal)
-		}
-		l.lastRev, l.candidate = head.SHA, snap
+		l.selectDirectory(ctx, head, now)
 		return nil
 	}
 	if head.SHA == l.lastRev && l.good != nil {
@@ -336,13 +370,13 @@ func (l *Loop) fetch(ctx context.Context, now time.Time) error {
 			if err != nil {
 				why = fmt.Sprintf("cannot tell whether %s descends from %s, the revision last applied: %v", gitsource.Short(head.SHA), gitsource.Short(last), err)
 			}
-			l.refuse(head, &RefusedError{Result: "non_fast_forward", Findings: []Finding{{Severity: "error", Message: why}}})
+			l.refuse(head, &RefusedError{Verdict: VerdictNonFastForward, Findings: []check.Finding{{Severity: "error", Message: why}}})
 			return nil
 		}
 	}
 	revs := []gitsource.Revision{head}
 	if l.good == nil {
-		if revs, err = l.cfg.Source.FirstParents(head.SHA, WalkLimit); err != nil || len(revs) == 0 {
+		if revs, err = l.cfg.Source.FirstParents(head.SHA, walkLimit); err != nil || len(revs) == 0 {
 			revs = []gitsource.Revision{head}
 		}
 	}
@@ -355,7 +389,7 @@ func (l *Loop) fetch(ctx context.Context, now time.Time) error {
 				break // never below the revision last applied
 			}
 		}
-		snap, refusal := l.try(ctx, rev, now)
+		snap, why := l.vet(ctx, rev, now)
 		if snap != nil {
 			l.candidate = snap
 			if i > 0 {
@@ -365,7 +399,7 @@ func (l *Loop) fetch(ctx context.Context, now time.Time) error {
 			return nil
 		}
 		if i == 0 {
-			l.refuse(rev, refusal)
+			l.refuse(rev, why)
 		} else {
 			l.markRefused(rev.SHA)
 		}
@@ -373,32 +407,77 @@ func (l *Loop) fetch(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// try checks one fetched revision: signature, files, load, policy tests
-// and guardrails. It returns the snapshot when the revision passes, or why
-// not.
-func (l *Loop) try(ctx context.Context, rev gitsource.Revision, now time.Time) (*snapshot, *RefusedError) {
-	fail := func(result string, err error) (*snapshot, *RefusedError) {
-		return nil, &RefusedError{Result: result, Findings: []Finding{{Severity: "error", Message: err.Error()}}}
+// selectDirectory reads a directory source again (edits need no commit):
+// the same files as the revision enforced change nothing; others are
+// vetted, and become the candidate or are refused.
+func (l *Loop) selectDirectory(ctx context.Context, head gitsource.Revision, now time.Time) {
+	l.lastRev, l.candidate = head.SHA, nil
+	src, diags, err := l.cfg.Source.Read(ctx, head)
+	if err != nil {
+		l.refuse(head, &RefusedError{Verdict: VerdictInvalid, Findings: []check.Finding{{Severity: "error", Message: err.Error()}}})
+		return
 	}
+	digest := sourceDigest(src, diags)
+	if l.good != nil && l.good.digest == digest {
+		l.accept(l.good) // compiled already (and an earlier edit's refusal is over)
+		return
+	}
+	if snap, why := l.compile(ctx, head, src, diags, digest, now); snap != nil {
+		l.candidate = snap
+	} else {
+		l.refuse(head, why)
+	}
+}
+
+// vet checks one fetched revision: signature, files, load, policy tests
+// and guardrails at now. It returns the snapshot when the revision passes,
+// or why not.
+func (l *Loop) vet(ctx context.Context, rev gitsource.Revision, now time.Time) (*snapshot, *RefusedError) {
 	if err := l.cfg.Source.Verify(rev.SHA); err != nil {
-		return fail("unverified", err)
+		return nil, &RefusedError{Verdict: VerdictUnverified, Findings: []check.Finding{{Severity: "error", Message: err.Error()}}}
 	}
 	src, diags, err := l.cfg.Source.Read(ctx, rev)
 	if err != nil {
-		return fail("invalid", err)
+		return nil, &RefusedError{Verdict: VerdictInvalid, Findings: []check.Finding{{Severity: "error", Message: err.Error()}}}
 	}
-	checks := l.cfg.Checks
-	checks.Now, checks.RunTests = now, true
-	c, err := Check(ctx, src, diags, checks)
+	return l.compile(ctx, rev, src, diags, "", now)
+}
+
+// compile compiles a revision's declarations and guardrails (once: the
+// snapshot keeps them), runs its policy tests, and evaluates its
+// guardrails at now.
+func (l *Loop) compile(ctx context.Context, rev gitsource.Revision, src *desired.Source, diags desired.Diagnostics, digest string, now time.Time) (*snapshot, *RefusedError) {
+	opts := l.cfg.Checks
+	opts.RunTests = true
+	compiled, err := check.Compile(ctx, src, diags, opts)
+	if err != nil {
+		return nil, &RefusedError{Verdict: VerdictInvalid, Findings: []check.Finding{{Severity: "error", Message: err.Error()}}}
+	}
+	c := compiled.At(ctx, now)
 	switch {
-	case err != nil:
-		return fail("invalid", err)
 	case !c.Valid():
-		return nil, &RefusedError{Result: "invalid", Findings: c.Findings()}
+		return nil, &RefusedError{Verdict: VerdictInvalid, Findings: c.Findings()}
 	case c.Denied():
-		return nil, &RefusedError{Result: "denied", Findings: c.Findings()}
+		return nil, &RefusedError{Verdict: VerdictDenied, Findings: c.Findings()}
 	}
-	return &snapshot{src: src, rev: rev}, nil
+	return &snapshot{compiled: compiled, rev: rev, digest: digest}, nil
+}
+
+// sourceDigest identifies a directory's declarations as read: the same
+// digest, the same revision.
+func sourceDigest(src *desired.Source, diags desired.Diagnostics) string {
+	h := sha256.New()
+	for _, fs := range [][]desired.File{src.YAML, src.Rego} {
+		for _, f := range fs {
+			fmt.Fprintf(h, "%q %d\n", f.Path, len(f.Data))
+			h.Write(f.Data)
+		}
+		h.Write([]byte{0})
+	}
+	for _, d := range diags {
+		fmt.Fprintln(h, d.String())
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // refuse reports a revision that is not applied; the last good one stays
@@ -407,16 +486,16 @@ func (l *Loop) refuse(rev gitsource.Revision, why *RefusedError) {
 	l.candidate = nil
 	l.markRefused(rev.SHA)
 	l.Board.update(func(s *Status) {
-		s.BadRevision = &BadRevision{Revision: revisionStatus(rev), Result: why.Result, Findings: why.Findings}
+		s.BadRevision = &BadRevision{Revision: revisionStatus(rev), Result: why.Verdict, Findings: why.Findings}
 	})
-	l.cfg.Metrics.RevisionsRefused.WithLabelValues(why.Result).Inc()
+	l.cfg.Metrics.RevisionsRefused.WithLabelValues(string(why.Verdict)).Inc()
 	l.cfg.Metrics.RevisionRefused.Set(1)
-	attrs := []any{"revision", rev.SHA, "author", rev.Author, "result", why.Result, "findings", len(why.Findings), "enforcing", l.goodSHA()}
+	attrs := []any{"revision", rev.SHA, "author", rev.Author, "result", why.Verdict, "findings", len(why.Findings), "enforcing", l.goodSHA()}
 	l.cfg.Log.Warn("revision not applied", append(attrs, findingAttrs(why.Findings)...)...)
 }
 
 // findingAttrs are the first findings, for a log record.
-func findingAttrs(fs []Finding) []any {
+func findingAttrs(fs []check.Finding) []any {
 	var attrs []any
 	for i, f := range fs {
 		if i == 5 {
@@ -461,7 +540,7 @@ func (l *Loop) accept(snap *snapshot) {
 	if key := l.cfg.Source.Key(); key != "" {
 		// Remembered (with a state file) so that after a restart a
 		// force-push cannot bring an older revision back.
-		l.cfg.Planner.State.Applied[key] = snap.rev.SHA
+		l.cfg.Planner.Accepted(key, snap.rev.SHA)
 	}
 }
 
@@ -471,7 +550,7 @@ func (l *Loop) lastApplied() string {
 	if l.good != nil {
 		return l.good.rev.SHA
 	}
-	return l.cfg.Planner.State.Applied[l.cfg.Source.Key()]
+	return l.cfg.Planner.LastApplied(l.cfg.Source.Key())
 }
 
 func (l *Loop) goodSHA() string {
@@ -481,8 +560,9 @@ func (l *Loop) goodSHA() string {
 	return l.good.rev.SHA
 }
 
-// audit writes one record per applied change, and counts it.
-func (l *Loop) audit(ap *AccountPlan, r Result) {
+// recordChange writes the audit record of an applied change, counts it,
+// and shows it among the recent changes.
+func (l *Loop) recordChange(ap *AccountPlan, r Result) {
 	result := "success"
 	attrs := []any{"audit", true, "account", ap.Provider, "account_id", ap.AccountID, "action", string(r.Change.Action),
 		"email", r.Change.Email, "revision", l.goodSHA(), "commit_author", l.good.rev.Author,
@@ -529,13 +609,15 @@ type runResult struct {
 	now      time.Time
 	took     time.Duration
 	rev      gitsource.Revision
-	findings []Finding
+	findings []check.Finding
 	forced   string // every account's result, when the revision is denied or failing
 	accounts []accountResult
 	next     time.Time
 	expiring map[string]map[string]int // provider -> window -> grants
 	pending  map[string][2]float64     // provider -> (count, oldest seconds)
 	dryRun   bool
+	// outcome is the plan run summarized (nil when none was planned).
+	outcome *Outcome
 }
 
 type accountResult struct {
@@ -543,18 +625,17 @@ type accountResult struct {
 	took      time.Duration
 	err       error
 	outOfBand []cloudflare.AuditEntry
-	watch     *watch
 }
 
 // memberStatus lists an account's live members with their grants, for
 // the status page.
-func memberStatus(ap *AccountPlan, state *State) ([]MemberStatus, int) {
+func memberStatus(ap *AccountPlan, pending map[string]time.Time) ([]MemberStatus, int) {
 	if ap.Live == nil || ap.Grants == nil {
 		return nil, 0
 	}
 	show := func(a desired.Access) string { return ap.Display(a).String() }
 	var out []MemberStatus
-	for _, l := range Lives(ap.Live) {
+	for _, l := range lives(ap.Live) {
 		if len(out) == MaxStatusMembers {
 			return out, len(ap.Live.Members) - MaxStatusMembers
 		}
@@ -569,7 +650,7 @@ func memberStatus(ap *AccountPlan, state *State) ([]MemberStatus, int) {
 		if g, ok := ap.Grants[l.Email]; ok {
 			ms.Grants, ms.Reasons = g.Sources, g.Reasons
 		}
-		if since, ok := state.Pending[ap.AccountID][l.Email]; ok && l.Status == "pending" {
+		if since, ok := pending[l.Email]; ok && l.Status == "pending" {
 			t := since.UTC()
 			ms.PendingSince = &t
 		}
@@ -608,7 +689,7 @@ func nextExpiries(repo *desired.Repo, ap *AccountPlan, now time.Time) []ExpirySt
 }
 
 // driftStatus lists the plan's changes that correct out-of-band ones.
-func driftStatus(ap *AccountPlan, results []Result, applied bool) []DriftStatus {
+func driftStatus(ap *AccountPlan, applied bool) []DriftStatus {
 	var out []DriftStatus
 	for _, c := range ap.Plan.Changes {
 		if c.Drift == nil {
@@ -616,7 +697,7 @@ func driftStatus(ap *AccountPlan, results []Result, applied bool) []DriftStatus 
 		}
 		d := DriftStatus{Email: c.Email, Group: c.Group, Change: string(c.Action), Actor: c.Drift.Actor, Context: c.Drift.Context,
 			IP: c.Drift.IP, At: c.Drift.At, Action: c.Drift.Action}
-		for _, r := range results {
+		for _, r := range ap.Results {
 			if applied && r.Err == nil && r.Change.Action == c.Action && r.Change.Email == c.Email && r.Change.GroupID == c.GroupID {
 				d.Applied = true
 			}
@@ -642,9 +723,13 @@ func (r *runResult) err() error {
 
 // summarize makes the result of a reconcile. forced, when set, is the
 // result of every account (the enforced revision denied or failing).
-func (l *Loop) summarize(c *Checked, o *Outcome, rev gitsource.Revision, now, start time.Time, forced string) *runResult {
+func (l *Loop) summarize(c *check.Checked, o *Outcome, rev gitsource.Revision, start time.Time, forced string) *runResult {
+	now := c.Now
+	if o != nil {
+		c = o.Checked // with the violations on the live accounts
+	}
 	r := &runResult{now: now, took: l.cfg.Now().Sub(start), rev: rev, findings: c.Findings(), forced: forced,
-		expiring: map[string]map[string]int{}, pending: map[string][2]float64{}, dryRun: l.cfg.DryRun}
+		expiring: map[string]map[string]int{}, pending: map[string][2]float64{}, dryRun: l.cfg.DryRun, outcome: o}
 	if c.Repo != nil {
 		r.next = c.Repo.NextChange(now)
 	}
@@ -658,7 +743,6 @@ func (l *Loop) summarize(c *Checked, o *Outcome, rev gitsource.Revision, now, st
 		}
 		return r
 	}
-	state := l.cfg.Planner.State
 	for _, ap := range o.Accounts {
 		a := accountResult{AccountStatus: AccountStatus{Account: ap.Provider, AccountID: ap.AccountID, Name: ap.AccountName, LastReconcile: now, Result: "success"},
 			took: ap.Took, err: ap.Err}
@@ -689,11 +773,11 @@ func (l *Loop) summarize(c *Checked, o *Outcome, rev gitsource.Revision, now, st
 		if ap.ReadInfo.Read != "" {
 			a.Read = &ReadStatus{Read: ap.ReadInfo.Read, Reason: ap.ReadInfo.Reason, LastFullRead: ap.ReadInfo.LastFullRead.UTC(),
 				AuditLogError: ap.ReadInfo.AuditError, Note: ap.ReadInfo.Note}
-			a.outOfBand, a.watch = ap.ReadInfo.OutOfBand, ap.watch
+			a.outOfBand = ap.ReadInfo.OutOfBand
 			a.CredentialsElsewhere = ap.ReadInfo.Elsewhere
 		}
 		if ap.Plan != nil {
-			a.Drift = driftStatus(ap, o.Results[ap.Provider], o.Applied)
+			a.Drift = driftStatus(ap, o.Applied)
 		}
 		if ap.Plan != nil {
 			a.Breaker = ap.Plan.Breaker
@@ -701,7 +785,7 @@ func (l *Loop) summarize(c *Checked, o *Outcome, rev gitsource.Revision, now, st
 				Remove: ap.Plan.Count(diff.Remove), Reinvite: ap.Plan.Count(diff.Reinvite), Unmanaged: len(ap.Plan.Unmanaged),
 				LosingAccess: ap.Plan.LosingAccess()}
 		}
-		for _, res := range o.Results[ap.Provider] {
+		for _, res := range ap.Results {
 			if res.Err != nil {
 				a.Result, a.Error = "error", "a change failed: "+res.Err.Error()
 				if a.err == nil {
@@ -718,14 +802,18 @@ func (l *Loop) summarize(c *Checked, o *Outcome, rev gitsource.Revision, now, st
 			}
 		}
 		if ap.Live != nil {
-			n, oldest := state.Oldest(ap.AccountID, now)
-			r.pending[ap.Provider] = [2]float64{float64(n), oldest.Seconds()}
+			var oldest time.Duration
+			pending := l.cfg.Planner.PendingSince(ap.AccountID)
+			for _, since := range pending {
+				oldest = max(oldest, now.Sub(since))
+			}
+			r.pending[ap.Provider] = [2]float64{float64(len(pending)), oldest.Seconds()}
 		}
 		if c.Repo != nil {
 			r.expiring[ap.Provider] = expiring(c.Repo, ap.Provider, now)
 			a.Expiring = nextExpiries(c.Repo, ap, now)
 		}
-		a.Members, a.MembersOmitted = memberStatus(ap, state)
+		a.Members, a.MembersOmitted = memberStatus(ap, l.cfg.Planner.PendingSince(ap.AccountID))
 		r.accounts = append(r.accounts, a)
 	}
 	return r
@@ -737,6 +825,9 @@ func (l *Loop) publish(r *runResult) {
 	l.recordState(r)
 	l.publishStatus(r)
 	l.publishMetrics(r)
+	if r.outcome != nil {
+		l.cfg.Planner.Counted(r.outcome) // each out-of-band entry counted once
+	}
 	l.logResult(r)
 }
 
@@ -744,7 +835,7 @@ func (l *Loop) recordState(r *runResult) {
 	if l.cfg.StateFile == "" {
 		return
 	}
-	if err := l.cfg.Planner.State.Save(l.cfg.StateFile, r.now); err != nil {
+	if err := l.cfg.Planner.SaveState(l.cfg.StateFile, r.now); err != nil {
 		l.cfg.Log.Error("save --state-file", "error", err)
 	}
 }
@@ -812,7 +903,7 @@ func (l *Loop) publishMetrics(r *runResult) {
 		}
 		m.BreakerTripped.WithLabelValues(a.Account).Set(metrics.Bool(a.Breaker != ""))
 		if a.Read != nil {
-			m.LiveReads.WithLabelValues(a.Account, a.Read.Read, a.Read.Reason).Inc()
+			m.LiveReads.WithLabelValues(a.Account, string(a.Read.Read), string(a.Read.Reason)).Inc()
 		}
 		// Born at zero, so that the alert's increase() sees the first
 		// change made with cfaccess's own credentials by someone else.
@@ -828,9 +919,6 @@ func (l *Loop) publishMetrics(r *runResult) {
 					"member_id", e.MemberID, "user_group_id", e.GroupID, "actor", e.Actor(), "ip", e.IP, "user_agent", e.UserAgent, "audit_entry", e.ID)
 			}
 			m.OutOfBandChanges.WithLabelValues(a.Account, actor, cmp.Or(e.ActorContext, "unknown")).Inc()
-		}
-		if a.watch != nil {
-			a.watch.markCounted(a.outOfBand) // each entry counted once
 		}
 		if p := a.Plan; p != nil {
 			m.DriftMembers.WithLabelValues(a.Account, "invite").Set(float64(p.Invite + p.Reinvite))

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
 	"github.com/cfaccess/reconciler/internal/desired"
 
@@ -51,8 +53,8 @@ func newHarnessFrom(t *testing.T, story *testkit.Story, start time.Time, tune fu
 	h := &harness{Story: story, logs: &testkit.Buffer{}, reg: prometheus.NewRegistry(), start: start}
 	story.Clock = h.now // the fake's audit log keeps the bubble's time
 	m := metrics.New(h.reg, "test")
-	p := NewPlanner(Config{APIURL: testkit.APIURL, Getenv: story.Getenv(testkit.APIURL), RateLimit: 1200, MaxRetries: 1,
-		Timeout: 30 * time.Second, Transport: story.Transport(), Observe: m.ObserveRequest})
+	p := NewPlanner(&cloudflare.Clients{BaseURL: testkit.APIURL, Getenv: story.Getenv(testkit.APIURL), RateLimit: 1200, MaxRetries: 1,
+		Timeout: 30 * time.Second, Transport: story.Transport(), Observe: m.ObserveRequest}, NewState(h.now))
 	cfg := LoopConfig{
 		Source:     &gitsource.Remote{URL: "file://" + story.Repo, Work: t.TempDir()},
 		Planner:    p,
@@ -68,10 +70,13 @@ func newHarnessFrom(t *testing.T, story *testkit.Story, start time.Time, tune fu
 		tune(&cfg)
 	}
 	if cfg.StateFile != "" {
-		var err error
-		if cfg.Planner.State, err = LoadState(cfg.StateFile); err != nil {
+		state, err := LoadState(cfg.StateFile, h.now)
+		if err != nil {
 			t.Fatal(err)
 		}
+		p := NewPlanner(cfg.Planner.clients, state)
+		p.Detect, p.AttributionWindow = cfg.Planner.Detect, cfg.Planner.AttributionWindow
+		cfg.Planner = p
 	}
 	h.loop = NewLoop(cfg)
 	h.metrics = m
@@ -190,7 +195,7 @@ func TestLoopKeepsLastGoodRevision(t *testing.T) {
 		story.Put("sneaky@example.com", false)
 		testkit.Advance(70 * time.Second)
 		st := h.loop.Board.Status()
-		if st.Revision == nil || st.Revision.SHA != good || st.BadRevision == nil || st.BadRevision.Result != "invalid" ||
+		if st.Revision == nil || st.Revision.SHA != good || st.BadRevision == nil || st.BadRevision.Result != VerdictInvalid ||
 			st.BadRevision.Revision.SHA != story.Head() || len(st.BadRevision.Findings) == 0 {
 			t.Fatalf("status = %+v", st)
 		}
@@ -337,8 +342,8 @@ func TestLoopDirectoryAndTokenFile(t *testing.T) {
 		write(t, tokenFile, "wrong-token-value-xyz\n")
 		h := newHarness(t, story, func(c *LoopConfig) {
 			c.Source = gitsource.Directory{Path: story.Repo}
-			c.Planner = NewPlanner(Config{APIURL: testkit.APIURL, TokenFile: tokenFile, RateLimit: 1200, Timeout: time.Minute,
-				Transport: story.Transport()})
+			c.Planner = NewPlanner(&cloudflare.Clients{BaseURL: testkit.APIURL, TokenFile: tokenFile, RateLimit: 1200, Timeout: time.Minute,
+				Transport: story.Transport()}, NewState(c.Now))
 		})
 		h.run(t)
 		synctest.Wait()
@@ -402,7 +407,7 @@ func TestLoopRefusesARevisionThatCannotBePlanned(t *testing.T) {
 			t.Fatalf("the last good revision should apply: %v", err)
 		}
 		st := h.loop.Board.Status()
-		if st.Revision.SHA != good || st.BadRevision == nil || st.BadRevision.Result != "invalid" {
+		if st.Revision.SHA != good || st.BadRevision == nil || st.BadRevision.Result != VerdictInvalid {
 			t.Fatalf("status = %+v", st)
 		}
 		f := st.BadRevision.Findings[0]
@@ -449,8 +454,8 @@ func TestLoopBacksOff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		story := testkit.NewStory(t)
 		h := newHarness(t, story, func(c *LoopConfig) {
-			c.Planner = NewPlanner(Config{APIURL: testkit.APIURL, Getenv: story.Getenv(testkit.APIURL), RateLimit: 1200,
-				Timeout: time.Minute, Transport: story.Transport()}) // no retries
+			c.Planner = NewPlanner(&cloudflare.Clients{BaseURL: testkit.APIURL, Getenv: story.Getenv(testkit.APIURL), RateLimit: 1200,
+				Timeout: time.Minute, Transport: story.Transport()}, NewState(c.Now)) // no retries
 		})
 		story.Fake.Fail(fake.Failure{Path: "*", Status: http.StatusServiceUnavailable})
 		h.run(t)
@@ -498,7 +503,7 @@ func TestLoopRestartWithRefusedHead(t *testing.T) {
 		if st.Revision == nil || st.Revision.SHA != good {
 			t.Errorf("enforcing %v, want the last good revision %s", st.Revision, good)
 		}
-		if st.BadRevision == nil || st.BadRevision.Result != "invalid" || !strings.Contains(st.BadRevision.Findings[0].Message, "no-such-role") {
+		if st.BadRevision == nil || st.BadRevision.Result != VerdictInvalid || !strings.Contains(st.BadRevision.Findings[0].Message, "no-such-role") {
 			t.Errorf("bad revision %+v, want the head refused", st.BadRevision)
 		}
 		if story.HasMember("sneaky@example.com") || story.HasMember("zed@example.com") {
@@ -535,7 +540,7 @@ func TestLoopRefusesAForcePush(t *testing.T) {
 			if err := h.once(t); (err != nil) != restarted {
 				t.Fatalf("reconcile: %v", err)
 			}
-			if st := h.loop.Board.Status(); st.BadRevision == nil || st.BadRevision.Result != "non_fast_forward" {
+			if st := h.loop.Board.Status(); st.BadRevision == nil || st.BadRevision.Result != VerdictNonFastForward {
 				t.Errorf("bad revision %+v", st.BadRevision)
 			}
 			if story.HasMember("dave@example.com") {
@@ -615,7 +620,7 @@ func TestLoopRefusesALoopingPolicy(t *testing.T) {
 	}
 	took := time.Since(start)
 	st := h.loop.Board.Status()
-	if st.Revision == nil || st.Revision.SHA != good || st.BadRevision == nil || st.BadRevision.Result != "invalid" {
+	if st.Revision == nil || st.Revision.SHA != good || st.BadRevision == nil || st.BadRevision.Result != VerdictInvalid {
 		t.Fatalf("status = %+v", st)
 	}
 	if msg := st.BadRevision.Findings[0].Message; !strings.Contains(msg, "did not finish within --policy-timeout 1s") {
@@ -625,5 +630,44 @@ func TestLoopRefusesALoopingPolicy(t *testing.T) {
 	clock = expiry.Add(time.Second)
 	if err := h.once(t); err != nil || story.HasMember("jit@example.com") {
 		t.Errorf("jit not revoked under the last good revision: %v", err)
+	}
+}
+
+// Each revision is loaded and its guardrails compiled once, then only
+// evaluated again at each reconcile: from Git (a new commit compiles
+// anew) and from a directory (the same files, the same compilation; an
+// edit compiles anew).
+func TestRevisionCompiledOnce(t *testing.T) {
+	t.Parallel()
+	for _, dir := range []bool{false, true} {
+		t.Run(fmt.Sprint("directory ", dir), func(t *testing.T) {
+			t.Parallel()
+			story := testkit.NewStory(t)
+			h := newHarness(t, story, func(c *LoopConfig) {
+				if dir {
+					c.Source = gitsource.Directory{Path: story.Repo}
+				}
+			})
+			if err := h.once(t); err != nil {
+				t.Fatal(err)
+			}
+			first := h.loop.good.compiled
+			for range 3 {
+				story.Put("sneaky@example.com", false) // drift: planned and corrected each time
+				if err := h.once(t); err != nil {
+					t.Fatal(err)
+				}
+				if h.loop.good.compiled != first {
+					t.Fatal("the same revision compiled again")
+				}
+			}
+			story.Commit("more", map[string]string{"more.yaml": "grants:\n  - {users: [zed@example.com], roles: [ro], reason: T-9}\n"})
+			if err := h.once(t); err != nil {
+				t.Fatal(err)
+			}
+			if h.loop.good.compiled == first || !story.HasMember("zed@example.com") {
+				t.Errorf("a new revision: compiled anew %v, applied %v", h.loop.good.compiled != first, story.HasMember("zed@example.com"))
+			}
+		})
 	}
 }

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/cfaccess/reconciler/internal/check"
 	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/diff"
@@ -16,37 +16,30 @@ import (
 	"github.com/cfaccess/reconciler/internal/policy"
 )
 
-// Config says how to reach Cloudflare.
-type Config struct {
-	// APIURL is the API's base URL (cloudflare.DefaultBaseURL when "").
-	APIURL string
-	// Getenv reads credentials from the environment.
-	Getenv func(string) string
-	// TokenFile, when set, holds the token; it is read again for every
-	// plan, so a rotated file is picked up without a restart.
-	TokenFile string
-	// RateLimit is the requests per 5 minutes allowed per credentials.
-	RateLimit int
-	// MaxRetries of one request (0: none).
-	MaxRetries int
-	// Timeout of one request attempt.
-	Timeout time.Duration
-	// Transport carries the requests (http.DefaultTransport when nil):
-	// tests reach the fake in-process through it.
-	Transport http.RoundTripper
-	// Observe is told of every request attempt (metrics).
-	Observe func(method, endpoint, code string, d time.Duration)
+// Account is what reconciling needs of a Cloudflare account's API, the
+// shape of external-dns's Provider{Records, ApplyChanges}: reading the
+// account (whole, or some members again), its token's owner, the audit
+// log and the credentials it names, and a writer bound to one read.
+// *cloudflare.Client has it.
+type Account interface {
+	ReadAccount(ctx context.Context, accountID string, opts cloudflare.ReadOptions) (*cloudflare.Account, error)
+	RefreshMembers(ctx context.Context, acct *cloudflare.Account, changes []cloudflare.MemberChange) error
+	Owner(ctx context.Context) (string, error)
+	AuditLog(ctx context.Context, accountID string, q cloudflare.AuditQuery) (cloudflare.AuditResult, error)
+	Identity(ctx context.Context, accountID string) (cloudflare.Identity, error)
+	Writer(live *cloudflare.Account) *cloudflare.Writer
 }
 
-// Planner plans accounts and keeps what is learnt across plans of one
-// process: a rate limiter per credentials (Cloudflare's budget is per
-// user), each token's owner (read once), the ids of protected members, and
-// the pending-invitation state.
+var _ Account = (*cloudflare.Client)(nil)
+
+// Planner plans accounts and applies their plans, and keeps what is
+// learnt across plans of one process: each token's owner and identity
+// (read once), the ids of protected members, each account's last read
+// (readCache), and the state (State). It is the one writer of all of
+// these.
 type Planner struct {
-	cfg Config
-	// State remembers since when invitations are pending (and the revision
-	// last applied); nil keeps nothing.
-	State *State
+	clients *cloudflare.Clients
+	state   *State
 	// Detect, when set, reuses each account's last read while its audit
 	// log shows no change (the daemon); nil reads in full every time.
 	Detect *Detection
@@ -54,69 +47,23 @@ type Planner struct {
 	// the account looks in the audit log for who made the drift it
 	// corrects (0: it does not look).
 	AttributionWindow time.Duration
-	// UserAgent is sent with every request, with the revision planned
-	// appended: cfaccess's changes are known by it in the audit log.
-	UserAgent string
 
 	mu           sync.Mutex
-	watches      map[string]*watch
+	caches       map[string]*readCache
 	identities   map[string]cloudflare.Identity
-	limiters     map[string]*cloudflare.Limiter
 	owners       map[string]string
 	protectedIDs map[string]map[string]bool
 }
 
-// NewPlanner returns a planner for cfg.
-func NewPlanner(cfg Config) *Planner {
-	return &Planner{cfg: cfg, limiters: map[string]*cloudflare.Limiter{}, owners: map[string]string{},
-		protectedIDs: map[string]map[string]bool{}, watches: map[string]*watch{}, identities: map[string]cloudflare.Identity{},
-		AttributionWindow: DefaultAttributionWindow}
-}
-
-// Client returns a client for an account whose provider names tokenEnv
-// ("" for the global credentials).
-func (p *Planner) Client(tokenEnv string) (*cloudflare.Client, cloudflare.Credentials, error) {
-	return p.clientFor(tokenEnv, "")
-}
-
-// clientFor is Client stamping a revision on the User-Agent.
-func (p *Planner) clientFor(tokenEnv, revision string) (*cloudflare.Client, cloudflare.Credentials, error) {
-	creds, err := cloudflare.FindCredentials(p.getenv, tokenEnv, p.cfg.TokenFile)
-	if err != nil {
-		return nil, creds, err
+// NewPlanner returns a planner whose clients come from clients, with
+// state (NewState when nil), whose journal records every write: cfaccess
+// knows its own changes in the audit log by what it wrote.
+func NewPlanner(clients *cloudflare.Clients, state *State) *Planner {
+	if state == nil {
+		state = NewState(time.Now)
 	}
-	p.mu.Lock()
-	l, ok := p.limiters[creds.Key()]
-	if !ok {
-		l = cloudflare.NewLimiter(max(p.cfg.RateLimit, 1), 5*time.Minute)
-		p.limiters[creds.Key()] = l
-	}
-	p.mu.Unlock()
-	retries := p.cfg.MaxRetries
-	if retries <= 0 {
-		retries = -1 // the client's "none"
-	}
-	ua := p.UserAgent
-	if ua == "" {
-		ua = cloudflare.UserAgentPrefix + "dev"
-	}
-	if revision != "" {
-		ua += " (revision " + revision + ")"
-	}
-	var journal *cloudflare.Journal
-	if p.State != nil {
-		journal = p.State.Journal
-	}
-	return cloudflare.New(cloudflare.Config{BaseURL: p.cfg.APIURL, Credentials: creds, Limiter: l, UserAgent: ua,
-		HTTPClient: &http.Client{Timeout: p.cfg.Timeout, Transport: p.cfg.Transport},
-		MaxRetries: retries, Observe: p.cfg.Observe, Journal: journal}), creds, nil
-}
-
-func (p *Planner) getenv(k string) string {
-	if p.cfg.Getenv == nil {
-		return ""
-	}
-	return p.cfg.Getenv(k)
+	return &Planner{clients: clients, state: state, owners: map[string]string{}, protectedIDs: map[string]map[string]bool{},
+		caches: map[string]*readCache{}, identities: map[string]cloudflare.Identity{}, AttributionWindow: DefaultAttributionWindow}
 }
 
 // PlanOptions select and tune a plan.
@@ -124,24 +71,27 @@ type PlanOptions struct {
 	// Provider, when set, plans that provider's account only.
 	Provider         string
 	AllowMassRemoval bool
-	// ReinviteAfter re-sends invitations pending longer (0: never; needs
-	// State).
+	// ReinviteAfter re-sends invitations pending longer (0: never).
 	ReinviteAfter time.Duration
 	// Grants keeps, in each account's plan, the grants behind each
 	// declared member (the daemon's status page shows them).
 	Grants bool
 }
 
-// Outcome is a plan run: the checked repository, the revision, and each
-// account's plan, with the guardrails evaluated against the live accounts;
-// after apply, each account's results.
+// Outcome is a plan run: the checked repository, with the guardrails
+// evaluated again against the live accounts and the plans, the revision,
+// and each account's plan; after apply, each account's results are on its
+// plan.
 type Outcome struct {
-	Checked  *Checked
+	// Checked is the repository as checked, its Violations those of the
+	// guardrails evaluated with the live accounts (a new value: the
+	// Checked planned is not changed).
+	Checked  *check.Checked
 	Revision gitsource.Revision
+	// Now is the instant planned for.
+	Now      time.Time
 	Accounts []*AccountPlan
-	// Results are the applied changes per provider (apply only).
-	Results map[string][]Result
-	Applied bool
+	Applied  bool
 }
 
 // Changes counts the planned changes of every account.
@@ -158,24 +108,20 @@ func (o *Outcome) Changes() int {
 // FailedChanges counts the applied changes that failed (not those held
 // back by a guardrail on the live state: HeldBack).
 func (o *Outcome) FailedChanges() int {
-	n := 0
-	for _, rs := range o.Results {
-		for _, r := range rs {
-			if r.Err != nil && !errors.Is(r.Err, ErrHeldBack) {
-				n++
-			}
-		}
-	}
-	return n
+	return o.countResults(func(r Result) bool { return r.Err != nil && !errors.Is(r.Err, ErrHeldBack) })
 }
 
 // HeldBack counts the changes giving access that a guardrail on the live
 // state held back.
 func (o *Outcome) HeldBack() int {
+	return o.countResults(func(r Result) bool { return errors.Is(r.Err, ErrHeldBack) })
+}
+
+func (o *Outcome) countResults(f func(Result) bool) int {
 	n := 0
-	for _, rs := range o.Results {
-		for _, r := range rs {
-			if errors.Is(r.Err, ErrHeldBack) {
+	for _, ap := range o.Accounts {
+		for _, r := range ap.Results {
+			if f(r) {
 				n++
 			}
 		}
@@ -200,92 +146,26 @@ func (o *Outcome) Failed() bool {
 	return slices.ContainsFunc(o.Accounts, func(ap *AccountPlan) bool { return ap.Err != nil })
 }
 
-// Apply applies the plan of every account that was planned (an account
-// that failed is left alone), unless the repository is invalid or denied.
-// report, when set, is told of each change.
-func (o *Outcome) Apply(ctx context.Context, report func(*AccountPlan, Result)) {
-	o.Results = map[string][]Result{}
-	if !o.Checked.Valid() || o.Checked.Denied() {
-		return
-	}
-	o.Applied = true
-	hold := o.Checked.LiveDenied()
-	for _, ap := range o.Accounts {
-		if ap.Err != nil || ap.Plan == nil || ctx.Err() != nil {
-			continue
-		}
-		start := time.Now()
-		o.Results[ap.Provider] = apply(ctx, ap.Client, ap, hold, func(r Result) {
-			if report != nil {
-				report(ap, r)
-			}
-		})
-		if ap.watch != nil && len(o.Results[ap.Provider]) > 0 {
-			ap.watch.dirty = true // read in full next time
-			for _, r := range o.Results[ap.Provider] {
-				if r.Err == nil {
-					noteOwn(ap.watch.own, ap.planned, r.Change.MemberID, r.Change.Email, r.Change.GroupID)
-					noteOwn(ap.watch.own, ap.planned, r.MemberID, "", "")
-				}
-			}
-		}
-		ap.Took += time.Since(start)
-	}
-}
-
 // Plan plans every selected account of a checked repository and evaluates
-// the guardrails again with the live accounts and plans. Nothing is
-// written. The error is for options that cannot work (an unknown
-// provider) or guardrails that fail.
-func (p *Planner) Plan(ctx context.Context, c *Checked, rev gitsource.Revision, now time.Time, opts PlanOptions) (*Outcome, error) {
-	o := &Outcome{Checked: c, Revision: rev}
+// the guardrails again with the live accounts and plans (Outcome's
+// Violations). Nothing is written. The error is for options that cannot
+// work (an unknown provider) or guardrails that fail.
+func (p *Planner) Plan(ctx context.Context, c *check.Checked, rev gitsource.Revision, now time.Time, opts PlanOptions) (*Outcome, error) {
+	o := &Outcome{Checked: c, Revision: rev, Now: now}
 	if !c.Valid() || c.Denied() {
 		return o, nil
 	}
-	var ids []string
-	for id, pv := range c.Repo.Providers {
-		if pv.Enabled && (opts.Provider == "" || opts.Provider == id) {
-			ids = append(ids, id)
-		}
+	ids, err := selectProviders(c.Repo, opts.Provider)
+	if err != nil {
+		return nil, err
 	}
-	if opts.Provider != "" && len(ids) == 0 {
-		if _, exists := c.Repo.Providers[opts.Provider]; exists {
-			return nil, fmt.Errorf("--provider %q is disabled (enabled: false)", opts.Provider)
-		}
-		return nil, fmt.Errorf("--provider %q is not defined in the repository", opts.Provider)
-	}
-	slices.Sort(ids)
-	if !c.UsesLive() {
-		// The guardrails will not run again: free their input before the
-		// accounts are read (the two together are most of a large plan's
-		// memory).
-		c.ReleaseInput()
-	}
-	ropts := Options{AllowMassRemoval: opts.AllowMassRemoval, KeepGrants: opts.Grants}
-	if p.State != nil && opts.ReinviteAfter > 0 {
-		ropts.Reinvite = func(accountID string, l diff.Live) bool { return p.State.Due(accountID, l, now, opts.ReinviteAfter) }
+	aopts := accountOptions{allowMassRemoval: opts.AllowMassRemoval, keepGrants: opts.Grants}
+	if opts.ReinviteAfter > 0 {
+		aopts.reinvite = func(accountID string, l diff.Live) bool { return p.state.due(accountID, l, now, opts.ReinviteAfter) }
 	}
 	var live []policy.LiveAccount
 	for _, id := range ids {
-		pv := c.Repo.Providers[id]
-		// Credentials are looked up for every plan, so a rotated token
-		// file is picked up without a restart.
-		stamp := rev.SHA
-		if rev.Modified && stamp != "" {
-			stamp += ", modified"
-		}
-		client, creds, err := p.clientFor(pv.APITokenEnv, stamp)
-		if err != nil {
-			o.Accounts = append(o.Accounts, &AccountPlan{Provider: id, AccountID: pv.AccountID, Err: err})
-			continue
-		}
-		aopts := ropts
-		p.mu.Lock()
-		aopts.Owner, aopts.OwnerKnown = p.owners[creds.Key()]
-		aopts.ProtectedIDs = p.protectedIDs[pv.AccountID]
-		p.mu.Unlock()
-		ap := p.planAccount(ctx, client, creds.Key(), c.Repo, id, now, aopts, opts.ReinviteAfter)
-		p.remember(creds, pv.AccountID, ap)
+		ap := p.planAccount(ctx, c.Repo, id, revisionStamp(rev), now, aopts, opts.ReinviteAfter)
 		o.Accounts = append(o.Accounts, ap)
 		if ap.Live != nil && ap.Plan != nil {
 			live = append(live, liveAccount(ap))
@@ -293,66 +173,85 @@ func (p *Planner) Plan(ctx context.Context, c *Checked, rev gitsource.Revision, 
 	}
 	// The guardrails that read the live accounts and the plans: nothing is
 	// written before they pass.
-	if err := c.EvalLive(ctx, live); err != nil {
+	vs, err := c.EvalLive(ctx, live)
+	if err != nil {
 		return nil, fmt.Errorf("evaluate guardrails: %w", err)
 	}
+	o.Checked = c.WithViolations(vs)
 	return o, nil
+}
+
+// selectProviders lists the enabled providers to plan, sorted: only
+// provider when set.
+func selectProviders(repo *desired.Repo, provider string) ([]string, error) {
+	var ids []string
+	for id, pv := range repo.Providers {
+		if pv.Enabled && (provider == "" || provider == id) {
+			ids = append(ids, id)
+		}
+	}
+	if provider != "" && len(ids) == 0 {
+		if _, exists := repo.Providers[provider]; exists {
+			return nil, fmt.Errorf("--provider %q is disabled (enabled: false)", provider)
+		}
+		return nil, fmt.Errorf("--provider %q is not defined in the repository", provider)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// revisionStamp is the revision as the User-Agent names it.
+func revisionStamp(rev gitsource.Revision) string {
+	if rev.Modified && rev.SHA != "" {
+		return rev.SHA + ", modified"
+	}
+	return rev.SHA
 }
 
 // planAccount reads an account — or reuses its last read, when the audit
 // log shows no change (Detect) — and plans it, naming who made the drift
 // each change corrects.
-func (p *Planner) planAccount(ctx context.Context, client *cloudflare.Client, credsKey string, repo *desired.Repo, pid string, now time.Time, opts Options, reinviteAfter time.Duration) *AccountPlan {
+func (p *Planner) planAccount(ctx context.Context, repo *desired.Repo, pid, stamp string, now time.Time, opts accountOptions, reinviteAfter time.Duration) *AccountPlan {
 	pv := repo.Providers[pid]
+	// Credentials are looked up for every plan, so a rotated token file
+	// is picked up without a restart.
+	client, creds, err := p.clients.For(pv.APITokenEnv, stamp, p.state.Journal)
+	if err != nil {
+		return &AccountPlan{Provider: pid, AccountID: pv.AccountID, Err: err}
+	}
+	start := time.Now()
+	key := creds.Key() + "/" + pv.AccountID
+	cache := p.cacheOf(key)
+	judge := func() (judgeFunc, error) { return p.judge(ctx, client, creds.Key(), pv.AccountID) }
 	ro := cloudflare.ReadOptions{Zones: zonesOf(repo, pid), OrganizationID: pv.OrganizationID}
-	key := readKey(ro)
-	w := p.watchOf(credsKey + "/" + pv.AccountID)
-	judge := func() (func([]cloudflare.AuditEntry) []cloudflare.Origin, error) {
-		return p.judge(ctx, client, credsKey, pv.AccountID)
-	}
-	live, entries, info := p.decide(ctx, client, w, pv.AccountID, key, judge, now)
-	if info.Read == "partial" {
-		if err := client.RefreshMembers(ctx, live, info.refresh); err != nil {
-			// Read whole instead: the log named something a member read
-			// cannot settle.
-			live, info.Read, info.LastFullRead, info.Note = nil, "full", now, "a partial read was given up: "+err.Error()
-		} else {
-			for _, e := range info.fresh {
-				w.handled[e.ID] = e.Time
-			}
-			w.watermark = now
-			w.remember(live)
-		}
-	}
+	live, entries, info := cache.read(ctx, client, pv.AccountID, ro, judge, now, p.Detect)
+	ap := &AccountPlan{Provider: pid, AccountID: pv.AccountID, ReadInfo: info, cacheKey: key}
+	defer func() { ap.Took = time.Since(start) }()
 	if live == nil {
-		w.acct = nil // not kept through the new read
-		var err error
-		if live, err = client.ReadAccount(ctx, pv.AccountID, ro); err != nil {
-			ap := &AccountPlan{Provider: pid, AccountID: pv.AccountID, Client: client, Err: err, ReadInfo: info}
-			return ap
-		}
-		margin := time.Duration(0)
-		if p.Detect != nil {
-			margin = p.Detect.Margin
-		}
-		w.read(live, key, now, entries, p.Detect != nil, margin)
+		ap.Err = info.err
+		return ap
 	}
 	p.learnInvitations(ctx, client, live, now, invitationWindow(reinviteAfter))
-	opts.Live = live
-	ap := Plan(ctx, client, repo, pid, now, opts)
-	ap.ReadInfo, ap.watch = info, w
-	ap.planned = now
-	own := w.own
-	if ap.Plan != nil && len(ap.Plan.Changes) > 0 && (info.Reason == "first" || info.Reason == "disabled") && p.AttributionWindow > 0 {
+	p.mu.Lock()
+	opts.owner, opts.ownerKnown = p.owners[creds.Key()]
+	opts.protectedIDs = p.protectedIDs[pv.AccountID]
+	p.mu.Unlock()
+	in := prepare(ctx, client.Owner, repo, pid, now, live, opts, ap)
+	defer p.remember(creds, pv.AccountID, ap)
+	if in == nil {
+		return ap
+	}
+	own := cache.ownTimes()
+	ap.Plan, ap.Err = in.plan(cache.drift(entries, own))
+	if ap.Plan != nil && len(ap.Plan.Changes) > 0 && (info.Reason == ReasonFirst || info.Reason == ReasonDisabled) && p.AttributionWindow > 0 {
 		// No earlier read to bound the window: look back a while, with
-		// cfaccess's own changes, which tell drift already corrected.
+		// cfaccess's own changes, which tell drift already corrected; the
+		// plan is computed again with who made its drift (its inputs are
+		// kept: only the diff runs twice, on a first read with changes).
 		if j, err := judge(); err == nil {
 			entries, own = lookBack(ctx, client, pv.AccountID, now.Add(-p.AttributionWindow), now, j, own)
+			ap.Plan, ap.Err = in.plan(cache.drift(entries, own))
 		}
-	}
-	if ap.Plan != nil {
-		w.remember(live)
-		attribute(ap.Plan, w.attribution(entries), w.emails, own)
 	}
 	return ap
 }
@@ -373,6 +272,80 @@ func (p *Planner) remember(creds cloudflare.Credentials, accountID string, ap *A
 	}
 }
 
+// Apply applies the plan of every account that was planned (an account
+// that failed is left alone), unless the repository is invalid or denied;
+// each account's results go on its plan. onChange, when set, is told of
+// each change. The state then records the invitations sent.
+func (p *Planner) Apply(ctx context.Context, o *Outcome, onChange func(*AccountPlan, Result)) {
+	if !o.Checked.Valid() || o.Checked.Denied() {
+		return
+	}
+	o.Applied = true
+	hold := o.Checked.LiveDenied()
+	repo := o.Checked.Repo
+	for _, ap := range o.Accounts {
+		if ap.Err != nil || ap.Plan == nil || ctx.Err() != nil {
+			continue
+		}
+		start := time.Now()
+		client, _, err := p.clients.For(repo.Providers[ap.Provider].APITokenEnv, revisionStamp(o.Revision), p.state.Journal)
+		var w changeWriter = failingWriter{err}
+		if err == nil {
+			w = client.Writer(ap.Live)
+		}
+		ap.Results = apply(ctx, w, ap, hold, func(r Result) {
+			if onChange != nil {
+				onChange(ap, r)
+			}
+		})
+		ap.Took += time.Since(start)
+		if len(ap.Results) > 0 {
+			p.cacheOf(ap.cacheKey).applied(ap.Results, o.Now)
+		}
+	}
+	p.state.record(o)
+}
+
+// failingWriter fails every change: the credentials to write with could
+// not be had.
+type failingWriter struct{ err error }
+
+func (f failingWriter) Apply(context.Context, diff.Change) (cloudflare.Applied, error) {
+	return cloudflare.Applied{}, f.err
+}
+
+// Observe records what a plan that is not applied saw (a dry run): the
+// members pending since when.
+func (p *Planner) Observe(o *Outcome) { p.state.record(o) }
+
+// Counted acknowledges that the out-of-band entries of an outcome's reads
+// are counted in the metrics: no later read reports them again.
+func (p *Planner) Counted(o *Outcome) {
+	for _, ap := range o.Accounts {
+		if ap.cacheKey != "" && len(ap.ReadInfo.OutOfBand) > 0 {
+			p.cacheOf(ap.cacheKey).counted(ap.ReadInfo.OutOfBand)
+		}
+	}
+}
+
+// Accepted records the revision enforced for a followed source (its
+// State key): after a restart too, a head that does not descend from it
+// is refused.
+func (p *Planner) Accepted(source, sha string) { p.state.Applied[source] = sha }
+
+// LastApplied is the revision last enforced for a followed source ("" for
+// none).
+func (p *Planner) LastApplied(source string) string { return p.state.Applied[source] }
+
+// PendingSince is since when each pending member of an account has been
+// pending, by email (read only).
+func (p *Planner) PendingSince(accountID string) map[string]time.Time {
+	return p.state.Pending[accountID]
+}
+
+// SaveState writes the state to path at now (State.Save).
+func (p *Planner) SaveState(path string, now time.Time) error { return p.state.Save(path, now) }
+
 // liveAccount is what guardrails see of an account.
 func liveAccount(ap *AccountPlan) policy.LiveAccount {
 	la := policy.LiveAccount{Provider: ap.Provider}
@@ -383,7 +356,7 @@ func liveAccount(ap *AccountPlan) policy.LiveAccount {
 		}
 		return out
 	}
-	for _, l := range Lives(ap.Live) {
+	for _, l := range lives(ap.Live) {
 		lm := policy.LiveMember{Email: l.Email, Status: l.Status, Access: display(l.Access)}
 		for _, in := range l.Inherited {
 			lm.Inherited = append(lm.Inherited, policy.InheritedAccess{Access: display([]desired.Access{in.Access})[0], Group: in.Group})

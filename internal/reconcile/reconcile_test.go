@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cfaccess/reconciler/internal/check"
+	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/diff"
@@ -54,9 +56,17 @@ func TestKindOf(t *testing.T) {
 		want Kind
 	}{
 		{nil, ""},
-		{fmt.Errorf("fetch: %w", errors.Join(errors.New("connection refused"), errTransient)), Transient},
+		{fmt.Errorf("fetch: %w", transient(errors.New("connection refused"))), Transient},
+		{transient(fmt.Errorf("plan: %w", &DeclarationError{})), Transient},
+		// Several accounts: the most urgent kind, so that the account
+		// whose failure may pass is retried soon.
+		{errors.Join(fmt.Errorf("dev: %w", &DeclarationError{}), fmt.Errorf("prod: %w", &cloudflare.APIError{Status: 503})), Transient},
+		{errors.Join(fmt.Errorf("dev: %w", diff.ErrMassRemoval), fmt.Errorf("prod: %w", &cloudflare.APIError{Status: 403})), Stalled},
+		{errors.Join(fmt.Errorf("dev: %w", &DeclarationError{}), errors.New("the enforced revision is denied now")), Stalled},
+		{errors.Join(fmt.Errorf("dev: %w", &DeclarationError{}), fmt.Errorf("prod: %w", diff.ErrMassRemoval)), Breaker},
+		{fmt.Errorf("run: %w", errors.Join(fmt.Errorf("dev: %w", context.DeadlineExceeded), fmt.Errorf("prod: %w", &DeclarationError{}))), Timeout},
 		{fmt.Errorf("reconcile cancelled: %w", context.DeadlineExceeded), Timeout},
-		{&RefusedError{Result: "denied"}, Refused},
+		{&RefusedError{Verdict: VerdictDenied}, Refused},
 		{fmt.Errorf("prod: %w", &DeclarationError{}), Refused},
 		{fmt.Errorf("prod: %w", diff.ErrMassRemoval), Breaker},
 		{errors.New("403 Forbidden: the token lacks a permission"), Stalled},
@@ -128,12 +138,12 @@ func TestPlanAndApply(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c, err := Check(t.Context(), src, diags, CheckOptions{Now: now})
+			c, err := check.Check(t.Context(), src, diags, now, check.Options{})
 			if err != nil || !c.Valid() || c.Denied() {
 				t.Fatalf("check: %v %v", err, c.Findings())
 			}
-			p := NewPlanner(Config{APIURL: testkit.APIURL, Getenv: story.Getenv(testkit.APIURL), RateLimit: 1200,
-				Timeout: time.Minute, Transport: story.Transport()})
+			p := NewPlanner(&cloudflare.Clients{BaseURL: testkit.APIURL, Getenv: story.Getenv(testkit.APIURL), RateLimit: 1200,
+				Timeout: time.Minute, Transport: story.Transport()}, nil)
 			o, err := p.Plan(t.Context(), c, gitsource.Revision{}, now, tc.opts)
 			if err != nil {
 				t.Fatal(err)
@@ -158,9 +168,9 @@ func TestPlanAndApply(t *testing.T) {
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("changes %q, want %q", got, tc.want)
 			}
-			o.Apply(t.Context(), nil)
+			p.Apply(t.Context(), o, nil)
 			if n := o.FailedChanges(); n > 0 {
-				t.Fatalf("%d changes failed: %+v", n, o.Results)
+				t.Fatalf("%d changes failed: %+v", n, ap.Results)
 			}
 			var members []string
 			for email := range story.Members() {

@@ -182,12 +182,17 @@ func ReadSavedPlan(path string) (*SavedPlan, error) {
 		return nil, fmt.Errorf("read the saved plan: %w", err)
 	}
 	defer f.Close()
+	tooLarge := fmt.Errorf("%s is larger than %d MiB: not a plan saved by reconciler plan --out", path, MaxSavedPlan>>20)
+	if info, err := f.Stat(); err == nil && info.Mode().IsRegular() && info.Size() > MaxSavedPlan {
+		return nil, tooLarge // known without reading it
+	}
+	// A pipe, or a file growing meanwhile, is bounded as it is read.
 	data, err := io.ReadAll(io.LimitReader(f, MaxSavedPlan+1))
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("read the saved plan: %w", err)
 	case len(data) > MaxSavedPlan:
-		return nil, fmt.Errorf("%s is larger than %d MiB: not a plan saved by reconciler plan --out", path, MaxSavedPlan>>20)
+		return nil, tooLarge
 	}
 	var sp SavedPlan
 	if err := json.Unmarshal(data, &sp); err != nil || sp.Kind != SavedPlanKind {

@@ -17,7 +17,9 @@ import (
 // since when each pending member has been pending, per account —
 // Cloudflare's API gives no invitation time, and an invitation expires
 // after a few days — the revision last applied per followed repository,
-// and the journal of the writes it made.
+// and the journal of the writes it made. The Planner that holds it is its
+// one writer (the journal itself is written by the clients it is given
+// to).
 type State struct {
 	Version int                             `json:"version"`
 	Pending map[string]map[string]time.Time `json:"pending"` // account id -> email -> since
@@ -27,37 +29,23 @@ type State struct {
 	Applied map[string]string `json:"applied,omitempty"`
 	// Journal is every write request sent to Cloudflare lately, by which
 	// the audit log's entries of cfaccess's own changes are told from
-	// others' (cloudflare.Journal); StartJournal makes or resumes it.
+	// others' (cloudflare.Journal): give it to the clients that write.
 	Journal *cloudflare.Journal `json:"journal,omitempty"`
 	// SavedAt is when the state was saved: the journal read back vouches
 	// for nothing after it.
 	SavedAt time.Time `json:"saved_at,omitzero"`
-
-	started bool
 }
 
-// StartJournal makes the journal, keeping count from now on clock (the
-// clock the audit log's times are compared with), or resumes the one
-// read from the state file; once per process (later calls do nothing).
-func (st *State) StartJournal(clock func() time.Time) {
-	switch {
-	case st.started:
-	case st.Journal == nil:
-		st.Journal = cloudflare.NewJournal(clock)
-	default:
-		st.Journal.Resume(st.SavedAt, clock)
-	}
-	st.started = true
+// NewState is an empty state, its journal keeping count from now on clock
+// (the clock the audit log's times are compared with).
+func NewState(clock func() time.Time) *State {
+	return &State{Version: 1, Pending: map[string]map[string]time.Time{}, Applied: map[string]string{}, Journal: cloudflare.NewJournal(clock)}
 }
 
-// NewState is an empty state.
-func NewState() *State {
-	return &State{Version: 1, Pending: map[string]map[string]time.Time{}, Applied: map[string]string{}}
-}
-
-// LoadState reads a state file; a missing file is an empty state.
-func LoadState(path string) (*State, error) {
-	st := NewState()
+// LoadState reads a state file, resuming its journal on clock; a missing
+// file is an empty state.
+func LoadState(path string, clock func() time.Time) (*State, error) {
+	st := NewState(clock)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return st, nil
@@ -74,12 +62,17 @@ func LoadState(path string) (*State, error) {
 	if st.Applied == nil {
 		st.Applied = map[string]string{}
 	}
+	if st.Journal == nil {
+		st.Journal = cloudflare.NewJournal(clock)
+	} else {
+		st.Journal.Resume(st.SavedAt, clock)
+	}
 	return st, nil
 }
 
-// Observe records the pending members of an account seen at now, and
+// observe records the pending members of an account seen at now, and
 // forgets those no longer pending.
-func (st *State) Observe(acct *cloudflare.Account, now time.Time) {
+func (st *State) observe(acct *cloudflare.Account, now time.Time) {
 	old := st.Pending[acct.ID]
 	cur := map[string]time.Time{}
 	for _, m := range acct.Members {
@@ -95,33 +88,24 @@ func (st *State) Observe(acct *cloudflare.Account, now time.Time) {
 	st.Pending[acct.ID] = cur
 }
 
-// Record updates the state after an apply: members seen pending keep
-// their first-seen time; those just (re)invited start now.
-func (st *State) Record(o *Outcome, now time.Time) {
+// record updates the state after a plan, applied or not: members seen
+// pending keep their first-seen time; those just (re)invited start now.
+func (st *State) record(o *Outcome) {
 	for _, ap := range o.Accounts {
 		if ap.Live == nil {
 			continue
 		}
-		st.Observe(ap.Live, now)
-		for _, r := range o.Results[ap.Provider] {
+		st.observe(ap.Live, o.Now)
+		for _, r := range ap.Results {
 			if r.Err == nil && (r.Change.Action == diff.Invite || r.Change.Action == diff.Reinvite) {
-				st.Pending[ap.AccountID][r.Change.Email] = now
+				st.Pending[ap.AccountID][r.Change.Email] = o.Now
 			}
 		}
 	}
 }
 
-// Oldest returns the number of pending invitations of an account and the
-// age of the oldest at now.
-func (st *State) Oldest(accountID string, now time.Time) (n int, oldest time.Duration) {
-	for _, since := range st.Pending[accountID] {
-		oldest = max(oldest, now.Sub(since))
-	}
-	return len(st.Pending[accountID]), oldest
-}
-
-// Due reports whether a pending member's invitation is older than after.
-func (st *State) Due(accountID string, l diff.Live, now time.Time, after time.Duration) bool {
+// due reports whether a pending member's invitation is older than after.
+func (st *State) due(accountID string, l diff.Live, now time.Time, after time.Duration) bool {
 	since, ok := st.Pending[accountID][l.Email]
 	return ok && now.Sub(since) >= after
 }

@@ -2,7 +2,10 @@ package reconcile
 
 import (
 	"sync"
+
 	"time"
+
+	"github.com/cfaccess/reconciler/internal/check"
 
 	"github.com/cfaccess/reconciler/internal/gitsource"
 )
@@ -24,9 +27,8 @@ func revisionStatus(r gitsource.Revision) *RevisionStatus {
 // BadRevision is a revision not applied, and why.
 type BadRevision struct {
 	Revision *RevisionStatus `json:"revision,omitempty"`
-	// Result is invalid, denied, unverified or non_fast_forward.
-	Result   string    `json:"result,omitempty"`
-	Findings []Finding `json:"findings"`
+	Result   Verdict         `json:"result,omitempty"`
+	Findings []check.Finding `json:"findings"`
 }
 
 // PlanSummary counts an account's planned changes.
@@ -136,13 +138,13 @@ const MaxRecent = 50
 type ReadStatus struct {
 	// Read is "full", "reused" or "partial" (the members the audit log
 	// names read again, the rest reused).
-	Read string `json:"read"`
+	Read ReadMode `json:"read"`
 	// Reason of a full read: first, changes (the audit log shows some),
 	// applied (cfaccess changed the account), interval
 	// (--full-read-interval), scope (other zones to read),
 	// audit_log_unavailable, disabled (--audit-log=false).
-	Reason       string    `json:"reason,omitempty"`
-	LastFullRead time.Time `json:"last_full_read"`
+	Reason       ReadReason `json:"reason,omitempty"`
+	LastFullRead time.Time  `json:"last_full_read"`
 	// AuditLogError is why the audit log could not be used; Note why a
 	// partial read (of the members the log names) was given up.
 	AuditLogError string `json:"audit_log_error,omitempty"`
@@ -177,7 +179,7 @@ type Status struct {
 	NextReconcile   time.Time       `json:"next_reconcile"`
 	NextGrantChange *time.Time      `json:"next_grant_change,omitempty"`
 	Accounts        []AccountStatus `json:"accounts"`
-	Violations      []Finding       `json:"violations"`
+	Violations      []check.Finding `json:"violations"`
 	// Recent are the last changes applied, newest first.
 	Recent []RecentChange `json:"recent_changes,omitempty"`
 }
@@ -198,7 +200,7 @@ func (b *Board) Status() Status {
 		s.Accounts = []AccountStatus{}
 	}
 	if s.Violations == nil {
-		s.Violations = []Finding{}
+		s.Violations = []check.Finding{}
 	}
 	return s
 }

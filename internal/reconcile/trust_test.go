@@ -147,7 +147,7 @@ func TestRestartRaisesNoFalseAlarm(t *testing.T) {
 				}
 				if stateFile {
 					judged := 0
-					for _, w := range second.loop.cfg.Planner.State.Journal.Writes() {
+					for _, w := range second.loop.cfg.Planner.state.Journal.Writes() {
 						if w.Entry != "" {
 							judged++
 						}

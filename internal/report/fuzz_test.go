@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cfaccess/reconciler/internal/check"
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/diff"
 	"github.com/cfaccess/reconciler/internal/gitsource"
@@ -87,7 +88,7 @@ func FuzzRenderPlan(f *testing.F) {
 // fuzzOutcome is a plan of three changes, a warning and a guardrail
 // warning, made of the given values.
 func fuzzOutcome(email, role, zone, reason, file, subject, message string) *reconcile.Outcome {
-	c := &reconcile.Checked{
+	c := &check.Checked{
 		Diags:      desired.Diagnostics{{Pos: desired.Pos{File: file, Line: 2}, Severity: desired.Warning, Message: message}},
 		Violations: []policy.Violation{{Severity: policy.Warn, Message: message, Policy: "cfaccess.x", Source: desired.Pos{File: file, Line: 3}}},
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/cfaccess/reconciler/internal/check"
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/diff"
 	"github.com/cfaccess/reconciler/internal/gitsource"
@@ -32,7 +33,7 @@ func bigOutcome() *reconcile.Outcome {
 		}
 		accounts = append(accounts, &reconcile.AccountPlan{Provider: name, AccountID: fmt.Sprintf("%032d", a), AccountName: strings.ToUpper(name), Plan: plan})
 	}
-	return &reconcile.Outcome{Checked: &reconcile.Checked{}, Revision: gitsource.Revision{SHA: "0123456789abcdef0123", Subject: "onboard 2,000 people"}, Accounts: accounts}
+	return &reconcile.Outcome{Checked: &check.Checked{}, Revision: gitsource.Revision{SHA: "0123456789abcdef0123", Subject: "onboard 2,000 people"}, Accounts: accounts}
 }
 
 // A 2,000-change plan fits a pull-request comment: the summary and every

@@ -11,6 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/cfaccess/reconciler/internal/check"
 	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/diff"
@@ -100,7 +101,7 @@ func planText(w io.Writer, o *reconcile.Outcome, color bool) error {
 		if ap.Plan.Empty() {
 			b.WriteString("  no changes\n")
 		}
-		results := o.Results[ap.Provider]
+		results := ap.Results
 		for i, c := range ap.Plan.Changes {
 			totals[c.Action]++
 			sign, col := "+", green
@@ -266,7 +267,7 @@ func outsideText(b *strings.Builder, ap *reconcile.AccountPlan, paint func(code,
 // every value flattened and escaped, and the verdict when the repository
 // is invalid or denied (for a plan, saying nothing was changed). validate
 // and plan share it.
-func findingsText(b *strings.Builder, c *reconcile.Checked, paint func(code, s string) string, inPlan bool) error {
+func findingsText(b *strings.Builder, c *check.Checked, paint func(code, s string) string, inPlan bool) error {
 	findings := c.Findings()
 	for _, f := range findings {
 		label := textLabel[f.Severity]
@@ -279,7 +280,7 @@ func findingsText(b *strings.Builder, c *reconcile.Checked, paint func(code, s s
 		}
 		b.WriteByte('\n')
 	}
-	errs, warns, denies := reconcile.Count(findings)
+	errs, warns, denies := check.Count(findings)
 	switch {
 	case !c.Valid():
 		fmt.Fprintf(b, "invalid: %s, %s", plural(errs, "error"), plural(warns, "warning"))
@@ -328,9 +329,9 @@ type PlanDoc struct {
 	Applied       bool         `json:"applied"`
 	Accounts      []AccountDoc `json:"accounts"`
 	// Warnings and Violations are about the repository as a whole.
-	Warnings   []reconcile.Finding `json:"warnings"`
-	Violations []reconcile.Finding `json:"violations"`
-	Summary    SummaryDoc          `json:"summary"`
+	Warnings   []check.Finding `json:"warnings"`
+	Violations []check.Finding `json:"violations"`
+	Summary    SummaryDoc      `json:"summary"`
 }
 
 type SummaryDoc struct {
@@ -363,8 +364,8 @@ type AccountDoc struct {
 	// Warnings and Violations are always empty in format 1, kept so that
 	// its readers stay valid: findings are repository-wide, at the top
 	// level.
-	Warnings   []reconcile.Finding `json:"warnings"`
-	Violations []reconcile.Finding `json:"violations"`
+	Warnings   []check.Finding `json:"warnings"`
+	Violations []check.Finding `json:"violations"`
 	// GroupAccess is access through user groups the plan leaves in place
 	// (not declared, the group not managed); OrgAdmins the organization's
 	// Super Administrators; NotChecked what the credentials could not
@@ -473,7 +474,7 @@ type InheritedDoc struct {
 
 func planJSON(w io.Writer, o *reconcile.Outcome) error {
 	out := PlanDoc{FormatVersion: 1, Revision: o.Revision.SHA, Valid: o.Checked.Valid(), Denied: o.Checked.Denied(), Applied: o.Applied,
-		Accounts: []AccountDoc{}, Warnings: []reconcile.Finding{}, Violations: []reconcile.Finding{}}
+		Accounts: []AccountDoc{}, Warnings: []check.Finding{}, Violations: []check.Finding{}}
 	for _, f := range o.Checked.Findings() {
 		if f.Policy != "" || f.Severity == "deny" {
 			out.Violations = append(out.Violations, f)
@@ -483,7 +484,7 @@ func planJSON(w io.Writer, o *reconcile.Outcome) error {
 	}
 	for _, ap := range o.Accounts {
 		aj := AccountDoc{Account: ap.Provider, AccountID: ap.AccountID, Name: ap.AccountName, Changes: []ChangeDoc{},
-			Unmanaged: []string{}, Protected: []string{}, Warnings: []reconcile.Finding{}, Violations: []reconcile.Finding{}}
+			Unmanaged: []string{}, Protected: []string{}, Warnings: []check.Finding{}, Violations: []check.Finding{}}
 		if ap.Err != nil {
 			aj.Error = ap.Err.Error()
 		}
@@ -528,7 +529,7 @@ func planJSON(w io.Writer, o *reconcile.Outcome) error {
 			for _, u := range ap.Plan.Unmanaged {
 				aj.Unmanaged = append(aj.Unmanaged, u.Email)
 			}
-			results := o.Results[ap.Provider]
+			results := ap.Results
 			for i, c := range ap.Plan.Changes {
 				cj := ChangeDoc{Action: string(c.Action), Email: c.Email, MemberID: c.MemberID, Add: []AccessDoc{}, Remove: []AccessDoc{},
 					Sources: []string{}, Reasons: c.Reasons, Risks: c.Risks}
@@ -884,7 +885,7 @@ func markdownHead(b *strings.Builder, o *reconcile.Outcome, maxFindings int) {
 		}
 	}
 	findings := o.Checked.Findings()
-	errs, warns, denies := reconcile.Count(findings)
+	errs, warns, denies := check.Count(findings)
 	switch {
 	case !o.Checked.Valid():
 		fmt.Fprintf(b, "### ❌ cfaccess: the declarations are invalid (%s)\n\n", plural(errs, "error"))

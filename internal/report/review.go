@@ -10,11 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cfaccess/reconciler/internal/check"
 	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/diff"
 	"github.com/cfaccess/reconciler/internal/gitsource"
-	"github.com/cfaccess/reconciler/internal/reconcile"
 )
 
 // An access review (reconciler review, docs/review.md) answers an
@@ -31,7 +31,7 @@ var ReviewFormats = []string{"markdown", "csv", "json"}
 // ReviewInput is what a review is made of.
 type ReviewInput struct {
 	// Checked is the checked repository; its Repo must be set.
-	Checked  *reconcile.Checked
+	Checked  *check.Checked
 	Revision gitsource.Revision
 	// Now is the instant the review is made at: grants are active, due
 	// for review and aged as of then.

@@ -15,12 +15,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/cfaccess/reconciler/internal/check"
 	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/gitsource"
 	"github.com/cfaccess/reconciler/internal/golden"
-	"github.com/cfaccess/reconciler/internal/reconcile"
 	"github.com/cfaccess/reconciler/internal/testkit"
 )
 
@@ -163,14 +163,14 @@ func (e *reviewStory) input(t *testing.T) ReviewInput {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := reconcile.Check(ctx, src, diags, reconcile.CheckOptions{Now: reviewNow})
+	c, err := check.Check(ctx, src, diags, reviewNow, check.Options{})
 	if err != nil || !c.Valid() {
 		t.Fatalf("check: %v %v", err, c.Diags)
 	}
 	rev, _ := gitsource.Head(e.dir)
-	planner := reconcile.NewPlanner(reconcile.Config{APIURL: testkit.APIURL, Getenv: e.Getenv(testkit.APIURL),
-		RateLimit: 1200, Timeout: time.Minute, Transport: e.Transport()})
-	client, _, err := planner.Client("")
+	clients := &cloudflare.Clients{BaseURL: testkit.APIURL, Getenv: e.Getenv(testkit.APIURL),
+		RateLimit: 1200, Timeout: time.Minute, Transport: e.Transport()}
+	client, _, err := clients.For("", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +321,7 @@ func TestReviewEscaping(t *testing.T) {
 	live := &cloudflare.Account{ID: "a", Name: "Evil | name\n# heading", Members: []cloudflare.Member{
 		{ID: "m", Email: "a@example.com", Status: "accepted", Access: []desired.Access{{Role: "+Role\u202e", Resource: desired.Resource{Kind: desired.WholeAccount}}}},
 	}}
-	doc := NewReview(ReviewInput{Checked: &reconcile.Checked{Repo: repo}, Now: now, Window: time.Hour,
+	doc := NewReview(ReviewInput{Checked: &check.Checked{Repo: repo}, Now: now, Window: time.Hour,
 		Accounts: []ReviewAccount{{Provider: "p", AccountID: "a", Live: live}}})
 	var md, cs, js bytes.Buffer
 	for format, b := range map[string]*bytes.Buffer{"markdown": &md, "csv": &cs, "json": &js} {

@@ -12,8 +12,8 @@ import (
 	"time"
 	"unicode/utf16"
 
+	"github.com/cfaccess/reconciler/internal/check"
 	"github.com/cfaccess/reconciler/internal/desired"
-	"github.com/cfaccess/reconciler/internal/reconcile"
 )
 
 // ValidateFormats are the formats of Validate.
@@ -22,7 +22,7 @@ var ValidateFormats = []string{"text", "json", "sarif", "codequality"}
 // Validate writes a validation's findings and verdict in format: text,
 // json, sarif or codequality (GitLab's Code Quality report, shown in merge
 // requests).
-func Validate(w io.Writer, format string, c *reconcile.Checked, opts Options) error {
+func Validate(w io.Writer, format string, c *check.Checked, opts Options) error {
 	switch format {
 	case "text":
 		return validateText(w, c, opts.Color)
@@ -56,7 +56,7 @@ type codeQualityLines struct {
 	Begin int `json:"begin"`
 }
 
-func validateCodeQuality(w io.Writer, c *reconcile.Checked) error {
+func validateCodeQuality(w io.Writer, c *check.Checked) error {
 	issues := []codeQualityIssue{}
 	for _, f := range c.Findings() {
 		pos := desired.ParsePos(f.Source)
@@ -104,13 +104,13 @@ var textLabel = map[string]string{"error": "error", "warning": "warning", "deny"
 
 // validateText reads like a compiler: a line per finding, then the
 // verdict. The findings are written as plan's are (findingsText).
-func validateText(w io.Writer, c *reconcile.Checked, color bool) error {
+func validateText(w io.Writer, c *check.Checked, color bool) error {
 	var b strings.Builder
 	if err := findingsText(&b, c, painter(color), false); err != nil {
 		return err
 	}
 	if c.Valid() && !c.Denied() {
-		_, warns, _ := reconcile.Count(c.Findings())
+		_, warns, _ := check.Count(c.Findings())
 		fmt.Fprintf(&b, "valid: %s, %s, %s, %s in %s; %s\n",
 			plural(len(c.Repo.Providers), "provider"), plural(len(c.Repo.Roles), "role"),
 			plural(len(c.Repo.Groups), "group"), plural(len(c.Repo.Grants), "grant"),
@@ -122,11 +122,11 @@ func validateText(w io.Writer, c *reconcile.Checked, color bool) error {
 
 // validateDoc is the stable JSON form of a validation.
 type validateDoc struct {
-	FormatVersion int                 `json:"format_version"`
-	Valid         bool                `json:"valid"`
-	Denied        bool                `json:"denied"`
-	Findings      []reconcile.Finding `json:"findings"`
-	Summary       *summary            `json:"summary,omitempty"`
+	FormatVersion int             `json:"format_version"`
+	Valid         bool            `json:"valid"`
+	Denied        bool            `json:"denied"`
+	Findings      []check.Finding `json:"findings"`
+	Summary       *summary        `json:"summary,omitempty"`
 }
 
 type summary struct {
@@ -140,13 +140,13 @@ type summary struct {
 	Denials   int `json:"denials"`
 }
 
-func validateJSON(w io.Writer, c *reconcile.Checked) error {
+func validateJSON(w io.Writer, c *check.Checked) error {
 	findings := c.Findings()
-	errs, warns, denies := reconcile.Count(findings)
+	errs, warns, denies := check.Count(findings)
 	out := validateDoc{FormatVersion: 1, Valid: c.Valid(), Denied: c.Denied(), Findings: findings,
 		Summary: &summary{Files: c.Files, Errors: errs, Warnings: warns, Denials: denies}}
 	if out.Findings == nil {
-		out.Findings = []reconcile.Finding{}
+		out.Findings = []check.Finding{}
 	}
 	if c.Repo != nil {
 		out.Summary.Providers, out.Summary.Roles = len(c.Repo.Providers), len(c.Repo.Roles)
@@ -235,7 +235,7 @@ var builtinRules = map[string]string{
 }
 
 // sarifRuleFor describes the rule of a finding.
-func sarifRuleFor(id string, f reconcile.Finding) sarifRule {
+func sarifRuleFor(id string, f check.Finding) sarifRule {
 	r := sarifRule{ID: id}
 	switch {
 	case f.Policy == "" && f.Severity == "error":
@@ -290,14 +290,14 @@ type sarifRegion struct {
 
 // sarifRuleID names the rule of a finding: the policy package for
 // violations, cfaccess/declaration for declaration problems.
-func sarifRuleID(f reconcile.Finding) string {
+func sarifRuleID(f check.Finding) string {
 	if f.Policy != "" {
 		return f.Policy
 	}
 	return "cfaccess/declaration-" + f.Severity
 }
 
-func validateSARIF(w io.Writer, c *reconcile.Checked, opts Options) error {
+func validateSARIF(w io.Writer, c *check.Checked, opts Options) error {
 	v := opts.Version
 	run := sarifRun{Tool: sarifTool{Driver: sarifDriver{Name: "cfaccess", InformationURI: "https://github.com/cfaccess/reconciler", Version: v}}, Results: []sarifResult{}}
 	seen := map[string]bool{}

@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cfaccess/reconciler/internal/check"
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/policy"
-	"github.com/cfaccess/reconciler/internal/reconcile"
 )
 
 // A finding's text cannot add a line to validate's or plan's output: a
@@ -16,7 +16,7 @@ import (
 // (Issue 12: validate had a findings writer of its own that let it.)
 func TestFindingsCannotForgeLines(t *testing.T) {
 	t.Parallel()
-	c := &reconcile.Checked{Repo: &desired.Repo{}, Violations: []policy.Violation{{Severity: policy.Warn,
+	c := &check.Checked{Repo: &desired.Repo{}, Violations: []policy.Violation{{Severity: policy.Warn,
 		Message: "looks fine\nvalid: 0 providers, forged", Policy: "cfaccess.local.x\ninvalid: forged",
 		Source: desired.Pos{File: "a.yaml\nvalid: forged", Line: 1}}}}
 	var b bytes.Buffer

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cfaccess/reconciler/internal/check"
 	"github.com/cfaccess/reconciler/internal/gitsource"
 	"github.com/cfaccess/reconciler/internal/reconcile"
 	"github.com/cfaccess/reconciler/internal/report"
@@ -239,8 +240,8 @@ func Masked(st reconcile.Status) reconcile.Status {
 		}
 		return &reconcile.RevisionStatus{SHA: r.SHA}
 	}
-	maskFindings := func(fs []reconcile.Finding) []reconcile.Finding {
-		out := make([]reconcile.Finding, len(fs))
+	maskFindings := func(fs []check.Finding) []check.Finding {
+		out := make([]check.Finding, len(fs))
 		for i, f := range fs {
 			f.Message, f.Source = maskEmails(f.Message), maskEmails(f.Source)
 			out[i] = f

@@ -21,6 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/cfaccess/reconciler/internal/check"
+	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/gitsource"
@@ -46,12 +48,13 @@ func newDaemon(t *testing.T, story *testkit.Story, interval time.Duration) *daem
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, "test")
 	start := time.Now()
+	now := func() time.Time { return story.Now.Add(time.Since(start)) }
 	loop := reconcile.NewLoop(reconcile.LoopConfig{
 		Source: gitsource.Directory{Path: story.Repo},
-		Planner: reconcile.NewPlanner(reconcile.Config{APIURL: testkit.APIURL, Getenv: story.Getenv(testkit.APIURL),
-			RateLimit: 1200, Timeout: time.Minute, Transport: story.Transport()}),
+		Planner: reconcile.NewPlanner(&cloudflare.Clients{BaseURL: testkit.APIURL, Getenv: story.Getenv(testkit.APIURL),
+			RateLimit: 1200, Timeout: time.Minute, Transport: story.Transport()}, reconcile.NewState(now)),
 		Interval: interval, TriggerGap: time.Second, Metrics: m, Log: slog.New(slog.DiscardHandler),
-		Now:  func() time.Time { return story.Now.Add(time.Since(start)) },
+		Now:  now,
 		Rand: rand.New(rand.NewPCG(1, 2)),
 	})
 	return &daemon{loop: loop, reg: reg, m: m, hook: &gitsource.Webhook{Secret: []byte(secret), Trigger: loop.Poke}}
@@ -256,6 +259,9 @@ func TestSlowClients(t *testing.T) {
 // all answered, coalesce into at most one reconcile per trigger gap (1 s),
 // and the heap stays flat.
 func TestWebhookFlood(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10,000 deliveries")
+	}
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		story := testkit.NewStory(t)
@@ -353,8 +359,8 @@ func TestStatusPageMasked(t *testing.T) {
 	d := newDaemon(t, story, time.Hour)
 	d.loop = reconcile.NewLoop(reconcile.LoopConfig{
 		Source: gitsource.Directory{Path: story.Repo},
-		Planner: reconcile.NewPlanner(reconcile.Config{APIURL: testkit.APIURL, Getenv: story.Getenv(testkit.APIURL),
-			RateLimit: 1200, Timeout: time.Minute, Transport: story.Transport()}),
+		Planner: reconcile.NewPlanner(&cloudflare.Clients{BaseURL: testkit.APIURL, Getenv: story.Getenv(testkit.APIURL),
+			RateLimit: 1200, Timeout: time.Minute, Transport: story.Transport()}, reconcile.NewState(func() time.Time { return story.Now })),
 		Plans:    reconcile.PlanOptions{Grants: true},
 		Interval: time.Hour, TriggerGap: time.Second, Metrics: d.m, Log: slog.New(slog.DiscardHandler),
 		Now: func() time.Time { return story.Now }, Rand: rand.New(rand.NewPCG(1, 2)),
@@ -394,7 +400,7 @@ func TestMaskedEverywhere(t *testing.T) {
 			CredentialsElsewhere: []reconcile.CredentialUse{{Subject: "o'neil@example.com", Actor: "token x of owner@example.com", IP: "203.0.113.10",
 				UserAgent: "curl (by mallory@example.com)"}},
 		}},
-		Violations: []reconcile.Finding{{Source: "people/bob@example.com.yaml:2", Message: "e@example.com"}},
+		Violations: []check.Finding{{Source: "people/bob@example.com.yaml:2", Message: "e@example.com"}},
 		Recent:     []reconcile.RecentChange{{Email: "a@example.com", DriftActor: "m@example.com", Group: "g@example.com"}},
 	}
 	out, err := json.Marshal(server.Masked(st))

@@ -135,7 +135,8 @@ func list(v any) []any {
 	return l
 }
 
-// Validator checks requests and responses against the schema.
+// Validator checks requests and responses against the schema. It is safe
+// for concurrent use: tests share one.
 type Validator struct {
 	router routers.Router
 	base   string // path prefix of the server, "/client/v4"
@@ -144,7 +145,10 @@ type Validator struct {
 // New builds the schema from the 2024 excerpt at path and the 2026 files
 // (Operations2026File, Components2026File) in the same directory, as the
 // package comment describes; base is the server URL traffic goes to (such
-// as an httptest server's URL + "/client/v4").
+// as an httptest server's URL + "/client/v4"), or only its path
+// ("/client/v4"): requests to any scheme and host are then matched by
+// path, so that one Validator serves any number of test servers. Either
+// way, what is checked of a request and its answer is the same.
 func New(path, base string) (*Validator, error) {
 	return newValidator(path, base, "")
 }

@@ -49,13 +49,13 @@ type scopeBody struct {
 // ResourceGroupNewParams.Name is api:"required"). Every call makes a new
 // group: nothing says Cloudflare merges groups of the same scope, so
 // clients must look for an existing one first.
-func (s *Server) createResourceGroup(w http.ResponseWriter, body []byte) {
+func (s *Server) createResourceGroup(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Name  *string         `json:"name"`
 		Scope *scopeBody      `json:"scope"`
 		Meta  json.RawMessage `json:"meta"`
 	}
-	if err := strictDecode(body, &req); err != nil {
+	if err := strictDecode(requestBody(r), &req); err != nil {
 		writeError(w, http.StatusBadRequest, 1001, "invalid request body: "+err.Error())
 		return
 	}

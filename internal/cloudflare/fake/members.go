@@ -9,6 +9,7 @@ import (
 	"github.com/cfaccess/reconciler/internal/desired"
 )
 
+// listMembers serves GET /accounts/{account_id}/members.
 func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) {
 	status := r.URL.Query().Get("status")
 	s.mu.Lock()
@@ -28,10 +29,11 @@ func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (s *Server) getMember(w http.ResponseWriter, id string) {
+// getMember serves GET /accounts/{account_id}/members/{member_id}.
+func (s *Server) getMember(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m := s.memberOr404Locked(w, id)
+	m := s.memberOr404Locked(w, r.PathValue("member_id"))
 	if m == nil {
 		return
 	}
@@ -56,14 +58,15 @@ func (s *Server) memberLocked(id string) *Member {
 	return nil
 }
 
-func (s *Server) createMember(w http.ResponseWriter, body []byte) {
+// createMember serves POST /accounts/{account_id}/members: an invitation.
+func (s *Server) createMember(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Email    string       `json:"email"`
 		Policies []policyBody `json:"policies"`
 		Roles    []string     `json:"roles"`
 		Status   string       `json:"status"`
 	}
-	if err := strictDecode(body, &req); err != nil {
+	if err := strictDecode(requestBody(r), &req); err != nil {
 		writeError(w, http.StatusBadRequest, 1001, "invalid request body: "+err.Error())
 		return
 	}
@@ -143,20 +146,20 @@ func (s *Server) deleteMemberLocked(i int) {
 // the member's current status: without it, or with another, Cloudflare
 // answers 200 and silently drops the change (Terraform provider PR 6581,
 // Cloudflare ticket ACCT-10961).
-func (s *Server) updateMember(w http.ResponseWriter, id string, body []byte) {
+func (s *Server) updateMember(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Policies []policyBody `json:"policies"`
 		Roles    []idBody     `json:"roles"`
 		Status   string       `json:"status"`
 		User     any          `json:"user"`
 	}
-	if err := strictDecode(body, &req); err != nil {
+	if err := strictDecode(requestBody(r), &req); err != nil {
 		writeError(w, http.StatusBadRequest, 1001, "invalid request body: "+err.Error())
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m := s.memberOr404Locked(w, id)
+	m := s.memberOr404Locked(w, r.PathValue("member_id"))
 	if m == nil {
 		return
 	}
@@ -173,12 +176,12 @@ func (s *Server) updateMember(w http.ResponseWriter, id string, body []byte) {
 		}
 	case req.Roles != nil:
 		var ids []string
-		for _, r := range req.Roles {
-			if s.roleLocked(r.ID) == nil {
-				writeError(w, http.StatusBadRequest, 1006, "Invalid role "+r.ID)
+		for _, role := range req.Roles {
+			if s.roleLocked(role.ID) == nil {
+				writeError(w, http.StatusBadRequest, 1006, "Invalid role "+role.ID)
 				return
 			}
-			ids = append(ids, r.ID)
+			ids = append(ids, role.ID)
 		}
 		if !dropped {
 			m.Roles, m.Policies = ids, nil
@@ -190,7 +193,9 @@ func (s *Server) updateMember(w http.ResponseWriter, id string, body []byte) {
 	writeResult(w, s.memberJSONLocked(m))
 }
 
-func (s *Server) deleteMember(w http.ResponseWriter, id string) {
+// deleteMember serves DELETE /accounts/{account_id}/members/{member_id}.
+func (s *Server) deleteMember(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("member_id")
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, m := range s.members {

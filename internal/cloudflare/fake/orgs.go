@@ -37,8 +37,9 @@ func (s *Server) AddOrgMember(email, status string) {
 	s.orgMembers = append(s.orgMembers, OrgMember{ID: hexID("org-member", strconv.Itoa(s.seq), email), Email: strings.ToLower(email), Status: status})
 }
 
-func (s *Server) listOrgMembers(w http.ResponseWriter, r *http.Request, orgID string) {
-	if s.opts.OrganizationID == "" || orgID != s.opts.OrganizationID {
+// listOrgMembers serves GET /organizations/{organization_id}/members.
+func (s *Server) listOrgMembers(w http.ResponseWriter, r *http.Request) {
+	if orgID := r.PathValue("organization_id"); s.opts.OrganizationID == "" || orgID != s.opts.OrganizationID {
 		writeError(w, http.StatusNotFound, 1003, "Organization not found")
 		return
 	}

@@ -58,6 +58,7 @@ type Options struct {
 // for concurrent use.
 type Server struct {
 	opts Options
+	mux  *http.ServeMux // see routes
 
 	mu         sync.Mutex
 	permGroup  []PermissionGroup
@@ -171,6 +172,7 @@ func New(opts Options) *Server {
 		}
 	}
 	s.accountGroupLocked()
+	s.mux = s.routes()
 	return s
 }
 
@@ -446,84 +448,6 @@ func (t *teeRecorder) Write(b []byte) (int, error) {
 	return t.ResponseWriter.Write(b)
 }
 
-// route dispatches to the endpoint handlers.
-func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte) {
-	path := strings.TrimPrefix(r.URL.Path, BasePath)
-	seg := strings.Split(strings.Trim(path, "/"), "/")
-	acct := len(seg) >= 2 && seg[0] == "accounts"
-	if acct && seg[1] != s.opts.AccountID {
-		writeError(w, http.StatusForbidden, 9109, "Unauthorized to access requested resource")
-		return
-	}
-	switch {
-	case r.Method == http.MethodGet && path == "/user/tokens/verify",
-		r.Method == http.MethodGet && acct && len(seg) == 4 && seg[2] == "tokens" && seg[3] == "verify":
-		writeResult(w, map[string]any{"id": hexID("token", bearer(r)), "status": "active"})
-	case r.Method == http.MethodGet && path == "/user":
-		owner, _ := s.tokenOwner(r)
-		if owner == "" {
-			writeError(w, http.StatusForbidden, 9109, "Unauthorized to access requested resource")
-			return
-		}
-		writeResult(w, map[string]any{"id": hexID("user", owner), "email": owner})
-	case r.Method == http.MethodGet && path == "/zones":
-		s.listZones(w, r)
-	case acct && len(seg) == 2 && r.Method == http.MethodGet:
-		a := map[string]any{"id": s.opts.AccountID, "name": s.opts.AccountName, "type": "standard",
-			"settings": map[string]any{"enforce_twofactor": false}, "created_on": "2020-01-01T00:00:00Z"}
-		if s.opts.OrganizationID != "" {
-			// SDK accounts/account.go: managed_by.parent_org_id, "ID of the
-			// parent Organization, if one exists".
-			a["managed_by"] = map[string]any{"parent_org_id": s.opts.OrganizationID, "parent_org_name": s.opts.AccountName + " organization"}
-		}
-		writeResult(w, a)
-	case acct && len(seg) == 4 && seg[2] == "logs" && seg[3] == "audit" && r.Method == http.MethodGet:
-		s.listAudit(w, r)
-	case len(seg) == 3 && seg[0] == "organizations" && seg[2] == "members" && r.Method == http.MethodGet:
-		s.listOrgMembers(w, r, seg[1])
-	case acct && len(seg) >= 4 && seg[2] == "iam" && seg[3] == "user_groups":
-		s.routeUserGroups(w, r, seg, body)
-	case acct && len(seg) == 3 && seg[2] == "roles" && r.Method == http.MethodGet:
-		s.mu.Lock()
-		roles := slices.Clone(s.roles)
-		s.mu.Unlock()
-		paginate(w, r, roles)
-	case acct && len(seg) == 4 && seg[2] == "iam" && seg[3] == "permission_groups" && r.Method == http.MethodGet:
-		s.listPermissionGroups(w, r)
-	case acct && len(seg) == 4 && seg[2] == "iam" && seg[3] == "resource_groups":
-		switch r.Method {
-		case http.MethodGet:
-			s.listResourceGroups(w, r)
-		case http.MethodPost:
-			s.createResourceGroup(w, body)
-		default:
-			methodNotAllowed(w)
-		}
-	case acct && len(seg) == 3 && seg[2] == "members":
-		switch r.Method {
-		case http.MethodGet:
-			s.listMembers(w, r)
-		case http.MethodPost:
-			s.createMember(w, body)
-		default:
-			methodNotAllowed(w)
-		}
-	case acct && len(seg) == 4 && seg[2] == "members":
-		switch r.Method {
-		case http.MethodGet:
-			s.getMember(w, seg[3])
-		case http.MethodPut:
-			s.updateMember(w, seg[3], body)
-		case http.MethodDelete:
-			s.deleteMember(w, seg[3])
-		default:
-			methodNotAllowed(w)
-		}
-	default:
-		writeError(w, http.StatusNotFound, 7003, "Could not route to "+path+", perhaps your object identifier is invalid?")
-	}
-}
-
 // bearer is a request's API token, "" for the Global API key.
 func bearer(r *http.Request) string {
 	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -557,10 +481,7 @@ func (s *Server) AddToken(token, owner, name string) {
 // actor.token_id of its audit entries).
 func TokenIDOf(token string) string { return hexID("token", token) }
 
-func methodNotAllowed(w http.ResponseWriter) {
-	writeError(w, http.StatusMethodNotAllowed, 10405, "Method not allowed")
-}
-
+// listZones serves GET /zones.
 func (s *Server) listZones(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if id := q.Get("account.id"); id != "" && id != s.opts.AccountID {

@@ -380,3 +380,60 @@ func TestDashboardHook(t *testing.T) {
 		t.Errorf("ad-hoc groups = %+v, want one for example.com", adHoc)
 	}
 }
+
+// What no operation serves is answered in Cloudflare's envelope, never in
+// ServeMux's plain text: an unknown path 404 (code 7003), a method a
+// written path does not serve 405 (code 10405) with the methods it
+// serves in Allow. ServeMux's own habits do not show: HEAD is not served
+// by GET, and a path is not cleaned and redirected.
+func TestUnrouted(t *testing.T) {
+	t.Parallel()
+	s := New(Options{Token: testToken})
+	acct := BasePath + acctPath(s, "")
+	type answer struct {
+		Status      int
+		Allow       string
+		ContentType string
+		Body        string
+	}
+	errorAnswer := func(status int, allow string, code int, msg string) answer {
+		m, err := json.Marshal(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return answer{Status: status, Allow: allow, ContentType: "application/json",
+			Body: `{"success":false,"errors":[{"code":` + strconv.Itoa(code) + `,"message":` + string(m) + `}],"messages":[],"result":null}` + "\n"}
+	}
+	notFound := func(path string) answer {
+		return errorAnswer(http.StatusNotFound, "", 7003, "Could not route to "+path+", perhaps your object identifier is invalid?")
+	}
+	for _, tc := range []struct {
+		name, method, path string
+		want               answer
+	}{
+		{"unknown path", "GET", acct + "/nope", notFound(acctPath(s, "/nope"))},
+		{"unknown path under a user group", "GET", acct + "/iam/user_groups/g/nope",
+			errorAnswer(http.StatusNotFound, "", 7003, "Could not route to "+strings.TrimPrefix(acctPath(s, "/iam/user_groups/g/nope"), "/"))},
+		{"unknown method on a collection", "PATCH", acct + "/members", errorAnswer(http.StatusMethodNotAllowed, "GET, POST", 10405, "Method not allowed")},
+		{"unknown method on a resource", "POST", acct + "/members/m", errorAnswer(http.StatusMethodNotAllowed, "GET, PUT, DELETE", 10405, "Method not allowed")},
+		{"unknown method on a user group's members", "DELETE", acct + "/iam/user_groups/g/members", errorAnswer(http.StatusMethodNotAllowed, "GET, POST, PUT", 10405, "Method not allowed")},
+		{"HEAD on a collection", "HEAD", acct + "/iam/user_groups", errorAnswer(http.StatusMethodNotAllowed, "GET, POST", 10405, "Method not allowed")},
+		// A read-only path answers another method as an unknown path.
+		{"unknown method on a read-only path", "POST", BasePath + "/user", notFound("/user")},
+		{"HEAD on a read-only path", "HEAD", BasePath + "/zones", notFound("/zones")},
+		{"trailing slash outside an account", "GET", BasePath + "/user/", notFound("/user/")},
+		// ServeMux would clean the path and redirect; ".." is an id here.
+		{"dot-dot member id", "GET", acct + "/members/..", errorAnswer(http.StatusNotFound, "", 1003, "Member not found")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(tc.method, "http://api.example"+tc.path, nil)
+			req.Header.Set("Authorization", "Bearer "+testToken)
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, req)
+			got := answer{Status: rec.Code, Allow: rec.Header().Get("Allow"), ContentType: rec.Header().Get("Content-Type"), Body: rec.Body.String()}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s %s (-want +got):\n%s", tc.method, tc.path, diff)
+			}
+		})
+	}
+}

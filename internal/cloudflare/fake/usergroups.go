@@ -1,6 +1,7 @@
 package fake
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -82,107 +83,107 @@ func (s *Server) groupsOfLocked(memberID string) []*UserGroup {
 	return out
 }
 
-func (s *Server) routeUserGroups(w http.ResponseWriter, r *http.Request, seg []string, body []byte) {
+// listUserGroups serves GET …/iam/user_groups, filtered by name.
+func (s *Server) listUserGroups(w http.ResponseWriter, r *http.Request) {
+	name := r.URL.Query().Get("name")
+	s.mu.Lock()
+	var out []any
+	for _, g := range s.userGroups {
+		if name == "" || g.Name == name {
+			out = append(out, s.userGroupJSONLocked(g))
+		}
+	}
+	s.mu.Unlock()
+	paginateLimited(w, r, out, userGroupPerPage)
+}
+
+// getUserGroup serves GET …/iam/user_groups/{group_id}.
+func (s *Server) getUserGroup(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if g := s.userGroupOr404Locked(w, r.PathValue("group_id")); g != nil {
+		writeResult(w, s.userGroupJSONLocked(g))
+	}
+}
+
+// deleteUserGroup serves DELETE …/iam/user_groups/{group_id}.
+func (s *Server) deleteUserGroup(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.userGroupOr404Locked(w, r.PathValue("group_id"))
 	switch {
-	case len(seg) == 4:
-		switch r.Method {
-		case http.MethodGet:
-			s.mu.Lock()
-			groups := slices.Clone(s.userGroups)
-			var out []any
-			for _, g := range groups {
-				if name := r.URL.Query().Get("name"); name != "" && g.Name != name {
-					continue
-				}
-				out = append(out, s.userGroupJSONLocked(g))
-			}
-			s.mu.Unlock()
-			paginateLimited(w, r, out, userGroupPerPage)
-		case http.MethodPost:
-			s.createUserGroup(w, body)
-		default:
-			methodNotAllowed(w)
-		}
-	case len(seg) == 5:
-		switch r.Method {
-		case http.MethodGet:
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			if g := s.userGroupOr404Locked(w, seg[4]); g != nil {
-				writeResult(w, s.userGroupJSONLocked(g))
-			}
-		case http.MethodPut:
-			s.updateUserGroup(w, seg[4], body)
-		case http.MethodDelete:
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			g := s.userGroupOr404Locked(w, seg[4])
-			if g == nil {
-				return
-			}
-			if g.SCIM {
-				writeError(w, http.StatusBadRequest, 1001, scimRefusal)
-				return
-			}
-			s.userGroups = slices.DeleteFunc(s.userGroups, func(x *UserGroup) bool { return x == g })
-			writeResult(w, map[string]string{"id": g.ID})
-		default:
-			methodNotAllowed(w)
-		}
-	case len(seg) == 6 && seg[5] == "members":
-		switch r.Method {
-		case http.MethodGet:
-			s.mu.Lock()
-			g := s.userGroupOr404Locked(w, seg[4])
-			var out []any
-			if g != nil {
-				for _, id := range g.Members {
-					if m := s.memberLocked(id); m != nil {
-						out = append(out, map[string]any{"id": m.ID, "email": m.Email, "status": m.Status})
-					}
-				}
-			}
-			s.mu.Unlock()
-			if g != nil {
-				paginateLimited(w, r, out, userGroupPerPage)
-			}
-		case http.MethodPost, http.MethodPut:
-			s.setUserGroupMembers(w, seg[4], body, r.Method == http.MethodPut)
-		default:
-			methodNotAllowed(w)
-		}
-	case len(seg) == 7 && seg[5] == "members" && r.Method == http.MethodGet:
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		g := s.userGroupOr404Locked(w, seg[4])
-		switch {
-		case g == nil:
-		case !slices.Contains(g.Members, seg[6]):
-			writeError(w, http.StatusNotFound, 1003, "Member not found in user group")
-		default:
-			m := s.memberLocked(seg[6])
-			writeResult(w, map[string]any{"id": m.ID, "email": m.Email, "status": m.Status,
-				"created_at": g.Modified.UTC().Format(time.RFC3339),
-				"user":       map[string]any{"id": m.UserID, "email": m.Email, "first_name": m.FirstName, "last_name": m.LastName}})
-		}
-	case len(seg) == 7 && seg[5] == "members" && r.Method == http.MethodDelete:
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		g := s.userGroupOr404Locked(w, seg[4])
-		switch {
-		case g == nil:
-		case g.SCIM:
-			writeError(w, http.StatusBadRequest, 1001, scimRefusal)
-		case !slices.Contains(g.Members, seg[6]):
-			writeError(w, http.StatusNotFound, 1003, "Member not found in user group")
-		default:
-			g.Members = slices.DeleteFunc(g.Members, func(id string) bool { return id == seg[6] })
-			g.Modified = s.opts.Now()
-			m := s.memberLocked(seg[6])
-			writeResult(w, map[string]any{"id": m.ID, "email": m.Email, "status": m.Status})
-		}
+	case g == nil:
+	case g.SCIM:
+		writeError(w, http.StatusBadRequest, 1001, scimRefusal)
 	default:
-		writeError(w, http.StatusNotFound, 7003, "Could not route to "+strings.Join(seg, "/"))
+		s.userGroups = slices.DeleteFunc(s.userGroups, func(x *UserGroup) bool { return x == g })
+		writeResult(w, map[string]string{"id": g.ID})
+	}
+}
+
+// listUserGroupMembers serves GET …/iam/user_groups/{group_id}/members.
+func (s *Server) listUserGroupMembers(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	g := s.userGroupOr404Locked(w, r.PathValue("group_id"))
+	var out []any
+	if g != nil {
+		for _, id := range g.Members {
+			if m := s.memberLocked(id); m != nil {
+				out = append(out, map[string]any{"id": m.ID, "email": m.Email, "status": m.Status})
+			}
+		}
+	}
+	s.mu.Unlock()
+	if g != nil {
+		paginateLimited(w, r, out, userGroupPerPage)
+	}
+}
+
+// addUserGroupMembers serves POST …/iam/user_groups/{group_id}/members.
+func (s *Server) addUserGroupMembers(w http.ResponseWriter, r *http.Request) {
+	s.setUserGroupMembers(w, r, false)
+}
+
+// replaceUserGroupMembers serves PUT …/iam/user_groups/{group_id}/members.
+func (s *Server) replaceUserGroupMembers(w http.ResponseWriter, r *http.Request) {
+	s.setUserGroupMembers(w, r, true)
+}
+
+// getUserGroupMember serves GET
+// …/iam/user_groups/{group_id}/members/{member_id}.
+func (s *Server) getUserGroupMember(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, id := s.userGroupOr404Locked(w, r.PathValue("group_id")), r.PathValue("member_id")
+	switch {
+	case g == nil:
+	case !slices.Contains(g.Members, id):
+		writeError(w, http.StatusNotFound, 1003, "Member not found in user group")
+	default:
+		m := s.memberLocked(id)
+		writeResult(w, map[string]any{"id": m.ID, "email": m.Email, "status": m.Status,
+			"created_at": g.Modified.UTC().Format(time.RFC3339),
+			"user":       map[string]any{"id": m.UserID, "email": m.Email, "first_name": m.FirstName, "last_name": m.LastName}})
+	}
+}
+
+// removeUserGroupMember serves DELETE
+// …/iam/user_groups/{group_id}/members/{member_id}.
+func (s *Server) removeUserGroupMember(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, id := s.userGroupOr404Locked(w, r.PathValue("group_id")), r.PathValue("member_id")
+	switch {
+	case g == nil:
+	case g.SCIM:
+		writeError(w, http.StatusBadRequest, 1001, scimRefusal)
+	case !slices.Contains(g.Members, id):
+		writeError(w, http.StatusNotFound, 1003, "Member not found in user group")
+	default:
+		g.Members = slices.DeleteFunc(g.Members, func(x string) bool { return x == id })
+		g.Modified = s.opts.Now()
+		m := s.memberLocked(id)
+		writeResult(w, map[string]any{"id": m.ID, "email": m.Email, "status": m.Status})
 	}
 }
 
@@ -215,12 +216,13 @@ func validGroupName(name string) *apiError {
 	return nil
 }
 
-func (s *Server) createUserGroup(w http.ResponseWriter, body []byte) {
+// createUserGroup serves POST …/iam/user_groups.
+func (s *Server) createUserGroup(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Name     *string      `json:"name"`
 		Policies []policyBody `json:"policies"`
 	}
-	if err := strictDecode(body, &req); err != nil {
+	if err := strictDecode(requestBody(r), &req); err != nil {
 		writeError(w, http.StatusBadRequest, 1001, "invalid request body: "+err.Error())
 		return
 	}
@@ -251,18 +253,19 @@ func (s *Server) newUserGroupLocked(name string, pols []Policy) *UserGroup {
 	return g
 }
 
-func (s *Server) updateUserGroup(w http.ResponseWriter, id string, body []byte) {
+// updateUserGroup serves PUT …/iam/user_groups/{group_id}.
+func (s *Server) updateUserGroup(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Name     *string       `json:"name"`
 		Policies *[]policyBody `json:"policies"`
 	}
-	if err := strictDecode(body, &req); err != nil {
+	if err := strictDecode(requestBody(r), &req); err != nil {
 		writeError(w, http.StatusBadRequest, 1001, "invalid request body: "+err.Error())
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	g := s.userGroupOr404Locked(w, id)
+	g := s.userGroupOr404Locked(w, r.PathValue("group_id"))
 	if g == nil {
 		return
 	}
@@ -336,11 +339,11 @@ func (s *Server) checkPolicyIDsLocked(g *UserGroup, ps []policyBody) *apiError {
 
 // setUserGroupMembers adds members (POST) or replaces the set (PUT); the
 // body is a bare array of {"id": member id}.
-func (s *Server) setUserGroupMembers(w http.ResponseWriter, id string, body []byte, replace bool) {
+func (s *Server) setUserGroupMembers(w http.ResponseWriter, r *http.Request, replace bool) {
 	var req []struct {
 		ID *string `json:"id"`
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec := json.NewDecoder(bytes.NewReader(requestBody(r)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		writeError(w, http.StatusBadRequest, 1001, "invalid request body: an array of {\"id\": member id} is expected: "+err.Error())
@@ -348,7 +351,7 @@ func (s *Server) setUserGroupMembers(w http.ResponseWriter, id string, body []by
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	g := s.userGroupOr404Locked(w, id)
+	g := s.userGroupOr404Locked(w, r.PathValue("group_id"))
 	if g == nil {
 		return
 	}

@@ -51,16 +51,40 @@ const DefaultAttributionWindow = 7 * 24 * time.Hour
 // that is read in full instead.
 const auditPages = 5
 
+// ReadMode is how an account's live state was had.
+type ReadMode string
+
+const (
+	// ReadFull: the account read in full.
+	ReadFull ReadMode = "full"
+	// ReadReused: the last full read, no change logged since.
+	ReadReused ReadMode = "reused"
+	// ReadPartial: the last full read, the members the log names read
+	// again.
+	ReadPartial ReadMode = "partial"
+)
+
+// ReadReason is why an account was read in full.
+type ReadReason string
+
+const (
+	ReasonFirst    ReadReason = "first"    // no earlier read
+	ReasonChanges  ReadReason = "changes"  // the log shows changes
+	ReasonApplied  ReadReason = "applied"  // cfaccess changed the account
+	ReasonInterval ReadReason = "interval" // the read is FullReadInterval old
+	ReasonScope    ReadReason = "scope"    // what is read changed (zones, organization)
+	// ReasonAuditLog: the audit log could not be read, or its query was
+	// cut short.
+	ReasonAuditLog ReadReason = "audit_log_unavailable"
+	ReasonDisabled ReadReason = "disabled" // change detection is off
+)
+
 // ReadInfo says how an account's live state was had, for /status and the
 // metrics.
 type ReadInfo struct {
-	// Read is "full", "reused" (the last full read, no change logged) or
-	// "partial" (the last full read, the members the log names read
-	// again).
-	Read string
-	// Reason for a full read: first, changes, applied, interval, scope,
-	// audit_log_unavailable, disabled.
-	Reason string
+	Read ReadMode
+	// Reason for a full read.
+	Reason ReadReason
 	// LastFullRead is when the read in use began.
 	LastFullRead time.Time
 	// AuditError is why the audit log could not be used, if it could not;
@@ -73,10 +97,8 @@ type ReadInfo struct {
 	// credentials by someone else (Origin OurCredentials), oldest first.
 	Elsewhere []CredentialUse
 
-	// refresh are the members to read again for a partial read, the
-	// entries that named them fresh.
-	refresh []cloudflare.MemberChange
-	fresh   []cloudflare.AuditEntry
+	// err is why the account could not be read.
+	err error
 }
 
 // partial returns the members to read again when the changes logged are
@@ -103,8 +125,11 @@ func partial(fresh []cloudflare.AuditEntry, members int) []cloudflare.MemberChan
 	return out
 }
 
-// watch is what the planner keeps of an account between reconciles.
-type watch struct {
+// readCache is what the planner keeps of an account between reconciles:
+// its last read, where the audit log was last asked, the entries acted on
+// and counted, and when cfaccess last changed each member or user group.
+// Only its methods change it.
+type readCache struct {
 	acct      *cloudflare.Account
 	readKey   string    // what the read covered (zones, organization)
 	readStart time.Time // when it began
@@ -114,8 +139,8 @@ type watch struct {
 	watermark time.Time // where the last audit query ended
 	dirty     bool      // cfaccess changed the account since
 	// handled are entries already acted on (a full read followed them),
-	// and counted those already in the metric, by id with their time.
-	handled, counted map[string]time.Time
+	// and countedAt those already in the metric, by id with their time.
+	handled, countedAt map[string]time.Time
 	// recent are the out-of-band entries seen lately, by id: who made a
 	// drift is still known when its correction comes later (a dry run, a
 	// failed or held-back change, a refused candidate revision).
@@ -137,19 +162,23 @@ type auditLog interface {
 	Identity(ctx context.Context, accountID string) (cloudflare.Identity, error)
 }
 
+// judgeFunc tells each entry's Origin (cloudflare.Journal.JudgeAll).
+type judgeFunc func([]cloudflare.AuditEntry) []cloudflare.Origin
+
 func readKey(o cloudflare.ReadOptions) string {
 	return o.OrganizationID + "|" + strings.Join(o.Zones, ",")
 }
 
-// watchOf returns the planner's watch of an account, made on first use.
-func (p *Planner) watchOf(key string) *watch {
+// cacheOf returns the planner's read cache of an account, made on first
+// use.
+func (p *Planner) cacheOf(key string) *readCache {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	w := p.watches[key]
+	w := p.caches[key]
 	if w == nil {
-		w = &watch{handled: map[string]time.Time{}, counted: map[string]time.Time{}, emails: map[string]string{}, groups: map[string]string{},
+		w = &readCache{handled: map[string]time.Time{}, countedAt: map[string]time.Time{}, emails: map[string]string{}, groups: map[string]string{},
 			recent: map[string]cloudflare.AuditEntry{}, own: map[string]time.Time{}}
-		p.watches[key] = w
+		p.caches[key] = w
 	}
 	return w
 }
@@ -159,7 +188,7 @@ func (p *Planner) watchOf(key string) *watch {
 // log names them, read once per credentials, and the journal of what
 // this process wrote. It fails when the credentials cannot be told: then
 // no entry can be proven cfaccess's own.
-func (p *Planner) judge(ctx context.Context, log auditLog, credsKey, accountID string) (func([]cloudflare.AuditEntry) []cloudflare.Origin, error) {
+func (p *Planner) judge(ctx context.Context, log auditLog, credsKey, accountID string) (judgeFunc, error) {
 	p.mu.Lock()
 	id, ok := p.identities[credsKey]
 	p.mu.Unlock()
@@ -175,10 +204,7 @@ func (p *Planner) judge(ctx context.Context, log auditLog, credsKey, accountID s
 	if !id.Known() {
 		return nil, errors.New("cfaccess's own changes cannot be told from others' in the audit log: the token's id is unknown")
 	}
-	var journal *cloudflare.Journal
-	if p.State != nil {
-		journal = p.State.Journal
-	}
+	journal := p.state.Journal
 	if journal == nil { // nothing kept: every entry of these credentials is Unjudged
 		journal = &cloudflare.Journal{}
 	}
@@ -192,7 +218,7 @@ func (p *Planner) judge(ctx context.Context, log auditLog, credsKey, accountID s
 // earlier process's) — these call for a read all the same, harmless
 // either way, but are neither counted nor named. cfaccess's own are left
 // out; so are failures.
-func outOfBand(ctx context.Context, log auditLog, accountID string, since, before time.Time, judge func([]cloudflare.AuditEntry) []cloudflare.Origin) ([]cloudflare.AuditEntry, error) {
+func outOfBand(ctx context.Context, log auditLog, accountID string, since, before time.Time, judge judgeFunc) ([]cloudflare.AuditEntry, error) {
 	res, err := log.AuditLog(ctx, accountID, cloudflare.AuditQuery{Since: since, Before: before, MaxPages: auditPages})
 	if err != nil {
 		return nil, err
@@ -210,7 +236,7 @@ func outOfBand(ctx context.Context, log auditLog, accountID string, since, befor
 }
 
 // judged returns the entries that did not fail, each with its Origin.
-func judged(entries []cloudflare.AuditEntry, judge func([]cloudflare.AuditEntry) []cloudflare.Origin) []cloudflare.AuditEntry {
+func judged(entries []cloudflare.AuditEntry, judge judgeFunc) []cloudflare.AuditEntry {
 	out := slices.DeleteFunc(slices.Clone(entries), func(e cloudflare.AuditEntry) bool { return e.Result == "failure" })
 	for i, o := range judge(out) {
 		out[i].Origin = o
@@ -226,67 +252,127 @@ func (truncatedError) Error() string {
 
 var errTruncated error = truncatedError{}
 
-// decide asks the audit log whether the kept read of an account can be
-// reused at now. It returns the read to reuse (nil for a full read), the
-// entries of out-of-band changes since the last read, and why.
-func (p *Planner) decide(ctx context.Context, log auditLog, w *watch, accountID, key string, judger func() (func([]cloudflare.AuditEntry) []cloudflare.Origin, error), now time.Time) (*cloudflare.Account, []cloudflare.AuditEntry, ReadInfo) {
-	info := ReadInfo{Read: "full", LastFullRead: now}
+// read has the account's live state for a plan at now: the kept read,
+// when the audit log shows no change since (detect set), with the members
+// it names read again when that is cheaper (a partial read), or else a
+// full read. It returns the state (nil when it could not be read:
+// ReadInfo's err), the out-of-band entries of the log since the last read,
+// and how the state was had.
+func (c *readCache) read(ctx context.Context, client Account, accountID string, ro cloudflare.ReadOptions, judge func() (judgeFunc, error), now time.Time, detect *Detection) (*cloudflare.Account, []cloudflare.AuditEntry, ReadInfo) {
+	key := readKey(ro)
+	live, entries, info, refresh := c.chooseRead(ctx, client, accountID, key, judge, now, detect)
+	if info.Read == ReadPartial {
+		if err := client.RefreshMembers(ctx, live, refresh); err != nil {
+			// Read whole instead: the log named something a member read
+			// cannot settle.
+			live, info.Read, info.LastFullRead, info.Note = nil, ReadFull, now, "a partial read was given up: "+err.Error()
+		} else {
+			c.refreshed(entries, now, live)
+		}
+	}
+	if live != nil {
+		return live, entries, info
+	}
+	c.acct = nil // not kept through the new read
+	live, err := client.ReadAccount(ctx, accountID, ro)
+	if err != nil {
+		info.err = err
+		return nil, entries, info
+	}
+	margin := time.Duration(0)
+	if detect != nil {
+		margin = detect.Margin
+	}
+	c.keep(live, key, now, entries, detect != nil, margin)
+	return live, entries, info
+}
+
+// chooseRead asks the audit log whether the kept read of an account can
+// be reused at now. It returns the read to reuse (nil for a full read),
+// the entries of out-of-band changes since the last read, why, and for a
+// partial read the members to read again.
+func (c *readCache) chooseRead(ctx context.Context, log auditLog, accountID, key string, judger func() (judgeFunc, error), now time.Time, detect *Detection) (*cloudflare.Account, []cloudflare.AuditEntry, ReadInfo, []cloudflare.MemberChange) {
+	info := ReadInfo{Read: ReadFull, LastFullRead: now}
 	switch {
-	case p.Detect == nil:
-		info.Reason = "disabled"
-		return nil, nil, info
-	case w.acct == nil:
-		info.Reason = "first"
-		return nil, nil, info
+	case detect == nil:
+		info.Reason = ReasonDisabled
+		return nil, nil, info, nil
+	case c.acct == nil:
+		info.Reason = ReasonFirst
+		return nil, nil, info, nil
 	}
 	judge, err := judger()
 	if err != nil {
-		info.Reason, info.AuditError = "audit_log_unavailable", err.Error()
-		return nil, nil, info
+		info.Reason, info.AuditError = ReasonAuditLog, err.Error()
+		return nil, nil, info, nil
 	}
-	entries, err := outOfBand(ctx, log, accountID, w.watermark.Add(-p.Detect.Margin), now, judge)
+	entries, err := outOfBand(ctx, log, accountID, c.watermark.Add(-detect.Margin), now, judge)
 	if err != nil {
-		info.Reason, info.AuditError = "audit_log_unavailable", err.Error()
-		return nil, nil, info
+		info.Reason, info.AuditError = ReasonAuditLog, err.Error()
+		return nil, nil, info, nil
 	}
+	fresh := c.see(entries)
+	info.OutOfBand, info.Elsewhere = c.uncounted(), c.elsewhere()
+	age := max(now.Sub(c.readStart), time.Since(c.readMono))
+	switch {
+	case len(fresh) > 0 && !c.dirty && c.readKey == key && age < detect.FullReadInterval:
+		info.Reason = ReasonChanges
+		if changes := partial(fresh, len(c.acct.Members)); changes != nil {
+			info.Read, info.LastFullRead = ReadPartial, c.readStart
+			return c.acct, fresh, info, changes
+		}
+	case len(fresh) > 0:
+		info.Reason = ReasonChanges
+	case c.dirty:
+		info.Reason = ReasonApplied
+	case c.readKey != key:
+		info.Reason = ReasonScope
+	case age >= detect.FullReadInterval:
+		info.Reason = ReasonInterval
+	default:
+		c.watermark = now
+		c.prune(now, detect.Margin)
+		return c.acct, entries, ReadInfo{Read: ReadReused, LastFullRead: c.readStart, OutOfBand: info.OutOfBand, Elsewhere: info.Elsewhere}, nil
+	}
+	return nil, entries, info, nil
+}
+
+// see keeps a query's out-of-band entries for attribution, and returns
+// those not yet acted on (fresh), oldest first.
+func (c *readCache) see(entries []cloudflare.AuditEntry) []cloudflare.AuditEntry {
 	var fresh []cloudflare.AuditEntry
 	for _, e := range entries {
-		w.recent[e.ID] = e
-		if _, ok := w.handled[e.ID]; !ok {
+		c.recent[e.ID] = e
+		if _, ok := c.handled[e.ID]; !ok {
 			fresh = append(fresh, e)
 		}
 	}
-	// Every entry seen and not yet counted — by this query or an earlier
-	// one whose plan was not published (a refused candidate revision).
-	for _, e := range w.recent {
-		if _, ok := w.counted[e.ID]; !ok && e.Origin != cloudflare.Unjudged {
-			info.OutOfBand = append(info.OutOfBand, e)
+	return fresh
+}
+
+// uncounted are the entries seen and not yet counted in the metric — by
+// this query or an earlier one whose plan was not published (a refused
+// candidate revision) — oldest first; those cfaccess cannot judge are
+// never counted.
+func (c *readCache) uncounted() []cloudflare.AuditEntry {
+	var out []cloudflare.AuditEntry
+	for _, e := range c.recent {
+		if _, ok := c.countedAt[e.ID]; !ok && e.Origin != cloudflare.Unjudged {
+			out = append(out, e)
 		}
 	}
-	slices.SortFunc(info.OutOfBand, func(a, b cloudflare.AuditEntry) int { return a.Time.Compare(b.Time) })
-	info.Elsewhere = w.elsewhere()
-	age := max(now.Sub(w.readStart), time.Since(w.readMono))
-	switch {
-	case len(fresh) > 0 && !w.dirty && w.readKey == key && age < p.Detect.FullReadInterval:
-		info.Reason = "changes"
-		if changes := partial(fresh, len(w.acct.Members)); changes != nil {
-			info.Read, info.LastFullRead, info.refresh, info.fresh = "partial", w.readStart, changes, fresh
-			return w.acct, entries, info
-		}
-	case len(fresh) > 0:
-		info.Reason = "changes"
-	case w.dirty:
-		info.Reason = "applied"
-	case w.readKey != key:
-		info.Reason = "scope"
-	case age >= p.Detect.FullReadInterval:
-		info.Reason = "interval"
-	default:
-		w.watermark = now
-		w.prune(now, p.Detect.Margin)
-		return w.acct, entries, ReadInfo{Read: "reused", LastFullRead: w.readStart, OutOfBand: info.OutOfBand, Elsewhere: info.Elsewhere}
+	slices.SortFunc(out, func(a, b cloudflare.AuditEntry) int { return a.Time.Compare(b.Time) })
+	return out
+}
+
+// refreshed records a partial read at now: the fresh entries it followed
+// are handled.
+func (c *readCache) refreshed(fresh []cloudflare.AuditEntry, now time.Time, live *cloudflare.Account) {
+	for _, e := range fresh {
+		c.handled[e.ID] = e.Time
 	}
-	return nil, entries, info
+	c.watermark = now
+	c.remember(live)
 }
 
 // recentKeep is how long out-of-band entries are kept for attribution.
@@ -297,7 +383,7 @@ const recentMax = 10_000
 
 // prune forgets entries no query can return any more, and those too old
 // to attribute.
-func (w *watch) prune(now time.Time, margin time.Duration) {
+func (w *readCache) prune(now time.Time, margin time.Duration) {
 	older := func(cut time.Time) func(string, time.Time) bool {
 		return func(_ string, t time.Time) bool { return t.Before(cut) }
 	}
@@ -306,7 +392,7 @@ func (w *watch) prune(now time.Time, margin time.Duration) {
 	// the other would be counted twice.
 	old := now.Add(-recentKeep)
 	maps.DeleteFunc(w.recent, func(_ string, e cloudflare.AuditEntry) bool { return e.Time.Before(old) })
-	maps.DeleteFunc(w.counted, older(old))
+	maps.DeleteFunc(w.countedAt, older(old))
 	maps.DeleteFunc(w.own, older(old))
 	if len(w.recent) > recentMax {
 		all := slices.SortedFunc(maps.Values(w.recent), func(a, b cloudflare.AuditEntry) int { return a.Time.Compare(b.Time) })
@@ -322,7 +408,7 @@ const maxElsewhere = 20
 
 // elsewhere lists the kept entries of changes made with cfaccess's
 // credentials by someone else, oldest first, the newest maxElsewhere.
-func (w *watch) elsewhere() []CredentialUse {
+func (w *readCache) elsewhere() []CredentialUse {
 	var out []CredentialUse
 	for _, e := range w.recent {
 		if e.Origin != cloudflare.OurCredentials {
@@ -340,7 +426,7 @@ func (w *watch) elsewhere() []CredentialUse {
 
 // attribution returns the entries to attribute a plan's changes from:
 // those kept lately and those of this query, oldest first.
-func (w *watch) attribution(entries []cloudflare.AuditEntry) []cloudflare.AuditEntry {
+func (w *readCache) attribution(entries []cloudflare.AuditEntry) []cloudflare.AuditEntry {
 	all := map[string]cloudflare.AuditEntry{}
 	for _, e := range entries {
 		all[e.ID] = e
@@ -353,30 +439,47 @@ func (w *watch) attribution(entries []cloudflare.AuditEntry) []cloudflare.AuditE
 	})
 }
 
-// markCounted records entries as counted in the metric.
-func (w *watch) markCounted(entries []cloudflare.AuditEntry) {
+// counted records entries as counted in the metric.
+func (w *readCache) counted(entries []cloudflare.AuditEntry) {
 	for _, e := range entries {
-		w.counted[e.ID] = e.Time
+		w.countedAt[e.ID] = e.Time
 	}
 }
 
-// read records a full read that began at start, and the entries it
-// covers.
-func (w *watch) read(acct *cloudflare.Account, key string, start time.Time, entries []cloudflare.AuditEntry, keep bool, margin time.Duration) {
+// applied records the changes cfaccess made at t (those that did not
+// fail): the account is read in full next time, and an out-of-band entry
+// older than a change is no drift of a later one.
+func (w *readCache) applied(results []Result, t time.Time) {
+	w.dirty = true
+	for _, r := range results {
+		if r.Err == nil {
+			noteOwn(w.own, t, r.Change.MemberID, r.Change.Email, r.Change.GroupID)
+			noteOwn(w.own, t, r.MemberID, "", "")
+		}
+	}
+}
+
+// ownTimes is when cfaccess last changed each member or user group (a
+// copy).
+func (w *readCache) ownTimes() map[string]time.Time { return maps.Clone(w.own) }
+
+// keep records a full read that began at start, and the entries it
+// covers; with keepRead, the read itself, to reuse.
+func (w *readCache) keep(acct *cloudflare.Account, key string, start time.Time, entries []cloudflare.AuditEntry, keepRead bool, margin time.Duration) {
 	for _, e := range entries {
 		w.handled[e.ID] = e.Time
 	}
 	w.remember(acct)
 	w.acct, w.readKey, w.readStart, w.watermark, w.dirty = nil, key, start, start, false
 	w.readMono = time.Now()
-	if keep {
+	if keepRead {
 		w.acct = acct
 	}
 	w.prune(start, margin)
 }
 
 // remember keeps the ids of an account's members and groups.
-func (w *watch) remember(acct *cloudflare.Account) {
+func (w *readCache) remember(acct *cloudflare.Account) {
 	if acct == nil {
 		return
 	}
@@ -429,26 +532,29 @@ func lastOwn(own map[string]time.Time, c diff.Change) time.Time {
 	return t
 }
 
-// attribute names, on each change of a plan, the newest out-of-band entry
-// about its member or user group since cfaccess last changed it (own).
-func attribute(plan *diff.Plan, entries []cloudflare.AuditEntry, emails map[string]string, own map[string]time.Time) {
-	if plan == nil || len(entries) == 0 {
-		return
+// drift returns who made the drift each change corrects: the newest
+// out-of-band entry about its member or user group — of those kept lately
+// and entries — since cfaccess last changed it (own).
+func (w *readCache) drift(entries []cloudflare.AuditEntry, own map[string]time.Time) func(diff.Change) *diff.Drift {
+	all := w.attribution(entries)
+	if len(all) == 0 {
+		return nil
 	}
-	for i := range plan.Changes {
-		c := &plan.Changes[i]
-		since := lastOwn(own, *c)
-		for _, e := range slices.Backward(entries) {
+	emails := maps.Clone(w.emails)
+	return func(c diff.Change) *diff.Drift {
+		since := lastOwn(own, c)
+		for _, e := range slices.Backward(all) {
 			if !e.Time.After(since) {
-				break // corrected already: older drift
+				return nil // corrected already: older drift
 			}
-			if matches(*c, e, emails) {
-				if e.Origin != cloudflare.Unjudged { // perhaps cfaccess's own: named nobody
-					c.Drift = driftOf(e)
+			if matches(c, e, emails) {
+				if e.Origin == cloudflare.Unjudged { // perhaps cfaccess's own: named nobody
+					return nil
 				}
-				break
+				return driftOf(e)
 			}
 		}
+		return nil
 	}
 }
 
@@ -515,10 +621,10 @@ func matches(c diff.Change, e cloudflare.AuditEntry, emails map[string]string) b
 // pending-invitation age and --reinvite-after survive a restart with no
 // state file.
 func (p *Planner) learnInvitations(ctx context.Context, log auditLog, acct *cloudflare.Account, now time.Time, window time.Duration) {
-	if p.State == nil || acct == nil {
+	if p.state == nil || acct == nil {
 		return
 	}
-	known := p.State.Pending[acct.ID]
+	known := p.state.Pending[acct.ID]
 	var unknown []cloudflare.Member
 	for _, m := range acct.Members {
 		if _, ok := known[m.Email]; m.Status == "pending" && !ok {
@@ -534,14 +640,14 @@ func (p *Planner) learnInvitations(ctx context.Context, log auditLog, acct *clou
 	if err != nil {
 		return // the state's first-seen time stands
 	}
-	if p.State.Pending[acct.ID] == nil {
-		p.State.Pending[acct.ID] = map[string]time.Time{}
+	if p.state.Pending[acct.ID] == nil {
+		p.state.Pending[acct.ID] = map[string]time.Time{}
 	}
 	for _, m := range unknown {
 		for _, e := range slices.Backward(res.Entries) {
 			if e.Kind == cloudflare.AuditMember && e.ActionType == "create" && e.Result != "failure" &&
 				(e.MemberID == m.ID || e.Email == m.Email) {
-				p.State.Pending[acct.ID][m.Email] = e.Time
+				p.state.Pending[acct.ID][m.Email] = e.Time
 				break
 			}
 		}
@@ -562,7 +668,7 @@ func invitationWindow(reinviteAfter time.Duration) time.Duration {
 // (older than the process, without a state file) is not named as drift:
 // it bounds the search as cfaccess's own changes do, since cfaccess may
 // well have made it.
-func lookBack(ctx context.Context, log auditLog, accountID string, since, before time.Time, judge func([]cloudflare.AuditEntry) []cloudflare.Origin, own map[string]time.Time) ([]cloudflare.AuditEntry, map[string]time.Time) {
+func lookBack(ctx context.Context, log auditLog, accountID string, since, before time.Time, judge judgeFunc, own map[string]time.Time) ([]cloudflare.AuditEntry, map[string]time.Time) {
 	res, err := log.AuditLog(ctx, accountID, cloudflare.AuditQuery{Since: since, Before: before, MaxPages: auditPages, NewestFirst: true})
 	if err != nil {
 		return nil, own
