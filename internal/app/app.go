@@ -138,9 +138,9 @@ func addOutputAliases(cmd *cobra.Command) {
 // build information is used.
 var buildVersion, buildRevision string
 
-// Version returns the version and VCS revision the binary was built from,
+// version returns the version and VCS revision the binary was built from,
 // as far as the build recorded them.
-func Version() (version, revision string) {
+func version() (version, revision string) {
 	version, revision = "(devel)", "unknown"
 	defer func() {
 		if buildVersion != "" {
@@ -179,7 +179,7 @@ func newVersion(env *Env) *cobra.Command {
 		Short: "Print the version and the VCS revision of this binary",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v, rev := Version()
+			v, rev := version()
 			switch format {
 			case "json":
 				return report.WriteJSON(env.Stdout, map[string]string{"version": v, "revision": rev, "go": runtime.Version()})

@@ -148,7 +148,7 @@ func (f *cloudflareFlags) clients(env *Env) (*cloudflare.Clients, error) {
 	if f.timeout <= 0 {
 		return nil, fmt.Errorf("--cloudflare-timeout %v: give a positive duration", f.timeout)
 	}
-	v, _ := Version()
+	v, _ := version()
 	return &cloudflare.Clients{BaseURL: f.apiURL, Getenv: env.Getenv, TokenFile: f.tokenFile,
 		RateLimit: f.rateLimit, MaxRetries: f.retries, Timeout: f.timeout, Transport: env.Transport,
 		UserAgent: cloudflare.UserAgentPrefix + cmp.Or(v, "dev")}, nil

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cfaccess/reconciler/internal/daemon"
 	"github.com/cfaccess/reconciler/internal/gitsource"
 	"github.com/cfaccess/reconciler/internal/metrics"
 	"github.com/cfaccess/reconciler/internal/reconcile"
@@ -83,7 +84,7 @@ given, so that only the webhooks face the Git host.`,
 					return fmt.Errorf("--%s is not used by run: %s", name, why)
 				}
 			}
-			d, err := f.daemon(env)
+			d, err := f.service(env)
 			if err != nil {
 				return err
 			}
@@ -118,10 +119,10 @@ given, so that only the webhooks face the Git host.`,
 	return cmd
 }
 
-// daemon is the loop, its HTTP servers and what feeds them, wired from
-// the flags.
-type daemon struct {
-	loop   *reconcile.Loop
+// service is the daemon: the loop, its HTTP servers and what feeds them,
+// wired from the flags.
+type service struct {
+	loop   *daemon.Loop
 	server *server.Server
 	log    *slog.Logger
 	// watch is the directory watched for changes ("" for a Git URL);
@@ -155,7 +156,7 @@ func (f *runFlags) logger(env *Env) (*slog.Logger, error) {
 }
 
 // source is the followed repository, or the directory.
-func (f *runFlags) source() (reconcile.Source, string, error) {
+func (f *runFlags) source() (daemon.Source, string, error) {
 	if !gitsource.IsURL(f.repo) {
 		switch {
 		case f.verifySignatures:
@@ -194,8 +195,8 @@ func (f *runFlags) webhook(trigger func(), m *metrics.Metrics) (*gitsource.Webho
 		Observe: func(host, result string) { m.WebhookDeliveries.WithLabelValues(host, result).Inc() }}, nil
 }
 
-// daemon checks the flags and wires the daemon; its servers listen.
-func (f *runFlags) daemon(env *Env) (d *daemon, err error) {
+// service checks the flags and wires the daemon; its servers listen.
+func (f *runFlags) service(env *Env) (d *service, err error) {
 	switch {
 	case f.interval <= 0:
 		return nil, fmt.Errorf("--interval %v: give a positive duration", f.interval)
@@ -210,7 +211,7 @@ func (f *runFlags) daemon(env *Env) (d *daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	v, _ := Version()
+	v, _ := version()
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, v)
 	planner, err := f.planner(env, m.ObserveRequest)
@@ -229,7 +230,7 @@ func (f *runFlags) daemon(env *Env) (d *daemon, err error) {
 			os.RemoveAll(work)
 		}
 	}()
-	loop := reconcile.NewLoop(reconcile.LoopConfig{Source: src, Planner: planner, Checks: f.checks(false),
+	loop := daemon.NewLoop(daemon.LoopConfig{Source: src, Planner: planner, Checks: f.checks(false),
 		Plans: daemonPlans(f.options()), DryRun: f.dryRun, Interval: f.interval, TriggerGap: f.triggerGap, Timeout: f.reconcileTimeout,
 		AllowNonFastForward: f.allowNonFastForward, StateFile: f.stateFile, Metrics: m, Log: log, Now: env.Now})
 	hook, err := f.webhook(loop.Poke, m)
@@ -241,7 +242,7 @@ func (f *runFlags) daemon(env *Env) (d *daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d = &daemon{loop: loop, server: srv, log: log, work: work, debounce: f.debounce,
+	d = &service{loop: loop, server: srv, log: log, work: work, debounce: f.debounce,
 		started: []any{"listen", srv.Addr(), "webhook_listen", srv.HookAddr(), "repo", gitsource.Redact(f.repo),
 			"dry_run", f.dryRun, "interval", f.interval.String()}}
 	if work == "" {
@@ -259,7 +260,7 @@ func daemonPlans(o reconcile.PlanOptions) reconcile.PlanOptions {
 
 // run serves HTTP and reconciles until ctx ends, then stops within 30 s:
 // the change in flight is finished, the rest is left for the next start.
-func (d *daemon) run(ctx context.Context) error {
+func (d *service) run(ctx context.Context) error {
 	if d.work != "" {
 		defer os.RemoveAll(d.work)
 	}

@@ -12,8 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cfaccess/reconciler/internal/daemon"
 	"github.com/cfaccess/reconciler/internal/gitsource"
-	"github.com/cfaccess/reconciler/internal/reconcile"
 	"github.com/cfaccess/reconciler/internal/report"
 )
 
@@ -51,8 +51,8 @@ with --status-details.`,
 	return cmd
 }
 
-func fetchStatus(ctx context.Context, env *Env, addr string) (reconcile.Status, []byte, error) {
-	var st reconcile.Status
+func fetchStatus(ctx context.Context, env *Env, addr string) (daemon.Status, []byte, error) {
+	var st daemon.Status
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr
 	}
@@ -79,7 +79,7 @@ func fetchStatus(ctx context.Context, env *Env, addr string) (reconcile.Status, 
 	return st, raw, nil
 }
 
-func statusText(w io.Writer, st reconcile.Status) error {
+func statusText(w io.Writer, st daemon.Status) error {
 	when, v := report.Instant, report.Field
 	health := "not ready"
 	if st.Ready {

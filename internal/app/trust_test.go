@@ -18,8 +18,8 @@ import (
 
 	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
+	"github.com/cfaccess/reconciler/internal/daemon"
 	"github.com/cfaccess/reconciler/internal/desired"
-	"github.com/cfaccess/reconciler/internal/reconcile"
 	"github.com/cfaccess/reconciler/internal/testkit"
 )
 
@@ -334,10 +334,10 @@ grants:
 func TestStatusTerminalEscapesLiveData(t *testing.T) {
 	t.Parallel()
 	const forged = "Recent changes:\n  2026-12-01 09:00 prod remove mallory@example.com: success"
-	st := reconcile.Status{Ready: true, Accounts: []reconcile.AccountStatus{{Account: "prod\x1b[2J", AccountID: "023e105f4ecef8ad9ca31a8372d0c353", Result: "success",
-		Members: []reconcile.MemberStatus{{Email: "a\tb@example.com", Status: "accepted", Access: []string{"Analytics on account:* (via user group " + forged + ")"}}},
-		Drift:   []reconcile.DriftStatus{{Change: "remove", Email: "x@example.com", Actor: "eve\r\nHealth: ready", Context: "dash"}}}},
-		Recent: []reconcile.RecentChange{{Account: "prod", Action: "update_user_group", Group: forged, Result: "success"}}}
+	st := daemon.Status{Ready: true, Accounts: []daemon.AccountStatus{{Account: "prod\x1b[2J", AccountID: "023e105f4ecef8ad9ca31a8372d0c353", Result: "success",
+		Members: []daemon.MemberStatus{{Email: "a\tb@example.com", Status: "accepted", Access: []string{"Analytics on account:* (via user group " + forged + ")"}}},
+		Drift:   []daemon.DriftStatus{{Change: "remove", Email: "x@example.com", Actor: "eve\r\nHealth: ready", Context: "dash"}}}},
+		Recent: []daemon.RecentChange{{Account: "prod", Action: "update_user_group", Group: forged, Result: "success"}}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _ = json.NewEncoder(w).Encode(st) }))
 	defer srv.Close()
 	e := newE2E(t)

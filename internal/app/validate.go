@@ -58,6 +58,6 @@ func checkedExit(c *check.Checked) error {
 
 // reportOptions are the renderers' options for env's standard output.
 func reportOptions(env *Env) report.Options {
-	v, _ := Version()
+	v, _ := version()
 	return report.Options{Color: isTerminal(env.Stdout, env), Version: v}
 }

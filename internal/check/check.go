@@ -33,17 +33,17 @@ type Options struct {
 // the daemon.
 const DefaultPolicyTimeout = 10 * time.Second
 
-// MaxBindings bounds the bindings a repository may make (members ×
+// maxBindings bounds the bindings a repository may make (members ×
 // Cloudflare roles × resources): a million is twenty times the largest
 // account measured, and about 500 MB of guardrail input.
-const MaxBindings = 1_000_000
+const maxBindings = 1_000_000
 
 // Load loads declaration files with the options Compile uses (the role
 // catalogue, strict names, email rules, the bindings bound), for commands
 // that need the repository without its guardrails.
 func Load(files []desired.File, opts Options) (*desired.Repo, desired.Diagnostics) {
 	return desired.Load(files, desired.Options{Roles: cfroles.Catalogue{}, StrictRoles: !opts.AllowUnknownRoles,
-		UnicodeEmails: opts.AllowUnicodeEmails, MaxBindings: MaxBindings})
+		UnicodeEmails: opts.AllowUnicodeEmails, MaxBindings: maxBindings})
 }
 
 // Compiled is a revision's repository loaded, its guardrails compiled and

@@ -32,8 +32,8 @@ func (s Scope) String() string {
 	return "of unknown scope"
 }
 
-// Fits reports whether a role of this scope may be granted on r.
-func (s Scope) Fits(r Resource) bool {
+// fits reports whether a role of this scope may be granted on r.
+func (s Scope) fits(r Resource) bool {
 	switch s {
 	case ScopeAccount:
 		return r.Kind == WholeAccount
@@ -87,7 +87,7 @@ func (r *Repo) CheckScopes(cat Catalogue, provider string) Diagnostics {
 				scope := cat.Scope(name)
 				var bad []int
 				for j, res := range role.Resources {
-					if !scope.Fits(res) {
+					if !scope.fits(res) {
 						bad = append(bad, j)
 					}
 				}

@@ -65,8 +65,8 @@ type Inherited struct {
 	Group, GroupID string
 }
 
-// Effective is the member's own access and its groups', sorted, once each.
-func (l Live) Effective() []desired.Access {
+// effective is the member's own access and its groups', sorted, once each.
+func (l Live) effective() []desired.Access {
 	out := slices.Clone(l.Access)
 	for _, in := range l.Inherited {
 		out = append(out, in.Access)
@@ -333,7 +333,7 @@ func (p *Plan) member(l *Live, w *Want, opts Options, managedGroups map[string]b
 		// added as its own (no churn when a group gives what is also
 		// declared directly); what its own policies hold beyond the
 		// declarations is removed.
-		add, _ := setDiff(w.Access, l.Effective())
+		add, _ := setDiff(w.Access, l.effective())
 		_, remove := setDiff(w.Access, l.Access)
 		if len(add) > 0 || len(remove) > 0 || l.Foreign {
 			p.Changes = append(p.Changes, Change{Action: Update, Email: email, MemberID: l.ID, Status: l.Status,

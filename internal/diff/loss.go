@@ -133,7 +133,7 @@ func (e *effects) loss(l *Live, pr protection) (Loss, bool) {
 	email := strings.ToLower(l.Email)
 	loss := Loss{Email: email, MemberID: l.ID, Protected: pr.covers(email, l.ID)}
 	if t.own >= 0 && e.changes[t.own].Action == Remove {
-		loss.Removed, loss.Lose, loss.Causes, loss.Foreign = true, l.Effective(), []int{t.own}, l.Foreign
+		loss.Removed, loss.Lose, loss.Causes, loss.Foreign = true, l.effective(), []int{t.own}, l.Foreign
 		return loss, true
 	}
 	// What it will hold: what each of its sources gives after the plan,
@@ -149,7 +149,7 @@ func (e *effects) loss(l *Live, pr protection) (Loss, bool) {
 		}
 	}
 	after = e.appendJoined(after, t)
-	_, lose := setDiff(after, l.Effective())
+	_, lose := setDiff(after, l.effective())
 	if len(lose) == 0 && !loss.Foreign {
 		return Loss{}, false
 	}

@@ -140,10 +140,10 @@ type Options struct {
 	Learned bool
 }
 
-// MaxBytes bounds the audit log read for a report: a month of a busy
+// maxBytes bounds the audit log read for a report: a month of a busy
 // account is tens of megabytes; a log of huge entries is cut there, and
 // the report says it is incomplete.
-const MaxBytes = 512 << 20
+const maxBytes = 512 << 20
 
 // Windows around the period: members' emails are looked up in the log
 // before it (a removal names the member by id only), corrections after it.
@@ -162,7 +162,7 @@ func Build(ctx context.Context, log AuditLog, hist History, provider, accountID 
 	if len(opts.Identities) == 0 {
 		a.NoApproval = cmp.Or(opts.NoIdentity, "cfaccess's token id is not known")
 	}
-	res, err := log.AuditLog(ctx, accountID, cloudflare.AuditQuery{Since: opts.Since, Before: readEnd(opts), MaxPages: cmp.Or(opts.MaxPages, 100), MaxBytes: MaxBytes})
+	res, err := log.AuditLog(ctx, accountID, cloudflare.AuditQuery{Since: opts.Since, Before: readEnd(opts), MaxPages: cmp.Or(opts.MaxPages, 100), MaxBytes: maxBytes})
 	if err != nil {
 		a.Error = err.Error()
 		return a

@@ -23,10 +23,10 @@ import (
 	"github.com/cfaccess/reconciler/internal/desired"
 )
 
-// DefaultMaxSize bounds the local copy of a followed repository: an access
+// defaultMaxSize bounds the local copy of a followed repository: an access
 // repository of YAML is a few MiB; a larger one is refused rather than
 // allowed to fill the disk (and, checked out, the memory of readers).
-const DefaultMaxSize = 256 << 20
+const defaultMaxSize = 256 << 20
 
 // Remote is a Git repository the daemon follows. It keeps one local store
 // under Work and fetches into it incrementally; each revision is checked
@@ -49,7 +49,7 @@ type Remote struct {
 	// TrustedKeys, when set, is an armored OpenPGP key ring: Verify
 	// accepts only commits signed by one of its keys.
 	TrustedKeys string
-	// MaxSize bounds the local store, in bytes (DefaultMaxSize).
+	// MaxSize bounds the local store, in bytes (defaultMaxSize).
 	MaxSize int64
 
 	store *git.Repository
@@ -142,7 +142,7 @@ func (r *Remote) maxSize() int64 {
 	if r.MaxSize > 0 {
 		return r.MaxSize
 	}
-	return DefaultMaxSize
+	return defaultMaxSize
 }
 
 // open makes the local store on first use.

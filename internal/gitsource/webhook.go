@@ -18,12 +18,12 @@ import (
 const MaxWebhookBody = 1 << 20
 
 // Limits of the webhook handlers: a body must arrive within BodyTimeout,
-// and at most MaxInFlight deliveries are read at once (more are answered
+// and at most maxInFlight deliveries are read at once (more are answered
 // 503 at once). Together with MaxWebhookBody they bound the memory that
 // anyone who can reach the port can make the daemon hold.
 const (
 	BodyTimeout = 10 * time.Second
-	MaxInFlight = 32
+	maxInFlight = 32
 )
 
 // Webhook verifies Git host deliveries and triggers a fetch. Deliveries
@@ -47,7 +47,7 @@ type Webhook struct {
 
 // enter takes a place among the deliveries being read, or answers 503.
 func (h *Webhook) enter(w http.ResponseWriter, host string) (leave func(), ok bool) {
-	h.once.Do(func() { h.inFlight = make(chan struct{}, MaxInFlight) })
+	h.once.Do(func() { h.inFlight = make(chan struct{}, maxInFlight) })
 	select {
 	case h.inFlight <- struct{}{}:
 		return func() { <-h.inFlight }, true

@@ -46,8 +46,8 @@ func (v Violation) String() string {
 	return fmt.Sprintf("%s: %s (%s)", v.Source, v.Message, v.Policy)
 }
 
-// BuiltinPrefix starts the file names of built-in modules in messages.
-const BuiltinPrefix = "builtin/"
+// builtinPrefix starts the file names of built-in modules in messages.
+const builtinPrefix = "builtin/"
 
 // forbiddenBuiltins are Rego built-ins that reach the network, the process
 // environment (where tokens live) or the wall clock.
@@ -157,7 +157,7 @@ func BuiltinModules(fsys fs.FS, tests bool) ([]Module, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Module{Path: BuiltinPrefix + n, Data: data})
+		out = append(out, Module{Path: builtinPrefix + n, Data: data})
 	}
 	return out, nil
 }
@@ -275,7 +275,7 @@ func New(ctx context.Context, builtin, repo []Module) (*Engine, desired.Diagnost
 		// Any package counts: a helper library outside cfaccess. may be
 		// what reads input.live for a deny rule. The built-ins that read it
 		// are evaluated on their own, on the live state alone.
-		if strings.HasPrefix(file, BuiltinPrefix) && readsLive(pm) {
+		if strings.HasPrefix(file, builtinPrefix) && readsLive(pm) {
 			e.liveBuiltins = append(e.liveBuiltins, name)
 		} else {
 			e.usesLive = e.usesLive || readsLive(pm)
@@ -284,7 +284,7 @@ func New(ctx context.Context, builtin, repo []Module) (*Engine, desired.Diagnost
 			continue
 		}
 		info := e.pkg(name)
-		info.timeless = (info.modules == 0 || info.timeless) && strings.HasPrefix(file, BuiltinPrefix) && timeless(pm)
+		info.timeless = (info.modules == 0 || info.timeless) && strings.HasPrefix(file, builtinPrefix) && timeless(pm)
 		info.modules++
 		for _, r := range pm.Rules {
 			sev := Severity(r.Head.Name.String())

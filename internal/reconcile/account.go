@@ -56,6 +56,15 @@ func (ap *AccountPlan) Display(a desired.Access) desired.Access {
 	return desired.Access{Role: a.Role, Resource: ap.Live.Display(a.Resource)}
 }
 
+// LiveMembers are the account's members as read, in diff terms: their own
+// access and what their user groups give them (nil before a read).
+func (ap *AccountPlan) LiveMembers() []diff.Live {
+	if ap.Live == nil {
+		return nil
+	}
+	return lives(ap.Live)
+}
+
 // Grants are the grants behind a member's access: where ("file:line") and
 // why.
 type Grants struct {

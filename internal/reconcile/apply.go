@@ -14,7 +14,7 @@ import (
 type Result struct {
 	Change   diff.Change
 	MemberID string // the member changed (for an invite, the new id)
-	// Err is why the change failed; ErrNotAttempted when the run stopped
+	// Err is why the change failed; errNotAttempted when the run stopped
 	// before it.
 	Err error
 	// Note says how an invite became an update ("already a member").
@@ -24,8 +24,8 @@ type Result struct {
 // changeTimeout bounds one change, retries included.
 const changeTimeout = 20 * time.Second
 
-// ErrNotAttempted marks changes skipped because the context ended.
-var ErrNotAttempted = errors.New("not attempted: the run was stopped")
+// errNotAttempted marks changes skipped because the context ended.
+var errNotAttempted = errors.New("not attempted: the run was stopped")
 
 // ErrHeldBack marks a change that gives access, not applied because a
 // guardrail on the live state denies.
@@ -49,7 +49,7 @@ func apply(ctx context.Context, w changeWriter, ap *AccountPlan, hold bool, repo
 		r := Result{Change: c, MemberID: c.MemberID}
 		switch {
 		case ctx.Err() != nil:
-			r.Err = ErrNotAttempted
+			r.Err = errNotAttempted
 		case len(c.Protects) > 0:
 			r.Err = fmt.Errorf("%w: %s", ErrProtected, Refusal(ap, c))
 		case hold && c.Grants():

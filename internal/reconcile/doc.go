@@ -1,9 +1,13 @@
-// Package reconcile is the pipeline and the loop. Check loads a repository
-// and runs its guardrails; a Planner reads and plans every account (diff)
-// and Apply applies each plan through the Cloudflare adapter — removals,
-// then updates, then invites, one failed change not stopping the others.
-// Loop runs that again and again (RunOnce, Run): triggers, the interval,
-// grant instants, backoff, refused revisions, the state file, and the
-// status and metrics of each reconcile. It declares what it needs of its
-// sources and accounts (Source, Account); time and jitter are injected.
+// Package reconcile plans and applies. A Planner reads each account of a
+// checked repository (or reuses its last read while the audit log shows no
+// change: readCache), turns the desired and the live access into diff
+// terms, computes each account's plan (diff) with who made the drift it
+// corrects, and evaluates the guardrails again with the live accounts.
+// The Outcome is a value: apply (Planner.Apply) puts each change's result
+// on its account's plan, made in the plan's order through the provider's
+// writer (cloudflare.Writer) — a failed change does not stop the others,
+// grants are held back while a guardrail on the live state denies, and
+// each change is bounded in time. The Planner is the one writer of what
+// it keeps between plans (State, the read caches). Saved plans (plan
+// --out, apply FILE) live here too.
 package reconcile

@@ -16,12 +16,12 @@ import (
 	"github.com/cfaccess/reconciler/internal/policy"
 )
 
-// Account is what reconciling needs of a Cloudflare account's API, the
+// account is what reconciling needs of a Cloudflare account's API, the
 // shape of external-dns's Provider{Records, ApplyChanges}: reading the
 // account (whole, or some members again), its token's owner, the audit
 // log and the credentials it names, and a writer bound to one read.
 // *cloudflare.Client has it.
-type Account interface {
+type account interface {
 	ReadAccount(ctx context.Context, accountID string, opts cloudflare.ReadOptions) (*cloudflare.Account, error)
 	RefreshMembers(ctx context.Context, acct *cloudflare.Account, changes []cloudflare.MemberChange) error
 	Owner(ctx context.Context) (string, error)
@@ -30,7 +30,7 @@ type Account interface {
 	Writer(live *cloudflare.Account) *cloudflare.Writer
 }
 
-var _ Account = (*cloudflare.Client)(nil)
+var _ account = (*cloudflare.Client)(nil)
 
 // Planner plans accounts and applies their plans, and keeps what is
 // learnt across plans of one process: each token's owner and identity
@@ -343,8 +343,8 @@ func (p *Planner) PendingSince(accountID string) map[string]time.Time {
 	return p.state.Pending[accountID]
 }
 
-// SaveState writes the state to path at now (State.Save).
-func (p *Planner) SaveState(path string, now time.Time) error { return p.state.Save(path, now) }
+// SaveState writes the state to path at now, atomically.
+func (p *Planner) SaveState(path string, now time.Time) error { return p.state.save(path, now) }
 
 // liveAccount is what guardrails see of an account.
 func liveAccount(ap *AccountPlan) policy.LiveAccount {

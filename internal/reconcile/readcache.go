@@ -258,7 +258,7 @@ var errTruncated error = truncatedError{}
 // full read. It returns the state (nil when it could not be read:
 // ReadInfo's err), the out-of-band entries of the log since the last read,
 // and how the state was had.
-func (c *readCache) read(ctx context.Context, client Account, accountID string, ro cloudflare.ReadOptions, judge func() (judgeFunc, error), now time.Time, detect *Detection) (*cloudflare.Account, []cloudflare.AuditEntry, ReadInfo) {
+func (c *readCache) read(ctx context.Context, client account, accountID string, ro cloudflare.ReadOptions, judge func() (judgeFunc, error), now time.Time, detect *Detection) (*cloudflare.Account, []cloudflare.AuditEntry, ReadInfo) {
 	key := readKey(ro)
 	live, entries, info, refresh := c.chooseRead(ctx, client, accountID, key, judge, now, detect)
 	if info.Read == ReadPartial {
@@ -400,6 +400,22 @@ func (w *readCache) prune(now time.Time, margin time.Duration) {
 			delete(w.recent, e.ID)
 		}
 	}
+}
+
+// CredentialUse is a change made with cfaccess's credentials by someone
+// else, as the audit log has it.
+type CredentialUse struct {
+	At time.Time `json:"at"`
+	// Action is the log's description ("Edit Member"); Subject the member
+	// (email, or id) or user group it changed.
+	Action  string `json:"action"`
+	Subject string `json:"subject,omitempty"`
+	// Actor is the credentials as the log names them ("token <name> of
+	// <email>"); IP and UserAgent where the request came from, and what it
+	// claimed to be.
+	Actor     string `json:"actor"`
+	IP        string `json:"ip,omitempty"`
+	UserAgent string `json:"user_agent,omitempty"`
 }
 
 // maxElsewhere bounds the changes made with cfaccess's credentials by

@@ -27,10 +27,10 @@ import (
 // what changed. It never applies the file's changes blindly: a file
 // edited by hand cannot add a change.
 
-// SavedPlanKind and SavedPlanVersion identify the file.
+// savedPlanKind and savedPlanVersion identify the file.
 const (
-	SavedPlanKind    = "cfaccess-plan"
-	SavedPlanVersion = 1
+	savedPlanKind    = "cfaccess-plan"
+	savedPlanVersion = 1
 )
 
 // SavedPlan is the file of `plan --out`.
@@ -60,7 +60,7 @@ type SavedAccount struct {
 // Save makes the saved plan of an outcome, planned for provider ("" for
 // all). An account that could not be planned cannot be saved.
 func Save(o *Outcome, provider string, now time.Time) (*SavedPlan, error) {
-	sp := &SavedPlan{Kind: SavedPlanKind, Version: SavedPlanVersion, Created: now.UTC(), Revision: o.Revision.SHA, Modified: o.Revision.Modified, Provider: provider}
+	sp := &SavedPlan{Kind: savedPlanKind, Version: savedPlanVersion, Created: now.UTC(), Revision: o.Revision.SHA, Modified: o.Revision.Modified, Provider: provider}
 	for _, ap := range o.Accounts {
 		if ap.Err != nil || ap.Plan == nil {
 			return nil, fmt.Errorf("%s could not be planned: a plan to save needs every account", ap.Provider)
@@ -195,11 +195,11 @@ func ReadSavedPlan(path string) (*SavedPlan, error) {
 		return nil, tooLarge
 	}
 	var sp SavedPlan
-	if err := json.Unmarshal(data, &sp); err != nil || sp.Kind != SavedPlanKind {
+	if err := json.Unmarshal(data, &sp); err != nil || sp.Kind != savedPlanKind {
 		return nil, fmt.Errorf("%s is not a plan saved by reconciler plan --out", path)
 	}
-	if sp.Version != SavedPlanVersion {
-		return nil, fmt.Errorf("%s is a saved plan of version %d; this reconciler reads version %d: plan again", path, sp.Version, SavedPlanVersion)
+	if sp.Version != savedPlanVersion {
+		return nil, fmt.Errorf("%s is a saved plan of version %d; this reconciler reads version %d: plan again", path, sp.Version, savedPlanVersion)
 	}
 	return &sp, nil
 }

@@ -112,7 +112,7 @@ func (st *State) due(accountID string, l diff.Live, now time.Time, after time.Du
 
 // Save writes the state at now atomically (a temporary file renamed over
 // it).
-func (st *State) Save(path string, now time.Time) error {
+func (st *State) save(path string, now time.Time) error {
 	st.SavedAt = now.UTC()
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {

@@ -150,7 +150,7 @@ func planText(w io.Writer, o *reconcile.Outcome, color bool) error {
 				fmt.Fprintf(&b, "      %s %s (via user group %s)\n", sign, oneLine(ap.Display(in.Access).String()), oneLine(in.Group))
 			}
 			if c.Drift != nil {
-				fmt.Fprintf(&b, "      %s\n", paint(yellow, "↺ "+oneLine(DriftText(c.Drift))))
+				fmt.Fprintf(&b, "      %s\n", paint(yellow, "↺ "+oneLine(driftText(c.Drift))))
 			}
 			if msg := reconcile.Refusal(ap, c); msg != "" {
 				fmt.Fprintf(&b, "      %s\n", paint(red, "⛔ "+oneLine(msg)))
@@ -443,9 +443,9 @@ type DriftDoc struct {
 	Text      string    `json:"text"`
 }
 
-// DriftText says who made an out-of-band change, for people: "added in
+// driftText says who made an out-of-band change, for people: "added in
 // the dashboard by mallory@example.com at 2026-11-25 10:42 UTC".
-func DriftText(d *diff.Drift) string {
+func driftText(d *diff.Drift) string {
 	verb := "changed"
 	first, _, _ := strings.Cut(d.Action, " ")
 	switch strings.ToLower(first) {
@@ -546,7 +546,7 @@ func planJSON(w io.Writer, o *reconcile.Outcome) error {
 				}
 				cj.Group, cj.Refused = c.Group, reconcile.Refusal(ap, c)
 				if d := c.Drift; d != nil {
-					cj.Drift = &DriftDoc{Actor: d.Actor, ActorType: d.ActorType, Context: d.Context, IP: d.IP, At: d.At.UTC(), Action: d.Action, Text: DriftText(d)}
+					cj.Drift = &DriftDoc{Actor: d.Actor, ActorType: d.ActorType, Context: d.Context, IP: d.IP, At: d.At.UTC(), Action: d.Action, Text: driftText(d)}
 				}
 				for _, in := range c.Inherited {
 					d := ap.Display(in.Access)
@@ -983,7 +983,7 @@ func changeRow(ap *reconcile.AccountPlan, c diff.Change) string {
 		why += " ⚠️ **" + mdEscape(r) + "**"
 	}
 	if c.Drift != nil {
-		why += " ↺ " + mdEscape(DriftText(c.Drift))
+		why += " ↺ " + mdEscape(driftText(c.Drift))
 	}
 	if msg := reconcile.Refusal(ap, c); msg != "" {
 		why += " ⛔ **" + mdEscape(msg) + "**"

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cfaccess/reconciler/internal/daemon"
 	"github.com/cfaccess/reconciler/internal/gitsource"
-	"github.com/cfaccess/reconciler/internal/reconcile"
 	"github.com/cfaccess/reconciler/internal/report"
 )
 
@@ -39,7 +39,7 @@ var page = template.Must(template.New("page.html").Funcs(template.FuncMap{
 }).ParseFS(pageFS, "page.html"))
 
 type pageData struct {
-	Status  reconcile.Status
+	Status  daemon.Status
 	Details bool
 }
 

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cfaccess/reconciler/internal/check"
+	"github.com/cfaccess/reconciler/internal/daemon"
 	"github.com/cfaccess/reconciler/internal/gitsource"
 	"github.com/cfaccess/reconciler/internal/reconcile"
 	"github.com/cfaccess/reconciler/internal/report"
@@ -32,7 +33,7 @@ type Config struct {
 	// Gatherer is the registry /metrics serves.
 	Gatherer prometheus.Gatherer
 	// Board is the loop's status and readiness.
-	Board *reconcile.Board
+	Board *daemon.Board
 	// Details shows emails, commit authors and subjects in /status
 	// (masked by default: anyone who can reach Listen can read it).
 	Details bool
@@ -233,12 +234,12 @@ func maskAll(ss []string) []string {
 
 // Masked is the status for anyone who can reach the port: emails, commit
 // authors and subjects removed.
-func Masked(st reconcile.Status) reconcile.Status {
-	maskRev := func(r *reconcile.RevisionStatus) *reconcile.RevisionStatus {
+func Masked(st daemon.Status) daemon.Status {
+	maskRev := func(r *daemon.RevisionStatus) *daemon.RevisionStatus {
 		if r == nil {
 			return nil
 		}
-		return &reconcile.RevisionStatus{SHA: r.SHA}
+		return &daemon.RevisionStatus{SHA: r.SHA}
 	}
 	maskFindings := func(fs []check.Finding) []check.Finding {
 		out := make([]check.Finding, len(fs))
@@ -256,7 +257,7 @@ func Masked(st reconcile.Status) reconcile.Status {
 	}
 	st.SourceError = maskEmails(st.SourceError)
 	st.Violations = maskFindings(st.Violations)
-	accounts := make([]reconcile.AccountStatus, len(st.Accounts))
+	accounts := make([]daemon.AccountStatus, len(st.Accounts))
 	for i, a := range st.Accounts {
 		a.Error, a.Name, a.Breaker = maskEmails(a.Error), maskEmails(a.Name), maskEmails(a.Breaker)
 		a.Outside = maskAll(a.Outside)
@@ -266,7 +267,7 @@ func Masked(st reconcile.Status) reconcile.Status {
 			r.AuditLogError, r.Note = maskEmails(r.AuditLogError), maskEmails(r.Note)
 			a.Read = &r
 		}
-		drift := make([]reconcile.DriftStatus, len(a.Drift))
+		drift := make([]daemon.DriftStatus, len(a.Drift))
 		for j, d := range a.Drift {
 			d.Email, d.Actor, d.IP, d.Group, d.Action = maskEmails(d.Email), maskEmails(d.Actor), "", maskEmails(d.Group), maskEmails(d.Action)
 			drift[j] = d
@@ -274,7 +275,7 @@ func Masked(st reconcile.Status) reconcile.Status {
 		if a.Drift != nil {
 			a.Drift = drift
 		}
-		members := make([]reconcile.MemberStatus, len(a.Members))
+		members := make([]daemon.MemberStatus, len(a.Members))
 		for j, m := range a.Members {
 			m.Email, m.Access, m.Grants, m.Reasons = maskEmails(m.Email), maskAll(m.Access), maskAll(m.Grants), maskAll(m.Reasons)
 			members[j] = m
@@ -282,7 +283,7 @@ func Masked(st reconcile.Status) reconcile.Status {
 		if a.Members != nil {
 			a.Members = members
 		}
-		expiring := make([]reconcile.ExpiryStatus, len(a.Expiring))
+		expiring := make([]daemon.ExpiryStatus, len(a.Expiring))
 		for j, x := range a.Expiring {
 			x.Email, x.Source = maskEmails(x.Email), maskEmails(x.Source)
 			expiring[j] = x
@@ -301,7 +302,7 @@ func Masked(st reconcile.Status) reconcile.Status {
 		accounts[i] = a
 	}
 	st.Accounts = accounts
-	recent := make([]reconcile.RecentChange, len(st.Recent))
+	recent := make([]daemon.RecentChange, len(st.Recent))
 	for i, c := range st.Recent {
 		c.Email, c.DriftActor, c.Group = maskEmails(c.Email), maskEmails(c.DriftActor), maskEmails(c.Group)
 		recent[i] = c
@@ -314,8 +315,8 @@ func Masked(st reconcile.Status) reconcile.Status {
 
 // withoutMembers leaves the member lists out of a status (they can be
 // long): /status?members=true has them.
-func withoutMembers(st reconcile.Status) reconcile.Status {
-	accounts := make([]reconcile.AccountStatus, len(st.Accounts))
+func withoutMembers(st daemon.Status) daemon.Status {
+	accounts := make([]daemon.AccountStatus, len(st.Accounts))
 	for i, a := range st.Accounts {
 		a.Members, a.MembersOmitted = nil, 0
 		accounts[i] = a

@@ -24,6 +24,7 @@ import (
 	"github.com/cfaccess/reconciler/internal/check"
 	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
+	"github.com/cfaccess/reconciler/internal/daemon"
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/gitsource"
 	"github.com/cfaccess/reconciler/internal/metrics"
@@ -34,22 +35,22 @@ import (
 
 const secret = "webhook-secret-0123456789"
 
-// daemon is a loop over the story's directory, and what the server needs
+// rig is a loop over the story's directory, and what the server needs
 // of it. Inside a synctest bubble its clock starts at the story's Now.
-type daemon struct {
-	loop *reconcile.Loop
+type rig struct {
+	loop *daemon.Loop
 	reg  *prometheus.Registry
 	m    *metrics.Metrics
 	hook *gitsource.Webhook
 }
 
-func newDaemon(t *testing.T, story *testkit.Story, interval time.Duration) *daemon {
+func newDaemon(t *testing.T, story *testkit.Story, interval time.Duration) *rig {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, "test")
 	start := time.Now()
 	now := func() time.Time { return story.Now.Add(time.Since(start)) }
-	loop := reconcile.NewLoop(reconcile.LoopConfig{
+	loop := daemon.NewLoop(daemon.LoopConfig{
 		Source: gitsource.Directory{Path: story.Repo},
 		Planner: reconcile.NewPlanner(&cloudflare.Clients{BaseURL: testkit.APIURL, Getenv: story.Getenv(testkit.APIURL),
 			RateLimit: 1200, Timeout: time.Minute, Transport: story.Transport()}, reconcile.NewState(now)),
@@ -57,20 +58,20 @@ func newDaemon(t *testing.T, story *testkit.Story, interval time.Duration) *daem
 		Now:  now,
 		Rand: rand.New(rand.NewPCG(1, 2)),
 	})
-	return &daemon{loop: loop, reg: reg, m: m, hook: &gitsource.Webhook{Secret: []byte(secret), Trigger: loop.Poke}}
+	return &rig{loop: loop, reg: reg, m: m, hook: &gitsource.Webhook{Secret: []byte(secret), Trigger: loop.Poke}}
 }
 
 // run runs the loop until the test ends.
-func (d *daemon) run(t *testing.T) { testkit.Background(t, d.loop.Run) }
+func (d *rig) run(t *testing.T) { testkit.Background(t, d.loop.Run) }
 
 // serve serves the daemon on an in-memory listener until the test ends.
-func (d *daemon) serve(t *testing.T) *testkit.PipeListener {
+func (d *rig) serve(t *testing.T) *testkit.PipeListener {
 	ln := testkit.NewPipeListener()
 	testkit.Background(t, server.New(d.config(false), ln, nil).Serve)
 	return ln
 }
 
-func (d *daemon) config(details bool) server.Config {
+func (d *rig) config(details bool) server.Config {
 	return server.Config{Gatherer: d.reg, Board: d.loop.Board, Details: details, Webhook: d.hook}
 }
 
@@ -357,7 +358,7 @@ func TestStatusPageMasked(t *testing.T) {
 	t.Parallel()
 	story := testkit.NewStory(t)
 	d := newDaemon(t, story, time.Hour)
-	d.loop = reconcile.NewLoop(reconcile.LoopConfig{
+	d.loop = daemon.NewLoop(daemon.LoopConfig{
 		Source: gitsource.Directory{Path: story.Repo},
 		Planner: reconcile.NewPlanner(&cloudflare.Clients{BaseURL: testkit.APIURL, Getenv: story.Getenv(testkit.APIURL),
 			RateLimit: 1200, Timeout: time.Minute, Transport: story.Transport()}, reconcile.NewState(func() time.Time { return story.Now })),
@@ -392,16 +393,16 @@ func TestStatusPageMasked(t *testing.T) {
 // the changes made with cfaccess's credentials elsewhere.
 func TestMaskedEverywhere(t *testing.T) {
 	t.Parallel()
-	st := reconcile.Status{
-		Accounts: []reconcile.AccountStatus{{Account: "prod", Name: "ops@example.com's account",
-			Members:  []reconcile.MemberStatus{{Email: "o'brien@example.com", Access: []string{"DNS on account:* (via user group x@example.com)"}, Grants: []string{"people/bob@example.com.yaml:2"}, Reasons: []string{`asked by "carol smith"@example.com and dan!x@example.com`}}},
-			Expiring: []reconcile.ExpiryStatus{{Email: "a@example.com", Source: "people/bob@example.com.yaml:2"}},
-			Drift:    []reconcile.DriftStatus{{Email: "a@example.com", Actor: "m@example.com", Action: "Invite d@example.com", Group: "g@example.com"}},
+	st := daemon.Status{
+		Accounts: []daemon.AccountStatus{{Account: "prod", Name: "ops@example.com's account",
+			Members:  []daemon.MemberStatus{{Email: "o'brien@example.com", Access: []string{"DNS on account:* (via user group x@example.com)"}, Grants: []string{"people/bob@example.com.yaml:2"}, Reasons: []string{`asked by "carol smith"@example.com and dan!x@example.com`}}},
+			Expiring: []daemon.ExpiryStatus{{Email: "a@example.com", Source: "people/bob@example.com.yaml:2"}},
+			Drift:    []daemon.DriftStatus{{Email: "a@example.com", Actor: "m@example.com", Action: "Invite d@example.com", Group: "g@example.com"}},
 			CredentialsElsewhere: []reconcile.CredentialUse{{Subject: "o'neil@example.com", Actor: "token x of owner@example.com", IP: "203.0.113.10",
 				UserAgent: "curl (by mallory@example.com)"}},
 		}},
 		Violations: []check.Finding{{Source: "people/bob@example.com.yaml:2", Message: "e@example.com"}},
-		Recent:     []reconcile.RecentChange{{Email: "a@example.com", DriftActor: "m@example.com", Group: "g@example.com"}},
+		Recent:     []daemon.RecentChange{{Email: "a@example.com", DriftActor: "m@example.com", Group: "g@example.com"}},
 	}
 	out, err := json.Marshal(server.Masked(st))
 	if err != nil {

@@ -1,4 +1,4 @@
-package reconcile
+package daemon
 
 import (
 	"strings"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/cfaccess/reconciler/internal/reconcile"
 	"github.com/cfaccess/reconciler/internal/testkit"
 )
 
@@ -29,7 +30,7 @@ func TestOwnWritesKnownByWhatWasWritten(t *testing.T) {
 		{name: "a forged cfaccess User-Agent, from another token", token: insiderToken, userAgent: "cfaccess/v0.1.0 (revision HEAD)",
 			actorType: "user", actor: "token alice's token of alice@example.com"},
 		{name: "cfaccess's own token, not written by this cfaccess", token: testkit.Token, userAgent: "curl/8.11.1",
-			actorType: OurCredentialsActor, actor: "token cfaccess reconciler, cfaccess's own credentials, not this cfaccess"},
+			actorType: reconcile.OurCredentialsActor, actor: "token cfaccess reconciler, cfaccess's own credentials, not this cfaccess"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -39,19 +40,19 @@ func TestOwnWritesKnownByWhatWasWritten(t *testing.T) {
 				const delay = 90 * time.Second
 				h := newHarness(t, story, func(c *LoopConfig) {
 					c.Interval = time.Minute
-					c.Planner.Detect = &Detection{FullReadInterval: time.Hour, Margin: 2 * time.Minute}
+					c.Planner.Detect = &reconcile.Detection{FullReadInterval: time.Hour, Margin: 2 * time.Minute}
 				})
 				story.Fake.SetAuditDelay(delay)
 				h.run(t)
 				synctest.Wait()
-				for readStatus(h).Read != "reused" && h.now().Sub(story.Now) < 10*time.Minute {
+				for readStatus(h).Read != reconcile.ReadReused && h.now().Sub(story.Now) < 10*time.Minute {
 					testkit.Advance(time.Second)
 				}
-				if r := readStatus(h); r.Read != "reused" {
+				if r := readStatus(h); r.Read != reconcile.ReadReused {
 					t.Fatalf("never steady: %+v", r)
 				}
 				elsewhere := func() float64 {
-					return testutil.ToFloat64(h.metrics.OutOfBandChanges.WithLabelValues("prod", OurCredentialsActor, "api_token"))
+					return testutil.ToFloat64(h.metrics.OutOfBandChanges.WithLabelValues("prod", reconcile.OurCredentialsActor, "api_token"))
 				}
 				if n := elsewhere(); n != 0 || len(h.loop.Board.Status().Accounts[0].CredentialsElsewhere) != 0 {
 					t.Fatalf("cfaccess's own writes reported as someone else's: %v", n)
@@ -79,7 +80,7 @@ func TestOwnWritesKnownByWhatWasWritten(t *testing.T) {
 				}
 				st := h.loop.Board.Status()
 				a := st.Accounts[0]
-				if a.Read == nil || a.Read.Reason != "changes" {
+				if a.Read == nil || a.Read.Reason != reconcile.ReasonChanges {
 					t.Errorf("read %+v, want a full read for the change the log shows", a.Read)
 				}
 				if len(a.Drift) != 1 || a.Drift[0].Actor != tc.actor || a.Drift[0].Change != "update" || !a.Drift[0].Applied {
@@ -90,7 +91,7 @@ func TestOwnWritesKnownByWhatWasWritten(t *testing.T) {
 				}
 				logs := h.logs.String()
 				reported := strings.Contains(logs, "a change was made with cfaccess's own credentials that this cfaccess did not make")
-				if tc.actorType == OurCredentialsActor {
+				if tc.actorType == reconcile.OurCredentialsActor {
 					if len(a.CredentialsElsewhere) != 1 || a.CredentialsElsewhere[0].Subject != "alice@example.com" || a.CredentialsElsewhere[0].UserAgent != userAgent {
 						t.Errorf("/status credentials_used_elsewhere %+v", a.CredentialsElsewhere)
 					}
@@ -102,7 +103,7 @@ func TestOwnWritesKnownByWhatWasWritten(t *testing.T) {
 				}
 				// And cfaccess's own correction is not itself reported.
 				testkit.Advance(5 * time.Minute)
-				if got := elsewhere(); tc.actorType != OurCredentialsActor && got != 0 || tc.actorType == OurCredentialsActor && got != 1 {
+				if got := elsewhere(); tc.actorType != reconcile.OurCredentialsActor && got != 0 || tc.actorType == reconcile.OurCredentialsActor && got != 1 {
 					t.Errorf("after the correction: %v changes with cfaccess's credentials by someone else", got)
 				}
 			})
@@ -126,7 +127,7 @@ func TestRestartRaisesNoFalseAlarm(t *testing.T) {
 				}
 				tune := func(c *LoopConfig) {
 					c.Interval, c.StateFile = time.Minute, path
-					c.Planner.Detect = &Detection{FullReadInterval: time.Hour, Margin: 5 * time.Minute}
+					c.Planner.Detect = &reconcile.Detection{FullReadInterval: time.Hour, Margin: 5 * time.Minute}
 				}
 				first := newHarness(t, story, tune)
 				first.reconcileEvery(t, 2, time.Minute) // the first applies the story's drift
@@ -136,18 +137,18 @@ func TestRestartRaisesNoFalseAlarm(t *testing.T) {
 				second := newHarnessFrom(t, story, first.start, tune) // the same story clock, running on
 				second.reconcileEvery(t, 4, time.Minute)
 				st := second.loop.Board.Status().Accounts[0]
-				if n := testutil.ToFloat64(second.metrics.OutOfBandChanges.WithLabelValues("prod", OurCredentialsActor, "api_token")); n != 0 || len(st.CredentialsElsewhere) != 0 {
+				if n := testutil.ToFloat64(second.metrics.OutOfBandChanges.WithLabelValues("prod", reconcile.OurCredentialsActor, "api_token")); n != 0 || len(st.CredentialsElsewhere) != 0 {
 					t.Errorf("the first process's writes reported as someone else's: %v %+v", n, st.CredentialsElsewhere)
 				}
 				if logs := second.logs.String(); strings.Contains(logs, "did not make") {
 					t.Errorf("false alarm:\n%s", logs)
 				}
-				if r := st.Read; r == nil || r.Read != "reused" {
+				if r := st.Read; r == nil || r.Read != reconcile.ReadReused {
 					t.Errorf("after the restart: %+v, want the read reused", r)
 				}
 				if stateFile {
 					judged := 0
-					for _, w := range second.loop.cfg.Planner.state.Journal.Writes() {
+					for _, w := range second.state.Journal.Writes() {
 						if w.Entry != "" {
 							judged++
 						}

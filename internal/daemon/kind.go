@@ -1,4 +1,4 @@
-package reconcile
+package daemon
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"github.com/cfaccess/reconciler/internal/check"
 	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/diff"
+	"github.com/cfaccess/reconciler/internal/reconcile"
 )
 
 // Kind says what to do about a failure (fluxcd's stalling versus
@@ -48,7 +49,7 @@ func KindOf(err error) Kind {
 		return ""
 	case *TransientError:
 		return Transient
-	case *DeclarationError, *RefusedError:
+	case *reconcile.DeclarationError, *RefusedError:
 		return Refused
 	case *cloudflare.APIError:
 		if e.Transient() {

@@ -1,4 +1,4 @@
-package reconcile
+package daemon
 
 import (
 	"bytes"
@@ -21,6 +21,7 @@ import (
 	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
 	"github.com/cfaccess/reconciler/internal/desired"
+	"github.com/cfaccess/reconciler/internal/reconcile"
 
 	"github.com/cfaccess/reconciler/internal/gitsource"
 	"github.com/cfaccess/reconciler/internal/metrics"
@@ -39,6 +40,8 @@ type harness struct {
 	metrics *metrics.Metrics
 	// start is when the harness was made, in the bubble's time.
 	start time.Time
+	// state is the planner's state (read from the state file, with one).
+	state *reconcile.State
 }
 
 func newHarness(t *testing.T, story *testkit.Story, tune func(*LoopConfig)) *harness {
@@ -53,8 +56,10 @@ func newHarnessFrom(t *testing.T, story *testkit.Story, start time.Time, tune fu
 	h := &harness{Story: story, logs: &testkit.Buffer{}, reg: prometheus.NewRegistry(), start: start}
 	story.Clock = h.now // the fake's audit log keeps the bubble's time
 	m := metrics.New(h.reg, "test")
-	p := NewPlanner(&cloudflare.Clients{BaseURL: testkit.APIURL, Getenv: story.Getenv(testkit.APIURL), RateLimit: 1200, MaxRetries: 1,
-		Timeout: 30 * time.Second, Transport: story.Transport(), Observe: m.ObserveRequest}, NewState(h.now))
+	clients := &cloudflare.Clients{BaseURL: testkit.APIURL, Getenv: story.Getenv(testkit.APIURL), RateLimit: 1200, MaxRetries: 1,
+		Timeout: 30 * time.Second, Transport: story.Transport(), Observe: m.ObserveRequest}
+	h.state = reconcile.NewState(h.now)
+	p := reconcile.NewPlanner(clients, h.state)
 	cfg := LoopConfig{
 		Source:     &gitsource.Remote{URL: "file://" + story.Repo, Work: t.TempDir()},
 		Planner:    p,
@@ -70,11 +75,11 @@ func newHarnessFrom(t *testing.T, story *testkit.Story, start time.Time, tune fu
 		tune(&cfg)
 	}
 	if cfg.StateFile != "" {
-		state, err := LoadState(cfg.StateFile, h.now)
-		if err != nil {
+		var err error
+		if h.state, err = reconcile.LoadState(cfg.StateFile, h.now); err != nil {
 			t.Fatal(err)
 		}
-		p := NewPlanner(cfg.Planner.clients, state)
+		p := reconcile.NewPlanner(clients, h.state)
 		p.Detect, p.AttributionWindow = cfg.Planner.Detect, cfg.Planner.AttributionWindow
 		cfg.Planner = p
 	}
@@ -342,8 +347,8 @@ func TestLoopDirectoryAndTokenFile(t *testing.T) {
 		write(t, tokenFile, "wrong-token-value-xyz\n")
 		h := newHarness(t, story, func(c *LoopConfig) {
 			c.Source = gitsource.Directory{Path: story.Repo}
-			c.Planner = NewPlanner(&cloudflare.Clients{BaseURL: testkit.APIURL, TokenFile: tokenFile, RateLimit: 1200, Timeout: time.Minute,
-				Transport: story.Transport()}, NewState(c.Now))
+			c.Planner = reconcile.NewPlanner(&cloudflare.Clients{BaseURL: testkit.APIURL, TokenFile: tokenFile, RateLimit: 1200, Timeout: time.Minute,
+				Transport: story.Transport()}, reconcile.NewState(c.Now))
 		})
 		h.run(t)
 		synctest.Wait()
@@ -454,8 +459,8 @@ func TestLoopBacksOff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		story := testkit.NewStory(t)
 		h := newHarness(t, story, func(c *LoopConfig) {
-			c.Planner = NewPlanner(&cloudflare.Clients{BaseURL: testkit.APIURL, Getenv: story.Getenv(testkit.APIURL), RateLimit: 1200,
-				Timeout: time.Minute, Transport: story.Transport()}, NewState(c.Now)) // no retries
+			c.Planner = reconcile.NewPlanner(&cloudflare.Clients{BaseURL: testkit.APIURL, Getenv: story.Getenv(testkit.APIURL), RateLimit: 1200,
+				Timeout: time.Minute, Transport: story.Transport()}, reconcile.NewState(c.Now)) // no retries
 		})
 		story.Fake.Fail(fake.Failure{Path: "*", Status: http.StatusServiceUnavailable})
 		h.run(t)
@@ -669,5 +674,31 @@ func TestRevisionCompiledOnce(t *testing.T) {
 				t.Errorf("a new revision: compiled anew %v, applied %v", h.loop.good.compiled != first, story.HasMember("zed@example.com"))
 			}
 		})
+	}
+}
+
+// unsigned is a source whose commits fail verification.
+type unsigned struct{ Source }
+
+func (unsigned) Verify(sha string) error {
+	return fmt.Errorf("commit %s is not signed by a trusted key", gitsource.Short(sha))
+}
+
+// An unverified head is refused as such, and with nothing enforced yet
+// nothing is written.
+func TestLoopRefusesAnUnverifiedRevision(t *testing.T) {
+	t.Parallel()
+	story := testkit.NewStory(t)
+	h := newHarness(t, story, func(c *LoopConfig) { c.Source = unsigned{c.Source} })
+	err := h.once(t)
+	if KindOf(err) != Transient {
+		t.Errorf("RunOnce = %v (%s), want a transient failure: nothing to enforce", err, KindOf(err))
+	}
+	if st := h.loop.Board.Status(); st.BadRevision == nil || st.BadRevision.Result != VerdictUnverified ||
+		!strings.Contains(st.BadRevision.Findings[0].Message, "not signed") {
+		t.Errorf("status %+v", st.BadRevision)
+	}
+	if w := story.Writes(); len(w) != 0 {
+		t.Errorf("an unverified revision wrote %v", w)
 	}
 }

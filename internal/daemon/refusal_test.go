@@ -1,4 +1,4 @@
-package reconcile
+package daemon
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	"github.com/cfaccess/reconciler/internal/check"
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/policy"
+	"github.com/cfaccess/reconciler/internal/reconcile"
 )
 
 // A candidate revision is refused when it is invalid, denied (by a
@@ -19,24 +20,24 @@ func TestRefusal(t *testing.T) {
 	deny := func(live bool) []policy.Violation {
 		return []policy.Violation{{Severity: policy.Deny, Message: "no", Live: live}}
 	}
-	declared := &Outcome{Accounts: []*AccountPlan{
+	declared := &reconcile.Outcome{Accounts: []*reconcile.AccountPlan{
 		{Provider: "dev"},
-		{Provider: "prod", Err: fmt.Errorf("plan: %w", &DeclarationError{Diags: desired.Diagnostics{
+		{Provider: "prod", Err: fmt.Errorf("plan: %w", &reconcile.DeclarationError{Diags: desired.Diagnostics{
 			{Pos: desired.Pos{File: "roles.yaml", Line: 3}, Severity: desired.Error, Message: "zone exmaple.com is not in account"}}})},
 	}}
-	failed := &Outcome{Accounts: []*AccountPlan{{Provider: "prod", Err: errors.New("503")}}}
+	failed := &reconcile.Outcome{Accounts: []*reconcile.AccountPlan{{Provider: "prod", Err: errors.New("503")}}}
 	for _, tc := range []struct {
 		name    string
 		checked *check.Checked
-		outcome *Outcome
+		outcome *reconcile.Outcome
 		want    Verdict // "" for accepted
 		finding string
 	}{
-		{"valid, planned", &check.Checked{}, &Outcome{}, "", ""},
+		{"valid, planned", &check.Checked{}, &reconcile.Outcome{}, "", ""},
 		{"invalid", &check.Checked{Diags: desired.Diagnostics{{Severity: desired.Error, Message: "bad"}}}, nil, VerdictInvalid, "bad"},
 		{"denied on the repository", &check.Checked{Violations: deny(false)}, nil, VerdictDenied, "no"},
-		{"denied by a guardrail reading the live accounts", &check.Checked{Violations: deny(false)}, &Outcome{}, VerdictDenied, "no"},
-		{"a built-in denial on the live state: grants held back", &check.Checked{Violations: deny(true)}, &Outcome{}, "", ""},
+		{"denied by a guardrail reading the live accounts", &check.Checked{Violations: deny(false)}, &reconcile.Outcome{}, VerdictDenied, "no"},
+		{"a built-in denial on the live state: grants held back", &check.Checked{Violations: deny(true)}, &reconcile.Outcome{}, "", ""},
 		{"a declaration the account lacks", &check.Checked{}, declared, VerdictInvalid, "prod: zone exmaple.com is not in account"},
 		{"an account that could not be read: not the revision's fault", &check.Checked{}, failed, "", ""},
 	} {

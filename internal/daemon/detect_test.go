@@ -1,4 +1,4 @@
-package reconcile
+package daemon
 
 import (
 	"slices"
@@ -9,10 +9,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
 	"github.com/cfaccess/reconciler/internal/desired"
-	"github.com/cfaccess/reconciler/internal/diff"
+	"github.com/cfaccess/reconciler/internal/reconcile"
 	"github.com/cfaccess/reconciler/internal/testkit"
 )
 
@@ -56,24 +55,24 @@ func TestChangeDetection(t *testing.T) {
 		const delay = 90 * time.Second
 		h := newHarness(t, story, func(c *LoopConfig) {
 			c.Interval = time.Minute
-			c.Planner.Detect = &Detection{FullReadInterval: 10 * time.Minute, Margin: 2 * time.Minute}
+			c.Planner.Detect = &reconcile.Detection{FullReadInterval: 10 * time.Minute, Margin: 2 * time.Minute}
 		})
 		story.Fake.SetAuditDelay(delay)
 		h.run(t)
 		synctest.Wait()
-		if r := readStatus(h); r.Read != "full" || r.Reason != "first" {
+		if r := readStatus(h); r.Read != reconcile.ReadFull || r.Reason != reconcile.ReasonFirst {
 			t.Fatalf("first read: %+v", r)
 		}
 		// The first apply changed the account (and the story's seeding is
 		// in the log): read in full once more.
 		testkit.Advance(66 * time.Second)
-		if r := readStatus(h); r.Read != "full" || r.Reason != "applied" && r.Reason != "changes" {
+		if r := readStatus(h); r.Read != reconcile.ReadFull || r.Reason != reconcile.ReasonApplied && r.Reason != reconcile.ReasonChanges {
 			t.Fatalf("after the first apply: %+v", r)
 		}
 		requests(story.Fake)
 		testkit.Advance(66 * time.Second)
 		n, paths := requests(story.Fake)
-		if r := readStatus(h); r.Read != "reused" || n > 3 {
+		if r := readStatus(h); r.Read != reconcile.ReadReused || n > 3 {
 			t.Fatalf("steady state: %+v after %d requests %v", r, n, paths)
 		}
 
@@ -96,7 +95,7 @@ func TestChangeDetection(t *testing.T) {
 		if d := st.Accounts[0].Drift; len(d) != 1 || d[0].Actor != "mallory@example.com" || d[0].Context != "dash" || !d[0].Applied || d[0].Change != "remove" {
 			t.Errorf("/status drift: %+v", d)
 		}
-		if r := readStatus(h); r.Reason != "changes" {
+		if r := readStatus(h); r.Reason != reconcile.ReasonChanges {
 			t.Errorf("read %+v, want a full read for the changes", r)
 		}
 		if got := oob() - before; got != 1 {
@@ -117,14 +116,14 @@ func TestChangeDetection(t *testing.T) {
 		if story.HasMember("ghost@example.com") {
 			t.Fatal("the lost change was never corrected")
 		}
-		if r := readStatus(h); r.Reason != "interval" {
+		if r := readStatus(h); r.Reason != reconcile.ReasonInterval {
 			t.Errorf("the lost change was corrected by a %q read, want interval", r.Reason)
 		}
 
 		// The log refuses: a full read every time, said on /status.
 		story.Fake.Fail(fake.Failure{Path: "/accounts/" + story.Fake.AccountID() + "/logs/audit", Status: 403})
 		testkit.Advance(66 * time.Second)
-		if r := readStatus(h); r.Read != "full" || r.Reason != "audit_log_unavailable" || !strings.Contains(r.AuditLogError, "403") {
+		if r := readStatus(h); r.Read != reconcile.ReadFull || r.Reason != reconcile.ReasonAuditLog || !strings.Contains(r.AuditLogError, "403") {
 			t.Errorf("with the log refused: %+v", r)
 		}
 	})
@@ -183,10 +182,10 @@ func TestReinviteChecksTheMemberFirst(t *testing.T) {
 		h := newHarness(t, story, func(c *LoopConfig) {
 			c.Interval = time.Hour
 			c.Plans.ReinviteAfter = 72 * time.Hour
-			c.Planner.Detect = &Detection{FullReadInterval: 1000 * time.Hour, Margin: time.Minute}
+			c.Planner.Detect = &reconcile.Detection{FullReadInterval: 1000 * time.Hour, Margin: time.Minute}
 		})
 		h.reconcileEvery(t, 3, time.Hour) // first read, the read after applying, then reused
-		if r := readStatus(h); r.Read != "reused" {
+		if r := readStatus(h); r.Read != reconcile.ReadReused {
 			t.Fatalf("read %+v, want reused", r)
 		}
 		story.Fake.Accept("dave@example.com")
@@ -213,7 +212,7 @@ func TestAttributionOutlivesTheQueryWindow(t *testing.T) {
 		h := newHarness(t, story, func(c *LoopConfig) {
 			c.Interval = time.Minute
 			c.DryRun = true
-			c.Planner.Detect = &Detection{FullReadInterval: time.Hour, Margin: time.Minute}
+			c.Planner.Detect = &reconcile.Detection{FullReadInterval: time.Hour, Margin: time.Minute}
 		})
 		h.reconcileEvery(t, 2, time.Minute) // the first read, then the story's seeding counted
 		oob := func() float64 {
@@ -258,10 +257,10 @@ func TestPartialRead(t *testing.T) {
 		story := testkit.NewStory(t)
 		h := newHarness(t, story, func(c *LoopConfig) {
 			c.Interval = time.Minute
-			c.Planner.Detect = &Detection{FullReadInterval: time.Hour, Margin: time.Minute}
+			c.Planner.Detect = &reconcile.Detection{FullReadInterval: time.Hour, Margin: time.Minute}
 		})
 		h.reconcileEvery(t, 4, time.Minute) // converge, then steady
-		if r := readStatus(h); r.Read != "reused" {
+		if r := readStatus(h); r.Read != reconcile.ReadReused {
 			t.Fatalf("steady read %+v", r)
 		}
 		story.Fake.SetDashboardUser("mallory@example.com")
@@ -279,7 +278,7 @@ func TestPartialRead(t *testing.T) {
 				reads++
 			}
 		}
-		if r := readStatus(h); r.Read != "partial" || r.Reason != "changes" {
+		if r := readStatus(h); r.Read != reconcile.ReadPartial || r.Reason != reconcile.ReasonChanges {
 			t.Fatalf("read %+v, want partial", r)
 		}
 		// alice and carol read, then alice's update and carol's invitation
@@ -313,7 +312,7 @@ func TestPartialRead(t *testing.T) {
 		if err := h.once(t); err != nil {
 			t.Fatal(err)
 		}
-		if r := readStatus(h); r.Read != "full" || !strings.Contains(r.Note, "partial read was given up") {
+		if r := readStatus(h); r.Read != reconcile.ReadFull || !strings.Contains(r.Note, "partial read was given up") {
 			t.Errorf("read %+v, want a full read after a partial one was given up", r)
 		}
 		if story.HasMember("sneaky@example.com") {
@@ -339,7 +338,7 @@ func TestCorrectedDriftIsNotBlamedAgain(t *testing.T) {
 		story := testkit.NewStory(t)
 		h := newHarness(t, story, func(c *LoopConfig) {
 			c.Interval = time.Minute
-			c.Planner.Detect = &Detection{FullReadInterval: time.Hour, Margin: time.Minute}
+			c.Planner.Detect = &reconcile.Detection{FullReadInterval: time.Hour, Margin: time.Minute}
 		})
 		h.reconcileEvery(t, 3, time.Minute)
 		story.Fake.SetDashboardUser("mallory@example.com")
@@ -361,38 +360,4 @@ func TestCorrectedDriftIsNotBlamedAgain(t *testing.T) {
 			t.Errorf("a change from Git is blamed on corrected drift: plan %+v, drift %+v", st.Plan, st.Drift)
 		}
 	})
-}
-
-func TestAttributionMatches(t *testing.T) {
-	t.Parallel()
-	const gid, mid = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
-	member := func(typ string) cloudflare.AuditEntry {
-		return cloudflare.AuditEntry{Kind: cloudflare.AuditMember, ActionType: typ, MemberID: mid, Email: "alice@example.com"}
-	}
-	group := func(members bool, mentions ...string) cloudflare.AuditEntry {
-		return cloudflare.AuditEntry{Kind: cloudflare.AuditUserGroup, GroupID: gid, GroupMembers: members, Mentions: mentions}
-	}
-	for _, tc := range []struct {
-		what  string
-		c     diff.Change
-		e     cloudflare.AuditEntry
-		match bool
-	}{
-		{"a removal undoes an addition", diff.Change{Action: diff.Remove, MemberID: mid, Email: "alice@example.com"}, member("create"), true},
-		{"a removal does not undo a removal", diff.Change{Action: diff.Remove, MemberID: mid}, member("delete"), false},
-		{"an invitation undoes a removal", diff.Change{Action: diff.Invite, Email: "alice@example.com"}, member("delete"), true},
-		{"an invitation does not undo an edit", diff.Change{Action: diff.Invite, Email: "alice@example.com"}, member("update"), false},
-		{"an update undoes an edit", diff.Change{Action: diff.Update, MemberID: mid, Email: "alice@example.com"}, member("update"), true},
-		{"an update does not undo a removal of an older membership", diff.Change{Action: diff.Update, MemberID: "other", Email: "alice@example.com"}, member("delete"), false},
-		{"a re-invitation undoes nothing", diff.Change{Action: diff.Reinvite, MemberID: mid, Email: "alice@example.com"}, member("create"), false},
-		{"leaving a group is not the member's own edit", diff.Change{Action: diff.LeaveGroup, GroupID: gid, MemberID: mid, Email: "alice@example.com"}, member("update"), false},
-		{"leaving a group undoes a change of its members naming her", diff.Change{Action: diff.LeaveGroup, GroupID: gid, MemberID: mid, Email: "alice@example.com"}, group(true, mid), true},
-		{"leaving a group is not someone else joining", diff.Change{Action: diff.LeaveGroup, GroupID: gid, MemberID: mid, Email: "alice@example.com"}, group(true, "bob@example.com"), false},
-		{"a group's policies are not its members", diff.Change{Action: diff.UpdateGroup, GroupID: gid}, group(true, mid), false},
-		{"a group's policies undo an edit of the group", diff.Change{Action: diff.UpdateGroup, GroupID: gid}, group(false), true},
-	} {
-		if got := matches(tc.c, tc.e, nil); got != tc.match {
-			t.Errorf("%s: matches %v, want %v", tc.what, got, tc.match)
-		}
-	}
 }

@@ -1,4 +1,4 @@
-package reconcile
+package daemon
 
 import (
 	"cmp"
@@ -19,6 +19,7 @@ import (
 	"github.com/cfaccess/reconciler/internal/diff"
 	"github.com/cfaccess/reconciler/internal/gitsource"
 	"github.com/cfaccess/reconciler/internal/metrics"
+	"github.com/cfaccess/reconciler/internal/reconcile"
 )
 
 // Source is where the loop gets revisions: a followed Git repository or a
@@ -46,10 +47,10 @@ const walkLimit = 50
 // LoopConfig configures a Loop.
 type LoopConfig struct {
 	Source  Source
-	Planner *Planner
+	Planner *reconcile.Planner
 	// Checks and Plans tune each revision's checks and each plan.
 	Checks check.Options
-	Plans  PlanOptions
+	Plans  reconcile.PlanOptions
 	DryRun bool
 	// Interval between reconciles (±10% jitter); TriggerGap, the least
 	// time between the starts of reconciles that triggers (webhooks,
@@ -257,7 +258,7 @@ type trialRun struct {
 	// checked is the revision checked at now: once planned, with the
 	// guardrails evaluated on the live accounts too (outcome's).
 	checked *check.Checked
-	outcome *Outcome // nil when not planned
+	outcome *reconcile.Outcome // nil when not planned
 }
 
 // trial evaluates a revision's guardrails at now, and plans it when they
@@ -282,7 +283,7 @@ func (l *Loop) trial(ctx context.Context, snap *snapshot, now time.Time) (trialR
 
 // refusal says why a candidate revision, evaluated and planned (or not,
 // when its guardrails stopped it), is refused; nil when it is accepted.
-func refusal(c *check.Checked, o *Outcome) *RefusedError {
+func refusal(c *check.Checked, o *reconcile.Outcome) *RefusedError {
 	switch {
 	case !c.Valid():
 		return &RefusedError{Verdict: VerdictInvalid, Findings: c.Findings()}
@@ -323,13 +324,13 @@ func (l *Loop) enforce(ctx context.Context, snap *snapshot, t trialRun, start ti
 
 // declarationErrors are the findings of the accounts whose plan failed
 // because of the repository.
-func declarationErrors(o *Outcome) []check.Finding {
+func declarationErrors(o *reconcile.Outcome) []check.Finding {
 	if o == nil {
 		return nil
 	}
 	var out []check.Finding
 	for _, ap := range o.Accounts {
-		var de *DeclarationError
+		var de *reconcile.DeclarationError
 		if errors.As(ap.Err, &de) {
 			for _, d := range de.Diags {
 				out = append(out, check.Finding{Severity: "error", Source: d.Pos.String(), Message: ap.Provider + ": " + d.Message})
@@ -562,7 +563,7 @@ func (l *Loop) goodSHA() string {
 
 // recordChange writes the audit record of an applied change, counts it,
 // and shows it among the recent changes.
-func (l *Loop) recordChange(ap *AccountPlan, r Result) {
+func (l *Loop) recordChange(ap *reconcile.AccountPlan, r reconcile.Result) {
 	result := "success"
 	attrs := []any{"audit", true, "account", ap.Provider, "account_id", ap.AccountID, "action", string(r.Change.Action),
 		"email", r.Change.Email, "revision", l.goodSHA(), "commit_author", l.good.rev.Author,
@@ -592,8 +593,8 @@ func (l *Loop) recordChange(ap *AccountPlan, r Result) {
 	}
 	l.Board.update(func(s *Status) {
 		s.Recent = append([]RecentChange{rc}, s.Recent...)
-		if len(s.Recent) > MaxRecent {
-			s.Recent = s.Recent[:MaxRecent]
+		if len(s.Recent) > maxRecent {
+			s.Recent = s.Recent[:maxRecent]
 		}
 	})
 	if r.Err != nil {
@@ -617,7 +618,7 @@ type runResult struct {
 	pending  map[string][2]float64     // provider -> (count, oldest seconds)
 	dryRun   bool
 	// outcome is the plan run summarized (nil when none was planned).
-	outcome *Outcome
+	outcome *reconcile.Outcome
 }
 
 type accountResult struct {
@@ -629,15 +630,15 @@ type accountResult struct {
 
 // memberStatus lists an account's live members with their grants, for
 // the status page.
-func memberStatus(ap *AccountPlan, pending map[string]time.Time) ([]MemberStatus, int) {
+func memberStatus(ap *reconcile.AccountPlan, pending map[string]time.Time) ([]MemberStatus, int) {
 	if ap.Live == nil || ap.Grants == nil {
 		return nil, 0
 	}
 	show := func(a desired.Access) string { return ap.Display(a).String() }
 	var out []MemberStatus
-	for _, l := range lives(ap.Live) {
-		if len(out) == MaxStatusMembers {
-			return out, len(ap.Live.Members) - MaxStatusMembers
+	for _, l := range ap.LiveMembers() {
+		if len(out) == maxStatusMembers {
+			return out, len(ap.Live.Members) - maxStatusMembers
 		}
 		ms := MemberStatus{Email: l.Email, Status: l.Status, Access: []string{}}
 		for _, a := range l.Access {
@@ -662,7 +663,7 @@ func memberStatus(ap *AccountPlan, pending map[string]time.Time) ([]MemberStatus
 // nextExpiries are the account's next 20 grants to expire. Only the
 // grants that expire are expanded into bindings (it runs at every
 // reconcile): a repository's bindings can be many.
-func nextExpiries(repo *desired.Repo, ap *AccountPlan, now time.Time) []ExpiryStatus {
+func nextExpiries(repo *desired.Repo, ap *reconcile.AccountPlan, now time.Time) []ExpiryStatus {
 	var out []ExpiryStatus
 	seen := map[string]bool{}
 	var bs []desired.Binding
@@ -689,7 +690,7 @@ func nextExpiries(repo *desired.Repo, ap *AccountPlan, now time.Time) []ExpirySt
 }
 
 // driftStatus lists the plan's changes that correct out-of-band ones.
-func driftStatus(ap *AccountPlan, applied bool) []DriftStatus {
+func driftStatus(ap *reconcile.AccountPlan, applied bool) []DriftStatus {
 	var out []DriftStatus
 	for _, c := range ap.Plan.Changes {
 		if c.Drift == nil {
@@ -723,7 +724,7 @@ func (r *runResult) err() error {
 
 // summarize makes the result of a reconcile. forced, when set, is the
 // result of every account (the enforced revision denied or failing).
-func (l *Loop) summarize(c *check.Checked, o *Outcome, rev gitsource.Revision, start time.Time, forced string) *runResult {
+func (l *Loop) summarize(c *check.Checked, o *reconcile.Outcome, rev gitsource.Revision, start time.Time, forced string) *runResult {
 	now := c.Now
 	if o != nil {
 		c = o.Checked // with the violations on the live accounts
@@ -796,8 +797,8 @@ func (l *Loop) summarize(c *check.Checked, o *Outcome, rev gitsource.Revision, s
 		if ap.Plan != nil && ap.Plan.Refused() > 0 && a.Result == "success" {
 			// Not applied (a dry run): refused all the same.
 			for _, c := range ap.Plan.Changes {
-				if msg := Refusal(ap, c); msg != "" {
-					a.Result, a.Error, a.err = "error", "a change is refused: "+msg, fmt.Errorf("%w: %s", ErrProtected, msg)
+				if msg := reconcile.Refusal(ap, c); msg != "" {
+					a.Result, a.Error, a.err = "error", "a change is refused: "+msg, fmt.Errorf("%w: %s", reconcile.ErrProtected, msg)
 				}
 			}
 		}
@@ -908,12 +909,12 @@ func (l *Loop) publishMetrics(r *runResult) {
 		// Born at zero, so that the alert's increase() sees the first
 		// change made with cfaccess's own credentials by someone else.
 		for _, ctx := range []string{"api_token", "api_key"} {
-			m.OutOfBandChanges.WithLabelValues(a.Account, OurCredentialsActor, ctx)
+			m.OutOfBandChanges.WithLabelValues(a.Account, reconcile.OurCredentialsActor, ctx)
 		}
 		for _, e := range a.outOfBand {
 			actor := cmp.Or(e.ActorType, "unknown")
 			if e.Origin == cloudflare.OurCredentials {
-				actor = OurCredentialsActor
+				actor = reconcile.OurCredentialsActor
 				l.cfg.Log.Error("a change was made with cfaccess's own credentials that this cfaccess did not make: a leaked token, or a second process running with it",
 					"account", a.Account, "account_id", a.AccountID, "at", e.Time.UTC().Format(time.RFC3339), "action", e.Action,
 					"member_id", e.MemberID, "user_group_id", e.GroupID, "actor", e.Actor(), "ip", e.IP, "user_agent", e.UserAgent, "audit_entry", e.ID)

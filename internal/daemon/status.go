@@ -1,4 +1,4 @@
-package reconcile
+package daemon
 
 import (
 	"sync"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cfaccess/reconciler/internal/check"
+	"github.com/cfaccess/reconciler/internal/reconcile"
 
 	"github.com/cfaccess/reconciler/internal/gitsource"
 )
@@ -66,7 +67,7 @@ type AccountStatus struct {
 	// outside cfaccess, with who made it (from the audit log).
 	Drift []DriftStatus `json:"drift,omitempty"`
 	// Members are who has which access, and from which grant (the first
-	// MaxStatusMembers; MembersOmitted the rest): on the status page, and
+	// maxStatusMembers; MembersOmitted the rest): on the status page, and
 	// in /status?members=true.
 	Members        []MemberStatus `json:"members,omitempty"`
 	MembersOmitted int            `json:"members_omitted,omitempty"`
@@ -75,27 +76,11 @@ type AccountStatus struct {
 	// CredentialsElsewhere are the changes of the last week made with
 	// cfaccess's own credentials that this process did not make: a leaked
 	// token, or a second process running with it (newest last).
-	CredentialsElsewhere []CredentialUse `json:"credentials_used_elsewhere,omitempty"`
+	CredentialsElsewhere []reconcile.CredentialUse `json:"credentials_used_elsewhere,omitempty"`
 }
 
-// CredentialUse is a change made with cfaccess's credentials by someone
-// else, as the audit log has it.
-type CredentialUse struct {
-	At time.Time `json:"at"`
-	// Action is the log's description ("Edit Member"); Subject the member
-	// (email, or id) or user group it changed.
-	Action  string `json:"action"`
-	Subject string `json:"subject,omitempty"`
-	// Actor is the credentials as the log names them ("token <name> of
-	// <email>"); IP and UserAgent where the request came from, and what it
-	// claimed to be.
-	Actor     string `json:"actor"`
-	IP        string `json:"ip,omitempty"`
-	UserAgent string `json:"user_agent,omitempty"`
-}
-
-// MaxStatusMembers bounds the members an account's status lists.
-const MaxStatusMembers = 5000
+// maxStatusMembers bounds the members an account's status lists.
+const maxStatusMembers = 5000
 
 // MemberStatus is a live member: its access, and the grants behind it.
 type MemberStatus struct {
@@ -131,20 +116,20 @@ type RecentChange struct {
 	DriftContext string `json:"drift_context,omitempty"`
 }
 
-// MaxRecent bounds the changes the status keeps.
-const MaxRecent = 50
+// maxRecent bounds the changes the status keeps.
+const maxRecent = 50
 
 // ReadStatus is how an account's live state was had.
 type ReadStatus struct {
 	// Read is "full", "reused" or "partial" (the members the audit log
 	// names read again, the rest reused).
-	Read ReadMode `json:"read"`
+	Read reconcile.ReadMode `json:"read"`
 	// Reason of a full read: first, changes (the audit log shows some),
 	// applied (cfaccess changed the account), interval
 	// (--full-read-interval), scope (other zones to read),
 	// audit_log_unavailable, disabled (--audit-log=false).
-	Reason       ReadReason `json:"reason,omitempty"`
-	LastFullRead time.Time  `json:"last_full_read"`
+	Reason       reconcile.ReadReason `json:"reason,omitempty"`
+	LastFullRead time.Time            `json:"last_full_read"`
 	// AuditLogError is why the audit log could not be used; Note why a
 	// partial read (of the members the log names) was given up.
 	AuditLogError string `json:"audit_log_error,omitempty"`
