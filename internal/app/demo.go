@@ -111,14 +111,15 @@ func seedDemo() (prod, staging *fake.Server, err error) {
 	return prod, staging, err
 }
 
+// runDemo runs the demo: it sets up the simulated accounts and a copy of
+// the access repository, shows the plan and applies it, then runs the
+// daemon until ctx is done (or exitAfter has passed).
 func runDemo(ctx context.Context, env *Env, listen string, jitAfter, oobWait, exitAfter time.Duration) error {
 	if exitAfter > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, exitAfter)
 		defer cancel()
 	}
-	out := env.Stdout
-	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
 	prod, staging, err := seedDemo()
 	if err != nil {
 		return err
@@ -130,6 +131,24 @@ func runDemo(ctx context.Context, env *Env, listen string, jitAfter, oobWait, ex
 		return err
 	}
 	defer os.RemoveAll(dir)
+	if err := copyExampleRepo(dir); err != nil {
+		return err
+	}
+	jitUntil := env.Now().Add(jitAfter).UTC().Truncate(time.Second).Add(time.Second)
+	if err := addDemoJIT(dir, jitUntil); err != nil {
+		return err
+	}
+	d := &demo{env: demoEnv(env, api.URL), dir: dir, jitUntil: jitUntil, prod: prod}
+	d.introduce()
+	if err := d.converge(ctx); err != nil {
+		return err
+	}
+	return d.runDaemon(ctx, listen, oobWait)
+}
+
+// copyExampleRepo copies example-repo into dir with the modes of an
+// ordinary checkout: 0o755 for directories, 0o644 for files.
+func copyExampleRepo(dir string) error {
 	if err := os.CopyFS(dir, examplerepo.FS); err != nil {
 		return err
 	}
@@ -146,119 +165,198 @@ func runDemo(ctx context.Context, env *Env, listen string, jitAfter, oobWait, ex
 		}
 		return nil
 	})
-	jitUntil := env.Now().Add(jitAfter).UTC().Truncate(time.Second).Add(time.Second)
-	jit := fmt.Sprintf("# Added by the demo: a just-in-time grant that expires in a few seconds.\ngrants:\n  - users: [oncall@example.com]\n    roles: [incident-admin]\n    reason: \"DEMO-1 on-call handover\"\n    expires: %s\n", jitUntil.Format(time.RFC3339))
-	if err := os.WriteFile(filepath.Join(dir, "grants", "demo-jit.yaml"), []byte(jit), 0o644); err != nil {
-		return err
-	}
-	demoEnv := &Env{Args: nil, Stdin: env.Stdin, Stdout: out, Stderr: env.Stderr, Now: env.Now, Getenv: func(k string) string {
+	return nil
+}
+
+// addDemoJIT adds to the repository in dir a just-in-time grant for
+// oncall@example.com that expires at until.
+func addDemoJIT(dir string, until time.Time) error {
+	jit := fmt.Sprintf("# Added by the demo: a just-in-time grant that expires in a few seconds.\ngrants:\n  - users: [oncall@example.com]\n    roles: [incident-admin]\n    reason: \"DEMO-1 on-call handover\"\n    expires: %s\n", until.Format(time.RFC3339))
+	return os.WriteFile(filepath.Join(dir, "grants", "demo-jit.yaml"), []byte(jit), 0o644)
+}
+
+// demoEnv is the environment of the reconciler commands the demo runs: env's
+// streams and clock, the demo token for both accounts, and the simulated
+// API at apiURL.
+func demoEnv(env *Env, apiURL string) Env {
+	return Env{Args: nil, Stdin: env.Stdin, Stdout: env.Stdout, Stderr: env.Stderr, Now: env.Now, Getenv: func(k string) string {
 		switch k {
 		case "CF_TOKEN_PROD", "CF_TOKEN_STAGING":
 			return "demo-token"
 		case "CLOUDFLARE_API_URL":
-			return api.URL + fake.BasePath
+			return apiURL + fake.BasePath
 		case "NO_COLOR":
 			return env.Getenv(k)
 		}
 		return ""
 	}}
-	reconcilerCmd := func(args ...string) int {
-		say("\n$ reconciler %s", strings.Join(args, " "))
-		e := *demoEnv
-		e.Args = args
-		return Run(ctx, e)
-	}
+}
 
-	say("cfaccess demo: two simulated Cloudflare accounts run inside this process; nothing leaves this machine.")
-	say("The access repository is example-repo (compiled in), copied to %s, plus a just-in-time grant for", dir)
-	say("oncall@example.com that expires at %s. The accounts have drifted from it: carol was given", jitUntil.Local().Format("15:04:05"))
-	say("Billing by hand, a contractor nobody declared is still a member, several people were never invited.")
+// demo is one run of the demo once its accounts and repository are set up.
+type demo struct {
+	env      Env       // for the reconciler commands the demo runs; Args unset
+	dir      string    // the copy of the access repository
+	jitUntil time.Time // when oncall@example.com's just-in-time grant expires
+	prod     *fake.Server
+}
 
-	if code := reconcilerCmd("plan", "--repo", dir); code != ExitOK {
+// say prints one line of the demo's narration.
+func (d *demo) say(format string, args ...any) {
+	fmt.Fprintf(d.env.Stdout, format+"\n", args...)
+}
+
+// reconciler shows and runs a reconciler command, and returns its exit code.
+func (d *demo) reconciler(ctx context.Context, args ...string) int {
+	d.say("\n$ reconciler %s", strings.Join(args, " "))
+	e := d.env
+	e.Args = args
+	return Run(ctx, e)
+}
+
+// introduce says what the demo runs and how the accounts have drifted.
+func (d *demo) introduce() {
+	d.say("cfaccess demo: two simulated Cloudflare accounts run inside this process; nothing leaves this machine.")
+	d.say("The access repository is example-repo (compiled in), copied to %s, plus a just-in-time grant for", d.dir)
+	d.say("oncall@example.com that expires at %s. The accounts have drifted from it: carol was given", d.jitUntil.Local().Format("15:04:05"))
+	d.say("Billing by hand, a contractor nobody declared is still a member, several people were never invited.")
+}
+
+// converge shows the plan, applies it, and checks that nothing is left to do.
+func (d *demo) converge(ctx context.Context) error {
+	if code := d.reconciler(ctx, "plan", "--repo", d.dir); code != ExitOK {
 		return fmt.Errorf("the plan failed (exit %d)", code)
 	}
-	say("\nThe plan above changes nothing yet. Applying it:")
-	if code := reconcilerCmd("apply", "--repo", dir); code != ExitOK {
+	d.say("\nThe plan above changes nothing yet. Applying it:")
+	if code := d.reconciler(ctx, "apply", "--repo", d.dir); code != ExitOK {
 		return fmt.Errorf("apply failed (exit %d)", code)
 	}
-	if code := reconcilerCmd("plan", "--repo", dir, "--detailed-exitcode"); code != ExitOK {
+	if code := d.reconciler(ctx, "plan", "--repo", d.dir, "--detailed-exitcode"); code != ExitOK {
 		return errors.New("the accounts did not converge")
 	}
+	return nil
+}
 
-	// The daemon runs as a user would start it; its logs are read only
-	// for the address it listens on (the demo narrates instead).
-	started := &startedLog{addr: make(chan string, 1)}
-	daemonEnv := *demoEnv
-	// (--status-details: the simulated accounts' emails are made up.)
-	daemonEnv.Args = []string{"run", "--repo", dir, "--listen", listen, "--interval", "5s", "--watch-debounce", "200ms", "--status-details"}
-	daemonEnv.Stderr = started
-	done := make(chan int, 1)
+// runDaemon starts the daemon in the background, shows it correct a
+// dashboard change after oobWait and revoke the just-in-time grant on time,
+// then keeps it running until ctx is done; it returns once the daemon has
+// stopped, whenever ctx ends.
+func (d *demo) runDaemon(ctx context.Context, listen string, oobWait time.Duration) error {
 	dctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go func() { done <- Run(dctx, daemonEnv) }()
-	var addr string
-	select {
-	case addr = <-started.addr:
-	case code := <-done:
-		return fmt.Errorf("the daemon stopped (exit %d)", code)
-	}
-	base := "http://" + addr
-	say("\n$ reconciler run --repo %s --interval 5s --status-details   (the daemon, in the background)", dir)
-	say("  page     %s/   (open it in a browser: who has which access, drift, expiries)", base)
-	say("  metrics  %s/metrics", base)
-	say("  status   %s/status", base)
-	say("  health   %s/healthz and %s/readyz", base, base)
-	say("It reconciles every 5 s, when a file of the repository changes, and at each grant's instant.")
-
-	hasMember := func(s *fake.Server, email string) bool {
-		for _, m := range s.Members() {
-			if m.Email == email {
-				return true
-			}
-		}
-		return false
-	}
-	waitFor := func(cond func() bool) (time.Duration, bool) {
-		start := time.Now()
-		t := time.NewTicker(50 * time.Millisecond)
-		defer t.Stop()
-		for !cond() {
-			select {
-			case <-ctx.Done():
-				return 0, false
-			case <-t.C:
-			}
-		}
-		return time.Since(start), true
-	}
-	select {
-	case <-ctx.Done():
-		return nil
-	case <-time.After(oobWait):
-	}
-	say("\nSomeone adds mallory@evil.example as Administrator in the Cloudflare dashboard...")
-	if _, err := prod.PutMember(fake.MemberSpec{Email: "mallory@evil.example", Access: []desired.Access{{Role: "Administrator", Resource: desired.Resource{Kind: desired.WholeAccount}}}}); err != nil {
+	addr, done, err := d.startDaemon(dctx, listen)
+	if err != nil {
 		return err
 	}
-	took, ok := waitFor(func() bool { return !hasMember(prod, "mallory@evil.example") })
-	if !ok {
-		return nil
+	// However the demo ends, the daemon has stopped before its repository
+	// is removed.
+	code, stopped := ExitOK, false
+	wait := func() int {
+		if !stopped {
+			stop()
+			code, stopped = <-done, true
+		}
+		return code
 	}
-	say("  -> removed by the daemon %.1f s later: drift corrected (see cfaccess_changes_applied_total).", took.Seconds())
+	defer wait()
+	base := "http://" + addr
+	d.say("\n$ reconciler run --repo %s --interval 5s --status-details   (the daemon, in the background)", d.dir)
+	d.say("  page     %s/   (open it in a browser: who has which access, drift, expiries)", base)
+	d.say("  metrics  %s/metrics", base)
+	d.say("  status   %s/status", base)
+	d.say("  health   %s/healthz and %s/readyz", base, base)
+	d.say("It reconciles every 5 s, when a file of the repository changes, and at each grant's instant.")
 
-	say("\noncall@example.com holds Administrator until %s (a just-in-time grant)...", jitUntil.Local().Format("15:04:05"))
-	if _, ok := waitFor(func() bool { return !hasMember(prod, "oncall@example.com") }); !ok {
+	if ok, err := d.dashboardChange(ctx, oobWait); !ok {
+		return err
+	}
+	if !d.jitExpiry(ctx) {
 		return nil
 	}
-	say("  -> revoked at %s, %.1f s after its instant, with no commit.", env.Now().Local().Format("15:04:05"), env.Now().Sub(jitUntil).Seconds())
-	say("\nConverged: both accounts equal the repository. The daemon keeps running; look at %s/ (or reconciler status --addr %s).", base, base)
-	say("Press Ctrl-C to stop.")
+	d.say("\nConverged: both accounts equal the repository. The daemon keeps running; look at %s/ (or reconciler status --addr %s).", base, base)
+	d.say("Press Ctrl-C to stop.")
 	<-ctx.Done()
-	stop()
-	if code := <-done; code != ExitOK {
+	if code := wait(); code != ExitOK {
 		return fmt.Errorf("the daemon failed (exit %d)", code)
 	}
 	return nil
+}
+
+// startDaemon runs the daemon until ctx is done, and returns, once it
+// listens, its address and the channel that receives its exit code.
+func (d *demo) startDaemon(ctx context.Context, listen string) (addr string, done <-chan int, err error) {
+	// The daemon runs as a user would start it; its logs are read only
+	// for the address it listens on (the demo narrates instead).
+	started := &startedLog{addr: make(chan string, 1)}
+	daemonEnv := d.env
+	// (--status-details: the simulated accounts' emails are made up.)
+	daemonEnv.Args = []string{"run", "--repo", d.dir, "--listen", listen, "--interval", "5s", "--watch-debounce", "200ms", "--status-details"}
+	daemonEnv.Stderr = started
+	exit := make(chan int, 1)
+	go func() { exit <- Run(ctx, daemonEnv) }()
+	select {
+	case addr = <-started.addr:
+		return addr, exit, nil
+	case code := <-exit:
+		return "", nil, fmt.Errorf("the daemon stopped (exit %d)", code)
+	}
+}
+
+// dashboardChange waits for oobWait, adds an administrator to the
+// production account behind the daemon's back, and shows how soon the
+// daemon removes them. ok is false, with a nil error, if ctx is done first.
+func (d *demo) dashboardChange(ctx context.Context, oobWait time.Duration) (ok bool, err error) {
+	select {
+	case <-ctx.Done():
+		return false, nil
+	case <-time.After(oobWait):
+	}
+	d.say("\nSomeone adds mallory@evil.example as Administrator in the Cloudflare dashboard...")
+	if _, err := d.prod.PutMember(fake.MemberSpec{Email: "mallory@evil.example", Access: []desired.Access{{Role: "Administrator", Resource: desired.Resource{Kind: desired.WholeAccount}}}}); err != nil {
+		return false, err
+	}
+	took, ok := waitFor(ctx, func() bool { return !hasMember(d.prod, "mallory@evil.example") })
+	if !ok {
+		return false, nil
+	}
+	d.say("  -> removed by the daemon %.1f s later: drift corrected (see cfaccess_changes_applied_total).", took.Seconds())
+	return true, nil
+}
+
+// jitExpiry shows the daemon revoke the just-in-time grant at its instant.
+// It reports false if ctx is done first.
+func (d *demo) jitExpiry(ctx context.Context) bool {
+	d.say("\noncall@example.com holds Administrator until %s (a just-in-time grant)...", d.jitUntil.Local().Format("15:04:05"))
+	if _, ok := waitFor(ctx, func() bool { return !hasMember(d.prod, "oncall@example.com") }); !ok {
+		return false
+	}
+	d.say("  -> revoked at %s, %.1f s after its instant, with no commit.", d.env.Now().Local().Format("15:04:05"), d.env.Now().Sub(d.jitUntil).Seconds())
+	return true
+}
+
+// hasMember reports whether email is a member of the account s simulates.
+func hasMember(s *fake.Server, email string) bool {
+	for _, m := range s.Members() {
+		if m.Email == email {
+			return true
+		}
+	}
+	return false
+}
+
+// waitFor polls cond until it holds, and returns how long that took; ok is
+// false if ctx is done first.
+func waitFor(ctx context.Context, cond func() bool) (took time.Duration, ok bool) {
+	start := time.Now()
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return 0, false
+		case <-t.C:
+		}
+	}
+	return time.Since(start), true
 }
 
 // startedLog reads the daemon's JSON logs for the address of its "started"

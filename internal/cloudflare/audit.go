@@ -14,6 +14,7 @@ import (
 
 	"github.com/cloudflare/cloudflare-go/v7/accounts"
 	"github.com/cloudflare/cloudflare-go/v7/option"
+	"github.com/cloudflare/cloudflare-go/v7/packages/pagination"
 )
 
 // The account's audit log (Audit Logs v2, GET /accounts/{id}/logs/audit,
@@ -219,7 +220,7 @@ type AuditQuery struct {
 	MaxPages int
 	// MaxBytes bounds the answers' total size (default 64 MiB): a log of
 	// huge entries is Truncated before it fills the memory (one answer is
-	// at most MaxResponseBody).
+	// at most maxResponseBody).
 	MaxBytes int64
 	// All keeps entries of every kind (a person's last activity), not
 	// only members and user groups.
@@ -274,97 +275,128 @@ var (
 
 // AuditLog reads the account's audit entries in q's window, oldest first.
 func (c *Client) AuditLog(ctx context.Context, accountID string, q AuditQuery) (AuditResult, error) {
-	var out AuditResult
-	if err := checkIDs("read the audit log of account "+accountID, accountID); err != nil {
-		return out, err
+	op := "read the audit log of account " + accountID
+	if err := checkIDs(op, accountID); err != nil {
+		return AuditResult{}, err
 	}
+	r := &auditRead{accountID: accountID, q: q.withDefaults(), seen: map[string]bool{}}
+	cursor := ""
+	for range r.q.MaxPages {
+		p, opts := r.request(cursor)
+		res, err := c.audit.List(ctx, p, opts...)
+		r.out.Requests++
+		if err != nil {
+			return r.out, c.wrap(op, err)
+		}
+		fresh, next := r.add(res)
+		switch {
+		case r.out.Bytes > r.q.MaxBytes && len(res.Result) > 0 && next != "":
+			return r.result(true), nil
+		case len(res.Result) == 0 || next == "":
+			return r.result(false), nil
+		case fresh == 0 || next == cursor:
+			return r.out, &APIError{Op: op, Message: "the audit log repeats itself: a page added no new entry"}
+		}
+		cursor = next
+	}
+	return r.result(true), nil
+}
+
+// withDefaults returns q with its bounds set: 10 pages and
+// DefaultAuditMaxBytes unless it says otherwise.
+func (q AuditQuery) withDefaults() AuditQuery {
 	if q.MaxPages <= 0 {
 		q.MaxPages = 10
 	}
 	if q.MaxBytes <= 0 {
 		q.MaxBytes = DefaultAuditMaxBytes
 	}
-	cursor := ""
-	seen := map[string]bool{}
-	for page := 0; ; page++ {
-		if page == q.MaxPages {
-			out.Truncated = true
-			if q.NewestFirst {
-				slices.Reverse(out.Entries)
-			}
-			return out, nil
-		}
-		var p accounts.LogAuditListParams
-		p.AccountID.Value, p.AccountID.Present = accountID, true
-		p.Since.Value, p.Since.Present = q.Since, true
-		p.Before.Value, p.Before.Present = q.Before, true
-		p.Limit.Value, p.Limit.Present = auditPageSize, true
-		p.Direction.Value, p.Direction.Present = accounts.LogAuditListParamsDirectionAsc, true
-		if q.NewestFirst {
-			p.Direction.Value = accounts.LogAuditListParamsDirectionDesc
-		}
-		if cursor != "" {
-			p.Cursor.Value, p.Cursor.Present = cursor, true
-		}
-		// Whole seconds, the window widened to them: the documented form
-		// is RFC 3339, and nothing says fractions are accepted.
-		opts := []option.RequestOption{
-			option.WithQuery("since", q.Since.UTC().Truncate(time.Second).Format(time.RFC3339)),
-			option.WithQuery("before", ceilSecond(q.Before).Format(time.RFC3339)),
-		}
-		for _, id := range q.ResourceIDs {
-			opts = append(opts, option.WithQueryAdd("resource_id", id))
-		}
-		res, err := c.audit.List(ctx, p, opts...)
-		out.Requests++
-		if err != nil {
-			return out, c.wrap("read the audit log of account "+accountID, err)
-		}
-		var env struct {
-			ResultInfo struct {
-				Cursor  string `json:"cursor"`
-				Cursors struct {
-					After string `json:"after"`
-				} `json:"cursors"`
-			} `json:"result_info"`
-		}
-		raw := res.JSON.RawJSON()
-		out.Bytes += int64(len(raw))
-		_ = json.Unmarshal([]byte(raw), &env)
-		fresh := 0
-		for _, r := range res.Result {
-			if seen[r.ID] {
-				continue
-			}
-			seen[r.ID] = true
-			fresh++
-			e := convertAudit(r)
-			if e.Kind == "" && !q.All {
-				out.Others++
-				continue
-			}
-			out.Entries = append(out.Entries, e)
-		}
-		next := cmp.Or(env.ResultInfo.Cursor, env.ResultInfo.Cursors.After)
-		if out.Bytes > q.MaxBytes && len(res.Result) > 0 && next != "" {
-			out.Truncated = true
-			if q.NewestFirst {
-				slices.Reverse(out.Entries)
-			}
-			return out, nil
-		}
-		if len(res.Result) == 0 || next == "" {
-			if q.NewestFirst {
-				slices.Reverse(out.Entries)
-			}
-			return out, nil
-		}
-		if fresh == 0 || next == cursor {
-			return out, &APIError{Op: "read the audit log of account " + accountID,
-				Message: "the audit log repeats itself: a page added no new entry"}
-		}
-		cursor = next
+	return q
+}
+
+// auditRead is one AuditLog query: what it asks for, and what its pages
+// have given so far.
+type auditRead struct {
+	accountID string
+	q         AuditQuery
+	out       AuditResult
+	// seen holds the ids of the entries read.
+	seen map[string]bool
+}
+
+// request is the query of the page at cursor ("" for the first).
+func (r *auditRead) request(cursor string) (accounts.LogAuditListParams, []option.RequestOption) {
+	q := r.q
+	var p accounts.LogAuditListParams
+	p.AccountID.Value, p.AccountID.Present = r.accountID, true
+	p.Since.Value, p.Since.Present = q.Since, true
+	p.Before.Value, p.Before.Present = q.Before, true
+	p.Limit.Value, p.Limit.Present = auditPageSize, true
+	p.Direction.Value, p.Direction.Present = accounts.LogAuditListParamsDirectionAsc, true
+	if q.NewestFirst {
+		p.Direction.Value = accounts.LogAuditListParamsDirectionDesc
 	}
+	if cursor != "" {
+		p.Cursor.Value, p.Cursor.Present = cursor, true
+	}
+	// Whole seconds, the window widened to them: the documented form
+	// is RFC 3339, and nothing says fractions are accepted.
+	opts := []option.RequestOption{
+		option.WithQuery("since", q.Since.UTC().Truncate(time.Second).Format(time.RFC3339)),
+		option.WithQuery("before", ceilSecond(q.Before).Format(time.RFC3339)),
+	}
+	for _, id := range q.ResourceIDs {
+		opts = append(opts, option.WithQueryAdd("resource_id", id))
+	}
+	return p, opts
+}
+
+// add keeps a page's entries not read before (those of the kinds asked
+// for; the others are counted), and returns how many were new and the
+// cursor of the next page ("" at the end).
+func (r *auditRead) add(res *pagination.CursorPaginationAfter[accounts.LogAuditListResponse]) (fresh int, next string) {
+	raw := res.JSON.RawJSON()
+	r.out.Bytes += int64(len(raw))
+	for _, entry := range res.Result {
+		if r.seen[entry.ID] {
+			continue
+		}
+		r.seen[entry.ID] = true
+		fresh++
+		e := convertAudit(entry)
+		if e.Kind == "" && !r.q.All {
+			r.out.Others++
+			continue
+		}
+		r.out.Entries = append(r.out.Entries, e)
+	}
+	return fresh, nextCursor(raw)
+}
+
+// nextCursor reads the cursor of the next page from an answer: Cloudflare's
+// docs show it at result_info.cursor, the SDK reads
+// result_info.cursors.after.
+func nextCursor(raw string) string {
+	var env struct {
+		ResultInfo struct {
+			Cursor  string `json:"cursor"`
+			Cursors struct {
+				After string `json:"after"`
+			} `json:"cursors"`
+		} `json:"result_info"`
+	}
+	_ = json.Unmarshal([]byte(raw), &env)
+	return cmp.Or(env.ResultInfo.Cursor, env.ResultInfo.Cursors.After)
+}
+
+// result is what the query found, its entries oldest first; truncated
+// says a bound ran out before the end.
+func (r *auditRead) result(truncated bool) AuditResult {
+	r.out.Truncated = truncated
+	if r.q.NewestFirst {
+		slices.Reverse(r.out.Entries)
+	}
+	return r.out
 }
 
 // ceilSecond rounds t up to a whole second, in UTC.

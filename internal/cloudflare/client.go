@@ -185,14 +185,14 @@ func (c *Client) middleware(req *http.Request, next option.MiddlewareNext) (res 
 	}
 	res, err = next(req)
 	if err == nil {
-		body, rerr := io.ReadAll(io.LimitReader(res.Body, MaxResponseBody+1))
+		body, rerr := io.ReadAll(io.LimitReader(res.Body, maxResponseBody+1))
 		_ = res.Body.Close()
 		switch {
 		case rerr != nil:
 			res, err = nil, fmt.Errorf("reading the response body: %w", rerr)
-		case len(body) > MaxResponseBody:
+		case len(body) > maxResponseBody:
 			// Not retried: the same request would bring the same answer.
-			res = localAnswer(req, http.StatusBadGateway, fmt.Sprintf("the answer is larger than %d MiB: refused, nothing decided on it", MaxResponseBody>>20), time.Time{})
+			res = localAnswer(req, http.StatusBadGateway, fmt.Sprintf("the answer is larger than %d MiB: refused, nothing decided on it", maxResponseBody>>20), time.Time{})
 		default:
 			res.Body = io.NopCloser(bytes.NewReader(body))
 		}
@@ -277,10 +277,10 @@ func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 	return 0, false
 }
 
-// MaxResponseBody is the largest answer read (32 MiB): a page of 50
+// maxResponseBody is the largest answer read (32 MiB): a page of 50
 // members is a few hundred KiB, and a larger answer is refused rather than
 // read whole.
-const MaxResponseBody = 32 << 20
+const maxResponseBody = 32 << 20
 
 // localAnswer is an answer the middleware gives in Cloudflare's place — a
 // call not sent because the budget is used up (429), an answer refused

@@ -45,7 +45,7 @@ func (cs *Clients) For(tokenEnv, revision string, journal *Journal) (*Client, Cr
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
-	creds, err := FindCredentials(getenv, tokenEnv, cs.TokenFile)
+	creds, err := findCredentials(getenv, tokenEnv, cs.TokenFile)
 	if err != nil {
 		return nil, creds, err
 	}
@@ -74,7 +74,7 @@ func (cs *Clients) limiter(creds Credentials) *Limiter {
 	}
 	l, ok := cs.limiters[creds.Key()]
 	if !ok {
-		l = NewLimiter(max(cs.RateLimit, 1), 5*time.Minute)
+		l = newLimiter(max(cs.RateLimit, 1), 5*time.Minute)
 		cs.limiters[creds.Key()] = l
 	}
 	return l

@@ -24,13 +24,13 @@ func (c Credentials) String() string { return "credentials from " + c.Source }
 // GoString is String, for %#v.
 func (c Credentials) GoString() string { return c.String() }
 
-// ErrNoCredentials means no credential was found anywhere.
-var ErrNoCredentials = errors.New("no Cloudflare credentials: set CLOUDFLARE_API_TOKEN (or the variable named by the provider's config.api_token_env), pass --cloudflare-token-file, or set CLOUDFLARE_API_KEY with CLOUDFLARE_EMAIL")
+// errNoCredentials means no credential was found anywhere.
+var errNoCredentials = errors.New("no Cloudflare credentials: set CLOUDFLARE_API_TOKEN (or the variable named by the provider's config.api_token_env), pass --cloudflare-token-file, or set CLOUDFLARE_API_KEY with CLOUDFLARE_EMAIL")
 
-// FindCredentials resolves credentials in the order of SPEC §2: a token
+// findCredentials resolves credentials in the order of SPEC §2: a token
 // file (tokenFile), the provider's own variable (tokenEnv), then
 // CLOUDFLARE_API_TOKEN, then CLOUDFLARE_API_KEY with CLOUDFLARE_EMAIL.
-func FindCredentials(getenv func(string) string, tokenEnv, tokenFile string) (Credentials, error) {
+func findCredentials(getenv func(string) string, tokenEnv, tokenFile string) (Credentials, error) {
 	if tokenFile != "" {
 		b, err := os.ReadFile(tokenFile)
 		if err != nil {
@@ -58,5 +58,5 @@ func FindCredentials(getenv func(string) string, tokenEnv, tokenFile string) (Cr
 	case key != "":
 		return Credentials{}, errors.New("CLOUDFLARE_API_KEY is set but CLOUDFLARE_EMAIL is not: the legacy key needs its account email")
 	}
-	return Credentials{}, ErrNoCredentials
+	return Credentials{}, errNoCredentials
 }

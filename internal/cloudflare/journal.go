@@ -37,8 +37,8 @@ import (
 type Origin uint8
 
 const (
-	// NotJudged: not looked at.
-	NotJudged Origin = iota
+	// notJudged: not looked at.
+	notJudged Origin = iota
 	// Others: made with other credentials than cfaccess's: out of band,
 	// whatever its User-Agent says.
 	Others
@@ -338,7 +338,7 @@ func (j *Journal) JudgeAll(es []AuditEntry, id Identity) []Origin {
 	}
 	for _, sameAgent := range []bool{true, false} {
 		for _, i := range open {
-			if out[i] != NotJudged {
+			if out[i] != notJudged {
 				continue
 			}
 			if w := j.explainLocked(es[i], byPath[es[i].Method+" "+auditPath(es[i].URI)], sameAgent); w >= 0 {
@@ -348,7 +348,7 @@ func (j *Journal) JudgeAll(es []AuditEntry, id Identity) []Origin {
 	}
 	for _, i := range open {
 		switch {
-		case out[i] != NotJudged:
+		case out[i] != notJudged:
 		case j.reachesLocked(es[i].Time):
 			if j.elsewhere == nil {
 				j.elsewhere = map[string]time.Time{}

@@ -13,8 +13,8 @@ import (
 // credentials share, across reconciles: Cloudflare's budget is per user.
 type Limiter = window
 
-// NewLimiter allows limit requests in any period.
-func NewLimiter(limit int, period time.Duration) *Limiter {
+// newLimiter allows limit requests in any period.
+func newLimiter(limit int, period time.Duration) *Limiter {
 	return newWindow(limit, period, time.Now)
 }
 

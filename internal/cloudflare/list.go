@@ -9,10 +9,10 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// MaxListPages bounds one list read: 2,000 pages of 50 is 100,000 items,
+// maxListPages bounds one list read: 2,000 pages of 50 is 100,000 items,
 // twice the largest account measured. A list claiming more fails instead
 // of spending the rate budget (1,200 requests in 5 minutes) on one read.
-const MaxListPages = 2000
+const maxListPages = 2000
 
 // pageInfo is what the reconciler reads of a list answer beyond its items:
 // result_info, which the SDK's types drop, and whether "result" was a list
@@ -61,7 +61,7 @@ type listMode struct {
 	// documents it as "total results available without any search
 	// parameters", so a filtered list (zones by account or name) may hold
 	// fewer. Pages are then read in turn up to the first short one, never
-	// more than the count (or MaxListPages) allows.
+	// more than the count (or maxListPages) allows.
 	countIsBound bool
 	// dropRepeats drops an item listed twice (same id) instead of failing
 	// the read: for catalogues (permission groups, zones), where Cloudflare
@@ -84,46 +84,18 @@ type listMode struct {
 // changed is not re-read at once: the error is transient, and the next
 // reconcile reads it again.
 func fetchAll[T any](ctx context.Context, c *Client, op string, mode listMode, id func(T) string, get func(ctx context.Context, page int) ([]T, pageInfo, error)) ([]T, error) {
-	first, info, err := get(ctx, 1)
+	l := &lister[T]{c: c, op: op, mode: mode, id: id, get: get, seen: map[string]bool{}}
+	first, info, err := l.fetch(ctx, 1)
 	if err != nil {
-		return nil, c.wrap(op, err)
+		return nil, err
 	}
-	if !info.list {
-		return nil, untrusted(op, "the answer holds no list")
-	}
-	seen := map[string]bool{}
-	repeats := 0
-	// fresh records a page's ids and returns its new items, or false when
-	// it repeats one and repeats are not dropped.
-	fresh := func(items []T) ([]T, bool) {
-		out := items[:0:0]
-		for _, it := range items {
-			k := id(it)
-			if seen[k] {
-				if !mode.dropRepeats {
-					return nil, false
-				}
-				repeats++
-				continue
-			}
-			seen[k] = true
-			out = append(out, it)
-		}
-		return out, true
-	}
-	all, ok := fresh(first)
+	all, ok := l.fresh(first)
 	if !ok {
 		return nil, untrusted(op, "page 1 lists an item twice")
 	}
-	per := c.cfg.PerPage
-	if mode.perPage > 0 {
-		per = mode.perPage
-	}
-	if info.perPage > 0 && info.perPage < per {
-		if info.perPage < 5 {
-			return nil, untrusted(op, fmt.Sprintf("the answer has pages of %d items, fewer than the API's minimum of 5", info.perPage))
-		}
-		per = info.perPage // the API answered with smaller pages than asked
+	per, err := l.pageSize(info)
+	if err != nil {
+		return nil, err
 	}
 	if !info.hasCount {
 		// Cloudflare's paged lists state their total_count (the recorded
@@ -136,62 +108,141 @@ func fetchAll[T any](ctx context.Context, c *Client, op string, mode listMode, i
 		return nil, untrusted(op, "the answer states no total_count for a list longer than one page, so its end cannot be known")
 	}
 	total := info.totalCount
-	pages := (total + per - 1) / per
-	switch {
-	case mode.countIsBound:
-		pages = min(pages, MaxListPages)
-	case pages > MaxListPages:
-		return nil, untrusted(op, fmt.Sprintf("the list claims %d items, more than %d pages", total, MaxListPages))
-	case !mode.countIsBound && total > 0 && len(first) == 0:
-		return nil, untrusted(op, fmt.Sprintf("page 1 has %d items but the list claims %d", len(first), total))
-	}
-	if len(first) > total {
-		return nil, untrusted(op, fmt.Sprintf("page 1 has %d items but the list claims %d", len(first), total))
+	pages, err := l.pageCount(len(first), total, per)
+	if err != nil {
+		return nil, err
 	}
 	if mode.countIsBound {
-		last := first
-		for p := 2; p <= pages && len(last) == per; p++ {
-			items, pi, err := get(ctx, p)
-			if err != nil {
-				return nil, c.wrap(op, err)
-			}
-			if !pi.list {
-				return nil, untrusted(op, fmt.Sprintf("page %d holds no list", p))
-			}
-			added, ok := fresh(items)
-			if !ok {
-				return nil, untrusted(op, fmt.Sprintf("page %d repeats an item of another page", p))
-			}
-			if len(added) == 0 {
-				break
-			}
-			all, last = append(all, added...), items
-		}
-		return all, nil
+		return l.readInTurn(ctx, all, first, pages, per)
 	}
+	return l.readAtOnce(ctx, all, total, pages)
+}
+
+// lister is one read of a paged list (fetchAll): how it asks for a page,
+// and the ids its pages have listed so far.
+type lister[T any] struct {
+	c    *Client
+	op   string
+	mode listMode
+	id   func(T) string
+	get  func(ctx context.Context, page int) ([]T, pageInfo, error)
+	// seen holds the ids read so far; repeats counts the items dropped
+	// as repeats (mode.dropRepeats).
+	seen    map[string]bool
+	repeats int
+}
+
+// fetch reads page p, failing unless its answer holds a list.
+func (l *lister[T]) fetch(ctx context.Context, p int) ([]T, pageInfo, error) {
+	items, info, err := l.get(ctx, p)
+	if err != nil {
+		return nil, pageInfo{}, l.c.wrap(l.op, err)
+	}
+	if !info.list {
+		if p == 1 {
+			return nil, pageInfo{}, untrusted(l.op, "the answer holds no list")
+		}
+		return nil, pageInfo{}, untrusted(l.op, fmt.Sprintf("page %d holds no list", p))
+	}
+	return items, info, nil
+}
+
+// fresh records a page's ids and returns its new items, or false when it
+// repeats one and repeats are not dropped.
+func (l *lister[T]) fresh(items []T) ([]T, bool) {
+	out := items[:0:0]
+	for _, it := range items {
+		k := l.id(it)
+		if l.seen[k] {
+			if !l.mode.dropRepeats {
+				return nil, false
+			}
+			l.repeats++
+			continue
+		}
+		l.seen[k] = true
+		out = append(out, it)
+	}
+	return out, true
+}
+
+// pageSize is the number of items a full page holds: the size asked for,
+// or the smaller one the first page's answer states.
+func (l *lister[T]) pageSize(info pageInfo) (int, error) {
+	per := l.c.cfg.PerPage
+	if l.mode.perPage > 0 {
+		per = l.mode.perPage
+	}
+	if info.perPage > 0 && info.perPage < per {
+		if info.perPage < 5 {
+			return 0, untrusted(l.op, fmt.Sprintf("the answer has pages of %d items, fewer than the API's minimum of 5", info.perPage))
+		}
+		per = info.perPage // the API answered with smaller pages than asked
+	}
+	return per, nil
+}
+
+// pageCount is the number of pages total items fill: at most
+// maxListPages, a list claiming more failing unless its count is only a
+// bound (mode.countIsBound). A first page of firstLen items that does
+// not fit the count fails the read.
+func (l *lister[T]) pageCount(firstLen, total, per int) (int, error) {
+	pages := (total + per - 1) / per
+	switch {
+	case l.mode.countIsBound:
+		pages = min(pages, maxListPages)
+	case pages > maxListPages:
+		return 0, untrusted(l.op, fmt.Sprintf("the list claims %d items, more than %d pages", total, maxListPages))
+	}
+	if firstLen > total || !l.mode.countIsBound && total > 0 && firstLen == 0 {
+		return 0, untrusted(l.op, fmt.Sprintf("page 1 has %d items but the list claims %d", firstLen, total))
+	}
+	return pages, nil
+}
+
+// readInTurn reads a list whose count is only a bound: pages 2 to pages
+// one after another, up to the first that is short (last, the page
+// before, held fewer than per items) or adds nothing. all holds the
+// first page's new items.
+func (l *lister[T]) readInTurn(ctx context.Context, all, first []T, pages, per int) ([]T, error) {
+	last := first
+	for p := 2; p <= pages && len(last) == per; p++ {
+		items, _, err := l.fetch(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		added, ok := l.fresh(items)
+		if !ok {
+			return nil, untrusted(l.op, fmt.Sprintf("page %d repeats an item of another page", p))
+		}
+		if len(added) == 0 {
+			break
+		}
+		all, last = append(all, added...), items
+	}
+	return all, nil
+}
+
+// readAtOnce reads pages 2 to pages of a list of total items
+// concurrently (Config.Concurrency at a time, the first failure
+// cancelling the others) and appends them, in order, to all, the first
+// page's new items. The pages must add up to total.
+func (l *lister[T]) readAtOnce(ctx context.Context, all []T, total, pages int) ([]T, error) {
 	rest := make([][]T, pages)
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(c.cfg.Concurrency)
+	g.SetLimit(l.c.cfg.Concurrency)
 	for p := 2; p <= pages; p++ {
 		g.Go(func() error {
-			items, pi, err := get(gctx, p)
+			items, err := l.fetchCounted(gctx, p, total, pages)
 			if err != nil {
-				return c.wrap(op, err)
-			}
-			switch {
-			case !pi.list:
-				return untrusted(op, fmt.Sprintf("page %d holds no list", p))
-			case !pi.hasCount || pi.totalCount != total:
-				return untrusted(op, fmt.Sprintf("the list changed while it was read (%d items, then %d)", total, pi.totalCount))
-			case len(items) == 0:
-				return untrusted(op, fmt.Sprintf("page %d of %d is empty", p, pages))
+				return err
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			added, ok := fresh(items)
+			added, ok := l.fresh(items)
 			if !ok {
-				return untrusted(op, fmt.Sprintf("page %d repeats an item of another page (the list changed while it was read)", p))
+				return untrusted(l.op, fmt.Sprintf("page %d repeats an item of another page (the list changed while it was read)", p))
 			}
 			rest[p-1] = added
 			return nil
@@ -203,10 +254,25 @@ func fetchAll[T any](ctx context.Context, c *Client, op string, mode listMode, i
 	for p := 1; p < pages; p++ {
 		all = append(all, rest[p]...)
 	}
-	if len(all)+repeats != total {
-		return nil, untrusted(op, fmt.Sprintf("read %d items but the list claims %d (it changed while it was read)", len(all)+repeats, total))
+	if len(all)+l.repeats != total {
+		return nil, untrusted(l.op, fmt.Sprintf("read %d items but the list claims %d (it changed while it was read)", len(all)+l.repeats, total))
 	}
 	return all, nil
+}
+
+// fetchCounted reads page p of pages, failing when it is empty or its
+// answer no longer claims total items.
+func (l *lister[T]) fetchCounted(ctx context.Context, p, total, pages int) ([]T, error) {
+	items, info, err := l.fetch(ctx, p)
+	switch {
+	case err != nil:
+		return nil, err
+	case !info.hasCount || info.totalCount != total:
+		return nil, untrusted(l.op, fmt.Sprintf("the list changed while it was read (%d items, then %d)", total, info.totalCount))
+	case len(items) == 0:
+		return nil, untrusted(l.op, fmt.Sprintf("page %d of %d is empty", p, pages))
+	}
+	return items, nil
 }
 
 // rawScope reads a resource group's scope from its JSON: an object

@@ -42,8 +42,8 @@ func (c *Client) readOrgMembers(ctx context.Context, orgID string) ([]OrgMember,
 	seen := map[string]bool{}
 	var token string
 	for page := 1; ; page++ {
-		if page > MaxListPages {
-			return nil, nil, untrusted(op, fmt.Sprintf("the list goes on past %d pages", MaxListPages))
+		if page > maxListPages {
+			return nil, nil, untrusted(op, fmt.Sprintf("the list goes on past %d pages", maxListPages))
 		}
 		p := organizations.MemberListParams{}
 		p.PageSize.Value, p.PageSize.Present = orgPageSize, true

@@ -55,8 +55,8 @@ type PermissionGroup struct {
 	Scope desired.Scope
 }
 
-// ScopeOfMeta reads a permission group's meta.scopes.
-func ScopeOfMeta(scopes string) desired.Scope {
+// scopeOfMeta reads a permission group's meta.scopes.
+func scopeOfMeta(scopes string) desired.Scope {
 	switch scopes {
 	case "com.cloudflare.api.account":
 		return desired.ScopeAccount
@@ -127,8 +127,8 @@ type ReadOptions struct {
 // groups and zones, lists fetched concurrently once their page count is
 // known. Any failure fails the whole read.
 func (c *Client) ReadAccount(ctx context.Context, accountID string, opts ReadOptions) (*Account, error) {
-	acct := &Account{ID: accountID, ZoneIDs: map[string]string{}, ZoneNames: map[string]string{}}
-	var mu sync.Mutex
+	acct := newAccount(accountID)
+	r := &accountRead{c: c, opts: opts, acct: acct, seen: &groupSet{byID: map[string]ResourceGroup{}}}
 	// The account first, alone: refused credentials then give one clear
 	// error instead of several concurrent ones.
 	name, org, err := c.account(ctx, accountID)
@@ -136,38 +136,85 @@ func (c *Client) ReadAccount(ctx context.Context, accountID string, opts ReadOpt
 		return nil, err
 	}
 	acct.Name, acct.Organization = name, org
+	if err := r.readLists(ctx); err != nil {
+		return nil, err
+	}
+	if opts.OrganizationID == "" && org != "" {
+		r.note(&NotChecked{What: "organization " + org,
+			Why: "this account belongs to an organization whose Super Administrators hold every account of it without being members; set the provider's organization_id (with a Global API key) to list them"})
+	}
+	acct.NotChecked = r.notChecked()
+	acct.ResourceGroups = r.seen.sorted()
+	// Member responses carry each resource group's scope, so the group
+	// list is needed only when one came without it — or, later, to write
+	// a group no member uses yet (Writer). A steady-state
+	// read skips it, and a plan where resource groups cannot be listed
+	// (Cloudflare: they "may be unavailable on some plans") still writes
+	// with the groups its members use.
+	if err := c.resolveMissingScopes(ctx, acct, r.members); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(acct.Members, func(a, b Member) int { return cmp.Compare(a.Email, b.Email) })
+	return acct, nil
+}
+
+// newAccount returns an empty account, ready to be read into.
+func newAccount(accountID string) *Account {
+	return &Account{ID: accountID, ZoneIDs: map[string]string{}, ZoneNames: map[string]string{}}
+}
+
+// addZone notes a zone's id and name (in lower case).
+func (a *Account) addZone(z zone) {
+	name := strings.ToLower(z.Name)
+	a.ZoneIDs[name], a.ZoneNames[z.ID] = z.ID, name
+}
+
+// accountRead is one ReadAccount: the account its concurrent reads fill,
+// and what they gather for it.
+type accountRead struct {
+	c    *Client
+	opts ReadOptions
+	acct *Account
+	// members are the members read, their access still by policy; seen
+	// collects the resource groups that member and user group answers
+	// show.
+	members []converted
+	seen    *groupSet
+	// mu guards acct's zones and nc, what could not be read (nil
+	// entries for none), in the order found.
+	mu sync.Mutex
+	nc []*NotChecked
+}
+
+// readLists reads the account's lists concurrently, the first failure
+// cancelling the others.
+func (r *accountRead) readLists(ctx context.Context) error {
+	accountID, opts := r.acct.ID, r.opts
 	g, gctx := errgroup.WithContext(ctx)
-	var members []converted
-	seen := &groupSet{byID: map[string]ResourceGroup{}}
 	g.Go(func() (err error) {
-		members, err = c.listMembers(gctx, accountID, seen)
+		r.members, err = r.c.listMembers(gctx, accountID, r.seen)
 		return err
 	})
-	var notChecked []*NotChecked
 	g.Go(func() error {
-		groups, nc, err := c.readUserGroups(gctx, accountID, seen)
-		mu.Lock()
-		defer mu.Unlock()
-		acct.UserGroups, notChecked = groups, append(notChecked, nc)
+		groups, nc, err := r.c.readUserGroups(gctx, accountID, r.seen)
+		r.acct.UserGroups = groups
+		r.note(nc)
 		return err
 	})
-	switch {
+	switch org := r.acct.Organization; {
 	case opts.OrganizationID != "" && org != "" && !strings.EqualFold(org, opts.OrganizationID):
-		mu.Lock()
-		notChecked = append(notChecked, &NotChecked{What: "organization " + org,
+		r.note(&NotChecked{What: "organization " + org,
 			Why: "the provider's organization_id is " + opts.OrganizationID + ", not the organization this account belongs to: its Super Administrators were not read; correct organization_id"})
-		mu.Unlock()
 	case opts.OrganizationID != "":
 		g.Go(func() error {
-			admins, nc, err := c.readOrgMembers(gctx, opts.OrganizationID)
-			mu.Lock()
-			defer mu.Unlock()
-			acct.OrgAdmins, notChecked = admins, append(notChecked, nc)
+			admins, nc, err := r.c.readOrgMembers(gctx, opts.OrganizationID)
+			r.acct.OrgAdmins = admins
+			r.note(nc)
 			return err
 		})
 	}
 	g.Go(func() (err error) {
-		acct.PermissionGroups, err = c.listPermissionGroups(gctx, accountID)
+		r.acct.PermissionGroups, err = r.c.listPermissionGroups(gctx, accountID)
 		return err
 	})
 	names := slices.Compact(slices.Sorted(slices.Values(opts.Zones)))
@@ -175,56 +222,50 @@ func (c *Client) ReadAccount(ctx context.Context, accountID string, opts ReadOpt
 	// listing them all (50 a page) is cheaper.
 	if opts.AllZones || len(names) > 3 {
 		g.Go(func() error {
-			zs, err := c.listZones(gctx, accountID, "")
-			mu.Lock()
-			defer mu.Unlock()
-			for _, z := range zs {
-				name := strings.ToLower(z.Name)
-				if opts.AllZones || slices.Contains(names, name) {
-					acct.ZoneIDs[name], acct.ZoneNames[z.ID] = z.ID, name
-				}
-			}
-			return err
+			return r.readZones(gctx, "", func(z zone) bool {
+				return opts.AllZones || slices.Contains(names, strings.ToLower(z.Name))
+			})
 		})
 	} else {
 		for _, name := range names {
 			g.Go(func() error {
-				zs, err := c.listZones(gctx, accountID, name)
-				mu.Lock()
-				defer mu.Unlock()
-				for _, z := range zs {
-					if strings.EqualFold(z.Name, name) {
-						acct.ZoneIDs[strings.ToLower(z.Name)], acct.ZoneNames[z.ID] = z.ID, strings.ToLower(z.Name)
-					}
-				}
-				return err
+				return r.readZones(gctx, name, func(z zone) bool { return strings.EqualFold(z.Name, name) })
 			})
 		}
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	for _, nc := range notChecked {
-		if nc != nil {
-			acct.NotChecked = append(acct.NotChecked, *nc)
+	return g.Wait()
+}
+
+// readZones lists the account's zones named name ("" for all of them)
+// and keeps those keep accepts.
+func (r *accountRead) readZones(ctx context.Context, name string, keep func(zone) bool) error {
+	zs, err := r.c.listZones(ctx, r.acct.ID, name)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, z := range zs {
+		if keep(z) {
+			r.acct.addZone(z)
 		}
 	}
-	if opts.OrganizationID == "" && org != "" {
-		acct.NotChecked = append(acct.NotChecked, NotChecked{What: "organization " + org,
-			Why: "this account belongs to an organization whose Super Administrators hold every account of it without being members; set the provider's organization_id (with a Global API key) to list them"})
+	return err
+}
+
+// note records what could not be read (nothing, for nil).
+func (r *accountRead) note(nc *NotChecked) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.nc = append(r.nc, nc)
+}
+
+// notChecked lists what could not be read, in the order it was found.
+func (r *accountRead) notChecked() []NotChecked {
+	var out []NotChecked
+	for _, nc := range r.nc {
+		if nc != nil {
+			out = append(out, *nc)
+		}
 	}
-	acct.ResourceGroups = seen.sorted()
-	// Member responses carry each resource group's scope, so the group
-	// list is needed only when one came without it — or, later, to write
-	// a group no member uses yet (Writer). A steady-state
-	// read skips it, and a plan where resource groups cannot be listed
-	// (Cloudflare: they "may be unavailable on some plans") still writes
-	// with the groups its members use.
-	if err := c.resolveMissingScopes(ctx, acct, members); err != nil {
-		return nil, err
-	}
-	slices.SortFunc(acct.Members, func(a, b Member) int { return cmp.Compare(a.Email, b.Email) })
-	return acct, nil
+	return out
 }
 
 // ReadCatalogue reads what names the ids of an account's writes: its
@@ -236,7 +277,8 @@ func (c *Client) ReadCatalogue(ctx context.Context, accountID string) (*Account,
 	if err := checkIDs("read account "+accountID, accountID); err != nil {
 		return nil, err
 	}
-	acct := &Account{ID: accountID, ZoneIDs: map[string]string{}, ZoneNames: map[string]string{}, allGroups: true}
+	acct := newAccount(accountID)
+	acct.allGroups = true
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
 		acct.PermissionGroups, err = c.listPermissionGroups(gctx, accountID)
@@ -249,7 +291,7 @@ func (c *Client) ReadCatalogue(ctx context.Context, accountID string) (*Account,
 	g.Go(func() error {
 		zs, err := c.listZones(gctx, accountID, "")
 		for _, z := range zs {
-			acct.ZoneIDs[strings.ToLower(z.Name)], acct.ZoneNames[z.ID] = z.ID, strings.ToLower(z.Name)
+			acct.addZone(z)
 		}
 		return err
 	})
@@ -424,7 +466,7 @@ func (c *Client) listPermissionGroups(ctx context.Context, accountID string) ([]
 				if f, ok := pg.Meta.JSON.ExtraFields["scopes"]; ok {
 					scopes = unquote(f.Raw())
 				}
-				out[i] = PermissionGroup{ID: pg.ID, Name: pg.Name, Scope: ScopeOfMeta(scopes)}
+				out[i] = PermissionGroup{ID: pg.ID, Name: pg.Name, Scope: scopeOfMeta(scopes)}
 			}
 			return out, parsePageInfo(res.JSON.RawJSON()), nil
 		})

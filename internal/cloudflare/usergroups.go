@@ -392,21 +392,6 @@ func (c *Client) UpdateUserGroup(ctx context.Context, acct *Account, groupID, na
 	return answer, err
 }
 
-// ReadUserGroup reads one user group back.
-func (c *Client) ReadUserGroup(ctx context.Context, acct *Account, groupID string) (UserGroup, error) {
-	op := "read user group " + groupID + " of account " + acct.ID
-	if err := checkIDs(op, acct.ID, groupID); err != nil {
-		return UserGroup{}, err
-	}
-	var p iam.UserGroupGetParams
-	p.AccountID.Value, p.AccountID.Present = acct.ID, true
-	g, err := c.userGroups.Get(ctx, groupID, p)
-	if err != nil {
-		return UserGroup{}, c.wrap(op, err)
-	}
-	return c.groupAnswer(op, acct, g.JSON.RawJSON())
-}
-
 // groupAnswer reads a user group answer (create, update and get answer as
 // a listed group, in the SDK's types of each).
 func (c *Client) groupAnswer(op string, acct *Account, raw string) (UserGroup, error) {

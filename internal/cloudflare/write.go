@@ -296,13 +296,13 @@ func (a *Account) ResourceGroup(rs []desired.Resource) (ResourceGroup, bool) {
 	return found, ok
 }
 
-// GroupNamed reports whether a resource group of this name exists.
-func (a *Account) GroupNamed(name string) bool {
+// groupNamed reports whether a resource group of this name exists.
+func (a *Account) groupNamed(name string) bool {
 	return slices.ContainsFunc(a.ResourceGroups, func(g ResourceGroup) bool { return g.Name == name })
 }
 
-// FindMember returns the member with this email (any case).
-func (c *Client) FindMember(ctx context.Context, accountID, email string) (Member, error) {
+// findMember returns the member with this email (any case).
+func (c *Client) findMember(ctx context.Context, accountID, email string) (Member, error) {
 	members, err := c.listMembers(ctx, accountID, nil)
 	if err != nil {
 		return Member{}, err

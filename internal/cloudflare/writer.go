@@ -52,13 +52,13 @@ type Applied struct {
 	Note string
 }
 
-// ErrNotApplied marks a write that Cloudflare answered with success but
+// errNotApplied marks a write that Cloudflare answered with success but
 // that reading it back shows did not take (as a member PUT without the
 // right status does, Terraform provider PR 6581).
-var ErrNotApplied = errors.New("the change did not take")
+var errNotApplied = errors.New("the change did not take")
 
 // Apply makes one change. The error is why it failed: Cloudflare's
-// answer, or ErrNotApplied when the read-back differs.
+// answer, or errNotApplied when the read-back differs.
 func (w *Writer) Apply(ctx context.Context, c diff.Change) (Applied, error) {
 	a := Applied{MemberID: c.MemberID}
 	var err error
@@ -147,7 +147,7 @@ func (w *Writer) invite(ctx context.Context, c diff.Change) (Applied, error) {
 		// A previous run invited them and stopped before recording it:
 		// find the member and make its access right instead of inviting
 		// twice.
-		m, err := w.c.FindMember(ctx, w.acct.ID, c.Email)
+		m, err := w.c.findMember(ctx, w.acct.ID, c.Email)
 		if err != nil {
 			return a, fmt.Errorf("%s is already a member, but reading it back failed: %w", c.Email, err)
 		}
@@ -187,7 +187,7 @@ func (w *Writer) writeGroup(ctx context.Context, c diff.Change) error {
 		return nil
 	}
 	add, remove := accessDiff(want, g.Access)
-	return fmt.Errorf("%w: Cloudflare answered success, but user group %q reads back %s: the next run tries again", ErrNotApplied, c.Group, w.describeGap(add, remove))
+	return fmt.Errorf("%w: Cloudflare answered success, but user group %q reads back %s: the next run tries again", errNotApplied, c.Group, w.describeGap(add, remove))
 }
 
 // replace sets a member's policies, sending its status, and reads it back.
@@ -199,7 +199,7 @@ func (w *Writer) replace(ctx context.Context, memberID, status string, pols []Po
 		return err
 	}
 	m, err := w.verify(ctx, memberID, c)
-	if errors.Is(err, ErrNotApplied) && m.Status != status {
+	if errors.Is(err, errNotApplied) && m.Status != status {
 		if err := w.c.ReplacePolicies(ctx, w.acct.ID, memberID, m.Status, pols); err != nil {
 			return err
 		}
@@ -220,7 +220,7 @@ func (w *Writer) verify(ctx context.Context, memberID string, c diff.Change) (Me
 		return m, nil
 	}
 	add, remove := accessDiff(want, m.Access)
-	return m, fmt.Errorf("%w: Cloudflare answered success, but %s (member %s) reads back %s: the next run tries again", ErrNotApplied, c.Email, memberID, w.describeGap(add, remove))
+	return m, fmt.Errorf("%w: Cloudflare answered success, but %s (member %s) reads back %s: the next run tries again", errNotApplied, c.Email, memberID, w.describeGap(add, remove))
 }
 
 // accessDiff returns what want has that got lacks, and the reverse.
@@ -351,7 +351,7 @@ func (w *Writer) groupName(p desired.Policy) string {
 		}
 	}
 	name := base
-	for n := 2; w.acct.GroupNamed(name); n++ {
+	for n := 2; w.acct.groupNamed(name); n++ {
 		name = fmt.Sprintf("%s (%d)", base, n)
 	}
 	return name

@@ -320,6 +320,25 @@ func (r *Repo) RoleAccess(roleID, provider string) []Access {
 	return out
 }
 
+// EnabledProviders lists the enabled providers, sorted: only only's when
+// it is set, an error naming it when it is not defined or is disabled.
+func (r *Repo) EnabledProviders(only string) ([]string, error) {
+	var ids []string
+	for id, pv := range r.Providers {
+		if pv.Enabled && (only == "" || only == id) {
+			ids = append(ids, id)
+		}
+	}
+	if only != "" && len(ids) == 0 {
+		if _, exists := r.Providers[only]; exists {
+			return nil, fmt.Errorf("--provider %q is disabled (enabled: false)", only)
+		}
+		return nil, fmt.Errorf("--provider %q is not defined in the repository", only)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
 // GrantReaches reports whether a grant gives access in provider's account
 // (through an enabled role naming it).
 func (r *Repo) GrantReaches(g *Grant, provider string) bool {

@@ -68,9 +68,8 @@ type Engine struct {
 	packages []pkgInfo
 	usesLive bool
 	// liveBuiltins are the built-in packages that read input.live or
-	// input.plan; builtinQuery evaluates the built-ins alone.
+	// input.plan.
 	liveBuiltins []string
-	builtinQuery rego.PreparedEvalQuery
 }
 
 // UsesLive reports whether any of the repository's guardrails reads
@@ -314,13 +313,6 @@ func New(ctx context.Context, builtin, repo []Module) (*Engine, desired.Diagnost
 			return nil, diags, fmt.Errorf("prepare guardrails: %w", err)
 		}
 	}
-	if e.LiveBuiltins() {
-		bq, err := rego.New(rego.Query("data.cfaccess.builtin"), rego.Compiler(compiler), rego.StrictBuiltinErrors(true)).PrepareForEval(ctx)
-		if err != nil {
-			return nil, diags, fmt.Errorf("prepare guardrails: %w", err)
-		}
-		e.builtinQuery = bq
-	}
 	return e, diags, nil
 }
 
@@ -331,28 +323,8 @@ func (e *Engine) EvalLiveBuiltins(ctx context.Context, now time.Time, accounts [
 	if !e.LiveBuiltins() {
 		return nil, nil
 	}
-	doc := &Document{obj: ast.NewObject(ast.Item(ast.StringTerm("now"), ast.StringTerm(now.UTC().Format(time.RFC3339))))}
-	doc = WithLive(doc, accounts)
-	rs, err := e.builtinQuery.Eval(ctx, rego.EvalParsedInput(doc.obj))
-	if err != nil {
-		return nil, fmt.Errorf("evaluate guardrails: %w", err)
-	}
-	var root map[string]any
-	if len(rs) > 0 && len(rs[0].Expressions) > 0 {
-		root, _ = rs[0].Expressions[0].Value.(map[string]any)
-	}
-	var out []Violation
-	for _, p := range e.packages {
-		if !slices.Contains(e.liveBuiltins, p.name) {
-			continue
-		}
-		out = append(out, p.violations(root, p.path[1:])...)
-	}
-	for i := range out {
-		out[i].Live = true
-	}
-	sortViolations(out)
-	return out, nil
+	doc := WithLive(&Document{obj: ast.NewObject(ast.Item(ast.StringTerm("now"), ast.StringTerm(now.UTC().Format(time.RFC3339))))}, accounts)
+	return e.evalPackages(ctx, doc, func(p pkgInfo) bool { return slices.Contains(e.liveBuiltins, p.name) })
 }
 
 // packageName is a module's package without the "data." root:
@@ -380,13 +352,9 @@ func (e *Engine) pkg(name string) *pkgInfo {
 // error evaluating any rule is an error: a guardrail that cannot be
 // evaluated must not let a change through.
 func (e *Engine) Eval(ctx context.Context, input *Document) ([]Violation, error) {
-	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(input.obj))
+	root, err := evalObject(ctx, e.query, input)
 	if err != nil {
-		return nil, fmt.Errorf("evaluate guardrails: %w", err)
-	}
-	var root map[string]any
-	if len(rs) > 0 && len(rs[0].Expressions) > 0 {
-		root, _ = rs[0].Expressions[0].Value.(map[string]any)
+		return nil, err
 	}
 	var out []Violation
 	for _, p := range e.packages {
@@ -396,35 +364,44 @@ func (e *Engine) Eval(ctx context.Context, input *Document) ([]Violation, error)
 	return out, nil
 }
 
+// evalObject evaluates a query whose value is an object (a package's
+// document, or data.cfaccess) on input.
+func evalObject(ctx context.Context, q rego.PreparedEvalQuery, input *Document) (map[string]any, error) {
+	rs, err := q.Eval(ctx, rego.EvalParsedInput(input.obj))
+	if err != nil {
+		return nil, fmt.Errorf("evaluate guardrails: %w", err)
+	}
+	var doc map[string]any
+	if len(rs) > 0 && len(rs[0].Expressions) > 0 {
+		doc, _ = rs[0].Expressions[0].Value.(map[string]any)
+	}
+	return doc, nil
+}
+
 // EvalTimeless evaluates the guardrails that cannot change when only
 // input.now does (built-ins that read neither the time nor the live
 // state): on two inputs that differ in "now" alone, their violations are
 // the same.
 func (e *Engine) EvalTimeless(ctx context.Context, input *Document) ([]Violation, error) {
-	return e.evalPackages(ctx, input, true)
+	return e.evalPackages(ctx, input, func(p pkgInfo) bool { return p.timeless })
 }
 
 // EvalTimely evaluates the other guardrails: with EvalTimeless's
 // violations (Merge), those of Eval.
 func (e *Engine) EvalTimely(ctx context.Context, input *Document) ([]Violation, error) {
-	return e.evalPackages(ctx, input, false)
+	return e.evalPackages(ctx, input, func(p pkgInfo) bool { return !p.timeless })
 }
 
-// evalPackages evaluates the packages that are timeless, or those that
-// are not, one query each.
-func (e *Engine) evalPackages(ctx context.Context, input *Document, timeless bool) ([]Violation, error) {
+// evalPackages evaluates the packages picked, one query each.
+func (e *Engine) evalPackages(ctx context.Context, input *Document, pick func(pkgInfo) bool) ([]Violation, error) {
 	var out []Violation
 	for _, p := range e.packages {
-		if p.timeless != timeless {
+		if !pick(p) {
 			continue
 		}
-		rs, err := p.query.Eval(ctx, rego.EvalParsedInput(input.obj))
+		doc, err := evalObject(ctx, p.query, input)
 		if err != nil {
-			return nil, fmt.Errorf("evaluate guardrails: %w", err)
-		}
-		var doc map[string]any
-		if len(rs) > 0 && len(rs[0].Expressions) > 0 {
-			doc, _ = rs[0].Expressions[0].Value.(map[string]any)
+			return nil, err
 		}
 		out = append(out, e.mark(p, p.violations(doc, nil))...)
 	}

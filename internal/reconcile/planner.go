@@ -155,7 +155,7 @@ func (p *Planner) Plan(ctx context.Context, c *check.Checked, rev gitsource.Revi
 	if !c.Valid() || c.Denied() {
 		return o, nil
 	}
-	ids, err := selectProviders(c.Repo, opts.Provider)
+	ids, err := c.Repo.EnabledProviders(opts.Provider)
 	if err != nil {
 		return nil, err
 	}
@@ -179,25 +179,6 @@ func (p *Planner) Plan(ctx context.Context, c *check.Checked, rev gitsource.Revi
 	}
 	o.Checked = c.WithViolations(vs)
 	return o, nil
-}
-
-// selectProviders lists the enabled providers to plan, sorted: only
-// provider when set.
-func selectProviders(repo *desired.Repo, provider string) ([]string, error) {
-	var ids []string
-	for id, pv := range repo.Providers {
-		if pv.Enabled && (provider == "" || provider == id) {
-			ids = append(ids, id)
-		}
-	}
-	if provider != "" && len(ids) == 0 {
-		if _, exists := repo.Providers[provider]; exists {
-			return nil, fmt.Errorf("--provider %q is disabled (enabled: false)", provider)
-		}
-		return nil, fmt.Errorf("--provider %q is not defined in the repository", provider)
-	}
-	slices.Sort(ids)
-	return ids, nil
 }
 
 // revisionStamp is the revision as the User-Agent names it.

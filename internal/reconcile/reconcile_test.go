@@ -128,3 +128,52 @@ func TestPlanAndApply(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// Each plan says how it had the account and why: (with change detection)
+// read in full first, and after cfaccess's own changes, the last read
+// reused while the log shows nothing, read in full again when the zones to
+// read change; without change detection, always in full.
+func TestReadReasons(t *testing.T) {
+	t.Parallel()
+	story := testkit.NewStory(t)
+	now := story.Now.Add(time.Hour) // the story's seeding is older than the log's margin
+	story.Clock = func() time.Time { return now }
+	plan := func(p *Planner) *AccountPlan {
+		t.Helper()
+		src, diags, err := desired.ReadDir(story.Repo, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := check.Check(t.Context(), src, diags, now, check.Options{})
+		if err != nil || !c.Valid() {
+			t.Fatal(err, c.Findings())
+		}
+		o, err := p.Plan(t.Context(), c, gitsource.Revision{}, now, PlanOptions{})
+		if err != nil || o.Accounts[0].Err != nil {
+			t.Fatal(err, o.Accounts[0].Err)
+		}
+		p.Apply(t.Context(), o, nil)
+		now = now.Add(time.Minute)
+		return o.Accounts[0]
+	}
+	clients := &cloudflare.Clients{BaseURL: testkit.APIURL, Getenv: story.Getenv(testkit.APIURL), RateLimit: 1200,
+		Timeout: time.Minute, Transport: story.Transport()}
+	p := NewPlanner(clients, NewState(func() time.Time { return now }))
+	p.Detect = &Detection{FullReadInterval: time.Hour, Margin: time.Minute}
+	for i, want := range []struct {
+		read   ReadMode
+		reason ReadReason
+	}{{ReadFull, ReasonFirst}, {ReadFull, ReasonApplied}, {ReadReused, ""}} {
+		if r := plan(p).ReadInfo; r.Read != want.read || r.Reason != want.reason {
+			t.Errorf("plan %d: %s (%s), want %s (%s)", i+1, r.Read, r.Reason, want.read, want.reason)
+		}
+	}
+	story.Fake.AddZone("example.org")
+	story.Commit("a zone more", map[string]string{"more.yaml": "roles:\n  org: {providers: [prod], inherits: [Domain DNS], resources: {allow: [zone:example.org]}}\n"})
+	if r := plan(p).ReadInfo; r.Read != ReadFull || r.Reason != ReasonScope {
+		t.Errorf("another zone named: %s (%s), want a full read (scope)", r.Read, r.Reason)
+	}
+	if r := plan(NewPlanner(clients, nil)).ReadInfo; r.Read != ReadFull || r.Reason != ReasonDisabled {
+		t.Errorf("without change detection: %+v", r)
+	}
+}

@@ -83,24 +83,24 @@ var Differences = []Difference{
 	},
 }
 
-// Unlisted are operations cfaccess uses that the schema files do not
+// unlistedOps are operations cfaccess uses that the schema files do not
 // define; they pass unchecked here. GET /user reads the token's owner
 // (SPEC §4). Organization members and the audit log are newer than the
 // files: the fake's answers for them are checked against cloudflare-go
 // v7.9.0's types instead (fake/*_test.go), and the requests are the SDK's
 // own.
-var Unlisted = []struct{ Method, Path, Reason string }{
+var unlistedOps = []struct{ Method, Path, Reason string }{
 	{http.MethodGet, "/user", "the token owner, protected from changes (SPEC §4); not in the schema"},
 	{http.MethodGet, "/organizations/*/members", "organization members (cloudflare-go v7.9.0 organizations.MemberService); not in the schema files"},
 	{http.MethodGet, "/accounts/*/logs/audit", "the audit log (cloudflare-go v7.9.0 accounts.LogAuditService); not in the schema files"},
 }
 
-// unlisted reports whether req is one of Unlisted: the method ("" any)
+// unlisted reports whether req is one of unlistedOps: the method ("" any)
 // and the path under the base, "*" matching one segment and a final "/**"
 // any number.
 func (v *Validator) unlisted(req *http.Request) bool {
 	path := strings.TrimPrefix(req.URL.Path, v.base)
-	for _, u := range Unlisted {
+	for _, u := range unlistedOps {
 		if (u.Method == "" || req.Method == u.Method) && pathMatches(u.Path, path) {
 			return true
 		}
@@ -143,7 +143,7 @@ type Validator struct {
 }
 
 // New builds the schema from the 2024 excerpt at path and the 2026 files
-// (Operations2026File, Components2026File) in the same directory, as the
+// (operations2026File, components2026File) in the same directory, as the
 // package comment describes; base is the server URL traffic goes to (such
 // as an httptest server's URL + "/client/v4"), or only its path
 // ("/client/v4"): requests to any scheme and host are then matched by
@@ -197,8 +197,8 @@ func (v *Validator) input(req *http.Request, body []byte) (*openapi3filter.Reque
 	return &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route, Options: options}, nil
 }
 
-// Operation names the operation a request is for, "GET /accounts/{account_id}".
-func (v *Validator) Operation(req *http.Request) string {
+// operation names the operation a request is for, "GET /accounts/{account_id}".
+func (v *Validator) operation(req *http.Request) string {
 	route, _, err := v.router.FindRoute(req)
 	if err != nil {
 		return ""
@@ -217,7 +217,7 @@ func (v *Validator) checkRequest(req *http.Request, body []byte) ([]string, erro
 	if v.unlisted(req) {
 		return nil, nil
 	}
-	op := v.Operation(req)
+	op := v.operation(req)
 	var applied []string
 	if len(body) > 0 {
 		var doc any
@@ -252,7 +252,7 @@ func (v *Validator) CheckResponse(req *http.Request, reqBody []byte, status int,
 	if err != nil {
 		return nil, err
 	}
-	op := v.Operation(req)
+	op := v.operation(req)
 	var applied []string
 	if strings.HasPrefix(header.Get("Content-Type"), "application/json") {
 		var doc any

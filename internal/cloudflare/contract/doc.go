@@ -16,19 +16,19 @@
 //     list form, scope keys and objects, iam_create-scope,
 //     iam_update-member-with-roles, iam_create-member-with-roles.
 //  2. The nine component schemas of 2026-07-27 (api-schemas commit
-//     c92b9b0f; Components2026File) replace the 2024 ones of the same name,
+//     c92b9b0f; components2026File) replace the 2024 ones of the same name,
 //     or are added: iam_resource_group and iam_scope (scope an object),
 //     iam_request_create_resource_group (name and scope required),
 //     iam_member_with_policies (roles are iam_role),
 //     iam_create-member-with-policies, iam_member-invitation-status,
 //     iam_create_member_policy, iam_policy_identifier and
 //     iam_update-member-with-policies.
-//  3. The operations of 2026-07-27 (Operations2026File): for every method
+//  3. The operations of 2026-07-27 (operations2026File): for every method
 //     and path, the 2026 parameters, request body and responses (200 and
 //     4XX) replace the 2024 ones. GET /accounts/{account_id}/tokens/verify,
 //     absent from the 2024 excerpt, is added from 2026.
 //     3b. The user-group operations and components of the same 2026
-//     commit (UserGroups2026Dir, transcribed from a documentation split
+//     commit (userGroups2026Dir, transcribed from a documentation split
 //     that quotes it), added whole: list, create, get and update a group;
 //     list, add, get and remove its members.
 //  4. SchemaFixes: substitutes for the components the 2026 data refers to

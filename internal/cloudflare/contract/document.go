@@ -13,18 +13,18 @@ import (
 
 // The 2026 data, read from the directory of the 2024 excerpt given to New.
 const (
-	// Operations2026File holds the 13 operations cfaccess uses as defined
+	// operations2026File holds the 13 operations cfaccess uses as defined
 	// at github.com/cloudflare/api-schemas commit c92b9b0f (2026-07-27):
 	// parameters, request bodies and response $refs.
-	Operations2026File = "operations-2026-07-27.json"
-	// Components2026File holds nine component schemas of the same commit
+	operations2026File = "operations-2026-07-27.json"
+	// components2026File holds nine component schemas of the same commit
 	// (its "schemas" key).
-	Components2026File = "components-2026-07-27.json"
-	// UserGroups2026Dir holds the user-group operations (ops/*.json: method,
+	components2026File = "components-2026-07-27.json"
+	// userGroups2026Dir holds the user-group operations (ops/*.json: method,
 	// path, op) and the components they define (components/*.json: name,
 	// schema) of the same commit, transcribed from a documentation split
 	// that quotes it (its README says which).
-	UserGroups2026Dir = "user-groups-2026-07-27"
+	userGroups2026Dir = "user-groups-2026-07-27"
 )
 
 // addedOperations are 2026 operations that the 2024 excerpt lacks; they
@@ -192,8 +192,8 @@ func document(path, skip string) ([]byte, error) {
 		into *map[string]any
 	}{
 		{path, &doc},
-		{filepath.Join(dir, Components2026File), &components},
-		{filepath.Join(dir, Operations2026File), &operations},
+		{filepath.Join(dir, components2026File), &components},
+		{filepath.Join(dir, operations2026File), &operations},
 	} {
 		b, err := os.ReadFile(f.path)
 		if err != nil {
@@ -210,7 +210,7 @@ func document(path, skip string) ([]byte, error) {
 	// 2. 2026 component schemas replace (or add to) the 2024 ones.
 	newSchemas := mapOf(components["schemas"])
 	if len(newSchemas) == 0 {
-		return nil, fmt.Errorf("%s has no schemas", Components2026File)
+		return nil, fmt.Errorf("%s has no schemas", components2026File)
 	}
 	for name, s := range newSchemas {
 		schemas[name] = s
@@ -219,7 +219,7 @@ func document(path, skip string) ([]byte, error) {
 	paths := mapOf(doc["paths"])
 	newPaths := mapOf(operations["paths"])
 	if len(newPaths) == 0 {
-		return nil, fmt.Errorf("%s has no paths", Operations2026File)
+		return nil, fmt.Errorf("%s has no paths", operations2026File)
 	}
 	for p, item := range newPaths {
 		for method, o := range mapOf(item) {
@@ -248,7 +248,7 @@ func document(path, skip string) ([]byte, error) {
 		}
 	}
 	// 3b. The user-group operations and components, added whole.
-	if err := addUserGroups(doc, schemas, filepath.Join(dir, UserGroups2026Dir)); err != nil {
+	if err := addUserGroups(doc, schemas, filepath.Join(dir, userGroups2026Dir)); err != nil {
 		return nil, err
 	}
 	// 4. Fixes, then every $ref must resolve.

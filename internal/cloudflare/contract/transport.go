@@ -60,7 +60,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	for _, a := range append(reqApplied, applied...) {
 		t.applied[a]++
 	}
-	t.ops[t.Validator.Operation(req)]++
+	t.ops[t.Validator.operation(req)]++
 	t.mu.Unlock()
 	return res, nil
 }

@@ -32,8 +32,8 @@ import (
 // resource type "user_group": no public entry shows theirs, so cfaccess
 // never trusts a product filter alone (see cloudflare.AuditEntry.Kind).
 const (
-	AuditProductMembers    = "members"
-	AuditProductUserGroups = "iam"
+	auditProductMembers    = "members"
+	auditProductUserGroups = "iam"
 )
 
 // AuditEntry is one entry of the fake's audit log.
@@ -107,10 +107,10 @@ func (s *Server) AuditLog() []AuditEntry {
 
 // TokenID is the id GET /user/tokens/verify answers for the fake's token,
 // and the actor.token_id of its audit entries.
-func (s *Server) TokenID() string { return TokenIDOf(s.opts.Token) }
+func (s *Server) TokenID() string { return tokenIDOf(s.opts.Token) }
 
-// TokenName is the token's name in audit entries.
-const TokenName = "cfaccess reconciler"
+// tokenName is the token's name in audit entries.
+const tokenName = "cfaccess reconciler"
 
 // auditLocked appends an entry.
 func (s *Server) auditLocked(e AuditEntry) {
@@ -140,7 +140,7 @@ func (s *Server) dashAuditLocked(product, rtype, id, desc, typ string, request a
 		return
 	}
 	uri := "/accounts/" + s.opts.AccountID + "/members"
-	if product == AuditProductUserGroups {
+	if product == auditProductUserGroups {
 		uri = "/accounts/" + s.opts.AccountID + "/iam/user_groups"
 	}
 	method := map[string]string{"create": http.MethodPost, "update": http.MethodPut, "delete": http.MethodDelete}[typ]
@@ -166,13 +166,13 @@ func (s *Server) apiAudit(r *http.Request, at time.Time, status int, reqBody, re
 	case typ == "":
 		return
 	case seg[2] == "members":
-		product, rtype = AuditProductMembers, "member"
+		product, rtype = auditProductMembers, "member"
 		desc = map[string]string{"create": "Add Member", "update": "Edit Member", "delete": "Remove Member"}[typ]
 		if len(seg) == 4 {
 			id = seg[3]
 		}
 	case len(seg) >= 4 && seg[2] == "iam" && seg[3] == "user_groups":
-		product, rtype = AuditProductUserGroups, "user_group"
+		product, rtype = auditProductUserGroups, "user_group"
 		desc = map[string]string{"create": "Create user group", "update": "Update user group", "delete": "Delete user group"}[typ]
 		if len(seg) >= 5 {
 			id = seg[4]
@@ -205,7 +205,7 @@ func (s *Server) apiAudit(r *http.Request, at time.Time, status int, reqBody, re
 		result, resp = "failure", nil
 	}
 	e := AuditEntry{Time: at, Description: desc, Type: typ, Result: result, ActorType: "user", ActorContext: "api_token",
-		TokenID: TokenIDOf(bearer(r)), IP: "203.0.113.10", Method: r.Method, URI: path,
+		TokenID: tokenIDOf(bearer(r)), IP: "203.0.113.10", Method: r.Method, URI: path,
 		Status: status, UserAgent: r.UserAgent(), Product: product, ResourceType: rtype, ResourceID: id,
 		Request: req, Response: resp}
 	if r.Header.Get("Authorization") == "" {

@@ -90,7 +90,7 @@ func (s *Server) zoneIDLocked(name string) string {
 			return z.ID
 		}
 	}
-	z := Zone{ID: hexID("zone", s.opts.AccountID, name), Name: name}
+	z := zoneRecord{ID: hexID("zone", s.opts.AccountID, name), Name: name}
 	s.zones = append(s.zones, z)
 	return z.ID
 }
@@ -157,7 +157,7 @@ func (s *Server) PutMember(spec MemberSpec) (string, error) {
 	desc, typ := "Edit Member", "update"
 	if m == nil {
 		s.seq++
-		m = &Member{ID: hexID("member", strconv.Itoa(s.seq), email), UserID: hexID("user", email), Email: email}
+		m = &memberRecord{ID: hexID("member", strconv.Itoa(s.seq), email), UserID: hexID("user", email), Email: email}
 		s.addMemberLocked(m)
 		desc, typ = "Add Member", "create"
 	}
@@ -167,7 +167,7 @@ func (s *Server) PutMember(spec MemberSpec) (string, error) {
 	}
 	m.TwoFactor = spec.TwoFactor
 	m.Policies, m.Roles = policies, roleIDs
-	s.dashAuditLocked(AuditProductMembers, "member", m.ID, desc, typ, map[string]any{"email": email})
+	s.dashAuditLocked(auditProductMembers, "member", m.ID, desc, typ, map[string]any{"email": email})
 	return m.ID, nil
 }
 
@@ -175,7 +175,7 @@ func (s *Server) PutMember(spec MemberSpec) (string, error) {
 // roles on the account group, domain-scoped roles on each zone's ad-hoc
 // group, one policy per resource group; then the given policies, and a
 // deny policy of the deny roles on the account.
-func (s *Server) specPoliciesLocked(access []desired.Access, specs []PolicySpec, deny []string) ([]Policy, error) {
+func (s *Server) specPoliciesLocked(access []desired.Access, specs []PolicySpec, deny []string) ([]policyRecord, error) {
 	byGroup := map[string][]string{}
 	var order []string
 	for _, a := range access {
@@ -199,14 +199,14 @@ func (s *Server) specPoliciesLocked(access []desired.Access, specs []PolicySpec,
 		}
 		byGroup[rg.ID] = append(byGroup[rg.ID], g.ID)
 	}
-	var policies []Policy
+	var policies []policyRecord
 	for _, rg := range order {
 		s.seq++
-		policies = append(policies, Policy{ID: hexID("policy", strconv.Itoa(s.seq)), Access: "allow",
+		policies = append(policies, policyRecord{ID: hexID("policy", strconv.Itoa(s.seq)), Access: "allow",
 			PermissionGroups: byGroup[rg], ResourceGroups: []string{rg}})
 	}
 	for _, p := range specs {
-		pol := Policy{Access: "allow", ResourceGroups: p.ResourceGroups}
+		pol := policyRecord{Access: "allow", ResourceGroups: p.ResourceGroups}
 		for _, name := range p.Roles {
 			g := s.permGroupByNameLocked(name)
 			if g == nil {
@@ -224,7 +224,7 @@ func (s *Server) specPoliciesLocked(access []desired.Access, specs []PolicySpec,
 		policies = append(policies, pol)
 	}
 	if len(deny) > 0 {
-		pol := Policy{Access: "deny", ResourceGroups: []string{s.accountGroupLocked().ID}}
+		pol := policyRecord{Access: "deny", ResourceGroups: []string{s.accountGroupLocked().ID}}
 		for _, name := range deny {
 			g := s.permGroupByNameLocked(name)
 			if g == nil {
@@ -246,7 +246,7 @@ func (s *Server) RemoveMember(email string) bool {
 	for i, m := range s.members {
 		if strings.EqualFold(m.Email, email) {
 			s.deleteMemberLocked(i)
-			s.dashAuditLocked(AuditProductMembers, "member", m.ID, "Remove Member", "delete", nil)
+			s.dashAuditLocked(auditProductMembers, "member", m.ID, "Remove Member", "delete", nil)
 			return true
 		}
 	}
@@ -279,7 +279,7 @@ type MemberState struct {
 }
 
 // accessLocked is what allow policies give, zones by name, sorted.
-func (s *Server) accessLocked(ps []Policy) []desired.Access {
+func (s *Server) accessLocked(ps []policyRecord) []desired.Access {
 	var out []desired.Access
 	for _, p := range ps {
 		if p.Access == "deny" {

@@ -9,7 +9,7 @@ import (
 func (s *Server) listPermissionGroups(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	s.mu.Lock()
-	var out []PermissionGroup
+	var out []permissionGroupRecord
 	for _, g := range s.permGroup {
 		if (q.Get("id") == "" || q.Get("id") == g.ID) && (q.Get("name") == "" || q.Get("name") == g.Name) && (q.Get("label") == "" || q.Get("label") == g.Meta["label"]) {
 			out = append(out, g)
@@ -143,11 +143,11 @@ type idBody struct {
 // roles on domains only. Anything else is 400 code 1006 "invalid
 // permission group and resource group combination" (Terraform provider
 // PR 6352, issue 6347).
-func (s *Server) checkPoliciesLocked(ps []policyBody) ([]Policy, *apiError) {
+func (s *Server) checkPoliciesLocked(ps []policyBody) ([]policyRecord, *apiError) {
 	if len(ps) == 0 {
 		return nil, &apiError{1001, "policies must not be empty"}
 	}
-	var out []Policy
+	var out []policyRecord
 	for _, p := range ps {
 		if p.Access != "allow" && p.Access != "deny" {
 			return nil, &apiError{1001, "policy access must be allow or deny"}
@@ -155,7 +155,7 @@ func (s *Server) checkPoliciesLocked(ps []policyBody) ([]Policy, *apiError) {
 		if len(p.PermissionGroups) == 0 || len(p.ResourceGroups) == 0 {
 			return nil, &apiError{1001, "a policy needs permission groups and resource groups"}
 		}
-		pol := Policy{ID: p.ID, Access: p.Access}
+		pol := policyRecord{ID: p.ID, Access: p.Access}
 		var scopes []string
 		for _, pg := range p.PermissionGroups {
 			g := s.permGroupLocked(pg.ID)
@@ -198,22 +198,22 @@ func find[T any](xs []T, match func(*T) bool) *T {
 	return nil
 }
 
-func (s *Server) permGroupLocked(id string) *PermissionGroup {
-	return find(s.permGroup, func(g *PermissionGroup) bool { return g.ID == id })
+func (s *Server) permGroupLocked(id string) *permissionGroupRecord {
+	return find(s.permGroup, func(g *permissionGroupRecord) bool { return g.ID == id })
 }
 
-func (s *Server) permGroupByNameLocked(name string) *PermissionGroup {
-	return find(s.permGroup, func(g *PermissionGroup) bool { return g.Name == name })
+func (s *Server) permGroupByNameLocked(name string) *permissionGroupRecord {
+	return find(s.permGroup, func(g *permissionGroupRecord) bool { return g.Name == name })
 }
 
 func (s *Server) rgroupLocked(id string) *ResourceGroup {
 	return find(s.rgroups, func(g *ResourceGroup) bool { return g.ID == id })
 }
 
-func (s *Server) roleLocked(id string) *Role {
-	return find(s.roles, func(r *Role) bool { return r.ID == id })
+func (s *Server) roleLocked(id string) *roleRecord {
+	return find(s.roles, func(r *roleRecord) bool { return r.ID == id })
 }
 
-func (s *Server) roleByNameLocked(name string) *Role {
-	return find(s.roles, func(r *Role) bool { return r.Name == name })
+func (s *Server) roleByNameLocked(name string) *roleRecord {
+	return find(s.roles, func(r *roleRecord) bool { return r.Name == name })
 }

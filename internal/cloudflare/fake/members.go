@@ -14,7 +14,7 @@ func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) {
 	status := r.URL.Query().Get("status")
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var match []*Member
+	var match []*memberRecord
 	for _, m := range s.members {
 		if status == "" || status == m.Status {
 			match = append(match, m)
@@ -41,7 +41,7 @@ func (s *Server) getMember(w http.ResponseWriter, r *http.Request) {
 }
 
 // memberOr404Locked returns the member, or answers 404 and returns nil.
-func (s *Server) memberOr404Locked(w http.ResponseWriter, id string) *Member {
+func (s *Server) memberOr404Locked(w http.ResponseWriter, id string) *memberRecord {
 	m := s.memberLocked(id)
 	if m == nil {
 		writeError(w, http.StatusNotFound, 1003, "Member not found")
@@ -49,7 +49,7 @@ func (s *Server) memberOr404Locked(w http.ResponseWriter, id string) *Member {
 	return m
 }
 
-func (s *Server) memberLocked(id string) *Member {
+func (s *Server) memberLocked(id string) *memberRecord {
 	for _, m := range s.members {
 		if m.ID == id {
 			return m
@@ -87,7 +87,7 @@ func (s *Server) createMember(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, 1008, "Account member already exists for email address")
 		return
 	}
-	m := &Member{Email: email, Status: "pending"}
+	m := &memberRecord{Email: email, Status: "pending"}
 	switch {
 	case req.Policies != nil:
 		pols, apiErr := s.checkPoliciesLocked(req.Policies)
@@ -119,14 +119,14 @@ func (s *Server) createMember(w http.ResponseWriter, r *http.Request) {
 	writeResult(w, out)
 }
 
-func (s *Server) memberByEmailLocked(email string) *Member {
+func (s *Server) memberByEmailLocked(email string) *memberRecord {
 	return s.byEmail[strings.ToLower(email)]
 }
 
 // addMemberLocked adds a member, keeping the email index.
-func (s *Server) addMemberLocked(m *Member) {
+func (s *Server) addMemberLocked(m *memberRecord) {
 	if s.byEmail == nil {
-		s.byEmail = map[string]*Member{}
+		s.byEmail = map[string]*memberRecord{}
 	}
 	s.members = append(s.members, m)
 	s.byEmail[strings.ToLower(m.Email)] = m
@@ -210,7 +210,7 @@ func (s *Server) deleteMember(w http.ResponseWriter, r *http.Request) {
 
 // policyJSONLocked renders a policy as member and user group answers do:
 // permission groups and resource groups whole, scopes as objects.
-func (s *Server) policyJSONLocked(p Policy) map[string]any {
+func (s *Server) policyJSONLocked(p policyRecord) map[string]any {
 	pgs, rgs := []any{}, []any{}
 	for _, id := range p.PermissionGroups {
 		if g := s.permGroupLocked(id); g != nil {
@@ -232,7 +232,7 @@ func (s *Server) policyJSONLocked(p Policy) map[string]any {
 // policies also lists the matching roles, and one made with roles the
 // matching policies on the whole account (Terraform provider
 // account_member tests); clients read effective access from the policies.
-func (s *Server) memberJSONLocked(m *Member) map[string]any {
+func (s *Server) memberJSONLocked(m *memberRecord) map[string]any {
 	user := map[string]any{"id": m.UserID, "email": m.Email, "first_name": m.FirstName, "last_name": m.LastName,
 		"two_factor_authentication_enabled": m.TwoFactor}
 	if m.Status == "pending" {
@@ -240,8 +240,8 @@ func (s *Server) memberJSONLocked(m *Member) map[string]any {
 	}
 	policies := []any{}
 	roles := []any{}
-	addRole := func(r *Role) {
-		if r != nil && !slices.ContainsFunc(roles, func(x any) bool { return x.(*Role).ID == r.ID }) {
+	addRole := func(r *roleRecord) {
+		if r != nil && !slices.ContainsFunc(roles, func(x any) bool { return x.(*roleRecord).ID == r.ID }) {
 			roles = append(roles, r)
 		}
 	}

@@ -18,9 +18,9 @@ const (
 	scopeDomain  = "com.cloudflare.api.account.zone"
 )
 
-// PermissionGroup is a named set of permissions; member policies use them.
+// permissionGroupRecord is a named set of permissions; member policies use them.
 // Their names are the role names ("DNS", "Domain DNS", ...).
-type PermissionGroup struct {
+type permissionGroupRecord struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
 	Meta Meta   `json:"meta"`
@@ -53,9 +53,9 @@ type ResourceGroup struct {
 	Scope Scope  `json:"scope"`
 }
 
-// Role is a legacy account role (GET /accounts/{id}/roles); its id differs
+// roleRecord is a legacy account role (GET /accounts/{id}/roles); its id differs
 // from the permission group of the same name.
-type Role struct {
+type roleRecord struct {
 	ID          string `json:"id"`
 	Name        string `json:"name"`
 	Description string `json:"description"`
@@ -64,16 +64,16 @@ type Role struct {
 	Permissions map[string]map[string]bool `json:"permissions"`
 }
 
-// Policy is one allow or deny statement of a member.
-type Policy struct {
+// policyRecord is one allow or deny statement of a member.
+type policyRecord struct {
 	ID               string
 	Access           string // allow or deny
 	PermissionGroups []string
 	ResourceGroups   []string
 }
 
-// Member is an account member: accepted, or pending (invited).
-type Member struct {
+// memberRecord is an account member: accepted, or pending (invited).
+type memberRecord struct {
 	ID        string
 	UserID    string
 	Email     string
@@ -81,14 +81,14 @@ type Member struct {
 	LastName  string
 	TwoFactor bool
 	Status    string // accepted or pending
-	Policies  []Policy
+	Policies  []policyRecord
 	// Roles holds legacy role ids, for members created or updated with
 	// roles instead of policies.
 	Roles []string
 }
 
-// Zone is a zone of the account.
-type Zone struct {
+// zoneRecord is a zone of the account.
+type zoneRecord struct {
 	ID   string
 	Name string
 }
@@ -129,8 +129,8 @@ func (s *Server) kindLocked(sc Scope) (groupKind, []string) {
 	return groupDomains, zones
 }
 
-func (s *Server) zoneByIDLocked(id string) *Zone {
-	return find(s.zones, func(z *Zone) bool { return z.ID == id })
+func (s *Server) zoneByIDLocked(id string) *zoneRecord {
+	return find(s.zones, func(z *zoneRecord) bool { return z.ID == id })
 }
 
 // hexID derives a stable 32-character hexadecimal id from parts, so that a

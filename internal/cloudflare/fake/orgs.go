@@ -23,8 +23,8 @@ import (
 // Global API key (X-Auth-Email and X-Auth-Key): with a token the API
 // answers 403, code 10000, as the Organizations limitations page says.
 
-// OrgMember is a member of the account's organization.
-type OrgMember struct {
+// orgMemberRecord is a member of the account's organization.
+type orgMemberRecord struct {
 	ID, Email, Status string
 }
 
@@ -34,7 +34,7 @@ func (s *Server) AddOrgMember(email, status string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.seq++
-	s.orgMembers = append(s.orgMembers, OrgMember{ID: hexID("org-member", strconv.Itoa(s.seq), email), Email: strings.ToLower(email), Status: status})
+	s.orgMembers = append(s.orgMembers, orgMemberRecord{ID: hexID("org-member", strconv.Itoa(s.seq), email), Email: strings.ToLower(email), Status: status})
 }
 
 // listOrgMembers serves GET /organizations/{organization_id}/members.

@@ -61,14 +61,14 @@ type Server struct {
 	mux  *http.ServeMux // see routes
 
 	mu         sync.Mutex
-	permGroup  []PermissionGroup
-	roles      []Role
+	permGroup  []permissionGroupRecord
+	roles      []roleRecord
 	rgroups    []ResourceGroup
-	zones      []Zone
-	members    []*Member
-	byEmail    map[string]*Member
-	userGroups []*UserGroup
-	orgMembers []OrgMember
+	zones      []zoneRecord
+	members    []*memberRecord
+	byEmail    map[string]*memberRecord
+	userGroups []*userGroupRecord
+	orgMembers []orgMemberRecord
 	seq        int
 	window     []time.Time // request times within the rate period
 	blocked    time.Time   // over the limit: every call refused until then
@@ -159,13 +159,13 @@ func New(opts Options) *Server {
 		if slices.Contains(cfroles.DomainNames(), name) {
 			scope = scopeDomain
 		}
-		s.permGroup = append(s.permGroup, PermissionGroup{
+		s.permGroup = append(s.permGroup, permissionGroupRecord{
 			ID: hexID("permission-group", name), Name: name,
 			Meta: Meta{"label": label(name), "scopes": scope, "editable": "false"},
 		})
 		if scope == scopeAccount {
 			// Legacy roles apply to the whole account only.
-			s.roles = append(s.roles, Role{
+			s.roles = append(s.roles, roleRecord{
 				ID: hexID("role", name), Name: name, Description: name + " role",
 				Permissions: map[string]map[string]bool{"analytics": {"read": true, "edit": false}},
 			})
@@ -462,7 +462,7 @@ func (s *Server) tokenOwner(r *http.Request) (owner, name string) {
 	if o, ok := s.others[tok]; ok {
 		return o.owner, o.name
 	}
-	return s.opts.Owner, TokenName
+	return s.opts.Owner, tokenName
 }
 
 // AddToken accepts another API token, owned by owner and named name, with
@@ -477,9 +477,9 @@ func (s *Server) AddToken(token, owner, name string) {
 	s.others[token] = tokenSpec{owner: strings.ToLower(owner), name: name}
 }
 
-// TokenIDOf is the id of an API token (GET /user/tokens/verify, and the
+// tokenIDOf is the id of an API token (GET /user/tokens/verify, and the
 // actor.token_id of its audit entries).
-func TokenIDOf(token string) string { return hexID("token", token) }
+func tokenIDOf(token string) string { return hexID("token", token) }
 
 // listZones serves GET /zones.
 func (s *Server) listZones(w http.ResponseWriter, r *http.Request) {

@@ -246,7 +246,7 @@ func TestRateLimit(t *testing.T) {
 			t.Errorf("Ratelimit = %q, want %q", got, want)
 		}
 		if got := r.Header.Get("Ratelimit-Policy"); got != `"default";q=3;w=60` {
-			t.Errorf("Ratelimit-Policy = %q", got)
+			t.Errorf("Ratelimit-policyRecord = %q", got)
 		}
 	}
 	now = now.Add(20 * time.Second)

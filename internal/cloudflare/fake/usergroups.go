@@ -40,11 +40,11 @@ import (
 //     that asked for groups says so; Terraform's acceptance tests only
 //     ever add accepted members. The fake refuses pending ones with 400.
 
-// UserGroup is a user group of the account.
-type UserGroup struct {
+// userGroupRecord is a user group of the account.
+type userGroupRecord struct {
 	ID       string
 	Name     string
-	Policies []Policy
+	Policies []policyRecord
 	Members  []string // account member ids
 	// SCIM marks a group synced from an identity provider.
 	SCIM              bool
@@ -54,7 +54,7 @@ type UserGroup struct {
 // userGroupPerPage is the lists' page size: 100 by default, 1 to 500.
 var userGroupPerPage = pageLimits{def: 100, min: 1, max: 500}
 
-func (s *Server) userGroupLocked(id string) *UserGroup {
+func (s *Server) userGroupLocked(id string) *userGroupRecord {
 	for _, g := range s.userGroups {
 		if g.ID == id {
 			return g
@@ -63,7 +63,7 @@ func (s *Server) userGroupLocked(id string) *UserGroup {
 	return nil
 }
 
-func (s *Server) userGroupJSONLocked(g *UserGroup) map[string]any {
+func (s *Server) userGroupJSONLocked(g *userGroupRecord) map[string]any {
 	policies := []any{}
 	for _, p := range g.Policies {
 		policies = append(policies, s.policyJSONLocked(p))
@@ -73,8 +73,8 @@ func (s *Server) userGroupJSONLocked(g *UserGroup) map[string]any {
 }
 
 // groupsOfLocked lists the user groups a member belongs to.
-func (s *Server) groupsOfLocked(memberID string) []*UserGroup {
-	var out []*UserGroup
+func (s *Server) groupsOfLocked(memberID string) []*userGroupRecord {
+	var out []*userGroupRecord
 	for _, g := range s.userGroups {
 		if slices.Contains(g.Members, memberID) {
 			out = append(out, g)
@@ -116,7 +116,7 @@ func (s *Server) deleteUserGroup(w http.ResponseWriter, r *http.Request) {
 	case g.SCIM:
 		writeError(w, http.StatusBadRequest, 1001, scimRefusal)
 	default:
-		s.userGroups = slices.DeleteFunc(s.userGroups, func(x *UserGroup) bool { return x == g })
+		s.userGroups = slices.DeleteFunc(s.userGroups, func(x *userGroupRecord) bool { return x == g })
 		writeResult(w, map[string]string{"id": g.ID})
 	}
 }
@@ -189,7 +189,7 @@ func (s *Server) removeUserGroupMember(w http.ResponseWriter, r *http.Request) {
 
 const scimRefusal = "this user group is managed by SCIM: its name and members are set by the identity provider, and it cannot be deleted"
 
-func (s *Server) userGroupOr404Locked(w http.ResponseWriter, id string) *UserGroup {
+func (s *Server) userGroupOr404Locked(w http.ResponseWriter, id string) *userGroupRecord {
 	g := s.userGroupLocked(id)
 	if g == nil {
 		writeError(w, http.StatusNotFound, 1003, "User group not found")
@@ -199,7 +199,7 @@ func (s *Server) userGroupOr404Locked(w http.ResponseWriter, id string) *UserGro
 
 // groupPolicies validates a group's policies as a member's; an empty list
 // is allowed (a group may hold no policy yet).
-func (s *Server) groupPoliciesLocked(ps []policyBody) ([]Policy, *apiError) {
+func (s *Server) groupPoliciesLocked(ps []policyBody) ([]policyRecord, *apiError) {
 	if len(ps) == 0 {
 		return nil, nil
 	}
@@ -245,10 +245,10 @@ func (s *Server) createUserGroup(w http.ResponseWriter, r *http.Request) {
 	writeResult(w, s.userGroupJSONLocked(g))
 }
 
-func (s *Server) newUserGroupLocked(name string, pols []Policy) *UserGroup {
+func (s *Server) newUserGroupLocked(name string, pols []policyRecord) *userGroupRecord {
 	s.seq++
 	now := s.opts.Now()
-	g := &UserGroup{ID: hexID("user-group", strconv.Itoa(s.seq), name), Name: name, Policies: pols, Created: now, Modified: now}
+	g := &userGroupRecord{ID: hexID("user-group", strconv.Itoa(s.seq), name), Name: name, Policies: pols, Created: now, Modified: now}
 	s.userGroups = append(s.userGroups, g)
 	return g
 }
@@ -281,7 +281,7 @@ func (s *Server) updateUserGroup(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var pols []Policy
+	var pols []policyRecord
 	if req.Policies != nil {
 		if apiErr := s.checkPolicyIDsLocked(g, *req.Policies); apiErr != nil {
 			writeError(w, http.StatusBadRequest, apiErr.Code, apiErr.Message)
@@ -320,7 +320,7 @@ func (s *Server) updateUserGroup(w http.ResponseWriter, r *http.Request) {
 // holds it to the schema's letter. An id that is not one of the group's
 // policies, or named twice, is refused: no evidence says otherwise, and
 // a client that sends one is confused.
-func (s *Server) checkPolicyIDsLocked(g *UserGroup, ps []policyBody) *apiError {
+func (s *Server) checkPolicyIDsLocked(g *userGroupRecord, ps []policyBody) *apiError {
 	seen := map[string]bool{}
 	for _, p := range ps {
 		switch {
@@ -329,7 +329,7 @@ func (s *Server) checkPolicyIDsLocked(g *UserGroup, ps []policyBody) *apiError {
 		case p.ID == "":
 		case seen[p.ID]:
 			return &apiError{1001, "invalid user group: policy " + p.ID + " is named twice"}
-		case !slices.ContainsFunc(g.Policies, func(x Policy) bool { return x.ID == p.ID }):
+		case !slices.ContainsFunc(g.Policies, func(x policyRecord) bool { return x.ID == p.ID }):
 			return &apiError{1001, "invalid user group: policy " + p.ID + " is not a policy of this group"}
 		}
 		seen[p.ID] = true
@@ -422,7 +422,7 @@ func (s *Server) PutUserGroup(spec UserGroupSpec) (string, error) {
 		}
 		ids = append(ids, m.ID)
 	}
-	g := find(s.userGroups, func(g **UserGroup) bool { return (*g).Name == spec.Name })
+	g := find(s.userGroups, func(g **userGroupRecord) bool { return (*g).Name == spec.Name })
 	desc, typ := "Update user group", "update"
 	if g == nil {
 		ng := s.newUserGroupLocked(spec.Name, nil)
@@ -430,7 +430,7 @@ func (s *Server) PutUserGroup(spec UserGroupSpec) (string, error) {
 		desc, typ = "Create user group", "create"
 	}
 	(*g).Policies, (*g).Members, (*g).SCIM = pols, ids, spec.SCIM
-	s.dashAuditLocked(AuditProductUserGroups, "user_group", (*g).ID, desc, typ, map[string]any{"name": spec.Name, "members": spec.Members})
+	s.dashAuditLocked(auditProductUserGroups, "user_group", (*g).ID, desc, typ, map[string]any{"name": spec.Name, "members": spec.Members})
 	return (*g).ID, nil
 }
 
