@@ -151,7 +151,7 @@ Exit codes: 0 nothing to change (or changes, without --detailed-exitcode),
 					_ = os.Remove(out)
 					fmt.Fprintf(env.Stderr, "reconciler: --out %s: not saved: the repository is invalid or denied\n", out)
 				} else {
-					sp, err := reconcile.Save(o, f.provider, now)
+					sp, err := report.Save(o, f.provider, now)
 					if err != nil {
 						return fmt.Errorf("--out %s: %w", out, err)
 					}
@@ -191,10 +191,10 @@ the ones saved; otherwise it writes nothing, says what changed, and exits 1.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			var saved *reconcile.SavedPlan
+			var saved *report.SavedPlan
 			if len(args) == 1 {
 				var err error
-				if saved, err = reconcile.ReadSavedPlan(args[0]); err != nil {
+				if saved, err = report.ReadSavedPlan(args[0]); err != nil {
 					return err
 				}
 				// The plan's own scope: apply FILE plans what plan --out did.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -119,16 +118,10 @@ func (f *reportFlags) run(ctx context.Context, env *Env) error {
 	if err != nil {
 		return err
 	}
-	var ids []string
-	for id, pv := range repo.Providers {
-		if pv.Enabled && (f.provider == "" || f.provider == id) {
-			ids = append(ids, id)
-		}
+	ids, err := repo.EnabledProviders(f.provider)
+	if err != nil {
+		return err
 	}
-	if f.provider != "" && len(ids) == 0 {
-		return fmt.Errorf("--provider %q is not an enabled provider of the repository", f.provider)
-	}
-	slices.Sort(ids)
 	out := &evidence.Report{Since: since, Until: until}
 	for _, id := range ids {
 		pv := repo.Providers[id]

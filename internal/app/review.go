@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"path"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/gitsource"
 	"github.com/cfaccess/reconciler/internal/report"
+	"github.com/cfaccess/reconciler/internal/review"
 )
 
 // reviewFlags are the flags of review.
@@ -125,11 +125,11 @@ func (f *reviewFlags) run(ctx context.Context, env *Env) error {
 		}
 		return exitCode(ExitError)
 	}
-	ids, err := reviewProviders(c.Repo, f.provider)
+	ids, err := c.Repo.EnabledProviders(f.provider)
 	if err != nil {
 		return err
 	}
-	in := report.ReviewInput{Checked: c, Revision: rev, Now: now, Window: window}
+	in := review.Input{Checked: c, Revision: rev, Now: now, Window: window}
 	if gitsource.IsURL(f.repo) {
 		in.AgesUnknown = "--repo is a URL, cloned without history: review a local checkout for grant ages"
 	} else if ages, why := newGitAges(f.repo, src); ages != nil {
@@ -146,12 +146,12 @@ func (f *reviewFlags) run(ctx context.Context, env *Env) error {
 	failed := false
 	for _, id := range ids {
 		pv := c.Repo.Providers[id]
-		ra := report.ReviewAccount{Provider: id, AccountID: pv.AccountID, Protected: pv.Protected}
+		ra := review.Account{Provider: id, AccountID: pv.AccountID, Protected: pv.Protected}
 		ra.Live, ra.Activity, ra.Err = readForReview(ctx, clients, pv, before.Add(-window), before, f.maxPages)
 		failed = failed || ra.Err != nil
 		in.Accounts = append(in.Accounts, ra)
 	}
-	if err := report.Review(env.Stdout, f.format, report.NewReview(in)); err != nil {
+	if err := report.Review(env.Stdout, f.format, review.New(in)); err != nil {
 		return err
 	}
 	if err := checkedExit(c); err != nil {
@@ -163,29 +163,10 @@ func (f *reviewFlags) run(ctx context.Context, env *Env) error {
 	return nil
 }
 
-// reviewProviders are the enabled providers to review: every one, or the
-// one --provider names.
-func reviewProviders(repo *desired.Repo, only string) ([]string, error) {
-	var ids []string
-	for id, pv := range repo.Providers {
-		if pv.Enabled && (only == "" || only == id) {
-			ids = append(ids, id)
-		}
-	}
-	if only != "" && len(ids) == 0 {
-		if _, exists := repo.Providers[only]; exists {
-			return nil, fmt.Errorf("--provider %q is disabled (enabled: false)", only)
-		}
-		return nil, fmt.Errorf("--provider %q is not defined in the repository", only)
-	}
-	slices.Sort(ids)
-	return ids, nil
-}
-
 // readForReview reads one account, every zone named, and its members'
 // last activity in [since, before). Only reads: nothing is written.
-func readForReview(ctx context.Context, clients *cloudflare.Clients, pv *desired.Provider, since, before time.Time, maxPages int) (*cloudflare.Account, report.Activity, error) {
-	activity := report.Activity{Since: since, Before: before}
+func readForReview(ctx context.Context, clients *cloudflare.Clients, pv *desired.Provider, since, before time.Time, maxPages int) (*cloudflare.Account, review.Activity, error) {
+	activity := review.Activity{Since: since, Before: before}
 	client, _, err := clients.For(pv.APITokenEnv, "", nil)
 	if err != nil {
 		return nil, activity, err
@@ -217,7 +198,7 @@ func readForReview(ctx context.Context, clients *cloudflare.Clients, pv *desired
 		activity.Unknown = fmt.Sprintf("last activity unknown: the audit log holds more than %d entries (or %d MiB) in the window; raise --activity-max-pages or shorten --activity-window",
 			maxPages*1000, cloudflare.DefaultAuditMaxBytes>>20)
 	default:
-		activity.Last = report.LastActions(res.Entries, id)
+		activity.Last = review.LastActions(res.Entries, id)
 	}
 	return live, activity, nil
 }
@@ -278,10 +259,10 @@ func newGitAges(dir string, src *desired.Source) (*gitAges, string) {
 }
 
 // added is when the grant at pos was added.
-func (g *gitAges) added(pos desired.Pos) (report.GrantAdded, bool) {
+func (g *gitAges) added(pos desired.Pos) (review.GrantAdded, bool) {
 	lines := g.lines[pos.File]
 	if pos.Line < 1 || pos.Line > len(lines) {
-		return report.GrantAdded{}, false
+		return review.GrantAdded{}, false
 	}
 	br, done := g.blamed[pos.File]
 	if !done {
@@ -289,11 +270,11 @@ func (g *gitAges) added(pos desired.Pos) (report.GrantAdded, bool) {
 		g.blamed[pos.File] = br
 	}
 	if br == nil || pos.Line > len(br.Lines) {
-		return report.GrantAdded{}, false
+		return review.GrantAdded{}, false
 	}
 	l := br.Lines[pos.Line-1]
 	if strings.TrimSuffix(l.Text, "\r") != lines[pos.Line-1] {
-		return report.GrantAdded{}, false
+		return review.GrantAdded{}, false
 	}
-	return report.GrantAdded{Time: l.Date.UTC(), Commit: l.Hash.String()}, true
+	return review.GrantAdded{Time: l.Date.UTC(), Commit: l.Hash.String()}, true
 }

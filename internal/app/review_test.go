@@ -15,7 +15,7 @@ import (
 
 	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
 	"github.com/cfaccess/reconciler/internal/desired"
-	"github.com/cfaccess/reconciler/internal/report"
+	"github.com/cfaccess/reconciler/internal/review"
 	"github.com/cfaccess/reconciler/internal/testkit"
 )
 
@@ -77,13 +77,13 @@ func (e *reviewE2E) commitAt(date time.Time, name, content string) {
 }
 
 // review runs `reconciler review --format json` and decodes it.
-func (e *reviewE2E) review(wantCode int, args ...string) report.ReviewDoc {
+func (e *reviewE2E) review(wantCode int, args ...string) review.Doc {
 	e.T.Helper()
 	code, out, errOut := e.run(append([]string{"review", "--repo", e.Repo, "--format", "json"}, args...)...)
 	if code != wantCode {
 		e.T.Fatalf("review: exit %d, want %d\n%s%s", code, wantCode, out, errOut)
 	}
-	var doc report.ReviewDoc
+	var doc review.Doc
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		e.T.Fatalf("%v\n%s", err, out)
 	}
@@ -91,7 +91,7 @@ func (e *reviewE2E) review(wantCode int, args ...string) report.ReviewDoc {
 }
 
 // reviewMember finds a member of the review's only account.
-func reviewMember(t *testing.T, doc report.ReviewDoc, email string) report.ReviewMemberDoc {
+func reviewMember(t *testing.T, doc review.Doc, email string) review.MemberDoc {
 	t.Helper()
 	for _, m := range doc.Accounts[0].Members {
 		if m.Email == email {
@@ -99,7 +99,7 @@ func reviewMember(t *testing.T, doc report.ReviewDoc, email string) report.Revie
 		}
 	}
 	t.Fatalf("no member %s in the review", email)
-	return report.ReviewMemberDoc{}
+	return review.MemberDoc{}
 }
 
 // The review end to end: the command reads the Git repository (grants
@@ -153,10 +153,10 @@ func TestReviewCommand(t *testing.T) {
 	if la := reviewMember(t, doc, "alice@example.com").LastActivity; la != nil {
 		t.Errorf("alice's last activity %+v, want none", la)
 	}
-	if got, want := doc.Accounts[0].Activity, (report.ReviewActivityDoc{Status: "read", Since: "2026-08-25T12:00:00Z", Before: "2026-11-23T12:00:00Z"}); got != want {
+	if got, want := doc.Accounts[0].Activity, (review.ActivityDoc{Status: "read", Since: "2026-08-25T12:00:00Z", Before: "2026-11-23T12:00:00Z"}); got != want {
 		t.Errorf("activity %+v, want %+v", got, want)
 	}
-	wantSum := report.ReviewSummaryDoc{Accounts: 1, ReviewCounts: report.ReviewCounts{Members: 6, Pending: 1, WithoutTwoFactor: 5, NotInGit: 3, OverdueGrants: 1}}
+	wantSum := review.SummaryDoc{Accounts: 1, Counts: review.Counts{Members: 6, Pending: 1, WithoutTwoFactor: 5, NotInGit: 3, OverdueGrants: 1}}
 	if diff := cmp.Diff(wantSum, doc.Summary); diff != "" {
 		t.Errorf("summary (-want +got):\n%s", diff)
 	}

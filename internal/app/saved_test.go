@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/cfaccess/reconciler/internal/desired"
-	"github.com/cfaccess/reconciler/internal/reconcile"
+	"github.com/cfaccess/reconciler/internal/report"
 	"github.com/cfaccess/reconciler/internal/testkit"
 )
 
@@ -128,7 +128,7 @@ func TestSavedPlanFileAbuse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Truncate(reconcile.MaxSavedPlan + 1); err != nil {
+	if err := f.Truncate(report.MaxSavedPlan + 1); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()

@@ -20,6 +20,7 @@ import (
 	"github.com/cfaccess/reconciler/internal/gitsource"
 	"github.com/cfaccess/reconciler/internal/metrics"
 	"github.com/cfaccess/reconciler/internal/reconcile"
+	"github.com/cfaccess/reconciler/internal/report"
 )
 
 // Source is where the loop gets revisions: a followed Git repository or a
@@ -689,23 +690,90 @@ func nextExpiries(repo *desired.Repo, ap *reconcile.AccountPlan, now time.Time) 
 	return out[:min(len(out), 20)]
 }
 
-// driftStatus lists the plan's changes that correct out-of-band ones.
-func driftStatus(ap *reconcile.AccountPlan, applied bool) []DriftStatus {
-	var out []DriftStatus
-	for _, c := range ap.Plan.Changes {
-		if c.Drift == nil {
-			continue
+// accountStatus is what /status shows of an account's plan (its
+// document): the result, what the plan leaves outside cfaccess's control,
+// the drift it corrects, its counts.
+func accountStatus(ad report.AccountDoc, applied bool, now time.Time) AccountStatus {
+	a := AccountStatus{Account: ad.Account, AccountID: ad.AccountID, Name: ad.Name, LastReconcile: now, Result: "success",
+		Breaker: ad.Breaker, NotChecked: ad.NotChecked, Error: ad.Error}
+	if ad.Failed {
+		a.Result = "error"
+	}
+	for _, x := range ad.Outside {
+		switch x.Kind {
+		case report.OutsideGroupMissing:
+			a.Outside = append(a.Outside, x.Email+" is declared in user group "+x.Group+", owned by the identity provider, and not in it")
+		case report.OutsideGroupAccess:
+			a.Outside = append(a.Outside, x.Email+" holds "+joinAccess(x.Access)+" via user group "+x.Group)
+		case report.OutsideOrgAdmin:
+			a.Outside = append(a.Outside, x.Email+" is a Super Administrator of the organization")
 		}
-		d := DriftStatus{Email: c.Email, Group: c.Group, Change: string(c.Action), Actor: c.Drift.Actor, Context: c.Drift.Context,
-			IP: c.Drift.IP, At: c.Drift.At, Action: c.Drift.Action}
-		for _, r := range ap.Results {
-			if applied && r.Err == nil && r.Change.Action == c.Action && r.Change.Email == c.Email && r.Change.GroupID == c.GroupID {
-				d.Applied = true
+	}
+	if !ad.Planned {
+		return a
+	}
+	p := &PlanSummary{Unmanaged: len(ad.Unmanaged), LosingAccess: ad.LosingAccess}
+	for _, cd := range ad.Changes {
+		switch diff.Action(cd.Action) {
+		case diff.Invite:
+			p.Invite++
+		case diff.Update:
+			p.Update++
+		case diff.Remove:
+			p.Remove++
+		case diff.Reinvite:
+			p.Reinvite++
+		}
+		if d := cd.Drift; d != nil {
+			a.Drift = append(a.Drift, DriftStatus{Email: cd.Email, Group: cd.Group, Change: cd.Action, Actor: d.Actor, Context: d.Context,
+				IP: d.IP, At: d.At, Action: d.Action, Applied: applied && cd.Outcome == report.ChangeApplied})
+		}
+		if cd.Outcome != "" && cd.Outcome != report.ChangeApplied {
+			a.Result, a.Error = "error", "a change failed: "+cmp.Or(cd.Failure, reconcile.ErrHeldBack.Error())
+		}
+	}
+	if a.Result == "success" {
+		// Not applied (a dry run): refused all the same.
+		for _, cd := range ad.Changes {
+			if cd.Refused != "" {
+				a.Result, a.Error = "error", "a change is refused: "+cd.Refused
 			}
 		}
-		out = append(out, d)
 	}
-	return out
+	a.Plan = p
+	return a
+}
+
+// joinAccess lists accesses as people read them.
+func joinAccess(as []report.AccessDoc) string {
+	parts := make([]string, len(as))
+	for i, x := range as {
+		parts[i] = x.String()
+	}
+	return strings.Join(parts, ", ")
+}
+
+// accountErr is why an account's reconcile failed, for its kind and the
+// logs: its plan's failure, the first change that failed, or (not
+// applied) the last change refused.
+func accountErr(ap *reconcile.AccountPlan) error {
+	if ap.Err != nil {
+		return ap.Err
+	}
+	for _, res := range ap.Results {
+		if res.Err != nil {
+			return res.Err
+		}
+	}
+	var err error
+	if ap.Plan != nil {
+		for _, c := range ap.Plan.Changes {
+			if msg := reconcile.Refusal(ap, c); msg != "" {
+				err = fmt.Errorf("%w: %s", reconcile.ErrProtected, msg)
+			}
+		}
+	}
+	return err
 }
 
 // err is the reconcile's error: the accounts' failures, joined.
@@ -744,63 +812,14 @@ func (l *Loop) summarize(c *check.Checked, o *reconcile.Outcome, rev gitsource.R
 		}
 		return r
 	}
-	for _, ap := range o.Accounts {
-		a := accountResult{AccountStatus: AccountStatus{Account: ap.Provider, AccountID: ap.AccountID, Name: ap.AccountName, LastReconcile: now, Result: "success"},
-			took: ap.Took, err: ap.Err}
-		if ap.Err != nil {
-			a.Result, a.Error = "error", ap.Err.Error()
-		}
-		if ap.Plan != nil {
-			for _, g := range ap.Plan.GroupAccess {
-				var access []string
-				for _, x := range g.Access {
-					access = append(access, ap.Display(x).String())
-				}
-				if g.Missing {
-					a.Outside = append(a.Outside, g.Email+" is declared in user group "+g.Group+", owned by the identity provider, and not in it")
-				} else {
-					a.Outside = append(a.Outside, g.Email+" holds "+strings.Join(access, ", ")+" via user group "+g.Group)
-				}
-			}
-		}
-		if ap.Live != nil {
-			for _, m := range ap.Live.OrgAdmins {
-				a.Outside = append(a.Outside, m.Email+" is a Super Administrator of the organization")
-			}
-			for _, nc := range ap.Live.NotChecked {
-				a.NotChecked = append(a.NotChecked, nc.String())
-			}
-		}
+	doc := report.NewPlanDoc(o)
+	for i, ap := range o.Accounts {
+		a := accountResult{AccountStatus: accountStatus(doc.Accounts[i], doc.Applied, now), took: ap.Took, err: accountErr(ap)}
 		if ap.ReadInfo.Read != "" {
 			a.Read = &ReadStatus{Read: ap.ReadInfo.Read, Reason: ap.ReadInfo.Reason, LastFullRead: ap.ReadInfo.LastFullRead.UTC(),
 				AuditLogError: ap.ReadInfo.AuditError, Note: ap.ReadInfo.Note}
 			a.outOfBand = ap.ReadInfo.OutOfBand
 			a.CredentialsElsewhere = ap.ReadInfo.Elsewhere
-		}
-		if ap.Plan != nil {
-			a.Drift = driftStatus(ap, o.Applied)
-		}
-		if ap.Plan != nil {
-			a.Breaker = ap.Plan.Breaker
-			a.Plan = &PlanSummary{Invite: ap.Plan.Count(diff.Invite), Update: ap.Plan.Count(diff.Update),
-				Remove: ap.Plan.Count(diff.Remove), Reinvite: ap.Plan.Count(diff.Reinvite), Unmanaged: len(ap.Plan.Unmanaged),
-				LosingAccess: ap.Plan.LosingAccess()}
-		}
-		for _, res := range ap.Results {
-			if res.Err != nil {
-				a.Result, a.Error = "error", "a change failed: "+res.Err.Error()
-				if a.err == nil {
-					a.err = res.Err
-				}
-			}
-		}
-		if ap.Plan != nil && ap.Plan.Refused() > 0 && a.Result == "success" {
-			// Not applied (a dry run): refused all the same.
-			for _, c := range ap.Plan.Changes {
-				if msg := reconcile.Refusal(ap, c); msg != "" {
-					a.Result, a.Error, a.err = "error", "a change is refused: "+msg, fmt.Errorf("%w: %s", reconcile.ErrProtected, msg)
-				}
-			}
 		}
 		if ap.Live != nil {
 			var oldest time.Duration

@@ -8,6 +8,5 @@
 // writer (cloudflare.Writer) — a failed change does not stop the others,
 // grants are held back while a guardrail on the live state denies, and
 // each change is bounded in time. The Planner is the one writer of what
-// it keeps between plans (State, the read caches). Saved plans (plan
-// --out, apply FILE) live here too.
+// it keeps between plans (State, the read caches).
 package reconcile

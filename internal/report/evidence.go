@@ -16,21 +16,24 @@ import (
 // EvidenceFormats are the formats of `reconciler report`.
 var EvidenceFormats = []string{"markdown", "json", "csv"}
 
-// Evidence renders the change evidence of a period.
+// Evidence renders the change evidence of a period. Every format renders
+// the same EvidenceDoc.
 func Evidence(w io.Writer, format string, r *evidence.Report) error {
 	if err := CheckFormat(format, EvidenceFormats); err != nil {
 		return err
 	}
+	doc := evidenceDoc(r)
 	switch format {
 	case "json":
-		return evidenceJSON(w, r)
+		return WriteJSON(w, doc)
 	case "csv":
-		return evidenceCSV(w, r)
+		return evidenceCSV(w, doc)
 	}
-	return evidenceMarkdown(w, r)
+	return evidenceMarkdown(w, doc)
 }
 
-// EvidenceDoc is the JSON form of a report.
+// EvidenceDoc is a report as every format shows it, and its JSON form;
+// fields tagged json:"-" are what markdown says beyond it.
 type EvidenceDoc struct {
 	Since    time.Time            `json:"since"`
 	Until    time.Time            `json:"until"`
@@ -77,6 +80,8 @@ type EvidenceChangeDoc struct {
 	Corrected         *time.Time `json:"corrected_at,omitempty"`
 	CorrectionSeconds *int64     `json:"time_to_correction_seconds,omitempty"`
 	StillPresent      bool       `json:"still_present,omitempty"`
+	// Correction is how long the change stood until reverted.
+	Correction time.Duration `json:"-"`
 }
 
 type EvidenceSummaryDoc struct {
@@ -88,8 +93,12 @@ type EvidenceSummaryDoc struct {
 	StillPresent        int   `json:"still_present"`
 	MedianCorrectionSec int64 `json:"median_time_to_correction_seconds"`
 	MaxCorrectionSec    int64 `json:"max_time_to_correction_seconds"`
+	// MedianCorrection and MaxCorrection are the times to correction.
+	MedianCorrection time.Duration `json:"-"`
+	MaxCorrection    time.Duration `json:"-"`
 }
 
+// evidenceDoc builds the document of a report.
 func evidenceDoc(r *evidence.Report) EvidenceDoc {
 	doc := EvidenceDoc{Since: r.Since.UTC(), Until: r.Until.UTC(), Accounts: []EvidenceAccountDoc{}}
 	for _, a := range r.Accounts {
@@ -97,7 +106,8 @@ func evidenceDoc(r *evidence.Report) EvidenceDoc {
 			Error: a.Error, Truncated: a.Truncated, Changes: []EvidenceChangeDoc{},
 			Summary: EvidenceSummaryDoc{Changes: a.Summary.Changes, ApprovedThroughGit: a.Summary.Approved, Unverified: a.Summary.Unverified, OutOfBand: a.Summary.OutOfBand,
 				Corrected: a.Summary.Corrected, StillPresent: a.Summary.StillPresent,
-				MedianCorrectionSec: int64(a.Summary.MedianCorrection.Seconds()), MaxCorrectionSec: int64(a.Summary.MaxCorrection.Seconds())}}
+				MedianCorrectionSec: int64(a.Summary.MedianCorrection.Seconds()), MaxCorrectionSec: int64(a.Summary.MaxCorrection.Seconds()),
+				MedianCorrection: a.Summary.MedianCorrection, MaxCorrection: a.Summary.MaxCorrection}}
 		for _, c := range a.Changes {
 			cd := EvidenceChangeDoc{At: c.At, Kind: c.Kind, Subject: c.Subject, Action: c.Action, Type: c.Type, Approval: string(c.Approval),
 				Unapproved: c.Why, Actor: c.Actor, Context: c.Context, IP: c.IP, Revision: c.Revision, Author: c.Author, Title: c.Title, Grants: c.Grants}
@@ -106,8 +116,9 @@ func evidenceDoc(r *evidence.Report) EvidenceDoc {
 			case c.Corrected.IsZero():
 				cd.StillPresent = true
 			default:
-				at, secs := c.Corrected, int64(c.TimeToCorrection().Seconds())
-				cd.Corrected, cd.CorrectionSeconds = &at, &secs
+				at, d := c.Corrected, c.TimeToCorrection()
+				secs := int64(d.Seconds())
+				cd.Corrected, cd.CorrectionSeconds, cd.Correction = &at, &secs, d
 			}
 			ad.Changes = append(ad.Changes, cd)
 		}
@@ -116,13 +127,11 @@ func evidenceDoc(r *evidence.Report) EvidenceDoc {
 	return doc
 }
 
-func evidenceJSON(w io.Writer, r *evidence.Report) error { return WriteJSON(w, evidenceDoc(r)) }
-
-func evidenceCSV(w io.Writer, r *evidence.Report) error {
+func evidenceCSV(w io.Writer, doc EvidenceDoc) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"account", "time", "kind", "subject", "action", "approval", "revision", "commit_author", "grants",
 		"actor", "context", "ip", "corrected_at", "time_to_correction_seconds", "note"})
-	for _, a := range evidenceDoc(r).Accounts {
+	for _, a := range doc.Accounts {
 		for _, c := range a.Changes {
 			corrected, secs := "", ""
 			if c.Corrected != nil {
@@ -138,87 +147,101 @@ func evidenceCSV(w io.Writer, r *evidence.Report) error {
 	return cw.Error()
 }
 
-func evidenceMarkdown(w io.Writer, r *evidence.Report) error {
+// evidenceMarkdown writes a report for people: what approval means, the
+// accounts nothing could be approved in, then each account's figures and
+// changes.
+func evidenceMarkdown(w io.Writer, doc EvidenceDoc) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Access changes from %s to %s\n\n", r.Since.UTC().Format(time.RFC3339), r.Until.UTC().Format(time.RFC3339))
+	fmt.Fprintf(&b, "# Access changes from %s to %s\n\n", doc.Since.Format(time.RFC3339), doc.Until.Format(time.RFC3339))
 	b.WriteString("Every change to the accounts' members and user groups in the period, from each account's Cloudflare audit log. " +
 		"A change is **approved through Git** only when Cloudflare says it was made with cfaccess's token, the revision it names is on the followed branch, " +
 		"and the repository at that revision explains it (for an invitation or an update, the access written; for a removal, no grant for the member then): " +
 		"it names the commit and the grants behind it. A change made with cfaccess's token that fails a check is **unverified**, with the check it failed. " +
 		"Any other change is **out of band**, whatever it claims: it names who made it, how, and how long it stood until cfaccess reverted it.\n\n")
-	for _, a := range r.Accounts {
+	for _, a := range doc.Accounts {
 		if a.NoApproval != "" {
 			fmt.Fprintf(&b, "⚠️ **%s: nothing is marked approved through Git**: %s. Give cfaccess's token id with --cfaccess-token-id, or run the report with cfaccess's token.\n\n",
-				mdEscape(a.Provider), mdEscape(oneLine(a.NoApproval)))
+				mdEscape(a.Account), mdEscape(oneLine(a.NoApproval)))
 		}
 		if a.Doubt != "" {
-			fmt.Fprintf(&b, "⚠️ **%s: is this cfaccess's token?** %s.\n\n", mdEscape(a.Provider), mdEscape(oneLine(a.Doubt)))
+			fmt.Fprintf(&b, "⚠️ **%s: is this cfaccess's token?** %s.\n\n", mdEscape(a.Account), mdEscape(oneLine(a.Doubt)))
 		}
 	}
-	for _, a := range r.Accounts {
-		fmt.Fprintf(&b, "## %s (%s)\n\n", mdEscape(a.Provider), mdEscape(a.AccountID))
-		if a.Error != "" {
-			fmt.Fprintf(&b, "The audit log could not be read: %s\n\n", mdEscape(oneLine(a.Error)))
-			continue
-		}
-		if a.Credentials != "" {
-			fmt.Fprintf(&b, "cfaccess's token: %s.\n\n", mdEscape(oneLine(a.Credentials)))
-		}
-		if a.Truncated {
-			b.WriteString("⚠️ **The audit log had more entries than --max-pages allows (or more than 512 MiB of them): the list below is incomplete, its end missing.**\n\n")
-		}
-		s := a.Summary
-		fmt.Fprintf(&b, "| changes | approved through Git | unverified | out of band | corrected | still present | median time to correction | longest |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-		med, mx := "–", "–"
-		if s.Corrected > 0 {
-			med, mx = evidence.Duration(s.MedianCorrection), evidence.Duration(s.MaxCorrection)
-		}
-		fmt.Fprintf(&b, "| %d | %d | %d | %d | %d | %d | %s | %s |\n\n", s.Changes, s.Approved, s.Unverified, s.OutOfBand, s.Corrected, s.StillPresent, med, mx)
-		if len(a.Changes) == 0 {
-			b.WriteString("No change in the period.\n\n")
-			continue
-		}
-		b.WriteString("| time (UTC) | subject | change | approval | by |\n|---|---|---|---|---|\n")
-		for _, c := range a.Changes {
-			approval, by := "", mdEscape(c.Actor)
-			if ctx := cloudflare.ContextText(c.Context); ctx != "" {
-				by += " " + ctx
-			}
-			if c.IP != "" {
-				by += " from " + mdEscape(c.IP)
-			}
-			switch {
-			case c.Approval == evidence.Approved:
-				approval = "✅ Git " + mdCode(gitsource.Short(c.Revision))
-				if c.Author != "" {
-					approval += " by " + mdEscape(c.Author)
-				}
-				if c.Title != "" {
-					approval += ": " + mdEscape(c.Title)
-				}
-				for _, g := range c.Grants {
-					approval += "<br>" + mdEscape(g)
-				}
-				by = "cfaccess"
-			case c.Approval == evidence.Unverified:
-				approval = "❔ made with cfaccess's token, **unverified**"
-			default:
-				approval = "⚠️ out of band"
-			}
-			switch {
-			case c.Approval == evidence.Approved:
-			case c.Corrected.IsZero():
-				approval += ", **still present**"
-			default:
-				approval += ", reverted after " + evidence.Duration(c.TimeToCorrection())
-			}
-			if c.Why != "" {
-				approval += "<br>" + mdEscape(c.Why)
-			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", c.At.Format("2006-01-02 15:04"), mdEscape(c.Subject), mdEscape(c.Action), approval, by)
-		}
-		b.WriteByte('\n')
+	for _, a := range doc.Accounts {
+		evidenceAccountMarkdown(&b, a)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// evidenceAccountMarkdown writes an account's figures and a table of its
+// changes, or why its audit log could not be read.
+func evidenceAccountMarkdown(b *strings.Builder, a EvidenceAccountDoc) {
+	fmt.Fprintf(b, "## %s (%s)\n\n", mdEscape(a.Account), mdEscape(a.AccountID))
+	if a.Error != "" {
+		fmt.Fprintf(b, "The audit log could not be read: %s\n\n", mdEscape(oneLine(a.Error)))
+		return
+	}
+	if a.Credentials != "" {
+		fmt.Fprintf(b, "cfaccess's token: %s.\n\n", mdEscape(oneLine(a.Credentials)))
+	}
+	if a.Truncated {
+		b.WriteString("⚠️ **The audit log had more entries than --max-pages allows (or more than 512 MiB of them): the list below is incomplete, its end missing.**\n\n")
+	}
+	s := a.Summary
+	fmt.Fprintf(b, "| changes | approved through Git | unverified | out of band | corrected | still present | median time to correction | longest |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	med, mx := "–", "–"
+	if s.Corrected > 0 {
+		med, mx = evidence.Duration(s.MedianCorrection), evidence.Duration(s.MaxCorrection)
+	}
+	fmt.Fprintf(b, "| %d | %d | %d | %d | %d | %d | %s | %s |\n\n", s.Changes, s.ApprovedThroughGit, s.Unverified, s.OutOfBand, s.Corrected, s.StillPresent, med, mx)
+	if len(a.Changes) == 0 {
+		b.WriteString("No change in the period.\n\n")
+		return
+	}
+	b.WriteString("| time (UTC) | subject | change | approval | by |\n|---|---|---|---|---|\n")
+	for _, c := range a.Changes {
+		evidenceChangeMarkdown(b, c)
+	}
+	b.WriteByte('\n')
+}
+
+// evidenceChangeMarkdown writes a change as a row: when, what, whether
+// approved through Git (and by which commit and grants), and by whom.
+func evidenceChangeMarkdown(b *strings.Builder, c EvidenceChangeDoc) {
+	approval, by := "", mdEscape(c.Actor)
+	if ctx := cloudflare.ContextText(c.Context); ctx != "" {
+		by += " " + ctx
+	}
+	if c.IP != "" {
+		by += " from " + mdEscape(c.IP)
+	}
+	switch evidence.Approval(c.Approval) {
+	case evidence.Approved:
+		approval = "✅ Git " + mdCode(gitsource.Short(c.Revision))
+		if c.Author != "" {
+			approval += " by " + mdEscape(c.Author)
+		}
+		if c.Title != "" {
+			approval += ": " + mdEscape(c.Title)
+		}
+		for _, g := range c.Grants {
+			approval += "<br>" + mdEscape(g)
+		}
+		by = "cfaccess"
+	case evidence.Unverified:
+		approval = "❔ made with cfaccess's token, **unverified**"
+	default:
+		approval = "⚠️ out of band"
+	}
+	switch {
+	case c.StillPresent:
+		approval += ", **still present**"
+	case c.Corrected != nil:
+		approval += ", reverted after " + evidence.Duration(c.Correction)
+	}
+	if c.Unapproved != "" {
+		approval += "<br>" + mdEscape(c.Unapproved)
+	}
+	fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", c.At.Format("2006-01-02 15:04"), mdEscape(c.Subject), mdEscape(c.Action), approval, by)
 }

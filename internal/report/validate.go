@@ -29,7 +29,7 @@ func Validate(w io.Writer, format string, c *check.Checked, opts Options) error 
 	case "json":
 		return validateJSON(w, c)
 	case "sarif":
-		return validateSARIF(w, c, opts)
+		return findingsSARIF(w, c.Findings(), opts)
 	case "codequality":
 		return validateCodeQuality(w, c)
 	}
@@ -106,9 +106,7 @@ var textLabel = map[string]string{"error": "error", "warning": "warning", "deny"
 // verdict. The findings are written as plan's are (findingsText).
 func validateText(w io.Writer, c *check.Checked, color bool) error {
 	var b strings.Builder
-	if err := findingsText(&b, c, painter(color), false); err != nil {
-		return err
-	}
+	findingsText(&b, c.Findings(), c.Valid(), c.Denied(), painter(color), false)
 	if c.Valid() && !c.Denied() {
 		_, warns, _ := check.Count(c.Findings())
 		fmt.Fprintf(&b, "valid: %s, %s, %s, %s in %s; %s\n",
@@ -297,11 +295,13 @@ func sarifRuleID(f check.Finding) string {
 	return "cfaccess/declaration-" + f.Severity
 }
 
-func validateSARIF(w io.Writer, c *check.Checked, opts Options) error {
+// findingsSARIF writes findings as a SARIF log, one result each, and a
+// rule per result's id (validate and plan share it).
+func findingsSARIF(w io.Writer, findings []check.Finding, opts Options) error {
 	v := opts.Version
 	run := sarifRun{Tool: sarifTool{Driver: sarifDriver{Name: "cfaccess", InformationURI: "https://github.com/cfaccess/reconciler", Version: v}}, Results: []sarifResult{}}
 	seen := map[string]bool{}
-	for _, f := range c.Findings() {
+	for _, f := range findings {
 		id := sarifRuleID(f)
 		if !seen[id] {
 			seen[id] = true

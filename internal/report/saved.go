@@ -1,4 +1,4 @@
-package reconcile
+package report
 
 import (
 	"crypto/sha256"
@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/cfaccess/reconciler/internal/desired"
-	"github.com/cfaccess/reconciler/internal/diff"
+	"github.com/cfaccess/reconciler/internal/reconcile"
 )
 
 // A saved plan (`plan --out FILE`, then `apply FILE`), as Terraform users
@@ -59,21 +59,24 @@ type SavedAccount struct {
 
 // Save makes the saved plan of an outcome, planned for provider ("" for
 // all). An account that could not be planned cannot be saved.
-func Save(o *Outcome, provider string, now time.Time) (*SavedPlan, error) {
+func Save(o *reconcile.Outcome, provider string, now time.Time) (*SavedPlan, error) {
 	sp := &SavedPlan{Kind: savedPlanKind, Version: savedPlanVersion, Created: now.UTC(), Revision: o.Revision.SHA, Modified: o.Revision.Modified, Provider: provider}
-	for _, ap := range o.Accounts {
+	doc := NewPlanDoc(o)
+	for i, ap := range o.Accounts {
 		if ap.Err != nil || ap.Plan == nil {
 			return nil, fmt.Errorf("%s could not be planned: a plan to save needs every account", ap.Provider)
 		}
-		sp.Accounts = append(sp.Accounts, savedAccount(ap))
+		sp.Accounts = append(sp.Accounts, savedAccount(ap, doc.Accounts[i]))
 	}
 	return sp, nil
 }
 
-func savedAccount(ap *AccountPlan) SavedAccount {
+// savedAccount is an account as a saved plan keeps it: its live state
+// and its plan's changes (from its document), a line each.
+func savedAccount(ap *reconcile.AccountPlan, ad AccountDoc) SavedAccount {
 	sa := SavedAccount{Provider: ap.Provider, AccountID: ap.AccountID, Live: liveLines(ap), Changes: []string{}}
-	for _, c := range ap.Plan.Changes {
-		sa.Changes = append(sa.Changes, changeLine(ap, c))
+	for _, c := range ad.Changes {
+		sa.Changes = append(sa.Changes, savedChangeLine(c))
 	}
 	h := sha256.New()
 	for _, l := range sa.Live {
@@ -85,7 +88,7 @@ func savedAccount(ap *AccountPlan) SavedAccount {
 
 // liveLines describes an account's live members and user groups, a
 // sorted line each.
-func liveLines(ap *AccountPlan) []string {
+func liveLines(ap *reconcile.AccountPlan) []string {
 	show := func(as []desired.Access) string {
 		out := make([]string, len(as))
 		for i, a := range as {
@@ -117,21 +120,18 @@ func liveLines(ap *AccountPlan) []string {
 	return lines
 }
 
-// changeLine describes a change in one line.
-func changeLine(ap *AccountPlan, c diff.Change) string {
-	show := func(sign string, as []desired.Access) []string {
-		var out []string
-		for _, a := range as {
-			out = append(out, sign+ap.Display(a).String())
-		}
-		return out
-	}
-	parts := []string{string(c.Action), c.Email}
+// savedChangeLine describes a change in one line.
+func savedChangeLine(c ChangeDoc) string {
+	parts := []string{c.Action, c.Email}
 	if c.Group != "" {
 		parts = append(parts, "user group "+c.Group)
 	}
-	parts = append(parts, show("+", c.Add)...)
-	parts = append(parts, show("-", c.Remove)...)
+	for _, a := range c.Add {
+		parts = append(parts, "+"+a.String())
+	}
+	for _, a := range c.Remove {
+		parts = append(parts, "-"+a.String())
+	}
 	return strings.Join(parts, " ")
 }
 
@@ -208,7 +208,7 @@ func ReadSavedPlan(path string) (*SavedPlan, error) {
 // revision, an account's live state changed (member by member), or other
 // changes planned (time passed: a grant expired). None means the saved
 // plan is what applying now would do.
-func (sp *SavedPlan) Differences(o *Outcome) []string {
+func (sp *SavedPlan) Differences(o *reconcile.Outcome) []string {
 	var out []string
 	if o.Revision.SHA != sp.Revision || o.Revision.Modified != sp.Modified {
 		out = append(out, fmt.Sprintf("the repository is at %s, the plan was made at %s", revisionText(o.Revision.SHA, o.Revision.Modified), revisionText(sp.Revision, sp.Modified)))
@@ -217,7 +217,8 @@ func (sp *SavedPlan) Differences(o *Outcome) []string {
 	for _, sa := range sp.Accounts {
 		saved[sa.Provider] = sa
 	}
-	for _, ap := range o.Accounts {
+	doc := NewPlanDoc(o)
+	for i, ap := range o.Accounts {
 		sa, ok := saved[ap.Provider]
 		delete(saved, ap.Provider)
 		switch {
@@ -231,7 +232,7 @@ func (sp *SavedPlan) Differences(o *Outcome) []string {
 			out = append(out, fmt.Sprintf("%s: the plan was made for account %s, the repository now names account %s", ap.Provider, sa.AccountID, ap.AccountID))
 			continue
 		}
-		now := savedAccount(ap)
+		now := savedAccount(ap, doc.Accounts[i])
 		if now.Fingerprint != sa.Fingerprint {
 			for _, l := range lineDiff(sa.Live, now.Live) {
 				out = append(out, ap.Provider+": live account changed since the plan: "+l)
