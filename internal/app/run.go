@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cfaccess/reconciler/internal/check"
 	"github.com/cfaccess/reconciler/internal/daemon"
 	"github.com/cfaccess/reconciler/internal/gitsource"
 	"github.com/cfaccess/reconciler/internal/metrics"
@@ -230,7 +231,7 @@ func (f *runFlags) service(env *Env) (d *service, err error) {
 			os.RemoveAll(work)
 		}
 	}()
-	loop := daemon.NewLoop(daemon.LoopConfig{Source: src, Planner: planner, Checks: f.checks(false),
+	loop := daemon.NewLoop(daemon.LoopConfig{Source: src, Planner: planner, Checks: daemonChecks(f.checks(false)),
 		Plans: daemonPlans(f.options()), DryRun: f.dryRun, Interval: f.interval, TriggerGap: f.triggerGap, Timeout: f.reconcileTimeout,
 		AllowNonFastForward: f.allowNonFastForward, StateFile: f.stateFile, Metrics: m, Log: log, Now: env.Now})
 	hook, err := f.webhook(loop.Poke, m)
@@ -274,4 +275,11 @@ func (d *service) run(ctx context.Context) error {
 	err := g.Wait()
 	d.log.Info("stopped")
 	return err
+}
+
+// daemonChecks are the daemon's check options: a revision is evaluated
+// again at every reconcile, its guardrail input kept between them.
+func daemonChecks(o check.Options) check.Options {
+	o.Reuse = true
+	return o
 }

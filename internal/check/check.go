@@ -26,6 +26,13 @@ type Options struct {
 	AllowUnknownRoles bool
 	// AllowUnicodeEmails accepts emails outside ASCII.
 	AllowUnicodeEmails bool
+	// Reuse keeps a repository's guardrail input between evaluations (the
+	// daemon, evaluating one revision again and again: Compiled.At), for
+	// repositories of fewer than largeInput grants. Otherwise the input is
+	// built for each evaluation and freed after it: a command that
+	// evaluates once keeps its peak memory to the input or the accounts'
+	// read, not both.
+	Reuse bool
 }
 
 // DefaultPolicyTimeout bounds guardrail evaluation: a rule that loops (or
@@ -57,6 +64,7 @@ type Compiled struct {
 
 	guardrails *policy.Engine
 	timeout    time.Duration
+	reuse      bool
 
 	// memo is the last guardrail input built and its timeless
 	// violations, reused while the grants' activity is the same (small
@@ -86,12 +94,13 @@ func (m *inputMemo) holds(now time.Time) bool {
 // time are evaluated again (a daemon's steady reconcile then costs those
 // alone). A large repository's input is built and evaluated anew each
 // time instead of held between reconciles: its memory is worth more
-// (releaseInput).
+// (releaseInput); so is every input when not asked to reuse it
+// (Options.Reuse).
 func (c *Compiled) eval(ctx context.Context, now time.Time) ([]policy.Violation, error) {
-	if len(c.Repo.Grants) >= largeInput {
+	if !c.reuses() {
 		input := policy.Input(c.Repo, now)
-		collectAfterInput(c.Repo)
-		defer releaseInput(c.Repo)
+		collectAfterInput()
+		defer releaseInput()
 		return c.guardrails.Eval(ctx, input)
 	}
 	c.mu.Lock()
@@ -111,6 +120,10 @@ func (c *Compiled) eval(ctx context.Context, now time.Time) ([]policy.Violation,
 	return policy.Merge(c.memo.timeless, timely), nil
 }
 
+// reuses reports whether the guardrails' input is kept between
+// evaluations (Options.Reuse, below largeInput).
+func (c *Compiled) reuses() bool { return c.reuse && len(c.Repo.Grants) < largeInput }
+
 // input is the guardrails' input at now: the memo's when it holds.
 func (c *Compiled) input(now time.Time) *policy.Document {
 	c.mu.Lock()
@@ -128,7 +141,7 @@ func Compile(ctx context.Context, src *desired.Source, readDiags desired.Diagnos
 	if opts.PolicyTimeout <= 0 {
 		opts.PolicyTimeout = DefaultPolicyTimeout
 	}
-	c := &Compiled{Files: len(src.YAML), Diags: slices.Clone(readDiags), timeout: opts.PolicyTimeout}
+	c := &Compiled{Files: len(src.YAML), Diags: slices.Clone(readDiags), timeout: opts.PolicyTimeout, reuse: opts.Reuse}
 	if len(src.YAML) == 0 && len(readDiags) == 0 {
 		// An empty tree is almost always a wrong --repo or --path; read as
 		// "nobody has access" it would be a dangerous default.
@@ -271,7 +284,10 @@ func (c *Checked) EvalLive(ctx context.Context, live []policy.LiveAccount) ([]po
 		// is the largest allocation, not worth holding while accounts are
 		// read.
 		input := policy.WithLive(c.compiled.input(c.Now), live)
-		collectAfterInput(c.Repo)
+		if !c.compiled.reuses() {
+			collectAfterInput()
+			defer releaseInput()
+		}
 		return g.Eval(pctx, input)
 	case g.LiveBuiltins():
 		vs, err := g.EvalLiveBuiltins(pctx, c.Now, live)
@@ -302,7 +318,7 @@ func policyFailure(ctx context.Context, timeout time.Duration, what string, err 
 // guardrails' input is worth a collection of its own (below, the
 // collections cost more than the memory they save: at 2,000 members, three
 // forced collections were a third of a steady reconcile's CPU).
-const largeInput = 10_000
+const largeInput = 5_000
 
 // collectAfterInput collects once a large repository's guardrail input is
 // built, before it is evaluated. Building the input leaves garbage as
@@ -312,11 +328,7 @@ const largeInput = 10_000
 // (measured at 50,000 members: 141 MB of heap for 82 MB live). Collected
 // here, the goal comes from the input alone. A local step, measured (about
 // 25 ms at 50,000 members), not a process setting.
-func collectAfterInput(repo *desired.Repo) {
-	if len(repo.Grants) >= largeInput {
-		runtime.GC()
-	}
-}
+func collectAfterInput() { runtime.GC() }
 
 // releaseInput frees a large repository's guardrail input once evaluated.
 //
@@ -328,11 +340,9 @@ func collectAfterInput(repo *desired.Repo) {
 // (85 MB live before, 13 MB after, about 30 ms per collection). The heap's
 // ceiling otherwise comes from GOMEMLIMIT, which the Deployment sets from
 // the container's memory limit.
-func releaseInput(repo *desired.Repo) {
-	if len(repo.Grants) >= largeInput {
-		runtime.GC()
-		runtime.GC()
-	}
+func releaseInput() {
+	runtime.GC()
+	runtime.GC()
 }
 
 // Finding is a diagnostic, a failed policy test or a violation, flattened

@@ -26,7 +26,7 @@ grants:
 `)}}, Rego: []desired.File{{Path: "policies/active.rego", Data: []byte(`package cfaccess.local
 deny contains "T-2 is active" if { some g in input.grants; g.active; g.reason == "T-2" }
 `)}}}
-	compiled, err := Compile(t.Context(), src, nil, Options{})
+	compiled, err := Compile(t.Context(), src, nil, Options{Reuse: true})
 	if err != nil || !compiled.Valid() {
 		t.Fatal(err, compiled.Diags)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cfaccess/reconciler/internal/check"
 	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
 	"github.com/cfaccess/reconciler/internal/desired"
@@ -57,7 +58,7 @@ func BenchmarkSteadyReconcile(b *testing.B) {
 		RateLimit: 1_000_000, MaxRetries: 1, Timeout: time.Minute, Transport: testkit.Transport(s)}, reconcile.NewState(clock))
 	p.Detect = &reconcile.Detection{FullReadInterval: 24 * time.Hour, Margin: 5 * time.Minute}
 	reg := prometheus.NewRegistry()
-	l := NewLoop(LoopConfig{Source: gitsource.Directory{Path: dir}, Planner: p, Plans: reconcile.PlanOptions{Grants: true}, Interval: time.Minute,
+	l := NewLoop(LoopConfig{Source: gitsource.Directory{Path: dir}, Planner: p, Checks: check.Options{Reuse: true}, Plans: reconcile.PlanOptions{Grants: true}, Interval: time.Minute,
 		Metrics: metrics.New(reg, "bench"), Log: slog.New(slog.DiscardHandler), Now: clock})
 	for range 2 { // the first read, then the first reused one
 		if err := l.RunOnce(context.Background()); err != nil {

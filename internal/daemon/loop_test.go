@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/cfaccess/reconciler/internal/check"
 	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
 	"github.com/cfaccess/reconciler/internal/desired"
@@ -63,6 +64,7 @@ func newHarnessFrom(t *testing.T, story *testkit.Story, start time.Time, tune fu
 	cfg := LoopConfig{
 		Source:     &gitsource.Remote{URL: "file://" + story.Repo, Work: t.TempDir()},
 		Planner:    p,
+		Checks:     check.Options{Reuse: true}, // as run does
 		Interval:   time.Hour,
 		TriggerGap: 2 * time.Second,
 		Timeout:    15 * time.Minute,
