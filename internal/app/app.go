@@ -45,6 +45,9 @@ type Env struct {
 	// Transport carries the requests to Cloudflare (nil: the network);
 	// tests reach the fake in-process through it.
 	Transport http.RoundTripper
+	// KubeTransport carries the requests to the Kubernetes API (run
+	// --leader-elect; nil: the kubeconfig's or the pod's).
+	KubeTransport http.RoundTripper
 }
 
 // Run runs the program and returns its exit code.

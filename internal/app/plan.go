@@ -25,7 +25,9 @@ type planFlags struct {
 	reinviteAfter    time.Duration
 	stateFile        string
 	attribution      time.Duration
-	maxSize          int
+	// writesUntil fences the writes (run --leader-elect).
+	writesUntil func() time.Time
+	maxSize     int
 }
 
 func (f *planFlags) register(cmd *cobra.Command, env *Env) {
@@ -58,7 +60,7 @@ func (f *planFlags) planner(env *Env, observe func(method, endpoint, code string
 	if err != nil {
 		return nil, err
 	}
-	clients.Observe = observe
+	clients.Observe, clients.WritesUntil = observe, f.writesUntil
 	// In memory without --state-file: filled from the audit log.
 	state := reconcile.NewState(env.Now)
 	if f.stateFile != "" {

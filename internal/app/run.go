@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,7 @@ import (
 	"github.com/cfaccess/reconciler/internal/check"
 	"github.com/cfaccess/reconciler/internal/daemon"
 	"github.com/cfaccess/reconciler/internal/gitsource"
+	"github.com/cfaccess/reconciler/internal/leader"
 	"github.com/cfaccess/reconciler/internal/metrics"
 	"github.com/cfaccess/reconciler/internal/reconcile"
 	"github.com/cfaccess/reconciler/internal/report"
@@ -47,6 +49,7 @@ type runFlags struct {
 	auditLog            bool
 	fullReadInterval    time.Duration
 	auditDelay          time.Duration
+	elect               electFlags
 }
 
 func newRun(env *Env) *cobra.Command {
@@ -92,6 +95,12 @@ given, so that only the webhooks face the Git host.`,
 			return d.run(cmd.Context())
 		},
 	}
+	f.register(cmd, env)
+	return cmd
+}
+
+// register adds run's flags to cmd.
+func (f *runFlags) register(cmd *cobra.Command, env *Env) {
 	f.planFlags.register(cmd, env)
 	fl := cmd.Flags()
 	_ = fl.MarkHidden("now")
@@ -116,16 +125,21 @@ given, so that only the webhooks face the Git host.`,
 	fl.BoolVar(&f.auditLog, "audit-log", true, "ask each account's audit log what changed since the last read, and reuse that read while nothing did (the token needs Account Settings Read; without it, or with false, every reconcile reads in full)")
 	fl.DurationVar(&f.fullReadInterval, "full-read-interval", 0, "read each account in full at least this often, whatever the audit log says (default 10× --interval)")
 	fl.DurationVar(&f.auditDelay, "audit-log-delay", 5*time.Minute, "how late an entry may reach the audit log: each query overlaps the previous one by this much")
+	f.elect.register(fl, env)
 	fl.DurationVar(&f.triggerGap, "min-trigger-interval", 2*time.Second, "a webhook or directory change starts a reconcile at most this soon after the previous one started (deliveries meanwhile coalesce): a flood of deliveries cannot spend the Cloudflare API budget")
-	return cmd
 }
 
 // service is the daemon: the loop, its HTTP servers and what feeds them,
 // wired from the flags.
 type service struct {
-	loop   *daemon.Loop
-	server *server.Server
-	log    *slog.Logger
+	// newLoop makes the loop of a term of leadership (nil: without
+	// leader election); elector is nil without it.
+	newLoop func(term *leader.Term) (*daemon.Loop, error)
+	elector *leader.Elector
+	// current is the loop running, the one webhooks and watches poke.
+	current atomic.Pointer[daemon.Loop]
+	server  *server.Server
+	log     *slog.Logger
 	// watch is the directory watched for changes ("" for a Git URL);
 	// work the followed repository's local copy, removed at the end.
 	watch, work string
@@ -215,12 +229,18 @@ func (f *runFlags) service(env *Env) (d *service, err error) {
 	v, _ := version()
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, v)
-	planner, err := f.planner(env, m.ObserveRequest)
-	if err != nil {
-		return nil, err
+	board := &daemon.Board{}
+	d = &service{server: nil, log: log}
+	if f.elect.enabled {
+		if f.stateFile != "" {
+			return nil, errors.New("--state-file with --leader-elect: each replica would keep its own; the applied revisions are kept on the Lease and invitation ages come from the audit log, so leave it out")
+		}
+		if d.elector, err = f.elect.elector(env, log, v, board, m); err != nil {
+			return nil, err
+		}
 	}
-	if f.auditLog {
-		planner.Detect = &reconcile.Detection{FullReadInterval: cmp.Or(f.fullReadInterval, 10*f.interval), Margin: max(f.auditDelay, 0)}
+	if _, err := f.newPlanner(env, m, d.elector); err != nil { // the flags checked before anything starts
+		return nil, err
 	}
 	src, work, err := f.source()
 	if err != nil {
@@ -231,25 +251,91 @@ func (f *runFlags) service(env *Env) (d *service, err error) {
 			os.RemoveAll(work)
 		}
 	}()
-	loop := daemon.NewLoop(daemon.LoopConfig{Source: src, Planner: planner, Checks: daemonChecks(f.checks(false)),
-		Plans: daemonPlans(f.options()), DryRun: f.dryRun, Interval: f.interval, TriggerGap: f.triggerGap, Timeout: f.reconcileTimeout,
-		AllowNonFastForward: f.allowNonFastForward, StateFile: f.stateFile, Metrics: m, Log: log, Now: env.Now})
-	hook, err := f.webhook(loop.Poke, m)
+	d.newLoop = func(term *leader.Term) (*daemon.Loop, error) {
+		planner, err := f.newPlanner(env, m, d.elector)
+		if err != nil {
+			return nil, err
+		}
+		cfg := daemon.LoopConfig{Source: src, Planner: planner, Checks: daemonChecks(f.checks(false)),
+			Plans: daemonPlans(f.options()), DryRun: f.dryRun, Interval: f.interval, TriggerGap: f.triggerGap, Timeout: f.reconcileTimeout,
+			AllowNonFastForward: f.allowNonFastForward, StateFile: f.stateFile, Metrics: m, Log: log, Now: env.Now, Board: board}
+		if term != nil {
+			// The revisions the last leader applied: a history rewritten
+			// behind its back is refused here too.
+			for source, sha := range term.Applied {
+				planner.Accepted(source, sha)
+			}
+			cfg.Replicate = term.Publish
+		}
+		return daemon.NewLoop(cfg), nil
+	}
+	hook, err := f.webhook(d.poke, m)
 	if err != nil {
 		return nil, err
 	}
-	srv, err := server.Listen(server.Config{Listen: f.listen, WebhookListen: f.webhookListen, Gatherer: reg,
-		Board: loop.Board, Details: f.statusDetails, Webhook: hook, StatusHosts: f.statusHosts})
+	scfg := server.Config{Listen: f.listen, WebhookListen: f.webhookListen, Gatherer: reg,
+		Board: board, Details: f.statusDetails, Webhook: hook, StatusHosts: f.statusHosts}
+	if d.elector != nil {
+		scfg.Ready = f.elect.ready(d.elector, board)
+	}
+	srv, err := server.Listen(scfg)
 	if err != nil {
 		return nil, err
 	}
-	d = &service{loop: loop, server: srv, log: log, work: work, debounce: f.debounce,
-		started: []any{"listen", srv.Addr(), "webhook_listen", srv.HookAddr(), "repo", gitsource.Redact(f.repo),
-			"dry_run", f.dryRun, "interval", f.interval.String()}}
+	d.server, d.work, d.debounce = srv, work, f.debounce
+	d.started = []any{"listen", srv.Addr(), "webhook_listen", srv.HookAddr(), "repo", gitsource.Redact(f.repo),
+		"dry_run", f.dryRun, "interval", f.interval.String(), "leader_elect", f.elect.enabled}
 	if work == "" {
 		d.watch = f.repo
 	}
 	return d, nil
+}
+
+// lead runs a loop until ctx ends: for a term of leadership (run
+// --leader-elect), or for the whole run (term nil). A new term's loop
+// starts with a full read and the grants' next instants computed anew.
+func (d *service) lead(ctx context.Context, term *leader.Term) error {
+	loop, err := d.newLoop(term)
+	if err != nil {
+		return err
+	}
+	d.current.Store(loop)
+	defer d.current.Store(nil)
+	return loop.Run(ctx)
+}
+
+// reconcile runs the loop until ctx ends: in each term of leadership
+// under leader election, for the whole run otherwise.
+func (d *service) reconcile(ctx context.Context) error {
+	if d.elector == nil {
+		return d.lead(ctx, nil)
+	}
+	return d.elector.Run(ctx, func(ctx context.Context, t leader.Term) error { return d.lead(ctx, &t) })
+}
+
+// poke asks the running loop for a reconcile (a standby has none: its
+// next term starts with one).
+func (d *service) poke() {
+	if l := d.current.Load(); l != nil {
+		l.Poke()
+	}
+}
+
+// newPlanner is a planner for a loop: its own state (a new term's starts
+// empty), change detection when asked, and writes fenced by the lease
+// under leader election.
+func (f *runFlags) newPlanner(env *Env, m *metrics.Metrics, el *leader.Elector) (*reconcile.Planner, error) {
+	if el != nil {
+		f.writesUntil = el.WritesUntil
+	}
+	planner, err := f.planner(env, m.ObserveRequest)
+	if err != nil {
+		return nil, err
+	}
+	if f.auditLog {
+		planner.Detect = &reconcile.Detection{FullReadInterval: cmp.Or(f.fullReadInterval, 10*f.interval), Margin: max(f.auditDelay, 0)}
+	}
+	return planner, nil
 }
 
 // daemonPlans are the daemon's plan options: grants kept for the status
@@ -269,9 +355,9 @@ func (d *service) run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.server.Serve(gctx) })
 	if d.watch != "" {
-		g.Go(func() error { return gitsource.Watch(gctx, d.watch, d.debounce, d.loop.Poke) })
+		g.Go(func() error { return gitsource.Watch(gctx, d.watch, d.debounce, d.poke) })
 	}
-	g.Go(func() error { return d.loop.Run(gctx) })
+	g.Go(func() error { return d.reconcile(gctx) })
 	err := g.Wait()
 	d.log.Info("stopped")
 	return err

@@ -67,6 +67,11 @@ type Config struct {
 	// limiter, pacing it within Limit, waits as long as the context
 	// allows.)
 	MaxRetryWait time.Duration
+	// WritesUntil, when set, fences writes (run --leader-elect): a write
+	// request is sent only before the instant it returns (zero: none),
+	// and abandoned at it. The instant is this replica's hold on the
+	// lease; another replica can take it only later (leader.Elector).
+	WritesUntil func() time.Time
 }
 
 // Client reads and writes account members. It is safe for concurrent use.
@@ -171,6 +176,15 @@ func (c *Client) middleware(req *http.Request, next option.MiddlewareNext) (res 
 			return localAnswer(req, http.StatusTooManyRequests, msg, eb.until), nil
 		}
 		return nil, err
+	}
+	if fence := c.cfg.WritesUntil; fence != nil && writes(req.Method) {
+		until := fence()
+		if !c.cfg.Now().Before(until) {
+			return localAnswer(req, http.StatusServiceUnavailable, "not sent: this replica does not hold the leader lease", time.Time{}), nil
+		}
+		ctx, cancel := context.WithDeadline(req.Context(), until)
+		defer cancel()
+		req = req.WithContext(ctx)
 	}
 	start := time.Now()
 	if j := c.cfg.Journal; j != nil && writes(req.Method) {

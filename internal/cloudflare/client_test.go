@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -457,5 +458,41 @@ func TestZonesListedWhenMany(t *testing.T) {
 	}
 	if got := countPath(e.fake.Requests(), "/zones"); got != 2 {
 		t.Errorf("%d zone requests, want 2 (60 zones, 50 a page)", got)
+	}
+}
+
+// Under leader election a write is sent only before the fence the lease
+// gives (Config.WritesUntil): past it, nothing reaches Cloudflare and the
+// call fails as transient; reads go on.
+func TestWritesFenced(t *testing.T) {
+	t.Parallel()
+	s := fake.New(fake.Options{Token: testToken})
+	var until atomic.Pointer[time.Time]
+	past, future := time.Now().Add(-time.Second), time.Now().Add(time.Hour)
+	until.Store(&future)
+	e := newEnvFor(t, s, Config{WritesUntil: func() time.Time { return *until.Load() }})
+	ctx := t.Context()
+	acct, err := e.client.ReadAccount(ctx, s.AccountID(), ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	analytics, _ := acct.PermissionGroup("Analytics")
+	rg, err := e.client.CreateResourceGroup(ctx, s.AccountID(), "cfaccess: account", []desired.Resource{account})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pols := []Policy{{PermissionGroups: []string{analytics.ID}, ResourceGroups: []string{rg.ID}}}
+	until.Store(&past)
+	s.ResetRequests()
+	_, err = e.client.Invite(ctx, s.AccountID(), "carol@example.com", pols)
+	if err == nil || !strings.Contains(err.Error(), "does not hold the leader lease") {
+		t.Errorf("a write past the fence: %v", err)
+	}
+	if n := len(s.Requests()); n != 0 {
+		t.Errorf("%d requests reached Cloudflare past the fence", n)
+	}
+	until.Store(&future)
+	if _, err := e.client.Invite(ctx, s.AccountID(), "carol@example.com", pols); err != nil {
+		t.Errorf("a write within the fence: %v", err)
 	}
 }

@@ -32,6 +32,8 @@ type Clients struct {
 	// UserAgent starts the User-Agent of every request (UserAgentPrefix +
 	// "dev" when ""); the revision is appended.
 	UserAgent string
+	// WritesUntil fences the writes (Config.WritesUntil).
+	WritesUntil func() time.Time
 
 	mu       sync.Mutex
 	limiters map[string]*Limiter
@@ -62,7 +64,7 @@ func (cs *Clients) For(tokenEnv, revision string, journal *Journal) (*Client, Cr
 	}
 	return New(Config{BaseURL: cs.BaseURL, Credentials: creds, Limiter: cs.limiter(creds), UserAgent: ua,
 		HTTPClient: &http.Client{Timeout: cs.Timeout, Transport: cs.Transport},
-		MaxRetries: retries, Observe: cs.Observe, Journal: journal}), creds, nil
+		MaxRetries: retries, Observe: cs.Observe, Journal: journal, WritesUntil: cs.WritesUntil}), creds, nil
 }
 
 // limiter is the limiter of credentials, made on first use.

@@ -62,8 +62,15 @@ type LoopConfig struct {
 	AllowNonFastForward bool
 	// StateFile, when set, is where State is saved after each reconcile.
 	StateFile string
-	Metrics   *metrics.Metrics
-	Log       *slog.Logger
+	// Replicate, when set, is given the revisions applied per followed
+	// source after each reconcile (run --leader-elect: the Lease carries
+	// them to the replica that leads next).
+	Replicate func(applied map[string]string)
+	// Board, when set, is the board to write (a loop per term of
+	// leadership shares one); NewLoop makes one otherwise.
+	Board   *Board
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
 	// Now is the clock (time.Now), Rand the jitter's source (a random
 	// seed): injected so that tests are deterministic.
 	Now  func() time.Time
@@ -111,8 +118,13 @@ func NewLoop(cfg LoopConfig) *Loop {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 15 * time.Minute
 	}
-	l := &Loop{cfg: cfg, Board: &Board{}, trigger: make(chan struct{}, 1), refused: map[string]bool{}, failingSince: map[string]time.Time{}}
-	l.Board.update(func(s *Status) { s.DryRun = cfg.DryRun })
+	board := cfg.Board
+	if board == nil {
+		board = &Board{}
+	}
+	l := &Loop{cfg: cfg, Board: board, trigger: make(chan struct{}, 1), refused: map[string]bool{}, failingSince: map[string]time.Time{}}
+	// Not ready until this loop's first reconcile (a new term's too).
+	l.Board.update(func(s *Status) { s.DryRun, s.Ready = cfg.DryRun, false })
 	return l
 }
 
@@ -852,6 +864,9 @@ func (l *Loop) publish(r *runResult) {
 }
 
 func (l *Loop) recordState(r *runResult) {
+	if l.cfg.Replicate != nil {
+		l.cfg.Replicate(l.cfg.Planner.AppliedRevisions())
+	}
 	if l.cfg.StateFile == "" {
 		return
 	}

@@ -167,6 +167,19 @@ type Status struct {
 	Violations      []check.Finding `json:"violations"`
 	// Recent are the last changes applied, newest first.
 	Recent []RecentChange `json:"recent_changes,omitempty"`
+	// Replica is this replica's part under run --leader-elect (absent
+	// without it).
+	Replica *ReplicaStatus `json:"replica,omitempty"`
+}
+
+// ReplicaStatus is a replica's part under leader election: leading, or
+// standing by behind Leader ("" while unknown). A standby writes nothing;
+// the rest of the status is what it showed when it last led (empty if it
+// never did).
+type ReplicaStatus struct {
+	Identity string `json:"identity"`
+	Leading  bool   `json:"leading"`
+	Leader   string `json:"leader"`
 }
 
 // Board holds the loop's status and readiness for the HTTP server to
@@ -197,6 +210,9 @@ func (b *Board) Ready() bool {
 	defer b.mu.Unlock()
 	return b.status.Ready
 }
+
+// SetReplica sets this replica's part.
+func (b *Board) SetReplica(r ReplicaStatus) { b.update(func(s *Status) { s.Replica = &r }) }
 
 func (b *Board) update(f func(*Status)) {
 	b.mu.Lock()

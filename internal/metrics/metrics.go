@@ -30,6 +30,8 @@ type Metrics struct {
 	RevisionsRefused    *prometheus.CounterVec
 	ReconcileStalls     prometheus.Counter
 	RevisionRefused     prometheus.Gauge
+	Leader              *prometheus.GaugeVec
+	LeaderChanges       prometheus.Counter
 	FailingSince        *prometheus.GaugeVec
 	OutOfBandChanges    *prometheus.CounterVec
 	LiveReads           *prometheus.CounterVec
@@ -73,6 +75,10 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Help: "Webhook deliveries by host (github, gitlab) and result (accepted, unauthorized, replayed, too_large, ignored, busy)."}, []string{"host", "result"}),
 		RevisionsRefused: f.NewCounterVec(prometheus.CounterOpts{Name: "cfaccess_revisions_refused_total",
 			Help: "Revisions not applied, by result: invalid (including guardrails that failed or ran out of time, and plans refused for the repository's sake), denied, unverified, non_fast_forward."}, []string{"result"}),
+		Leader: f.NewGaugeVec(prometheus.GaugeOpts{Name: "cfaccess_leader",
+			Help: "1 while this replica holds the leader lease (run --leader-elect), 0 while it stands by; by the replica's identity."}, []string{"identity"}),
+		LeaderChanges: f.NewCounter(prometheus.CounterOpts{Name: "cfaccess_leader_changes_total",
+			Help: "Changes of leader this replica has seen (run --leader-elect)."}),
 		ReconcileStalls: f.NewCounter(prometheus.CounterOpts{Name: "cfaccess_reconcile_stalls_total",
 			Help: "Reconciles cancelled for running longer than --reconcile-timeout."}),
 		RevisionRefused: f.NewGauge(prometheus.GaugeOpts{Name: "cfaccess_revision_refused",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -317,6 +318,10 @@ func (p *Planner) Accepted(source, sha string) { p.state.Applied[source] = sha }
 // LastApplied is the revision last enforced for a followed source ("" for
 // none).
 func (p *Planner) LastApplied(source string) string { return p.state.Applied[source] }
+
+// AppliedRevisions is the revision last enforced per followed source (a
+// copy).
+func (p *Planner) AppliedRevisions() map[string]string { return maps.Clone(p.state.Applied) }
 
 // PendingSince is since when each pending member of an account has been
 // pending, by email (read only).

@@ -34,6 +34,10 @@ type Config struct {
 	Gatherer prometheus.Gatherer
 	// Board is the loop's status and readiness.
 	Board *daemon.Board
+	// Ready, when set, says whether /readyz answers ready, and why not
+	// (run --leader-elect: a standby is ready while it can take over);
+	// the board's readiness otherwise.
+	Ready func() error
 	// Details shows emails, commit authors and subjects in /status
 	// (masked by default: anyone who can reach Listen can read it).
 	Details bool
@@ -149,7 +153,12 @@ func Handler(cfg Config, hooks bool) http.Handler {
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !cfg.Board.Ready() {
+		if cfg.Ready != nil {
+			if err := cfg.Ready(); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		} else if !cfg.Board.Ready() {
 			http.Error(w, "no successful reconcile yet", http.StatusServiceUnavailable)
 			return
 		}
