@@ -13,6 +13,8 @@ import (
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -82,17 +84,37 @@ extraArgs: [--reinvite-after=48h]
 		kinds []string
 		check func(t *testing.T, dep *appsv1.Deployment, objs []any)
 	}{
-		{"defaults", nil, []string{"Deployment", "NetworkPolicy", "Service", "ServiceAccount"}, func(t *testing.T, dep *appsv1.Deployment, _ []any) {
-			c := dep.Spec.Template.Spec.Containers[0]
+		{"defaults", nil, []string{"Deployment", "NetworkPolicy", "PodDisruptionBudget", "Role", "RoleBinding", "Service", "ServiceAccount"}, func(t *testing.T, dep *appsv1.Deployment, objs []any) {
+			spec := dep.Spec.Template.Spec
+			c := spec.Containers[0]
 			if c.Image != "ghcr.io/cfaccess/reconciler:v0.1.0" || !slices.Contains(c.Args, "--webhook-listen=:8080") || slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--state-file") }) {
 				t.Errorf("image %s, args %v", c.Image, c.Args)
 			}
+			role, binding, pdb, sa := find[rbacv1.Role](objs), find[rbacv1.RoleBinding](objs), find[policyv1.PodDisruptionBudget](objs), find[corev1.ServiceAccount](objs)
+			for what, ok := range map[string]bool{
+				"two replicas":             dep.Spec.Replicas != nil && *dep.Spec.Replicas == 2,
+				"rolling, never below two": dep.Spec.Strategy.Type == appsv1.RollingUpdateDeploymentStrategyType && dep.Spec.Strategy.RollingUpdate.MaxUnavailable.IntValue() == 0,
+				"leader election":          slices.Contains(c.Args, "--leader-elect") && slices.Contains(c.Args, "--leader-elect-resource-name=rel-cfaccess") && hasEnvFrom(c, "POD_NAME", "metadata.name") && hasEnvFrom(c, "POD_NAMESPACE", "metadata.namespace"),
+				"token for this pod only":  spec.AutomountServiceAccountToken != nil && *spec.AutomountServiceAccountToken && sa.AutomountServiceAccountToken != nil && !*sa.AutomountServiceAccountToken,
+				"replicas on other nodes":  spec.Affinity != nil && spec.Affinity.PodAntiAffinity != nil && len(spec.TopologySpreadConstraints) == 1,
+				"at most one evicted":      pdb.Spec.MinAvailable.IntValue() == 1,
+				"the Lease, and only it":   len(role.Rules) == 2 && slices.Equal(role.Rules[1].ResourceNames, []string{"rel-cfaccess"}) && slices.Equal(role.Rules[1].Verbs, []string{"get", "update"}) && slices.Equal(role.Rules[0].Verbs, []string{"create"}),
+				"bound to the account":     binding.RoleRef.Name == role.Name && binding.Subjects[0].Name == sa.Name,
+			} {
+				if !ok {
+					t.Errorf("%s", what)
+				}
+			}
 		}},
-		{"monitoring, persistence, details", []string{"--set", "serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true", "--set", "persistence.enabled=true",
-			"--set", "statusDetails=true", "--set", "fullReadInterval=1h"},
+		{"one replica: monitoring, persistence, details", []string{"--set", "serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true", "--set", "persistence.enabled=true",
+			"--set", "statusDetails=true", "--set", "fullReadInterval=1h", "--set", "replicaCount=1", "--set", "leaderElection.enabled=false"},
 			[]string{"Deployment", "NetworkPolicy", "PersistentVolumeClaim", "PrometheusRule", "Service", "ServiceAccount", "ServiceMonitor"},
 			func(t *testing.T, dep *appsv1.Deployment, objs []any) {
 				c := dep.Spec.Template.Spec.Containers[0]
+				if *dep.Spec.Replicas != 1 || dep.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType || *dep.Spec.Template.Spec.AutomountServiceAccountToken ||
+					slices.Contains(c.Args, "--leader-elect") {
+					t.Errorf("one replica: %d, %s, args %v", *dep.Spec.Replicas, dep.Spec.Strategy.Type, c.Args)
+				}
 				for _, a := range []string{"--state-file=/var/lib/cfaccess/state.json", "--status-details", "--full-read-interval=1h"} {
 					if !slices.Contains(c.Args, a) {
 						t.Errorf("args %v lack %s", c.Args, a)
@@ -104,13 +126,13 @@ extraArgs: [--reinvite-after=48h]
 				}
 			}},
 		{"no webhook, no network policy, dry run", []string{"--set", "webhook.enabled=false", "--set", "networkPolicy.enabled=false", "--set", "dryRun=true"},
-			[]string{"Deployment", "Service", "ServiceAccount"}, func(t *testing.T, dep *appsv1.Deployment, _ []any) {
+			[]string{"Deployment", "PodDisruptionBudget", "Role", "RoleBinding", "Service", "ServiceAccount"}, func(t *testing.T, dep *appsv1.Deployment, _ []any) {
 				c := dep.Spec.Template.Spec.Containers[0]
 				if slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--webhook") }) || !slices.Contains(c.Args, "--dry-run") || len(c.Ports) != 1 {
 					t.Errorf("args %v, ports %v", c.Args, c.Ports)
 				}
 			}},
-		{"digest, per-account tokens, extra args", []string{"-f", values}, []string{"Deployment", "NetworkPolicy", "Service", "ServiceAccount"},
+		{"digest, per-account tokens, extra args", []string{"-f", values}, []string{"Deployment", "NetworkPolicy", "PodDisruptionBudget", "Role", "RoleBinding", "Service", "ServiceAccount"},
 			func(t *testing.T, dep *appsv1.Deployment, _ []any) {
 				c := dep.Spec.Template.Spec.Containers[0]
 				if !strings.Contains(c.Image, "@sha256:") || !slices.Contains(c.Args, "--reinvite-after=48h") ||
@@ -141,13 +163,10 @@ extraArgs: [--reinvite-after=48h]
 			spec := dep.Spec.Template.Spec
 			c := spec.Containers[0]
 			for what, ok := range map[string]bool{
-				"one replica":               dep.Spec.Replicas != nil && *dep.Spec.Replicas == 1,
-				"Recreate strategy":         dep.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType,
 				"non-root pod":              spec.SecurityContext.RunAsNonRoot != nil && *spec.SecurityContext.RunAsNonRoot,
 				"read-only root filesystem": c.SecurityContext.ReadOnlyRootFilesystem != nil && *c.SecurityContext.ReadOnlyRootFilesystem,
 				"no privilege escalation":   c.SecurityContext.AllowPrivilegeEscalation != nil && !*c.SecurityContext.AllowPrivilegeEscalation,
 				"all capabilities dropped":  c.SecurityContext.Capabilities != nil && slices.Contains(c.SecurityContext.Capabilities.Drop, "ALL"),
-				"no service account token":  spec.AutomountServiceAccountToken != nil && !*spec.AutomountServiceAccountToken,
 				"token from a Secret file":  slices.Contains(c.Args, "--cloudflare-token-file=/var/run/secrets/cloudflare/token") && hasSecretVolume(spec, "cfaccess-cloudflare-token"),
 				"memory limit":              !c.Resources.Limits.Memory().IsZero(),
 				"GOMEMLIMIT from the limit": slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "GOMEMLIMIT" }),
@@ -159,6 +178,14 @@ extraArgs: [--reinvite-after=48h]
 			}
 			tc.check(t, dep, objs)
 		})
+	}
+	// "latest" is refused; so are two replicas without a Lease, and a state
+	// file under leader election.
+	for _, bad := range [][]string{{"--set", "leaderElection.enabled=false"}, {"--set", "persistence.enabled=true"}} {
+		cmd := exec.Command("go", append([]string{"tool", "-modfile=../tools/helm/go.mod", "helm", "template", "rel", "helm/cfaccess"}, bad...)...)
+		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "leaderElection") {
+			t.Errorf("%v rendered: %v\n%s", bad, err, out)
+		}
 	}
 	// "latest" is refused.
 	cmd := exec.Command("go", "tool", "-modfile=../tools/helm/go.mod", "helm", "template", "rel", "helm/cfaccess", "--set", "image.tag=latest")

@@ -14,6 +14,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -41,6 +43,10 @@ func TestManifests(t *testing.T) {
 	var kinds []string
 	var dep appsv1.Deployment
 	var rule monitoringv1.PrometheusRule
+	var role rbacv1.Role
+	var binding rbacv1.RoleBinding
+	var sa corev1.ServiceAccount
+	var pdb policyv1.PodDisruptionBudget
 	for _, doc := range render(t) {
 		var meta struct{ Kind string }
 		if err := yaml.Unmarshal(doc, &meta); err != nil {
@@ -53,6 +59,14 @@ func TestManifests(t *testing.T) {
 			obj = &dep
 		case "PrometheusRule":
 			obj = &rule
+		case "Role":
+			obj = &role
+		case "RoleBinding":
+			obj = &binding
+		case "ServiceAccount":
+			obj = &sa
+		case "PodDisruptionBudget":
+			obj = &pdb
 		}
 		if obj == nil {
 			t.Errorf("unexpected kind %q", meta.Kind)
@@ -63,15 +77,18 @@ func TestManifests(t *testing.T) {
 		}
 	}
 	slices.Sort(kinds)
-	if want := []string{"Deployment", "Namespace", "NetworkPolicy", "PersistentVolumeClaim", "PrometheusRule", "Service", "ServiceAccount", "ServiceMonitor"}; !slices.Equal(kinds, want) {
+	if want := []string{"Deployment", "Namespace", "NetworkPolicy", "PodDisruptionBudget", "PrometheusRule", "Role", "RoleBinding", "Service", "ServiceAccount", "ServiceMonitor"}; !slices.Equal(kinds, want) {
 		t.Errorf("kinds %v, want %v", kinds, want)
 	}
 
 	spec := dep.Spec.Template.Spec
 	c := spec.Containers[0]
 	checks := map[string]bool{
-		"one replica":                 dep.Spec.Replicas != nil && *dep.Spec.Replicas == 1,
-		"Recreate strategy":           dep.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType,
+		"two replicas":                dep.Spec.Replicas != nil && *dep.Spec.Replicas == 2,
+		"leader election":             slices.Contains(c.Args, "--leader-elect") && hasEnvFrom(c, "POD_NAME", "metadata.name") && hasEnvFrom(c, "POD_NAMESPACE", "metadata.namespace"),
+		"rolling, never below two":    dep.Spec.Strategy.Type == appsv1.RollingUpdateDeploymentStrategyType && dep.Spec.Strategy.RollingUpdate.MaxUnavailable.IntValue() == 0,
+		"replicas on other nodes":     spec.Affinity != nil && spec.Affinity.PodAntiAffinity != nil && len(spec.Affinity.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution) > 0 && len(spec.TopologySpreadConstraints) > 0,
+		"at most one evicted":         pdb.Spec.MinAvailable != nil && pdb.Spec.MinAvailable.IntValue() == 1 && pdb.Spec.Selector != nil,
 		"non-root pod":                spec.SecurityContext.RunAsNonRoot != nil && *spec.SecurityContext.RunAsNonRoot,
 		"read-only root filesystem":   c.SecurityContext.ReadOnlyRootFilesystem != nil && *c.SecurityContext.ReadOnlyRootFilesystem,
 		"no privilege escalation":     c.SecurityContext.AllowPrivilegeEscalation != nil && !*c.SecurityContext.AllowPrivilegeEscalation,
@@ -80,12 +97,12 @@ func TestManifests(t *testing.T) {
 		"readiness on /readyz":        c.ReadinessProbe != nil && c.ReadinessProbe.HTTPGet.Path == "/readyz",
 		"memory limit":                !c.Resources.Limits.Memory().IsZero(),
 		"resource requests":           !c.Resources.Requests.Cpu().IsZero(),
-		"no service account token":    spec.AutomountServiceAccountToken != nil && !*spec.AutomountServiceAccountToken,
+		"token for this pod only":     spec.AutomountServiceAccountToken != nil && *spec.AutomountServiceAccountToken && sa.AutomountServiceAccountToken != nil && !*sa.AutomountServiceAccountToken,
 		"token from a Secret file":    slices.Contains(c.Args, "--cloudflare-token-file=/var/run/secrets/cloudflare/token") && hasSecretVolume(spec, "cfaccess-cloudflare-token"),
 		"image from kustomize images": strings.HasPrefix(c.Image, "ghcr.io/cfaccess/reconciler:v"),
 		"grace period over 30 s":      spec.TerminationGracePeriodSeconds != nil && *spec.TerminationGracePeriodSeconds > 30,
 		"webhooks on their own port":  slices.Contains(c.Args, "--webhook-listen=:8080"),
-		"state file on a volume":      slices.Contains(c.Args, "--state-file=/var/lib/cfaccess/state.json") && hasPVC(spec, "cfaccess-state"),
+		"no state file shared":        !slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--state-file") }) && !hasPVC(spec),
 	}
 	for what, ok := range checks {
 		if !ok {
@@ -98,7 +115,27 @@ func TestManifests(t *testing.T) {
 			alerts = append(alerts, r.Alert)
 		}
 	}
-	for _, want := range []string{"CfaccessReconcileFailing", "CfaccessNoRecentSuccess", "CfaccessDriftPersisting", "CfaccessRevisionRefused", "CfaccessPendingInviteOld", "CfaccessNeverSucceeded", "CfaccessReconcileStalled", "CfaccessDown", "CfaccessOutOfBandChange", "CfaccessAuditLogUnavailable"} {
+	// The Role: the Lease, and only it (create cannot name it).
+	var verbs []string
+	for _, r := range role.Rules {
+		if !slices.Equal(r.APIGroups, []string{"coordination.k8s.io"}) || !slices.Equal(r.Resources, []string{"leases"}) {
+			t.Errorf("the Role grants %v on %v", r.Verbs, r.Resources)
+		}
+		for _, v := range r.Verbs {
+			if v != "create" && !slices.Equal(r.ResourceNames, []string{"cfaccess"}) {
+				t.Errorf("the Role grants %s on any lease", v)
+			}
+			verbs = append(verbs, v)
+		}
+	}
+	slices.Sort(verbs)
+	if !slices.Equal(verbs, []string{"create", "get", "update"}) {
+		t.Errorf("the Role's verbs %v", verbs)
+	}
+	if binding.RoleRef.Name != role.Name || len(binding.Subjects) != 1 || binding.Subjects[0].Name != sa.Name {
+		t.Errorf("the RoleBinding %+v binds %s to %+v", binding.RoleRef, role.Name, binding.Subjects)
+	}
+	for _, want := range []string{"CfaccessNoLeader", "CfaccessLeaderFlapping", "CfaccessReconcileFailing", "CfaccessNoRecentSuccess", "CfaccessDriftPersisting", "CfaccessRevisionRefused", "CfaccessPendingInviteOld", "CfaccessNeverSucceeded", "CfaccessReconcileStalled", "CfaccessDown", "CfaccessOutOfBandChange", "CfaccessAuditLogUnavailable"} {
 		if !slices.Contains(alerts, want) {
 			t.Errorf("PrometheusRule lacks %s", want)
 		}
@@ -115,8 +152,14 @@ func objectFor(kind string) any {
 		return &corev1.ServiceAccount{}
 	case "Service":
 		return &corev1.Service{}
-	case "PersistentVolumeClaim":
+	case "PersistentVolumeClaim": // the chart's, with one replica
 		return &corev1.PersistentVolumeClaim{}
+	case "PodDisruptionBudget":
+		return &policyv1.PodDisruptionBudget{}
+	case "Role":
+		return &rbacv1.Role{}
+	case "RoleBinding":
+		return &rbacv1.RoleBinding{}
 	case "Deployment":
 		return &appsv1.Deployment{}
 	case "NetworkPolicy":
@@ -129,13 +172,20 @@ func objectFor(kind string) any {
 	return nil
 }
 
-func hasPVC(spec corev1.PodSpec, claim string) bool {
+func hasPVC(spec corev1.PodSpec) bool {
 	for _, v := range spec.Volumes {
-		if v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == claim {
+		if v.PersistentVolumeClaim != nil {
 			return true
 		}
 	}
 	return false
+}
+
+// hasEnvFrom reports whether c sets name from the pod's field.
+func hasEnvFrom(c corev1.Container, name, field string) bool {
+	return slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
+		return e.Name == name && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == field
+	})
 }
 
 func hasSecretVolume(spec corev1.PodSpec, name string) bool {
@@ -147,7 +197,7 @@ func hasSecretVolume(spec corev1.PodSpec, name string) bool {
 	return false
 }
 
-// TestNetworkPolicyEgress: HTTPS and DNS only.
+// TestNetworkPolicyEgress: HTTPS, the Kubernetes API and DNS only.
 func TestNetworkPolicyEgress(t *testing.T) {
 	t.Parallel()
 	for _, doc := range render(t) {
@@ -165,7 +215,7 @@ func TestNetworkPolicyEgress(t *testing.T) {
 			}
 		}
 		slices.Sort(ports)
-		if want := []string{"TCP/443", "TCP/53", "UDP/53"}; !slices.Equal(ports, want) {
+		if want := []string{"TCP/443", "TCP/53", "TCP/6443", "UDP/53"}; !slices.Equal(ports, want) {
 			t.Errorf("egress ports %v, want %v", ports, want)
 		}
 		if len(np.Spec.PodSelector.MatchLabels) == 0 {

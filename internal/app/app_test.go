@@ -6,8 +6,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -19,11 +21,14 @@ import (
 // TestMain lets testscript run this test binary as the reconciler command.
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"reconciler": func() {
-			os.Exit(Run(context.Background(), Env{
+		"reconciler": func() { // as cmd/reconciler: SIGTERM stops it gracefully
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			code := Run(ctx, Env{
 				Args: os.Args[1:], Getenv: os.Getenv,
 				Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
-			}))
+			})
+			stop()
+			os.Exit(code)
 		},
 	})
 }

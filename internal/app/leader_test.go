@@ -2,15 +2,21 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/testkit"
 )
 
@@ -120,4 +126,133 @@ func TestExpiryAcrossAFailover(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// replicaStatus is a process's part, from its /status.
+func (p *daemonProcess) replica(t *testing.T) (leading bool, leader string) {
+	t.Helper()
+	res, err := http.Get(p.base + "/status")
+	if err != nil {
+		return false, ""
+	}
+	defer res.Body.Close()
+	var st struct {
+		Replica *struct {
+			Leading bool
+			Leader  string
+		}
+	}
+	if json.NewDecoder(res.Body).Decode(&st) != nil || st.Replica == nil {
+		return false, ""
+	}
+	return st.Replica.Leading, st.Replica.Leader
+}
+
+// Three `reconciler run --leader-elect` processes against one Lease API
+// (over HTTP, found through KUBECONFIG) and the fake Cloudflare, with a
+// 6 s lease: drift is corrected once, not once per replica; the standby
+// says so on its page; after kill -9 of the leader the other corrects new
+// drift within 20 s; after a graceful stop a third takes over at once.
+func TestLeaderElectionProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three processes")
+	}
+	t.Parallel()
+	e := newE2E(t)
+	e.Story.Clock = time.Now // the processes keep real time
+	url := e.Serve()
+	api := testkit.NewLeaseAPI()
+	kube := httptest.NewServer(api.Handler())
+	t.Cleanup(kube.Close)
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte("apiVersion: v1\nkind: Config\nclusters: [{name: t, cluster: {server: \""+kube.URL+
+		"\"}}]\ncontexts: [{name: t, context: {cluster: t, user: t}}]\nusers: [{name: t, user: {}}]\ncurrent-context: t\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := func(pod string) *daemonProcess {
+		env := append(os.Environ(), "CLOUDFLARE_API_URL="+url, "CLOUDFLARE_API_TOKEN="+testkit.Token, "KUBECONFIG="+kubeconfig,
+			"POD_NAME="+pod, "POD_NAMESPACE=cfaccess")
+		return startProcess(t, env, "run", "--repo", "file://"+e.Repo, "--listen", "127.0.0.1:0", "--interval", "2s",
+			"--full-read-interval", "1h", "--cloudflare-max-retries", "1", "--log-format", "json", "--leader-elect",
+			"--leader-elect-lease-duration", "6s", "--leader-elect-renew-deadline", "4s", "--leader-elect-retry-period", "1s")
+	}
+	leaderOf := func(ps ...*daemonProcess) *daemonProcess {
+		for _, p := range ps {
+			if leading, _ := p.replica(t); leading {
+				return p
+			}
+		}
+		return nil
+	}
+	a, b := start("replica-a"), start("replica-b")
+	var lead, standby *daemonProcess
+	eventually(t, 30*time.Second, "a leader, and the account converged", func() bool {
+		lead = leaderOf(a, b)
+		return lead != nil && !e.HasMember("stranger@example.com")
+	})
+	standby = a
+	if lead == a {
+		standby = b
+	}
+	if _, leader := standby.replica(t); !strings.HasPrefix(leader, "replica-") {
+		t.Errorf("the standby names leader %q", leader)
+	}
+	if res, err := http.Get(standby.base + "/"); err != nil {
+		t.Error(err)
+	} else {
+		page, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if !strings.Contains(string(page), "Standby") {
+			t.Errorf("the standby's page has no banner:\n%s", page)
+		}
+	}
+	if res, err := http.Get(standby.base + "/readyz"); err != nil || res.StatusCode != http.StatusOK {
+		t.Errorf("the standby's /readyz: %v %v", res, err)
+	}
+
+	// Drift is corrected once.
+	e.Fake.ResetRequests()
+	e.Put("mallory@evil.example", false, desired.Access{Role: "Administrator", Resource: testkit.WholeAccount})
+	eventually(t, 20*time.Second, "the drift corrected", func() bool { return !e.HasMember("mallory@evil.example") })
+	time.Sleep(5 * time.Second) // two more intervals: a second writer would have shown
+	if deletes := countPrefix(e.Writes(), "DELETE "); deletes != 1 {
+		t.Errorf("%d removals for one drift: %v", deletes, e.Writes())
+	}
+
+	// kill -9 of the leader: the standby corrects new drift within 20 s.
+	if err := lead.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	e.Put("trudy@evil.example", false, desired.Access{Role: "Administrator", Resource: testkit.WholeAccount})
+	eventually(t, 20*time.Second, "the new drift corrected by the standby", func() bool { return !e.HasMember("trudy@evil.example") })
+	t.Logf("kill -9: new drift corrected %v after", time.Since(killed).Round(100*time.Millisecond))
+
+	// A third replica; the leader stops gracefully and hands over at once.
+	c := start("replica-c")
+	eventually(t, 10*time.Second, "the third standing by", func() bool {
+		_, leader := c.replica(t)
+		return leader != ""
+	})
+	if err := standby.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	eventually(t, 10*time.Second, "the third leading", func() bool { leading, _ := c.replica(t); return leading })
+	t.Logf("graceful stop: the third led %v after", time.Since(stopped).Round(100*time.Millisecond))
+	if d := time.Since(stopped); d > 5*time.Second {
+		t.Errorf("the third led %v after the graceful stop; want at once (a retry period and its jitter)\n%s", d, standby.logs.String())
+	}
+	e.Put("oscar@evil.example", false, desired.Access{Role: "Administrator", Resource: testkit.WholeAccount})
+	eventually(t, 20*time.Second, "drift corrected by the third", func() bool { return !e.HasMember("oscar@evil.example") })
+}
+
+func countPrefix(xs []string, prefix string) int {
+	n := 0
+	for _, x := range xs {
+		if strings.HasPrefix(x, prefix) {
+			n++
+		}
+	}
+	return n
 }

@@ -139,6 +139,7 @@ type service struct {
 	// current is the loop running, the one webhooks and watches poke.
 	current atomic.Pointer[daemon.Loop]
 	server  *server.Server
+	metrics *metrics.Metrics
 	log     *slog.Logger
 	// watch is the directory watched for changes ("" for a Git URL);
 	// work the followed repository's local copy, removed at the end.
@@ -230,7 +231,7 @@ func (f *runFlags) service(env *Env) (d *service, err error) {
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, v)
 	board := &daemon.Board{}
-	d = &service{server: nil, log: log}
+	d = &service{metrics: m, log: log}
 	if f.elect.enabled {
 		if f.stateFile != "" {
 			return nil, errors.New("--state-file with --leader-elect: each replica would keep its own; the applied revisions are kept on the Lease and invitation ages come from the audit log, so leave it out")
@@ -301,6 +302,9 @@ func (d *service) lead(ctx context.Context, term *leader.Term) error {
 	}
 	d.current.Store(loop)
 	defer d.current.Store(nil)
+	if term != nil {
+		defer d.metrics.ForgetState() // a standby reports no account
+	}
 	return loop.Run(ctx)
 }
 

@@ -37,6 +37,18 @@ type Metrics struct {
 	LiveReads           *prometheus.CounterVec
 }
 
+// ForgetState drops the gauges that describe the accounts and the
+// revision as this replica last saw them: a replica that stops leading
+// (run --leader-elect) reports nothing it no longer watches, so that no
+// alert fires on a standby's stale view. Counters stay.
+func (m *Metrics) ForgetState() {
+	for _, g := range []*prometheus.GaugeVec{m.LastSuccess, m.DriftMembers, m.PolicyViolations, m.SourceRevision, m.GrantsExpiring,
+		m.PendingInvites, m.OldestPendingInvite, m.BreakerTripped, m.FailingSince} {
+		g.Reset()
+	}
+	m.RevisionRefused.Set(0)
+}
+
 // New registers the metrics, and the Go and process collectors, on reg.
 func New(reg prometheus.Registerer, version string) *Metrics {
 	f := promauto.With(reg)
