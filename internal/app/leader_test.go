@@ -92,8 +92,20 @@ func TestExpiryAcrossAFailover(t *testing.T) {
 		if !a.elector.Role().Leading || b.elector.Role().Leading {
 			t.Fatalf("a %+v, b %+v", a.elector.Role(), b.elector.Role())
 		}
+		// A webhook reaching the standby: b asks a through the Lease, and
+		// a corrects the drift at its next renewal (its interval is an
+		// hour).
+		e.Put("mallory@evil.example", false, desired.Access{Role: "Administrator", Resource: testkit.WholeAccount})
+		b.poke()
+		testkit.Advance(3 * time.Second)
+		if e.HasMember("mallory@evil.example") {
+			t.Error("the standby's request did not reach the leader")
+		}
 		// 5 s before the expiry, a's node dies: cut off, then stopped
 		// without releasing the Lease.
+		if time.Until(expires) < 10*time.Second {
+			t.Fatal("the test took too long before the failover")
+		}
 		testkit.Advance(time.Until(expires) - 5*time.Second)
 		api.Down("replica-a", true)
 		stopA()

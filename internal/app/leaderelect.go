@@ -35,9 +35,9 @@ func (f *electFlags) register(fl *pflag.FlagSet, env *Env) {
 }
 
 // elector wires the leader election: the Lease API found as controllers
-// find it, this replica's identity, and what a change of role updates
-// (the board, the metrics, the log).
-func (f *electFlags) elector(env *Env, log *slog.Logger, version string, board *daemon.Board, m *metrics.Metrics) (*leader.Elector, error) {
+// find it, this replica's identity, what a change of role updates (the
+// board, the metrics, the log), and poke for a standby's request.
+func (f *electFlags) elector(env *Env, log *slog.Logger, version string, board *daemon.Board, m *metrics.Metrics, poke func()) (*leader.Elector, error) {
 	cfg, err := leader.RESTConfig(f.kubeconfig)
 	if err != nil {
 		return nil, err
@@ -61,7 +61,7 @@ func (f *electFlags) elector(env *Env, log *slog.Logger, version string, board *
 	m.Leader.WithLabelValues(id).Set(0)
 	changes := 0 // Observe is called under the elector's lock
 	return leader.New(leader.Config{Leases: leases, Namespace: ns, Name: f.name, ID: id, Log: log, Now: env.Now,
-		LeaseDuration: f.leaseDuration, RenewDeadline: f.renewDeadline, RetryPeriod: f.retryPeriod,
+		LeaseDuration: f.leaseDuration, RenewDeadline: f.renewDeadline, RetryPeriod: f.retryPeriod, OnRequest: poke,
 		Observe: func(r leader.Role) {
 			board.SetReplica(daemon.ReplicaStatus{Identity: id, Leading: r.Leading, Leader: r.Leader})
 			v := 0.0

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -136,8 +137,11 @@ type service struct {
 	// leader election); elector is nil without it.
 	newLoop func(term *leader.Term) (*daemon.Loop, error)
 	elector *leader.Elector
-	// current is the loop running, the one webhooks and watches poke.
-	current atomic.Pointer[daemon.Loop]
+	// current is the loop running, the one webhooks and watches poke;
+	// requesting is held while a standby asks the leader.
+	current    atomic.Pointer[daemon.Loop]
+	requesting sync.Mutex
+	triggerGap time.Duration
 	server  *server.Server
 	metrics *metrics.Metrics
 	log     *slog.Logger
@@ -231,12 +235,12 @@ func (f *runFlags) service(env *Env) (d *service, err error) {
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, v)
 	board := &daemon.Board{}
-	d = &service{metrics: m, log: log}
+	d = &service{metrics: m, log: log, triggerGap: f.triggerGap}
 	if f.elect.enabled {
 		if f.stateFile != "" {
 			return nil, errors.New("--state-file with --leader-elect: each replica would keep its own; the applied revisions are kept on the Lease and invitation ages come from the audit log, so leave it out")
 		}
-		if d.elector, err = f.elect.elector(env, log, v, board, m); err != nil {
+		if d.elector, err = f.elect.elector(env, log, v, board, m, d.poke); err != nil {
 			return nil, err
 		}
 	}
@@ -317,12 +321,25 @@ func (d *service) reconcile(ctx context.Context) error {
 	return d.elector.Run(ctx, func(ctx context.Context, t leader.Term) error { return d.lead(ctx, &t) })
 }
 
-// poke asks the running loop for a reconcile (a standby has none: its
-// next term starts with one).
+// poke asks for a reconcile: of the running loop, or, on a standby, of
+// the leader through the Lease (at most one such request in flight, and
+// one per --min-trigger-interval: a flood of webhooks costs the Kubernetes
+// API little).
 func (d *service) poke() {
 	if l := d.current.Load(); l != nil {
 		l.Poke()
+		return
 	}
+	if d.elector == nil || !d.requesting.TryLock() {
+		return
+	}
+	go func() {
+		defer d.requesting.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = d.elector.Request(ctx)
+		time.Sleep(d.triggerGap)
+	}()
 }
 
 // newPlanner is a planner for a loop: its own state (a new term's starts

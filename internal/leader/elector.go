@@ -27,7 +27,10 @@ type Config struct {
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 	// Observe is told of every change of role, one call at a time.
 	Observe func(Role)
-	Log     *slog.Logger
+	// OnRequest is told, while this replica leads, that another asked for
+	// a reconcile (Elector.Request).
+	OnRequest func()
+	Log       *slog.Logger
 	// Now is the clock of the fence (time.Now).
 	Now func() time.Time
 }
@@ -83,7 +86,8 @@ func New(cfg Config) (*Elector, error) {
 	if cfg.Observe == nil {
 		cfg.Observe = func(Role) {}
 	}
-	return &Elector{cfg: cfg, lock: &lock{leases: cfg.Leases, namespace: cfg.Namespace, name: cfg.Name, id: cfg.ID, now: cfg.Now}}, nil
+	return &Elector{cfg: cfg, lock: &lock{leases: cfg.Leases, namespace: cfg.Namespace, name: cfg.Name, id: cfg.ID, now: cfg.Now,
+		onRequest: cfg.OnRequest}}, nil
 }
 
 // WritesUntil is the fence of this replica's writes to Cloudflare: the
@@ -106,6 +110,17 @@ func (e *Elector) WritesUntil() time.Time {
 func (e *Elector) InContact() bool {
 	_, contact := e.lock.held()
 	return !contact.IsZero() && e.cfg.Now().Sub(contact) < e.cfg.LeaseDuration
+}
+
+// Request asks the leader for a reconcile, through the Lease: a standby
+// received a webhook, or saw the watched directory change. The leader
+// reads it at its next renewal, within a retry period.
+func (e *Elector) Request(ctx context.Context) error {
+	err := e.lock.request(ctx, e.cfg.ID+" "+e.cfg.Now().UTC().Format(time.RFC3339Nano))
+	if err != nil {
+		e.cfg.Log.Warn("could not ask the leader for a reconcile", "error", err)
+	}
+	return err
 }
 
 // Role returns this replica's part.

@@ -71,7 +71,7 @@ func (ts *terms) lead(id string, publish map[string]string) func(context.Context
 	}
 }
 
-func startReplica(t *testing.T, api *testkit.LeaseAPI, ts *terms, id string, publish map[string]string) *replica {
+func startReplica(t *testing.T, api *testkit.LeaseAPI, ts *terms, id string, publish map[string]string, onRequest ...func()) *replica {
 	t.Helper()
 	leases, err := Leases(&rest.Config{Host: "http://kubernetes.test", Transport: testkit.Transport(api.Handler())}, id)
 	if err != nil {
@@ -79,6 +79,9 @@ func startReplica(t *testing.T, api *testkit.LeaseAPI, ts *terms, id string, pub
 	}
 	e, err := New(Config{Leases: leases, Namespace: "cfaccess", Name: "cfaccess", ID: id,
 		LeaseDuration: leaseDuration, RenewDeadline: renewDeadline, RetryPeriod: retryPeriod})
+	if len(onRequest) > 0 {
+		e.lock.onRequest = onRequest[0]
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,6 +191,46 @@ func TestOneLeaderAtATime(t *testing.T) {
 		if l := api.Lease("cfaccess", "cfaccess"); l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity != "" {
 			t.Errorf("the Lease is still held by %q after both stopped", *l.Spec.HolderIdentity)
 		}
+	})
+}
+
+// A standby that gets a webhook asks the leader through the Lease: the
+// leader hears of it at its next renewal, and the election is not
+// disturbed (the standby's write leaves the spec as it is).
+func TestStandbyRequestReachesLeader(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		api := testkit.NewLeaseAPI()
+		ts := &terms{running: map[string]time.Time{}, started: map[string][]time.Time{}, ended: map[string][]time.Time{},
+			applied: map[string][]map[string]string{}}
+		var mu sync.Mutex
+		var heard []time.Time
+		a := startReplica(t, api, ts, "a", nil, func() { mu.Lock(); heard = append(heard, time.Now()); mu.Unlock() })
+		testkit.Advance(time.Second)
+		b := startReplica(t, api, ts, "b", nil)
+		testkit.Advance(30 * time.Second)
+		asked := time.Now()
+		if err := b.e.Request(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		testkit.Advance(2 * retryPeriod)
+		mu.Lock()
+		if len(heard) != 1 || heard[0].Sub(asked) > retryPeriod {
+			t.Errorf("the leader heard %v of a request at %v", heard, asked)
+		}
+		mu.Unlock()
+		testkit.Advance(time.Minute)
+		if !a.e.Role().Leading || b.e.Role().Leading || a.e.Role().Changed != 0 {
+			t.Errorf("after the request: a %+v, b %+v", a.e.Role(), b.e.Role())
+		}
+		mu.Lock()
+		if len(heard) != 1 {
+			t.Errorf("the leader heard %d requests", len(heard))
+		}
+		mu.Unlock()
+		a.cancel()
+		b.cancel()
+		<-a.done
+		<-b.done
 	})
 }
 

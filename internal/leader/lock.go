@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	coordinationclient "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
 
 // AppliedAnnotation holds, on the Lease, the revisions the leader last
@@ -19,6 +21,12 @@ import (
 // taking over refuses a history rewritten behind the previous leader's
 // back as that leader would have.
 const AppliedAnnotation = "cfaccess.io/applied"
+
+// RequestAnnotation is set on the Lease by a standby that received a
+// webhook or saw the watched directory change: the leader, reading the
+// Lease at its next renewal, reconciles (Config.OnRequest). Webhooks
+// reach whichever replica the Service picks.
+const RequestAnnotation = "cfaccess.io/reconcile-requested"
 
 // lock is the Lease the replicas elect on: client-go's LeaseLock
 // (resourcelock.Interface, the same record in the Lease's spec), with two
@@ -38,6 +46,10 @@ type lock struct {
 	// renewed is the renew time of the last record this replica wrote as
 	// holder (zero once released); contact the last answer of the API.
 	renewed, contact time.Time
+	// requested is the last RequestAnnotation seen; onRequest is told of
+	// a new one while this replica holds the Lease.
+	requested string
+	onRequest func()
 }
 
 var _ resourcelock.Interface = (*lock)(nil)
@@ -51,6 +63,7 @@ func (l *lock) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []b
 	}
 	l.mu.Lock()
 	l.lease, l.contact = lease, l.now()
+	l.noteRequestLocked()
 	l.mu.Unlock()
 	record := resourcelock.LeaseSpecToLeaderElectionRecord(&lease.Spec)
 	raw, err := json.Marshal(*record)
@@ -118,11 +131,47 @@ func (l *lock) wrote(lease *coordinationv1.Lease, ler resourcelock.LeaderElectio
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.lease, l.contact = lease, l.now()
+	l.noteRequestLocked()
 	if ler.HolderIdentity == l.id {
 		l.renewed = ler.RenewTime.Time
 	} else {
 		l.renewed = time.Time{} // released
 	}
+}
+
+// noteRequestLocked tells onRequest of a request newer than the last seen,
+// when this replica holds the Lease read.
+func (l *lock) noteRequestLocked() {
+	v := l.lease.Annotations[RequestAnnotation]
+	if v == l.requested {
+		return
+	}
+	l.requested = v
+	if h := l.lease.Spec.HolderIdentity; h != nil && *h == l.id && l.onRequest != nil {
+		go l.onRequest()
+	}
+}
+
+// request sets RequestAnnotation on the Lease to value, over whatever the
+// Lease holds (read again on a conflict: the spec is left as it is).
+func (l *lock) request(ctx context.Context, value string) error {
+	var err error
+	for range 5 {
+		var lease *coordinationv1.Lease
+		lease, err = l.leases.Leases(l.namespace).Get(ctx, l.name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		lease.Annotations = maps.Clone(lease.Annotations)
+		if lease.Annotations == nil {
+			lease.Annotations = map[string]string{}
+		}
+		lease.Annotations[RequestAnnotation] = value
+		if _, err = l.leases.Leases(l.namespace).Update(ctx, lease, metav1.UpdateOptions{}); !apierrors.IsConflict(err) {
+			return err
+		}
+	}
+	return err
 }
 
 // RecordEvent records nothing: the elector's transitions are logged and
