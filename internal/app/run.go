@@ -142,6 +142,7 @@ type service struct {
 	current    atomic.Pointer[daemon.Loop]
 	requesting sync.Mutex
 	triggerGap time.Duration
+	source     daemon.Source
 	server  *server.Server
 	metrics *metrics.Metrics
 	log     *slog.Logger
@@ -287,7 +288,7 @@ func (f *runFlags) service(env *Env) (d *service, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d.server, d.work, d.debounce = srv, work, f.debounce
+	d.server, d.work, d.debounce, d.source = srv, work, f.debounce, src
 	d.started = []any{"listen", srv.Addr(), "webhook_listen", srv.HookAddr(), "repo", gitsource.Redact(f.repo),
 		"dry_run", f.dryRun, "interval", f.interval.String(), "leader_elect", f.elect.enabled}
 	if work == "" {
@@ -317,6 +318,11 @@ func (d *service) lead(ctx context.Context, term *leader.Term) error {
 func (d *service) reconcile(ctx context.Context) error {
 	if d.elector == nil {
 		return d.lead(ctx, nil)
+	}
+	// A standby clones before it campaigns, so that taking over costs a
+	// fetch; a failure here is the first term's to report.
+	if _, err := d.source.Fetch(ctx); err != nil {
+		d.log.Warn("the repository could not be fetched ahead of leading", "error", err)
 	}
 	return d.elector.Run(ctx, func(ctx context.Context, t leader.Term) error { return d.lead(ctx, &t) })
 }
