@@ -143,9 +143,9 @@ type service struct {
 	requesting sync.Mutex
 	triggerGap time.Duration
 	source     daemon.Source
-	server  *server.Server
-	metrics *metrics.Metrics
-	log     *slog.Logger
+	server     *server.Server
+	metrics    *metrics.Metrics
+	log        *slog.Logger
 	// watch is the directory watched for changes ("" for a Git URL);
 	// work the followed repository's local copy, removed at the end.
 	watch, work string

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -89,6 +90,14 @@ func statusText(w io.Writer, st daemon.Status) error {
 		health += ", dry run"
 	}
 	fmt.Fprintf(w, "Health: %s; last reconcile %s, next %s\n", health, when(st.LastReconcile), when(st.NextReconcile))
+	if r := st.Replica; r != nil {
+		if r.Leading {
+			fmt.Fprintf(w, "Leader: this replica, %s\n", v(r.Identity))
+		} else {
+			fmt.Fprintf(w, "Standby (%s): the leader is %s; this replica writes nothing, and what follows is from when it last led\n",
+				v(r.Identity), v(cmp.Or(r.Leader, "not known yet")))
+		}
+	}
 	if r := st.Revision; r != nil {
 		fmt.Fprintf(w, "Enforcing %s %s\n", v(gitsource.Short(r.SHA)), v(r.Subject))
 	}
