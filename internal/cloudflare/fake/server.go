@@ -198,10 +198,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil && (r.Method == http.MethodPost || r.Method == http.MethodPut) {
 		body, _ = readAllLimited(r, 1<<20)
 	}
-	defer func() {
+	logged := false
+	logRequest := func() {
 		s.mu.Lock()
 		s.log = append(s.log, Request{Method: r.Method, Path: strings.TrimPrefix(r.URL.Path, BasePath), Query: r.URL.RawQuery, Status: rec.status, Body: body})
 		s.mu.Unlock()
+		logged = true
+	}
+	defer func() {
+		if !logged {
+			logRequest()
+		}
 	}()
 	if d := s.currentLatency(); d > 0 {
 		select {
@@ -238,6 +245,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.routeAudited(rec, r, body)
 		return
 	case f.Reset:
+		// Logged before the connection drops: the client sees the cut
+		// only after the log has it.
+		rec.status = http.StatusOK
+		logRequest()
 		resetMidBody(rec)
 		return
 	case f.Ignored:
