@@ -192,11 +192,15 @@ func (c *Compiled) At(ctx context.Context, now time.Time) *Checked {
 	if c.Repo == nil {
 		return ch
 	}
+	// How long limited grants last depends on the time: checked here.
+	if limits := c.Repo.LimitDiagnostics(now); len(limits) > 0 {
+		ch.Diags = append(slices.Clip(ch.Diags), limits...)
+	}
 	pctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	vs, err := c.eval(pctx, now)
 	if err != nil {
-		ch.Diags = append(slices.Clip(c.Diags), policyFailure(pctx, c.timeout, "the guardrails", err))
+		ch.Diags = append(slices.Clip(ch.Diags), policyFailure(pctx, c.timeout, "the guardrails", err))
 	}
 	ch.Violations = vs
 	return ch

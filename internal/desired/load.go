@@ -56,10 +56,11 @@ var (
 	providerKeys = []string{"name", "description", "provider", "enabled", "config", "reconcile"}
 	configKeys   = []string{"account_id", "api_token_env", "organization_id"}
 	reconKeys    = []string{"prune", "protected", "max_removals", "prune_user_groups", "scim"}
-	roleKeys     = []string{"name", "description", "providers", "inherits", "resources", "enabled", "authenticators", "workflows", "scopes"}
+	roleKeys     = []string{"name", "description", "providers", "inherits", "resources", "enabled", "max_duration", "break_glass", "authenticators", "workflows", "scopes"}
+	breakKeys    = []string{"max_duration"}
 	resKeys      = []string{"allow"}
 	groupKeys    = []string{"name", "description", "members", "cloudflare_user_group"}
-	grantKeys    = []string{"users", "groups", "roles", "reason", "not_before", "expires", "review_after"}
+	grantKeys    = []string{"users", "groups", "roles", "reason", "not_before", "expires", "review_after", "break_glass"}
 
 	// credentialKeys are refused wherever they appear under config.
 	credentialKeys = []string{"api_token", "api_key", "email", "token", "api_email", "password", "secret"}
@@ -388,6 +389,10 @@ func (l *loader) role(p *fileParser, id string, idNode, body *yaml.Node) {
 		case "resources":
 			resourcesSeen = true
 			l.roleResources(p, r, pr.value, what)
+		case "max_duration":
+			r.MaxDuration, _ = p.duration(pr.value, what+": max_duration")
+		case "break_glass":
+			r.BreakGlass = l.breakGlass(p, pr.value, what+": break_glass")
 		case "authenticators", "workflows", "scopes":
 			p.warnf(pr.keyN, "%s: %s is used only by the thand agent and is ignored here", what, pr.key)
 		default:
@@ -404,6 +409,28 @@ func (l *loader) role(p *fileParser, id string, idNode, body *yaml.Node) {
 		p.errorf(idNode, "%s: resources.allow: required (\"account:*\" for the whole account, \"zone:<name>\" for one zone)", what)
 	}
 	define(p, l.repo.Roles, id, idNode, what, r)
+}
+
+// breakGlass reads a role's break_glass: {max_duration: 1h}.
+func (l *loader) breakGlass(p *fileParser, n *yaml.Node, what string) *BreakGlass {
+	pairs, ok := p.mapping(n, what)
+	if !ok {
+		return nil
+	}
+	bg := &BreakGlass{}
+	for _, pr := range pairs {
+		switch pr.key {
+		case "max_duration":
+			bg.MaxDuration, _ = p.duration(pr.value, what+".max_duration")
+		default:
+			p.unknownKey(pr, what, breakKeys)
+		}
+	}
+	if bg.MaxDuration == 0 {
+		p.errorf(n, "%s: max_duration: required (break-glass access always ends: 1h, say)", what)
+		return nil
+	}
+	return bg
 }
 
 func (l *loader) roleResources(p *fileParser, r *Role, n *yaml.Node, what string) {
@@ -524,6 +551,8 @@ func (l *loader) grant(p *fileParser, n *yaml.Node) {
 		case "review_after":
 			g.ReviewAfter, _ = p.instant(pr.value, "review_after")
 			raNode = pr.value
+		case "break_glass":
+			g.BreakGlass, _ = p.boolean(pr.value, "grant: break_glass")
 		default:
 			p.unknownKey(pr, what, grantKeys)
 		}
@@ -572,6 +601,20 @@ func (p *fileParser) instant(n *yaml.Node, what string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return t, true
+}
+
+// duration reads a positive duration such as 8h, 30m or 1h30m.
+func (p *fileParser) duration(n *yaml.Node, what string) (time.Duration, bool) {
+	v, ok := p.str(n, what)
+	if !ok {
+		return 0, false
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		p.errorf(n, "%s: %q is not a duration: give one such as 8h, 30m or 1h30m", what, v)
+		return 0, false
+	}
+	return d, true
 }
 
 // ParseInstant parses an RFC 3339 time, or a date (YYYY-MM-DD) meaning
@@ -674,14 +717,38 @@ func (l *loader) crossCheck() {
 	}
 	for _, ref := range l.grantRefs {
 		for _, it := range ref.roles {
-			if _, ok := l.repo.Roles[it.value]; !ok {
+			r, ok := l.repo.Roles[it.value]
+			if !ok {
 				l.errorAt(it.pos, "grant: role %q not defined%s", it.value, suggest.Hint(it.value, roleIDs))
+				continue
 			}
+			l.checkLimits(ref.grant, r, it.pos)
 		}
 		for _, it := range ref.groups {
 			if _, ok := l.repo.Groups[it.value]; !ok {
 				l.errorAt(it.pos, "grant: group %q not defined%s", it.value, suggest.Hint(it.value, groupIDs))
 			}
+		}
+	}
+}
+
+// checkLimits checks what a grant must be to give a role with limits,
+// whatever the time: an expiry when the role bounds its grants' length,
+// and break-glass only where the role allows it, always with an expiry.
+// How long a grant with not_before lasts is checked here too; one without
+// counts from the time it is checked (Repo.LimitDiagnostics).
+func (l *loader) checkLimits(g *Grant, r *Role, at Pos) {
+	switch {
+	case g.BreakGlass && r.BreakGlass == nil:
+		l.errorAt(at, "grant: break_glass: role %q does not allow break-glass grants (give the role break_glass: {max_duration: …}, or drop break_glass and have the grant reviewed)", r.ID)
+	case g.BreakGlass && g.Expires.IsZero():
+		l.errorAt(at, "grant: break_glass: a break-glass grant of role %q needs expires, at most %s after it starts", r.ID, formatDuration(r.BreakGlass.MaxDuration))
+	case r.MaxDuration > 0 && g.Expires.IsZero():
+		l.errorAt(at, "grant: role %q has max_duration %s: a standing grant of it is refused; give expires, at most %s after not_before (or after it is first applied)", r.ID, formatDuration(r.MaxDuration), formatDuration(r.MaxDuration))
+	case !g.NotBefore.IsZero():
+		// Its length does not depend on the time: checked once, here.
+		for _, d := range g.durationDiagnostics(map[string]*Role{r.ID: r}, time.Time{}) {
+			l.errorAt(d.Pos, "%s", d.Message)
 		}
 	}
 }

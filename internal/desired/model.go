@@ -161,7 +161,20 @@ type Role struct {
 	InheritsAt  []Pos
 	ResourcesAt []Pos
 	Enabled     bool
-	Pos         Pos
+	// MaxDuration, when set (YAML max_duration), bounds every grant of
+	// the role: it must expire within that long of its not_before, or of
+	// the moment it is checked when it has none (Repo.LimitDiagnostics).
+	MaxDuration time.Duration
+	// BreakGlass, when set, lets grants marked break_glass give the role
+	// without review, for at most BreakGlass.MaxDuration.
+	BreakGlass *BreakGlass
+	Pos        Pos
+}
+
+// BreakGlass is a role's allowance for break-glass grants: applied before
+// anyone reviews them, loudly, and never longer than MaxDuration.
+type BreakGlass struct {
+	MaxDuration time.Duration
 }
 
 // Group is a named list of members.
@@ -198,7 +211,11 @@ type Grant struct {
 	// guardrail warns once it has passed, and `reconciler review` marks
 	// the grant overdue.
 	ReviewAfter time.Time
-	Pos         Pos
+	// BreakGlass marks a grant applied without review (YAML break_glass),
+	// allowed only for roles with break_glass and never longer than
+	// their limit; reviewed afterwards.
+	BreakGlass bool
+	Pos        Pos
 }
 
 // ReviewDue reports whether the grant is due for review at now: it has a

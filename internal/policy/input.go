@@ -53,6 +53,8 @@ func Input(repo *desired.Repo, now time.Time) *Document {
 			s.item("resources", ast.ObjectTerm(s.item("allow", ast.ArrayTerm(allow...)))),
 			s.item("providers", s.list(r.Providers)),
 			s.item("enabled", ast.BooleanTerm(r.Enabled)),
+			s.item("max_duration", s.seconds(r.MaxDuration)),
+			s.item("break_glass", s.breakGlass(r.BreakGlass)),
 			s.item("source", s.str(r.Pos.String())),
 		))
 	}
@@ -66,6 +68,7 @@ func Input(repo *desired.Repo, now time.Time) *Document {
 			s.item("not_before", s.instant(g.NotBefore)),
 			s.item("expires", s.instant(g.Expires)),
 			s.item("review_after", s.instant(g.ReviewAfter)),
+			s.item("break_glass", ast.BooleanTerm(g.BreakGlass)),
 			s.item("active", ast.BooleanTerm(g.ActiveAt(now))),
 			s.item("source", s.str(g.Pos.String())),
 		)
@@ -179,6 +182,19 @@ func (in *interner) list(ss []string) *ast.Term {
 	t := ast.ArrayTerm(terms...)
 	in.lists[key] = t
 	return t
+}
+
+// seconds is a duration as a number of seconds (0: unset).
+func (in *interner) seconds(d time.Duration) *ast.Term {
+	return ast.IntNumberTerm(int(d / time.Second))
+}
+
+// breakGlass is a role's break_glass: {"max_duration": seconds}, or null.
+func (in *interner) breakGlass(bg *desired.BreakGlass) *ast.Term {
+	if bg == nil {
+		return ast.NullTerm()
+	}
+	return ast.ObjectTerm(in.item("max_duration", in.seconds(bg.MaxDuration)))
 }
 
 func (in *interner) instant(t time.Time) *ast.Term {
