@@ -135,7 +135,7 @@ func TestManifests(t *testing.T) {
 	if binding.RoleRef.Name != role.Name || len(binding.Subjects) != 1 || binding.Subjects[0].Name != sa.Name {
 		t.Errorf("the RoleBinding %+v binds %s to %+v", binding.RoleRef, role.Name, binding.Subjects)
 	}
-	for _, want := range []string{"CfaccessNoLeader", "CfaccessLeaderFlapping", "CfaccessReconcileFailing", "CfaccessNoRecentSuccess", "CfaccessDriftPersisting", "CfaccessRevisionRefused", "CfaccessPendingInviteOld", "CfaccessNeverSucceeded", "CfaccessReconcileStalled", "CfaccessDown", "CfaccessOutOfBandChange", "CfaccessAuditLogUnavailable"} {
+	for _, want := range []string{"CfaccessNoLeader", "CfaccessLeaderFlapping", "CfaccessBreakGlassActive", "CfaccessReconcileFailing", "CfaccessNoRecentSuccess", "CfaccessDriftPersisting", "CfaccessRevisionRefused", "CfaccessPendingInviteOld", "CfaccessNeverSucceeded", "CfaccessReconcileStalled", "CfaccessDown", "CfaccessOutOfBandChange", "CfaccessAuditLogUnavailable"} {
 		if !slices.Contains(alerts, want) {
 			t.Errorf("PrometheusRule lacks %s", want)
 		}

@@ -37,7 +37,8 @@ func (f *electFlags) register(fl *pflag.FlagSet, env *Env) {
 // elector wires the leader election: the Lease API found as controllers
 // find it, this replica's identity, what a change of role updates (the
 // board, the metrics, the log), and poke for a standby's request.
-func (f *electFlags) elector(env *Env, log *slog.Logger, version string, board *daemon.Board, m *metrics.Metrics, poke func()) (*leader.Elector, error) {
+func (f *electFlags) elector(env *Env, log *slog.Logger, version string, board *daemon.Board, m *metrics.Metrics, poke func(),
+	notifyLeader func(identity, leader string)) (*leader.Elector, error) {
 	cfg, err := leader.RESTConfig(f.kubeconfig)
 	if err != nil {
 		return nil, err
@@ -69,7 +70,10 @@ func (f *electFlags) elector(env *Env, log *slog.Logger, version string, board *
 				v = 1
 			}
 			m.Leader.WithLabelValues(id).Set(v)
-			m.LeaderChanges.Add(float64(r.Changed - changes))
+			if r.Changed > changes {
+				m.LeaderChanges.Add(float64(r.Changed - changes))
+				notifyLeader(id, r.Leader)
+			}
 			changes = r.Changed
 		}})
 }

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +23,7 @@ import (
 	"github.com/cfaccess/reconciler/internal/gitsource"
 	"github.com/cfaccess/reconciler/internal/leader"
 	"github.com/cfaccess/reconciler/internal/metrics"
+	"github.com/cfaccess/reconciler/internal/notify"
 	"github.com/cfaccess/reconciler/internal/reconcile"
 	"github.com/cfaccess/reconciler/internal/report"
 	"github.com/cfaccess/reconciler/internal/server"
@@ -51,6 +54,10 @@ type runFlags struct {
 	fullReadInterval    time.Duration
 	auditDelay          time.Duration
 	elect               electFlags
+	notifyURLs          []string
+	notifySlackURL      string
+	notifySecretFile    string
+	notifyDetails       bool
 }
 
 func newRun(env *Env) *cobra.Command {
@@ -127,6 +134,10 @@ func (f *runFlags) register(cmd *cobra.Command, env *Env) {
 	fl.DurationVar(&f.fullReadInterval, "full-read-interval", 0, "read each account in full at least this often, whatever the audit log says (default 10× --interval)")
 	fl.DurationVar(&f.auditDelay, "audit-log-delay", 5*time.Minute, "how late an entry may reach the audit log: each query overlaps the previous one by this much")
 	f.elect.register(fl, env)
+	fl.StringSliceVar(&f.notifyURLs, "notify-url", envList(env, "CFACCESS_NOTIFY_URLS"), "POST each event (drift corrected, revisions, grants, break-glass, the breaker, cfaccess's token used elsewhere) as a CloudEvents 1.0 JSON to this URL; repeat or comma-separate (env CFACCESS_NOTIFY_URLS)")
+	fl.StringVar(&f.notifySlackURL, "notify-slack-url", envOr(env, "CFACCESS_NOTIFY_SLACK_URL", ""), "post each event to this Slack incoming webhook (it holds a token: prefer the env CFACCESS_NOTIFY_SLACK_URL from a Secret)")
+	fl.StringVar(&f.notifySecretFile, "notify-secret-file", envOr(env, "CFACCESS_NOTIFY_SECRET_FILE", ""), "file holding a secret that signs each --notify-url body (HMAC-SHA256 in X-Cfaccess-Signature-256) (env CFACCESS_NOTIFY_SECRET_FILE)")
+	fl.BoolVar(&f.notifyDetails, "notify-details", false, "keep emails in notifications (default: replaced by [email], as on /status)")
 	fl.DurationVar(&f.triggerGap, "min-trigger-interval", 2*time.Second, "a webhook or directory change starts a reconcile at most this soon after the previous one started (deliveries meanwhile coalesce): a flood of deliveries cannot spend the Cloudflare API budget")
 }
 
@@ -143,6 +154,8 @@ type service struct {
 	requesting sync.Mutex
 	triggerGap time.Duration
 	source     daemon.Source
+	notifier   *notify.Notifier
+	now        func() time.Time
 	server     *server.Server
 	metrics    *metrics.Metrics
 	log        *slog.Logger
@@ -236,18 +249,23 @@ func (f *runFlags) service(env *Env) (d *service, err error) {
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, v)
 	board := &daemon.Board{}
-	d = &service{metrics: m, log: log, triggerGap: f.triggerGap}
+	d = &service{metrics: m, log: log, triggerGap: f.triggerGap, now: env.Now}
 	if f.elect.enabled {
 		if f.stateFile != "" {
 			return nil, errors.New("--state-file with --leader-elect: each replica would keep its own; the applied revisions are kept on the Lease and invitation ages come from the audit log, so leave it out")
 		}
-		if d.elector, err = f.elect.elector(env, log, v, board, m, d.poke); err != nil {
+		if d.elector, err = f.elect.elector(env, log, v, board, m, d.poke, d.notifyLeader); err != nil {
 			return nil, err
 		}
 	}
 	if _, err := f.newPlanner(env, m, d.elector); err != nil { // the flags checked before anything starts
 		return nil, err
 	}
+	notifier, err := f.notifier(log, m)
+	if err != nil {
+		return nil, err
+	}
+	d.notifier = notifier
 	src, work, err := f.source()
 	if err != nil {
 		return nil, err
@@ -265,6 +283,9 @@ func (f *runFlags) service(env *Env) (d *service, err error) {
 		cfg := daemon.LoopConfig{Source: src, Planner: planner, Checks: daemonChecks(f.checks(false)),
 			Plans: daemonPlans(f.options()), DryRun: f.dryRun, Interval: f.interval, TriggerGap: f.triggerGap, Timeout: f.reconcileTimeout,
 			AllowNonFastForward: f.allowNonFastForward, StateFile: f.stateFile, Metrics: m, Log: log, Now: env.Now, Board: board}
+		if notifier != nil {
+			cfg.Notify = notifier.Notify
+		}
 		if term != nil {
 			// The revisions the last leader applied: a history rewritten
 			// behind its back is refused here too.
@@ -327,6 +348,12 @@ func (d *service) reconcile(ctx context.Context) error {
 	return d.elector.Run(ctx, func(ctx context.Context, t leader.Term) error { return d.lead(ctx, &t) })
 }
 
+// notifyLeader tells of a change of leader this replica saw.
+func (d *service) notifyLeader(identity, leader string) {
+	d.notifier.Notify(notify.Event{Type: notify.LeaderChanged, Subject: leader, Time: d.now().UTC(),
+		Summary: "the cfaccess leader is now " + leader + " (seen by " + identity + ")", Data: map[string]any{"leader": leader, "seen_by": identity}})
+}
+
 // poke asks for a reconcile: of the running loop, or, on a standby, of
 // the leader through the Lease (at most one such request in flight, and
 // one per --min-trigger-interval: a flood of webhooks costs the Kubernetes
@@ -385,9 +412,45 @@ func (d *service) run(ctx context.Context) error {
 		g.Go(func() error { return gitsource.Watch(gctx, d.watch, d.debounce, d.poke) })
 	}
 	g.Go(func() error { return d.reconcile(gctx) })
+	if d.notifier != nil {
+		g.Go(func() error { d.notifier.Run(gctx); return nil })
+	}
 	err := g.Wait()
 	d.log.Info("stopped")
 	return err
+}
+
+// notifier is the notifications' sender (nil without a receiver).
+func (f *runFlags) notifier(log *slog.Logger, m *metrics.Metrics) (*notify.Notifier, error) {
+	if len(f.notifyURLs) == 0 && f.notifySlackURL == "" {
+		if f.notifySecretFile != "" || f.notifyDetails {
+			return nil, errors.New("--notify-secret-file and --notify-details need --notify-url or --notify-slack-url")
+		}
+		return nil, nil
+	}
+	for _, u := range append(slices.Clone(f.notifyURLs), f.notifySlackURL) {
+		if u == "" {
+			continue
+		}
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
+			return nil, fmt.Errorf("--notify-url/--notify-slack-url: %s is not an http(s) URL", gitsource.Redact(u))
+		}
+	}
+	var secret []byte
+	if f.notifySecretFile != "" {
+		b, err := os.ReadFile(f.notifySecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("read --notify-secret-file: %w", err)
+		}
+		if secret = []byte(strings.TrimSpace(string(b))); len(secret) < 16 {
+			return nil, errors.New("--notify-secret-file: the secret is shorter than 16 characters")
+		}
+	}
+	for _, reason := range []string{"queue", "failed"} {
+		m.NotificationsDropped.WithLabelValues(reason) // born at zero
+	}
+	return notify.New(notify.Config{URLs: f.notifyURLs, SlackURL: f.notifySlackURL, Secret: secret, Details: f.notifyDetails, Log: log,
+		Dropped: func(reason string) { m.NotificationsDropped.WithLabelValues(reason).Inc() }}), nil
 }
 
 // daemonChecks are the daemon's check options: a revision is evaluated

@@ -19,6 +19,7 @@ import (
 	"github.com/cfaccess/reconciler/internal/diff"
 	"github.com/cfaccess/reconciler/internal/gitsource"
 	"github.com/cfaccess/reconciler/internal/metrics"
+	"github.com/cfaccess/reconciler/internal/notify"
 	"github.com/cfaccess/reconciler/internal/reconcile"
 	"github.com/cfaccess/reconciler/internal/report"
 )
@@ -66,6 +67,10 @@ type LoopConfig struct {
 	// source after each reconcile (run --leader-elect: the Lease carries
 	// them to the replica that leads next).
 	Replicate func(applied map[string]string)
+	// Notify, when set, is told of what people should hear of (drift
+	// corrected, revisions, grants, break-glass, the breaker, cfaccess's
+	// credentials used elsewhere); it must not block.
+	Notify func(notify.Event)
 	// Board, when set, is the board to write (a loop per term of
 	// leadership shares one); NewLoop makes one otherwise.
 	Board   *Board
@@ -91,6 +96,11 @@ type Loop struct {
 	lastRev         string
 	refused         map[string]bool
 	failingSince    map[string]time.Time
+	// breakers are the accounts whose breaker is tripped; active the
+	// grants active at the last reconcile that enforced every account
+	// (nil before the first): for events.
+	breakers map[string]bool
+	active   map[string]*desired.Grant
 	// started is when the current (or last) reconcile of Run started.
 	started time.Time
 }
@@ -122,7 +132,8 @@ func NewLoop(cfg LoopConfig) *Loop {
 	if board == nil {
 		board = &Board{}
 	}
-	l := &Loop{cfg: cfg, Board: board, trigger: make(chan struct{}, 1), refused: map[string]bool{}, failingSince: map[string]time.Time{}}
+	l := &Loop{cfg: cfg, Board: board, trigger: make(chan struct{}, 1), refused: map[string]bool{}, failingSince: map[string]time.Time{},
+		breakers: map[string]bool{}}
 	// Not ready until this loop's first reconcile (a new term's too).
 	l.Board.update(func(s *Status) { s.DryRun, s.Ready = cfg.DryRun, false })
 	return l
@@ -506,6 +517,7 @@ func (l *Loop) refuse(rev gitsource.Revision, why *RefusedError) {
 	l.cfg.Metrics.RevisionRefused.Set(1)
 	attrs := []any{"revision", rev.SHA, "author", rev.Author, "result", why.Verdict, "findings", len(why.Findings), "enforcing", l.goodSHA()}
 	l.cfg.Log.Warn("revision not applied", append(attrs, findingAttrs(why.Findings)...)...)
+	l.notifyRefused(rev, why)
 }
 
 // findingAttrs are the first findings, for a log record.
@@ -543,6 +555,7 @@ func (l *Loop) accept(snap *snapshot) {
 	}
 	if l.good == nil || l.good.rev.SHA != snap.rev.SHA {
 		l.cfg.Log.Info("revision accepted", "revision", snap.rev.SHA, "author", snap.rev.Author, "subject", snap.rev.Subject)
+		l.notifyAccepted(snap.rev)
 	}
 	l.good, l.candidate = snap, nil
 	if !l.followed() || snap.rev.SHA == l.lastRev {
@@ -615,6 +628,7 @@ func (l *Loop) recordChange(ap *reconcile.AccountPlan, r reconcile.Result) {
 	} else {
 		l.cfg.Log.Info("change applied", attrs...)
 	}
+	l.notifyDrift(ap.Provider, r)
 }
 
 // runResult is one reconcile's outcome, from which the status, the
@@ -857,6 +871,8 @@ func (l *Loop) publish(r *runResult) {
 	l.recordState(r)
 	l.publishStatus(r)
 	l.publishMetrics(r)
+	l.noteBreakers(r)
+	l.noteGrants(r)
 	if r.outcome != nil {
 		l.cfg.Planner.Counted(r.outcome) // each out-of-band entry counted once
 	}
@@ -952,6 +968,7 @@ func (l *Loop) publishMetrics(r *runResult) {
 				l.cfg.Log.Error("a change was made with cfaccess's own credentials that this cfaccess did not make: a leaked token, or a second process running with it",
 					"account", a.Account, "account_id", a.AccountID, "at", e.Time.UTC().Format(time.RFC3339), "action", e.Action,
 					"member_id", e.MemberID, "user_group_id", e.GroupID, "actor", e.Actor(), "ip", e.IP, "user_agent", e.UserAgent, "audit_entry", e.ID)
+				l.notifyElsewhere(a.Account, e)
 			}
 			m.OutOfBandChanges.WithLabelValues(a.Account, actor, cmp.Or(e.ActorContext, "unknown")).Inc()
 		}

@@ -11,30 +11,32 @@ import (
 
 // Metrics holds every metric of the daemon.
 type Metrics struct {
-	ReconcileTotal      *prometheus.CounterVec
-	ReconcileDuration   *prometheus.HistogramVec
-	LastSuccess         *prometheus.GaugeVec
-	DriftMembers        *prometheus.GaugeVec
-	ChangesApplied      *prometheus.CounterVec
-	PolicyViolations    *prometheus.GaugeVec
-	SourceRevision      *prometheus.GaugeVec
-	SourceFetch         *prometheus.CounterVec
-	CloudflareRequests  *prometheus.CounterVec
-	CloudflareDuration  *prometheus.HistogramVec
-	GrantsExpiring      *prometheus.GaugeVec
-	PendingInvites      *prometheus.GaugeVec
-	OldestPendingInvite *prometheus.GaugeVec
-	BreakerTripped      *prometheus.GaugeVec
-	BuildInfo           *prometheus.GaugeVec
-	WebhookDeliveries   *prometheus.CounterVec
-	RevisionsRefused    *prometheus.CounterVec
-	ReconcileStalls     prometheus.Counter
-	RevisionRefused     prometheus.Gauge
-	Leader              *prometheus.GaugeVec
-	LeaderChanges       prometheus.Counter
-	FailingSince        *prometheus.GaugeVec
-	OutOfBandChanges    *prometheus.CounterVec
-	LiveReads           *prometheus.CounterVec
+	ReconcileTotal       *prometheus.CounterVec
+	ReconcileDuration    *prometheus.HistogramVec
+	LastSuccess          *prometheus.GaugeVec
+	DriftMembers         *prometheus.GaugeVec
+	ChangesApplied       *prometheus.CounterVec
+	PolicyViolations     *prometheus.GaugeVec
+	SourceRevision       *prometheus.GaugeVec
+	SourceFetch          *prometheus.CounterVec
+	CloudflareRequests   *prometheus.CounterVec
+	CloudflareDuration   *prometheus.HistogramVec
+	GrantsExpiring       *prometheus.GaugeVec
+	PendingInvites       *prometheus.GaugeVec
+	OldestPendingInvite  *prometheus.GaugeVec
+	BreakerTripped       *prometheus.GaugeVec
+	BuildInfo            *prometheus.GaugeVec
+	WebhookDeliveries    *prometheus.CounterVec
+	RevisionsRefused     *prometheus.CounterVec
+	ReconcileStalls      prometheus.Counter
+	RevisionRefused      prometheus.Gauge
+	Leader               *prometheus.GaugeVec
+	BreakGlassActive     *prometheus.GaugeVec
+	NotificationsDropped *prometheus.CounterVec
+	LeaderChanges        prometheus.Counter
+	FailingSince         *prometheus.GaugeVec
+	OutOfBandChanges     *prometheus.CounterVec
+	LiveReads            *prometheus.CounterVec
 }
 
 // ForgetState drops the gauges that describe the accounts and the
@@ -43,7 +45,7 @@ type Metrics struct {
 // alert fires on a standby's stale view. Counters stay.
 func (m *Metrics) ForgetState() {
 	for _, g := range []*prometheus.GaugeVec{m.LastSuccess, m.DriftMembers, m.PolicyViolations, m.SourceRevision, m.GrantsExpiring,
-		m.PendingInvites, m.OldestPendingInvite, m.BreakerTripped, m.FailingSince} {
+		m.PendingInvites, m.OldestPendingInvite, m.BreakerTripped, m.FailingSince, m.BreakGlassActive} {
 		g.Reset()
 	}
 	m.RevisionRefused.Set(0)
@@ -87,6 +89,10 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Help: "Webhook deliveries by host (github, gitlab) and result (accepted, unauthorized, replayed, too_large, ignored, busy)."}, []string{"host", "result"}),
 		RevisionsRefused: f.NewCounterVec(prometheus.CounterOpts{Name: "cfaccess_revisions_refused_total",
 			Help: "Revisions not applied, by result: invalid (including guardrails that failed or ran out of time, and plans refused for the repository's sake), denied, unverified, non_fast_forward."}, []string{"result"}),
+		BreakGlassActive: f.NewGaugeVec(prometheus.GaugeOpts{Name: "cfaccess_break_glass_active",
+			Help: "Break-glass grants active on the account: applied without review, to be reviewed after use."}, []string{"account"}),
+		NotificationsDropped: f.NewCounterVec(prometheus.CounterOpts{Name: "cfaccess_notifications_dropped_total",
+			Help: "Notifications not delivered: queue (the queue was full), failed (every try failed)."}, []string{"reason"}),
 		Leader: f.NewGaugeVec(prometheus.GaugeOpts{Name: "cfaccess_leader",
 			Help: "1 while this replica holds the leader lease (run --leader-elect), 0 while it stands by; by the replica's identity."}, []string{"identity"}),
 		LeaderChanges: f.NewCounter(prometheus.CounterOpts{Name: "cfaccess_leader_changes_total",
