@@ -30,7 +30,6 @@ type receivedEvent struct {
 	Type, Subject string
 	Time          time.Time
 	Data          map[string]any
-	at            time.Time // when it arrived, on the daemon's clock
 }
 
 func (ev *events) ServeHTTP(w http.ResponseWriter, r *http.Request) {
