@@ -228,10 +228,16 @@ func TestLeaderElectionProcesses(t *testing.T) {
 	// Drift is corrected once.
 	e.Fake.ResetRequests()
 	e.Put("mallory@evil.example", false, desired.Access{Role: "Administrator", Resource: testkit.WholeAccount})
+	var malloryID string
+	for _, m := range e.Fake.Members() {
+		if m.Email == "mallory@evil.example" {
+			malloryID = m.ID
+		}
+	}
 	eventually(t, 20*time.Second, "the drift corrected", func() bool { return !e.HasMember("mallory@evil.example") })
 	time.Sleep(5 * time.Second) // two more intervals: a second writer would have shown
-	if deletes := countPrefix(e.Writes(), "DELETE "); deletes != 1 {
-		t.Errorf("%d removals for one drift: %v", deletes, e.Writes())
+	if deletes := countPrefix(e.Writes(), "DELETE /accounts/"+e.Fake.AccountID()+"/members/"+malloryID); malloryID == "" || deletes != 1 {
+		t.Errorf("%d removals of mallory (%s) for one drift: %v", deletes, malloryID, e.Writes())
 	}
 
 	// kill -9 of the leader: the standby corrects new drift within 20 s.
