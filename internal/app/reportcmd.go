@@ -16,6 +16,7 @@ import (
 	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/evidence"
+	"github.com/cfaccess/reconciler/internal/githost"
 	"github.com/cfaccess/reconciler/internal/gitsource"
 	"github.com/cfaccess/reconciler/internal/report"
 )
@@ -29,6 +30,8 @@ type reportFlags struct {
 	provider     string
 	tokenIDs     []string
 	maxPages     int
+	githubAPI    string
+	githubRepo   string
 }
 
 func newReport(env *Env) *cobra.Command {
@@ -70,6 +73,8 @@ known (nothing is then approved, and the report says so first).`,
 	cmd.Flags().StringVar(&f.provider, "provider", "", "report this provider (account) only")
 	cmd.Flags().StringSliceVar(&f.tokenIDs, "cfaccess-token-id", nil, "ids of the API tokens cfaccess applies with (default: the token this report runs with, from tokens/verify): a change counts as approved only when Cloudflare says one of them made it")
 	cmd.Flags().IntVar(&f.maxPages, "max-pages", 100, "pages of 1,000 audit-log entries to read per account, at most")
+	cmd.Flags().StringVar(&f.githubAPI, "github-api-url", envOr(env, "GITHUB_API_URL", "https://api.github.com/"), "GitHub's REST API, for the pull requests and approvals of changes (with GITHUB_TOKEN; GitHub Enterprise: https://HOST/api/v3/)")
+	cmd.Flags().StringVar(&f.githubRepo, "github-repo", "", "owner/name of the access repository on GitHub (default: from --repo's URL or origin)")
 	return cmd
 }
 
@@ -132,7 +137,11 @@ func (f *reportFlags) run(ctx context.Context, env *Env) error {
 		}
 		opts := evidence.Options{Since: since, Until: until, Now: env.Now(), MaxPages: f.maxPages}
 		f.identities(ctx, client, pv.AccountID, &opts)
-		out.Accounts = append(out.Accounts, evidence.Build(ctx, client, hist, id, pv.AccountID, opts))
+		acct := evidence.Build(ctx, client, hist, id, pv.AccountID, opts)
+		if look := f.reviews(ctx, env); look != nil {
+			acct = evidence.WithReviews(ctx, acct, look)
+		}
+		out.Accounts = append(out.Accounts, acct)
 	}
 	if err := report.Evidence(env.Stdout, f.format, out); err != nil {
 		return err
@@ -146,6 +155,33 @@ func (f *reportFlags) run(ctx context.Context, env *Env) error {
 		}
 	}
 	return nil
+}
+
+// reviews looks up, with GITHUB_TOKEN, the pull request that brought a
+// commit to the followed branch and who approved it (nil without a token,
+// or when the repository's GitHub name is not known).
+func (f *reportFlags) reviews(ctx context.Context, env *Env) func(context.Context, string) (evidence.PullRequest, error) {
+	token := env.Getenv("GITHUB_TOKEN")
+	if token == "" {
+		return nil
+	}
+	repo := f.githubRepo
+	if repo == "" {
+		remote := f.repo
+		if !gitsource.IsURL(remote) {
+			remote = githost.Origin(f.repo)
+		}
+		repo = githost.RepoFromRemote(remote, githost.Host(f.githubAPI))
+	}
+	if repo == "" {
+		fmt.Fprintf(env.Stderr, "GITHUB_TOKEN is set, but --repo is not a repository on %s: give --github-repo owner/name to name pull requests and approvers\n", githost.Host(f.githubAPI))
+		return nil
+	}
+	gh := githost.GitHub{APIURL: f.githubAPI, Token: token, HTTPClient: githubClient(env)}
+	return func(ctx context.Context, sha string) (evidence.PullRequest, error) {
+		r, err := gh.Reviews(ctx, repo, sha, f.ref)
+		return evidence.PullRequest{Number: r.Number, URL: r.URL, Approvers: r.Approvers}, err
+	}
 }
 
 // identities sets how cfaccess's credentials are known in the audit log:

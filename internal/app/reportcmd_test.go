@@ -1,11 +1,16 @@
 package app
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -204,5 +209,136 @@ func TestReportRemovalOfALongStandingMember(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no removal of dave@example.com by email:\n%s", out)
+	}
+}
+
+// With a GitHub token, report names the pull request that merged each
+// approved change's commit and who approved it (a test server of GitHub's
+// REST API); a commit pushed directly, and one approved only by its own
+// author, are "not reviewed", and the summary counts them.
+func TestReportApprovals(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t)
+	at := func(s string) time.Time {
+		tm, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tm
+	}
+	apply := func(when string) {
+		t.Helper()
+		e.now = at(when)
+		if code, out, errOut := e.run("apply", "--repo", e.Repo); code != ExitOK {
+			t.Fatalf("apply at %s: exit %d\n%s%s", when, code, out, errOut)
+		}
+	}
+	direct := e.Head()
+	apply("2026-12-01T09:00:00Z")
+	e.Commit("add zoe", map[string]string{"zoe.yaml": "grants:\n  - {users: [zoe@example.com], roles: [ro], reason: OPS-9 new SRE}\n"})
+	reviewed := e.Head()
+	apply("2026-12-02T09:00:00Z")
+	e.Commit("add yan", map[string]string{"yan.yaml": "grants:\n  - {users: [yan@example.com], roles: [ro], reason: OPS-10}\n"})
+	self := e.Head()
+	apply("2026-12-03T09:00:00Z")
+	e.now = at("2026-12-10T00:00:00Z")
+
+	type pr struct {
+		number          int
+		author, commits string
+		reviews         string
+	}
+	prs := map[string]pr{
+		reviewed: {12, "alice", "alice", `[{"user":{"login":"carol"},"state":"COMMENTED"},{"user":{"login":"bob"},"state":"APPROVED"},{"user":{"login":"erin"},"state":"APPROVED"},{"user":{"login":"erin"},"state":"CHANGES_REQUESTED"}]`},
+		self:     {13, "dave", "dave", `[{"user":{"login":"dave"},"state":"APPROVED"}]`},
+	}
+	var calls []string
+	var mu sync.Mutex
+	gh := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls = append(calls, r.URL.Path)
+		mu.Unlock()
+		if r.Header.Get("Authorization") != "Bearer ghp_report" {
+			http.Error(w, `{"message":"Bad credentials"}`, http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		const base = "/api/v3/repos/example/access/"
+		switch p := strings.TrimPrefix(r.URL.Path, base); {
+		case strings.HasPrefix(p, "commits/") && strings.HasSuffix(p, "/pulls"):
+			sha := strings.TrimSuffix(strings.TrimPrefix(p, "commits/"), "/pulls")
+			x, ok := prs[sha]
+			if !ok {
+				_, _ = w.Write([]byte(`[]`))
+				return
+			}
+			fmt.Fprintf(w, `[{"number":%d,"html_url":"https://github.com/example/access/pull/%d","user":{"login":%q},"merged_at":"2026-11-30T10:00:00Z","base":{"ref":"main"}}]`,
+				x.number, x.number, x.author)
+		case strings.HasPrefix(p, "commits/"):
+			x := prs[strings.TrimPrefix(p, "commits/")]
+			fmt.Fprintf(w, `{"sha":%q,"author":{"login":%q}}`, strings.TrimPrefix(p, "commits/"), x.commits)
+		case strings.HasPrefix(p, "pulls/") && strings.HasSuffix(p, "/reviews"):
+			for _, x := range prs {
+				if p == fmt.Sprintf("pulls/%d/reviews", x.number) {
+					_, _ = w.Write([]byte(x.reviews))
+					return
+				}
+			}
+			_, _ = w.Write([]byte(`[]`))
+		default:
+			http.Error(w, `{"message":"Not Found"}`, http.StatusNotFound)
+		}
+	}))
+	t.Cleanup(gh.Close)
+	scrub := func(s string) string {
+		for name, sha := range map[string]string{"$DIRECT": direct, "$REVIEWED": reviewed, "$SELF": self} {
+			s = strings.ReplaceAll(s, sha, name)
+			s = strings.ReplaceAll(s, sha[:12], name)
+		}
+		return s
+	}
+	for _, format := range []string{"markdown", "json", "csv"} {
+		env := e.env("report", "--repo", e.Repo, "--since", "2026-12-01", "--until", "2026-12-05", "--format", format,
+			"--github-api-url", gh.URL+"/api/v3/", "--github-repo", "example/access")
+		getenv := env.Getenv
+		env.Getenv = func(k string) string {
+			if k == "GITHUB_TOKEN" {
+				return "ghp_report"
+			}
+			return getenv(k)
+		}
+		var stdout, stderr strings.Builder
+		env.Stdout, env.Stderr = &stdout, &stderr
+		if code := Run(context.Background(), env); code != ExitOK {
+			t.Fatalf("report --format %s: exit %d\n%s", format, code, stderr.String())
+		}
+		golden.Compare(t, filepath.Join("testdata/golden", "report-approvals."+map[string]string{"markdown": "md", "json": "json", "csv": "csv"}[format]), scrub(stdout.String()))
+		if format != "json" {
+			continue
+		}
+		var doc report.EvidenceDoc
+		if err := json.Unmarshal([]byte(stdout.String()), &doc); err != nil {
+			t.Fatal(err)
+		}
+		notReviewed := map[string]string{}
+		for _, c := range doc.Accounts[0].Changes {
+			if c.Approval != "git" {
+				continue
+			}
+			switch c.Revision {
+			case reviewed:
+				if c.PullRequest == nil || c.PullRequest.Number != 12 || !slices.Equal(c.PullRequest.Approvers, []string{"bob"}) || c.NotReviewed != "" {
+					t.Errorf("the reviewed change: %+v %+v", c, c.PullRequest)
+				}
+			case direct, self:
+				notReviewed[c.Revision] = c.NotReviewed
+			}
+		}
+		if !strings.Contains(notReviewed[direct], "pushed to the branch directly") || !strings.Contains(notReviewed[self], "no approving review by someone other than its authors") {
+			t.Errorf("not reviewed: %q", notReviewed)
+		}
+		if n := doc.Accounts[0].Summary.NotReviewed; n == nil || *n < 2 {
+			t.Errorf("summary not_reviewed %v", n)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cfaccess/reconciler/internal/check"
 	"github.com/cfaccess/reconciler/internal/desired"
+	"github.com/cfaccess/reconciler/internal/githost"
 	"github.com/cfaccess/reconciler/internal/gitsource"
 	"github.com/cfaccess/reconciler/internal/report"
 	"github.com/cfaccess/reconciler/internal/request"
@@ -227,11 +228,11 @@ func (f *requestFlags) commit(ctx context.Context, env *Env, g request.Grant, e 
 	}
 	repo := f.githubRepo
 	if repo == "" {
-		if repo = request.RepoFromRemote(git.Origin(ctx), request.Host(f.githubAPI)); repo == "" {
-			return fmt.Errorf("pushed %s, but origin is not a repository on %s: give --github-repo owner/name to open the pull request", target, request.Host(f.githubAPI))
+		if repo = githost.RepoFromRemote(git.Origin(ctx), githost.Host(f.githubAPI)); repo == "" {
+			return fmt.Errorf("pushed %s, but origin is not a repository on %s: give --github-repo owner/name to open the pull request", target, githost.Host(f.githubAPI))
 		}
 	}
-	gh := request.GitHub{APIURL: f.githubAPI, Token: env.Getenv("GITHUB_TOKEN"), HTTPClient: githubClient(env)}
+	gh := githost.GitHub{APIURL: f.githubAPI, Token: env.Getenv("GITHUB_TOKEN"), HTTPClient: githubClient(env)}
 	url, err := gh.OpenPullRequest(ctx, repo, branch, base, title, g.Reason+"\n\n"+trailer+"\n\nOpened by `reconciler request`; it validates.")
 	if err != nil {
 		return fmt.Errorf("pushed %s, but: %w", target, err)

@@ -79,6 +79,11 @@ type Change struct {
 	// or the week after it).
 	Actor, Context, IP string
 	Corrected          time.Time
+	// PullRequest is how an approved change's commit reached the branch,
+	// NotReviewed why it counts as not reviewed ("" when it was, or when
+	// reviews were not looked up: WithReviews).
+	PullRequest *PullRequest
+	NotReviewed string
 
 	token bool // made with cfaccess's credentials
 }
@@ -101,6 +106,10 @@ type Summary struct {
 	// MedianCorrection and MaxCorrection are over the corrected
 	// out-of-band changes.
 	MedianCorrection, MaxCorrection time.Duration
+	// Reviews says whether reviews were looked up (WithReviews), and
+	// NotReviewed counts the approved changes not reviewed.
+	Reviews     bool
+	NotReviewed int
 }
 
 // AuditLog reads an account's audit log, and what names the ids of its

@@ -4,6 +4,8 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -80,8 +82,20 @@ type EvidenceChangeDoc struct {
 	Corrected         *time.Time `json:"corrected_at,omitempty"`
 	CorrectionSeconds *int64     `json:"time_to_correction_seconds,omitempty"`
 	StillPresent      bool       `json:"still_present,omitempty"`
+	// PullRequest is how an approved change's commit reached the branch
+	// and who approved it; NotReviewed why it counts as not reviewed
+	// (both only when reviews were looked up: a GitHub token).
+	PullRequest *PullRequestDoc `json:"pull_request,omitempty"`
+	NotReviewed string          `json:"not_reviewed,omitempty"`
 	// Correction is how long the change stood until reverted.
 	Correction time.Duration `json:"-"`
+}
+
+// PullRequestDoc is the pull request that merged a commit.
+type PullRequestDoc struct {
+	Number    int      `json:"number"`
+	URL       string   `json:"url"`
+	Approvers []string `json:"approvers"`
 }
 
 type EvidenceSummaryDoc struct {
@@ -93,6 +107,9 @@ type EvidenceSummaryDoc struct {
 	StillPresent        int   `json:"still_present"`
 	MedianCorrectionSec int64 `json:"median_time_to_correction_seconds"`
 	MaxCorrectionSec    int64 `json:"max_time_to_correction_seconds"`
+	// NotReviewed counts the approved changes not reviewed (nil when
+	// reviews were not looked up).
+	NotReviewed *int `json:"not_reviewed,omitempty"`
 	// MedianCorrection and MaxCorrection are the times to correction.
 	MedianCorrection time.Duration `json:"-"`
 	MaxCorrection    time.Duration `json:"-"`
@@ -108,9 +125,17 @@ func evidenceDoc(r *evidence.Report) EvidenceDoc {
 				Corrected: a.Summary.Corrected, StillPresent: a.Summary.StillPresent,
 				MedianCorrectionSec: int64(a.Summary.MedianCorrection.Seconds()), MaxCorrectionSec: int64(a.Summary.MaxCorrection.Seconds()),
 				MedianCorrection: a.Summary.MedianCorrection, MaxCorrection: a.Summary.MaxCorrection}}
+		if a.Summary.Reviews {
+			n := a.Summary.NotReviewed
+			ad.Summary.NotReviewed = &n
+		}
 		for _, c := range a.Changes {
 			cd := EvidenceChangeDoc{At: c.At, Kind: c.Kind, Subject: c.Subject, Action: c.Action, Type: c.Type, Approval: string(c.Approval),
-				Unapproved: c.Why, Actor: c.Actor, Context: c.Context, IP: c.IP, Revision: c.Revision, Author: c.Author, Title: c.Title, Grants: c.Grants}
+				Unapproved: c.Why, Actor: c.Actor, Context: c.Context, IP: c.IP, Revision: c.Revision, Author: c.Author, Title: c.Title, Grants: c.Grants,
+				NotReviewed: c.NotReviewed}
+			if pr := c.PullRequest; pr != nil {
+				cd.PullRequest = &PullRequestDoc{Number: pr.Number, URL: pr.URL, Approvers: append([]string{}, pr.Approvers...)}
+			}
 			switch {
 			case c.Approval == evidence.Approved:
 			case c.Corrected.IsZero():
@@ -129,8 +154,13 @@ func evidenceDoc(r *evidence.Report) EvidenceDoc {
 
 func evidenceCSV(w io.Writer, doc EvidenceDoc) error {
 	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"account", "time", "kind", "subject", "action", "approval", "revision", "commit_author", "grants",
-		"actor", "context", "ip", "corrected_at", "time_to_correction_seconds", "note"})
+	reviews := slices.ContainsFunc(doc.Accounts, func(a EvidenceAccountDoc) bool { return a.Summary.NotReviewed != nil })
+	header := []string{"account", "time", "kind", "subject", "action", "approval", "revision", "commit_author", "grants",
+		"actor", "context", "ip", "corrected_at", "time_to_correction_seconds", "note"}
+	if reviews {
+		header = append(header, "pull_request", "approvers", "not_reviewed")
+	}
+	_ = cw.Write(header)
 	for _, a := range doc.Accounts {
 		for _, c := range a.Changes {
 			corrected, secs := "", ""
@@ -139,8 +169,16 @@ func evidenceCSV(w io.Writer, doc EvidenceDoc) error {
 			} else if c.StillPresent {
 				corrected = "still present"
 			}
-			_ = cw.Write(csvCells([]string{a.Account, c.At.Format(time.RFC3339), c.Kind, c.Subject, c.Action, c.Approval, c.Revision, c.Author,
-				strings.Join(c.Grants, "; "), c.Actor, c.Context, c.IP, corrected, secs, c.Unapproved}))
+			row := []string{a.Account, c.At.Format(time.RFC3339), c.Kind, c.Subject, c.Action, c.Approval, c.Revision, c.Author,
+				strings.Join(c.Grants, "; "), c.Actor, c.Context, c.IP, corrected, secs, c.Unapproved}
+			if reviews {
+				pr, approvers := "", ""
+				if c.PullRequest != nil {
+					pr, approvers = c.PullRequest.URL, strings.Join(c.PullRequest.Approvers, "; ")
+				}
+				row = append(row, pr, approvers, c.NotReviewed)
+			}
+			_ = cw.Write(csvCells(row))
 		}
 	}
 	cw.Flush()
@@ -195,6 +233,9 @@ func evidenceAccountMarkdown(b *strings.Builder, a EvidenceAccountDoc) {
 		med, mx = evidence.Duration(s.MedianCorrection), evidence.Duration(s.MaxCorrection)
 	}
 	fmt.Fprintf(b, "| %d | %d | %d | %d | %d | %d | %s | %s |\n\n", s.Changes, s.ApprovedThroughGit, s.Unverified, s.OutOfBand, s.Corrected, s.StillPresent, med, mx)
+	if s.NotReviewed != nil {
+		fmt.Fprintf(b, "Approved through Git but **not reviewed** (no pull request, or none approved by someone other than its authors): %d.\n\n", *s.NotReviewed)
+	}
 	if len(a.Changes) == 0 {
 		b.WriteString("No change in the period.\n\n")
 		return
@@ -204,6 +245,17 @@ func evidenceAccountMarkdown(b *strings.Builder, a EvidenceAccountDoc) {
 		evidenceChangeMarkdown(b, c)
 	}
 	b.WriteByte('\n')
+}
+
+// prLink is a pull request's number, linked when its URL is a plain https
+// URL (it comes from the Git host's API: nothing else is linked).
+func prLink(pr *PullRequestDoc) string {
+	text := fmt.Sprintf("#%d", pr.Number)
+	u, err := url.Parse(pr.URL)
+	if err != nil || u.Scheme != "https" || u.Host == "" || strings.ContainsAny(pr.URL, " <>()[]`|\n\"'") {
+		return text
+	}
+	return "[" + text + "](" + u.String() + ")"
 }
 
 // evidenceChangeMarkdown writes a change as a row: when, what, whether
@@ -227,6 +279,15 @@ func evidenceChangeMarkdown(b *strings.Builder, c EvidenceChangeDoc) {
 		}
 		for _, g := range c.Grants {
 			approval += "<br>" + mdEscape(g)
+		}
+		if pr := c.PullRequest; pr != nil {
+			approval += "<br>pull request " + prLink(pr)
+			if len(pr.Approvers) > 0 {
+				approval += ", approved by " + mdEscape(strings.Join(pr.Approvers, ", "))
+			}
+		}
+		if c.NotReviewed != "" {
+			approval += "<br>**not reviewed**: " + mdEscape(c.NotReviewed)
 		}
 		by = "cfaccess"
 	case evidence.Unverified:
