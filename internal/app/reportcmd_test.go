@@ -241,6 +241,15 @@ func TestReportApprovals(t *testing.T) {
 	e.Commit("add yan", map[string]string{"yan.yaml": "grants:\n  - {users: [yan@example.com], roles: [ro], reason: OPS-10}\n"})
 	self := e.Head()
 	apply("2026-12-03T09:00:00Z")
+	// Break-glass during an outage: pushed to the branch, applied before
+	// review, listed on its own.
+	e.Commit("break-glass: INC-11", map[string]string{"bg.yaml": `roles:
+  bg: {providers: [prod], inherits: [Administrator Read Only], resources: {allow: ["account:*"]}, break_glass: {max_duration: 1h}}
+grants:
+  - {users: [brk@example.com], roles: [bg], reason: INC-11 outage, break_glass: true, expires: 2026-12-04T09:30:00Z}
+`})
+	glass := e.Head()
+	apply("2026-12-04T09:00:00Z")
 	e.now = at("2026-12-10T00:00:00Z")
 
 	type pr struct {
@@ -291,7 +300,7 @@ func TestReportApprovals(t *testing.T) {
 	}))
 	t.Cleanup(gh.Close)
 	scrub := func(s string) string {
-		for name, sha := range map[string]string{"$DIRECT": direct, "$REVIEWED": reviewed, "$SELF": self} {
+		for name, sha := range map[string]string{"$DIRECT": direct, "$REVIEWED": reviewed, "$SELF": self, "$GLASS": glass} {
 			s = strings.ReplaceAll(s, sha, name)
 			s = strings.ReplaceAll(s, sha[:12], name)
 		}
@@ -339,6 +348,11 @@ func TestReportApprovals(t *testing.T) {
 		}
 		if n := doc.Accounts[0].Summary.NotReviewed; n == nil || *n < 2 {
 			t.Errorf("summary not_reviewed %v", n)
+		}
+		if doc.Accounts[0].Summary.BreakGlass != 1 || !slices.ContainsFunc(doc.Accounts[0].Changes, func(c report.EvidenceChangeDoc) bool {
+			return c.Subject == "brk@example.com" && c.BreakGlass && c.Revision == glass
+		}) {
+			t.Errorf("the break-glass change is not marked: %+v", doc.Accounts[0].Summary)
 		}
 	}
 }

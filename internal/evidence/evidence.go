@@ -84,6 +84,9 @@ type Change struct {
 	// reviews were not looked up: WithReviews).
 	PullRequest *PullRequest
 	NotReviewed string
+	// BreakGlass: a break-glass grant explains the change — applied
+	// before anyone reviewed it.
+	BreakGlass bool
 
 	token bool // made with cfaccess's credentials
 }
@@ -110,6 +113,9 @@ type Summary struct {
 	// NotReviewed counts the approved changes not reviewed.
 	Reviews     bool
 	NotReviewed int
+	// BreakGlass counts the approved changes a break-glass grant
+	// explains.
+	BreakGlass int
 }
 
 // AuditLog reads an account's audit log, and what names the ids of its
@@ -387,6 +393,9 @@ func summarize(cs []Change) Summary {
 		switch c.Approval {
 		case Approved:
 			s.Approved++
+			if c.BreakGlass {
+				s.BreakGlass++
+			}
 			continue
 		case Unverified:
 			s.Unverified++

@@ -140,6 +140,7 @@ func (ck *checker) explain(repo *desired.Repo, c *Change, e cloudflare.AuditEntr
 		for _, t := range at {
 			m := memberAt(repo, ck.provider, email, t)
 			if want = m.own; equalAccess(want, written) {
+				c.BreakGlass = m.breakGlass
 				return m.grants, ""
 			}
 		}
@@ -294,6 +295,8 @@ type member struct {
 	groups []string
 	active bool
 	grants []string
+	// breakGlass: a break-glass grant gives some of it.
+	breakGlass bool
 }
 
 // memberAt is what repo grants email on provider's account at t.
@@ -310,6 +313,7 @@ func memberAt(repo *desired.Repo, provider, email string, t time.Time) member {
 				continue
 			}
 			m.active = true
+			m.breakGlass = m.breakGlass || g.BreakGlass
 			m.grants = appendGrant(m.grants, b.Source, b.Reason)
 			if b.Group == "" {
 				m.own = append(m.own, b.Access)

@@ -87,6 +87,9 @@ type EvidenceChangeDoc struct {
 	// (both only when reviews were looked up: a GitHub token).
 	PullRequest *PullRequestDoc `json:"pull_request,omitempty"`
 	NotReviewed string          `json:"not_reviewed,omitempty"`
+	// BreakGlass: a break-glass grant explains the change, applied
+	// before anyone reviewed it.
+	BreakGlass bool `json:"break_glass,omitempty"`
 	// Correction is how long the change stood until reverted.
 	Correction time.Duration `json:"-"`
 }
@@ -110,6 +113,8 @@ type EvidenceSummaryDoc struct {
 	// NotReviewed counts the approved changes not reviewed (nil when
 	// reviews were not looked up).
 	NotReviewed *int `json:"not_reviewed,omitempty"`
+	// BreakGlass counts the changes of break-glass grants.
+	BreakGlass int `json:"break_glass,omitempty"`
 	// MedianCorrection and MaxCorrection are the times to correction.
 	MedianCorrection time.Duration `json:"-"`
 	MaxCorrection    time.Duration `json:"-"`
@@ -125,6 +130,7 @@ func evidenceDoc(r *evidence.Report) EvidenceDoc {
 				Corrected: a.Summary.Corrected, StillPresent: a.Summary.StillPresent,
 				MedianCorrectionSec: int64(a.Summary.MedianCorrection.Seconds()), MaxCorrectionSec: int64(a.Summary.MaxCorrection.Seconds()),
 				MedianCorrection: a.Summary.MedianCorrection, MaxCorrection: a.Summary.MaxCorrection}}
+		ad.Summary.BreakGlass = a.Summary.BreakGlass
 		if a.Summary.Reviews {
 			n := a.Summary.NotReviewed
 			ad.Summary.NotReviewed = &n
@@ -132,7 +138,7 @@ func evidenceDoc(r *evidence.Report) EvidenceDoc {
 		for _, c := range a.Changes {
 			cd := EvidenceChangeDoc{At: c.At, Kind: c.Kind, Subject: c.Subject, Action: c.Action, Type: c.Type, Approval: string(c.Approval),
 				Unapproved: c.Why, Actor: c.Actor, Context: c.Context, IP: c.IP, Revision: c.Revision, Author: c.Author, Title: c.Title, Grants: c.Grants,
-				NotReviewed: c.NotReviewed}
+				NotReviewed: c.NotReviewed, BreakGlass: c.BreakGlass}
 			if pr := c.PullRequest; pr != nil {
 				cd.PullRequest = &PullRequestDoc{Number: pr.Number, URL: pr.URL, Approvers: append([]string{}, pr.Approvers...)}
 			}
@@ -169,8 +175,12 @@ func evidenceCSV(w io.Writer, doc EvidenceDoc) error {
 			} else if c.StillPresent {
 				corrected = "still present"
 			}
+			note := c.Unapproved
+			if c.BreakGlass {
+				note = strings.TrimPrefix(note+"; "+breakGlassText, "; ")
+			}
 			row := []string{a.Account, c.At.Format(time.RFC3339), c.Kind, c.Subject, c.Action, c.Approval, c.Revision, c.Author,
-				strings.Join(c.Grants, "; "), c.Actor, c.Context, c.IP, corrected, secs, c.Unapproved}
+				strings.Join(c.Grants, "; "), c.Actor, c.Context, c.IP, corrected, secs, note}
 			if reviews {
 				pr, approvers := "", ""
 				if c.PullRequest != nil {
@@ -240,11 +250,32 @@ func evidenceAccountMarkdown(b *strings.Builder, a EvidenceAccountDoc) {
 		b.WriteString("No change in the period.\n\n")
 		return
 	}
+	if s.BreakGlass > 0 {
+		fmt.Fprintf(b, "### Break-glass, not reviewed before use\n\nReview these after the fact: each was applied from a grant marked break_glass, before anyone reviewed it.\n\n| time (UTC) | subject | change | commit | grants |\n|---|---|---|---|---|\n")
+		for _, c := range a.Changes {
+			if c.BreakGlass {
+				fmt.Fprintf(b, "| %s | %s | %s | %s%s | %s |\n", c.At.Format("2006-01-02 15:04"), mdEscape(c.Subject), mdEscape(c.Action),
+					mdCode(gitsource.Short(c.Revision)), mdEscape(cmpOr(" by "+c.Author, c.Author)), mdEscape(strings.Join(c.Grants, "; ")))
+			}
+		}
+		b.WriteString("\n")
+	}
 	b.WriteString("| time (UTC) | subject | change | approval | by |\n|---|---|---|---|---|\n")
 	for _, c := range a.Changes {
 		evidenceChangeMarkdown(b, c)
 	}
 	b.WriteByte('\n')
+}
+
+// breakGlassText marks a change of a break-glass grant.
+const breakGlassText = "break-glass, not reviewed before use"
+
+// cmpOr is a when b is set, else "".
+func cmpOr(a, b string) string {
+	if b == "" {
+		return ""
+	}
+	return a
 }
 
 // prLink is a pull request's number, linked when its URL is a plain https
@@ -288,6 +319,9 @@ func evidenceChangeMarkdown(b *strings.Builder, c EvidenceChangeDoc) {
 		}
 		if c.NotReviewed != "" {
 			approval += "<br>**not reviewed**: " + mdEscape(c.NotReviewed)
+		}
+		if c.BreakGlass {
+			approval += "<br>**" + breakGlassText + "**"
 		}
 		by = "cfaccess"
 	case evidence.Unverified:

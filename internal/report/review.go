@@ -108,6 +108,7 @@ func reviewMarkdown(w io.Writer, doc *review.Doc) error {
 	var b strings.Builder
 	reviewHeadMarkdown(&b, doc)
 	overdueMarkdown(&b, doc.OverdueGrants)
+	breakGlassMarkdown(&b, doc.BreakGlassGrants)
 	for _, a := range doc.Accounts {
 		reviewAccountMarkdown(&b, a, doc.GeneratedAt)
 	}
@@ -172,6 +173,31 @@ func overdueMarkdown(b *strings.Builder, grants []review.GrantDoc) {
 			mdEscape(g.Reason), reviewDate(g.ReviewAfter))
 	}
 	b.WriteString("\nApprove each by moving its `review_after` on in this pull request, or remove the grant.\n\n")
+}
+
+// breakGlassMarkdown lists the break-glass grants, for a look after the
+// fact.
+func breakGlassMarkdown(b *strings.Builder, grants []review.GrantDoc) {
+	if len(grants) == 0 {
+		return
+	}
+	b.WriteString("## Break-glass grants, not reviewed before use\n\n| Grant | Who | Roles | Reason | Expires | Added |\n|---|---|---|---|---|---|\n")
+	for _, g := range grants {
+		var who []string
+		for _, u := range g.Users {
+			who = append(who, mdEscape(u))
+		}
+		for _, x := range g.Groups {
+			who = append(who, "group "+mdEscape(x))
+		}
+		added := "–"
+		if g.AddedCommit != "" {
+			added = reviewDate(g.Added) + " " + mdCode(gitsource.Short(g.AddedCommit))
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", mdCode(g.Source), strings.Join(who, ", "), mdEscape(strings.Join(g.Roles, ", ")),
+			mdEscape(g.Reason), reviewDate(g.Expires), added)
+	}
+	b.WriteString("\nEach was applied before anyone reviewed it: review its commit, and remove the grant once it has ended.\n\n")
 }
 
 // reviewAccountMarkdown writes an account: its figures, a table of its

@@ -98,8 +98,11 @@ type Doc struct {
 	Summary   SummaryDoc `json:"summary"`
 	// OverdueGrants are every grant of the repository past its
 	// review_after and not expired, whether it gives access yet or not.
-	OverdueGrants []GrantDoc   `json:"overdue_grants"`
-	Accounts      []AccountDoc `json:"accounts"`
+	OverdueGrants []GrantDoc `json:"overdue_grants"`
+	// BreakGlassGrants are the repository's break-glass grants, active or
+	// ended: applied before review, to be looked at after the fact.
+	BreakGlassGrants []GrantDoc   `json:"break_glass_grants,omitempty"`
+	Accounts         []AccountDoc `json:"accounts"`
 }
 
 // SummaryDoc counts over every account.
@@ -198,6 +201,8 @@ type GrantDoc struct {
 	Expires       string `json:"expires,omitempty"`
 	ReviewAfter   string `json:"review_after,omitempty"`
 	ReviewOverdue bool   `json:"review_overdue"`
+	// BreakGlass: applied without review (break_glass).
+	BreakGlass bool `json:"break_glass,omitempty"`
 }
 
 // placeholderNote is the note of a user group's placeholder: the policy
@@ -220,6 +225,11 @@ func New(in Input) *Doc {
 			gd := grantDoc(in, g, g.Roles)
 			gd.Users, gd.Groups = g.Users, g.Groups
 			doc.OverdueGrants = append(doc.OverdueGrants, gd)
+		}
+		if g.BreakGlass {
+			gd := grantDoc(in, g, g.Roles)
+			gd.Users, gd.Groups = g.Users, g.Groups
+			doc.BreakGlassGrants = append(doc.BreakGlassGrants, gd)
 		}
 	}
 	doc.Summary.OverdueGrants = len(doc.OverdueGrants)
@@ -394,7 +404,7 @@ func grantDoc(in Input, g *desired.Grant, roles []string) GrantDoc {
 	now := in.Now
 	gd := GrantDoc{Source: g.Pos.String(), Roles: roles, Reason: g.Reason, Active: g.ActiveAt(now),
 		NotBefore: timeDoc(g.NotBefore), Expires: timeDoc(g.Expires), ReviewAfter: timeDoc(g.ReviewAfter),
-		ReviewOverdue: g.ReviewDue(now)}
+		ReviewOverdue: g.ReviewDue(now), BreakGlass: g.BreakGlass}
 	if gd.Roles == nil {
 		gd.Roles = []string{}
 	}

@@ -310,3 +310,29 @@ func TestActivityUnknown(t *testing.T) {
 		}
 	}
 }
+
+// A break-glass grant is listed for an after-the-fact look, ended or not.
+func TestBreakGlassListed(t *testing.T) {
+	t.Parallel()
+	e := newReviewStory(t)
+	e.commit(t, time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC), "break-glass: INC-12", map[string]string{"bg.yaml": `roles:
+  bg: {providers: [prod], inherits: [Administrator Read Only], resources: {allow: ["account:*"]}, break_glass: {max_duration: 1h}}
+grants:
+  - {users: [night@example.com], roles: [bg], reason: INC-12 outage, break_glass: true, not_before: 2026-11-20T03:00:00Z, expires: 2026-11-20T04:00:00Z}
+`})
+	doc := review.New(e.input(t))
+	if len(doc.BreakGlassGrants) != 1 {
+		t.Fatalf("break-glass grants: %+v", doc.BreakGlassGrants)
+	}
+	g := doc.BreakGlassGrants[0]
+	if g.Source != "bg.yaml:4" || !g.BreakGlass || g.Users[0] != "night@example.com" || g.Active {
+		t.Errorf("%+v", g)
+	}
+	var md strings.Builder
+	if err := report.Review(&md, "markdown", doc); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md.String(), "## Break-glass grants, not reviewed before use") || !strings.Contains(md.String(), "INC-12 outage") {
+		t.Errorf("the markdown review:\n%s", md.String())
+	}
+}
