@@ -177,7 +177,7 @@ func (f *reportFlags) reviews(ctx context.Context, env *Env) func(context.Contex
 		fmt.Fprintf(env.Stderr, "GITHUB_TOKEN is set, but --repo is not a repository on %s: give --github-repo owner/name to name pull requests and approvers\n", githost.Host(f.githubAPI))
 		return nil
 	}
-	gh := githost.GitHub{APIURL: f.githubAPI, Token: token, HTTPClient: githubClient(env)}
+	gh := githost.GitHub{APIURL: f.githubAPI, Token: token, HTTPClient: gitHostClient(env)}
 	return func(ctx context.Context, sha string) (evidence.PullRequest, error) {
 		r, err := gh.Reviews(ctx, repo, sha, f.ref)
 		return evidence.PullRequest{Number: r.Number, URL: r.URL, Approvers: r.Approvers}, err

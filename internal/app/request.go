@@ -31,6 +31,7 @@ type requestFlags struct {
 	notBefore                    string
 	breakGlass, push, openPR     bool
 	githubAPI, githubRepo        string
+	gitlabURL, gitlabProject     string
 }
 
 func newRequest(env *Env) *cobra.Command {
@@ -48,7 +49,8 @@ It commits with your git (your identity, signing and hooks) on a new branch
 named after the request, and switches back. Without --push it prints the
 commit and leaves the branch local; --push pushes it to origin; --open-pr
 pushes it and opens a pull request on GitHub (GITHUB_TOKEN; --github-api-url
-for GitHub Enterprise) and prints its URL.
+for GitHub Enterprise), or a merge request on GitLab when origin is there
+(GITLAB_TOKEN; --gitlab-url for a self-managed instance), and prints its URL.
 
 --break-glass commits to the branch checked out (the one the daemon follows)
 instead, for a role whose break_glass allows it, marked for review after
@@ -70,9 +72,11 @@ use; with --push the daemon applies it at its next reconcile.`,
 	fl.StringVar(&f.notBefore, "not-before", "", "start later (RFC 3339 or YYYY-MM-DD) instead of when applied")
 	fl.BoolVar(&f.breakGlass, "break-glass", false, "commit to the followed branch for use before review (roles with break_glass only)")
 	fl.BoolVar(&f.push, "push", false, "push the commit to origin")
-	fl.BoolVar(&f.openPR, "open-pr", false, "push the branch and open a GitHub pull request (GITHUB_TOKEN)")
+	fl.BoolVar(&f.openPR, "open-pr", false, "push the branch and open a pull request (GitHub, GITHUB_TOKEN) or merge request (GitLab, GITLAB_TOKEN)")
 	fl.StringVar(&f.githubAPI, "github-api-url", envOr(env, "GITHUB_API_URL", "https://api.github.com/"), "GitHub's REST API (GitHub Enterprise: https://HOST/api/v3/; env GITHUB_API_URL)")
 	fl.StringVar(&f.githubRepo, "github-repo", "", "owner/name on GitHub (default: from origin's URL)")
+	fl.StringVar(&f.gitlabURL, "gitlab-url", envOr(env, "GITLAB_URL", "https://gitlab.com"), "the GitLab instance, for a merge request when origin is on it or --gitlab-project is given (GITLAB_TOKEN; env GITLAB_URL)")
+	fl.StringVar(&f.gitlabProject, "gitlab-project", "", "group/name on GitLab (default: from origin's URL)")
 	return cmd
 }
 
@@ -226,19 +230,29 @@ func (f *requestFlags) commit(ctx context.Context, env *Env, g request.Grant, e 
 	if !f.openPR {
 		return nil
 	}
-	repo := f.githubRepo
-	if repo == "" {
-		if repo = githost.RepoFromRemote(git.Origin(ctx), githost.Host(f.githubAPI)); repo == "" {
-			return fmt.Errorf("pushed %s, but origin is not a repository on %s: give --github-repo owner/name to open the pull request", target, githost.Host(f.githubAPI))
-		}
-	}
-	gh := githost.GitHub{APIURL: f.githubAPI, Token: env.Getenv("GITHUB_TOKEN"), HTTPClient: githubClient(env)}
-	url, err := gh.OpenPullRequest(ctx, repo, branch, base, title, g.Reason+"\n\n"+trailer+"\n\nOpened by `reconciler request`; it validates.")
+	body := g.Reason + "\n\n" + trailer + "\n\nOpened by `reconciler request`; it validates."
+	url, err := f.openRequest(ctx, env, git.Origin(ctx), branch, base, title, body)
 	if err != nil {
 		return fmt.Errorf("pushed %s, but: %w", target, err)
 	}
-	fmt.Fprintf(env.Stdout, "pull request: %s\n", url)
+	fmt.Fprintf(env.Stdout, "opened: %s\n", url)
 	return nil
+}
+
+// openRequest opens the pull request (GitHub) or merge request (GitLab)
+// of head into base, on the host origin is on, and returns its URL.
+func (f *requestFlags) openRequest(ctx context.Context, env *Env, origin, head, base, title, body string) (string, error) {
+	gitlabHost := githost.Host(f.gitlabURL)
+	if project := cmp.Or(f.gitlabProject, githost.ProjectFromRemote(origin, gitlabHost)); project != "" && f.githubRepo == "" {
+		gl := githost.GitLab{BaseURL: f.gitlabURL, Token: env.Getenv("GITLAB_TOKEN"), HTTPClient: gitHostClient(env)}
+		return gl.OpenMergeRequest(ctx, project, head, base, title, body)
+	}
+	repo := cmp.Or(f.githubRepo, githost.RepoFromRemote(origin, githost.Host(f.githubAPI)))
+	if repo == "" {
+		return "", fmt.Errorf("origin is on neither %s nor %s: give --github-repo owner/name or --gitlab-project group/name", githost.Host(f.githubAPI), gitlabHost)
+	}
+	gh := githost.GitHub{APIURL: f.githubAPI, Token: env.Getenv("GITHUB_TOKEN"), HTTPClient: gitHostClient(env)}
+	return gh.OpenPullRequest(ctx, repo, head, base, title, body)
 }
 
 var branchUnsafe = regexp.MustCompile(`[^a-z0-9]+`)
@@ -252,5 +266,5 @@ func requestBranch(g request.Grant, now time.Time) string {
 	return "access/" + clean(local) + "-" + clean(g.Role) + "-" + now.UTC().Format("20060102-150405")
 }
 
-// githubClient carries requests to GitHub's API.
-func githubClient(*Env) *http.Client { return &http.Client{Timeout: 30 * time.Second} }
+// gitHostClient carries requests to the Git host's API.
+func gitHostClient(*Env) *http.Client { return &http.Client{Timeout: 30 * time.Second} }

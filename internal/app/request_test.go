@@ -191,7 +191,7 @@ func TestRequestOpensPullRequest(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
-	if !strings.Contains(out, "pull request: https://github.example.com/example/access/pull/7") {
+	if !strings.Contains(out, "opened: https://github.example.com/example/access/pull/7") {
 		t.Errorf("output:\n%s", out)
 	}
 	if got.Head != "access/alice-oncall-admin-20261205-090000" || got.Base != "main" || got.Auth != "Bearer ghp_test" ||
@@ -225,5 +225,40 @@ func TestRequestBreakGlass(t *testing.T) {
 	if code, out, _ := r.run(nil, "--user", "bob@example.com", "--role", "oncall-admin", "--for", "2h", "--reason", "INC-9", "--break-glass", "--push",
 		"--now", "2026-12-05T09:00:00Z"); code != ExitError || !strings.Contains(out, "break_glass.max_duration 1h") {
 		t.Errorf("a 2h break-glass request: exit %d\n%s", code, out)
+	}
+}
+
+// With origin on GitLab (or --gitlab-project), --open-pr opens a merge
+// request through GitLab's API (a test server of it) with GITLAB_TOKEN.
+func TestRequestOpensMergeRequest(t *testing.T) {
+	t.Parallel()
+	r := newRequestRepo(t)
+	var got struct{ Title, SourceBranch, TargetBranch, Description, Token, Path string }
+	gl := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		got.Path, got.Token = req.URL.EscapedPath(), req.Header.Get("Private-Token")
+		var body struct {
+			Title        string `json:"title"`
+			SourceBranch string `json:"source_branch"`
+			TargetBranch string `json:"target_branch"`
+			Description  string `json:"description"`
+		}
+		_ = json.NewDecoder(req.Body).Decode(&body)
+		got.Title, got.SourceBranch, got.TargetBranch, got.Description = body.Title, body.SourceBranch, body.TargetBranch, body.Description
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte(`{"iid": 3, "web_url": "https://gitlab.example.com/platform/access/-/merge_requests/3"}`))
+	}))
+	t.Cleanup(gl.Close)
+	code, out, errOut := r.run(map[string]string{"GITLAB_TOKEN": "glpat-test"}, "--user", "alice@example.com", "--role", "oncall-admin", "--for", "2h",
+		"--reason", "INC-7", "--open-pr", "--gitlab-url", gl.URL, "--gitlab-project", "platform/access")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "opened: https://gitlab.example.com/platform/access/-/merge_requests/3") {
+		t.Errorf("output:\n%s", out)
+	}
+	if got.Path != "/api/v4/projects/platform%2Faccess/merge_requests" || got.Token != "glpat-test" || got.SourceBranch != "access/alice-oncall-admin-20261205-090000" ||
+		got.TargetBranch != "main" || !strings.Contains(got.Description, "INC-7") {
+		t.Errorf("the merge request asked for: %+v", got)
 	}
 }
