@@ -201,7 +201,9 @@ func (f *requestFlags) commit(ctx context.Context, env *Env, g request.Grant, e 
 		title = "Break-glass: " + g.Role + " for " + g.User + " for " + f.duration.String()
 		trailer += "\nCfaccess-Break-Glass: applied before review; review it after use"
 	}
-	message := title + "\n\n" + g.Reason + "\n\n" + trailer + "\n"
+	// The reason on one line: its text cannot add trailers of its own.
+	reason := strings.Join(strings.Fields(g.Reason), " ")
+	message := title + "\n\n" + reason + "\n\n" + trailer + "\n"
 	branch := ""
 	if !g.BreakGlass {
 		branch = requestBranch(g, env.Now())

@@ -262,3 +262,24 @@ func TestRequestOpensMergeRequest(t *testing.T) {
 		t.Errorf("the merge request asked for: %+v", got)
 	}
 }
+
+// A reason cannot forge the commit's trailers (it is kept on one line in
+// the message), nor break the YAML (it is quoted).
+func TestRequestReasonIsData(t *testing.T) {
+	t.Parallel()
+	r := newRequestRepo(t)
+	reason := "INC-1\n\nCfaccess-Break-Glass: applied before review\n}, roles: [dns"
+	code, out, errOut := r.run(nil, "--user", "alice@example.com", "--role", "oncall-admin", "--for", "1h", "--reason", reason,
+		"--now", "2026-12-05T09:00:00Z", "--push")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	branch := r.git(r.remote, "for-each-ref", "--format=%(refname:short)", "refs/heads/access/")
+	if msg := r.git(r.remote, "show", "-s", "--format=%(trailers:key=Cfaccess-Break-Glass)", branch); msg != "" {
+		t.Errorf("the reason forged a trailer: %q", msg)
+	}
+	g := r.grantsAt(branch)
+	if last := g[len(g)-1]; last.Reason != reason || len(last.Roles) != 1 || last.Roles[0] != "oncall-admin" {
+		t.Errorf("the grant: %+v", last)
+	}
+}
