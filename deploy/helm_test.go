@@ -23,7 +23,8 @@ import (
 // the go command, about 75 s the first time on 2 cores.
 func helmTemplate(t *testing.T, args ...string) []any {
 	t.Helper()
-	cmd := exec.Command("go", append([]string{"tool", "-modfile=../tools/helm/go.mod", "helm", "template", "rel", "helm/cfaccess"}, args...)...)
+	cmd := exec.Command("go", append([]string{"tool", "-modfile=../tools/helm/go.mod", "helm", "template", "rel", "helm/cfaccess",
+		"--set", "repo.url=https://github.com/example/access.git"}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -181,14 +182,14 @@ extraArgs: [--reinvite-after=48h]
 	}
 	// "latest" is refused; so are two replicas without a Lease, and a state
 	// file under leader election.
-	for _, bad := range [][]string{{"--set", "leaderElection.enabled=false"}, {"--set", "persistence.enabled=true"}} {
-		cmd := exec.Command("go", append([]string{"tool", "-modfile=../tools/helm/go.mod", "helm", "template", "rel", "helm/cfaccess"}, bad...)...)
-		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "leaderElection") {
+	for bad, want := range map[string]string{"leaderElection.enabled=false": "leaderElection", "persistence.enabled=true": "leaderElection", "repo.url=": "repo.url: give"} {
+		cmd := exec.Command("go", "tool", "-modfile=../tools/helm/go.mod", "helm", "template", "rel", "helm/cfaccess", "--set", "repo.url=https://github.com/example/access.git", "--set", bad)
+		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), want) {
 			t.Errorf("%v rendered: %v\n%s", bad, err, out)
 		}
 	}
 	// "latest" is refused.
-	cmd := exec.Command("go", "tool", "-modfile=../tools/helm/go.mod", "helm", "template", "rel", "helm/cfaccess", "--set", "image.tag=latest")
+	cmd := exec.Command("go", "tool", "-modfile=../tools/helm/go.mod", "helm", "template", "rel", "helm/cfaccess", "--set", "repo.url=https://github.com/example/access.git", "--set", "image.tag=latest")
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "never latest") {
 		t.Errorf("image.tag=latest rendered: %v\n%s", err, out)
 	}

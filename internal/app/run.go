@@ -91,6 +91,7 @@ given, so that only the webhooks face the Git host.`,
 			for name, why := range map[string]string{
 				"now":    "the daemon always evaluates at the current time",
 				"format": "the daemon reports in its logs, /status and /metrics",
+				"output": "the daemon reports in its logs, /status and /metrics (--output and -o are --format)",
 			} {
 				if cmd.Flags().Changed(name) {
 					return fmt.Errorf("--%s is not used by run: %s", name, why)

@@ -3,8 +3,11 @@ package desired
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
+
+	"github.com/cfaccess/reconciler/internal/suggest"
 )
 
 // Access is one Cloudflare role on one resource: the unit of effective
@@ -333,7 +336,7 @@ func (r *Repo) EnabledProviders(only string) ([]string, error) {
 		if _, exists := r.Providers[only]; exists {
 			return nil, fmt.Errorf("--provider %q is disabled (enabled: false)", only)
 		}
-		return nil, fmt.Errorf("--provider %q is not defined in the repository", only)
+		return nil, fmt.Errorf("--provider %q is not defined in the repository%s", only, suggest.Hint(only, slices.Sorted(maps.Keys(r.Providers))))
 	}
 	slices.Sort(ids)
 	return ids, nil
