@@ -90,6 +90,7 @@ Exit codes: 0 success, 1 error or invalid declarations, 2 changes pending
 	root.AddCommand(
 		newValidate(env),
 		newRequest(env),
+		newSandbox(env),
 		newPlan(env),
 		newApply(env),
 		newRun(env),

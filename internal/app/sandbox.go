@@ -1,0 +1,134 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
+	"github.com/cfaccess/reconciler/internal/desired"
+)
+
+func newSandbox(env *Env) *cobra.Command {
+	var (
+		listen  string
+		members int
+	)
+	cmd := &cobra.Command{
+		Use:   "sandbox",
+		Short: "Serve two simulated Cloudflare accounts over HTTP, to try every command without an account",
+		Long: `Sandbox serves the in-repo model of Cloudflare's API (the same one the tests
+and the demo use) on --listen, with the demo's two accounts: drifted from
+example-repo, with a protected owner, a pending invitation and a member
+nobody declared. It prints the export lines every command needs; then plan,
+apply, run, import, review, report, roles list and members list work
+against it as against Cloudflare.
+
+POST /_sandbox/dashboard?account=prod&email=E&role=R[&as=WHO] changes a
+member as a person would in the dashboard (remove=1 removes it), so that
+run has drift to correct and report something to attribute.
+
+Nothing leaves this machine; it keeps its accounts in memory until stopped.`,
+		Example: `  reconciler sandbox &
+  # copy the export lines it prints into your shell, then:
+  reconciler plan --repo example-repo`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runSandbox(cmd.Context(), env, listen, members)
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8787", "address to serve the simulated API on")
+	cmd.Flags().IntVar(&members, "members", 0, "add this many generated members to the production account (Analytics on the account), to try a large account")
+	return cmd
+}
+
+// sandboxToken is the token the sandbox's accounts accept.
+const sandboxToken = "demo-token"
+
+func runSandbox(ctx context.Context, env *Env, listen string, members int) error {
+	if members < 0 {
+		return fmt.Errorf("--members %d: give 0 or more", members)
+	}
+	prod, staging, err := seedDemo()
+	if err != nil {
+		return err
+	}
+	for i := range members {
+		if _, err := prod.PutMember(fake.MemberSpec{Email: fmt.Sprintf("user%05d@example.com", i),
+			Access: []desired.Access{{Role: "Analytics", Resource: desired.Resource{Kind: desired.WholeAccount}}}}); err != nil {
+			return err
+		}
+	}
+	accounts := map[string]*fake.Server{"prod": prod, demoProdID: prod, "staging": staging, demoStagingID: staging}
+	mux := http.NewServeMux()
+	mux.Handle(fake.BasePath+"/", fake.Multi(prod, staging))
+	mux.HandleFunc("POST /_sandbox/dashboard", func(w http.ResponseWriter, r *http.Request) {
+		if err := dashboardChange(accounts, r); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintln(w, "changed, as in the dashboard")
+	})
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("--listen %s: %w", listen, err)
+	}
+	base := "http://" + ln.Addr().String()
+	fmt.Fprintf(env.Stdout, `# cfaccess sandbox: two simulated accounts (prod %s, staging %s) on %s
+export CLOUDFLARE_API_URL=%s%s
+export CLOUDFLARE_API_TOKEN=%s
+export CF_TOKEN_PROD=%s
+export CF_TOKEN_STAGING=%s
+# then: reconciler plan --repo example-repo    (run, apply, import, review, report work too)
+# a change "in the dashboard": curl -X POST '%s/_sandbox/dashboard?account=prod&email=mallory@evil.example&role=Administrator&as=admin@example.com'
+`, demoProdID, demoStagingID, base, base, fake.BasePath, sandboxToken, sandboxToken, sandboxToken, base)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// dashboardChange makes the change a request asks for, as a person in the
+// dashboard: a member given a role on the whole account, or removed.
+func dashboardChange(accounts map[string]*fake.Server, r *http.Request) error {
+	q := r.URL.Query()
+	s, ok := accounts[q.Get("account")]
+	if !ok {
+		return fmt.Errorf("account %q: give prod or staging", q.Get("account"))
+	}
+	email, err := desired.NormalizeEmail(q.Get("email"))
+	if err != nil {
+		return fmt.Errorf("email: %w", err)
+	}
+	who := q.Get("as")
+	if who == "" {
+		who = fake.DashboardUser
+	}
+	s.SetDashboardUser(who)
+	if q.Get("remove") != "" {
+		if !s.RemoveMember(email) {
+			return fmt.Errorf("%s is not a member", email)
+		}
+		return nil
+	}
+	role := strings.TrimSpace(q.Get("role"))
+	if role == "" {
+		return errors.New("role: give a Cloudflare role name, such as Administrator")
+	}
+	_, err = s.PutMember(fake.MemberSpec{Email: email, TwoFactor: true,
+		Access: []desired.Access{{Role: role, Resource: desired.Resource{Kind: desired.WholeAccount}}}})
+	return err
+}
