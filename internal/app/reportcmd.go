@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -253,7 +252,7 @@ func (h *gitHistory) Commit(sha string) (string, string, error) {
 // and its changes by cfaccess are then not tied to revisions.
 func (f *reportFlags) history(ctx context.Context) (evidence.History, *desired.Repo, func(), error) {
 	cleanup := func() {}
-	url := f.repo
+	url, path := f.repo, f.path
 	if !gitsource.IsURL(url) {
 		if !gitsource.IsRepo(f.repo) {
 			src, diags, err := desired.ReadDir(f.repo, f.path)
@@ -263,18 +262,21 @@ func (f *reportFlags) history(ctx context.Context) (evidence.History, *desired.R
 			repo, err := lookupRepo(src, diags, "")
 			return nil, repo, cleanup, err
 		}
-		abs, err := filepath.Abs(f.repo)
+		// A folder inside a checkout: its history is the checkout's, and
+		// the declarations are read below it.
+		root, sub, err := gitsource.Root(f.repo)
 		if err != nil {
 			return nil, nil, cleanup, err
 		}
-		url = "file://" + abs
+		url = "file://" + root
+		path = strings.Trim(sub+"/"+f.path, "/")
 	}
 	work, err := os.MkdirTemp("", "cfaccess-report-")
 	if err != nil {
 		return nil, nil, cleanup, err
 	}
 	cleanup = func() { os.RemoveAll(work) }
-	remote := &gitsource.Remote{URL: url, Ref: f.ref, Work: work, Path: f.path}
+	remote := &gitsource.Remote{URL: url, Ref: f.ref, Work: work, Path: path}
 	head, err := remote.Fetch(ctx)
 	if err != nil {
 		return nil, nil, cleanup, err

@@ -206,6 +206,38 @@ func IsRepo(dir string) bool {
 	return err == nil
 }
 
+// Root returns the top of the Git work tree dir is in, and dir's path
+// below it (slash-separated, "" for the top itself).
+func Root(dir string) (root, sub string, err error) {
+	r, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true})
+	if err != nil {
+		return "", "", err
+	}
+	wt, err := r.Worktree()
+	if err != nil {
+		return "", "", err
+	}
+	root = wt.Filesystem.Root()
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", "", err
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
+	if real, err := filepath.EvalSymlinks(root); err == nil {
+		root = real
+	}
+	rel, err := filepath.Rel(root, abs)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return "", "", fmt.Errorf("%s is not inside its work tree %s", dir, root)
+	}
+	if rel == "." {
+		rel = ""
+	}
+	return root, filepath.ToSlash(rel), nil
+}
+
 func revision(c *object.Commit) Revision {
 	subject, _, _ := strings.Cut(c.Message, "\n")
 	return Revision{SHA: c.Hash.String(), Author: c.Author.Name + " <" + c.Author.Email + ">", Subject: subject}
