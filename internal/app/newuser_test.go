@@ -1,11 +1,15 @@
 package app
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cfaccess/reconciler/internal/testkit"
 )
 
 // What a new user tripped over (issue 23): a mistyped --provider gets a
@@ -41,5 +45,34 @@ func TestReportOnAFolderOfACheckout(t *testing.T) {
 	code, out, errOut := e.run("report", "--repo", dir, "--since", "2026-12-01", "--format", "json")
 	if code != ExitOK || strings.Contains(errOut, "repository not found") || !strings.Contains(out, `"approval": "git"`) {
 		t.Errorf("report on a folder: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// A plan or a review that could not read an account says so before its
+// figures, not "0 members" in bold and the failure below.
+func TestFailuresBeforeFigures(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t)
+	run := func(args ...string) (int, string) {
+		var stdout, stderr bytes.Buffer
+		env := e.env(args...)
+		env.Getenv = func(k string) string {
+			if k == "CLOUDFLARE_API_TOKEN" {
+				return "wrong-token-0123456789"
+			}
+			return e.Getenv(testkit.APIURL)(k)
+		}
+		env.Stdout, env.Stderr = &stdout, &stderr
+		return Run(context.Background(), env), stdout.String() + stderr.String()
+	}
+	code, out := run("plan", "--repo", e.Repo)
+	if code == ExitOK || !strings.Contains(out, "Plan (of the accounts that could be planned): 0 to invite") ||
+		!strings.Contains(out, "Some accounts could not be planned (error: above), so nothing was applied to any account.") {
+		t.Errorf("plan with a wrong token: exit %d\n%s", code, out)
+	}
+	code, out = run("review", "--repo", e.Repo)
+	failed, figures := strings.Index(out, "could not be read (prod): this review is incomplete"), strings.Index(out, "**1 account: 0 members")
+	if code == ExitOK || failed < 0 || figures < 0 || failed > figures {
+		t.Errorf("review with a wrong token: exit %d\n%s", code, out)
 	}
 }

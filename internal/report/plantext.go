@@ -210,6 +210,10 @@ func summaryText(b *strings.Builder, doc *PlanDoc, paint func(code, s string) st
 	if doc.Applied {
 		verb = "Applied"
 	}
+	if s.AccountsFailed {
+		// The totals are not the whole plan: say so where they are read.
+		verb += " (of the accounts that could be planned)"
+	}
 	fmt.Fprintf(b, "\n%s: %d to invite, %d to update, %d to remove", verb, s.Invite, s.Update, s.Remove)
 	if n := s.Reinvite; n > 0 {
 		fmt.Fprintf(b, ", %d to re-invite", n)
@@ -237,7 +241,7 @@ func summaryText(b *strings.Builder, doc *PlanDoc, paint func(code, s string) st
 		b.WriteString(paint(red, fmt.Sprintf("%d of these changes failed (✗ above): the next run tries them again.", n)) + "\n")
 	}
 	if s.AccountsFailed {
-		b.WriteString(paint(red, "Some accounts could not be planned: nothing was applied.") + "\n")
+		b.WriteString(paint(red, "Some accounts could not be planned (error: above), so nothing was applied to any account.") + "\n")
 	}
 }
 

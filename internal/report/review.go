@@ -139,6 +139,17 @@ func reviewHeadMarkdown(b *strings.Builder, doc *review.Doc) {
 		fmt.Fprintf(b, "Grant ages unknown: %s.\n\n", mdEscape(doc.GrantAges))
 	}
 	s := doc.Summary
+	var unread []string
+	for _, a := range doc.Accounts {
+		if a.Error != "" {
+			unread = append(unread, mdEscape(a.Account))
+		}
+	}
+	if len(unread) > 0 {
+		// First, before any figure: the figures leave these accounts out.
+		fmt.Fprintf(b, "❌ **%s could not be read (%s): this review is incomplete; the reasons are below.**\n\n",
+			plural(len(unread), "account"), strings.Join(unread, ", "))
+	}
 	fmt.Fprintf(b, "**%s: %s.**\n\n", plural(s.Accounts, "account"), countsWords(s.Counts))
 	if len(doc.Accounts) > 1 {
 		b.WriteString("| Account | Members | Pending | Without 2FA | Not in Git | Overdue grants |\n|---|---|---|---|---|---|\n")
