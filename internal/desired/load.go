@@ -182,6 +182,12 @@ func (l *loader) document(p *fileParser, n *yaml.Node) {
 	if !ok {
 		return
 	}
+	if foreign := foreignDocument(pairs); foreign != "" {
+		// Not a declaration at all: one error for the document, not one
+		// per key, and the way out.
+		p.errorf(n, "not a cfaccess declaration (%s): give --path the directory that holds the declarations, or move this file out of it", foreign)
+		return
+	}
 	for _, pr := range pairs {
 		switch pr.key {
 		case "version":
@@ -198,6 +204,32 @@ func (l *loader) document(p *fileParser, n *yaml.Node) {
 			p.unknownKey(pr, "a document", topKeys)
 		}
 	}
+}
+
+// foreignDocument names what a document with none of the declarations'
+// keys looks like when it is plainly something else: a Kubernetes object,
+// a Helm chart, a CI workflow ("" otherwise).
+func foreignDocument(pairs []pair) string {
+	keys := map[string]bool{}
+	for _, pr := range pairs {
+		if slices.Contains(topKeys, pr.key) {
+			return ""
+		}
+		keys[pr.key] = true
+	}
+	switch {
+	case keys["apiVersion"] && keys["kind"]:
+		return "apiVersion and kind: a Kubernetes object"
+	case keys["on"] && keys["jobs"], keys["jobs"] && keys["name"]:
+		return "jobs: a CI workflow"
+	case keys["stages"] || keys["image"] && keys["script"]:
+		return "a CI configuration"
+	case keys["apiVersion"] && keys["name"] && keys["version"], keys["dependencies"] && keys["apiVersion"]:
+		return "a Helm chart"
+	}
+	// Anything else is read as a declaration with mistakes: a typo gets
+	// its "did you mean".
+	return ""
 }
 
 func (l *loader) version(p *fileParser, n *yaml.Node) {
