@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,5 +75,41 @@ func TestFailuresBeforeFigures(t *testing.T) {
 	failed, figures := strings.Index(out, "could not be read (prod): this review is incomplete"), strings.Index(out, "**1 account: 0 members")
 	if code == ExitOK || failed < 0 || figures < 0 || failed > figures {
 		t.Errorf("review with a wrong token: exit %d\n%s", code, out)
+	}
+}
+
+// The protected owner is not drift: /status, the page and `reconciler
+// status` mark it protected, not "not declared".
+func TestProtectedOwnerMarked(t *testing.T) {
+	if testing.Short() {
+		t.Skip("serves over TCP")
+	}
+	t.Parallel()
+	e := newE2E(t)
+	d := startDaemon(t, e, "--status-details")
+	d.waitReady()
+	_, status := d.get("/status?members=true")
+	var st struct {
+		Accounts []struct {
+			Members []struct {
+				Email     string
+				Protected bool
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(status), &st); err != nil || len(st.Accounts) != 1 {
+		t.Fatalf("/status: %v\n%s", err, status)
+	}
+	for _, m := range st.Accounts[0].Members {
+		if (m.Email == "owner@example.com") != m.Protected {
+			t.Errorf("/status member %s protected %v", m.Email, m.Protected)
+		}
+	}
+	if _, page := d.get("/"); !strings.Contains(page, "protected: never changed by cfaccess") {
+		t.Errorf("the page does not mark the owner protected")
+	}
+	code, out, _ := e.run("status", "--addr", d.base)
+	if code != ExitOK || !strings.Contains(out, "protected: never changed by cfaccess") || strings.Contains(out, "owner@example.com  accepted  Super Administrator - All Privileges on account:*  not declared") {
+		t.Errorf("reconciler status: exit %d\n%s", code, out)
 	}
 }

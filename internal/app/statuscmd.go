@@ -125,7 +125,12 @@ func statusText(w io.Writer, st daemon.Status) error {
 					status += " since " + m.PendingSince.Format("2006-01-02")
 				}
 				from := strings.Join(m.Grants, ", ")
-				if from == "" {
+				switch {
+				case m.Protected && from == "":
+					from = "protected: never changed by cfaccess"
+				case m.Protected:
+					from += " (protected)"
+				case from == "":
 					from = "not declared"
 				}
 				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", v(m.Email), v(status), v(strings.Join(m.Access, ", ")), v(from))

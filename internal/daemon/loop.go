@@ -667,7 +667,7 @@ func memberStatus(ap *reconcile.AccountPlan, pending map[string]time.Time) ([]Me
 		if len(out) == maxStatusMembers {
 			return out, len(ap.Live.Members) - maxStatusMembers
 		}
-		ms := MemberStatus{Email: l.Email, Status: l.Status, Access: []string{}}
+		ms := MemberStatus{Email: l.Email, Status: l.Status, Access: []string{}, Protected: slices.Contains(ap.ProtectedIDs, l.ID)}
 		for _, a := range l.Access {
 			ms.Access = append(ms.Access, show(a))
 		}

@@ -93,6 +93,9 @@ type MemberStatus struct {
 	Reasons []string `json:"reasons,omitempty"`
 	// PendingSince is when a pending member was invited.
 	PendingSince *time.Time `json:"pending_since,omitempty"`
+	// Protected: a protected member or the account's owner, which cfaccess
+	// never changes (not drift, declared or not).
+	Protected bool `json:"protected,omitempty"`
 }
 
 // ExpiryStatus is a grant about to expire.
