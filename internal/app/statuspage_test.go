@@ -74,7 +74,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	for email, want := range map[string][]string{
 		"alice@example.com": {"accepted", "Domain DNS on zone:example.com", "grants.yaml:2", "OPS-1 on-call"},
 		"pat@example.com":   {"pending", "for", "Domain DNS on zone:example.com", "grants.yaml:2"},
-		"owner@example.com": {"Super Administrator - All Privileges", "not declared"},
+		"owner@example.com": {"Super Administrator - All Privileges", "protected: never changed by cfaccess"},
 	} {
 		row, ok := byEmail[email]
 		if !ok {
