@@ -179,7 +179,12 @@ func (e *Elector) campaign(ctx context.Context, lead func(context.Context, Term)
 		return nil
 	case lctx := <-elected:
 		term := Term{Applied: e.lock.recorded(), lock: e.lock}
-		e.setRole(func(r *Role) { r.Leading, r.Leader = true, e.cfg.ID })
+		e.setRole(func(r *Role) {
+			if r.Leader != "" && r.Leader != e.cfg.ID {
+				r.Changed++ // counted here: client-go tells newLeader later, if at all first
+			}
+			r.Leading, r.Leader = true, e.cfg.ID
+		})
 		e.cfg.Log.Info("leading: this replica holds the lease", "identity", e.cfg.ID)
 		tctx, cancel := context.WithCancel(lctx)
 		stop := context.AfterFunc(ctx, cancel)
