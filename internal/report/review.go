@@ -169,21 +169,26 @@ func overdueMarkdown(b *strings.Builder, grants []review.GrantDoc) {
 	}
 	b.WriteString("## Grants overdue for review\n\n| Grant | Who | Roles | Reason | Review after |\n|---|---|---|---|---|\n")
 	for _, g := range grants {
-		var who []string
-		for _, u := range g.Users {
-			who = append(who, mdEscape(u))
-		}
-		for _, x := range g.Groups {
-			who = append(who, "group "+mdEscape(x))
-		}
 		var roles []string
 		for _, r := range g.Roles {
 			roles = append(roles, mdEscape(r))
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", mdCode(g.Source), strings.Join(who, ", "), strings.Join(roles, ", "),
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", mdCode(g.Source), grantWho(g), strings.Join(roles, ", "),
 			mdEscape(g.Reason), reviewDate(g.ReviewAfter))
 	}
 	b.WriteString("\nApprove each by moving its `review_after` on in this pull request, or remove the grant.\n\n")
+}
+
+// grantWho is a grant's users and groups, escaped for a table cell.
+func grantWho(g review.GrantDoc) string {
+	var who []string
+	for _, u := range g.Users {
+		who = append(who, mdEscape(u))
+	}
+	for _, x := range g.Groups {
+		who = append(who, "group "+mdEscape(x))
+	}
+	return strings.Join(who, ", ")
 }
 
 // breakGlassMarkdown lists the break-glass grants, for a look after the
@@ -194,18 +199,11 @@ func breakGlassMarkdown(b *strings.Builder, grants []review.GrantDoc) {
 	}
 	b.WriteString("## Break-glass grants, not reviewed before use\n\n| Grant | Who | Roles | Reason | Expires | Added |\n|---|---|---|---|---|---|\n")
 	for _, g := range grants {
-		var who []string
-		for _, u := range g.Users {
-			who = append(who, mdEscape(u))
-		}
-		for _, x := range g.Groups {
-			who = append(who, "group "+mdEscape(x))
-		}
 		added := "–"
 		if g.AddedCommit != "" {
 			added = reviewDate(g.Added) + " " + mdCode(gitsource.Short(g.AddedCommit))
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", mdCode(g.Source), strings.Join(who, ", "), mdEscape(strings.Join(g.Roles, ", ")),
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", mdCode(g.Source), grantWho(g), mdEscape(strings.Join(g.Roles, ", ")),
 			mdEscape(g.Reason), reviewDate(g.Expires), added)
 	}
 	b.WriteString("\nEach was applied before anyone reviewed it: review its commit, and remove the grant once it has ended.\n\n")
