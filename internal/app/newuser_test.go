@@ -113,3 +113,14 @@ func TestProtectedOwnerMarked(t *testing.T) {
 		t.Errorf("reconciler status: exit %d\n%s", code, out)
 	}
 }
+
+// A wrong account id is not reported as a token problem alone: Cloudflare
+// answers 9109 for both, and the message puts the account id first.
+func TestWrongAccountID(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t)
+	code, _, errOut := e.run("members", "list", "--account-id", "0123456789abcdef0123456789abcdef")
+	if code == ExitOK || !strings.Contains(errOut, "(code 9109); Cloudflare gives this answer for an account the token cannot reach: check the account id first") {
+		t.Errorf("members list on a wrong account: exit %d\n%s", code, errOut)
+	}
+}

@@ -42,11 +42,25 @@ func (e *APIError) Error() string {
 	if !e.RetryAt.IsZero() {
 		fmt.Fprintf(&b, "; Cloudflare asks to wait until %s before trying again (longer than one request may wait): nothing was changed, try again then", e.RetryAt.UTC().Format(time.RFC3339))
 	}
-	if e.Auth() {
+	switch {
+	case e.Status == http.StatusForbidden && e.Code == codeUnauthorizedResource:
+		// Cloudflare gives the same answer for an account id that is
+		// wrong and for one the token may not reach: say both, the
+		// account first (a typo is the common case).
+		fmt.Fprintf(&b, "; Cloudflare gives this answer for an account the token cannot reach: check the account id first (config.account_id or --account-id: the 32 characters after dash.cloudflare.com/ in the dashboard's address), then that the token from %s has Account Settings Read and Account Members on that account", e.Source)
+	case e.Auth():
 		fmt.Fprintf(&b, "; check the token from %s: is it valid, and does it have Account Settings read and Account Members permissions on this account?", e.Source)
 	}
 	return b.String()
 }
+
+// codeUnauthorizedResource is Cloudflare's 9109, "Unauthorized to access
+// requested resource": answered for an account id the token cannot reach,
+// whether the account exists or not, so a typo cannot be told from a
+// missing permission (favonia/cloudflare-ddns#692: "impossible to validate
+// account IDs without more permissions"; cloudflare/workers-sdk#1422). The
+// fake answers it for any other account id.
+const codeUnauthorizedResource = 9109
 
 // Auth reports whether the credentials were refused.
 func (e *APIError) Auth() bool {
