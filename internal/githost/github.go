@@ -130,6 +130,7 @@ func (gh GitHub) Reviews(ctx context.Context, repo, sha, base string) (Review, e
 		return Review{}, fmt.Errorf("commit %s in %s: %w", sha, repo, err)
 	}
 	commitAuthor := commit.GetAuthor().GetLogin()
+	head := pr.GetHead().GetSHA()
 	latest := map[string]string{}
 	opts := &github.ListOptions{PerPage: 100}
 	for {
@@ -138,7 +139,14 @@ func (gh GitHub) Reviews(ctx context.Context, repo, sha, base string) (Review, e
 			return Review{}, fmt.Errorf("reviews of %s#%d: %w", repo, r.Number, err)
 		}
 		for _, rv := range reviews {
-			if state := rv.GetState(); state == "APPROVED" || state == "CHANGES_REQUESTED" || state == "DISMISSED" {
+			state := rv.GetState()
+			if state == "APPROVED" && rv.GetCommitID() != head {
+				// An approval of an earlier head: the commits pushed after
+				// it were not approved (unless the repository dismisses
+				// stale approvals, GitHub keeps it APPROVED).
+				state = "STALE"
+			}
+			if state == "APPROVED" || state == "CHANGES_REQUESTED" || state == "DISMISSED" || state == "STALE" {
 				latest[rv.GetUser().GetLogin()] = state
 			}
 		}
