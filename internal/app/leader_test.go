@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cfaccess/reconciler/internal/desired"
+	"github.com/cfaccess/reconciler/internal/leader"
 	"github.com/cfaccess/reconciler/internal/testkit"
 )
 
@@ -276,4 +277,59 @@ func countPrefix(xs []string, prefix string) int {
 		}
 	}
 	return n
+}
+
+// The applied revision the Lease carries is believed by the next leader
+// only to refuse: someone allowed to update the Lease who records a
+// revision Git does not know stops new revisions (refused as a rewritten
+// history, nothing written), and gives no one access.
+func TestForgedAppliedRevisionFailsClosed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newE2E(t)
+		e.Story.Clock = time.Now
+		api := testkit.NewLeaseAPI()
+		a := electedService(t, e, api, "replica-a")
+		ctxA, stopA := context.WithCancel(t.Context())
+		doneA := make(chan error, 1)
+		go func() { doneA <- a.reconcile(ctxA) }()
+		for !a.elector.Role().Leading || e.HasMember("stranger@example.com") {
+			testkit.Advance(100 * time.Millisecond)
+		}
+		stopA() // a graceful stop: the Lease is released
+		if err := <-doneA; err != nil {
+			t.Fatal(err)
+		}
+		var applied map[string]string
+		if got := api.Lease("cfaccess", "cfaccess").Annotations[leader.AppliedAnnotation]; json.Unmarshal([]byte(got), &applied) != nil || len(applied) != 1 {
+			t.Fatalf("the Lease records %q", got)
+		}
+		for k := range applied {
+			applied[k] = "0123456789abcdef0123456789abcdef01234567" // a revision Git does not know
+		}
+		forged, _ := json.Marshal(applied)
+		api.Annotate("cfaccess", "cfaccess", leader.AppliedAnnotation, string(forged))
+		// A new revision that would invite someone: refused by the next
+		// leader, which cannot tell it descends from the forged one.
+		e.Commit("add zoe", map[string]string{"zoe.yaml": "grants:\n  - {users: [zoe@example.com], roles: [ro], reason: OPS-9}\n"})
+		e.Fake.ResetRequests()
+		b := electedService(t, e, api, "replica-b")
+		ctxB, stopB := context.WithCancel(t.Context())
+		doneB := make(chan error, 1)
+		go func() { doneB <- b.reconcile(ctxB) }()
+		for !b.elector.Role().Leading || b.current.Load() == nil {
+			testkit.Advance(100 * time.Millisecond)
+		}
+		testkit.Advance(5 * time.Second)
+		st := b.current.Load().Board.Status()
+		if st.BadRevision == nil || st.BadRevision.Result != "non_fast_forward" {
+			t.Errorf("the forged revision did not refuse the head: %+v", st.BadRevision)
+		}
+		if e.HasMember("zoe@example.com") || len(e.Writes()) != 0 {
+			t.Errorf("writes under a forged applied revision: %v", e.Writes())
+		}
+		stopB()
+		if err := <-doneB; err != nil {
+			t.Fatal(err)
+		}
+	})
 }

@@ -110,9 +110,11 @@ func (l *lock) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord
 }
 
 // annotateLocked sets the applied revisions on a Lease this replica
-// writes as its holder.
+// writes as its holder, or releases (client-go releases with an empty
+// holder, and only when it holds the Lease): a graceful stop right after
+// an apply hands its revision on too.
 func (l *lock) annotateLocked(lease *coordinationv1.Lease, ler resourcelock.LeaderElectionRecord) {
-	if l.applied == nil || ler.HolderIdentity != l.id {
+	if l.applied == nil || (ler.HolderIdentity != l.id && ler.HolderIdentity != "") {
 		return
 	}
 	b, err := json.Marshal(l.applied)

@@ -54,6 +54,20 @@ func (a *LeaseAPI) Lease(namespace, name string) *coordinationv1.Lease {
 	return nil
 }
 
+// Annotate sets an annotation on a lease, as anyone allowed to update it
+// could (a test of what the replicas believe of it).
+func (a *LeaseAPI) Annotate(namespace, name, key, value string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	l := a.leases[namespace+"/"+name]
+	if l.Annotations == nil {
+		l.Annotations = map[string]string{}
+	}
+	l.Annotations[key] = value
+	a.version++
+	l.ResourceVersion = strconv.Itoa(a.version)
+}
+
 // Handler is the API over HTTP.
 func (a *LeaseAPI) Handler() http.Handler {
 	mux := http.NewServeMux()
