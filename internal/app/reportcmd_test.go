@@ -31,20 +31,8 @@ import (
 func TestReportGolden(t *testing.T) {
 	t.Parallel()
 	e := newE2E(t)
-	at := func(s string) time.Time {
-		tm, err := time.Parse(time.RFC3339, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tm
-	}
-	apply := func(when string) {
-		t.Helper()
-		e.now = at(when)
-		if code, out, errOut := e.run("apply", "--repo", e.Repo, "--reinvite-after", "0"); code != ExitOK {
-			t.Fatalf("apply at %s: exit %d\n%s%s", when, code, out, errOut)
-		}
-	}
+	at := func(s string) time.Time { return mustTime(t, s) }
+	apply := func(when string) { t.Helper(); e.applyAt(when, "--reinvite-after", "0") }
 	first := e.Head()
 	apply("2026-12-01T09:00:00Z")
 	e.Fake.SetDashboardUser("mallory@example.com")
@@ -215,24 +203,13 @@ func TestReportRemovalOfALongStandingMember(t *testing.T) {
 // With a GitHub token, report names the pull request that merged each
 // approved change's commit and who approved it (a test server of GitHub's
 // REST API); a commit pushed directly, and one approved only by its own
-// author, are "not reviewed", and the summary counts them.
+// author, are "not reviewed", and the summary counts them. An approval of
+// an earlier head of the pull request does not count.
 func TestReportApprovals(t *testing.T) {
 	t.Parallel()
 	e := newE2E(t)
-	at := func(s string) time.Time {
-		tm, err := time.Parse(time.RFC3339, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tm
-	}
-	apply := func(when string) {
-		t.Helper()
-		e.now = at(when)
-		if code, out, errOut := e.run("apply", "--repo", e.Repo); code != ExitOK {
-			t.Fatalf("apply at %s: exit %d\n%s%s", when, code, out, errOut)
-		}
-	}
+	at := func(s string) time.Time { return mustTime(t, s) }
+	apply := func(when string) { t.Helper(); e.applyAt(when) }
 	direct := e.Head()
 	apply("2026-12-01T09:00:00Z")
 	e.Commit("add zoe", map[string]string{"zoe.yaml": "grants:\n  - {users: [zoe@example.com], roles: [ro], reason: OPS-9 new SRE}\n"})
@@ -258,8 +235,12 @@ grants:
 		reviews         string
 	}
 	prs := map[string]pr{
-		reviewed: {12, "alice", "alice", `[{"user":{"login":"carol"},"state":"COMMENTED"},{"user":{"login":"bob"},"state":"APPROVED"},{"user":{"login":"erin"},"state":"APPROVED"},{"user":{"login":"erin"},"state":"CHANGES_REQUESTED"}]`},
-		self:     {13, "dave", "dave", `[{"user":{"login":"dave"},"state":"APPROVED"}]`},
+		// frank approved an earlier head of the pull request: the commits
+		// pushed after that were not approved by him.
+		reviewed: {12, "alice", "alice", `[{"user":{"login":"carol"},"state":"COMMENTED","commit_id":"head12"},{"user":{"login":"bob"},"state":"APPROVED","commit_id":"head12"},` +
+			`{"user":{"login":"erin"},"state":"APPROVED","commit_id":"head12"},{"user":{"login":"erin"},"state":"CHANGES_REQUESTED","commit_id":"head12"},` +
+			`{"user":{"login":"frank"},"state":"APPROVED","commit_id":"older12"}]`},
+		self: {13, "dave", "dave", `[{"user":{"login":"dave"},"state":"APPROVED","commit_id":"head13"}]`},
 	}
 	var calls []string
 	var mu sync.Mutex
@@ -281,8 +262,8 @@ grants:
 				_, _ = w.Write([]byte(`[]`))
 				return
 			}
-			fmt.Fprintf(w, `[{"number":%d,"html_url":"https://github.com/example/access/pull/%d","user":{"login":%q},"merged_at":"2026-11-30T10:00:00Z","base":{"ref":"main"}}]`,
-				x.number, x.number, x.author)
+			fmt.Fprintf(w, `[{"number":%d,"html_url":"https://github.com/example/access/pull/%d","user":{"login":%q},"merged_at":"2026-11-30T10:00:00Z","base":{"ref":"main"},"head":{"sha":"head%d"}}]`,
+				x.number, x.number, x.author, x.number)
 		case strings.HasPrefix(p, "commits/"):
 			x := prs[strings.TrimPrefix(p, "commits/")]
 			fmt.Fprintf(w, `{"sha":%q,"author":{"login":%q}}`, strings.TrimPrefix(p, "commits/"), x.commits)
@@ -354,5 +335,24 @@ grants:
 		}) {
 			t.Errorf("the break-glass change is not marked: %+v", doc.Accounts[0].Summary)
 		}
+	}
+}
+
+// mustTime parses a test's RFC 3339 instant.
+func mustTime(t testing.TB, s string) time.Time {
+	t.Helper()
+	tm, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tm
+}
+
+// applyAt applies the story's repository at when, with extra flags.
+func (e *e2e) applyAt(when string, extra ...string) {
+	e.T.Helper()
+	e.now = mustTime(e.T, when)
+	if code, out, errOut := e.run(append([]string{"apply", "--repo", e.Repo}, extra...)...); code != ExitOK {
+		e.T.Fatalf("apply at %s: exit %d\n%s%s", when, code, out, errOut)
 	}
 }
