@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cfaccess/reconciler/internal/daemon"
 	"github.com/cfaccess/reconciler/internal/testkit"
 )
 
@@ -122,5 +125,30 @@ func TestWrongAccountID(t *testing.T) {
 	code, _, errOut := e.run("members", "list", "--account-id", "0123456789abcdef0123456789abcdef")
 	if code == ExitOK || !strings.Contains(errOut, "(code 9109); Cloudflare gives this answer for an account the token cannot reach: check the account id first") {
 		t.Errorf("members list on a wrong account: exit %d\n%s", code, errOut)
+	}
+}
+
+// reconciler status prints what the page shows, in its order: the recent
+// changes with who made the drift each corrected, then each account with
+// its failure and since when, its drift, and only then its members.
+func TestStatusTerminalLikeThePage(t *testing.T) {
+	t.Parallel()
+	since := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	st := daemon.Status{Ready: true, Accounts: []daemon.AccountStatus{{Account: "prod", AccountID: "023e105f4ecef8ad9ca31a8372d0c353", Result: "error",
+		Error: "a change failed", FailingSince: &since,
+		Members: []daemon.MemberStatus{{Email: "alice@example.com", Status: "accepted", Access: []string{"Analytics on account:*"}}},
+		Drift:   []daemon.DriftStatus{{Change: "remove", Email: "mallory@evil.example", Actor: "admin@example.com", Context: "dash", Action: "Add Member"}}}},
+		Recent: []daemon.RecentChange{{At: since, Account: "prod", Action: "remove", Email: "mallory@evil.example", Result: "success",
+			DriftActor: "admin@example.com", DriftContext: "dash"}}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _ = json.NewEncoder(w).Encode(st) }))
+	defer srv.Close()
+	code, out, errOut := newE2E(t).run("status", "--addr", srv.URL)
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	recent, failing, drift, members := strings.Index(out, "remove mallory@evil.example: success (drift by admin@example.com, dash)"),
+		strings.Index(out, "failing since 2026-12-01 09:00:00 UTC"), strings.Index(out, "  drift: remove mallory@evil.example"), strings.Index(out, "MEMBER")
+	if recent < 0 || failing < recent || drift < failing || members < drift || !strings.Contains(out, "Enforcing no revision yet") {
+		t.Errorf("want the drifter, then failing since, drift, members (%d %d %d %d):\n%s", recent, failing, drift, members, out)
 	}
 }

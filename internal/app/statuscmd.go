@@ -100,14 +100,29 @@ func statusText(w io.Writer, st daemon.Status) error {
 	}
 	if r := st.Revision; r != nil {
 		fmt.Fprintf(w, "Enforcing %s %s\n", v(gitsource.Short(r.SHA)), v(r.Subject))
+	} else {
+		fmt.Fprintln(w, "Enforcing no revision yet: none has passed its checks and been applied since the daemon started")
 	}
 	if b := st.BadRevision; b != nil && b.Revision != nil {
 		fmt.Fprintf(w, "Refused %s (%s)\n", v(gitsource.Short(b.Revision.SHA)), v(string(b.Result)))
+	}
+	if len(st.Recent) > 0 {
+		fmt.Fprintln(w, "\nRecent changes (applied by this daemon since it started, newest first; reconciler report has everyone's):")
+		for _, c := range st.Recent {
+			fmt.Fprintf(w, "  %s %s %s %s%s: %s", when(c.At), v(c.Account), v(c.Action), v(c.Email), v(c.Group), v(c.Result))
+			if c.DriftActor != "" {
+				fmt.Fprintf(w, " (drift by %s, %s)", v(c.DriftActor), v(c.DriftContext))
+			}
+			fmt.Fprintln(w)
+		}
 	}
 	for _, a := range st.Accounts {
 		fmt.Fprintf(w, "\n%s %s (%s): %s", v(a.Account), v(a.Name), v(a.AccountID), v(a.Result))
 		if a.Error != "" {
 			fmt.Fprintf(w, ": %s", v(a.Error))
+		}
+		if a.FailingSince != nil {
+			fmt.Fprintf(w, "; failing since %s", when(*a.FailingSince))
 		}
 		if p := a.Plan; p != nil {
 			fmt.Fprintf(w, "; drift %d to invite, %d to update, %d to remove", p.Invite, p.Update, p.Remove)
@@ -116,6 +131,9 @@ func statusText(w io.Writer, st daemon.Status) error {
 			fmt.Fprintf(w, "; read %s", v(string(r.Read)))
 		}
 		fmt.Fprintln(w)
+		for _, d := range a.Drift {
+			fmt.Fprintf(w, "  drift: %s %s%s — %s by %s (%s) at %s\n", v(d.Change), v(d.Email), v(d.Group), v(d.Action), v(d.Actor), v(d.Context), when(d.At))
+		}
 		if len(a.Members) > 0 {
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "  MEMBER\tSTATUS\tACCESS\tFROM")
@@ -148,15 +166,6 @@ func statusText(w io.Writer, st daemon.Status) error {
 		for _, u := range a.CredentialsElsewhere {
 			fmt.Fprintf(w, "  ! made with cfaccess's own credentials by someone else: %s %s by %s from %s (%s) at %s\n",
 				v(u.Action), v(u.Subject), v(u.Actor), v(u.IP), v(u.UserAgent), when(u.At))
-		}
-		for _, d := range a.Drift {
-			fmt.Fprintf(w, "  drift: %s %s%s — %s by %s (%s) at %s\n", v(d.Change), v(d.Email), v(d.Group), v(d.Action), v(d.Actor), v(d.Context), when(d.At))
-		}
-	}
-	if len(st.Recent) > 0 {
-		fmt.Fprintln(w, "\nRecent changes:")
-		for _, c := range st.Recent {
-			fmt.Fprintf(w, "  %s %s %s %s%s: %s\n", when(c.At), v(c.Account), v(c.Action), v(c.Email), v(c.Group), v(c.Result))
 		}
 	}
 	return nil

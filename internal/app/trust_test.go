@@ -350,7 +350,7 @@ func TestStatusTerminalEscapesLiveData(t *testing.T) {
 			t.Errorf("a forged line: %q\n%s", line, out)
 		}
 	}
-	if strings.ContainsAny(out, "\x1b\r\t") || strings.Count(out, "\nRecent changes:") != 1 || !strings.Contains(out, "⏎") {
+	if strings.ContainsAny(out, "\x1b\r\t") || strings.Count(out, "\nRecent changes (") != 1 || !strings.Contains(out, "⏎") {
 		t.Errorf("live data printed raw:\n%q", out)
 	}
 }

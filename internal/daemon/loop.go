@@ -868,6 +868,7 @@ func (l *Loop) summarize(c *check.Checked, o *reconcile.Outcome, rev gitsource.R
 // publish updates the state, the status, the metrics and the logs from a
 // reconcile's result.
 func (l *Loop) publish(r *runResult) {
+	l.noteFailures(r)
 	l.recordState(r)
 	l.publishStatus(r)
 	l.publishMetrics(r)
@@ -944,7 +945,11 @@ func (l *Loop) publishMetrics(r *runResult) {
 	m.PolicyViolations.WithLabelValues("repository", "warn").Set(float64(warn))
 	for _, a := range r.accounts {
 		m.ReconcileTotal.WithLabelValues(a.Account, a.Result).Inc()
-		l.failing(a.Account, a.Result == "success", r.now)
+		since := 0.0
+		if a.FailingSince != nil {
+			since = float64(a.FailingSince.Unix())
+		}
+		m.FailingSince.WithLabelValues(a.Account).Set(since)
 		if r.forced != "" {
 			continue
 		}
@@ -988,20 +993,23 @@ func (l *Loop) publishMetrics(r *runResult) {
 	}
 }
 
-// failing keeps cfaccess_account_failing_since_timestamp_seconds: the time
-// of the first failure in a row, 0 after a success (the alert
+// noteFailures stamps each account's result with the first failure in a
+// row (FailingSince, nil after a success), which /status and
+// cfaccess_account_failing_since_timestamp_seconds show (the alert
 // CfaccessReconcileFailing fires when it is 15 minutes old).
-func (l *Loop) failing(account string, ok bool, now time.Time) {
-	g := l.cfg.Metrics.FailingSince.WithLabelValues(account)
-	switch since, known := l.failingSince[account]; {
-	case ok:
-		delete(l.failingSince, account)
-		g.Set(0)
-	case !known:
-		l.failingSince[account] = now
-		g.Set(float64(now.Unix()))
-	default:
-		g.Set(float64(since.Unix()))
+func (l *Loop) noteFailures(r *runResult) {
+	for i := range r.accounts {
+		a := &r.accounts[i]
+		since, known := l.failingSince[a.Account]
+		switch {
+		case a.Result == "success":
+			delete(l.failingSince, a.Account)
+			continue
+		case !known:
+			since = r.now.UTC()
+			l.failingSince[a.Account] = since
+		}
+		a.FailingSince = &since
 	}
 }
 

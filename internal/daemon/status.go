@@ -46,14 +46,17 @@ type PlanSummary struct {
 
 // AccountStatus is an account's last reconcile.
 type AccountStatus struct {
-	Account       string       `json:"account"`
-	AccountID     string       `json:"account_id"`
-	Name          string       `json:"name,omitempty"`
-	LastReconcile time.Time    `json:"last_reconcile"`
-	Result        string       `json:"result"` // success, error, denied
-	Error         string       `json:"error,omitempty"`
-	Breaker       string       `json:"breaker,omitempty"`
-	Plan          *PlanSummary `json:"plan,omitempty"`
+	Account       string    `json:"account"`
+	AccountID     string    `json:"account_id"`
+	Name          string    `json:"name,omitempty"`
+	LastReconcile time.Time `json:"last_reconcile"`
+	Result        string    `json:"result"` // success, error, denied
+	Error         string    `json:"error,omitempty"`
+	Breaker       string    `json:"breaker,omitempty"`
+	// FailingSince is the first of the consecutive reconciles of the
+	// account that did not succeed, up to this one (absent on success).
+	FailingSince *time.Time   `json:"failing_since,omitempty"`
+	Plan         *PlanSummary `json:"plan,omitempty"`
 	// Outside is access the plan leaves because cfaccess does not control
 	// it: through user groups it does not manage, and the organization's
 	// Super Administrators. NotChecked is what the credentials could not

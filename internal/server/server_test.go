@@ -29,6 +29,7 @@ import (
 	"github.com/cfaccess/reconciler/internal/gitsource"
 	"github.com/cfaccess/reconciler/internal/metrics"
 	"github.com/cfaccess/reconciler/internal/reconcile"
+	"github.com/cfaccess/reconciler/internal/report"
 	"github.com/cfaccess/reconciler/internal/server"
 	"github.com/cfaccess/reconciler/internal/testkit"
 )
@@ -59,6 +60,20 @@ func newDaemon(t *testing.T, story *testkit.Story, interval time.Duration) *rig 
 		Rand: rand.New(rand.NewPCG(1, 2)),
 	})
 	return &rig{loop: loop, reg: reg, m: m, hook: &gitsource.Webhook{Secret: []byte(secret), Trigger: loop.Poke}}
+}
+
+// withGrants replaces the rig's loop by one on the story's clock whose
+// status lists the members with the grants behind them.
+func withGrants(d *rig, story *testkit.Story) *rig {
+	d.loop = daemon.NewLoop(daemon.LoopConfig{
+		Source: gitsource.Directory{Path: story.Repo},
+		Planner: reconcile.NewPlanner(&cloudflare.Clients{BaseURL: testkit.APIURL, Getenv: story.Getenv(testkit.APIURL),
+			RateLimit: 1200, Timeout: time.Minute, Transport: story.Transport()}, reconcile.NewState(func() time.Time { return story.Now })),
+		Plans:    reconcile.PlanOptions{Grants: true},
+		Interval: time.Hour, TriggerGap: time.Second, Metrics: d.m, Log: slog.New(slog.DiscardHandler),
+		Now: func() time.Time { return story.Now }, Rand: rand.New(rand.NewPCG(1, 2)),
+	})
+	return d
 }
 
 // run runs the loop until the test ends.
@@ -357,15 +372,7 @@ func TestStatusShowsAccessOutsideControl(t *testing.T) {
 func TestStatusPageMasked(t *testing.T) {
 	t.Parallel()
 	story := testkit.NewStory(t)
-	d := newDaemon(t, story, time.Hour)
-	d.loop = daemon.NewLoop(daemon.LoopConfig{
-		Source: gitsource.Directory{Path: story.Repo},
-		Planner: reconcile.NewPlanner(&cloudflare.Clients{BaseURL: testkit.APIURL, Getenv: story.Getenv(testkit.APIURL),
-			RateLimit: 1200, Timeout: time.Minute, Transport: story.Transport()}, reconcile.NewState(func() time.Time { return story.Now })),
-		Plans:    reconcile.PlanOptions{Grants: true},
-		Interval: time.Hour, TriggerGap: time.Second, Metrics: d.m, Log: slog.New(slog.DiscardHandler),
-		Now: func() time.Time { return story.Now }, Rand: rand.New(rand.NewPCG(1, 2)),
-	})
+	d := withGrants(newDaemon(t, story, time.Hour), story)
 	if err := d.loop.RunOnce(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -451,5 +458,37 @@ func TestStatusRefusesForeignHosts(t *testing.T) {
 	}
 	if refused := get(h, "GET", "/status", "Host", "evil.example"); !strings.Contains(refused.Body.String(), "--status-host evil.example") {
 		t.Errorf("the refusal does not say what to do: %s", refused.Body.String())
+	}
+}
+
+// The page puts what just happened above who has access: the recent
+// changes before the accounts, and in an account its failure with the
+// instant it began (kept across failed reconciles, gone on success) and
+// the drift corrected, before the member table.
+func TestStatusPageWhatHappenedFirst(t *testing.T) {
+	t.Parallel()
+	story := testkit.NewStory(t)
+	story.Fake.Fail(fake.Failure{Method: "DELETE", Path: "/accounts/*", Status: http.StatusInternalServerError})
+	d := withGrants(newDaemon(t, story, time.Hour), story)
+	first := story.Now
+	for range 2 {
+		if err := d.loop.RunOnce(t.Context()); err == nil {
+			t.Fatal("a reconcile whose removal fails succeeded")
+		}
+		story.Now = story.Now.Add(time.Minute)
+	}
+	page := get(server.Handler(d.config(true), true), "GET", "/").Body.String()
+	since := "failing since " + report.Instant(first)
+	recent, account, drift, members := strings.Index(page, "<h2>Recent changes</h2>"), strings.Index(page, `<h2 id="account-prod">`),
+		strings.Index(page, "<h3>Drift corrected</h3>"), strings.Index(page, "<h3>Who has access")
+	if !strings.Contains(page, since) || recent < 0 || account < recent || drift < account || members < drift {
+		t.Errorf("want %q, and recent changes < account < drift < members (%d %d %d %d):\n%s", since, recent, account, drift, members, page)
+	}
+	story.Fake.ClearFailures()
+	if err := d.loop.RunOnce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if page := get(server.Handler(d.config(true), true), "GET", "/").Body.String(); strings.Contains(page, "failing since") {
+		t.Errorf("still failing after a success:\n%s", page)
 	}
 }
