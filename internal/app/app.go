@@ -91,6 +91,7 @@ Exit codes: 0 success, 1 error or invalid declarations, 2 changes pending
 		newValidate(env),
 		newRequest(env),
 		newSandbox(env),
+		newDoctor(env),
 		newPlan(env),
 		newApply(env),
 		newRun(env),

@@ -515,8 +515,16 @@ func (c *Client) Identity(ctx context.Context, accountID string) (Identity, erro
 	return Identity{TokenID: id}, err
 }
 
-// TokenID returns the id of the API token in use (GET /user/tokens/verify,
-// or for an account-owned token GET /accounts/{id}/tokens/verify), "" for
+// Token is what Cloudflare says of the API token in use when it verifies
+// it: its id, status (active, disabled or expired) and the instant it
+// expires (zero: never).
+type Token struct {
+	ID        string
+	Status    string
+	ExpiresOn time.Time
+}
+
+// TokenID returns the id of the API token in use (VerifyToken), "" for
 // the Global API key. The audit log names the token of each change by
 // this id (actor.token_id, "the API token ID when the actor context is
 // an api_token or oauth", cloudflare-go v7.9.0): the same id as the
@@ -524,23 +532,31 @@ func (c *Client) Identity(ctx context.Context, accountID string) (Identity, erro
 // though no document says so in words. Were it not, every change of
 // cfaccess's would read as someone else's: loud, never silent.
 func (c *Client) TokenID(ctx context.Context, accountID string) (string, error) {
+	t, err := c.VerifyToken(ctx, accountID)
+	return t.ID, err
+}
+
+// VerifyToken verifies the API token in use (GET /user/tokens/verify, or
+// for an account-owned token GET /accounts/{id}/tokens/verify, which the
+// user endpoint does not know); the zero Token for the Global API key.
+func (c *Client) VerifyToken(ctx context.Context, accountID string) (Token, error) {
 	if c.creds.Token == "" {
-		return "", nil
+		return Token{}, nil
 	}
 	res, err := c.users.Tokens.Verify(ctx)
 	if err == nil {
-		return res.ID, nil
+		return Token{ID: res.ID, Status: string(res.Status), ExpiresOn: res.ExpiresOn}, nil
 	}
 	werr := c.wrap("verify the token", err)
 	var ae *APIError
 	if !errors.As(werr, &ae) || !(ae.Auth() || ae.Status == http.StatusNotFound) || accountID == "" {
-		return "", werr
+		return Token{}, werr
 	}
 	var p accounts.TokenVerifyParams
 	p.AccountID.Value, p.AccountID.Present = accountID, true
 	ares, err := c.accts.Tokens.Verify(ctx, p)
 	if err != nil {
-		return "", c.wrap(fmt.Sprintf("verify the token (account %s)", accountID), err)
+		return Token{}, c.wrap(fmt.Sprintf("verify the token (account %s)", accountID), err)
 	}
-	return ares.ID, nil
+	return Token{ID: ares.ID, Status: string(ares.Status), ExpiresOn: ares.ExpiresOn}, nil
 }

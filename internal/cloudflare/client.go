@@ -227,7 +227,7 @@ func (c *Client) middleware(req *http.Request, next option.MiddlewareNext) (res 
 // followRateHeaders applies an answer's Ratelimit and Retry-After headers.
 func (c *Client) followRateHeaders(res *http.Response, maxWait time.Duration) {
 	now := c.cfg.Now()
-	if r, t, ok := parseRatelimit(res.Header.Get("Ratelimit")); ok {
+	if r, t, ok := ParseRatelimit(res.Header.Get("Ratelimit")); ok {
 		c.limiter.observe(r, now.Add(t))
 	}
 	wait, ok := retryAfter(res.Header, now)

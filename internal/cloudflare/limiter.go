@@ -127,12 +127,12 @@ func (w *window) pause(t time.Time) {
 	}
 }
 
-// parseRatelimit reads the Ratelimit header Cloudflare sends on every answer
+// ParseRatelimit reads the Ratelimit header Cloudflare sends on every answer
 // since 2025-09: a list of items `"default";r=50;t=30`, r the requests
 // remaining and t the seconds until the window resets
 // [developers.cloudflare.com fundamentals/api/reference/limits; changelog
 // 2025-09-03]. It returns the most constraining item.
-func parseRatelimit(h string) (remaining int, reset time.Duration, ok bool) {
+func ParseRatelimit(h string) (remaining int, reset time.Duration, ok bool) {
 	for item := range strings.SplitSeq(h, ",") {
 		r, t := -1, -1
 		for param := range strings.SplitSeq(item, ";") {

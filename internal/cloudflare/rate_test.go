@@ -102,9 +102,9 @@ func TestParseRatelimit(t *testing.T) {
 		{`"default";r=x;t=30`, 0, 0, false},
 		{``, 0, 0, false},
 	} {
-		r, d, ok := parseRatelimit(tc.in)
+		r, d, ok := ParseRatelimit(tc.in)
 		if r != tc.r || d != tc.t || ok != tc.want {
-			t.Errorf("parseRatelimit(%q) = %d, %v, %v; want %d, %v, %v", tc.in, r, d, ok, tc.r, tc.t, tc.want)
+			t.Errorf("ParseRatelimit(%q) = %d, %v, %v; want %d, %v, %v", tc.in, r, d, ok, tc.r, tc.t, tc.want)
 		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cfaccess/reconciler/internal/cfroles"
 	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/diff"
@@ -236,7 +235,7 @@ func wantsOf(repo *desired.Repo, pid string, now time.Time, live *cloudflare.Acc
 	// The account's permission groups are the authority on scopes: a
 	// role the built-in catalogue does not know, or one Cloudflare moved,
 	// is caught here before any write.
-	for _, d := range repo.CheckScopes(liveCatalogue{live}, pid) {
+	for _, d := range repo.CheckScopes(live.Catalogue(), pid) {
 		b.report(d)
 	}
 	wants := b.members()
@@ -489,30 +488,6 @@ func resourcesKey(rs []desired.Resource) string {
 	}
 	return b.String()
 }
-
-// liveCatalogue is the account's own role catalogue: its permission groups
-// and their meta.scopes, with the built-in counterparts and former names.
-type liveCatalogue struct{ acct *cloudflare.Account }
-
-func (l liveCatalogue) Names() []string {
-	out := make([]string, len(l.acct.PermissionGroups))
-	for i, pg := range l.acct.PermissionGroups {
-		out[i] = pg.Name
-	}
-	return out
-}
-
-func (l liveCatalogue) Renamed(name string) string { return cfroles.Renamed()[name] }
-
-func (l liveCatalogue) Scope(name string) desired.Scope {
-	pg, err := l.acct.PermissionGroup(name)
-	if err != nil {
-		return desired.ScopeUnknown // reported as a missing role instead
-	}
-	return pg.Scope
-}
-
-func (l liveCatalogue) Counterpart(name string) string { return cfroles.Counterpart(name) }
 
 // liveGroups turns the account's user groups into diff terms.
 func liveGroups(live *cloudflare.Account) []diff.LiveGroup {

@@ -382,3 +382,24 @@ func (s *Server) ResourceGroups() []ResourceGroupState {
 	}
 	return out
 }
+
+// RenameRole renames a permission group (and the legacy role of the same
+// name), as Cloudflare has renamed roles: "Super Administrator" became
+// "Super Administrator - All Privileges", "Workers Admin" became "Workers
+// Platform Admin" (the API contract's README). The id stays. It reports
+// whether the role existed.
+func (s *Server) RenameRole(from, to string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.permGroupByNameLocked(from)
+	if g == nil {
+		return false
+	}
+	g.Name, g.Meta["label"] = to, label(to)
+	for i := range s.roles {
+		if s.roles[i].Name == from {
+			s.roles[i].Name, s.roles[i].Description = to, to+" role"
+		}
+	}
+	return true
+}

@@ -194,6 +194,12 @@ func (s *Server) AccountID() string { return s.opts.AccountID }
 // ServeHTTP serves the API under BasePath.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	// Every answer is dated, by the account's clock (RFC 9110 §6.6.1: an
+	// origin server with a clock must send Date); net/http keeps it.
+	s.mu.Lock()
+	now := s.opts.Now()
+	s.mu.Unlock()
+	w.Header().Set("Date", now.UTC().Format(http.TimeFormat))
 	var body []byte
 	if r.Body != nil && (r.Method == http.MethodPost || r.Method == http.MethodPut) {
 		body, _ = readAllLimited(r, 1<<20)
