@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -19,11 +20,12 @@ import (
 
 func newDoctor(env *Env) *cobra.Command {
 	var (
-		rf       repoFlags
-		cf       cloudflareFlags
-		provider string
-		record   string
-		format   string
+		rf        repoFlags
+		cf        cloudflareFlags
+		provider  string
+		accountID string
+		record    string
+		format    string
 	)
 	cmd := &cobra.Command{
 		Use:   "doctor",
@@ -62,7 +64,10 @@ Exit codes: 0 when no check is ✗, 1 otherwise.`,
 			if err := report.CheckFormat(format, []string{"text", "json"}); err != nil {
 				return err
 			}
-			res, err := runDoctor(cmd.Context(), env, &rf, &cf, provider, record)
+			if accountID != "" && provider != "" {
+				return errors.New("give --account-id, or --repo with --provider, not both")
+			}
+			res, err := runDoctor(cmd.Context(), env, &rf, &cf, doctorScope{provider: provider, accountID: accountID}, record)
 			if err != nil {
 				return err
 			}
@@ -83,6 +88,7 @@ Exit codes: 0 when no check is ✗, 1 otherwise.`,
 	rf.register(cmd, env)
 	cf.register(cmd, env)
 	cmd.Flags().StringVar(&provider, "provider", "", "check this provider's account only")
+	cmd.Flags().StringVar(&accountID, "account-id", "", "check this account, with CLOUDFLARE_API_TOKEN, without a repository (before import)")
 	cmd.Flags().StringVar(&record, "record", "", "write every exchange with Cloudflare, sanitized, into this folder")
 	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json")
 	return cmd
@@ -98,23 +104,30 @@ type doctorResult struct {
 	Recording string `json:"recording,omitempty"`
 }
 
-func runDoctor(ctx context.Context, env *Env, rf *repoFlags, cf *cloudflareFlags, provider, record string) (doctorResult, error) {
+// doctorScope is what doctor checks: the accounts of the repository (or
+// of one provider of it), or one account by id without a repository.
+type doctorScope struct{ provider, accountID string }
+
+func runDoctor(ctx context.Context, env *Env, rf *repoFlags, cf *cloudflareFlags, scope doctorScope, record string) (doctorResult, error) {
 	res := doctorResult{Checks: []doctor.Finding{}, Methods: []string{}}
 	now, err := rf.instant(env)
 	if err != nil {
 		return res, err
 	}
-	repo, finding, err := doctorRepo(ctx, env, rf, now)
-	if err != nil {
-		return res, err
-	}
-	res.Checks = append(res.Checks, finding)
-	if repo == nil {
-		return res, nil
-	}
-	ids, err := repo.EnabledProviders(provider)
-	if err != nil {
-		return res, err
+	repo := &desired.Repo{Providers: map[string]*desired.Provider{scope.accountID: {ID: scope.accountID, Enabled: true, AccountID: scope.accountID}}}
+	ids := []string{scope.accountID}
+	if scope.accountID == "" {
+		var finding doctor.Finding
+		if repo, finding, err = doctorRepo(ctx, rf, now); err != nil {
+			return res, err
+		}
+		res.Checks = append(res.Checks, finding)
+		if repo == nil {
+			return res, nil
+		}
+		if ids, err = repo.EnabledProviders(scope.provider); err != nil {
+			return res, err
+		}
 	}
 	base, err := url.Parse(cf.apiURL)
 	if err != nil {
@@ -126,13 +139,17 @@ func runDoctor(ctx context.Context, env *Env, rf *repoFlags, cf *cloudflareFlags
 		return res, err
 	}
 	clients.Transport = probe
+	declared := repo // whose roles and zones must exist
+	if scope.accountID != "" {
+		declared = nil
+	}
 	var secrets []string
 	for _, id := range ids {
 		pv := repo.Providers[id]
 		client, creds, err := clients.For(pv.APITokenEnv, "", nil)
 		secrets = append(secrets, creds.Token, creds.APIKey)
 		res.Checks = append(res.Checks, doctor.CheckAccount(ctx, doctor.Target{Provider: id, AccountID: pv.AccountID, Name: pv.Name,
-			OrganizationID: pv.OrganizationID, Client: client, ClientErr: err, Repo: repo}, now)...)
+			OrganizationID: pv.OrganizationID, Client: client, ClientErr: err, Repo: declared}, now)...)
 	}
 	xs := probe.Exchanges()
 	res.Checks = append(res.Checks, doctor.CheckTraffic(xs)...)
@@ -159,7 +176,7 @@ func runDoctor(ctx context.Context, env *Env, rf *repoFlags, cf *cloudflareFlags
 
 // doctorRepo checks the repository as validate does, and returns its
 // declarations (nil when they cannot even be read for their accounts).
-func doctorRepo(ctx context.Context, env *Env, rf *repoFlags, now time.Time) (*desired.Repo, doctor.Finding, error) {
+func doctorRepo(ctx context.Context, rf *repoFlags, now time.Time) (*desired.Repo, doctor.Finding, error) {
 	src, diags, rev, cleanup, err := rf.read(ctx)
 	defer cleanup()
 	if err != nil {

@@ -56,6 +56,15 @@ func TestDoctorHealthy(t *testing.T) {
 	}
 }
 
+// Before import, doctor checks an account by its id alone.
+func TestDoctorWithoutARepository(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t)
+	if code, out, _ := e.run("doctor", "--account-id", e.Fake.AccountID()); code != ExitOK || strings.Contains(out, "declarations") || !strings.Contains(out, "✓ members") {
+		t.Errorf("doctor --account-id, without a repository: exit %d\n%s", code, out)
+	}
+}
+
 // A role renamed by Cloudflare is one the release lacks and one the
 // account lacks: doctor names both, and the declarations that use the old
 // name fail, at their file and line.
