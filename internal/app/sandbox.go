@@ -2,23 +2,27 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/cfaccess/reconciler/internal/atomicfile"
 	"github.com/cfaccess/reconciler/internal/cloudflare/fake"
 	"github.com/cfaccess/reconciler/internal/desired"
 )
 
 func newSandbox(env *Env) *cobra.Command {
 	var (
-		listen  string
-		members int
+		listen, state string
+		members       int
 	)
 	cmd := &cobra.Command{
 		Use:   "sandbox",
@@ -34,16 +38,19 @@ POST /_sandbox/dashboard?account=prod&email=E&role=R[&as=WHO] changes a
 member as a person would in the dashboard (remove=1 removes it), so that
 run has drift to correct and report something to attribute.
 
-Nothing leaves this machine; it keeps its accounts in memory until stopped.`,
+Nothing leaves this machine. It keeps its accounts in memory until
+stopped; with --state FILE, also in FILE after every change, and starts
+from FILE when it exists (--members then adds nothing).`,
 		Example: `  reconciler sandbox &
   # copy the export lines it prints into your shell, then:
   reconciler plan --repo example-repo`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runSandbox(cmd.Context(), env, listen, members)
+			return runSandbox(cmd.Context(), env, listen, members, state)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8787", "address to serve the simulated API on")
+	cmd.Flags().StringVar(&state, "state", "", "keep the accounts in this file across restarts (written after every change)")
 	cmd.Flags().IntVar(&members, "members", 0, "add this many generated members to the production account (Analytics on the account), to try a large account")
 	return cmd
 }
@@ -51,7 +58,7 @@ Nothing leaves this machine; it keeps its accounts in memory until stopped.`,
 // sandboxToken is the token the sandbox's accounts accept.
 const sandboxToken = "demo-token"
 
-func runSandbox(ctx context.Context, env *Env, listen string, members int) error {
+func runSandbox(ctx context.Context, env *Env, listen string, members int, state string) error {
 	if members < 0 {
 		return fmt.Errorf("--members %d: give 0 or more", members)
 	}
@@ -59,20 +66,37 @@ func runSandbox(ctx context.Context, env *Env, listen string, members int) error
 	if err != nil {
 		return err
 	}
-	for i := range members {
+	restored, err := restoreSandbox(state, prod, staging)
+	if err != nil {
+		return err
+	}
+	for i := range members * btoi(!restored) {
 		if _, err := prod.PutMember(fake.MemberSpec{Email: fmt.Sprintf("user%05d@example.com", i),
 			Access: []desired.Access{{Role: "Analytics", Resource: desired.Resource{Kind: desired.WholeAccount}}}}); err != nil {
 			return err
 		}
 	}
+	save := func() {
+		if err := saveSandbox(state, prod, staging); err != nil {
+			fmt.Fprintf(env.Stderr, "sandbox: %v\n", err)
+		}
+	}
+	save()
 	accounts := map[string]*fake.Server{"prod": prod, demoProdID: prod, "staging": staging, demoStagingID: staging}
 	mux := http.NewServeMux()
-	mux.Handle(fake.BasePath+"/", fake.Multi(prod, staging))
+	api := fake.Multi(prod, staging)
+	mux.HandleFunc(fake.BasePath+"/", func(w http.ResponseWriter, r *http.Request) {
+		api.ServeHTTP(w, r)
+		if r.Method != http.MethodGet {
+			save()
+		}
+	})
 	mux.HandleFunc("POST /_sandbox/dashboard", func(w http.ResponseWriter, r *http.Request) {
 		if err := dashboardChange(accounts, r); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
+		save()
 		fmt.Fprintln(w, "changed, as in the dashboard")
 	})
 	ln, err := net.Listen("tcp", listen)
@@ -99,6 +123,63 @@ export CF_TOKEN_STAGING=%s
 		return err
 	}
 	return nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// restoreSandbox restores the accounts from the state file, when there is
+// one; it reports whether it did.
+func restoreSandbox(path string, accounts ...*fake.Server) (bool, error) {
+	if path == "" {
+		return false, nil
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("--state: %w", err)
+	}
+	var snaps map[string]json.RawMessage
+	if err := json.Unmarshal(b, &snaps); err != nil {
+		return false, fmt.Errorf("--state %s: not a sandbox's state: %w", path, err)
+	}
+	for _, a := range accounts {
+		snap, ok := snaps[a.AccountID()]
+		if !ok {
+			return false, fmt.Errorf("--state %s: no account %s in it", path, a.AccountID())
+		}
+		if err := a.Restore(snap); err != nil {
+			return false, fmt.Errorf("--state %s: %w", path, err)
+		}
+	}
+	return true, nil
+}
+
+// saveSandbox writes the accounts to the state file (none: nothing),
+// whole or not at all.
+func saveSandbox(path string, accounts ...*fake.Server) error {
+	if path == "" {
+		return nil
+	}
+	snaps := map[string]json.RawMessage{}
+	for _, a := range accounts {
+		b, err := a.Snapshot()
+		if err != nil {
+			return err
+		}
+		snaps[a.AccountID()] = b
+	}
+	b, err := json.Marshal(snaps)
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(path, b)
 }
 
 // dashboardChange makes the change a request asks for, as a person in the

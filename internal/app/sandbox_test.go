@@ -3,7 +3,6 @@ package app
 import (
 	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -14,6 +13,58 @@ import (
 	"github.com/cfaccess/reconciler/internal/testkit"
 )
 
+// startSandbox starts `reconciler sandbox args…` and returns the export
+// lines it printed, and a stop that returns when it has stopped (also
+// called at the end of the test).
+func startSandbox(t *testing.T, args ...string) (map[string]string, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &testkit.Buffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, Env{Args: append([]string{"sandbox"}, args...), Stdout: out, Stderr: out})
+	}()
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+		}
+	}
+	t.Cleanup(stop)
+	exports := map[string]string{}
+	eventually(t, 10*time.Second, "the export lines", func() bool {
+		for _, m := range regexp.MustCompile(`(?m)^export (\w+)=(\S+)$`).FindAllStringSubmatch(out.String(), -1) {
+			exports[m[1]] = m[2]
+		}
+		return exports["CF_TOKEN_STAGING"] != ""
+	})
+	return exports, stop
+}
+
+// sandbox --state keeps the accounts across a restart: a change made in
+// the dashboard before it is there after.
+func TestSandboxState(t *testing.T) {
+	t.Parallel()
+	state := filepath.Join(t.TempDir(), "sandbox.json")
+	exports, stop := startSandbox(t, "--listen", "127.0.0.1:0", "--state", state)
+	api := strings.TrimSuffix(exports["CLOUDFLARE_API_URL"], "/client/v4")
+	res, err := http.Post(api+"/_sandbox/dashboard?account=staging&email=kept@example.com&role=Billing", "", nil)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("the dashboard change: %v %v", res, err)
+	}
+	res.Body.Close()
+	stop()
+	exports, _ = startSandbox(t, "--listen", "127.0.0.1:0", "--state", state)
+	var stdout, stderr bytes.Buffer
+	code := Run(context.Background(), Env{Args: []string{"members", "list", "--account-id", demoStagingID}, Stdout: &stdout, Stderr: &stderr,
+		Getenv: func(k string) string { return exports[k] }})
+	if code != ExitOK || !strings.Contains(stdout.String(), "kept@example.com") {
+		t.Errorf("after a restart: exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+}
+
 // The sandbox, end to end: started, its export lines read as a user would
 // copy them, then plan, apply, import, review and report against it; a
 // change made "in the dashboard" is corrected by run and attributed to who
@@ -23,24 +74,16 @@ func TestSandbox(t *testing.T) {
 		t.Skip("serves over TCP and runs the daemon in real time")
 	}
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &testkit.Buffer{}
-	done := make(chan int, 1)
-	go func() {
-		done <- Run(ctx, Env{Args: []string{"sandbox", "--listen", "127.0.0.1:0"}, Stdout: out, Stderr: io.Discard})
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	exports := map[string]string{}
-	eventually(t, 10*time.Second, "the export lines", func() bool {
-		for _, m := range regexp.MustCompile(`(?m)^export (\w+)=(\S+)$`).FindAllStringSubmatch(out.String(), -1) {
-			exports[m[1]] = m[2]
-		}
-		return exports["CF_TOKEN_STAGING"] != ""
-	})
+	exports, _ := startSandbox(t, "--listen", "127.0.0.1:0")
 	repo := t.TempDir()
 	if err := copyExampleRepo(repo); err != nil {
 		t.Fatal(err)
 	}
+	// A checkout, as example-repo is in a clone: report needs its history.
+	git := (&testkit.Story{T: t, Repo: repo}).Git
+	git("init", "-q", "-b", "main")
+	git("add", ".")
+	git("commit", "-q", "-m", "example-repo")
 	run := func(args ...string) (int, string) {
 		t.Helper()
 		var stdout, stderr bytes.Buffer
@@ -62,9 +105,16 @@ func TestSandbox(t *testing.T) {
 	if code, out := run("review", "--repo", repo); code != ExitOK || !strings.Contains(out, "bob@example.com") {
 		t.Errorf("review: exit %d\n%s", code, out)
 	}
-	if code, out := run("report", "--repo", repo, "--since", time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)); code != ExitOK ||
-		!strings.Contains(out, "contractor@oldagency.example") {
+	code, out := run("report", "--repo", repo, "--since", time.Now().Add(-time.Hour).UTC().Format(time.RFC3339))
+	if code != ExitOK || !strings.Contains(out, "contractor@oldagency.example") {
 		t.Errorf("report: exit %d\n%s", code, out)
+	}
+	// What apply did is approved through Git, not out of band.
+	for line := range strings.Lines(out) {
+		if strings.Contains(line, "| contractor@oldagency.example | Remove Member |") && !strings.Contains(line, "✅ Git") ||
+			strings.Contains(line, "| cfaccess |") && strings.Contains(line, "out of band") {
+			t.Errorf("report: a change of cfaccess's not approved through Git: %s", line)
+		}
 	}
 
 	// The daemon, and a change made in the dashboard by mallory.

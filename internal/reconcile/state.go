@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
 
+	"github.com/cfaccess/reconciler/internal/atomicfile"
 	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/diff"
 )
@@ -118,17 +118,8 @@ func (st *State) save(path string, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".cfaccess-state-")
-	if err != nil {
+	if err := atomicfile.Write(path, append(data, '\n')); err != nil {
 		return fmt.Errorf("write --state-file: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write --state-file: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write --state-file: %w", err)
-	}
-	return os.Rename(tmp.Name(), path)
+	return nil
 }

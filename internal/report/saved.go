@@ -9,11 +9,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/cfaccess/reconciler/internal/atomicfile"
 	"github.com/cfaccess/reconciler/internal/desired"
 	"github.com/cfaccess/reconciler/internal/reconcile"
 )
@@ -155,19 +155,7 @@ func (sp *SavedPlan) WriteFile(path string) error {
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".cfaccess-plan-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path) // CreateTemp made it 0600
+	return atomicfile.Write(path, append(data, '\n'))
 }
 
 // MaxSavedPlan is the largest saved plan read: a plan of 50,000 members

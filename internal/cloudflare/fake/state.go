@@ -1,0 +1,66 @@
+package fake
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// snapshot is what an account holds, to keep it across restarts: its
+// roles, groups, zones, members, user groups, organization members and
+// audit log. Requests logged, failures, latency and the rate-limit window
+// belong to a run and are not kept.
+type snapshot struct {
+	Version          int
+	AccountID        string
+	PermissionGroups []permissionGroupRecord
+	Roles            []roleRecord
+	ResourceGroups   []ResourceGroup
+	Zones            []zoneRecord
+	Members          []*memberRecord
+	UserGroups       []*userGroupRecord
+	OrgMembers       []orgMemberRecord
+	Seq              int
+	Audit            []*AuditEntry
+	AuditSeq         int
+}
+
+// snapshotVersion is the format of a snapshot.
+const snapshotVersion = 1
+
+// Snapshot returns the account's state as JSON (Restore reads it back).
+func (s *Server) Snapshot() ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return json.Marshal(snapshot{Version: snapshotVersion, AccountID: s.opts.AccountID, PermissionGroups: s.permGroup, Roles: s.roles,
+		ResourceGroups: s.rgroups, Zones: s.zones, Members: s.members, UserGroups: s.userGroups, OrgMembers: s.orgMembers,
+		Seq: s.seq, Audit: s.audit, AuditSeq: s.auditSeq})
+}
+
+// Restore replaces the account's state by a snapshot of the same account;
+// on any error the account is left as it was.
+func (s *Server) Restore(b []byte) error {
+	var snap snapshot
+	if err := json.Unmarshal(b, &snap); err != nil {
+		return fmt.Errorf("not a snapshot of a simulated account: %w", err)
+	}
+	if snap.Version != snapshotVersion {
+		return fmt.Errorf("a snapshot of version %d; this release reads version %d", snap.Version, snapshotVersion)
+	}
+	if snap.AccountID != s.opts.AccountID {
+		return fmt.Errorf("a snapshot of account %s, not %s", snap.AccountID, s.opts.AccountID)
+	}
+	byEmail := map[string]*memberRecord{}
+	for _, m := range snap.Members {
+		if m == nil || m.ID == "" || m.Email == "" {
+			return fmt.Errorf("a snapshot with a member without an id or an email")
+		}
+		byEmail[strings.ToLower(m.Email)] = m
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.permGroup, s.roles, s.rgroups, s.zones = snap.PermissionGroups, snap.Roles, snap.ResourceGroups, snap.Zones
+	s.members, s.byEmail, s.userGroups, s.orgMembers = snap.Members, byEmail, snap.UserGroups, snap.OrgMembers
+	s.seq, s.audit, s.auditSeq = snap.Seq, snap.Audit, snap.AuditSeq
+	return nil
+}
