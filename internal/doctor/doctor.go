@@ -298,10 +298,7 @@ func (c *checker) resourceGroups(ctx context.Context) {
 }
 
 func (c *checker) userGroups(acct *cloudflare.Account) {
-	var notChecked []cloudflare.NotChecked
-	for _, nc := range acct.NotChecked {
-		notChecked = append(notChecked, nc)
-	}
+	notChecked := acct.NotChecked
 	for _, nc := range notChecked {
 		c.add(nc.What, Warn, "not checked: "+nc.Why, "give the token the permission to read them (Account Settings Read; Organization Read for an organization), or accept that plans cannot see access given through them")
 	}
