@@ -34,7 +34,7 @@ func newDoctor(env *Env) *cobra.Command {
 each check as ✓ (fine), ! (worth knowing) or ✗ (in the way), with the fix:
 
   credentials         the token verifies, is active, and when it expires
-  account             the account answers, under the name declared
+  account             the account answers, and under which name
   members             every member readable, with the shape cfaccess expects
   permission groups   each with its scope (meta.scopes)
   role catalogue      the account's roles against this release's: roles it
