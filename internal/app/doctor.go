@@ -49,11 +49,12 @@ leaves the process), so it is safe against production: run it before the
 first apply. Whether the token may write members is the one thing no read
 can tell; the first apply reads back every write.
 
---record DIR writes every exchange as a sanitized fixture: emails, people's
-names, account and user-group names and IP addresses replaced by
-placeholders (the same one for the same value), ids kept, no header of a
-request and no token. Attach it to a bug report when doctor finds a
-mismatch.
+--record DIR (empty or new) writes every exchange as a sanitized fixture:
+every email (in any spelling) and IP address, and every name but roles',
+zones' and resource groups' (people, tokens, organizations, the account,
+user groups), replaced by placeholders, the same one for the same value;
+ids kept; no header of a request and no token. Attach it to a bug report
+when doctor finds a mismatch.
 
 Exit codes: 0 when no check is ✗, 1 otherwise.`,
 		Example: `  reconciler doctor --repo ./access
@@ -63,6 +64,9 @@ Exit codes: 0 when no check is ✗, 1 otherwise.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := report.CheckFormat(format, []string{"text", "json"}); err != nil {
 				return err
+			}
+			if rf.now != "" {
+				return errors.New("--now is not used by doctor: it checks the accounts, the token and the clock as they are")
 			}
 			if accountID != "" && provider != "" {
 				return errors.New("give --account-id, or --repo with --provider, not both")

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -76,7 +77,10 @@ func runSandbox(ctx context.Context, env *Env, listen string, members int, state
 			return err
 		}
 	}
+	var saving sync.Mutex // one save at a time: a later one snapshots later state
 	save := func() {
+		saving.Lock()
+		defer saving.Unlock()
 		if err := saveSandbox(state, prod, staging); err != nil {
 			fmt.Fprintf(env.Stderr, "sandbox: %v\n", err)
 		}

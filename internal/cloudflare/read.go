@@ -472,6 +472,15 @@ func (c *Client) listPermissionGroups(ctx context.Context, accountID string) ([]
 		})
 }
 
+// ResourceGroups lists every resource group of the account, those whose
+// scope cfaccess cannot express without resources.
+func (c *Client) ResourceGroups(ctx context.Context, accountID string) ([]ResourceGroup, error) {
+	if err := checkIDs("list resource groups of account "+accountID, accountID); err != nil {
+		return nil, err
+	}
+	return c.listResourceGroups(ctx, accountID)
+}
+
 // listResourceGroups reads the resource groups in one request: the list
 // is not paged (2026 operation: no page or per_page parameter, no
 // result_info; cloudflare-go v7 types it as a single page; paging it loops

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -289,12 +290,26 @@ func (c *checker) declarations(acct *cloudflare.Account) {
 }
 
 func (c *checker) resourceGroups(ctx context.Context) {
-	cat, err := c.t.Client.ReadCatalogue(ctx, c.t.AccountID)
-	if err != nil {
-		c.add("resource groups", Fail, "could not be read: "+err.Error(), "give the token Account Settings Read on this account")
+	groups, err := c.t.Client.ResourceGroups(ctx, c.t.AccountID)
+	var ae *cloudflare.APIError
+	switch {
+	case err != nil && errors.As(err, &ae) && (ae.Auth() || ae.Status == http.StatusNotFound):
+		// Cloudflare: resource groups "may be unavailable on some plans";
+		// a read tolerates that, and writes with the groups members use.
+		c.add("resource groups", Warn, "not listed: "+err.Error(),
+			"nothing to do if the plan has none: cfaccess then grants zones through the groups members already use, and the dashboard's own; otherwise give the token Account Settings Read")
+		return
+	case err != nil:
+		c.add("resource groups", Fail, "could not be read: "+err.Error(), "run again; if it persists, send a recording (--record) with a bug report")
 		return
 	}
-	c.add("resource groups", OK, fmt.Sprintf("%d resource groups cfaccess can express (the account, or zones), listed in one page", len(cat.ResourceGroups)), "")
+	var expressible int
+	for _, g := range groups {
+		if len(g.Resources) > 0 {
+			expressible++
+		}
+	}
+	c.add("resource groups", OK, fmt.Sprintf("%d resource groups in one unpaged list, %d of them on the account or on zones (what cfaccess writes)", len(groups), expressible), "")
 }
 
 func (c *checker) userGroups(acct *cloudflare.Account) {
@@ -322,7 +337,8 @@ func (c *checker) auditLog(ctx context.Context, now time.Time) {
 		c.add("audit log", Warn, "not readable with this token: "+err.Error(),
 			"give the token Account Settings Read: without the audit log every reconcile reads the whole account, and nobody is named for drift")
 	case err != nil:
-		c.add("audit log", Fail, "could not be read: "+err.Error(), "run again; if it persists, send a recording (--record) with a bug report")
+		c.add("audit log", Warn, "could not be read: "+err.Error(),
+			"cfaccess works without it (reading whole accounts, naming nobody for drift); if it persists, send a recording (--record) with a bug report")
 	default:
 		more := ""
 		if res.Truncated {
@@ -374,14 +390,19 @@ func CheckTraffic(xs []Exchange) []Finding {
 			skew = off
 		}
 	}
+	window := 0 // Cloudflare's quota per window, from Ratelimit-Policy
+	if len(xs) > 0 {
+		window, _, _ = cloudflare.ParseRatelimit(strings.ReplaceAll(xs[len(xs)-1].Header["Ratelimit-Policy"], "q=", "r="))
+	}
+	others := window - remaining - len(xs) // spent in the window by something else
 	switch {
 	case !seen:
 		add("rate limit", OK, "no Ratelimit header; cfaccess paces itself within --cloudflare-rate-limit (1,200 requests per 5 minutes)", "")
-	case remaining < lowBudget:
-		add("rate limit", Warn, fmt.Sprintf("%d requests left in Cloudflare's window (resets in %s): something else spends this user's budget", remaining, reset),
+	case window > 0 && others > window/5, window == 0 && remaining < lowBudget:
+		add("rate limit", Warn, fmt.Sprintf("%d requests left in Cloudflare's window (resets in %s), of which this doctor spent %d: something else spends this user's budget", remaining, reset, len(xs)),
 			"find what else uses the token's user (Terraform, scripts), or lower --cloudflare-rate-limit to leave them room")
 	default:
-		add("rate limit", OK, fmt.Sprintf("%d requests left in Cloudflare's window (resets in %s)", remaining, reset), "")
+		add("rate limit", OK, fmt.Sprintf("%d requests left in Cloudflare's window (resets in %s); this doctor sent %d", remaining, reset, len(xs)), "")
 	}
 	ahead := "ahead of"
 	if skew < 0 {

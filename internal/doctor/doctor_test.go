@@ -2,6 +2,8 @@ package doctor_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -31,6 +33,10 @@ func TestRecordAndReplay(t *testing.T) {
 	t.Parallel()
 	story := testkit.NewStoryWith(t, fake.Options{Token: testkit.Token, AccountName: "Acme Secret Projects"})
 	story.Fake.AddOrgMember("root@example.com", "accepted")
+	if _, err := story.Fake.PutUserGroup(fake.UserGroupSpec{Name: "Acme night shift", Members: []string{"alice@example.com"},
+		Access: []desired.Access{{Role: "Administrator", Resource: testkit.WholeAccount}}}); err != nil {
+		t.Fatal(err)
+	}
 	probe := &doctor.Probe{Next: story.Transport(), Base: fake.BasePath}
 	target := doctor.Target{Provider: "prod", AccountID: story.Fake.AccountID(), Client: client(probe)}
 	before := doctor.CheckAccount(context.Background(), target, story.Now)
@@ -44,7 +50,7 @@ func TestRecordAndReplay(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 	for _, f := range files {
 		b, _ := os.ReadFile(f)
-		for _, secret := range []string{testkit.Token, "Acme Secret Projects", "alice@", "stranger@", "owner@", "root@", "Authorization", "Bearer"} {
+		for _, secret := range []string{testkit.Token, "Acme Secret Projects", "Acme night shift", "alice@", "stranger@", "owner@", "root@", "Authorization", "Bearer"} {
 			if strings.Contains(string(b), secret) {
 				t.Errorf("%s holds %q", filepath.Base(f), secret)
 			}
@@ -65,6 +71,19 @@ func TestRecordAndReplay(t *testing.T) {
 	}
 	if got, want := len(acct.Members), len(story.Fake.Members()); got != want {
 		t.Errorf("replayed %d members, the account has %d", got, want)
+	}
+	original, err := client(story.Transport()).ReadAccount(context.Background(), story.Fake.AccountID(), cloudflare.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprint(acct.PermissionGroups), fmt.Sprint(original.PermissionGroups); got != want {
+		t.Errorf("the roles changed in the recording:\n%s\nwant\n%s", got, want)
+	}
+	if len(acct.UserGroups) != 1 || fmt.Sprint(acct.UserGroups[0].Access) != fmt.Sprint(original.UserGroups[0].Access) {
+		t.Errorf("the user group's access changed in the recording: %+v", acct.UserGroups)
+	}
+	if err := doctor.Record(dir, probe.Exchanges()); err == nil {
+		t.Error("a recording written over another")
 	}
 
 	// The replayed account, seeded into a fake of its own.
@@ -131,5 +150,79 @@ func TestProbeSendsOnlyGETs(t *testing.T) {
 	}
 	if refused := probe.Refused(); len(refused) != 1 || !strings.HasPrefix(refused[0], "DELETE ") {
 		t.Errorf("refused %v", refused)
+	}
+}
+
+// What the sanitizer must not let through: IP addresses anywhere, names
+// under any key, a name inside a text, emails in every spelling, an email
+// as a key; and what it must keep: role names, zone names, ids.
+func TestSanitizeHostile(t *testing.T) {
+	t.Parallel()
+	xs := []doctor.Exchange{
+		{Method: "GET", Path: "/accounts/023e105f4ecef8ad9ca31a8372d0c353", Status: 200,
+			Body: []byte(`{"result":{"id":"023e105f4ecef8ad9ca31a8372d0c353","name":"Acme Secret Projects","managed_by":{"parent_org_name":"Acme Holding"}}}`)},
+		{Method: "GET", Path: "/accounts/023e105f4ecef8ad9ca31a8372d0c353/members", Status: 403,
+			Body: []byte(`{"success":false,"errors":[{"code":9109,"message":"Cannot use the access token from location: 198.51.100.7"}]}`)},
+		{Method: "GET", Path: "/organizations/o/members?email=dave%40corp.com;x", Status: 200,
+			Body: []byte(`{"result":[{"id":"aa","user":{"name":"Dave Smith","email":"Dave@Corp.com"}}]}`)},
+		{Method: "GET", Path: "/accounts/023e105f4ecef8ad9ca31a8372d0c353/logs/audit", Status: 200,
+			Body: []byte(`{"result":[{"id":"e1","action":{"description":"Renamed account to Acme Secret Projects"},"account":{"id":"023e105f4ecef8ad9ca31a8372d0c353","name":"Acme Secret Projects"},
+			"actor":{"token_name":"Bob laptop","ip_address":"2a01:4f8::1","email":"jürgen@müller.de"},
+			"raw":{"uri":"/accounts/x/members?email=carol%40corp.com","user_agent":"curl from root@localhost"},
+			"resource":{"request":{"o'brien@corp.com":"x","to":"brien@corp.com"}}}]}`)},
+		{Method: "GET", Path: "/accounts/023e105f4ecef8ad9ca31a8372d0c353/iam/user_groups", Status: 200,
+			Body: []byte(`{"result":[{"id":"g1","name":"Night shift","policies":[{"permission_groups":[{"id":"p1","name":"Administrator","meta":{"scopes":"com.cloudflare.api.account"}}],
+			"resource_groups":[{"id":"r1","name":"Production web zones","scope":{"key":"k","objects":[]}}]}]}]}`)},
+		{Method: "GET", Path: "/zones", Status: 200, Body: []byte(`{"result":[{"id":"z1","name":"shop.example.net","account":{"id":"023e105f4ecef8ad9ca31a8372d0c353","name":"Acme Secret Projects"}}]}`)},
+		{Method: "GET", Path: "/user", Status: 502, Text: "<html>Your IP: 203.0.113.9; token tok-0123456789 refused</html>"},
+	}
+	clean, err := doctor.Sanitize(xs, "tok-0123456789")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := ""
+	for _, x := range clean {
+		all += x.Path + string(x.Body) + x.Text + "\n"
+	}
+	for _, leak := range []string{"198.51.100.7", "2a01:4f8::1", "203.0.113.9", "Acme", "Dave", "Bob laptop", "Night shift", "jürgen", "müller",
+		"corp.com", "localhost", "tok-0123456789", "o'brien"} {
+		if strings.Contains(all, leak) {
+			t.Errorf("%q survived:\n%s", leak, all)
+		}
+	}
+	for _, kept := range []string{`"name":"Administrator"`, `"name":"Production web zones"`, `"name":"shop.example.net"`, "023e105f4ecef8ad9ca31a8372d0c353", `"id":"g1"`} {
+		if !strings.Contains(all, kept) {
+			t.Errorf("%s lost:\n%s", kept, all)
+		}
+	}
+	var audit struct {
+		Result []struct {
+			Resource struct{ Request map[string]string }
+		}
+	}
+	if err := json.Unmarshal(clean[3].Body, &audit); err != nil || len(audit.Result) != 1 {
+		t.Fatalf("%v %s", err, clean[3].Body)
+	}
+	for k, v := range audit.Result[0].Resource.Request {
+		if k == v {
+			t.Errorf("o'brien@corp.com and brien@corp.com share a placeholder: %v", audit.Result[0].Resource.Request)
+		}
+	}
+}
+
+// A recording of more than 999 exchanges loads whole, in order.
+func TestLoadManyExchanges(t *testing.T) {
+	t.Parallel()
+	var xs []doctor.Exchange
+	for i := range 1002 {
+		xs = append(xs, doctor.Exchange{Method: "GET", Path: fmt.Sprintf("/zones?page=%d", i+1), Status: 200, Body: []byte(`{"result":[]}`)})
+	}
+	dir := t.TempDir()
+	if err := doctor.Record(dir, xs); err != nil {
+		t.Fatal(err)
+	}
+	got, err := doctor.Load(dir)
+	if err != nil || len(got) != len(xs) || got[1001].Path != "/zones?page=1002" {
+		t.Errorf("loaded %d (%v)", len(got), err)
 	}
 }

@@ -23,9 +23,10 @@ type Exchange struct {
 	// Body is the answer when it is JSON; Text when it is not.
 	Body json.RawMessage `json:"body,omitempty"`
 	Text string          `json:"text,omitempty"`
-	// Sent and Received bound when the answer's Date was written.
-	Sent     time.Time `json:"-"`
-	Received time.Time `json:"-"`
+	// Sent and Received bound when the answer's Date was written, by
+	// this machine's clock.
+	Sent     time.Time `json:"sent"`
+	Received time.Time `json:"received"`
 }
 
 // recordedHeaders are the answer's headers an exchange keeps.
@@ -47,8 +48,8 @@ type Probe struct {
 	refused   []string
 }
 
-// maxKept bounds the answer body an exchange keeps (the client reads at
-// most as much).
+// maxKept bounds the answer body an exchange keeps: the client's own
+// bound (a longer answer is refused).
 const maxKept = 32 << 20
 
 // RoundTrip implements http.RoundTripper.
@@ -72,7 +73,9 @@ func (p *Probe) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	body, err := io.ReadAll(io.LimitReader(res.Body, maxKept))
+	// One byte more than kept: a longer answer still reaches the client
+	// too long, which refuses it.
+	body, err := io.ReadAll(io.LimitReader(res.Body, maxKept+1))
 	res.Body.Close()
 	res.Body = io.NopCloser(bytes.NewReader(body))
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // snapshot is what an account holds, to keep it across restarts: its
@@ -21,8 +22,16 @@ type snapshot struct {
 	UserGroups       []*userGroupRecord
 	OrgMembers       []orgMemberRecord
 	Seq              int
-	Audit            []*AuditEntry
+	Audit            []savedAudit
 	AuditSeq         int
+}
+
+// savedAudit is an audit entry with when it becomes visible and whether
+// it was lost (SetAuditDelay, LoseAuditEntries).
+type savedAudit struct {
+	AuditEntry
+	Visible time.Time
+	Lost    bool
 }
 
 // snapshotVersion is the format of a snapshot.
@@ -32,9 +41,13 @@ const snapshotVersion = 1
 func (s *Server) Snapshot() ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	audit := make([]savedAudit, len(s.audit))
+	for i, e := range s.audit {
+		audit[i] = savedAudit{AuditEntry: *e, Visible: e.visible, Lost: e.lost}
+	}
 	return json.Marshal(snapshot{Version: snapshotVersion, AccountID: s.opts.AccountID, PermissionGroups: s.permGroup, Roles: s.roles,
 		ResourceGroups: s.rgroups, Zones: s.zones, Members: s.members, UserGroups: s.userGroups, OrgMembers: s.orgMembers,
-		Seq: s.seq, Audit: s.audit, AuditSeq: s.auditSeq})
+		Seq: s.seq, Audit: audit, AuditSeq: s.auditSeq})
 }
 
 // Restore replaces the account's state by a snapshot of the same account;
@@ -57,10 +70,24 @@ func (s *Server) Restore(b []byte) error {
 		}
 		byEmail[strings.ToLower(m.Email)] = m
 	}
+	for _, g := range snap.UserGroups {
+		if g == nil || g.ID == "" {
+			return fmt.Errorf("a snapshot with a user group without an id")
+		}
+	}
+	audit := make([]*AuditEntry, len(snap.Audit))
+	for i, e := range snap.Audit {
+		if e.ID == "" {
+			return fmt.Errorf("a snapshot with an audit entry without an id")
+		}
+		entry := e.AuditEntry
+		entry.visible, entry.lost = e.Visible, e.Lost
+		audit[i] = &entry
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.permGroup, s.roles, s.rgroups, s.zones = snap.PermissionGroups, snap.Roles, snap.ResourceGroups, snap.Zones
 	s.members, s.byEmail, s.userGroups, s.orgMembers = snap.Members, byEmail, snap.UserGroups, snap.OrgMembers
-	s.seq, s.audit, s.auditSeq = snap.Seq, snap.Audit, snap.AuditSeq
+	s.seq, s.audit, s.auditSeq = snap.Seq, audit, snap.AuditSeq
 	return nil
 }
