@@ -133,30 +133,44 @@ func (w *window) pause(t time.Time) {
 // [developers.cloudflare.com fundamentals/api/reference/limits; changelog
 // 2025-09-03]. It returns the most constraining item.
 func ParseRatelimit(h string) (remaining int, reset time.Duration, ok bool) {
+	return rateItems(h, "r", "t")
+}
+
+// ParseRatelimitPolicy reads the Ratelimit-Policy header sent beside it:
+// items `"default";q=1200;w=300`, q the requests allowed per window of w
+// seconds (the same sources). It returns the smallest quota.
+func ParseRatelimitPolicy(h string) (quota int, window time.Duration, ok bool) {
+	return rateItems(h, "q", "w")
+}
+
+// rateItems reads a list of structured-field items, each with the integer
+// parameters count and seconds, and returns the item of the smallest
+// count.
+func rateItems(h, count, seconds string) (n int, d time.Duration, ok bool) {
 	for item := range strings.SplitSeq(h, ",") {
-		r, t := -1, -1
+		c, t := -1, -1
 		for param := range strings.SplitSeq(item, ";") {
 			k, v, found := strings.Cut(strings.TrimSpace(param), "=")
 			if !found {
 				continue
 			}
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			if err != nil || n < 0 {
+			x, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || x < 0 {
 				continue
 			}
 			switch k {
-			case "r":
-				r = n
-			case "t":
-				t = n
+			case count:
+				c = x
+			case seconds:
+				t = x
 			}
 		}
-		if r < 0 || t < 0 {
+		if c < 0 || t < 0 {
 			continue
 		}
-		if !ok || r < remaining {
-			remaining, reset, ok = r, time.Duration(t)*time.Second, true
+		if !ok || c < n {
+			n, d, ok = c, time.Duration(t)*time.Second, true
 		}
 	}
-	return remaining, reset, ok
+	return n, d, ok
 }

@@ -109,6 +109,16 @@ func TestParseRatelimit(t *testing.T) {
 	}
 }
 
+func TestParseRatelimitPolicy(t *testing.T) {
+	t.Parallel()
+	if q, w, ok := ParseRatelimitPolicy(`"default";q=1200;w=300`); q != 1200 || w != 5*time.Minute || !ok {
+		t.Errorf("ParseRatelimitPolicy = %d, %v, %v", q, w, ok)
+	}
+	if _, _, ok := ParseRatelimitPolicy(`"default";r=50;t=30`); ok {
+		t.Error("a Ratelimit header read as a policy")
+	}
+}
+
 func TestRetryAfterForms(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)

@@ -392,7 +392,7 @@ func CheckTraffic(xs []Exchange) []Finding {
 	}
 	window := 0 // Cloudflare's quota per window, from Ratelimit-Policy
 	if len(xs) > 0 {
-		window, _, _ = cloudflare.ParseRatelimit(strings.ReplaceAll(xs[len(xs)-1].Header["Ratelimit-Policy"], "q=", "r="))
+		window, _, _ = cloudflare.ParseRatelimitPolicy(xs[len(xs)-1].Header["Ratelimit-Policy"])
 	}
 	others := window - remaining - len(xs) // spent in the window by something else
 	switch {

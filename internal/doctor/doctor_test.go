@@ -114,6 +114,11 @@ func TestTraffic(t *testing.T) {
 		return doctor.Exchange{Method: "GET", Path: "/user/tokens/verify", Status: 200, Sent: sent, Received: sent.Add(200 * time.Millisecond),
 			Header: map[string]string{"Date": date.Format(http.TimeFormat), "Ratelimit": ratelimit}}
 	}
+	withPolicy := func(ratelimit string) doctor.Exchange {
+		e := x(sent, ratelimit)
+		e.Header["Ratelimit-Policy"] = `"default";q=1200;w=300`
+		return e
+	}
 	for _, tc := range []struct {
 		name  string
 		xs    []doctor.Exchange
@@ -121,6 +126,10 @@ func TestTraffic(t *testing.T) {
 	}{
 		{"in step", []doctor.Exchange{x(sent, `"default";r=1100;t=200`)}, map[string]doctor.Mark{"rate limit": doctor.OK, "clock": doctor.OK}},
 		{"budget spent elsewhere", []doctor.Exchange{x(sent, `"default";r=50;t=30`)}, map[string]doctor.Mark{"rate limit": doctor.Warn}},
+		// With the quota known: 299 of 1,200 spent by others is a warning,
+		// 99 is not, though over 200 are left either way.
+		{"a quarter spent elsewhere", []doctor.Exchange{withPolicy(`"default";r=900;t=200`)}, map[string]doctor.Mark{"rate limit": doctor.Warn}},
+		{"a little spent elsewhere", []doctor.Exchange{withPolicy(`"default";r=1100;t=200`)}, map[string]doctor.Mark{"rate limit": doctor.OK}},
 		{"a minute behind", []doctor.Exchange{x(sent.Add(time.Minute), "")}, map[string]doctor.Mark{"clock": doctor.Warn}},
 		{"ten minutes ahead", []doctor.Exchange{x(sent.Add(-10*time.Minute), "")}, map[string]doctor.Mark{"clock": doctor.Fail}},
 		{"no Date", []doctor.Exchange{{Method: "GET", Status: 200}}, map[string]doctor.Mark{"clock": doctor.Warn}},
