@@ -71,7 +71,10 @@ func runSandbox(ctx context.Context, env *Env, listen string, members int, state
 	if err != nil {
 		return err
 	}
-	for i := range members * btoi(!restored) {
+	if restored {
+		members = 0 // the state file has them already
+	}
+	for i := range members {
 		if _, err := prod.PutMember(fake.MemberSpec{Email: fmt.Sprintf("user%05d@example.com", i),
 			Access: []desired.Access{{Role: "Analytics", Resource: desired.Resource{Kind: desired.WholeAccount}}}}); err != nil {
 			return err
@@ -127,13 +130,6 @@ export CF_TOKEN_STAGING=%s
 		return err
 	}
 	return nil
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // restoreSandbox restores the accounts from the state file, when there is
