@@ -16,7 +16,6 @@ import (
 	"github.com/cfaccess/reconciler/internal/check"
 	"github.com/cfaccess/reconciler/internal/cloudflare"
 	"github.com/cfaccess/reconciler/internal/desired"
-	"github.com/cfaccess/reconciler/internal/diff"
 	"github.com/cfaccess/reconciler/internal/gitsource"
 	"github.com/cfaccess/reconciler/internal/metrics"
 	"github.com/cfaccess/reconciler/internal/notify"
@@ -738,18 +737,10 @@ func accountStatus(ad report.AccountDoc, applied bool, now time.Time) AccountSta
 	if !ad.Planned {
 		return a
 	}
-	p := &PlanSummary{Unmanaged: len(ad.Unmanaged), LosingAccess: ad.LosingAccess}
+	t := ad.Tally()
+	a.Plan = &PlanSummary{Invite: t.Invite, Update: t.Update, Remove: t.Remove, Reinvite: t.Reinvite,
+		Unmanaged: len(ad.Unmanaged), LosingAccess: t.LosingAccess}
 	for _, cd := range ad.Changes {
-		switch diff.Action(cd.Action) {
-		case diff.Invite:
-			p.Invite++
-		case diff.Update:
-			p.Update++
-		case diff.Remove:
-			p.Remove++
-		case diff.Reinvite:
-			p.Reinvite++
-		}
 		if d := cd.Drift; d != nil {
 			a.Drift = append(a.Drift, DriftStatus{Email: cd.Email, Group: cd.Group, Change: cd.Action, Actor: d.Actor, Context: d.Context,
 				IP: d.IP, At: d.At, Action: d.Action, Applied: applied && cd.Outcome == report.ChangeApplied})
@@ -766,7 +757,6 @@ func accountStatus(ad report.AccountDoc, applied bool, now time.Time) AccountSta
 			}
 		}
 	}
-	a.Plan = p
 	return a
 }
 

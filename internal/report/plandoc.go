@@ -271,6 +271,13 @@ func NewPlanDoc(o *reconcile.Outcome) *PlanDoc {
 	return doc
 }
 
+// Tally counts the account's changes by action, and its losses.
+func (a AccountDoc) Tally() SummaryDoc {
+	var s SummaryDoc
+	s.count(a)
+	return s
+}
+
 // count adds an account's changes and losses.
 func (s *SummaryDoc) count(a AccountDoc) {
 	s.LosingAccess += a.LosingAccess
