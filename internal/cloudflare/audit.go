@@ -433,7 +433,7 @@ func convertAudit(r accounts.LogAuditListResponse) AuditEntry {
 		if m := memberURI.FindStringSubmatch(e.URI); m != nil {
 			e.MemberID = m[1]
 		}
-		if e.MemberID == "" && isHex32(e.ResourceID) {
+		if e.MemberID == "" && IsID(e.ResourceID) {
 			e.MemberID = e.ResourceID
 		}
 		// Whose member it is, by Cloudflare's answer: a request's body is
@@ -444,7 +444,7 @@ func convertAudit(r accounts.LogAuditListResponse) AuditEntry {
 			e.Email = emailIn(r.Resource.Request)
 		}
 	}
-	if e.Kind == AuditUserGroup && e.GroupID == "" && isHex32(e.ResourceID) {
+	if e.Kind == AuditUserGroup && e.GroupID == "" && IsID(e.ResourceID) {
 		e.GroupID = e.ResourceID
 	}
 	if e.Kind != "" {
@@ -470,7 +470,7 @@ func mentions(out []string, vs ...any) []string {
 	for _, v := range vs {
 		switch v := v.(type) {
 		case string:
-			if isHex32(v) || strings.Contains(v, "@") && len(v) <= 254 {
+			if IsID(v) || strings.Contains(v, "@") && len(v) <= 254 {
 				out = append(out, strings.Clone(strings.ToLower(v)))
 			}
 		case []any:

@@ -322,14 +322,16 @@ func Endpoint(path string) string {
 	}
 	segs := strings.Split(strings.Trim(path, "/"), "/")
 	for i, s := range segs {
-		if isHex32(s) {
+		if IsID(s) {
 			segs[i] = ":id"
 		}
 	}
 	return "/" + strings.Join(segs, "/")
 }
 
-func isHex32(s string) bool {
+// IsID reports whether s has the shape of a Cloudflare id: 32 lower-case
+// hexadecimal characters.
+func IsID(s string) bool {
 	if len(s) != 32 {
 		return false
 	}

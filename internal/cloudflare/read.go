@@ -549,7 +549,7 @@ func (c *Client) listZones(ctx context.Context, accountID, name string) ([]zone,
 // object "com.cloudflare.api.account.zone.*").
 func scopeResources(accountID, key string, objects []string) (rs []desired.Resource, adHoc, ok bool) {
 	if id, isZone := strings.CutPrefix(key, desired.ZoneKeyPrefix); isZone {
-		if isHex32(id) && len(objects) == 1 && objects[0] == "*" {
+		if IsID(id) && len(objects) == 1 && objects[0] == "*" {
 			return []desired.Resource{{Kind: desired.ZoneKey, Zone: canon(id)}}, true, true
 		}
 		return nil, false, false
@@ -562,7 +562,7 @@ func scopeResources(accountID, key string, objects []string) (rs []desired.Resou
 	}
 	for _, o := range objects {
 		id, isZone := strings.CutPrefix(o, desired.ZoneKeyPrefix)
-		if !isZone || !isHex32(id) {
+		if !isZone || !IsID(id) {
 			return nil, false, false
 		}
 		rs = append(rs, desired.Resource{Kind: desired.ZoneKey, Zone: canon(id)})
@@ -595,7 +595,7 @@ func canon(s string) string { return unique.Make(s).Value() }
 // others are noted in seen (when not nil).
 func convertMember(m shared.Member, accountID string, seen *groupSet) (converted, error) {
 	op := "list members of account " + accountID
-	if !isHex32(m.ID) {
+	if !IsID(m.ID) {
 		return converted{}, untrusted(op, fmt.Sprintf("a member's id %q is not a Cloudflare id", truncate(m.ID, 40)))
 	}
 	out := converted{Member: Member{ID: strings.Clone(m.ID), Email: memberEmail(m), Status: canon(string(m.Status)), TwoFactor: m.User.TwoFactorAuthenticationEnabled}}
@@ -672,7 +672,7 @@ func (p rawPolicy) convert(accountID string, seen *groupSet) policyPart {
 			part.unknown = append(part.unknown, key+" "+strings.Join(objects, ","))
 			continue
 		}
-		if isHex32(rg.id) {
+		if IsID(rg.id) {
 			// Only a group with an id can be written again (a scope given
 			// inline makes an anonymous group: Terraform provider issue
 			// 7096).

@@ -139,7 +139,7 @@ func (c *Client) listUserGroups(ctx context.Context, accountID string, convert f
 
 func convertUserGroup(g iam.UserGroupListResponse, accountID string, seen *groupSet) (UserGroup, error) {
 	op := "list user groups of account " + accountID
-	if !isHex32(g.ID) {
+	if !IsID(g.ID) {
 		return UserGroup{}, untrusted(op, fmt.Sprintf("a user group's id %q is not a Cloudflare id", truncate(g.ID, 40)))
 	}
 	out := UserGroup{ID: strings.Clone(g.ID), Name: strings.Clone(g.Name), ModifiedOn: strings.Clone(g.JSON.ModifiedOn.Raw())}
@@ -178,7 +178,7 @@ func (c *Client) listUserGroupMembers(ctx context.Context, accountID, groupID st
 			}
 			out := make([]GroupMember, len(res.Result))
 			for i, m := range res.Result {
-				if !isHex32(m.ID) {
+				if !IsID(m.ID) {
 					return nil, pageInfo{}, untrusted(op, fmt.Sprintf("a member's id %q is not a Cloudflare id", truncate(m.ID, 40)))
 				}
 				out[i] = GroupMember{ID: strings.Clone(m.ID), Email: strings.Clone(strings.ToLower(m.Email)), Status: canon(string(m.Status))}

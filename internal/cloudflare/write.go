@@ -56,7 +56,7 @@ func policiesJSON(ps []Policy) []policyJSON {
 // address another resource.
 func checkIDs(op string, ids ...string) error {
 	for _, id := range ids {
-		if !isHex32(id) {
+		if !IsID(id) {
 			return fmt.Errorf("%s: %q is not a Cloudflare id (32 hexadecimal characters): refused", op, truncate(id, 40))
 		}
 	}
@@ -95,7 +95,7 @@ func (c *Client) Invite(ctx context.Context, accountID, email string, policies [
 		}
 		return "", werr
 	}
-	if !isHex32(m.ID) {
+	if !IsID(m.ID) {
 		return "", untrusted(op, "the answer holds no member id")
 	}
 	return m.ID, nil
@@ -196,7 +196,7 @@ func (c *Client) CreateResourceGroup(ctx context.Context, accountID, name string
 	if err != nil {
 		return ResourceGroup{}, c.wrap(op, err)
 	}
-	if !isHex32(g.ID) {
+	if !IsID(g.ID) {
 		return ResourceGroup{}, untrusted(op, "the answer holds no resource group id")
 	}
 	key, keys := rawScope(g.JSON.Scope.Raw())

@@ -184,6 +184,9 @@ func TestSanitizeHostile(t *testing.T) {
 			"resource_groups":[{"id":"r1","name":"Production web zones","scope":{"key":"k","objects":[]}}]}]}]}`)},
 		{Method: "GET", Path: "/zones", Status: 200, Body: []byte(`{"result":[{"id":"z1","name":"shop.example.net","account":{"id":"023e105f4ecef8ad9ca31a8372d0c353","name":"Acme Secret Projects"}}]}`)},
 		{Method: "GET", Path: "/user", Status: 502, Text: "<html>Your IP: 203.0.113.9; token tok-0123456789 refused</html>"},
+		// A user group whose name could be part of an id: the ids stay whole.
+		{Method: "GET", Path: "/accounts/023e105f4ecef8ad9ca31a8372d0c353/iam/user_groups/cafe", Status: 200,
+			Body: []byte(`{"result":{"id":"cafecafecafecafecafecafecafecafe","name":"cafe","description":"the cafe rota"}}`)},
 	}
 	clean, err := doctor.Sanitize(xs, "tok-0123456789")
 	if err != nil {
@@ -194,12 +197,12 @@ func TestSanitizeHostile(t *testing.T) {
 		all += x.Path + string(x.Body) + x.Text + "\n"
 	}
 	for _, leak := range []string{"198.51.100.7", "2a01:4f8::1", "203.0.113.9", "Acme", "Dave", "Bob laptop", "Night shift", "jürgen", "müller",
-		"corp.com", "localhost", "tok-0123456789", "o'brien"} {
+		"corp.com", "localhost", "tok-0123456789", "o'brien", "cafe rota"} {
 		if strings.Contains(all, leak) {
 			t.Errorf("%q survived:\n%s", leak, all)
 		}
 	}
-	for _, kept := range []string{`"name":"Administrator"`, `"name":"Production web zones"`, `"name":"shop.example.net"`, "023e105f4ecef8ad9ca31a8372d0c353", `"id":"g1"`} {
+	for _, kept := range []string{`"id":"cafecafecafecafecafecafecafecafe"`, `"name":"Administrator"`, `"name":"Production web zones"`, `"name":"shop.example.net"`, "023e105f4ecef8ad9ca31a8372d0c353", `"id":"g1"`} {
 		if !strings.Contains(all, kept) {
 			t.Errorf("%s lost:\n%s", kept, all)
 		}

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/cfaccess/reconciler/internal/cfroles"
+	"github.com/cfaccess/reconciler/internal/cloudflare"
 )
 
 // A recording is sanitized as it is written, by rules that replace what
@@ -183,7 +184,8 @@ func (s *sanitizer) value(v any, kind string, zoneList bool) any {
 
 // knownNames replaces each name replaced anywhere, wherever else it
 // appears: whole, or inside a longer text (the longest names first). A
-// role's, a zone's or a resource group's name is left whole.
+// role's, a zone's or a resource group's name is left whole, and so is an
+// id (a group named "cafe" would otherwise break every id holding it).
 func (s *sanitizer) knownNames(v any, order []string) any {
 	switch v := v.(type) {
 	case map[string]any:
@@ -195,7 +197,7 @@ func (s *sanitizer) knownNames(v any, order []string) any {
 			v[i] = s.knownNames(x, order)
 		}
 	case string:
-		if s.kept[v] {
+		if s.kept[v] || cloudflare.IsID(v) { // an id names nothing: a name inside it is chance
 			return v
 		}
 		for _, n := range order {
